@@ -1,0 +1,344 @@
+"""Decoding of Binance public market-data frames (no I/O).
+
+Every frame the stream sends is decoded here into a typed, immutable event. Prices and
+quantities become floats inside the C decoder (msgspec, ``strict=False``): the same decimal
+string always gives the same float, so floats are safe as book keys and a zero quantity in
+any formatting (``"0"``, ``"0.000"``, ``"0.00000000"``) compares equal to ``0.0``.
+
+``decode_frame`` accepts the combined-stream envelope (``{"stream": ..., "data": ...}``),
+a raw-stream payload (``/ws/<stream>``, dispatched on its ``e`` field) and the answers to
+control messages (``{"result": ..., "id": ...}`` or ``{"code": ..., "msg": ..., "id": ...}``).
+A frame that cannot be decoded raises ``MalformedFrame``; an event type nobody knows gives a
+``Frame`` whose ``event`` is ``UnknownEvent`` so that callers can count it and move on.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+Level = tuple[float, float]
+
+
+class MalformedFrame(ValueError):
+    """A frame that is not valid JSON or does not match the payload of its stream."""
+
+
+class DepthUpdate(msgspec.Struct, frozen=True, gc=False):
+    """Diff depth event: absolute quantities per price level; quantity 0 deletes the level.
+
+    Spot carries ``U`` (first update id) and ``u`` (final update id); USD-M adds ``pu``
+    (final update id of the previous event) and ``T`` (transaction time).
+    """
+
+    e: str
+    E: int
+    s: str
+    U: int
+    u: int
+    b: list[Level]
+    a: list[Level]
+    pu: int | None = None
+    T: int | None = None
+
+
+class PartialDepth(msgspec.Struct, frozen=True, gc=False):
+    """Top-N book replacement (``@depth5/10/20``). It names no symbol: the stream does."""
+
+    lastUpdateId: int
+    bids: list[Level]
+    asks: list[Level]
+
+
+class Trade(msgspec.Struct, frozen=True, gc=False):
+    """One fill. ``m`` true means the buyer was the maker, so the taker (aggressor) sold."""
+
+    e: str
+    E: int
+    s: str
+    t: int
+    p: float
+    q: float
+    T: int
+    m: bool
+
+
+class AggTrade(msgspec.Struct, frozen=True, gc=False):
+    """Fills of one taker order at one price (ids ``f``..``l``); ``m`` as for ``Trade``."""
+
+    e: str
+    E: int
+    s: str
+    a: int
+    p: float
+    q: float
+    f: int
+    l: int  # noqa: E741 - Binance's field name
+    T: int
+    m: bool
+
+
+class KlineBar(msgspec.Struct, frozen=True, gc=False):
+    """One candle: open time ``t``, close time ``T``, interval ``i``, OHLC, base volume ``v``,
+    quote volume ``q``, trade count ``n``, taker-buy base volume ``V``, closed flag ``x``."""
+
+    t: int
+    T: int
+    s: str
+    i: str
+    o: float
+    c: float
+    h: float
+    l: float  # noqa: E741 - Binance's field name
+    v: float
+    n: int
+    x: bool
+    q: float
+    V: float
+    Q: float
+    f: int = -1
+    L: int = -1
+
+
+class Kline(msgspec.Struct, frozen=True, gc=False):
+    """Kline event wrapping the current bar of one interval."""
+
+    e: str
+    E: int
+    s: str
+    k: KlineBar
+
+
+class MiniTicker(msgspec.Struct, frozen=True, gc=False):
+    """Rolling 24 h window: close ``c``, open ``o``, high ``h``, low ``l``, base volume ``v``,
+    quote volume ``q``."""
+
+    e: str
+    E: int
+    s: str
+    c: float
+    o: float
+    h: float
+    l: float  # noqa: E741 - Binance's field name
+    v: float
+    q: float
+
+
+class Ticker(msgspec.Struct, frozen=True, gc=False):
+    """Rolling 24 h statistics including price change ``p``/``P``, weighted average ``w``,
+    last price ``c`` and best bid/ask ``b``/``a`` with sizes ``B``/``A``."""
+
+    e: str
+    E: int
+    s: str
+    p: float
+    P: float
+    w: float
+    c: float
+    Q: float
+    o: float
+    h: float
+    l: float  # noqa: E741 - Binance's field name
+    v: float
+    q: float
+    O: int  # noqa: E741 - Binance's field name
+    C: int
+    F: int
+    L: int
+    n: int
+    b: float = 0.0
+    B: float = 0.0
+    a: float = 0.0
+    A: float = 0.0
+    x: float = 0.0
+
+
+class BookTicker(msgspec.Struct, frozen=True, gc=False):
+    """Best bid/ask with sizes after update ``u``. Spot sends no ``e``/``E``; USD-M does."""
+
+    u: int
+    s: str
+    b: float
+    B: float
+    a: float
+    A: float
+    e: str = "bookTicker"
+    E: int | None = None
+    T: int | None = None
+
+
+class ServerShutdown(msgspec.Struct, frozen=True, gc=False):
+    """The server is about to close this connection: reconnect elsewhere now."""
+
+    e: str
+    E: int
+
+
+class UnknownEvent(msgspec.Struct, frozen=True):
+    """An event type this decoder does not know; kept only by its name."""
+
+    e: str
+
+
+class ControlResponse(msgspec.Struct, frozen=True):
+    """Answer to SUBSCRIBE / UNSUBSCRIBE / LIST_SUBSCRIPTIONS (``result``) or an error
+    (``code``, ``msg``)."""
+
+    id: int | str | None
+    result: Any = None
+    code: int | None = None
+    msg: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.code is None
+
+
+Event = (
+    DepthUpdate
+    | PartialDepth
+    | Trade
+    | AggTrade
+    | Kline
+    | MiniTicker
+    | Ticker
+    | BookTicker
+    | ServerShutdown
+    | UnknownEvent
+    | ControlResponse
+)
+
+
+class Frame(msgspec.Struct, frozen=True, gc=False):
+    """A decoded frame: the stream it came on ('' for raw streams and control answers)."""
+
+    stream: str
+    event: Event
+
+
+class _Envelope(msgspec.Struct, frozen=True, gc=False):
+    stream: str | None = None
+    data: msgspec.Raw = msgspec.Raw(b"")
+    id: int | str | None = None
+    result: Any = None
+    code: int | None = None
+    msg: str | None = None
+    e: str | None = None
+
+
+class _EventName(msgspec.Struct, frozen=True, gc=False):
+    e: str | None = None
+
+
+_DECODERS_BY_EVENT: dict[str, msgspec.json.Decoder] = {
+    "depthUpdate": msgspec.json.Decoder(DepthUpdate, strict=False),
+    "trade": msgspec.json.Decoder(Trade, strict=False),
+    "aggTrade": msgspec.json.Decoder(AggTrade, strict=False),
+    "kline": msgspec.json.Decoder(Kline, strict=False),
+    "24hrMiniTicker": msgspec.json.Decoder(MiniTicker, strict=False),
+    "24hrTicker": msgspec.json.Decoder(Ticker, strict=False),
+    "bookTicker": msgspec.json.Decoder(BookTicker, strict=False),
+    "serverShutdown": msgspec.json.Decoder(ServerShutdown, strict=False),
+}
+_PARTIAL_DEPTH = msgspec.json.Decoder(PartialDepth, strict=False)
+_ENVELOPE = msgspec.json.Decoder(_Envelope)
+_EVENT_NAME = msgspec.json.Decoder(_EventName)
+
+
+def stream_kind(stream: str) -> str:
+    """The stream type of a stream name, as used for statistics and dispatch.
+
+    ``btcusdt@depth@100ms`` → ``depth``; ``btcusdt@depth20@100ms`` → ``depth20``;
+    ``btcusdt@kline_1m`` → ``kline``; ``!serverShutdown`` → ``serverShutdown``.
+    """
+    if stream.startswith("!"):
+        return stream[1:].split("@", 1)[0]
+    parts = stream.split("@")
+    kind = parts[1] if len(parts) > 1 else parts[0]
+    if kind.startswith("kline_"):
+        return "kline"
+    if kind.startswith("ticker_"):
+        return "ticker"
+    return kind
+
+
+def _decoder_for_stream(stream: str) -> msgspec.json.Decoder | None:
+    kind = stream_kind(stream)
+    if kind == "depth":
+        return _DECODERS_BY_EVENT["depthUpdate"]
+    if kind in ("depth5", "depth10", "depth20"):
+        return _PARTIAL_DEPTH
+    return {
+        "trade": _DECODERS_BY_EVENT["trade"],
+        "aggTrade": _DECODERS_BY_EVENT["aggTrade"],
+        "kline": _DECODERS_BY_EVENT["kline"],
+        "miniTicker": _DECODERS_BY_EVENT["24hrMiniTicker"],
+        "ticker": _DECODERS_BY_EVENT["24hrTicker"],
+        "bookTicker": _DECODERS_BY_EVENT["bookTicker"],
+        "serverShutdown": _DECODERS_BY_EVENT["serverShutdown"],
+    }.get(kind)
+
+
+_STREAM_DECODERS: dict[str, msgspec.json.Decoder | None] = {}
+
+
+def decode_payload(stream: str, data: bytes | memoryview) -> Event:
+    """Decode the ``data`` of a combined-stream frame, knowing its stream name."""
+    try:
+        decoder = _STREAM_DECODERS[stream]
+    except KeyError:
+        decoder = _STREAM_DECODERS.setdefault(stream, _decoder_for_stream(stream))
+    try:
+        if decoder is not None:
+            return decoder.decode(data)
+        return decode_raw_event(data)
+    except msgspec.DecodeError as exc:
+        raise MalformedFrame(f"{stream}: {exc}") from exc
+
+
+def decode_raw_event(data: bytes | memoryview) -> Event:
+    """Decode a raw-stream payload by its ``e`` field (``/ws/<stream>`` connections)."""
+    try:
+        name = _EVENT_NAME.decode(data).e
+    except msgspec.DecodeError as exc:
+        raise MalformedFrame(str(exc)) from exc
+    if name is None:
+        try:
+            return _PARTIAL_DEPTH.decode(data)
+        except msgspec.DecodeError as exc:
+            raise MalformedFrame(f"payload without event type: {exc}") from exc
+    decoder = _DECODERS_BY_EVENT.get(name)
+    if decoder is None:
+        return UnknownEvent(e=name)
+    try:
+        return decoder.decode(data)
+    except msgspec.DecodeError as exc:
+        raise MalformedFrame(f"{name}: {exc}") from exc
+
+
+def decode_frame(raw: bytes | str) -> Frame:
+    """Decode one WebSocket text frame (combined envelope, raw payload or control answer).
+
+    Raises ``MalformedFrame`` when the frame is not JSON or its payload does not match the
+    stream's schema (missing fields, wrong types, non-numeric prices).
+    """
+    try:
+        envelope = _ENVELOPE.decode(raw)
+    except msgspec.DecodeError as exc:
+        raise MalformedFrame(str(exc)) from exc
+    if envelope.stream is not None and len(envelope.data):
+        return Frame(envelope.stream, decode_payload(envelope.stream, envelope.data))
+    if envelope.e is not None:
+        return Frame("", decode_raw_event(raw.encode() if isinstance(raw, str) else raw))
+    if envelope.id is not None or envelope.code is not None:
+        return Frame(
+            "",
+            ControlResponse(
+                id=envelope.id, result=envelope.result, code=envelope.code, msg=envelope.msg
+            ),
+        )
+    if envelope.stream is not None:
+        raise MalformedFrame(f"{envelope.stream}: envelope without data")
+    return Frame("", decode_raw_event(raw.encode() if isinstance(raw, str) else raw))
+
