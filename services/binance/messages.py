@@ -342,3 +342,24 @@ def decode_frame(raw: bytes | str) -> Frame:
         raise MalformedFrame(f"{envelope.stream}: envelope without data")
     return Frame("", decode_raw_event(raw.encode() if isinstance(raw, str) else raw))
 
+
+class DepthSnapshot(msgspec.Struct, frozen=True, gc=False):
+    """REST depth snapshot (``/api/v3/depth``, ``/fapi/v1/depth``): the book as of
+    ``lastUpdateId``, best level first on each side. USD-M adds ``E`` and ``T``."""
+
+    lastUpdateId: int
+    bids: list[Level]
+    asks: list[Level]
+    E: int | None = None
+    T: int | None = None
+
+
+_DEPTH_SNAPSHOT = msgspec.json.Decoder(DepthSnapshot, strict=False)
+
+
+def decode_depth_snapshot(body: bytes | str) -> DepthSnapshot:
+    """Decode a REST depth snapshot body; raises ``MalformedFrame`` when it is not one."""
+    try:
+        return _DEPTH_SNAPSHOT.decode(body)
+    except msgspec.DecodeError as exc:
+        raise MalformedFrame(f"depth snapshot: {exc}") from exc

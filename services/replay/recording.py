@@ -1,0 +1,87 @@
+"""Recordings of Binance sessions: gzip JSON lines, one wire message per line.
+
+Line format (shared with the recorder)::
+
+    {"ts":<int ns, local receive time>,"src":"ws","msg":<raw WebSocket text frame>}
+    {"ts":<int>,"src":"rest","url":"<REST URL>","msg":<raw REST response body>}
+
+``msg`` is the recorded text inserted verbatim, so the exact original bytes of a message are
+``line[line.index(b',"msg":') + 7 : -1]``; reading never re-encodes a message.
+"""
+
+from __future__ import annotations
+
+import gzip
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+import orjson
+
+BUNDLED_DIR = Path(__file__).resolve().parents[2] / "data" / "recordings"
+DEFAULT_RECORDING = BUNDLED_DIR / "spot_BTCUSDT_20240808T2354Z_hftbacktest.jsonl.gz"
+
+_HEAD = re.compile(rb'^\{"ts":(\d+),"src":"(ws|rest)"(?:,"url":("(?:[^"\\]|\\.)*"))?,"msg":')
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedMessage:
+    """One recorded wire message: line number (1-based), receive time, source, REST URL
+    (empty for WebSocket frames) and the message's exact bytes."""
+
+    line: int
+    ts_ns: int
+    src: str
+    url: str
+    raw: bytes
+
+
+class RecordingError(ValueError):
+    """A line that does not follow the recording format."""
+
+
+def parse_line(line_no: int, line: bytes) -> RecordedMessage:
+    """Split one recording line into its header fields and the verbatim message bytes."""
+    line = line.rstrip(b"\r\n")
+    head = _HEAD.match(line)
+    if head is None or not line.endswith(b"}"):
+        raise RecordingError(f"line {line_no}: not a recording line")
+    url = orjson.loads(head.group(3)) if head.group(3) else ""
+    return RecordedMessage(
+        line_no, int(head.group(1)), head.group(2).decode(), url, line[head.end() : -1]
+    )
+
+
+def read_recording(path: str | Path) -> Iterator[RecordedMessage]:
+    """Yield the messages of a recording in arrival order."""
+    with gzip.open(path, "rb") as fh:
+        for line_no, line in enumerate(fh, start=1):
+            if line.strip():
+                yield parse_line(line_no, line)
+
+
+def format_line(ts_ns: int, src: str, raw: bytes, url: str = "") -> bytes:
+    """One recording line for a message (the inverse of ``parse_line``)."""
+    url_part = b',"url":' + orjson.dumps(url) if url else b""
+    return b'{"ts":%d,"src":"%s"%s,"msg":%s}\n' % (ts_ns, src.encode(), url_part, raw)
+
+
+class RecordingWriter:
+    """Appends messages to a gzip recording; usable as a context manager."""
+
+    def __init__(self, path: str | Path) -> None:
+        self._fh: IO[bytes] = gzip.open(path, "wb")  # noqa: SIM115 - closed by close()
+
+    def write(self, ts_ns: int, src: str, raw: bytes, url: str = "") -> None:
+        self._fh.write(format_line(ts_ns, src, raw, url))
+
+    def close(self) -> None:
+        self._fh.close()
+
+    def __enter__(self) -> RecordingWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
