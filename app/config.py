@@ -1,0 +1,162 @@
+"""Settings: one place for every knob, read from the environment and the command line.
+
+Environment variables (all optional) use the ``TAPESCOPE_`` prefix, e.g.
+``TAPESCOPE_SOURCE=replay``; ``REDIS_URL`` selects the Redis store. Command-line flags of
+``python -m app`` override the environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+
+from services.replay.recording import BUNDLED_DIR
+
+DEFAULT_RECORDING = BUNDLED_DIR / "spot_BTCUSDT-ETHUSDT-DOTUSDT_20210404T2003Z_cryptofeed.jsonl.gz"
+DEFAULT_LIVE_SYMBOLS = ("BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT", "XRPUSDT", "DOTUSDT")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every setting of a Tapescope process, with its default.
+
+    source: ``auto`` (try Binance briefly, fall back to the bundled replay), ``live`` or
+        ``replay``.
+    preset: Binance endpoint preset used for live data (``spot``, ``spot-data``, ``us``,
+        ``usdm``); ``ws_url``/``rest_url`` override it (point the client anywhere).
+    recording/speed/loop: what the local exchange replays, how fast (1 = real time,
+        ``max`` = as fast as the client reads) and whether it loops.
+    symbols: symbols streamed from the start (empty: a default list live, every symbol of
+        the recording in a replay). max_on_demand_symbols: extra symbols the UI may add.
+    host/port/debug: the web server (binds 127.0.0.1 unless told otherwise).
+    refresh_ms/slow_refresh_ms: browser refresh of fast panels (tape, depth, flow) and slow
+        ones (profile, score). publish_interval_s: how often the feed publishes snapshots.
+    trade_window: trades kept per symbol. book_levels: levels per side in published views.
+    rest_weight_budget: REST request weight the client may use per minute.
+    live_probe_timeout_s: how long ``auto`` waits for Binance before replaying.
+    redis_url: Redis store for several processes (empty: in-process memory store).
+    """
+
+    source: str = "auto"
+    preset: str = "spot"
+    ws_url: str = ""
+    rest_url: str = ""
+    recording: Path = DEFAULT_RECORDING
+    speed: str = "1"
+    loop: bool = True
+    symbols: tuple[str, ...] = ()
+    max_on_demand_symbols: int = 5
+    host: str = "127.0.0.1"
+    port: int = 8050
+    debug: bool = False
+    refresh_ms: int = 500
+    slow_refresh_ms: int = 2000
+    publish_interval_s: float = 0.25
+    trade_window: int = 100_000
+    book_levels: int = 5000
+    rest_weight_budget: int = 1200
+    live_probe_timeout_s: float = 3.0
+    redis_url: str = ""
+    exchange_port: int = 0
+
+
+_SOURCES = ("auto", "live", "replay")
+
+
+def _parse_bool(text: str) -> bool:
+    return text.strip().lower() in ("1", "true", "yes", "on")
+
+
+def _coerce(name: str, text: str) -> object:
+    kind = {f.name: f.type for f in fields(Settings)}[name]
+    if kind == "bool":
+        return _parse_bool(text)
+    if kind == "int":
+        return int(text)
+    if kind == "float":
+        return float(text)
+    if kind == "Path":
+        return Path(text)
+    if kind == "tuple[str, ...]":
+        return tuple(s.strip().upper() for s in text.split(",") if s.strip())
+    return text
+
+
+def from_env(env: Mapping[str, str] | None = None) -> Settings:
+    """Settings from ``TAPESCOPE_<NAME>`` variables (and ``REDIS_URL``, ``PORT``)."""
+    env = os.environ if env is None else env
+    values: dict[str, object] = {}
+    for f in fields(Settings):
+        key = f"TAPESCOPE_{f.name.upper()}"
+        if key in env:
+            values[f.name] = _coerce(f.name, env[key])
+    if "redis_url" not in values and env.get("REDIS_URL"):
+        values["redis_url"] = env["REDIS_URL"]
+    if "port" not in values and env.get("PORT"):
+        values["port"] = int(env["PORT"])
+    settings = Settings(**values)  # type: ignore[arg-type]
+    validate(settings)
+    return settings
+
+
+def validate(settings: Settings) -> None:
+    """Raise ``ValueError`` with a clear message for settings that cannot work."""
+    if settings.source not in _SOURCES:
+        raise ValueError(f"source must be one of {', '.join(_SOURCES)}, not {settings.source!r}")
+    if settings.speed != "max":
+        try:
+            speed = float(settings.speed)
+        except ValueError:
+            raise ValueError(f"speed must be a number or 'max', not {settings.speed!r}") from None
+        if speed <= 0:
+            raise ValueError("speed must be positive")
+    if not 0 < settings.trade_window <= 5_000_000:
+        raise ValueError("trade_window must be between 1 and 5,000,000 trades")
+    if not 1 <= settings.book_levels <= 5000:
+        raise ValueError("book_levels must be between 1 and 5000")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The command-line flags shared by ``run`` and ``worker``."""
+    parser.add_argument("--source", choices=_SOURCES, help="auto (default), live or replay")
+    parser.add_argument("--preset", help="Binance endpoints: spot, spot-data, us, usdm")
+    parser.add_argument("--ws-url", help="WebSocket base URL (overrides the preset)")
+    parser.add_argument("--rest-url", help="REST base URL (overrides the preset)")
+    parser.add_argument("--recording", type=Path, help="recording to replay (.jsonl.gz)")
+    parser.add_argument("--speed", help="replay speed: a multiple of real time, or max")
+    parser.add_argument("--loop", dest="loop", action="store_true", default=None)
+    parser.add_argument("--no-loop", dest="loop", action="store_false")
+    parser.add_argument("--symbols", help="comma-separated symbols to stream from the start")
+    parser.add_argument("--host", help="address the web server binds (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="web server port (default 8050)")
+    parser.add_argument("--debug", action="store_true", default=None, help="Dash debug mode")
+    parser.add_argument("--redis-url", help="Redis store URL (several processes)")
+
+
+def from_args(args: argparse.Namespace, base: Settings | None = None) -> Settings:
+    """Settings from parsed flags on top of ``base`` (default: the environment)."""
+    settings = from_env() if base is None else base
+    updates: dict[str, object] = {}
+    for name in ("source", "preset", "ws_url", "rest_url", "recording", "speed", "loop"):
+        value = getattr(args, name, None)
+        if value is not None:
+            updates[name] = value
+    for name in ("host", "port", "debug", "redis_url"):
+        value = getattr(args, name, None)
+        if value is not None:
+            updates[name] = value
+    if getattr(args, "symbols", None):
+        updates["symbols"] = _coerce("symbols", args.symbols)
+    settings = replace(settings, **updates)  # type: ignore[arg-type]
+    validate(settings)
+    return settings
+
+
+def parse(argv: Sequence[str], prog: str = "python -m app") -> Settings:
+    """Settings from the environment and ``argv``."""
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__)
+    add_arguments(parser)
+    return from_args(parser.parse_args(list(argv)))
