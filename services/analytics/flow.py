@@ -1,0 +1,146 @@
+"""Aggressor flow: taker-buy vs taker-sell volume over a window, and cumulative volume
+delta (CVD).
+
+A trade's side is the taker's: +1 when the taker bought (Binance ``m`` false), −1 when
+the taker sold. Delta = taker-buy volume − taker-sell volume. With ``aggTrade`` views one
+row is one taker order at one price; with ``trade`` views one row is one fill.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from services.analytics.window import resolve_now, select_window
+from services.market.views import TradeView
+
+Direction = Literal["strong_buy", "buy", "neutral", "sell", "strong_sell"]
+
+STRONG_BUY_RATIO = 0.65
+BUY_RATIO = 0.55
+SELL_RATIO = 0.45
+STRONG_SELL_RATIO = 0.35
+
+
+def direction_of(buy_ratio: float) -> Direction:
+    """Label a taker-buy share of volume: ≥ 0.65 ``strong_buy``, ≥ 0.55 ``buy``,
+    ≤ 0.35 ``strong_sell``, ≤ 0.45 ``sell``, otherwise (and for NaN, an empty window)
+    ``neutral``."""
+    if buy_ratio >= STRONG_BUY_RATIO:
+        return "strong_buy"
+    if buy_ratio >= BUY_RATIO:
+        return "buy"
+    if buy_ratio <= STRONG_SELL_RATIO:
+        return "strong_sell"
+    if buy_ratio <= SELL_RATIO:
+        return "sell"
+    return "neutral"
+
+
+@dataclass(frozen=True, slots=True)
+class TradeFlow:
+    """Aggressor flow over ``(now_ms − window_ms, now_ms]``.
+
+    buy_volume / sell_volume: base quantity bought / sold by takers.
+    delta: buy_volume − sell_volume (base).
+    buy_quote / sell_quote / delta_quote: the same in quote notional (Σ price·qty).
+    buy_ratio: buy_volume / (buy_volume + sell_volume); NaN for an empty window.
+    count: trades in the window.
+    direction: ``direction_of(buy_ratio)``.
+    """
+
+    window_ms: int
+    now_ms: int
+    count: int
+    buy_volume: float
+    sell_volume: float
+    delta: float
+    buy_quote: float
+    sell_quote: float
+    delta_quote: float
+    buy_ratio: float
+    direction: Direction
+
+
+def trade_flow(view: TradeView, *, window_ms: int, now_ms: int | None = None) -> TradeFlow:
+    """Taker-buy vs taker-sell volume, their delta and a direction label over the last
+    ``window_ms`` ending at ``now_ms`` (default: the last trade's time)."""
+    now = resolve_now(view, now_ms)
+    w = select_window(view, window_ms=window_ms, now_ms=now)
+    q, s = w.qty, w.side
+    volume = float(q.sum())
+    signed = float(s @ q)
+    quote = w.price * q
+    quote_volume = float(quote.sum())
+    signed_quote = float(s @ quote)
+    buy = (volume + signed) / 2.0
+    sell = (volume - signed) / 2.0
+    ratio = buy / volume if volume > 0 else float("nan")
+    return TradeFlow(
+        window_ms=int(window_ms),
+        now_ms=now,
+        count=len(w),
+        buy_volume=buy,
+        sell_volume=sell,
+        delta=signed,
+        buy_quote=(quote_volume + signed_quote) / 2.0,
+        sell_quote=(quote_volume - signed_quote) / 2.0,
+        delta_quote=signed_quote,
+        buy_ratio=ratio,
+        direction=direction_of(ratio),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class CvdSeries:
+    """Cumulative volume delta from an anchor.
+
+    time_ms[i], cvd[i]: after the trade at ``time_ms[i]``, Σ side·qty (base) or
+    Σ side·price·qty (quote) over the trades from the anchor up to and including it.
+    anchor_ms: the anchor; trades at or after it count (the first trade's time by default,
+    0 for an empty view without an anchor). unit: "base" or "quote".
+    final: the last CVD value (0.0 when empty), always equal to ``cvd[-1]`` even after
+    downsampling. points_total: trades since the anchor before downsampling.
+    """
+
+    time_ms: np.ndarray
+    cvd: np.ndarray
+    anchor_ms: int
+    unit: Literal["base", "quote"]
+    final: float
+    points_total: int
+
+
+def cvd(
+    view: TradeView,
+    *,
+    anchor_ms: int | None = None,
+    max_points: int = 500,
+    unit: Literal["base", "quote"] = "base",
+) -> CvdSeries:
+    """Cumulative volume delta of taker buys minus taker sells, starting at zero before the
+    first trade at or after ``anchor_ms`` (default: the first trade in the view).
+
+    Longer series are downsampled to ``max_points`` by keeping the last trade of each of
+    ``max_points`` equal-count chunks, so the final value is always kept.
+    """
+    if unit not in ("base", "quote"):
+        raise ValueError(f"unit must be 'base' or 'quote', not {unit!r}")
+    start = 0 if anchor_ms is None else int(np.searchsorted(view.time_ms, anchor_ms, "left"))
+    t = view.time_ms[start:]
+    n = int(t.shape[0])
+    if n == 0:
+        empty = np.empty(0, dtype=np.float64)
+        anchor = 0 if anchor_ms is None else int(anchor_ms)
+        return CvdSeries(np.empty(0, dtype=np.int64), empty, anchor, unit, 0.0, 0)
+    flow = view.side[start:] * view.qty[start:]
+    if unit == "quote":
+        flow *= view.price[start:]
+    series = np.cumsum(flow)
+    anchor = int(t[0]) if anchor_ms is None else int(anchor_ms)
+    if n > max_points > 0:
+        idx = (np.arange(1, max_points + 1, dtype=np.int64) * n) // max_points - 1
+        return CvdSeries(t[idx], series[idx], anchor, unit, float(series[-1]), n)
+    return CvdSeries(t.copy(), series, anchor, unit, float(series[-1]), n)

@@ -1,0 +1,148 @@
+"""Trade-window statistics and the time-and-sales tape.
+
+Volumes are base quantities, ``quote`` figures are Σ price·qty in the quote asset. A row
+is one ``aggTrade`` (one taker order at one price) or one ``trade`` (one fill), as the
+view's ``kind`` says.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from services.analytics.flow import Direction, direction_of
+from services.analytics.window import resolve_now, select_window
+from services.market.views import TradeView
+
+_NAN = float("nan")
+
+
+@dataclass(frozen=True, slots=True)
+class TradeStats:
+    """Statistics of the trades in one window (NaN where a window without trades leaves a
+    figure undefined; counts and volumes are then 0).
+
+    count / buy_count / sell_count: trades, taker buys, taker sells.
+    volume / buy_volume / sell_volume: Σ qty (base), split by taker side.
+    quote_volume / buy_quote / sell_quote: Σ price·qty (quote), split by taker side.
+    delta: buy_volume − sell_volume.
+    vwap: quote_volume / volume, the volume-weighted average price.
+    buy_ratio_volume: buy_volume / volume. buy_ratio_count: buy_count / count.
+    high / low: highest and lowest trade price. first_price / last_price: oldest and newest.
+    avg_size: volume / count (base). avg_quote: quote_volume / count.
+    first_time_ms / last_time_ms: times of the oldest and newest trade (0 when empty).
+    now_ms: the window's end. window_ms / last_n: how it was cut (None: not by that).
+    direction: ``flow.direction_of(buy_ratio_volume)``.
+    """
+
+    count: int
+    buy_count: int
+    sell_count: int
+    volume: float
+    buy_volume: float
+    sell_volume: float
+    quote_volume: float
+    buy_quote: float
+    sell_quote: float
+    delta: float
+    vwap: float
+    buy_ratio_volume: float
+    buy_ratio_count: float
+    high: float
+    low: float
+    first_price: float
+    last_price: float
+    avg_size: float
+    avg_quote: float
+    first_time_ms: int
+    last_time_ms: int
+    now_ms: int
+    window_ms: int | None
+    last_n: int | None
+    direction: Direction
+
+
+def trade_stats(
+    view: TradeView,
+    *,
+    window_ms: int | None = None,
+    last_n: int | None = None,
+    now_ms: int | None = None,
+) -> TradeStats:
+    """Counts, volumes, VWAP, buy ratios and price range of the trades in
+    ``(now_ms − window_ms, now_ms]`` (at most the last ``last_n`` of them); ``now_ms``
+    defaults to the last trade's time."""
+    now = resolve_now(view, now_ms)
+    w = select_window(view, window_ms=window_ms, last_n=last_n, now_ms=now)
+    n = len(w)
+    if n == 0:
+        return TradeStats(
+            0, 0, 0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, _NAN, _NAN, _NAN, _NAN, _NAN, _NAN,
+            _NAN, _NAN, _NAN, 0, 0, now, window_ms, last_n, "neutral",
+        )  # fmt: skip
+    p, q, s = w.price, w.qty, w.side
+    volume = float(q.sum())
+    signed = float(s @ q)
+    quote = p * q
+    quote_volume = float(quote.sum())
+    signed_quote = float(s @ quote)
+    buy_count = round((n + float(s.sum())) / 2.0)
+    buy_volume = (volume + signed) / 2.0
+    ratio = buy_volume / volume if volume > 0 else _NAN
+    return TradeStats(
+        count=n,
+        buy_count=buy_count,
+        sell_count=n - buy_count,
+        volume=volume,
+        buy_volume=buy_volume,
+        sell_volume=(volume - signed) / 2.0,
+        quote_volume=quote_volume,
+        buy_quote=(quote_volume + signed_quote) / 2.0,
+        sell_quote=(quote_volume - signed_quote) / 2.0,
+        delta=signed,
+        vwap=quote_volume / volume if volume > 0 else _NAN,
+        buy_ratio_volume=ratio,
+        buy_ratio_count=buy_count / n,
+        high=float(p.max()),
+        low=float(p.min()),
+        first_price=float(p[0]),
+        last_price=float(p[-1]),
+        avg_size=volume / n,
+        avg_quote=quote_volume / n,
+        first_time_ms=int(w.time_ms[0]),
+        last_time_ms=int(w.time_ms[-1]),
+        now_ms=now,
+        window_ms=window_ms,
+        last_n=last_n,
+        direction=direction_of(ratio),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class TapeRow:
+    """One time-and-sales row: trade (or aggTrade) id, time, price, base qty, quote notional
+    (price·qty) and the taker's side, "buy" or "sell"."""
+
+    trade_id: int
+    time_ms: int
+    price: float
+    qty: float
+    quote_qty: float
+    side: str
+
+
+def time_and_sales(view: TradeView, limit: int = 50) -> tuple[TapeRow, ...]:
+    """The newest ``limit`` trades, newest first."""
+    n = len(view)
+    k = min(max(int(limit), 0), n)
+    if k == 0:
+        return ()
+    sl = slice(n - 1, n - 1 - k if n - 1 - k >= 0 else None, -1)
+    ids = view.trade_id[sl].tolist()
+    times = view.time_ms[sl].tolist()
+    prices = view.price[sl].tolist()
+    qtys = view.qty[sl].tolist()
+    sides = view.side[sl].tolist()
+    return tuple(
+        TapeRow(i, t, p, q, p * q, "buy" if s > 0 else "sell")
+        for i, t, p, q, s in zip(ids, times, prices, qtys, sides, strict=True)
+    )
