@@ -1,0 +1,266 @@
+"""Keeping one symbol's local order book equal to the exchange's: snapshot + diff stream.
+
+``BookSync`` is a state machine that does no I/O. The feed hands it every ``depthUpdate`` of
+its symbol (``on_diff``) and, when asked, a REST depth snapshot (``on_snapshot``); the
+methods return a ``SyncAction`` telling the feed whether to fetch a snapshot now. The feed
+fetches it under its REST weight budget, in its own time, and hands it back.
+
+Binance's current rules ("How to manage a local order book correctly"):
+
+spot (``/api/v3/depth``; 2025-11 text)
+    Buffer diffs from the moment the stream starts and note the first ``U``. Fetch a
+    snapshot; if its ``lastUpdateId`` is below that first ``U`` fetch again. Drop buffered
+    diffs with ``u <= lastUpdateId``; the first applied diff has ``U <= lastUpdateId+1 <= u``.
+    From then on each diff has ``U == previous u + 1``: a diff with ``u`` at or below the
+    book's update id is ignored, one with ``U > local id + 1`` means updates were lost.
+USD-M (``/fapi/v1/depth``)
+    Same buffering; drop diffs with ``u < lastUpdateId``; the first applied diff has
+    ``U <= lastUpdateId <= u``; from then on each diff has ``pu == previous u``.
+
+What this adds over peer libraries (python-binance, UBLDC, cryptofeed):
+
+* diffs are buffered from the start, so a snapshot that lands after its bridging diff still
+  syncs (it does in the bundled recordings);
+* after a gap nothing more is applied to the old book: the symbol goes RESYNCING, buffers
+  from the diff that revealed the gap, and asks for one snapshot — only for itself;
+* a book that would be crossed after an update is never shown as LIVE;
+* after a disconnect the book resumes without any snapshot if the first diff on the new
+  connection continues the id chain, so a reconnect does not trigger a snapshot storm.
+
+Cost per applied diff: the order-book updates (see ``order_book``) plus O(1) checks.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from services.binance.messages import DepthSnapshot, DepthUpdate
+from services.market.order_book import OrderBook
+from services.market.views import BookView, SyncState
+
+DEFAULT_MAX_BUFFER = 10_000
+
+
+class SyncAction(enum.Enum):
+    """What the feed must do after handing a message to ``BookSync``."""
+
+    NONE = "none"
+    FETCH_SNAPSHOT = "fetch_snapshot"
+
+
+@dataclass(slots=True)
+class SyncCounters:
+    """Running totals for one symbol's book synchronisation."""
+
+    diffs_applied: int = 0
+    diffs_dropped: int = 0
+    diffs_buffered: int = 0
+    gaps: int = 0
+    crossed: int = 0
+    resyncs: int = 0
+    snapshots_requested: int = 0
+    snapshots_applied: int = 0
+    snapshots_too_old: int = 0
+    snapshots_ignored: int = 0
+    buffer_overflows: int = 0
+    resumes: int = 0
+
+
+class BookSync:
+    """The local order book of one symbol and its synchronisation state.
+
+    ``market`` is ``"spot"`` or ``"usdm"``. ``max_buffer`` bounds the diffs held while a
+    snapshot is awaited; overflowing it restarts buffering and counts a resync.
+    ``on_applied``, when given, is called with each diff right after it is applied (used by
+    the replay check to compare the book with ``bookTicker`` after every diff).
+    """
+
+    def __init__(
+        self,
+        symbol: str,
+        market: str = "spot",
+        max_buffer: int = DEFAULT_MAX_BUFFER,
+        on_applied: Callable[[DepthUpdate], None] | None = None,
+    ) -> None:
+        if market not in ("spot", "usdm"):
+            raise ValueError(f"market must be 'spot' or 'usdm', not {market!r}")
+        self.symbol = symbol
+        self.market = market
+        self.book = OrderBook()
+        self.state = SyncState.CONNECTING
+        self.last_update_id = 0
+        self.event_time_ms = 0
+        self.resync_reason = ""
+        self.counters = SyncCounters()
+        self._spot = market == "spot"
+        self._max_buffer = max_buffer
+        self._on_applied = on_applied
+        self._buffer: list[DepthUpdate] = []
+        self._has_book = False
+        self._bridged = False
+        self._snapshot_requested = False
+        self._ever_live = False
+
+    @property
+    def needs_snapshot(self) -> bool:
+        """True while the book waits for a snapshot (requested or due)."""
+        return not self._has_book and self.state is not SyncState.CONNECTING
+
+    @property
+    def buffered(self) -> int:
+        """Diffs currently held while waiting for a snapshot."""
+        return len(self._buffer)
+
+    def on_diff(self, diff: DepthUpdate) -> SyncAction:
+        """Take one diff of this symbol; returns FETCH_SNAPSHOT when a snapshot is needed now."""
+        if self._has_book:
+            lid = self.last_update_id
+            u = diff.u
+            if u < lid or (u == lid and (self._spot or self._bridged)):
+                self.counters.diffs_dropped += 1
+                return SyncAction.NONE
+            if not self._continues(diff, lid):
+                return self._lose_sync(diff, self._gap_reason(diff, lid), gap=True)
+            self._apply(diff)
+            if self.book.is_crossed():
+                self.counters.crossed += 1
+                return self._lose_sync(None, f"crossed book after u={u}", gap=False)
+            if self.state is not SyncState.LIVE:
+                self.state = SyncState.LIVE
+                self.counters.resumes += 1
+            return SyncAction.NONE
+        return self._hold(diff)
+
+    def on_snapshot(self, snapshot: DepthSnapshot) -> SyncAction:
+        """Take a REST depth snapshot; returns FETCH_SNAPSHOT when it cannot be used (older
+        than the first buffered diff, or followed by a gap in the buffered diffs)."""
+        if self._has_book:
+            self.counters.snapshots_ignored += 1
+            return SyncAction.NONE
+        self._snapshot_requested = False
+        lid = snapshot.lastUpdateId
+        if self._buffer and lid < self._buffer[0].U:
+            self.counters.snapshots_too_old += 1
+            return self._request_snapshot()
+        self.book.load_snapshot(snapshot.bids, snapshot.asks)
+        self.counters.snapshots_applied += 1
+        self.last_update_id = lid
+        self._has_book = True
+        self._bridged = False
+        stale = self.state is SyncState.STALE
+        self.state = SyncState.LIVE
+        self._ever_live = True
+        buffer, self._buffer = self._buffer, []
+        for index, diff in enumerate(buffer):
+            action = self.on_diff(diff)
+            if not self._has_book:
+                self._buffer.extend(buffer[index + 1 :])
+                return action
+        if self.book.is_crossed():
+            self.counters.crossed += 1
+            return self._lose_sync(None, "crossed snapshot", gap=False)
+        if stale:
+            self.state = SyncState.STALE
+        return SyncAction.NONE
+
+    def snapshot_failed(self) -> None:
+        """The requested snapshot could not be fetched: the next diff asks for one again."""
+        self._snapshot_requested = False
+
+    def mark_stale(self, reason: str) -> None:
+        """The stream went quiet or the connection is down: keep the book but not as LIVE.
+
+        Diffs buffered for a snapshot are dropped (the stream they came from is gone). When
+        diffs resume, a book that continues the id chain goes LIVE again without a snapshot;
+        otherwise the symbol resyncs.
+        """
+        self.state = SyncState.STALE
+        self.resync_reason = reason
+        self._buffer.clear()
+
+    def on_disconnect(self, reason: str = "disconnected") -> None:
+        """The connection carrying this symbol's diffs closed."""
+        self.mark_stale(reason)
+
+    def view(self, depth: int | None = None) -> BookView:
+        """An immutable numpy view of the best ``depth`` levels per side (all when None)."""
+        bid_prices, bid_qtys = self.book.bid_arrays(depth)
+        ask_prices, ask_qtys = self.book.ask_arrays(depth)
+        return BookView(
+            symbol=self.symbol,
+            bid_prices=bid_prices,
+            bid_qtys=bid_qtys,
+            ask_prices=ask_prices,
+            ask_qtys=ask_qtys,
+            last_update_id=self.last_update_id,
+            sync_state=self.state,
+            event_time_ms=self.event_time_ms,
+            resync_reason=self.resync_reason,
+        )
+
+    def _continues(self, diff: DepthUpdate, lid: int) -> bool:
+        if self._spot:
+            return lid + 1 >= diff.U
+        if self._bridged:
+            return diff.pu == lid
+        return lid >= diff.U
+
+    def _gap_reason(self, diff: DepthUpdate, lid: int) -> str:
+        if not self._bridged:
+            return f"snapshot does not bridge: lastUpdateId={lid}, next diff U={diff.U}"
+        if self._spot:
+            return f"gap: U={diff.U} after u={lid}"
+        return f"gap: pu={diff.pu} after u={lid}"
+
+    def _apply(self, diff: DepthUpdate) -> None:
+        book = self.book
+        if diff.b:
+            book.apply_bids(diff.b)
+        if diff.a:
+            book.apply_asks(diff.a)
+        self.last_update_id = diff.u
+        self.event_time_ms = diff.E
+        self._bridged = True
+        self.counters.diffs_applied += 1
+        if self._on_applied is not None:
+            self._on_applied(diff)
+
+    def _hold(self, diff: DepthUpdate) -> SyncAction:
+        if self.state is SyncState.CONNECTING or (
+            self.state is SyncState.STALE and not self._ever_live
+        ):
+            self.state = SyncState.SYNCING
+        elif self.state is SyncState.STALE:
+            self.state = SyncState.RESYNCING
+        if len(self._buffer) >= self._max_buffer:
+            self.counters.buffer_overflows += 1
+            self.counters.resyncs += 1
+            self.resync_reason = f"buffer overflow ({self._max_buffer} diffs)"
+            self._buffer.clear()
+        self._buffer.append(diff)
+        self.counters.diffs_buffered += 1
+        if self._snapshot_requested:
+            return SyncAction.NONE
+        return self._request_snapshot()
+
+    def _request_snapshot(self) -> SyncAction:
+        self._snapshot_requested = True
+        self.counters.snapshots_requested += 1
+        return SyncAction.FETCH_SNAPSHOT
+
+    def _lose_sync(self, diff: DepthUpdate | None, reason: str, gap: bool) -> SyncAction:
+        if gap:
+            self.counters.gaps += 1
+        self.counters.resyncs += 1
+        self.resync_reason = reason
+        self.state = SyncState.RESYNCING
+        self._has_book = False
+        self._bridged = False
+        self._buffer.clear()
+        if diff is None:
+            if self._snapshot_requested:
+                return SyncAction.NONE
+            return self._request_snapshot()
+        return self._hold(diff)

@@ -1,0 +1,149 @@
+"""A price-level order book: the pure data structure, with no knowledge of any exchange.
+
+Each side is a ``dict`` from price to quantity (both ``float``) plus a list of the same
+prices kept sorted with ``bisect``, with the best price at the *end* of the list so that the
+levels that change most often sit where inserting and deleting move the least memory:
+
+* bids: ``_bid_keys`` ascending, best bid = ``_bid_keys[-1]``;
+* asks: ``_ask_keys`` holds the *negated* prices ascending, best ask = ``-_ask_keys[-1]``.
+
+A quantity of ``0.0`` deletes a level. Because every decimal string decodes to one exact
+float, ``"0"``, ``"0.000"`` and ``"0.00000000"`` all compare equal to ``0.0``; deleting a level
+the book does not hold is normal on Binance and is a no-op here.
+
+Complexity, with n levels on a side and k levels in a message:
+
+* ``apply_bids``/``apply_asks``: O(k log n) comparisons plus, for each insert or delete, a
+  ``memmove`` of the keys between the level and the best price (small for levels near the
+  touch, at most 8·n bytes); quantity updates are O(1).
+* ``best_bid``/``best_ask``/``is_crossed``: O(1). ``top_bids``/``top_asks``/``*_arrays``: O(N)
+  for the top N levels, never a sort of the side.
+* ``load_snapshot``: O(n log n) (one sort per side).
+
+Memory: a 5000 × 2 level book is about 0.9 MiB (floats, two dicts, two key lists).
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, insort
+from collections.abc import Iterable
+
+import numpy as np
+
+Level = tuple[float, float]
+
+
+class OrderBook:
+    """Bids and asks as price → quantity, readable best-first without sorting."""
+
+    __slots__ = ("_ask_keys", "_asks", "_bid_keys", "_bids")
+
+    def __init__(self) -> None:
+        self._bids: dict[float, float] = {}
+        self._asks: dict[float, float] = {}
+        self._bid_keys: list[float] = []
+        self._ask_keys: list[float] = []
+
+    def clear(self) -> None:
+        """Remove every level from both sides."""
+        self._bids.clear()
+        self._asks.clear()
+        self._bid_keys.clear()
+        self._ask_keys.clear()
+
+    def load_snapshot(self, bids: Iterable[Level], asks: Iterable[Level]) -> None:
+        """Replace both sides with the given levels (levels with quantity 0 are skipped)."""
+        self._bids = {p: q for p, q in bids if q != 0.0}
+        self._asks = {p: q for p, q in asks if q != 0.0}
+        self._bid_keys = sorted(self._bids)
+        self._ask_keys = sorted(-p for p in self._asks)
+
+    def apply_bids(self, levels: Iterable[Level]) -> None:
+        """Set each bid level to its absolute quantity; quantity 0 deletes the level."""
+        book = self._bids
+        keys = self._bid_keys
+        for price, qty in levels:
+            if qty == 0.0:
+                if book.pop(price, None) is not None:
+                    del keys[bisect_left(keys, price)]
+            else:
+                if price not in book:
+                    insort(keys, price)
+                book[price] = qty
+
+    def apply_asks(self, levels: Iterable[Level]) -> None:
+        """Set each ask level to its absolute quantity; quantity 0 deletes the level."""
+        book = self._asks
+        keys = self._ask_keys
+        for price, qty in levels:
+            if qty == 0.0:
+                if book.pop(price, None) is not None:
+                    del keys[bisect_left(keys, -price)]
+            else:
+                if price not in book:
+                    insort(keys, -price)
+                book[price] = qty
+
+    @property
+    def n_bids(self) -> int:
+        """Number of bid levels."""
+        return len(self._bid_keys)
+
+    @property
+    def n_asks(self) -> int:
+        """Number of ask levels."""
+        return len(self._ask_keys)
+
+    def best_bid(self) -> Level | None:
+        """Highest bid price and its quantity, or None when there are no bids. O(1)."""
+        if not self._bid_keys:
+            return None
+        price = self._bid_keys[-1]
+        return price, self._bids[price]
+
+    def best_ask(self) -> Level | None:
+        """Lowest ask price and its quantity, or None when there are no asks. O(1)."""
+        if not self._ask_keys:
+            return None
+        price = -self._ask_keys[-1]
+        return price, self._asks[price]
+
+    def is_crossed(self) -> bool:
+        """True when the best bid is at or above the best ask (a book that cannot exist)."""
+        return bool(self._bid_keys and self._ask_keys) and (
+            self._bid_keys[-1] >= -self._ask_keys[-1]
+        )
+
+    def top_bids(self, n: int) -> list[Level]:
+        """The best ``n`` bids, highest price first. O(n)."""
+        book = self._bids
+        return [(p, book[p]) for p in reversed(self._bid_keys[-n:])] if n > 0 else []
+
+    def top_asks(self, n: int) -> list[Level]:
+        """The best ``n`` asks, lowest price first. O(n)."""
+        book = self._asks
+        return [(-k, book[-k]) for k in reversed(self._ask_keys[-n:])] if n > 0 else []
+
+    def bid_arrays(self, n: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Prices (descending) and quantities of the best ``n`` bids (all when None)."""
+        keys = self._bid_keys if n is None else self._bid_keys[-n:] if n > 0 else []
+        prices = np.array(keys[::-1], dtype=np.float64)
+        book = self._bids
+        qtys = np.fromiter((book[p] for p in reversed(keys)), np.float64, len(keys))
+        return prices, qtys
+
+    def ask_arrays(self, n: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Prices (ascending) and quantities of the best ``n`` asks (all when None)."""
+        keys = self._ask_keys if n is None else self._ask_keys[-n:] if n > 0 else []
+        prices = -np.array(keys[::-1], dtype=np.float64)
+        book = self._asks
+        qtys = np.fromiter((book[-k] for k in reversed(keys)), np.float64, len(keys))
+        return prices, qtys
+
+    def bids(self) -> dict[float, float]:
+        """A copy of the bid side as price → quantity (for tests and snapshots)."""
+        return dict(self._bids)
+
+    def asks(self) -> dict[float, float]:
+        """A copy of the ask side as price → quantity (for tests and snapshots)."""
+        return dict(self._asks)
