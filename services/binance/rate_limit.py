@@ -1,0 +1,216 @@
+"""Rate limits Binance enforces, kept on our side so that we never hit them.
+
+``SlidingWindowLimiter``: at most ``max_events`` in any ``window_s`` seconds. Used for
+connection attempts (300 per 5 minutes per IP) and for control messages on one WebSocket
+connection (Binance closes a connection that receives more than 5 messages per second,
+pings, pongs and SUBSCRIBEs included).
+
+``WeightBudget``: REST request weight per window (Binance counts weight per IP per minute
+and reports it in ``X-MBX-USED-WEIGHT-1M``). Callers wait for room instead of failing; a
+pause (after a 429 or a 418 ban, with ``Retry-After``) holds back every caller that shares
+the budget.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+class SlidingWindowLimiter:
+    """Admits at most ``max_events`` in any ``window_s`` seconds, first come first served."""
+
+    def __init__(
+        self,
+        max_events: int,
+        window_s: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if max_events < 1 or window_s <= 0:
+            raise ValueError("max_events must be ≥ 1 and window_s > 0")
+        self.max_events = max_events
+        self.window_s = window_s
+        self._clock = clock
+        self._times: deque[float] = deque()
+        self._lock = asyncio.Lock()
+
+    def _expire(self, now: float) -> None:
+        while self._times and self._times[0] <= now - self.window_s:
+            self._times.popleft()
+
+    def wait_time(self) -> float:
+        """Seconds until one more event would be admitted (0 when there is room now)."""
+        now = self._clock()
+        self._expire(now)
+        if len(self._times) < self.max_events:
+            return 0.0
+        return self._times[0] + self.window_s - now
+
+    async def acquire(self) -> None:
+        """Wait until the event fits in the window, then record it."""
+        async with self._lock:
+            while (wait := self.wait_time()) > 0:
+                await asyncio.sleep(wait)
+            self._times.append(self._clock())
+
+    @property
+    def in_window(self) -> int:
+        """Events recorded in the current window."""
+        self._expire(self._clock())
+        return len(self._times)
+
+
+class PausedTooLong(RuntimeError):
+    """The budget is paused (rate limited or IP banned) for longer than the caller waits."""
+
+    def __init__(self, remaining_s: float, reason: str) -> None:
+        super().__init__(f"requests paused for {remaining_s:.1f} s more: {reason}")
+        self.remaining_s = remaining_s
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetStats:
+    """Where a weight budget stands.
+
+    used_weight: weight the server reported for the current window (``None`` before the
+        first response of this window).
+    available: local tokens available now.
+    paused_for_s: seconds until requests may go out again (0 when not paused).
+    pause_reason: why the last pause was set ('' if never).
+    granted_weight: total weight admitted since start.
+    waited_s: total time callers spent waiting for room.
+    """
+
+    limit: int
+    window_s: float
+    used_weight: int | None
+    available: float
+    paused_for_s: float
+    pause_reason: str
+    granted_weight: int
+    waited_s: float
+
+
+class WeightBudget:
+    """REST weight admission: at most ``limit`` weight in any ``window_s`` seconds.
+
+    Locally it is a token bucket holding at most ``burst`` weight that refills at
+    ``(limit - burst) / window_s`` per second, so any window of ``window_s`` seconds admits
+    at most ``limit``; a herd of requests (many symbols' snapshots after a reconnect) gets
+    ``burst`` at once and is then staggered at the refill rate. On top of that, the weight
+    the server reports (``record_used``) is respected until its window ends (windows are
+    aligned to multiples of ``window_s`` of wall-clock time, like Binance's minutes), so
+    weight used by other processes on the same IP counts too. ``pause`` holds every caller
+    back until a deadline (429 / 418 ``Retry-After``).
+    """
+
+    def __init__(
+        self,
+        limit: int = 1200,
+        window_s: float = 60.0,
+        burst: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        if limit < 1 or window_s <= 0:
+            raise ValueError("limit must be ≥ 1 and window_s > 0")
+        self.limit = limit
+        self.window_s = window_s
+        self.burst = min(limit, burst if burst is not None else max(1, limit // 4))
+        self._refill_per_s = max(limit - self.burst, 1) / window_s
+        self._clock = clock
+        self._wall = wall_clock
+        self._tokens = float(self.burst)
+        self._refilled_at = clock()
+        self._server_used: int | None = None
+        self._server_window = -1
+        self._paused_until = 0.0
+        self._pause_reason = ""
+        self._granted = 0
+        self._waited = 0.0
+        self._lock = asyncio.Lock()
+
+    def _window_index(self) -> int:
+        return int(self._wall() // self.window_s)
+
+    def _refill(self, now: float) -> None:
+        self._tokens = min(
+            float(self.burst), self._tokens + (now - self._refilled_at) * self._refill_per_s
+        )
+        self._refilled_at = now
+
+    def _server_used_now(self) -> int | None:
+        return self._server_used if self._server_window == self._window_index() else None
+
+    def _wait_time(self, weight: int) -> float:
+        now = self._clock()
+        if self._paused_until > now:
+            return self._paused_until - now
+        self._refill(now)
+        need = min(float(weight), float(self.burst))
+        waits = [0.0]
+        if self._tokens < need:
+            waits.append((need - self._tokens) / self._refill_per_s)
+        used = self._server_used_now()
+        if used is not None and used + weight > self.limit:
+            wall = self._wall()
+            waits.append((self._window_index() + 1) * self.window_s - wall + 0.01)
+        return max(waits)
+
+    def paused_for(self) -> float:
+        """Seconds until the current pause ends (0 when not paused)."""
+        return max(0.0, self._paused_until - self._clock())
+
+    async def acquire(self, weight: int, max_pause_s: float | None = None) -> None:
+        """Wait until ``weight`` fits, then take it.
+
+        Raises ``PausedTooLong`` when the budget is paused for more than ``max_pause_s``
+        (e.g. a long IP ban) instead of waiting that long.
+        """
+        started = self._clock()
+        async with self._lock:
+            while True:
+                paused = self.paused_for()
+                if max_pause_s is not None and paused > max_pause_s:
+                    raise PausedTooLong(paused, self._pause_reason)
+                wait = self._wait_time(weight)
+                if wait <= 0:
+                    break
+                await asyncio.sleep(min(wait, 1.0) if max_pause_s is not None else wait)
+            self._tokens -= min(float(weight), float(self.burst))
+            self._granted += weight
+        self._waited += self._clock() - started
+
+    def record_used(self, used_weight: int) -> None:
+        """Weight the server reports as used in its current window."""
+        window = self._window_index()
+        if window != self._server_window:
+            self._server_window = window
+            self._server_used = used_weight
+        else:
+            self._server_used = max(self._server_used or 0, used_weight)
+
+    def pause(self, seconds: float, reason: str) -> None:
+        """Hold every request back for ``seconds`` (extends, never shortens, a pause)."""
+        until = self._clock() + max(0.0, seconds)
+        if until > self._paused_until:
+            self._paused_until = until
+            self._pause_reason = reason
+
+    def stats(self) -> BudgetStats:
+        """Current standing of the budget."""
+        self._refill(self._clock())
+        return BudgetStats(
+            limit=self.limit,
+            window_s=self.window_s,
+            used_weight=self._server_used_now(),
+            available=self._tokens,
+            paused_for_s=self.paused_for(),
+            pause_reason=self._pause_reason,
+            granted_weight=self._granted,
+            waited_s=self._waited,
+        )
