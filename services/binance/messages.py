@@ -7,7 +7,9 @@ any formatting (``"0"``, ``"0.000"``, ``"0.00000000"``) compares equal to ``0.0`
 
 ``decode_frame`` accepts the combined-stream envelope (``{"stream": ..., "data": ...}``),
 a raw-stream payload (``/ws/<stream>``, dispatched on its ``e`` field) and the answers to
-control messages (``{"result": ..., "id": ...}`` or ``{"code": ..., "msg": ..., "id": ...}``).
+control messages: ``{"result": ..., "id": ...}``, or an error, either as documented
+(``{"code": ..., "msg": ..., "id": ...}``) or as the live servers send it
+(``{"error": {"code": ..., "msg": ...}, "id": ...}``).
 A frame that cannot be decoded raises ``MalformedFrame``; an event type nobody knows gives a
 ``Frame`` whose ``event`` is ``UnknownEvent`` so that callers can count it and move on.
 """
@@ -217,6 +219,11 @@ class Frame(msgspec.Struct, frozen=True, gc=False):
     event: Event
 
 
+class _ErrorBody(msgspec.Struct, frozen=True, gc=False):
+    code: int | None = None
+    msg: str | None = None
+
+
 class _Envelope(msgspec.Struct, frozen=True, gc=False):
     stream: str | None = None
     data: msgspec.Raw = msgspec.Raw(b"")
@@ -225,6 +232,7 @@ class _Envelope(msgspec.Struct, frozen=True, gc=False):
     code: int | None = None
     msg: str | None = None
     e: str | None = None
+    error: _ErrorBody | None = None
 
 
 class _EventName(msgspec.Struct, frozen=True, gc=False):
@@ -331,6 +339,11 @@ def decode_frame(raw: bytes | str) -> Frame:
         return Frame(envelope.stream, decode_payload(envelope.stream, envelope.data))
     if envelope.e is not None:
         return Frame("", decode_raw_event(raw.encode() if isinstance(raw, str) else raw))
+    if envelope.error is not None:
+        return Frame(
+            "",
+            ControlResponse(id=envelope.id, code=envelope.error.code, msg=envelope.error.msg),
+        )
     if envelope.id is not None or envelope.code is not None:
         return Frame(
             "",
