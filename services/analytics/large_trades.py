@@ -47,7 +47,8 @@ class LargeTrades:
     rows: the trades. tiers_quote: the absolute thresholds (quote notional, ascending).
     count_by_tier[i]: rows whose highest tier is i. relative_k: the relative multiple
     (None: rule off). mean_qty: mean base qty of the window's trades (NaN when empty).
-    relative_threshold_qty: relative_k × mean_qty (NaN when the rule is off).
+    relative_threshold_qty: relative_k × mean_qty (NaN when the rule is off or the window
+    has no volume, in which case no trade is relatively large).
     window_count: trades examined.
     """
 
@@ -75,10 +76,11 @@ def large_trades(
     w = select_window(view, window_ms=window_ms, now_ms=resolve_now(view, now_ms))
     n = len(w)
     mean_qty = float(w.qty.mean()) if n else float("nan")
-    rel_qty = relative_k * mean_qty if relative_k is not None and n else float("nan")
+    use_relative = relative_k is not None and n > 0 and mean_qty > 0
+    rel_qty = relative_k * mean_qty if use_relative else float("nan")
     quote = w.price * w.qty
     tier = np.searchsorted(np.asarray(tiers, dtype=np.float64), quote, side="right") - 1
-    relative = w.qty >= rel_qty if relative_k is not None and n else np.zeros(n, dtype=bool)
+    relative = w.qty >= rel_qty if use_relative else np.zeros(n, dtype=bool)
     hit = np.flatnonzero((tier >= 0) | relative)[::-1]
     counts = np.bincount(tier[tier >= 0], minlength=len(tiers)) if tiers else np.empty(0)
     rows = tuple(

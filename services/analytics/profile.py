@@ -105,7 +105,8 @@ def _bucket_size(
     tick: float, low: float, high: float, bucket_ticks: int | None, rows: int | None
 ) -> float:
     """Row height: ``bucket_ticks`` ticks, else the fewest whole ticks that cover the price
-    range in ``rows`` rows (50 by default)."""
+    range in ``rows`` rows (50 by default; aligning rows to multiples of the height can add
+    one more)."""
     if bucket_ticks is not None:
         return max(int(bucket_ticks), 1) * tick
     n = max(int(rows if rows is not None else DEFAULT_ROWS), 1)
