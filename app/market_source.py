@@ -1,0 +1,94 @@
+"""Where the market data comes from: Binance itself, or the local exchange replaying a
+recording. ``auto`` asks Binance briefly and falls back to the replay when it cannot be
+reached or is geo-blocked (HTTP 451)."""
+
+from __future__ import annotations
+
+import logging
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from app.config import Settings
+from services.binance.endpoints import Endpoints, custom, preset
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class MarketSource:
+    """Endpoints the feed connects to, and how the status bar names them."""
+
+    endpoints: Endpoints
+    source: str
+    recording: str = ""
+    recording_date: str = ""
+    exchange: object | None = None
+
+    def close(self) -> None:
+        """Stop the local exchange, if this source started one."""
+        if self.exchange is not None:
+            self.exchange.stop()  # type: ignore[attr-defined]
+
+
+def live_endpoints(settings: Settings) -> Endpoints:
+    """The Binance endpoints of the settings: the preset, or explicit URLs over it."""
+    base = preset(settings.preset)
+    if settings.ws_url or settings.rest_url:
+        return custom(
+            settings.ws_url or base.ws_base,
+            settings.rest_url or base.rest_base,
+            market=base.market,
+        )
+    return base
+
+
+def probe(endpoints: Endpoints, timeout_s: float) -> str:
+    """'' when the REST endpoint answers ``ping``, else why not (451 named as such)."""
+    url = f"{endpoints.rest_base}{endpoints.rest_prefix}/ping"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as response:
+            response.read()
+        return ""
+    except urllib.error.HTTPError as exc:
+        if exc.code == 451:
+            return f"{endpoints.rest_base} is geo-blocked here (HTTP 451)"
+        return f"{endpoints.rest_base} answered HTTP {exc.code}"
+    except OSError as exc:
+        return f"{endpoints.rest_base} cannot be reached ({exc})"
+
+
+def start_replay(settings: Settings) -> MarketSource:
+    """Start the local exchange on the settings' recording in a background thread."""
+    from services.replay.exchange import LocalExchange
+
+    exchange = LocalExchange(
+        [settings.recording],
+        speed=settings.speed,
+        loop=settings.loop,
+        port=settings.exchange_port,
+    )
+    exchange.start_in_thread()
+    started = datetime.fromtimestamp(exchange.recording_start_ns / 1e9, tz=UTC)
+    return MarketSource(
+        endpoints=custom(exchange.ws_url, exchange.rest_url, market=exchange.market),
+        source="REPLAY",
+        recording=settings.recording.name,
+        recording_date=started.isoformat(timespec="seconds").replace("+00:00", "Z"),
+        exchange=exchange,
+    )
+
+
+def resolve(settings: Settings) -> MarketSource:
+    """The market source for ``settings.source`` (``auto`` probes Binance first)."""
+    if settings.source == "replay":
+        return start_replay(settings)
+    endpoints = live_endpoints(settings)
+    if settings.source == "live":
+        return MarketSource(endpoints=endpoints, source="LIVE")
+    problem = probe(endpoints, settings.live_probe_timeout_s)
+    if not problem:
+        return MarketSource(endpoints=endpoints, source="LIVE")
+    log.warning("%s: replaying %s instead", problem, settings.recording.name)
+    return start_replay(settings)

@@ -1,0 +1,52 @@
+"""The WSGI application for gunicorn (``gunicorn app:server``).
+
+The Dash app is built when ``app.server`` is first looked up; the feed is started once per
+process on the first request, never at import time, so that ``--preload`` (which forks
+after import) cannot freeze it. With ``REDIS_URL`` set the web process only reads the
+store and the feed runs in ``python -m app worker``.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+from flask import Flask
+
+from app import config, market_source
+from app.cli.run import feed_config
+from app.server import create_app
+from app.stores import make_store
+from services.market.feed import Feed
+
+_lock = threading.Lock()
+_started_in: int | None = None
+
+
+def build_server(settings: config.Settings | None = None) -> Flask:
+    """The Flask server of a Dash app whose feed starts on the first request."""
+    settings = settings or config.from_env()
+    store = make_store(settings)
+    dash_app = create_app(
+        store,
+        refresh_ms=settings.refresh_ms,
+        slow_refresh_ms=settings.slow_refresh_ms,
+        debug=settings.debug,
+    )
+    server: Flask = dash_app.server
+
+    if not settings.redis_url:
+
+        @server.before_request
+        def start_feed_once() -> None:
+            global _started_in  # noqa: PLW0603 - one feed per process
+            if _started_in == os.getpid():
+                return
+            with _lock:
+                if _started_in == os.getpid():
+                    return
+                source = market_source.resolve(settings)
+                Feed(feed_config(settings, source), store).start_in_thread()
+                _started_in = os.getpid()
+
+    return server

@@ -1,0 +1,459 @@
+"""The feed: the one writer of market state. It turns Binance's (or the local exchange's)
+streams and REST answers into per-symbol books and trade windows and publishes immutable
+snapshots to the store.
+
+One asyncio loop, usually in a background thread (``start_in_thread``), runs:
+
+- the stream consumer: every frame goes to its symbol's ``BookSync`` (diffs) or
+  ``TradeLog`` (trades), kline and ticker frames update the latest values;
+- the snapshot desk: symbols whose book needs a REST snapshot queue here and are served one
+  at a time under the REST client's weight budget, so a reconnect never becomes a
+  snapshot herd;
+- trade backfill: a gap in trade ids is filled from ``aggTrades?fromId=`` before the
+  trades that followed it are released;
+- the publisher: every ``publish_interval_s`` a ``SymbolSnapshot`` per changed symbol and
+  the ``FeedStatus``; symbols the UI asks for are subscribed on demand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from services.binance import streams as names
+from services.binance.endpoints import Endpoints, Market
+from services.binance.messages import (
+    AggTrade,
+    DepthUpdate,
+    Kline,
+    MiniTicker,
+    Ticker,
+    Trade,
+)
+from services.binance.rest_client import BinanceRestClient, RestError
+from services.binance.ws_client import (
+    BinanceWebSocketClient,
+    ConnectionEvent,
+    LifecycleKind,
+    Received,
+)
+from services.market.book_sync import BookSync, SyncAction
+from services.market.trade_log import TradeGap, TradeLog, TradeRow
+from services.market.views import SymbolInfo
+from services.store import Candle, FeedStatus, MarketStore, SymbolSnapshot, Ticker24h
+
+log = logging.getLogger(__name__)
+
+SNAPSHOT_LIMIT = 1000
+BACKFILL_PAGE = 1000
+MAX_BACKFILL_PAGES = 20
+CANDLE_HISTORY = 120
+
+
+@dataclass(frozen=True, slots=True)
+class FeedConfig:
+    """How the feed runs.
+
+    endpoints: where to connect (a Binance preset or the local exchange).
+    symbols: streamed from the start (empty: every TRADING symbol the exchange lists, up to
+        ``max_default_symbols``). source/recording/recording_date: shown in the status.
+    trade_window: trades kept per symbol. book_levels: levels per side in snapshots.
+    publish_interval_s: publication period. max_on_demand_symbols: symbols the UI may add.
+    on_demand_idle_s: an on-demand symbol nobody asked for this long is released.
+    rest_weight_budget: REST weight per minute. idle_timeout_s: stream watchdog.
+    """
+
+    endpoints: Endpoints
+    symbols: tuple[str, ...] = ()
+    source: str = "LIVE"
+    recording: str = ""
+    recording_date: str = ""
+    trade_window: int = 100_000
+    book_levels: int = 5000
+    publish_interval_s: float = 0.25
+    max_default_symbols: int = 10
+    max_on_demand_symbols: int = 5
+    on_demand_idle_s: float = 300.0
+    rest_weight_budget: int = 1200
+    idle_timeout_s: float = 30.0
+    kline_interval: str = "1m"
+
+
+@dataclass(slots=True)
+class _SymbolFeed:
+    info: SymbolInfo
+    book: BookSync
+    trades: TradeLog
+    streams: tuple[str, ...]
+    on_demand: bool = False
+    seq: int = 0
+    dirty: bool = True
+    candles: deque[Candle] = field(default_factory=lambda: deque(maxlen=CANDLE_HISTORY))
+    ticker: Ticker24h | None = None
+    backfilling: bool = False
+
+
+class Feed:
+    """Runs the market-data pipeline for a set of symbols and publishes to ``store``."""
+
+    def __init__(self, config: FeedConfig, store: MarketStore) -> None:
+        self.config = config
+        self.store = store
+        self._symbols: dict[str, _SymbolFeed] = {}
+        self._infos: dict[str, SymbolInfo] = {}
+        self._snapshot_queue: asyncio.Queue[str] | None = None
+        self._queued: set[str] = set()
+        self._client: BinanceWebSocketClient | None = None
+        self._rest: BinanceRestClient | None = None
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._main: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._message_marks: deque[tuple[float, int]] = deque(maxlen=64)
+        self._connected: dict[int, bool] = {}
+        self._detail = ""
+        self._stopped = threading.Event()
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def start_in_thread(self) -> None:
+        """Run the feed in a daemon thread with its own event loop."""
+        if self._thread is not None:
+            return
+        ready = threading.Event()
+
+        def target() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            self._main = loop.create_task(self.run())
+            ready.set()
+            with contextlib.suppress(asyncio.CancelledError):
+                loop.run_until_complete(self._main)
+            loop.close()
+            self._stopped.set()
+
+        self._thread = threading.Thread(target=target, name="tapescope-feed", daemon=True)
+        self._thread.start()
+        ready.wait()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop the feed thread and close its connections."""
+        if self._loop is None or self._main is None:
+            return
+        self._loop.call_soon_threadsafe(self._main.cancel)
+        self._stopped.wait(timeout)
+
+    async def run(self) -> None:
+        """Connect, sync and publish until cancelled."""
+        cfg = self.config
+        self._snapshot_queue = asyncio.Queue()
+        self._rest = BinanceRestClient(cfg.endpoints, weight_budget=cfg.rest_weight_budget)
+        self._client = BinanceWebSocketClient(cfg.endpoints, idle_timeout_s=cfg.idle_timeout_s)
+        try:
+            await self._load_symbols()
+            initial = self._initial_symbols()
+            for symbol in initial:
+                self._add_symbol(symbol, on_demand=False)
+            await self._client.subscribe(
+                [s for feed in self._symbols.values() for s in feed.streams]
+            )
+            async with self._client:
+                self._spawn(self._snapshot_desk())
+                self._spawn(self._publisher())
+                for symbol in initial:
+                    self._spawn(self._warm_up(symbol))
+                async for item in self._client.listen_with_reconnect():
+                    if isinstance(item, Received):
+                        self._on_frame(item)
+                    else:
+                        self._on_connection(item)
+        finally:
+            for task in self._tasks:
+                task.cancel()
+            await self._rest.close()
+            self.store.publish_status(self._status("DOWN"))
+
+    # -- symbols --------------------------------------------------------------------------
+
+    async def _load_symbols(self) -> None:
+        assert self._rest is not None
+        while True:
+            try:
+                infos = await self._rest.exchange_info()
+                break
+            except RestError as exc:
+                self._detail = f"exchangeInfo failed: {exc}"
+                self.store.publish_status(self._status("CONNECTING"))
+                await asyncio.sleep(5.0)
+        self._infos = {info.symbol: info for info in infos if info.status == "TRADING"}
+        self.store.publish_symbols(list(self._infos.values()))
+
+    def _initial_symbols(self) -> list[str]:
+        wanted = [s.upper() for s in self.config.symbols]
+        if not wanted:
+            wanted = sorted(self._infos)[: self.config.max_default_symbols]
+        unknown = [s for s in wanted if s not in self._infos]
+        if unknown:
+            valid = ", ".join(sorted(self._infos)[:20])
+            raise ValueError(f"unknown or not trading: {', '.join(unknown)}; valid: {valid}")
+        return wanted
+
+    def _streams_for(self, symbol: str) -> tuple[str, ...]:
+        return (
+            names.diff_depth(symbol, 100),
+            names.agg_trade(symbol),
+            names.kline(symbol, self.config.kline_interval),
+            names.mini_ticker(symbol),
+        )
+
+    def _add_symbol(self, symbol: str, on_demand: bool) -> _SymbolFeed:
+        market = "usdm" if self.config.endpoints.market is Market.USDM else "spot"
+        feed = _SymbolFeed(
+            info=self._infos[symbol],
+            book=BookSync(symbol, market),
+            trades=TradeLog(
+                symbol, capacity=self.config.trade_window, kind="aggTrade", backfill_gaps=True
+            ),
+            streams=self._streams_for(symbol),
+            on_demand=on_demand,
+        )
+        self._symbols[symbol] = feed
+        return feed
+
+    async def _serve_requests(self) -> None:
+        """Subscribe symbols the UI asked for; release on-demand ones nobody watches."""
+        assert self._client is not None
+        now = time.time()
+        requests = self.store.requested_symbols()
+        on_demand = [s for s, feed in self._symbols.items() if feed.on_demand]
+        for symbol, asked_at in requests.items():
+            if symbol in self._symbols or symbol not in self._infos:
+                continue
+            if now - asked_at > self.config.on_demand_idle_s:
+                continue
+            if len(on_demand) >= self.config.max_on_demand_symbols:
+                oldest = min(on_demand, key=lambda s: requests.get(s, 0.0))
+                await self._release(oldest)
+                on_demand.remove(oldest)
+            feed = self._add_symbol(symbol, on_demand=True)
+            on_demand.append(symbol)
+            await self._client.subscribe(feed.streams)
+            self._spawn(self._warm_up(symbol))
+        for symbol in on_demand:
+            if now - requests.get(symbol, 0.0) > self.config.on_demand_idle_s:
+                await self._release(symbol)
+
+    async def _release(self, symbol: str) -> None:
+        assert self._client is not None
+        feed = self._symbols.pop(symbol, None)
+        if feed is not None:
+            await self._client.unsubscribe(feed.streams)
+
+    # -- frames ---------------------------------------------------------------------------
+
+    def _on_frame(self, item: Received) -> None:
+        event = item.frame.event
+        if isinstance(event, DepthUpdate):
+            feed = self._symbols.get(event.s)
+            if feed is not None:
+                if feed.book.on_diff(event) is SyncAction.FETCH_SNAPSHOT:
+                    self._queue_snapshot(event.s)
+                feed.dirty = True
+        elif isinstance(event, AggTrade):
+            self._on_trade(event.s, event.a, event.T, event.p, event.q, event.m)
+        elif isinstance(event, Trade):
+            self._on_trade(event.s, event.t, event.T, event.p, event.q, event.m)
+        elif isinstance(event, Kline):
+            self._on_kline(event)
+        elif isinstance(event, MiniTicker | Ticker):
+            feed = self._symbols.get(event.s)
+            if feed is not None:
+                feed.ticker = Ticker24h(
+                    event.c, event.o, event.h, event.l, event.v, event.q, event.E
+                )
+
+    def _on_trade(
+        self, symbol: str, trade_id: int, time_ms: int, price: float, qty: float, m: bool
+    ) -> None:
+        feed = self._symbols.get(symbol)
+        if feed is None:
+            return
+        gap = feed.trades.add(trade_id, time_ms, price, qty, m)
+        feed.dirty = True
+        if gap is not None and not feed.backfilling:
+            feed.backfilling = True
+            self._spawn(self._backfill(symbol, gap))
+
+    def _on_kline(self, event: Kline) -> None:
+        feed = self._symbols.get(event.s)
+        if feed is None:
+            return
+        bar = event.k
+        candle = Candle(bar.t, bar.i, bar.o, bar.h, bar.l, bar.c, bar.v, bar.V, bar.x)
+        if feed.candles and feed.candles[-1].open_time_ms == bar.t:
+            feed.candles[-1] = candle
+        else:
+            feed.candles.append(candle)
+
+    def _on_connection(self, event: ConnectionEvent) -> None:
+        kind = event.kind
+        self._connected[event.connection_id] = kind in (
+            LifecycleKind.CONNECTED,
+            LifecycleKind.RECONNECTED,
+            LifecycleKind.ROTATED,
+        )
+        log.info("connection %s %s %s", event.connection_id, kind, event.reason)
+        if kind is LifecycleKind.DISCONNECTED or kind is LifecycleKind.DROPPED:
+            for symbol in {s.split("@", 1)[0].upper() for s in event.streams}:
+                feed = self._symbols.get(symbol)
+                if feed is not None:
+                    feed.book.on_disconnect(event.reason or str(kind))
+                    feed.dirty = True
+
+    # -- REST work ------------------------------------------------------------------------
+
+    def _queue_snapshot(self, symbol: str) -> None:
+        if symbol not in self._queued and self._snapshot_queue is not None:
+            self._queued.add(symbol)
+            self._snapshot_queue.put_nowait(symbol)
+
+    async def _snapshot_desk(self) -> None:
+        """Fetch queued snapshots one at a time under the REST weight budget."""
+        assert self._snapshot_queue is not None and self._rest is not None
+        while True:
+            symbol = await self._snapshot_queue.get()
+            self._queued.discard(symbol)
+            feed = self._symbols.get(symbol)
+            if feed is None or not feed.book.needs_snapshot:
+                continue
+            try:
+                snapshot = await self._rest.depth(symbol, limit=SNAPSHOT_LIMIT)
+            except RestError as exc:
+                log.warning("snapshot %s failed: %s", symbol, exc)
+                feed.book.snapshot_failed()
+                self._queue_snapshot(symbol)
+                await asyncio.sleep(1.0)
+                continue
+            if feed.book.on_snapshot(snapshot) is SyncAction.FETCH_SNAPSHOT:
+                self._queue_snapshot(symbol)
+            feed.dirty = True
+
+    async def _warm_up(self, symbol: str) -> None:
+        """Seed the trade window from REST so the panels are never empty."""
+        assert self._rest is not None
+        try:
+            rows = await self._rest.agg_trades(symbol, limit=BACKFILL_PAGE)
+        except RestError as exc:
+            log.warning("trade warm-up %s failed: %s", symbol, exc)
+            return
+        feed = self._symbols.get(symbol)
+        if feed is not None:
+            feed.trades.warm_up(_rows(rows))
+            feed.dirty = True
+
+    async def _backfill(self, symbol: str, gap: TradeGap) -> None:
+        """Fetch the missing trade ids of ``gap`` page by page, then release held trades."""
+        assert self._rest is not None
+        feed = self._symbols.get(symbol)
+        if feed is None:
+            return
+        open_gap: TradeGap | None = gap
+        try:
+            for _ in range(MAX_BACKFILL_PAGES):
+                if open_gap is None:
+                    break
+                rows = await self._rest.agg_trades(
+                    symbol, from_id=open_gap.first_id, limit=BACKFILL_PAGE
+                )
+                if not rows:
+                    open_gap = feed.trades.abandon_backfill()
+                    continue
+                open_gap = feed.trades.backfill(_rows(rows))
+            else:
+                feed.trades.abandon_backfill()
+        except RestError as exc:
+            log.warning("trade backfill %s failed: %s", symbol, exc)
+            feed.trades.abandon_backfill()
+        finally:
+            feed.backfilling = False
+            feed.dirty = True
+
+    # -- publication ----------------------------------------------------------------------
+
+    async def _publisher(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.publish_interval_s)
+            self.publish()
+            with contextlib.suppress(Exception):
+                await self._serve_requests()
+
+    def publish(self) -> None:
+        """Publish a snapshot of every symbol that changed, and the feed status."""
+        now = time.time()
+        for symbol, feed in self._symbols.items():
+            if not feed.dirty:
+                continue
+            feed.dirty = False
+            feed.seq += 1
+            self.store.publish(
+                SymbolSnapshot(
+                    symbol=symbol,
+                    seq=feed.seq,
+                    book=feed.book.view(self.config.book_levels),
+                    trades=feed.trades.view(),
+                    info=feed.info,
+                    candles=tuple(feed.candles),
+                    ticker=feed.ticker,
+                    published_at=now,
+                )
+            )
+        state = "CONNECTED" if self._connected and all(self._connected.values()) else "DOWN"
+        if not self._connected:
+            state = "CONNECTING"
+        self.store.publish_status(self._status(state))
+
+    def _status(self, connection_state: str) -> FeedStatus:
+        stats = self._client.get_stats() if self._client is not None else []
+        now = time.time()
+        total = sum(s.messages for s in stats)
+        self._message_marks.append((now, total))
+        first_at, first_total = self._message_marks[0]
+        rate = (total - first_total) / (now - first_at) if now > first_at else 0.0
+        lags = [s.lag_ms_median for s in stats if s.lag_ms_median is not None]
+        ages = [s.last_message_age_s for s in stats if s.last_message_age_s is not None]
+        return FeedStatus(
+            source=self.config.source,
+            endpoint=self.config.endpoints.ws_base,
+            recording=self.config.recording,
+            recording_date=self.config.recording_date,
+            connection_state=connection_state,
+            reconnects=sum(s.reconnects for s in stats),
+            messages_per_s=rate,
+            event_lag_ms=max(lags) if lags else None,
+            last_message_age_s=min(ages) if ages else None,
+            malformed_frames=sum(s.malformed for s in stats),
+            detail=self._detail,
+            published_at=now,
+        )
+
+    def _spawn(self, coro: object) -> None:
+        task = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+def _rows(rows: Iterable[object]) -> list[TradeRow]:
+    """aggTrades REST rows ({a, p, q, T, m}) as trade-log rows."""
+    out: list[TradeRow] = []
+    for row in rows:
+        if isinstance(row, dict):
+            out.append((int(row["a"]), int(row["T"]), float(row["p"]), float(row["q"]), row["m"]))
+        else:
+            out.append((row.a, row.T, row.p, row.q, row.m))  # type: ignore[attr-defined]
+    return out
