@@ -1,0 +1,116 @@
+"""OrderBook: the sorted price-level structure, checked against a plain dict model."""
+
+from __future__ import annotations
+
+import gc
+import json
+import random
+import tracemalloc
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from services.binance.messages import decode_depth_snapshot, decode_frame
+from services.market.order_book import OrderBook
+
+prices = st.integers(1, 200).map(lambda tick: tick / 100)
+quantities = st.sampled_from([0.0, 0.0, 0.001, 0.5, 1.0, 7.25])
+sides = st.lists(st.tuples(prices, quantities), max_size=30)
+
+
+def apply_model(model: dict[float, float], levels) -> None:
+    for price, qty in levels:
+        if qty == 0.0:
+            model.pop(price, None)
+        else:
+            model[price] = qty
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    snapshot_bids=sides,
+    snapshot_asks=sides,
+    updates=st.lists(st.tuples(st.booleans(), sides), max_size=20),
+)
+def test_book_equals_dict_model_and_reads_best_first(snapshot_bids, snapshot_asks, updates):
+    book = OrderBook()
+    book.load_snapshot(snapshot_bids, snapshot_asks)
+    bids = {p: q for p, q in snapshot_bids if q != 0.0}
+    asks = {p: q for p, q in snapshot_asks if q != 0.0}
+    for is_bid, levels in updates:
+        if is_bid:
+            book.apply_bids(levels)
+            apply_model(bids, levels)
+        else:
+            book.apply_asks(levels)
+            apply_model(asks, levels)
+    assert book.bids() == bids and book.asks() == asks
+    assert (book.n_bids, book.n_asks) == (len(bids), len(asks))
+    want_bids = sorted(bids.items(), reverse=True)
+    want_asks = sorted(asks.items())
+    assert book.top_bids(5) == want_bids[:5]
+    assert book.top_asks(5) == want_asks[:5]
+    assert book.best_bid() == (want_bids[0] if want_bids else None)
+    assert book.best_ask() == (want_asks[0] if want_asks else None)
+    bid_prices, bid_qtys = book.bid_arrays(7)
+    ask_prices, ask_qtys = book.ask_arrays()
+    assert bid_prices.tolist() == [p for p, _ in want_bids[:7]]
+    assert bid_qtys.tolist() == [q for _, q in want_bids[:7]]
+    assert ask_prices.tolist() == [p for p, _ in want_asks]
+    assert ask_qtys.tolist() == [q for _, q in want_asks]
+    crossed = bool(bids and asks) and max(bids) >= min(asks)
+    assert book.is_crossed() is crossed
+
+
+def test_zero_quantity_in_any_formatting_deletes():
+    book = OrderBook()
+    book.load_snapshot([(100.0, 1.0), (99.0, 1.0), (98.0, 1.0)], [(101.0, 1.0)])
+    for zero, price in (("0", "100.00"), ("0.000", "99.0"), ("0.00000000", "98")):
+        raw = (
+            b'{"stream":"x@depth","data":{"e":"depthUpdate","E":1,"s":"X","U":1,"u":1,'
+            b'"b":[["%s","%s"]],"a":[]}}' % (price.encode(), zero.encode())
+        )
+        book.apply_bids(decode_frame(raw).event.b)
+    assert book.n_bids == 0
+    book.apply_asks([(55.0, 0.0)])  # deleting an absent level is normal
+    assert book.asks() == {101.0: 1.0}
+
+
+def test_empty_book_reads():
+    book = OrderBook()
+    assert book.best_bid() is None and book.best_ask() is None
+    assert not book.is_crossed()
+    assert book.top_bids(0) == [] and book.top_asks(3) == []
+    prices, qtys = book.bid_arrays(0)
+    assert prices.dtype == np.float64 and len(prices) == len(qtys) == 0
+
+
+def test_clear_empties_both_sides():
+    book = OrderBook()
+    book.load_snapshot([(1.0, 1.0)], [(2.0, 1.0)])
+    book.clear()
+    assert book.n_bids == book.n_asks == 0
+
+
+def test_5000_by_2_book_fits_in_one_mebibyte():
+    """Measured as the feed builds it: decoded from a REST body, the body then dropped."""
+    rng = random.Random(7)
+    bids = [
+        [f"{60000 - i * 0.01:.8f}", f"{rng.lognormvariate(-3.5, 1.5):.8f}"] for i in range(5000)
+    ]
+    asks = [
+        [f"{60000.01 + i * 0.01:.8f}", f"{rng.lognormvariate(-3.5, 1.5):.8f}"] for i in range(5000)
+    ]
+    body = json.dumps({"lastUpdateId": 1, "bids": bids, "asks": asks}).encode()
+    gc.collect()
+    tracemalloc.start()
+    book = OrderBook()
+    snapshot = decode_depth_snapshot(body)
+    book.load_snapshot(snapshot.bids, snapshot.asks)
+    del snapshot
+    gc.collect()
+    size = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    assert book.n_bids == book.n_asks == 5000
+    assert size <= 1 << 20, size
