@@ -1,0 +1,214 @@
+"""JSON API on the dashboard's Flask server (read-only, from the store).
+
+``/api/assets/crypto/<symbol>/{orderbook,trades,trade-stats,trade-flow,large-trades,
+volume-profile}`` and ``/healthz``. Every payload carries ``time`` (UTC, ISO 8601),
+``published_at`` and the book's ``sync_state``. Errors are JSON: 404 for an unknown symbol
+(naming valid ones), 400 for a bad parameter, 503 while a symbol has no data yet.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import time
+from dataclasses import asdict
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+from flask import Blueprint, Response, jsonify, request
+
+from app.callbacks import derived
+from app.callbacks.derived import DerivedCache
+from services.analytics.window import WINDOWS_MS
+from services.store import MarketStore, SymbolSnapshot
+
+MAX_LEVELS = 5000
+MAX_TRADES = 1000
+MAX_BINS = 500
+HEALTH_MAX_AGE_S = 10.0
+
+
+class ApiError(Exception):
+    """An error answered as JSON with an HTTP status."""
+
+    def __init__(self, status: int, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = {"error": message, **extra}
+
+
+def _iso(epoch_s: float) -> str:
+    return datetime.fromtimestamp(epoch_s, tz=UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe: NaN and infinities become null, numpy scalars and arrays plain."""
+    if isinstance(value, dict):
+        return {key: _clean(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(item) for item in value]
+    if isinstance(value, np.ndarray):
+        return _clean(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _int_arg(name: str, default: int, low: int, high: int) -> int:
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise ApiError(400, f"{name} must be an integer", parameter=name) from exc
+    if not low <= value <= high:
+        raise ApiError(400, f"{name} must be between {low} and {high}", parameter=name)
+    return value
+
+
+def _window_arg() -> tuple[str, int]:
+    window = request.args.get("window", "1m")
+    if window not in WINDOWS_MS:
+        raise ApiError(400, f"window must be one of {', '.join(WINDOWS_MS)}", parameter="window")
+    return window, WINDOWS_MS[window]
+
+
+def _payload(snapshot: SymbolSnapshot, **body: Any) -> Response:
+    return jsonify(
+        _clean(
+            {
+                "symbol": snapshot.symbol,
+                "time": _iso(time.time()),
+                "published_at": _iso(snapshot.published_at),
+                "seq": snapshot.seq,
+                "sync_state": str(snapshot.book.sync_state),
+                "market_time_ms": derived.market_now_ms(snapshot),
+                **body,
+            }
+        )
+    )
+
+
+def create_api(store: MarketStore, cache: DerivedCache) -> Blueprint:
+    """The API blueprint reading ``store``, sharing the dashboard's derived-results cache."""
+    api = Blueprint("api", __name__)
+
+    def snapshot_of(symbol: str) -> SymbolSnapshot:
+        symbol = symbol.upper()
+        known = sorted(info.symbol for info in store.symbols() if info.status == "TRADING")
+        snapshot = store.snapshot(symbol)
+        if snapshot is not None:
+            return snapshot
+        if symbol not in known:
+            raise ApiError(
+                404,
+                f"unknown symbol {symbol}",
+                close_matches=difflib.get_close_matches(symbol, known, n=5, cutoff=0.5),
+                valid_symbols=known,
+            )
+        store.request_symbol(symbol)
+        raise ApiError(503, f"no data yet for {symbol}; requested from the feed")
+
+    @api.errorhandler(ApiError)
+    def api_error(error: ApiError) -> tuple[Response, int]:
+        return jsonify(error.body), error.status
+
+    @api.get("/api/assets/crypto/<symbol>/orderbook")
+    def orderbook(symbol: str) -> Response:
+        levels = _int_arg("levels", 100, 1, MAX_LEVELS)
+        snapshot = snapshot_of(symbol)
+        view = snapshot.book
+        return _payload(
+            snapshot,
+            last_update_id=view.last_update_id,
+            event_time_ms=view.event_time_ms,
+            summary=asdict(derived.book_summary(cache, snapshot)),
+            bids=np.column_stack((view.bid_prices[:levels], view.bid_qtys[:levels])),
+            asks=np.column_stack((view.ask_prices[:levels], view.ask_qtys[:levels])),
+        )
+
+    @api.get("/api/assets/crypto/<symbol>/trades")
+    def trades(symbol: str) -> Response:
+        limit = _int_arg("limit", 100, 1, MAX_TRADES)
+        snapshot = snapshot_of(symbol)
+        rows = derived.time_and_sales(cache, snapshot, limit)
+        return _payload(snapshot, kind=snapshot.trades.kind, trades=[asdict(r) for r in rows])
+
+    @api.get("/api/assets/crypto/<symbol>/trade-stats")
+    def trade_stats(symbol: str) -> Response:
+        window, window_ms = _window_arg()
+        snapshot = snapshot_of(symbol)
+        stats = derived.trade_stats(cache, snapshot, window_ms)
+        return _payload(snapshot, window=window, stats=asdict(stats))
+
+    @api.get("/api/assets/crypto/<symbol>/trade-flow")
+    def trade_flow(symbol: str) -> Response:
+        window, window_ms = _window_arg()
+        snapshot = snapshot_of(symbol)
+        flow = derived.trade_flow(cache, snapshot, window_ms)
+        return _payload(snapshot, window=window, flow=asdict(flow))
+
+    @api.get("/api/assets/crypto/<symbol>/large-trades")
+    def large_trades(symbol: str) -> Response:
+        raw = request.args.get("threshold", "100000")
+        try:
+            threshold = float(raw)
+        except ValueError as exc:
+            raise ApiError(400, "threshold must be a number", parameter="threshold") from exc
+        if not (math.isfinite(threshold) and threshold > 0):
+            raise ApiError(400, "threshold must be positive", parameter="threshold")
+        snapshot = snapshot_of(symbol)
+        result = derived.large_trades_of(cache, snapshot, (threshold,))
+        return _payload(
+            snapshot,
+            threshold=threshold,
+            window_count=result.window_count,
+            trades=[asdict(row) for row in result.rows],
+        )
+
+    @api.get("/api/assets/crypto/<symbol>/volume-profile")
+    def volume_profile(symbol: str) -> Response:
+        bins = _int_arg("bins", 50, 1, MAX_BINS)
+        snapshot = snapshot_of(symbol)
+        result = derived.volume_profile(cache, snapshot, rows=bins)
+        return _payload(snapshot, bins=bins, profile=asdict(result))
+
+    @api.get("/healthz")
+    def healthz() -> tuple[Response, int]:
+        body = health(store)
+        return jsonify(body), 200 if body["status"] == "ok" else 503
+
+    return api
+
+
+def health(store: MarketStore) -> dict[str, Any]:
+    """Feed status and per-symbol book state; ``status`` is ``ok`` while the feed publishes
+    (its status is at most ``HEALTH_MAX_AGE_S`` old), else ``unavailable``."""
+    status = store.status()
+    now = time.time()
+    books = {}
+    for info in store.symbols():
+        snapshot = store.snapshot(info.symbol)
+        if snapshot is not None:
+            books[info.symbol] = {
+                "sync_state": str(snapshot.book.sync_state),
+                "seq": snapshot.seq,
+                "age_s": round(now - snapshot.published_at, 3),
+            }
+    age = None if status is None else now - status.published_at
+    publishing = age is not None and age <= HEALTH_MAX_AGE_S
+    feed = None
+    if status is not None:
+        feed = {**asdict(status), "published_at": _iso(status.published_at), "age_s": age}
+    return _clean(
+        {
+            "status": "ok" if publishing else "unavailable",
+            "time": _iso(now),
+            "feed": feed,
+            "books": books,
+        }
+    )

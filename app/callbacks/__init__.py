@@ -1,0 +1,1 @@
+"""Dashboard callbacks, one module per panel; each exposes ``register(app, store, cache)``."""

@@ -1,0 +1,102 @@
+"""Depth chart callback: cumulative book per side, Patch-updated while symbol and zoom stay."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dash
+from dash import Input, Output, Patch, State
+
+from app import ids
+from app.callbacks import derived
+from app.callbacks.derived import DerivedCache
+from components.depth_chart import (
+    create_depth_figure,
+    create_depth_unavailable,
+    depth_overlays,
+    depth_trace_data,
+    zoom_range,
+)
+from components.theme import create_notice_figure
+from services.store import MarketStore
+
+DATA_EXTENT = 1.5
+
+
+def render_depth(
+    store: MarketStore,
+    cache: DerivedCache,
+    symbol: str | None,
+    zoom_pct: float,
+    rendered: dict | None,
+) -> tuple[Any, dict]:
+    """The depth figure (or a Patch of its data) and what is now on screen.
+
+    ``rendered`` is ``{"key", "seq", "kind"}`` of the last output; an unchanged snapshot
+    gives ``no_update``. A book that is not LIVE gives a notice instead of a chart.
+    """
+    key = f"{symbol}|{zoom_pct}"
+    snapshot = store.snapshot(symbol) if symbol else None
+    rendered = rendered or {}
+    if snapshot is None:
+        state = {"key": key, "seq": None, "kind": "waiting"}
+        if rendered == state:
+            return dash.no_update, rendered
+        text = f"Waiting for data for {symbol}" if symbol else "Choose a symbol"
+        return create_notice_figure(text, uirevision="waiting"), state
+    view = snapshot.book
+    if not view.is_live:
+        state = {"key": key, "seq": snapshot.seq, "kind": f"notice-{view.sync_state}"}
+        if rendered.get("key") == key and rendered.get("kind") == state["kind"]:
+            return dash.no_update, state
+        return create_depth_unavailable(str(view.sync_state), view.resync_reason), state
+    state = {"key": key, "seq": snapshot.seq, "kind": "chart"}
+    if rendered == state:
+        return dash.no_update, rendered
+    summary = derived.book_summary(cache, snapshot)
+    curve = derived.depth_curve(cache, snapshot, zoom_pct * DATA_EXTENT)
+    info = snapshot.info
+    sides = {
+        "bid_prices": curve.bid_prices,
+        "bid_cum_qty": curve.bid_cum_qty,
+        "bid_cum_notional": curve.bid_cum_quote,
+        "ask_prices": curve.ask_prices,
+        "ask_cum_qty": curve.ask_cum_qty,
+        "ask_cum_notional": curve.ask_cum_quote,
+    }
+    overlays = {
+        "mid": summary.mid,
+        "spread": summary.spread,
+        "spread_bps": summary.spread_bps,
+        "price_decimals": info.price_decimals,
+    }
+    if rendered.get("key") == key and rendered.get("kind") == "chart":
+        patch = Patch()
+        patch["data"] = depth_trace_data(**sides, price_decimals=info.price_decimals)
+        for name, value in depth_overlays(**overlays).items():
+            patch["layout"][name] = value
+        patch["layout"]["xaxis"]["range"] = zoom_range(summary.mid, zoom_pct)
+        return patch, state
+    figure = create_depth_figure(
+        **sides,
+        **overlays,
+        zoom_pct=zoom_pct,
+        uirevision=key,
+        base_asset=info.base_asset,
+    )
+    return figure, state
+
+
+def register(app: dash.Dash, store: MarketStore, cache: DerivedCache) -> None:
+    """Wire the depth chart to the fast interval, the symbol and the zoom preset."""
+
+    @app.callback(
+        Output(ids.DEPTH_CHART, "figure"),
+        Output(ids.DEPTH_RENDERED, "data"),
+        Input(ids.FAST_INTERVAL, "n_intervals"),
+        Input(ids.SYMBOL_DROPDOWN, "value"),
+        Input(ids.DEPTH_ZOOM, "value"),
+        State(ids.DEPTH_RENDERED, "data"),
+    )
+    def update_depth(_n: int, symbol: str | None, zoom_pct: float, rendered: dict | None):
+        return render_depth(store, cache, symbol, float(zoom_pct or 0.5), rendered)

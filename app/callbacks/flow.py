@@ -1,0 +1,69 @@
+"""Flow meter callback: buy vs sell aggressor notional over a window, and CVD."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dash
+from dash import Input, Output, Patch, State
+
+from app import ids
+from app.callbacks import derived
+from app.callbacks.derived import DerivedCache
+from components.flow_meter import create_flow_figure
+from components.theme import create_notice_figure
+from services.analytics.window import WINDOWS_MS
+from services.store import MarketStore
+
+
+def render_flow(
+    store: MarketStore,
+    cache: DerivedCache,
+    symbol: str | None,
+    window: str,
+    rendered: dict | None,
+) -> tuple[Any, dict]:
+    """The flow figure (or a Patch of its data) and what is now on screen."""
+    key = f"{symbol}|{window}"
+    snapshot = store.snapshot(symbol) if symbol else None
+    rendered = rendered or {}
+    state = {"key": key, "seq": snapshot.seq if snapshot else None}
+    if rendered == state:
+        return dash.no_update, state
+    if snapshot is None:
+        text = f"Waiting for data for {symbol}" if symbol else "Choose a symbol"
+        return create_notice_figure(text, uirevision="waiting"), state
+    window_ms = WINDOWS_MS.get(window, WINDOWS_MS["1m"])
+    flow = derived.trade_flow(cache, snapshot, window_ms)
+    series = derived.cvd(cache, snapshot)
+    figure = create_flow_figure(
+        buy_volume=flow.buy_quote,
+        sell_volume=flow.sell_quote,
+        window_label=window,
+        direction=flow.direction,
+        cvd_time_ms=series.time_ms,
+        cvd_values=series.cvd,
+        uirevision=key,
+        unit=snapshot.info.quote_asset,
+    )
+    if rendered.get("key") == key and rendered.get("seq") is not None:
+        patch = Patch()
+        patch["data"] = figure["data"]
+        patch["layout"]["title"] = figure["layout"]["title"]
+        return patch, state
+    return figure, state
+
+
+def register(app: dash.Dash, store: MarketStore, cache: DerivedCache) -> None:
+    """Wire the flow meter to the fast interval, the symbol and the window choice."""
+
+    @app.callback(
+        Output(ids.FLOW_METER, "figure"),
+        Output(ids.FLOW_RENDERED, "data"),
+        Input(ids.FAST_INTERVAL, "n_intervals"),
+        Input(ids.SYMBOL_DROPDOWN, "value"),
+        Input(ids.FLOW_WINDOW, "value"),
+        State(ids.FLOW_RENDERED, "data"),
+    )
+    def update_flow(_n: int, symbol: str | None, window: str, rendered: dict | None):
+        return render_flow(store, cache, symbol, window or "1m", rendered)

@@ -1,0 +1,60 @@
+"""Symbol selection: the URL path and the dropdown name the same symbol.
+
+``/ETHUSDT`` selects ETHUSDT; choosing in the dropdown rewrites the path, so the address can
+be shared. A symbol the feed does not stream yet is requested from it.
+"""
+
+from __future__ import annotations
+
+import dash
+from dash import Input, Output, ctx
+
+from app import ids
+from components.symbol_picker import DEFAULT_SYMBOL, symbol_from_path
+from services.store import MarketStore
+
+
+def trading_symbols(store: MarketStore) -> list[str]:
+    """Every TRADING symbol the store knows, sorted; the streamed ones if it knows none."""
+    symbols = [info.symbol for info in store.symbols() if info.status == "TRADING"]
+    if not symbols:
+        symbols = [s for s in (DEFAULT_SYMBOL,) if store.snapshot(s) is not None]
+    return sorted(symbols)
+
+
+def select_symbol(
+    store: MarketStore, pathname: str | None, value: str | None, trigger: str | None
+) -> tuple[object, object]:
+    """(new pathname, new dropdown value); ``no_update`` where nothing changes.
+
+    A dropdown choice wins when it triggered; otherwise the URL decides, the root meaning
+    BTCUSDT. An unknown symbol in the URL leaves the dropdown empty (the status callback
+    explains). A chosen symbol with no data yet is requested from the feed.
+    """
+    known = set(trading_symbols(store))
+    if trigger == ids.SYMBOL_DROPDOWN and value:
+        symbol = value
+        new_path: object = f"/{symbol}" if symbol_from_path(pathname) != symbol else dash.no_update
+        new_value: object = dash.no_update
+    else:
+        symbol = symbol_from_path(pathname) or DEFAULT_SYMBOL
+        new_path = dash.no_update
+        new_value = symbol if symbol in known else None
+        if new_value == value:
+            new_value = dash.no_update
+    if symbol in known and store.snapshot(symbol) is None:
+        store.request_symbol(symbol)
+    return new_path, new_value
+
+
+def register(app: dash.Dash, store: MarketStore) -> None:
+    """Keep the URL and the dropdown in step."""
+
+    @app.callback(
+        Output(ids.URL, "pathname"),
+        Output(ids.SYMBOL_DROPDOWN, "value"),
+        Input(ids.URL, "pathname"),
+        Input(ids.SYMBOL_DROPDOWN, "value"),
+    )
+    def sync_symbol(pathname: str | None, value: str | None):
+        return select_symbol(store, pathname, value, ctx.triggered_id)

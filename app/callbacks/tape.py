@@ -1,0 +1,59 @@
+"""Trade tape callback: the newest trades, redrawn only when the snapshot changes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dash
+from dash import Input, Output, State
+
+from app import ids
+from app.callbacks import derived
+from app.callbacks.derived import DerivedCache
+from components.trade_tape import TAPE_ROWS, create_trade_tape, parse_tiers
+from services.store import MarketStore
+
+
+def render_tape(
+    store: MarketStore,
+    cache: DerivedCache,
+    symbol: str | None,
+    tiers_text: str | None,
+    rendered: str | None,
+) -> tuple[Any, str]:
+    """The tape's children and a key of what they show (``no_update`` if unchanged)."""
+    tiers = parse_tiers(tiers_text)
+    snapshot = store.snapshot(symbol) if symbol else None
+    key = f"{symbol}|{snapshot.seq if snapshot else None}|{tiers}"
+    if key == rendered:
+        return dash.no_update, key
+    if snapshot is None:
+        return create_trade_tape(time_ms=[], price=[], qty=[], side=[]), key
+    rows = derived.time_and_sales(cache, snapshot, TAPE_ROWS)
+    info = snapshot.info
+    tape = create_trade_tape(
+        time_ms=[row.time_ms for row in rows],
+        price=[row.price for row in rows],
+        qty=[row.qty for row in rows],
+        side=[1.0 if row.side == "buy" else -1.0 for row in rows],
+        tiers_quote=tiers,
+        price_decimals=info.price_decimals,
+        qty_decimals=info.qty_decimals,
+        quote_asset=info.quote_asset,
+    )
+    return tape, key
+
+
+def register(app: dash.Dash, store: MarketStore, cache: DerivedCache) -> None:
+    """Wire the tape to the fast interval, the symbol and the tier thresholds."""
+
+    @app.callback(
+        Output(ids.TRADE_TAPE, "children"),
+        Output(ids.TAPE_RENDERED, "data"),
+        Input(ids.FAST_INTERVAL, "n_intervals"),
+        Input(ids.SYMBOL_DROPDOWN, "value"),
+        Input(ids.TAPE_TIERS, "value"),
+        State(ids.TAPE_RENDERED, "data"),
+    )
+    def update_tape(_n: int, symbol: str | None, tiers_text: str | None, rendered: str | None):
+        return render_tape(store, cache, symbol, tiers_text, rendered)

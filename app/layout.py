@@ -1,0 +1,136 @@
+"""Page layout: header, the five panels and their controls, intervals and render keys."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import dash_bootstrap_components as dbc
+from dash import dcc, html
+
+from app import ids
+from app.callbacks.symbol import trading_symbols
+from components.depth_chart import ZOOM_PRESETS_PCT
+from components.flow_meter import FLOW_WINDOWS
+from components.header import create_header
+from components.large_trades_export import create_export_controls
+from components.panel import create_panel
+from components.symbol_picker import create_symbol_picker
+from components.theme import create_notice_figure
+from components.volume_profile import BUCKET_TICKS_CHOICES
+from services.store import MarketStore
+
+GRAPH_CONFIG = {"displaylogo": False, "displayModeBar": False, "responsive": True}
+
+
+def _graph(graph_id: str, class_name: str) -> dcc.Graph:
+    return dcc.Graph(
+        id=graph_id,
+        figure=create_notice_figure("Loading…"),
+        config=GRAPH_CONFIG,
+        className=class_name,
+    )
+
+
+def _radio(radio_id: str, options: list[dict], value: object) -> dbc.RadioItems:
+    return dbc.RadioItems(
+        id=radio_id,
+        options=options,
+        value=value,
+        inline=True,
+        className="btn-group btn-group-sm",
+        inputClassName="btn-check",
+        labelClassName="btn btn-outline-secondary btn-sm",
+        labelCheckedClassName="active",
+    )
+
+
+def create_body() -> html.Div:
+    """The panels: depth and tape on top; flow, profile and liquidity below."""
+    depth = create_panel(
+        "Depth",
+        _graph(ids.DEPTH_CHART, "graph-depth"),
+        _radio(
+            ids.DEPTH_ZOOM,
+            [{"label": f"±{pct:g}%", "value": pct} for pct in ZOOM_PRESETS_PCT],
+            0.5,
+        ),
+    )
+    tape = create_panel(
+        "Trade tape",
+        html.Div(id=ids.TRADE_TAPE, className="tape-container"),
+        dcc.Input(
+            id=ids.TAPE_TIERS,
+            value="100k, 250k, 1M",
+            debounce=True,
+            size="14",
+            className="tiers-input",
+            placeholder="tiers: 100k, 250k, 1M",
+        ),
+    )
+    flow = create_panel(
+        "Aggressor flow & CVD",
+        _graph(ids.FLOW_METER, "graph-flow"),
+        _radio(ids.FLOW_WINDOW, [{"label": w, "value": w} for w in FLOW_WINDOWS], "1m"),
+    )
+    profile = create_panel(
+        "Volume profile",
+        _graph(ids.VOLUME_PROFILE, "graph-profile"),
+        dcc.Dropdown(
+            id=ids.PROFILE_BUCKET,
+            options=[{"label": "auto rows", "value": "auto"}]
+            + [{"label": f"{t} ticks", "value": t} for t in BUCKET_TICKS_CHOICES],
+            value="auto",
+            clearable=False,
+            searchable=False,
+            className="bucket-dropdown",
+        ),
+    )
+    liquidity = create_panel("Liquidity", html.Div(id=ids.LIQUIDITY_SCORE))
+    return html.Div(
+        [
+            dbc.Row(
+                [
+                    dbc.Col(depth, lg=8, className="col-panel"),
+                    dbc.Col(tape, lg=4, className="col-panel"),
+                ]
+            ),
+            dbc.Row(
+                [
+                    dbc.Col(flow, lg=4, className="col-panel"),
+                    dbc.Col(profile, lg=4, className="col-panel"),
+                    dbc.Col(liquidity, lg=4, className="col-panel"),
+                ]
+            ),
+        ],
+        className="app-body",
+    )
+
+
+def create_layout(
+    store: MarketStore, refresh_ms: int, slow_refresh_ms: int
+) -> Callable[[], html.Div]:
+    """A layout function (evaluated per page load, so the symbol list is current)."""
+
+    def layout() -> html.Div:
+        return html.Div(
+            [
+                dcc.Location(id=ids.URL, refresh="callback-nav"),
+                dcc.Interval(id=ids.FAST_INTERVAL, interval=refresh_ms),
+                dcc.Interval(id=ids.SLOW_INTERVAL, interval=slow_refresh_ms),
+                dcc.Store(id=ids.DEPTH_RENDERED),
+                dcc.Store(id=ids.TAPE_RENDERED),
+                dcc.Store(id=ids.FLOW_RENDERED),
+                dcc.Store(id=ids.PROFILE_RENDERED),
+                dcc.Store(id=ids.LIQUIDITY_RENDERED),
+                create_header(
+                    create_symbol_picker(trading_symbols(store), None, ids.SYMBOL_DROPDOWN),
+                    ids.STATUS_BAR,
+                    create_export_controls(ids.LARGE_TRADES_EXPORT, ids.LARGE_TRADES_DOWNLOAD),
+                ),
+                html.Div(id=ids.SYMBOL_MESSAGE),
+                create_body(),
+            ],
+            className="app",
+        )
+
+    return layout

@@ -1,0 +1,48 @@
+"""The Dash application: layout, panel callbacks and the JSON API on one Flask server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dash
+
+from app import api
+from app.callbacks import depth, export, flow, liquidity, profile, status, symbol, tape
+from app.callbacks.derived import DerivedCache
+from app.layout import create_layout
+from services.store import MarketStore
+
+ASSETS_DIR = Path(__file__).resolve().parents[1] / "assets"
+
+
+def create_app(
+    store: MarketStore,
+    *,
+    refresh_ms: int = 500,
+    slow_refresh_ms: int = 2000,
+    debug: bool = False,
+) -> dash.Dash:
+    """The dashboard reading ``store`` (which the feed fills; the app only reads it).
+
+    The store should hold the symbol list (``publish_symbols``), the feed status and a
+    snapshot per streamed symbol; missing pieces are shown as "waiting", never as errors.
+    Panels refresh every ``refresh_ms`` (depth, tape, flow, status) and ``slow_refresh_ms``
+    (volume profile, liquidity). The JSON API is served under ``/api``.
+    """
+    app = dash.Dash(
+        __name__,
+        title="Tapescope",
+        assets_folder=str(ASSETS_DIR),
+        update_title=None,
+        suppress_callback_exceptions=False,
+    )
+    if debug:
+        app.enable_dev_tools(debug=True)
+    cache = DerivedCache()
+    app.layout = create_layout(store, refresh_ms, slow_refresh_ms)
+    symbol.register(app, store)
+    status.register(app, store)
+    for panel in (depth, tape, flow, profile, liquidity, export):
+        panel.register(app, store, cache)
+    app.server.register_blueprint(api.create_api(store, cache))
+    return app

@@ -1,0 +1,19 @@
+"""Page header: brand, symbol picker, status bar and the export controls."""
+
+from __future__ import annotations
+
+from dash import html
+from dash.development.base_component import Component
+
+
+def create_header(symbol_picker: Component, status_bar_id: str, export: Component) -> html.Header:
+    """The top bar; the status bar's badges are filled in by a callback."""
+    return html.Header(
+        [
+            html.Div("Tapescope", className="brand"),
+            html.Div(symbol_picker, className="header-symbol"),
+            html.Div(id=status_bar_id, className="status-bar"),
+            export,
+        ],
+        className="app-header",
+    )

@@ -1,0 +1,166 @@
+"""Liquidity panel: the 0–100 score, spread, imbalance, depth within bands and price impact.
+
+Every metric label carries a tooltip with its one-sentence definition (``definitions`` maps
+the metric name to it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import dash_bootstrap_components as dbc
+from dash import html
+
+
+@dataclass(frozen=True, slots=True)
+class DepthBand:
+    """Resting notional within ±``band_bps`` of the mid, per side (quote units)."""
+
+    band_bps: float
+    bid_quote: float
+    ask_quote: float
+
+
+@dataclass(frozen=True, slots=True)
+class ImpactRow:
+    """Cost of a market order of ``size`` (quote units): slippage in bps from the mid for a
+    buy and a sell; ``None`` when the visible book cannot fill it."""
+
+    size: float
+    buy_bps: float | None
+    sell_bps: float | None
+
+
+def _label(metric: str, text: str, definitions: Mapping[str, str]) -> list:
+    target = f"liq-def-{metric.replace('_', '-')}"
+    return [
+        html.Span(text, id=target, className="metric-label"),
+        dbc.Tooltip(definitions.get(metric, text), target=target, placement="top"),
+    ]
+
+
+def _metric(metric: str, text: str, value: str, definitions: Mapping[str, str]) -> html.Div:
+    return html.Div(
+        [*_label(metric, text, definitions), html.Div(value, className="metric-value")],
+        className="metric",
+    )
+
+
+def score_class(score: float) -> str:
+    """CSS class for a score: good (≥ 70), fair (≥ 40) or poor."""
+    if score >= 70:
+        return "score-good"
+    if score >= 40:
+        return "score-fair"
+    return "score-poor"
+
+
+def _bps(value: float | None) -> str:
+    return "unfillable" if value is None else f"{value:.2f}"
+
+
+def _compact(value: float) -> str:
+    for scale, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= scale:
+            return f"{value / scale:,.2f}{suffix}"
+    return f"{value:,.0f}"
+
+
+def create_liquidity_panel(
+    *,
+    score: float,
+    spread_bps: float,
+    imbalance: float,
+    imbalance_band_bps: float,
+    depth_bands: Sequence[DepthBand],
+    impact: Sequence[ImpactRow],
+    definitions: Mapping[str, str],
+    quote_asset: str = "",
+) -> html.Div:
+    """The panel's content for a LIVE book."""
+    score_block = html.Div(
+        [
+            *_label("liquidity_score", "Liquidity score", definitions),
+            html.Div(f"{score:.0f}", className=f"score-value {score_class(score)}"),
+        ],
+        className="score",
+    )
+    metrics = html.Div(
+        [
+            _metric("spread_bps", "Spread (bps)", f"{spread_bps:.3f}", definitions),
+            _metric(
+                "imbalance",
+                f"Imbalance ±{imbalance_band_bps:g} bps",
+                f"{imbalance:+.2f}",
+                definitions,
+            ),
+        ],
+        className="metrics",
+    )
+    depth_table = html.Table(
+        [
+            html.Thead(
+                html.Tr(
+                    [
+                        html.Th(_label("depth_within", "Depth within", definitions)),
+                        html.Th(f"bids {quote_asset}".strip()),
+                        html.Th(f"asks {quote_asset}".strip()),
+                    ]
+                )
+            ),
+            html.Tbody(
+                [
+                    html.Tr(
+                        [
+                            html.Td(f"±{band.band_bps:g} bps"),
+                            html.Td(_compact(band.bid_quote), className="num bid"),
+                            html.Td(_compact(band.ask_quote), className="num ask"),
+                        ]
+                    )
+                    for band in depth_bands
+                ]
+            ),
+        ],
+        className="liq-table",
+    )
+    impact_table = html.Table(
+        [
+            html.Thead(
+                html.Tr(
+                    [
+                        html.Th(_label("price_impact", "Price impact", definitions)),
+                        html.Th("buy bps"),
+                        html.Th("sell bps"),
+                    ]
+                )
+            ),
+            html.Tbody(
+                [
+                    html.Tr(
+                        [
+                            html.Td(f"{_compact(row.size)} {quote_asset}".strip()),
+                            html.Td(_bps(row.buy_bps), className="num ask"),
+                            html.Td(_bps(row.sell_bps), className="num bid"),
+                        ]
+                    )
+                    for row in impact
+                ]
+            ),
+        ],
+        className="liq-table",
+    )
+    return html.Div(
+        [html.Div([score_block, metrics], className="liq-top"), depth_table, impact_table],
+        className="liquidity",
+    )
+
+
+def create_liquidity_unavailable(sync_state: str, reason: str = "") -> html.Div:
+    """What the panel shows while the book is not LIVE."""
+    detail = f" ({reason})" if reason else ""
+    return html.Div(
+        f"Order book {sync_state}{detail}: liquidity metrics are not computed from a book "
+        "that is not in sync.",
+        className="panel-notice",
+    )

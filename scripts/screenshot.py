@@ -1,0 +1,115 @@
+"""Screenshot of the running dashboard into a PNG (headless Chromium).
+
+``python scripts/screenshot.py docs/dashboard.png [--url http://127.0.0.1:8050/BTCUSDT]``.
+Without ``--url`` it serves the dashboard itself on a free loopback port, fed from the
+bundled 2021 three-symbol recording (replay), and stops it afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+PANEL_SELECTORS = (
+    "#depth-chart .js-plotly-plot .scatterlayer .trace",
+    "#trade-tape .tape-row",
+    "#flow-meter .js-plotly-plot .barlayer",
+    "#volume-profile .js-plotly-plot .barlayer .point",
+    "#liquidity-score .score-value",
+    "#status-bar .status-item",
+)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def serve_replay(symbol: str) -> tuple[str, callable]:
+    """Serve the dashboard from the bundled recording; returns (url, stop)."""
+    from werkzeug.serving import make_server
+
+    from app.server import create_app
+    from services.store import MemoryStore
+    from tests.browser.recorded_feed import RecordedFeed
+    from tests.conftest import SPOT_2021
+
+    store = MemoryStore()
+    feed = RecordedFeed(store, SPOT_2021)
+    for _ in range(40):
+        feed.step()
+    feed.start()
+    port = _free_port()
+    server = make_server("127.0.0.1", port, create_app(store).server, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+
+    def stop() -> None:
+        server.shutdown()
+        feed.stop()
+
+    return f"http://127.0.0.1:{port}/{symbol}", stop
+
+
+def take_screenshot(url: str, output: Path, settle_s: float, timeout_s: float) -> None:
+    """Open ``url`` in headless Chromium, wait for every panel, save a PNG."""
+    from selenium import webdriver
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--window-size=1600,1000",
+        "--hide-scrollbars",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(options=options)
+    try:
+        driver.get(url)
+        wait = WebDriverWait(driver, timeout_s)
+        for selector in PANEL_SELECTORS:
+            wait.until(expected_conditions.presence_of_element_located((By.CSS_SELECTOR, selector)))
+        time.sleep(settle_s)
+        output.parent.mkdir(parents=True, exist_ok=True)
+        driver.save_screenshot(str(output))
+    finally:
+        driver.quit()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("output", nargs="?", default=str(ROOT / "docs" / "dashboard.png"))
+    parser.add_argument("--url", help="a running dashboard (default: serve a replay here)")
+    parser.add_argument("--symbol", default="BTCUSDT")
+    parser.add_argument("--settle", type=float, default=3.0, help="seconds after render")
+    parser.add_argument("--timeout", type=float, default=30.0)
+    args = parser.parse_args(argv)
+    stop = None
+    url = args.url
+    if url is None:
+        url, stop = serve_replay(args.symbol)
+    try:
+        take_screenshot(url, Path(args.output), args.settle, args.timeout)
+    finally:
+        if stop is not None:
+            stop()
+    print(f"saved {args.output} from {url}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
