@@ -1,0 +1,547 @@
+"""The offline local exchange: Binance's public WebSocket and REST protocol on loopback,
+playing a recorded session.
+
+One aiohttp application serves both protocols on one port:
+
+* ``ws://HOST:PORT/ws/<stream>`` (raw payloads) and ``/stream?streams=a/b`` (combined);
+* ``http://HOST:PORT/api/v3/...`` (spot recordings) or ``/fapi/v1/...`` (USD-M);
+* ``/tapescope/stats`` — replay position, connections and injected faults (JSON).
+
+Stream names served for a recorded stream (the recorded name always works):
+
+=====================  =========================================================
+recorded               also served as
+=====================  =========================================================
+``s@depth@100ms``      ``s@depth`` (spot; the 1000 ms stream gets every 100 ms diff)
+``s@depth@0ms``        ``s@depth``, ``s@depth@100ms`` (USD-M; every diff, unbatched)
+=====================  =========================================================
+
+Derived streams (computed by the exchange, see ``services.replay.derived``):
+``s@depth5/10/20[@100ms|@250ms|@500ms|@1000ms]``, ``s@miniTicker``, ``s@ticker``,
+``s@kline_<interval>`` when that interval is not recorded, ``s@aggTrade`` when only trades
+are recorded and ``s@bookTicker`` when it is not recorded.
+
+The exchange is a market, not a tape: each symbol's book is updated as diffs are played, so
+a REST depth snapshot taken at any moment has ``lastUpdateId`` = the last ``u`` sent and
+bridges the diffs that follow it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+from aiohttp import web
+
+from services.replay.derived import (
+    INTERVAL_MS,
+    book_ticker,
+    kline_event,
+    kline_rows,
+    partial_depth,
+)
+from services.replay.faults import Faults
+from services.replay.player import Offsets, Player
+from services.replay.recording import BUNDLED_DIR
+from services.replay.rest_api import RestApi
+from services.replay.session import RecordedSession, ReplayEvent, load_session
+from services.replay.stream_connection import MAX_STREAMS, StreamConnection, invalid_streams
+from services.replay.symbol_market import SymbolMarket
+
+DEFAULT_EXCHANGE_RECORDING = (
+    BUNDLED_DIR / "spot_BTCUSDT-ETHUSDT-DOTUSDT_20210404T2003Z_cryptofeed.jsonl.gz"
+)
+_PARTIAL = re.compile(r"^depth(5|10|20)(?:@(100|250|500|1000)ms)?$")
+
+
+@dataclass(frozen=True, slots=True)
+class DerivedStream:
+    """A stream the exchange computes: its symbol, kind (``partial``, ``miniTicker``,
+    ``ticker``, ``kline``, ``bookTicker``, ``aggTrade``), argument (levels or interval) and
+    period in 100 ms ticks (0: pushed on events, not on the clock)."""
+
+    symbol: str
+    kind: str
+    argument: str = ""
+    period: int = 0
+
+
+def parse_speed(text: str | float | None) -> float | None:
+    """``"max"`` (or ``None``) → ``None``; otherwise a positive number of recording seconds
+    per wall second."""
+    if text is None or text == "max":
+        return None
+    speed = float(text)
+    if speed <= 0:
+        raise ValueError("speed must be positive or 'max'")
+    return speed
+
+
+class LocalExchange:
+    """A local Binance (spot or USD-M, as recorded) replaying recordings on loopback.
+
+    ``async with LocalExchange(paths, speed=..., loop=..., port=0) as ex`` starts it;
+    ``ex.ws_url`` / ``ex.rest_url`` are the base URLs. ``start_in_thread()`` runs it in a
+    background thread for synchronous callers; ``stop()`` ends it.
+    """
+
+    def __init__(
+        self,
+        recordings: Sequence[str | Path] | str | Path | None = None,
+        *,
+        speed: float | str | None = 1.0,
+        loop: bool = False,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        ping_interval: float = 20.0,
+        pong_timeout: float = 60.0,
+        queue_size: int = 4096,
+    ) -> None:
+        if recordings is None:
+            recordings = [DEFAULT_EXCHANGE_RECORDING]
+        elif isinstance(recordings, str | Path):
+            recordings = [recordings]
+        self.paths = [Path(p) for p in recordings]
+        self.speed = parse_speed(speed)
+        self.loop = loop
+        self.host = host
+        self.port = port
+        self.ping_interval = ping_interval
+        self.pong_timeout = pong_timeout
+        self.queue_size = queue_size
+        self.faults = Faults()
+        self.session: RecordedSession | None = None
+        self.player: Player | None = None
+        self.markets: dict[str, SymbolMarket] = {}
+        self.connections: set[StreamConnection] = set()
+        self.subscribers: dict[str, set[StreamConnection]] = {}
+        self.frames_sent_closed = 0
+        self._aliases: dict[str, list[str]] = {}
+        self._depth_streams: dict[str, list[str]] = {}
+        self._derived: dict[str, DerivedStream] = {}
+        self._held: list[tuple[str, bytes]] | None = None
+        self._listening = asyncio.Event()
+        self._ticks = 0
+        self._last_book_ticker: dict[str, tuple] = {}
+        self._runner: web.AppRunner | None = None
+        self._play_task: asyncio.Task | None = None
+        self._thread: threading.Thread | None = None
+        self._thread_loop: asyncio.AbstractEventLoop | None = None
+        self.ws_url = ""
+        self.rest_url = ""
+
+    # lifecycle
+
+    async def start(self) -> LocalExchange:
+        """Load the recordings, bind the port and start playing."""
+        self._listening = asyncio.Event()
+        self.session = await asyncio.to_thread(load_session, self.paths)
+        self._prepare(self.session)
+        app = web.Application()
+        app.router.add_get("/ws", self._ws_raw)
+        app.router.add_get("/ws/{streams:.*}", self._ws_raw)
+        app.router.add_get("/stream", self._ws_combined)
+        app.router.add_get("/tapescope/stats", self._stats_route)
+        RestApi(self).add_routes(app)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
+        await site.start()
+        sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
+        self.port = sockets[0].getsockname()[1]
+        self.ws_url = f"ws://{self.host}:{self.port}"
+        self.rest_url = f"http://{self.host}:{self.port}"
+        self.faults.install(self._drop_all, self._shutdown_all, lambda: list(self.markets))
+        self.player = Player(self.session, self, self.speed, self.loop)
+        self._play_task = asyncio.get_running_loop().create_task(self.player.run())
+        return self
+
+    async def close(self) -> None:
+        """Stop playing, close every connection (1001) and release the port."""
+        self.faults.cancel_periodic()
+        if self._play_task is not None:
+            self._play_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._play_task
+        for conn in list(self.connections):
+            with contextlib.suppress(Exception):
+                await conn.ws.close(code=1001, message=b"Exchange closing")
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> LocalExchange:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def start_in_thread(self, timeout: float = 30.0) -> tuple[str, str]:
+        """Run the exchange on its own event loop in a daemon thread; returns
+        ``(ws_url, rest_url)`` once it listens. Use ``call()`` to reach it from outside."""
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        def serve() -> None:
+            loop = asyncio.new_event_loop()
+            self._thread_loop = loop
+            try:
+                loop.run_until_complete(self.start())
+            except BaseException as exc:  # reported to the caller below
+                failure.append(exc)
+                ready.set()
+                loop.close()
+                return
+            ready.set()
+            loop.run_forever()
+            loop.run_until_complete(self.close())
+            loop.close()
+
+        self._thread = threading.Thread(target=serve, name="tapescope-exchange", daemon=True)
+        self._thread.start()
+        if not ready.wait(timeout):
+            raise TimeoutError("local exchange did not start")
+        if failure:
+            raise failure[0]
+        return self.ws_url, self.rest_url
+
+    def call(self, function: object, *args: object) -> None:
+        """Run ``function(*args)`` on the exchange's thread (e.g. a fault method)."""
+        if self._thread_loop is None:
+            raise RuntimeError("not running in a thread")
+        self._thread_loop.call_soon_threadsafe(function, *args)  # type: ignore[arg-type]
+
+    def stop(self) -> None:
+        """End an exchange started with ``start_in_thread``."""
+        if self._thread_loop is not None and self._thread is not None:
+            self._thread_loop.call_soon_threadsafe(self._thread_loop.stop)
+            self._thread.join(timeout=10)
+            self._thread = None
+            self._thread_loop = None
+
+    # facts
+
+    @property
+    def market(self) -> str:
+        return self.session.market if self.session else "spot"
+
+    @property
+    def recording_start_ms(self) -> int:
+        """Recorder time of the recording's first frame (what "REPLAY of <date>" shows)."""
+        return self.session.start_ns // 1_000_000 if self.session else 0
+
+    @property
+    def replay_of(self) -> str:
+        return datetime.fromtimestamp(self.recording_start_ms / 1000, UTC).isoformat()
+
+    @property
+    def finished(self) -> asyncio.Event:
+        """Set when the last pass has been played (never with ``loop``)."""
+        assert self.player is not None
+        return self.player.finished
+
+    def stats(self) -> dict:
+        """Replay position, connections and fault counts."""
+        player = self.player
+        return {
+            "replay_of": self.replay_of,
+            "recording_start_ms": self.recording_start_ms,
+            "market": self.market,
+            "symbols": sorted(self.markets),
+            "speed": "max" if self.speed is None else self.speed,
+            "loop": self.loop,
+            "passes": player.passes if player else 0,
+            "position": player.position if player else 0,
+            "events": len(self.session.events) if self.session else 0,
+            "time_offset_ms": player.offsets.time_ms if player else 0,
+            "connections": len(self.connections),
+            "frames_sent": self.frames_sent_closed + sum(c.frames_sent for c in self.connections),
+            "faults": self.faults.stats(),
+        }
+
+    async def _stats_route(self, request: web.Request) -> web.Response:
+        return web.json_response(self.stats(), dumps=lambda o: orjson.dumps(o).decode())
+
+    # streams
+
+    def _prepare(self, session: RecordedSession) -> None:
+        self.markets = {
+            symbol: SymbolMarket(start, session.market, session.recorded_kinds(symbol))
+            for symbol, start in session.symbols.items()
+        }
+        recorded = {event.stream for event in session.events}
+        for stream in recorded:
+            names = [stream]
+            symbol = stream.split("@", 1)[0]
+            if stream.endswith("@depth@100ms") or stream.endswith("@depth@0ms"):
+                names.append(f"{symbol}@depth")
+                if stream.endswith("@depth@0ms"):
+                    names.append(f"{symbol}@depth@100ms")
+            served = [n for n in names if n == stream or n not in recorded]
+            self._aliases[stream] = served
+            if "@depth" in stream and not _PARTIAL.match(stream.split("@", 1)[1]):
+                self._depth_streams[symbol.upper()] = served
+
+    def derived_stream(self, name: str) -> DerivedStream | None:
+        """What a stream name means when the exchange computes it (``None``: recorded or
+        unknown)."""
+        if name in self._aliases or "@" not in name:
+            return None
+        symbol, kind = name.split("@", 1)
+        symbol = symbol.upper()
+        if symbol not in self.markets:
+            return None
+        kinds = self.session.recorded_kinds(symbol) if self.session else set()
+        if partial := _PARTIAL.match(kind):
+            period_ms = int(partial.group(2) or (250 if self.market == "usdm" else 1000))
+            return DerivedStream(symbol, "partial", partial.group(1), max(1, period_ms // 100))
+        if kind in ("miniTicker", "ticker"):
+            return DerivedStream(symbol, kind, "", 10)
+        if kind.startswith("kline_") and kind[6:] in INTERVAL_MS:
+            return DerivedStream(symbol, "kline", kind[6:], 10 if kind == "kline_1s" else 20)
+        if kind in ("bookTicker", "aggTrade") and kind not in kinds:
+            return DerivedStream(symbol, kind)
+        return None
+
+    def _subscribe(self, conn: StreamConnection, names: list[str]) -> None:
+        for name in names:
+            self.subscribers.setdefault(name, set()).add(conn)
+            if (spec := self.derived_stream(name)) is not None:
+                self._derived[name] = spec
+        if self.subscribers:
+            self._listening.set()
+
+    def _unsubscribe(self, conn: StreamConnection, names: list[str]) -> None:
+        for name in names:
+            listeners = self.subscribers.get(name)
+            if listeners is not None:
+                listeners.discard(conn)
+                if not listeners:
+                    del self.subscribers[name]
+                    self._derived.pop(name, None)
+        if not self.subscribers:
+            self._listening.clear()
+
+    async def _ws_raw(self, request: web.Request) -> web.StreamResponse:
+        names = [n for n in request.match_info.get("streams", "").split("/") if n]
+        return await self._serve_ws(request, names, combined=False)
+
+    async def _ws_combined(self, request: web.Request) -> web.StreamResponse:
+        names = [n for n in request.query.get("streams", "").split("/") if n]
+        return await self._serve_ws(request, names, combined=True)
+
+    async def _serve_ws(
+        self, request: web.Request, names: list[str], combined: bool
+    ) -> web.StreamResponse:
+        names = list(dict.fromkeys(names))
+        problem = invalid_streams(names)
+        if problem is None and len(names) > MAX_STREAMS:
+            problem = f"Invalid request: too many streams (max {MAX_STREAMS})"
+        if problem is not None:
+            return web.json_response({"code": -1, "msg": problem}, status=400)
+        ws = web.WebSocketResponse(autoping=False, compress=False, max_msg_size=1 << 20)
+        await ws.prepare(request)
+        conn = StreamConnection(
+            request,
+            ws,
+            combined,
+            self._subscribe,
+            self._unsubscribe,
+            self.queue_size,
+            self.ping_interval,
+            self.pong_timeout,
+        )
+        self.connections.add(conn)
+        conn.streams.update(dict.fromkeys(names))
+        self._subscribe(conn, names)
+        try:
+            await conn.run()
+        finally:
+            self.connections.discard(conn)
+            self.frames_sent_closed += conn.frames_sent
+        return ws
+
+    def _drop_all(self) -> int:
+        conns = list(self.connections)
+        for conn in conns:
+            conn.abort()
+        return len(conns)
+
+    def _shutdown_all(self, grace: float) -> int:
+        event_ms = self._now_ms()
+        payload = b'{"e":"serverShutdown","E":%d}' % event_ms
+        conns = list(self.connections)
+        for conn in conns:
+            with contextlib.suppress(asyncio.QueueFull):
+                conn.queue.put_nowait(conn.frame("!serverShutdown", payload))
+            asyncio.get_running_loop().call_later(grace, conn.close_soon, 1001, b"Server shutdown")
+        return len(conns)
+
+    def _now_ms(self) -> int:
+        return time.time_ns() // 1_000_000
+
+    async def _emit(self, frames: list[tuple[str, bytes]]) -> None:
+        """Send payloads to their streams' subscribers, applying armed frame faults."""
+        armed = self.faults.frames
+        if frames and armed.malformed:
+            armed.malformed -= 1
+            self.faults.count("malformed")
+            frames = [(name, payload[: len(payload) // 2]) for name, payload in frames]
+        if frames and armed.duplicate:
+            armed.duplicate -= 1
+            self.faults.count("duplicate")
+            frames = frames + frames
+        if frames and armed.reorder and self._held is None:
+            armed.reorder -= 1
+            self.faults.count("reorder")
+            self._held = frames
+            return
+        if frames and self._held is not None:
+            frames, self._held = frames + self._held, None
+        wait = self.speed is None
+        for name, payload in frames:
+            for conn in list(self.subscribers.get(name, ())):
+                await conn.send(conn.frame(name, payload), wait)
+
+    def _listened(self, names: list[str]) -> list[str]:
+        return [name for name in names if name in self.subscribers]
+
+    # ReplaySink
+
+    async def wait_for_listeners(self) -> None:
+        await self._listening.wait()
+
+    async def stalled(self) -> float:
+        return await self.faults.wait_stall()
+
+    def last_ids(self, symbol: str) -> tuple[int, int, int]:
+        market = self.markets[symbol]
+        return market.book.last_update_id, market.last_trade_id, market.last_agg_id
+
+    async def play(self, event: ReplayEvent, data: bytes) -> None:
+        """Apply one recorded frame to the market and send it (and what derives from it)."""
+        market = self.markets.get(event.symbol)
+        frames: list[tuple[str, bytes]] = []
+        served = self._aliases.get(event.stream, [event.stream])
+        kind = event.kind
+        if market is None:
+            pass
+        elif kind == "depth":
+            market.apply_depth(data)
+            if self.faults.take_gap(event.symbol):
+                served = []
+            frames.extend(self._derived_book_ticker(market))
+        elif kind == "trade":
+            closed = market.apply_trade(data)
+            if closed is not None:
+                frames.extend(self._agg_trade_frames(market, closed))
+        elif kind == "aggTrade":
+            market.apply_agg_trade(data)
+        elif kind == "kline":
+            market.apply_kline(data)
+        frames[:0] = [(name, data) for name in self._listened(served)]
+        if frames or self._held is not None:
+            await self._emit(frames)
+
+    def _agg_trade_frames(self, market: SymbolMarket, record: object) -> list[tuple[str, bytes]]:
+        name = f"{market.symbol.lower()}@aggTrade"
+        if name not in self.subscribers:
+            return []
+        return [(name, orjson.dumps(record.event(market.symbol, record.T)))]  # type: ignore[attr-defined]
+
+    def _derived_book_ticker(self, market: SymbolMarket) -> list[tuple[str, bytes]]:
+        name = f"{market.symbol.lower()}@bookTicker"
+        spec = self._derived.get(name)
+        if spec is None:
+            return []
+        bid, ask = market.book.best()
+        top = (bid, ask)
+        if self._last_book_ticker.get(name) == top:
+            return []
+        self._last_book_ticker[name] = top
+        body = book_ticker(market.book, self.market, market.symbol, self._exchange_ms())
+        return [] if body is None else [(name, orjson.dumps(body))]
+
+    def _exchange_ms(self) -> int:
+        """The re-stamped exchange time of the current replay position."""
+        if self.player is None or self.session is None:
+            return self._now_ms()
+        events = self.session.events
+        position = min(self.player.position, len(events) - 1)
+        return events[position].ts_ns // 1_000_000 + self.player.offsets.time_ms
+
+    async def tick(self, exchange_ms: int) -> None:
+        """Every 100 ms of recording time: close derived aggTrades, push periodic streams."""
+        self._ticks += 1
+        frames: list[tuple[str, bytes]] = []
+        for market in self.markets.values():
+            closed = market.close_agg_trade()
+            if closed is not None:
+                frames.extend(self._agg_trade_frames(market, closed))
+        for name, spec in list(self._derived.items()):
+            if spec.period and self._ticks % spec.period == 0:
+                body = self._periodic_body(spec, exchange_ms)
+                if body is not None:
+                    frames.append((name, orjson.dumps(body)))
+        if frames or self._held is not None:
+            await self._emit(frames)
+
+    def _periodic_body(self, spec: DerivedStream, exchange_ms: int) -> dict | None:
+        market = self.markets[spec.symbol]
+        if spec.kind == "partial":
+            return partial_depth(
+                market.book, int(spec.argument), self.market, spec.symbol, exchange_ms
+            )
+        if spec.kind == "miniTicker":
+            return market.stats.mini_ticker_event(spec.symbol, exchange_ms)
+        if spec.kind == "ticker":
+            return market.stats.ticker_event(spec.symbol, exchange_ms, market.book)
+        if spec.kind == "kline":
+            interval_ms = INTERVAL_MS[spec.argument]
+            open_time = exchange_ms - exchange_ms % interval_ms
+            fills = [f for f in market.trades_as_agg()[-50_000:] if open_time <= f.T]
+            rows = kline_rows(fills, interval_ms, market.price_places, market.qty_places)
+            if not rows:
+                return None
+            return kline_event(spec.symbol, spec.argument, rows[-1], exchange_ms)
+        return None
+
+    async def seam(self, offsets: Offsets) -> None:
+        """Between passes: one derived diff per symbol turning the current book into the
+        start book, ids continuing from the last ``u`` sent."""
+        assert self.session is not None
+        event_ms = self.recording_start_ms + offsets.time_ms
+        frames: list[tuple[str, bytes]] = []
+        for symbol, market in self.markets.items():
+            start = self.session.symbols[symbol]
+            closed = market.close_agg_trade()
+            if closed is not None:
+                frames.extend(self._agg_trade_frames(market, closed))
+            if start.first_diff_ids is None:
+                continue
+            zero = "0." + "0" * market.qty_places if market.qty_places else "0"
+            bids, asks = market.book.diff_to(start.book, zero)
+            last = market.book.last_update_id
+            market.book = start.book.copy()
+            market.book.last_update_id = last + 1
+            body: dict = {"e": "depthUpdate", "E": event_ms}
+            if self.market == "usdm":
+                body["T"] = event_ms
+            body |= {"s": symbol, "U": last + 1, "u": last + 1}
+            if self.market == "usdm":
+                body["pu"] = last
+            body |= {"b": bids, "a": asks}
+            payload = orjson.dumps(body)
+            frames.extend(
+                (name, payload) for name in self._listened(self._depth_streams.get(symbol, []))
+            )
+        if frames:
+            await self._emit(frames)

@@ -1,0 +1,214 @@
+"""Plays a recorded session against the local exchange: clock, speed, re-stamping, looping.
+
+Definitions:
+
+* **speed** — recording seconds played per wall second; ``None`` means *max*: frames are
+  played as fast as the slowest subscribed client reads them (bounded per-connection queues
+  give back-pressure; nothing is buffered without bound). At max speed playback waits while
+  no client is subscribed.
+* **time offset** — ``now − recording start`` (ms), fixed per pass. Every event time
+  (``E``, ``T``, kline ``t``/``T``) is shifted by it, in every mode, so lag figures mean
+  something at speed 1. Later passes use a larger offset so times keep increasing.
+* **id offsets** — per symbol, added to update ids (``U``, ``u``, ``pu``, bookTicker ``u``),
+  trade ids (``t``, aggTrade ``f``/``l``, kline ``f``/``L``) and aggregate ids (``a``).
+  They are 0 on the first pass. On each loop they are chosen so ids stay continuous after
+  a **seam diff**: one derived diff (``U = last u + 1``) that turns the end-of-recording book
+  back into the start book, so a client that stays synced across the seam stays consistent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from services.replay.session import RecordedSession, ReplayEvent
+
+TICK_NS = 100_000_000  # derived periodic streams run on a 100 ms recording-time grid
+
+_INTEGER_FIELD = re.compile(rb'"(\w+)":(-?\d+)(?=[,}])')
+_TIME, _UPDATE, _TRADE, _AGG = 0, 1, 2, 3
+_FIELDS_BY_KIND: dict[str, dict[bytes, int]] = {
+    "depth": {b"E": _TIME, b"T": _TIME, b"U": _UPDATE, b"u": _UPDATE, b"pu": _UPDATE},
+    "bookTicker": {b"E": _TIME, b"T": _TIME, b"u": _UPDATE},
+    "trade": {b"E": _TIME, b"T": _TIME, b"t": _TRADE},
+    "aggTrade": {b"E": _TIME, b"T": _TIME, b"a": _AGG, b"f": _TRADE, b"l": _TRADE},
+    "kline": {b"E": _TIME, b"t": _TIME, b"T": _TIME, b"f": _TRADE, b"L": _TRADE},
+}
+_TIME_ONLY = {b"E": _TIME, b"T": _TIME}
+
+
+@dataclass(slots=True)
+class Offsets:
+    """Offsets of one pass: time (ms) for all symbols, ids per symbol."""
+
+    time_ms: int = 0
+    update_ids: dict[str, int] = field(default_factory=dict)
+    trade_ids: dict[str, int] = field(default_factory=dict)
+    agg_ids: dict[str, int] = field(default_factory=dict)
+
+    def restamp(self, event: ReplayEvent) -> bytes:
+        """The event's payload with times and ids shifted; other bytes unchanged."""
+        fields = _FIELDS_BY_KIND.get(event.kind, _TIME_ONLY)
+        shift = (
+            self.time_ms,
+            self.update_ids.get(event.symbol, 0),
+            self.trade_ids.get(event.symbol, 0),
+            self.agg_ids.get(event.symbol, 0),
+        )
+
+        def replace(match: re.Match[bytes]) -> bytes:
+            which = fields.get(match.group(1))
+            value = int(match.group(2))
+            if which is None or not shift[which] or value < 0:
+                return match.group(0)
+            return b'"%s":%d' % (match.group(1), value + shift[which])
+
+        return _INTEGER_FIELD.sub(replace, event.data)
+
+
+class ReplayClock:
+    """Maps recording time to wall time: a frame recorded at ``ts`` is due at
+    ``wall_start + (ts − recording_start) / speed``; with speed ``None`` everything is due."""
+
+    def __init__(self, speed: float | None) -> None:
+        self.speed = speed
+        self._wall_start = time.monotonic()
+        self._recording_start = 0
+
+    def start(self, recording_ns: int) -> None:
+        self._wall_start = time.monotonic()
+        self._recording_start = recording_ns
+
+    def shift(self, seconds: float) -> None:
+        """Delay everything still to come (after a stall)."""
+        self._wall_start += seconds
+
+    def delay(self, recording_ns: int) -> float:
+        """Seconds until a frame recorded at ``recording_ns`` is due (≤ 0: due now)."""
+        if self.speed is None:
+            return 0.0
+        due = self._wall_start + (recording_ns - self._recording_start) / 1e9 / self.speed
+        return due - time.monotonic()
+
+
+class ReplaySink:
+    """What the player drives (the exchange)."""
+
+    async def wait_for_listeners(self) -> None: ...
+    async def play(self, event: ReplayEvent, data: bytes) -> None: ...
+    async def tick(self, exchange_ms: int) -> None: ...
+    async def seam(self, offsets: Offsets) -> None: ...
+    def last_ids(self, symbol: str) -> tuple[int, int, int]: ...
+    async def stalled(self) -> float: ...
+
+
+class Player:
+    """Runs passes over a session until the end (or forever with ``loop``)."""
+
+    def __init__(
+        self,
+        session: RecordedSession,
+        sink: ReplaySink,
+        speed: float | None = 1.0,
+        loop: bool = False,
+        now_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+    ) -> None:
+        self.session = session
+        self.sink = sink
+        self.clock = ReplayClock(speed)
+        self.loop = loop
+        self.now_ms = now_ms
+        self.offsets = Offsets()
+        self.passes = 0
+        self.position = 0  # events played in the current pass
+        self.finished = asyncio.Event()
+
+    @property
+    def recording_start_ms(self) -> int:
+        """Original (recorder) time of the recording's first frame, ms since the epoch."""
+        return self.session.start_ns // 1_000_000
+
+    def next_offsets(self) -> Offsets:
+        """Offsets for the next pass (see the module docstring)."""
+        span_ms = (self.session.end_ns - self.session.start_ns) // 1_000_000 + 1
+        time_ms = self.now_ms() - self.recording_start_ms
+        if self.passes:
+            time_ms = max(time_ms, self.offsets.time_ms + span_ms)
+        offsets = Offsets(time_ms)
+        if not self.passes:
+            return offsets
+        for symbol, start in self.session.symbols.items():
+            last_update, last_trade, last_agg = self.sink.last_ids(symbol)
+            if start.first_diff_ids is not None:
+                first, _, previous = start.first_diff_ids
+                seam_final = last_update + 1
+                if self.session.market == "usdm" and previous is not None:
+                    offsets.update_ids[symbol] = seam_final - previous
+                else:
+                    offsets.update_ids[symbol] = seam_final + 1 - first
+            first_trade, first_agg = self.first_trade_ids(symbol)
+            if first_trade is not None and last_trade >= 0:
+                offsets.trade_ids[symbol] = last_trade + 1 - first_trade
+            if first_agg is not None and last_agg >= 0:
+                offsets.agg_ids[symbol] = last_agg + 1 - first_agg
+        return offsets
+
+    def first_trade_ids(self, symbol: str) -> tuple[int | None, int | None]:
+        """First trade id and first aggregate id of a symbol in the recording."""
+        for event in self.session.events:
+            if event.symbol != symbol:
+                continue
+            if event.kind == "trade":
+                return _field(event.data, b"t"), None
+            if event.kind == "aggTrade":
+                return _field(event.data, b"f"), _field(event.data, b"a")
+        return None, None
+
+    async def run(self) -> None:
+        """Play passes; without ``loop`` return after the first (the market goes quiet)."""
+        events = self.session.events
+        while True:
+            self.offsets = self.next_offsets()
+            if self.passes:
+                await self.sink.seam(self.offsets)
+            self.clock.start(self.session.start_ns)
+            next_tick = self.session.start_ns + TICK_NS
+            for index, event in enumerate(events):
+                self.position = index
+                next_tick = await self._wait(event.ts_ns, next_tick)
+                await self.sink.play(event, self.offsets.restamp(event))
+                if self.clock.speed is None and index % 64 == 0:
+                    await asyncio.sleep(0)
+            self.position = len(events)
+            self.passes += 1
+            if not self.loop:
+                break
+        self.finished.set()
+
+    async def _wait(self, recording_ns: int, next_tick: int) -> int:
+        """Wait until a frame is due, running the derived-stream ticks that fall before it."""
+        while True:
+            if self.clock.speed is None:
+                await self.sink.wait_for_listeners()
+            stalled = await self.sink.stalled()
+            if stalled:
+                self.clock.shift(stalled)
+            due = min(recording_ns, next_tick)
+            delay = self.clock.delay(due)
+            if delay > 0:
+                await asyncio.sleep(delay)
+                continue
+            if next_tick > recording_ns:
+                return next_tick
+            await self.sink.tick((next_tick // 1_000_000) + self.offsets.time_ms)
+            next_tick += TICK_NS
+            if recording_ns - next_tick > 50 * TICK_NS:  # a long quiet stretch: skip ahead
+                next_tick = recording_ns - recording_ns % TICK_NS + TICK_NS
+
+
+def _field(data: bytes, name: bytes) -> int | None:
+    match = re.search(b'"%s":(-?\\d+)' % name, data)
+    return None if match is None else int(match.group(1))

@@ -1,0 +1,200 @@
+"""A recorded session prepared for replay: its WebSocket timeline and each symbol's
+starting book.
+
+Each symbol's book starts from the recording's REST depth snapshot. The diff stream starts at
+the first diff that bridges that snapshot; older diffs are dropped from the timeline:
+
+* spot: drop diffs with ``u <= lastUpdateId``; the first kept diff has
+  ``U <= lastUpdateId + 1 <= u``;
+* USD-M: drop diffs with ``u < lastUpdateId``; the first kept diff has
+  ``U <= lastUpdateId <= u``.
+
+A symbol without a snapshot starts from an empty book just before its first diff. REST lines
+are not part of the timeline (the exchange serves its own snapshots).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import orjson
+
+from services.binance.messages import stream_kind
+from services.replay.exchange_book import ExchangeBook
+from services.replay.recording import read_recording
+
+_ENVELOPE_HEAD = re.compile(rb'^\{"stream":"([^"]+)","data":')
+_FIRST_ID = re.compile(rb'"U":(\d+)')
+_FINAL_ID = re.compile(rb'"u":(\d+)')
+_PREVIOUS_ID = re.compile(rb'"pu":(-?\d+)')
+_LEVEL = re.compile(rb'\["([0-9.]+)","([0-9.]+)"\]')
+_QUOTE_ASSETS = ("FDUSD", "USDT", "USDC", "BUSD", "TUSD", "BTC", "ETH", "BNB", "EUR", "TRY")
+
+
+class RecordingGap(ValueError):
+    """A recording whose diff stream does not bridge its snapshot or breaks its chain."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayEvent:
+    """One recorded WebSocket frame: receive time, recorded stream name, symbol (upper case),
+    stream kind (``depth``, ``trade``, ``aggTrade``, ``kline``, ``bookTicker``, ...) and the
+    payload's exact bytes (the combined envelope's ``data``)."""
+
+    ts_ns: int
+    stream: str
+    symbol: str
+    kind: str
+    data: bytes
+
+
+@dataclass(slots=True)
+class SymbolStart:
+    """What a symbol looks like when the replay starts."""
+
+    symbol: str
+    book: ExchangeBook
+    first_diff_ids: tuple[int, int, int | None] | None = None  # U, u, pu of the first kept diff
+    price_decimals: int = 0
+    quantity_decimals: int = 0
+    price_width: int = 8
+    quantity_width: int = 8
+
+
+@dataclass(slots=True)
+class RecordedSession:
+    """The replayable content of one or more recordings of the same market."""
+
+    market: str  # "spot" or "usdm"
+    events: list[ReplayEvent]
+    symbols: dict[str, SymbolStart]
+    streams: dict[str, set[str]] = field(default_factory=dict)  # symbol → recorded kinds
+    paths: list[Path] = field(default_factory=list)
+    start_ns: int = 0  # receive time of the recording's first line
+    end_ns: int = 0  # receive time of its last line
+
+    def recorded_kinds(self, symbol: str) -> set[str]:
+        return self.streams.get(symbol, set())
+
+
+def split_symbol(symbol: str) -> tuple[str, str]:
+    """Base and quote asset of a symbol (``BTCUSDT`` → ``BTC``, ``USDT``)."""
+    for quote in _QUOTE_ASSETS:
+        if symbol.endswith(quote) and len(symbol) > len(quote):
+            return symbol[: -len(quote)], quote
+    return symbol[:-4], symbol[-4:]
+
+
+def meaningful_decimals(number: str) -> int:
+    """Digits after the point once trailing zeros are removed (``"61837.630"`` → 2)."""
+    _, _, fraction = number.partition(".")
+    return len(fraction.rstrip("0"))
+
+
+def _widths(levels: list[tuple[bytes, bytes]], start: SymbolStart) -> None:
+    for price, quantity in levels:
+        p, q = price.decode(), quantity.decode()
+        start.price_decimals = max(start.price_decimals, meaningful_decimals(p))
+        start.quantity_decimals = max(start.quantity_decimals, meaningful_decimals(q))
+        start.price_width = len(p.partition(".")[2])
+        start.quantity_width = len(q.partition(".")[2])
+
+
+def _int(pattern: re.Pattern[bytes], data: bytes) -> int | None:
+    found = pattern.search(data)
+    return None if found is None else int(found.group(1))
+
+
+def load_session(paths: list[Path]) -> RecordedSession:
+    """Read recordings (one market), find each symbol's starting book and drop the diffs
+    that precede it. Raises ``RecordingGap`` when a diff chain does not bridge."""
+    markets: set[str] = set()
+    snapshots: dict[str, dict] = {}
+    frames: list[ReplayEvent] = []
+    times: list[int] = []
+    for path in paths:
+        for message in read_recording(path):
+            times.append(message.ts_ns)
+            if message.src == "rest":
+                url = urlsplit(message.url)
+                markets.add("usdm" if url.path.startswith("/fapi") else "spot")
+                symbol = parse_qs(url.query).get("symbol", [""])[0].upper()
+                if symbol and symbol not in snapshots:
+                    snapshots[symbol] = orjson.loads(message.raw)
+                continue
+            head = _ENVELOPE_HEAD.match(message.raw)
+            if head is None:
+                continue
+            stream = head.group(1).decode()
+            frames.append(
+                ReplayEvent(
+                    message.ts_ns,
+                    stream,
+                    stream.split("@", 1)[0].upper(),
+                    stream_kind(stream),
+                    message.raw[head.end() : -1],
+                )
+            )
+    frames.sort(key=lambda e: e.ts_ns)
+    if not markets:
+        markets.add("usdm" if any("@depth@0ms" in e.stream for e in frames) else "spot")
+    if len(markets) > 1:
+        raise ValueError("recordings of different markets cannot be replayed together")
+    market = markets.pop()
+    session = RecordedSession(
+        market,
+        [],
+        {},
+        paths=list(paths),
+        start_ns=min(times, default=0),
+        end_ns=max(times, default=0),
+    )
+    for symbol, body in snapshots.items():
+        start = SymbolStart(
+            symbol,
+            ExchangeBook(
+                body["lastUpdateId"],
+                [tuple(level) for level in body["bids"]],
+                [tuple(level) for level in body["asks"]],
+            ),
+        )
+        raw = orjson.dumps(body)
+        _widths(_LEVEL.findall(raw), start)
+        session.symbols[symbol] = start
+    for event in frames:
+        session.streams.setdefault(event.symbol, set()).add(event.kind)
+        if event.kind == "depth" and not _keep_diff(session, market, event):
+            continue
+        session.events.append(event)
+    return session
+
+
+def _keep_diff(session: RecordedSession, market: str, event: ReplayEvent) -> bool:
+    first_id = _int(_FIRST_ID, event.data) or 0
+    final_id = _int(_FINAL_ID, event.data) or 0
+    previous_id = _int(_PREVIOUS_ID, event.data)
+    start = session.symbols.get(event.symbol)
+    if start is None:
+        start = SymbolStart(
+            event.symbol, ExchangeBook(first_id if market == "usdm" else first_id - 1)
+        )
+        _widths(_LEVEL.findall(event.data), start)
+        session.symbols[event.symbol] = start
+    if start.first_diff_ids is not None:
+        return True
+    last = start.book.last_update_id
+    if market == "usdm":
+        if final_id < last:
+            return False
+        bridges = first_id <= last <= final_id
+    else:
+        if final_id <= last:
+            return False
+        bridges = first_id <= last + 1 <= final_id
+    if not bridges:
+        raise RecordingGap(f"{event.symbol}: first diff {first_id}..{final_id} misses {last}")
+    start.first_diff_ids = (first_id, final_id, previous_id)
+    return True
