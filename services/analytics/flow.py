@@ -124,7 +124,8 @@ def cvd(
     first trade at or after ``anchor_ms`` (default: the first trade in the view).
 
     Longer series are downsampled to ``max_points`` by keeping the last trade of each of
-    ``max_points`` equal-count chunks, so the final value is always kept.
+    ``max_points`` equal-count chunks, so the final value is always kept (summed per chunk
+    first, so the cost is one pass over the trades).
     """
     if unit not in ("base", "quote"):
         raise ValueError(f"unit must be 'base' or 'quote', not {unit!r}")
@@ -138,9 +139,11 @@ def cvd(
     flow = view.side[start:] * view.qty[start:]
     if unit == "quote":
         flow *= view.price[start:]
-    series = np.cumsum(flow)
     anchor = int(t[0]) if anchor_ms is None else int(anchor_ms)
     if n > max_points > 0:
-        idx = (np.arange(1, max_points + 1, dtype=np.int64) * n) // max_points - 1
-        return CvdSeries(t[idx], series[idx], anchor, unit, float(series[-1]), n)
+        ends = (np.arange(1, max_points + 1, dtype=np.int64) * n) // max_points
+        chunk_sums = np.add.reduceat(flow, np.concatenate(([0], ends[:-1])))
+        series = np.cumsum(chunk_sums)
+        return CvdSeries(t[ends - 1], series, anchor, unit, float(series[-1]), n)
+    series = np.cumsum(flow)
     return CvdSeries(t.copy(), series, anchor, unit, float(series[-1]), n)

@@ -42,23 +42,56 @@ class LargeTrade:
 
 @dataclass(frozen=True, slots=True)
 class LargeTrades:
-    """The large trades of a window, newest first.
+    """The large trades of a window, newest first, as numpy columns (``rows`` gives them as
+    ``LargeTrade`` records).
 
-    rows: the trades. tiers_quote: the absolute thresholds (quote notional, ascending).
-    count_by_tier[i]: rows whose highest tier is i. relative_k: the relative multiple
-    (None: rule off). mean_qty: mean base qty of the window's trades (NaN when empty).
-    relative_threshold_qty: relative_k × mean_qty (NaN when the rule is off or the window
-    has no volume, in which case no trade is relatively large).
+    trade_id, time_ms, price, qty, quote_qty (price·qty), side (+1 taker buy, −1 taker
+    sell), tier, threshold, relative: per large trade, as in ``LargeTrade``.
+    tiers_quote: the absolute thresholds (quote notional, ascending).
+    count_by_tier[i]: large trades whose highest tier is i. relative_k: the relative
+    multiple (None: rule off). mean_qty: mean base qty of the window's trades (NaN when
+    empty). relative_threshold_qty: relative_k × mean_qty (NaN when the rule is off or the
+    window has no volume, in which case no trade is relatively large).
     window_count: trades examined.
     """
 
-    rows: tuple[LargeTrade, ...]
+    trade_id: np.ndarray
+    time_ms: np.ndarray
+    price: np.ndarray
+    qty: np.ndarray
+    quote_qty: np.ndarray
+    side: np.ndarray
+    tier: np.ndarray
+    threshold: np.ndarray
+    relative: np.ndarray
     tiers_quote: tuple[float, ...]
     count_by_tier: tuple[int, ...]
     relative_k: float | None
     mean_qty: float
     relative_threshold_qty: float
     window_count: int
+
+    def __len__(self) -> int:
+        return int(self.trade_id.shape[0])
+
+    @property
+    def rows(self) -> tuple[LargeTrade, ...]:
+        """The large trades as records, newest first."""
+        return tuple(
+            LargeTrade(i, t, p, q, v, "buy" if s > 0 else "sell", k, x, r)
+            for i, t, p, q, v, s, k, x, r in zip(
+                self.trade_id.tolist(),
+                self.time_ms.tolist(),
+                self.price.tolist(),
+                self.qty.tolist(),
+                self.quote_qty.tolist(),
+                self.side.tolist(),
+                self.tier.tolist(),
+                self.threshold.tolist(),
+                self.relative.tolist(),
+                strict=True,
+            )
+        )
 
 
 def large_trades(
@@ -79,35 +112,26 @@ def large_trades(
     use_relative = relative_k is not None and n > 0 and mean_qty > 0
     rel_qty = relative_k * mean_qty if use_relative else float("nan")
     quote = w.price * w.qty
-    tier = np.searchsorted(np.asarray(tiers, dtype=np.float64), quote, side="right") - 1
-    relative = w.qty >= rel_qty if use_relative else np.zeros(n, dtype=bool)
-    hit = np.flatnonzero((tier >= 0) | relative)[::-1]
-    counts = np.bincount(tier[tier >= 0], minlength=len(tiers)) if tiers else np.empty(0)
-    rows = tuple(
-        LargeTrade(
-            trade_id=i,
-            time_ms=t,
-            price=p,
-            qty=q,
-            quote_qty=p * q,
-            side="buy" if s > 0 else "sell",
-            tier=k,
-            threshold=tiers[k] if k >= 0 else float("nan"),
-            relative=r,
-        )
-        for i, t, p, q, s, k, r in zip(
-            w.trade_id[hit].tolist(),
-            w.time_ms[hit].tolist(),
-            w.price[hit].tolist(),
-            w.qty[hit].tolist(),
-            w.side[hit].tolist(),
-            tier[hit].tolist(),
-            relative[hit].tolist(),
-            strict=True,
-        )
-    )
+    hit = quote >= tiers[0] if tiers else np.zeros(n, dtype=bool)
+    if use_relative:
+        hit |= w.qty >= rel_qty
+    idx = np.flatnonzero(hit)[::-1]
+    quote_hit = quote[idx]
+    tier_arr = np.asarray(tiers, dtype=np.float64)
+    tier = np.searchsorted(tier_arr, quote_hit, side="right") - 1
+    threshold = np.where(tier >= 0, tier_arr[np.maximum(tier, 0)] if tiers else np.nan, np.nan)
+    counts = np.bincount(tier[tier >= 0], minlength=len(tiers))
+    qty_hit = w.qty[idx]
     return LargeTrades(
-        rows=rows,
+        trade_id=w.trade_id[idx],
+        time_ms=w.time_ms[idx],
+        price=w.price[idx],
+        qty=qty_hit,
+        quote_qty=quote_hit,
+        side=w.side[idx],
+        tier=tier,
+        threshold=threshold,
+        relative=qty_hit >= rel_qty if use_relative else np.zeros(idx.shape[0], dtype=bool),
         tiers_quote=tiers,
         count_by_tier=tuple(int(c) for c in counts),
         relative_k=relative_k,

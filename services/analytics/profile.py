@@ -139,12 +139,19 @@ def volume_profile(
     half_tick = tick_size / 2.0
     base = math.floor((low + half_tick) / bucket) * bucket
     n = math.floor((high - base + half_tick) / bucket) + 1
-    idx = ((p - (base - half_tick)) * (1.0 / bucket)).astype(np.intp)
-    np.clip(idx, 0, n - 1, out=idx)
-    volume = np.bincount(idx, weights=q, minlength=n)
-    delta = np.bincount(idx, weights=w.side * q, minlength=n)
-    trades = np.bincount(idx, minlength=n)
-    buy = (volume + delta) / 2.0
+    scaled = np.subtract(p, base - half_tick)
+    scaled *= 1.0 / bucket
+    idx = scaled.astype(np.intp)
+    idx <<= 1
+    idx += w.side > 0
+    by_side = np.bincount(idx, weights=q, minlength=2 * n)
+    if by_side.shape[0] % 2:
+        by_side = np.append(by_side, 0.0)
+    n = by_side.shape[0] // 2
+    sell, buy = by_side[0::2], by_side[1::2]
+    volume = buy + sell
+    delta = buy - sell
+    trades = np.bincount(idx >> 1, minlength=n)
     poc = point_of_control(volume)
     lo, hi = value_area_rows(volume, poc, value_area)
     total = float(volume.sum())
@@ -155,7 +162,7 @@ def volume_profile(
         bucket=bucket,
         volume=volume,
         buy_volume=buy,
-        sell_volume=volume - buy,
+        sell_volume=sell,
         delta=delta,
         trades=trades,
         total_volume=total,
