@@ -70,7 +70,7 @@ def start_replay(settings: Settings) -> MarketSource:
         port=settings.exchange_port,
     )
     exchange.start_in_thread()
-    started = datetime.fromtimestamp(exchange.recording_start_ns / 1e9, tz=UTC)
+    started = datetime.fromtimestamp(exchange.recording_start_ms / 1000, tz=UTC)
     return MarketSource(
         endpoints=custom(exchange.ws_url, exchange.rest_url, market=exchange.market),
         source="REPLAY",

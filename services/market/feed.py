@@ -32,11 +32,12 @@ from services.binance.messages import (
     AggTrade,
     DepthUpdate,
     Kline,
+    MalformedFrame,
     MiniTicker,
     Ticker,
     Trade,
 )
-from services.binance.rest_client import BinanceRestClient, RestError
+from services.binance.rest_client import BinanceHttpError, BinanceRestClient
 from services.binance.ws_client import (
     BinanceWebSocketClient,
     ConnectionEvent,
@@ -153,7 +154,7 @@ class Feed:
         """Connect, sync and publish until cancelled."""
         cfg = self.config
         self._snapshot_queue = asyncio.Queue()
-        self._rest = BinanceRestClient(cfg.endpoints, weight_budget=cfg.rest_weight_budget)
+        self._rest = BinanceRestClient(cfg.endpoints, weight_per_minute=cfg.rest_weight_budget)
         self._client = BinanceWebSocketClient(cfg.endpoints, idle_timeout_s=cfg.idle_timeout_s)
         try:
             await self._load_symbols()
@@ -187,7 +188,7 @@ class Feed:
             try:
                 infos = await self._rest.exchange_info()
                 break
-            except RestError as exc:
+            except (BinanceHttpError, MalformedFrame) as exc:
                 self._detail = f"exchangeInfo failed: {exc}"
                 self.store.publish_status(self._status("CONNECTING"))
                 await asyncio.sleep(5.0)
@@ -333,8 +334,8 @@ class Feed:
             if feed is None or not feed.book.needs_snapshot:
                 continue
             try:
-                snapshot = await self._rest.depth(symbol, limit=SNAPSHOT_LIMIT)
-            except RestError as exc:
+                snapshot = await self._rest.depth_snapshot(symbol, limit=SNAPSHOT_LIMIT)
+            except (BinanceHttpError, MalformedFrame) as exc:
                 log.warning("snapshot %s failed: %s", symbol, exc)
                 feed.book.snapshot_failed()
                 self._queue_snapshot(symbol)
@@ -349,7 +350,7 @@ class Feed:
         assert self._rest is not None
         try:
             rows = await self._rest.agg_trades(symbol, limit=BACKFILL_PAGE)
-        except RestError as exc:
+        except (BinanceHttpError, MalformedFrame) as exc:
             log.warning("trade warm-up %s failed: %s", symbol, exc)
             return
         feed = self._symbols.get(symbol)
@@ -377,7 +378,7 @@ class Feed:
                 open_gap = feed.trades.backfill(_rows(rows))
             else:
                 feed.trades.abandon_backfill()
-        except RestError as exc:
+        except (BinanceHttpError, MalformedFrame) as exc:
             log.warning("trade backfill %s failed: %s", symbol, exc)
             feed.trades.abandon_backfill()
         finally:
