@@ -180,7 +180,7 @@ class WeightBudget:
                 wait = self._wait_time(weight)
                 if wait <= 0:
                     break
-                await asyncio.sleep(min(wait, 1.0) if max_pause_s is not None else wait)
+                await asyncio.sleep(wait)
             self._tokens -= min(float(weight), float(self.burst))
             self._granted += weight
         self._waited += self._clock() - started

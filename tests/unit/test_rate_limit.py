@@ -1,0 +1,82 @@
+"""Sliding-window limiter, weight budget and backoff, on a virtual clock where possible."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import pytest
+
+from services.binance.backoff import Backoff
+from services.binance.rate_limit import PausedTooLong, SlidingWindowLimiter, WeightBudget
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_backoff_is_capped_jittered_and_floored() -> None:
+    backoff = Backoff(initial=0.5, cap=4.0, floor=0.2, rng=random.Random(7))
+    delays = [backoff.delay(n) for n in range(200)]
+    assert all(0.2 <= d <= 4.2 for d in delays)
+    assert max(backoff.delay(0) for _ in range(200)) <= 0.7
+    assert max(delays[10:]) > 2.0
+    assert backoff.delay(10_000) <= 4.2
+
+
+def test_sliding_window_wait_time() -> None:
+    clock = Clock()
+    limiter = SlidingWindowLimiter(3, 10.0, clock=clock)
+    for _ in range(3):
+        limiter._times.append(clock())
+        clock.now += 1.0
+    assert limiter.in_window == 3
+    assert limiter.wait_time() == pytest.approx(7.0)
+    clock.now += 7.0
+    assert limiter.wait_time() == 0.0
+
+
+async def test_sliding_window_spaces_events() -> None:
+    limiter = SlidingWindowLimiter(1, 0.1)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    stamps = []
+    for _ in range(4):
+        await limiter.acquire()
+        stamps.append(loop.time() - started)
+    assert stamps[-1] >= 0.29
+
+
+def test_budget_refill_and_server_weight() -> None:
+    clock, wall = Clock(), Clock()
+    wall.now = 6000.5
+    budget = WeightBudget(1200, 60.0, burst=300, clock=clock, wall_clock=wall)
+    assert budget._wait_time(300) == 0.0
+    budget._tokens -= 300
+    assert budget._wait_time(50) == pytest.approx(50 / 15.0)
+    clock.now += 10.0
+    assert budget._wait_time(50) == 0.0
+    budget.record_used(1190)
+    assert budget._wait_time(50) == pytest.approx(60 - 0.5 + 0.01)
+    assert budget.stats().used_weight == 1190
+    wall.now += 60.0
+    assert budget.stats().used_weight is None
+    assert budget._wait_time(50) == 0.0
+
+
+async def test_pause_holds_and_long_pause_raises() -> None:
+    budget = WeightBudget(1000, 60.0)
+    budget.pause(0.3, "HTTP 429 code -1003: slow down")
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await budget.acquire(10)
+    assert loop.time() - started >= 0.29
+    budget.pause(100.0, "HTTP 418 code -1003: banned")
+    budget.pause(1.0, "shorter pauses never shorten a ban")
+    with pytest.raises(PausedTooLong) as paused:
+        await budget.acquire(10, max_pause_s=5.0)
+    assert paused.value.remaining_s > 99 and paused.value.reason.startswith("HTTP 418")
