@@ -71,10 +71,10 @@ def trade_flow(view: TradeView, *, window_ms: int, now_ms: int | None = None) ->
     w = select_window(view, window_ms=window_ms, now_ms=now)
     q, s = w.qty, w.side
     volume = float(q.sum())
-    signed = float(s @ q)
+    signed = float(np.einsum("i,i->", s, q))
     quote = w.price * q
     quote_volume = float(quote.sum())
-    signed_quote = float(s @ quote)
+    signed_quote = float(np.einsum("i,i->", s, quote))
     buy = (volume + signed) / 2.0
     sell = (volume - signed) / 2.0
     ratio = buy / volume if volume > 0 else float("nan")
