@@ -86,6 +86,34 @@ class TradeTotals:
 class TradeLog:
     """Bounded trade window of one symbol with id dedupe, gap tracking and backfill."""
 
+    __slots__ = (
+        "_buy_quote",
+        "_buy_volume",
+        "_evictions",
+        "_head",
+        "_id_cells",
+        "_ids",
+        "_pending",
+        "_price_cells",
+        "_prices",
+        "_qty_cells",
+        "_qtys",
+        "_sell_quote",
+        "_sell_volume",
+        "_size",
+        "_time_cells",
+        "_times",
+        "backfill_gaps",
+        "capacity",
+        "duplicates",
+        "gaps",
+        "kind",
+        "last_id",
+        "max_pending",
+        "open_gap",
+        "symbol",
+    )
+
     def __init__(
         self,
         symbol: str,
@@ -140,25 +168,8 @@ class TradeLog:
     ) -> TradeGap | None:
         """Append one trade; returns the gap when this trade reveals one and the log holds
         trades for backfill (``backfill_gaps``), else None. O(1)."""
-        last = self.last_id
-        if trade_id != last + 1 and last >= 0:
-            if trade_id <= last:
-                self.duplicates += 1
-                return None
-            if self.open_gap is None:
-                gap = TradeGap(last + 1, trade_id - 1)
-                if self.backfill_gaps:
-                    self.open_gap = gap
-                    self._pending.append((trade_id, time_ms, price, qty, buyer_maker))
-                    self.last_id = trade_id
-                    return gap
-                self.gaps.append(gap)
-        if self.open_gap is not None:
-            self._pending.append((trade_id, time_ms, price, qty, buyer_maker))
-            self.last_id = trade_id
-            if len(self._pending) > self.max_pending:
-                return self.abandon_backfill()
-            return None
+        if trade_id != self.last_id + 1 or self.open_gap is not None:
+            return self._add_out_of_sequence(trade_id, time_ms, price, qty, buyer_maker)
         self.last_id = trade_id
         self._append(trade_id, time_ms, price, -qty if buyer_maker else qty)
         return None
@@ -239,6 +250,31 @@ class TradeLog:
             side=np.where(qtys < 0.0, -1.0, 1.0),
             kind=self.kind,
         )
+
+    def _add_out_of_sequence(
+        self, trade_id: int, time_ms: int, price: float, qty: float, buyer_maker: bool
+    ) -> TradeGap | None:
+        last = self.last_id
+        if last >= 0 and trade_id != last + 1:
+            if trade_id <= last:
+                self.duplicates += 1
+                return None
+            if self.open_gap is None:
+                gap = TradeGap(last + 1, trade_id - 1)
+                if self.backfill_gaps:
+                    self.open_gap = gap
+                    self._pending.append((trade_id, time_ms, price, qty, buyer_maker))
+                    self.last_id = trade_id
+                    return gap
+                self.gaps.append(gap)
+        self.last_id = trade_id
+        if self.open_gap is not None:
+            self._pending.append((trade_id, time_ms, price, qty, buyer_maker))
+            if len(self._pending) > self.max_pending:
+                return self.abandon_backfill()
+            return None
+        self._append(trade_id, time_ms, price, -qty if buyer_maker else qty)
+        return None
 
     def _append(self, trade_id: int, time_ms: int, price: float, signed_qty: float) -> None:
         i = self._head
