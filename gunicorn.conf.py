@@ -27,6 +27,6 @@ def on_starting(server: object) -> None:
 
 def nworkers_changed(server: object, new_value: int, old_value: int | None) -> None:
     """Refuse growing past one worker at run time (TTIN) without the shared store."""
-    if new_value > 1 and not os.environ.get("REDIS_URL"):
+    if old_value is not None and new_value > 1 and not os.environ.get("REDIS_URL"):
         server.log.error(MULTI_WORKER_NEEDS_REDIS.format(workers=new_value))  # type: ignore[attr-defined]
         server.num_workers = 1  # type: ignore[attr-defined]

@@ -422,9 +422,13 @@ class RedisStore:
         return bool(self._call(read, False))
 
     def _store_down(self) -> FeedStatus:
+        """What readers see while Redis is unreachable; ``published_at`` is the time of the
+        last status actually read (0 when none), so it never passes for a fresh one."""
+        _, last = self._status_cache
         return FeedStatus(
             connection_state="STORE_DOWN",
             detail=f"Redis store unavailable ({self.availability.error}); retrying",
+            published_at=0.0 if last is None else last.published_at,
         )
 
     def symbols(self) -> list[SymbolInfo]:
