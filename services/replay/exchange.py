@@ -389,17 +389,20 @@ class LocalExchange:
         return time.time_ns() // 1_000_000
 
     async def _emit(self, frames: list[tuple[str, bytes]]) -> None:
-        """Send payloads to their streams' subscribers, applying armed frame faults."""
+        """Send payloads to their streams' subscribers, applying armed frame faults (at
+        most one fault per emission, so each armed fault hits its own frame)."""
         armed = self.faults.frames
-        if frames and armed.malformed:
+        if not frames:
+            pass
+        elif armed.malformed:
             armed.malformed -= 1
             self.faults.count("malformed")
             frames = [(name, payload[: len(payload) // 2]) for name, payload in frames]
-        if frames and armed.duplicate:
+        elif armed.duplicate:
             armed.duplicate -= 1
             self.faults.count("duplicate")
             frames = frames + frames
-        if frames and armed.reorder and self._held is None:
+        elif armed.reorder and self._held is None:
             armed.reorder -= 1
             self.faults.count("reorder")
             self._held = frames

@@ -80,6 +80,7 @@ class Faults:
         self.rest_errors: list[RestError] = []
         self.snapshot_delay = 0.0
         self.stall_until = 0.0
+        self.stall_started = 0.0
         self.periodic: list[asyncio.Task] = []
         self._drop: Callable[[], int] = lambda: 0
         self._shutdown: Callable[[float], int] = lambda grace: 0
@@ -113,7 +114,10 @@ class Faults:
     def stall(self, seconds: float) -> None:
         """Send no frames for ``seconds`` (connections stay open, pings continue); the
         replay resumes where it was."""
-        self.stall_until = max(self.stall_until, time.monotonic() + seconds)
+        now = time.monotonic()
+        if self.stall_until <= now:
+            self.stall_started = now
+        self.stall_until = max(self.stall_until, now + seconds)
         self.count("stall")
 
     def disconnect_every(self, seconds: float) -> None:
@@ -194,12 +198,13 @@ class Faults:
         return None
 
     async def wait_stall(self) -> float:
-        """Wait out an active stall; returns the seconds waited."""
-        waited = 0.0
+        """Wait out an active stall; returns its whole length (0 when none), by which the
+        replay clock is to be shifted so that nothing bursts out afterwards."""
+        if self.stall_until <= time.monotonic():
+            return 0.0
         while (left := self.stall_until - time.monotonic()) > 0:
             await asyncio.sleep(left)
-            waited += left
-        return waited
+        return self.stall_until - self.stall_started
 
     def stats(self) -> dict[str, int]:
         return dict(self.counts)

@@ -183,6 +183,7 @@ class Player:
                 if self.clock.speed is None and index % 64 == 0:
                     await asyncio.sleep(0)
             self.position = len(events)
+            await self.sink.tick(self.session.end_ns // 1_000_000 + self.offsets.time_ms)
             self.passes += 1
             if not self.loop:
                 break
