@@ -90,7 +90,7 @@ def create_export_controls(button_id: str, download_id: str) -> html.Div:
                 "Export large trades (CSV)",
                 id=button_id,
                 size="sm",
-                color="secondary",
+                color="warning",
                 outline=True,
             ),
             dcc.Download(id=download_id),

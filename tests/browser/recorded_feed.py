@@ -12,13 +12,14 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
 from services.binance.messages import AggTrade, DepthUpdate, decode_depth_snapshot, decode_frame
 from services.market.views import BookView, SymbolInfo, SyncState, TradeView
-from services.replay.recording import read_recording
+from services.replay.recording import RecordedMessage, read_recording
 from services.store import FeedStatus, MarketStore, SymbolSnapshot
 
 TICK_SIZES = {"BTCUSDT": 0.01, "ETHUSDT": 0.01, "DOTUSDT": 0.0001}
@@ -79,6 +80,12 @@ class _SymbolState:
         )
 
 
+@lru_cache(maxsize=4)
+def recorded_messages(path: Path) -> tuple[RecordedMessage, ...]:
+    """The messages of a recording, read once per process."""
+    return tuple(read_recording(path))
+
+
 def symbol_infos(symbols: list[str]) -> list[SymbolInfo]:
     """SymbolInfo for the recorded symbols, plus one unstreamed and one halted symbol."""
     infos = []
@@ -107,7 +114,7 @@ class RecordedFeed:
         self.interval_s = interval_s
         self.messages_per_step = messages_per_step
         self.recording_date = recording_date
-        self._messages = list(read_recording(path))
+        self._messages = recorded_messages(path)
         self._position = 0
         self._seq = 0
         self._states: dict[str, _SymbolState] = {}
