@@ -16,7 +16,7 @@ A frame that cannot be decoded raises ``MalformedFrame``; an event type nobody k
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import msgspec
 
@@ -290,6 +290,49 @@ def _decoder_for_stream(stream: str) -> msgspec.json.Decoder | None:
 
 _STREAM_DECODERS: dict[str, msgspec.json.Decoder | None] = {}
 
+PayloadT = TypeVar("PayloadT")
+
+
+class _TypedFrame(msgspec.Struct, Generic[PayloadT], frozen=True, gc=False):
+    stream: str
+    data: PayloadT
+
+
+_STREAM_PREFIX = b'{"stream":"'
+_MAX_FRAME_DECODERS = 4096
+_FRAME_DECODERS: dict[bytes, msgspec.json.Decoder | None] = {}
+
+
+def _frame_decoder(stream: bytes) -> msgspec.json.Decoder | None:
+    """A one-pass decoder for whole combined-stream frames of this stream (cached)."""
+    try:
+        return _FRAME_DECODERS[stream]
+    except KeyError:
+        pass
+    payload = _decoder_for_stream(stream.decode(errors="replace"))
+    decoder = (
+        None if payload is None else msgspec.json.Decoder(_TypedFrame[payload.type], strict=False)  # type: ignore[name-defined]
+    )
+    if len(_FRAME_DECODERS) < _MAX_FRAME_DECODERS:
+        _FRAME_DECODERS[stream] = decoder
+    return decoder
+
+
+def _decode_typed_frame(raw: bytes) -> Frame | None:
+    """One-pass decoding of ``{"stream":"<name>","data":{...}}`` frames as Binance sends
+    them (envelope and payload typed together); None when the frame is not in that form."""
+    end = raw.find(b'"', 11)
+    if end < 0:
+        return None
+    decoder = _frame_decoder(raw[11:end])
+    if decoder is None:
+        return None
+    try:
+        typed = decoder.decode(raw)
+    except msgspec.DecodeError:
+        return None
+    return Frame(typed.stream, typed.data)
+
 
 def decode_payload(stream: str, data: bytes | memoryview) -> Event:
     """Decode the ``data`` of a combined-stream frame, knowing its stream name."""
@@ -331,6 +374,10 @@ def decode_frame(raw: bytes | str) -> Frame:
     Raises ``MalformedFrame`` when the frame is not JSON or its payload does not match the
     stream's schema (missing fields, wrong types, non-numeric prices).
     """
+    if isinstance(raw, bytes) and raw.startswith(_STREAM_PREFIX):
+        frame = _decode_typed_frame(raw)
+        if frame is not None:
+            return frame
     try:
         envelope = _ENVELOPE.decode(raw)
     except msgspec.DecodeError as exc:
