@@ -22,7 +22,7 @@ from components.theme import (
 )
 
 ZOOM_PRESETS_PCT: tuple[float, ...] = (0.1, 0.5, 1.0, 5.0)
-MAX_POINTS_PER_SIDE = 400
+MAX_POINTS_PER_SIDE = 300
 
 
 def downsample_indices(n: int, max_points: int) -> np.ndarray:

@@ -28,11 +28,11 @@ def cvd_trace(
         "mode": "lines",
         "name": "CVD",
         "x": np.asarray(cvd_time_ms, dtype=np.int64).tolist(),
-        "y": np.round(np.asarray(cvd_values, dtype=np.float64), 4).tolist(),
+        "y": np.round(np.asarray(cvd_values, dtype=np.float64), 2).tolist(),
         "xaxis": "x2",
         "yaxis": "y2",
         "line": {"color": TEXT, "width": 1.2},
-        "hovertemplate": "%{x|%H:%M:%S.%L}<br>CVD %{y:,.4f}<extra></extra>",
+        "hovertemplate": "%{x|%H:%M:%S.%L}<br>CVD %{y:,.2f}<extra></extra>",
     }
 
 

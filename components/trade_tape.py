@@ -7,8 +7,8 @@ per trade keeps the payload small (about 150 bytes a row) at a 500 ms refresh.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
-from datetime import UTC, datetime
 
 import numpy as np
 from dash import html
@@ -19,12 +19,15 @@ TAPE_ROWS = 50
 
 def trade_tier(notional: float, tiers_quote: Sequence[float]) -> int:
     """0 for an ordinary trade, else how many tier thresholds (quote notional) it reaches."""
-    return sum(1 for threshold in sorted(tiers_quote) if notional >= threshold)
+    return bisect.bisect_right(sorted(tiers_quote), notional)
 
 
 def format_time_ms(time_ms: int) -> str:
     """``HH:MM:SS.mmm`` in UTC."""
-    return datetime.fromtimestamp(time_ms / 1000.0, tz=UTC).strftime("%H:%M:%S.%f")[:-3]
+    seconds, millis = divmod(int(time_ms), 1000)
+    minutes, second = divmod(seconds, 60)
+    hours, minute = divmod(minutes, 60)
+    return f"{hours % 24:02d}:{minute:02d}:{second:02d}.{millis:03d}"
 
 
 def parse_tiers(text: str | None) -> tuple[float, ...]:
@@ -67,9 +70,10 @@ def create_trade_tape(
         className="tape-header",
     )
     rows = [header]
+    tiers = sorted(tiers_quote)
     for t, p, q, s in zip(time_ms, price, qty, side, strict=True):
         notional = float(p) * float(q)
-        tier = trade_tier(notional, tiers_quote)
+        tier = bisect.bisect_right(tiers, notional)
         side_class = "buy" if s > 0 else "sell"
         rows.append(
             html.Div(

@@ -8,6 +8,7 @@ input; a small LRU bounds memory.
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
@@ -21,8 +22,10 @@ T = TypeVar("T")
 DEPTH_BANDS_BPS: tuple[float, ...] = (10.0, 25.0, 50.0, 100.0)
 IMPACT_SIZES_QUOTE: tuple[float, ...] = (10_000.0, 100_000.0, 1_000_000.0, 5_000_000.0)
 IMBALANCE_BAND_BPS = 25.0
+SCORE_BAND_BPS = 25.0
+SCORE_IMPACT_QUOTE = 100_000.0
 DEPTH_MAX_LEVELS = 1000
-CVD_MAX_POINTS = 400
+CVD_MAX_POINTS = 300
 PROFILE_MAX_ROWS = 300
 PROFILE_DEFAULT_ROWS = 60
 
@@ -108,8 +111,36 @@ def price_impact(cache: DerivedCache, snapshot: SymbolSnapshot) -> list[impact.I
 
 
 def liquidity_score(cache: DerivedCache, snapshot: SymbolSnapshot) -> liquidity.LiquidityScore:
-    """The 0–100 liquidity score of the book."""
-    return cache.get(_key(snapshot, "liquidity"), lambda: liquidity.liquidity_score(snapshot.book))
+    """The 0–100 liquidity score of the book with the analytics' default parameters (±25 bps
+    depth, 100k quote impact), combined from the spread, depth and impact already derived
+    for the panel instead of walking the book a second time."""
+    return cache.get(_key(snapshot, "liquidity"), lambda: _combined_score(cache, snapshot))
+
+
+def _combined_score(cache: DerivedCache, snapshot: SymbolSnapshot) -> liquidity.LiquidityScore:
+    spread_bps = book_summary(cache, snapshot).spread_bps
+    band = next(b for b in depth_within(cache, snapshot) if b.band_bps == SCORE_BAND_BPS)
+    rows = [r for r in price_impact(cache, snapshot) if r.size == SCORE_IMPACT_QUOTE]
+    depth_quote = band.bid_quote + band.ask_quote
+    impact_bps = (
+        math.nan
+        if any(r.unfillable for r in rows)
+        else sum(r.slippage_bps for r in rows) / len(rows)
+    )
+    s = liquidity.spread_component(spread_bps)
+    d = liquidity.depth_component(depth_quote)
+    i = liquidity.impact_component(impact_bps)
+    return liquidity.LiquidityScore(
+        score=liquidity.combine(s, d, i),
+        spread_bps=spread_bps,
+        spread_score=s,
+        depth_quote=depth_quote,
+        depth_score=d,
+        impact_bps=impact_bps,
+        impact_score=i,
+        band_bps=SCORE_BAND_BPS,
+        impact_quote=SCORE_IMPACT_QUOTE,
+    )
 
 
 def time_and_sales(
@@ -142,7 +173,7 @@ def trade_flow(cache: DerivedCache, snapshot: SymbolSnapshot, window_ms: int) ->
 
 
 def cvd(cache: DerivedCache, snapshot: SymbolSnapshot) -> flow.CvdSeries:
-    """CVD in quote units over the whole trade window, downsampled to ≤ 400 points."""
+    """CVD in quote units over the whole trade window, downsampled to ≤ 300 points."""
     return cache.get(
         _key(snapshot, "cvd"),
         lambda: flow.cvd(snapshot.trades, max_points=CVD_MAX_POINTS, unit="quote"),

@@ -37,11 +37,12 @@ def render_status(
         update_age_s=max(now - snapshot.published_at, 0.0) if snapshot else None,
     )
     requested = symbol_from_path(pathname) or DEFAULT_SYMBOL
-    known = trading_symbols(store)
     message: object = None
-    if requested not in known:
-        message = create_unknown_symbol_message(requested, close_matches(requested, known))
-    elif symbol and snapshot is None:
+    if requested != symbol:
+        known = trading_symbols(store)
+        if requested not in known:
+            message = create_unknown_symbol_message(requested, close_matches(requested, known))
+    if message is None and symbol and snapshot is None:
         message = create_waiting_message(symbol)
     return create_status_bar(items), message
 

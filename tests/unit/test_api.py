@@ -42,7 +42,9 @@ def test_orderbook(client, store):
     body = response.get_json()
     check_envelope(body)
     view = store.snapshot("BTCUSDT").book
-    assert body["bids"] == [[p, q] for p, q in zip(view.bid_prices[:5], view.bid_qtys[:5])]
+    assert body["bids"] == [
+        [p, q] for p, q in zip(view.bid_prices[:5], view.bid_qtys[:5], strict=True)
+    ]
     assert len(body["asks"]) == 5
     assert body["bids"][0][0] < body["asks"][0][0]
     assert body["summary"]["best_bid"] == body["bids"][0][0]

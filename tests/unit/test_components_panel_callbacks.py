@@ -106,3 +106,12 @@ def test_export_payload(feed):
     assert lines[0].startswith("time_utc,symbol,trade_id")
     assert len(lines) > 1
     assert render_export(feed.store, DerivedCache(), "BNBUSDT", None) is None
+
+
+def test_liquidity_score_from_shared_pieces_equals_the_analytics(feed):
+    from app.callbacks import derived
+    from services.analytics.liquidity import liquidity_score
+
+    snapshot = feed.store.snapshot("BTCUSDT")
+    combined = derived.liquidity_score(DerivedCache(), snapshot)
+    assert combined == liquidity_score(snapshot.book)
