@@ -60,7 +60,7 @@ import itertools
 import statistics
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Coroutine, Iterable
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -348,6 +348,8 @@ class _Connection:
 
     def _on_message(self, session: _Session, raw: bytes | str) -> None:
         now = time.time()
+        if self.client.on_raw is not None:
+            self.client.on_raw(raw if isinstance(raw, bytes) else raw.encode(), now)
         session.last_message = time.monotonic()
         self.last_message_wall = now
         try:
@@ -633,6 +635,9 @@ class BinanceWebSocketClient:
     backoff: reconnect delays. stable_after_s: session age that forgets past failures.
     connection_attempts: shared limiter of connection attempts (300 per 5 min per IP).
     max_pending: data frames queued for the consumer before newer ones are dropped.
+    on_raw: called with the exact bytes of every frame read and its receive time (wall
+        seconds), before decoding — used to record sessions. During a rotation both
+        sessions' frames pass through it.
     """
 
     def __init__(
@@ -657,8 +662,10 @@ class BinanceWebSocketClient:
         max_pending: int = 100_000,
         url_max_chars: int = 4000,
         lag_window: int = 512,
+        on_raw: Callable[[bytes, float], None] | None = None,
     ) -> None:
         self.endpoints = endpoints
+        self.on_raw = on_raw
         self.idle_timeout_s = idle_timeout_s
         self.rotate_after_s = rotate_after_s
         self.rotation_overlap_s = rotation_overlap_s
