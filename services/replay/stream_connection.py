@@ -124,14 +124,20 @@ class StreamConnection:
             await self._read()
         finally:
             self._closing = True
-            writer.cancel()
             pinger.cancel()
             self._on_unsubscribe(self, list(self.streams))
+            while not self.queue.empty():  # frees a player waiting for room
+                self.queue.get_nowait()
+            self.queue.put_nowait(b"")  # wakes the writer, which then ends
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(writer, 1.0)
 
     async def _write(self) -> None:
         with contextlib.suppress(ConnectionError, RuntimeError):
-            while True:
+            while not self._closing:
                 frame = await self.queue.get()
+                if self._closing:
+                    return
                 await self.ws.send_frame(frame, WSMsgType.TEXT)
                 self.frames_sent += 1
 

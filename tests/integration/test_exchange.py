@@ -57,7 +57,7 @@ async def read_until_quiet(ws: websockets.ClientConnection, quiet: float = 1.0) 
 
 @contextlib.asynccontextmanager
 async def connect(url: str) -> AsyncIterator[websockets.ClientConnection]:
-    async with websockets.connect(url, max_size=None, ping_interval=None) as ws:
+    async with websockets.connect(url, max_size=None, ping_interval=None, close_timeout=0.5) as ws:
         yield ws
 
 
