@@ -21,6 +21,7 @@ from components.theme import create_notice_figure
 from services.store import MarketStore
 
 DATA_EXTENT = 1.5
+RECENTRE_SHARE = 0.5
 
 
 def render_depth(
@@ -32,8 +33,10 @@ def render_depth(
 ) -> tuple[Any, dict]:
     """The depth figure (or a Patch of its data) and what is now on screen.
 
-    ``rendered`` is ``{"key", "seq", "kind"}`` of the last output; an unchanged snapshot
-    gives ``no_update``. A book that is not LIVE gives a notice instead of a chart.
+    ``rendered`` is ``{"key", "seq", "kind", "centre"}`` of the last output; an unchanged
+    snapshot gives ``no_update``. A book that is not LIVE gives a notice instead of a chart.
+    Patches leave the x range alone (so a user's own zoom survives, ``uirevision``) until
+    the mid has moved half the preset's half-width from the centre drawn, then re-centre.
     """
     key = f"{symbol}|{zoom_pct}"
     snapshot = store.snapshot(symbol) if symbol else None
@@ -51,7 +54,7 @@ def render_depth(
             return dash.no_update, state
         return create_depth_unavailable(str(view.sync_state), view.resync_reason), state
     state = {"key": key, "seq": snapshot.seq, "kind": "chart"}
-    if rendered == state:
+    if {k: rendered.get(k) for k in state} == state:
         return dash.no_update, rendered
     summary = derived.book_summary(cache, snapshot)
     curve = derived.depth_curve(cache, snapshot, zoom_pct * DATA_EXTENT)
@@ -75,8 +78,11 @@ def render_depth(
         patch["data"] = depth_trace_data(**sides, price_decimals=info.price_decimals)
         for name, value in depth_overlays(**overlays).items():
             patch["layout"][name] = value
-        patch["layout"]["xaxis"]["range"] = zoom_range(summary.mid, zoom_pct)
-        return patch, state
+        centre = rendered.get("centre", summary.mid)
+        if abs(summary.mid - centre) > RECENTRE_SHARE * summary.mid * zoom_pct / 100.0:
+            patch["layout"]["xaxis"]["range"] = zoom_range(summary.mid, zoom_pct)
+            centre = summary.mid
+        return patch, {**state, "centre": centre}
     figure = create_depth_figure(
         **sides,
         **overlays,
@@ -84,7 +90,7 @@ def render_depth(
         uirevision=key,
         base_asset=info.base_asset,
     )
-    return figure, state
+    return figure, {**state, "centre": summary.mid}
 
 
 def register(app: dash.Dash, store: MarketStore, cache: DerivedCache) -> None:

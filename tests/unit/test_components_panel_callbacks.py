@@ -42,6 +42,16 @@ def test_depth_full_then_patch_then_skip(feed):
     feed.step()
     patch, newer = render_depth(store, cache, "BTCUSDT", 0.5, rendered)
     assert isinstance(patch, Patch) and newer["seq"] == rendered["seq"] + 1
+    assert newer["centre"] == rendered["centre"]
+    operations = patch.to_plotly_json()["operations"]
+    assert all(op["location"] != ["layout", "xaxis", "range"] for op in operations)
+    feed.step()
+    far = {**newer, "centre": newer["centre"] * 0.99}
+    recentred, latest = render_depth(store, cache, "BTCUSDT", 0.5, far)
+    operations = recentred.to_plotly_json()["operations"]
+    assert any(op["location"] == ["layout", "xaxis", "range"] for op in operations)
+    assert latest["centre"] != far["centre"]
+    newer = latest
     full, _ = render_depth(store, cache, "BTCUSDT", 1.0, newer)
     assert isinstance(full, dict) and full["layout"]["uirevision"] == "BTCUSDT|1.0"
 
