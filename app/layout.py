@@ -8,7 +8,7 @@ import dash_bootstrap_components as dbc
 from dash import dcc, html
 
 from app import ids
-from app.callbacks.symbol import trading_symbols
+from app.callbacks.symbol import symbols_key, trading_symbols
 from components.depth_chart import ZOOM_PRESETS_PCT
 from components.flow_meter import FLOW_WINDOWS
 from components.header import create_header
@@ -112,8 +112,10 @@ def create_layout(
     """A layout function (evaluated per page load, so the symbol list is current)."""
 
     def layout() -> html.Div:
+        symbols = trading_symbols(store)
         return html.Div(
             [
+                dcc.Store(id=ids.SYMBOL_OPTIONS_KEY, data=symbols_key(symbols)),
                 dcc.Location(id=ids.URL, refresh="callback-nav"),
                 dcc.Interval(id=ids.FAST_INTERVAL, interval=refresh_ms),
                 dcc.Interval(id=ids.SLOW_INTERVAL, interval=slow_refresh_ms),
@@ -123,7 +125,7 @@ def create_layout(
                 dcc.Store(id=ids.PROFILE_RENDERED),
                 dcc.Store(id=ids.LIQUIDITY_RENDERED),
                 create_header(
-                    create_symbol_picker(trading_symbols(store), None, ids.SYMBOL_DROPDOWN),
+                    create_symbol_picker(symbols, None, ids.SYMBOL_DROPDOWN),
                     ids.STATUS_BAR,
                     create_export_controls(ids.LARGE_TRADES_EXPORT, ids.LARGE_TRADES_DOWNLOAD),
                 ),

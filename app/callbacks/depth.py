@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import dash
@@ -18,6 +19,7 @@ from components.depth_chart import (
     zoom_range,
 )
 from components.theme import create_notice_figure
+from services.market.views import SyncState
 from services.store import MarketStore
 
 DATA_EXTENT = 1.5
@@ -30,11 +32,13 @@ def render_depth(
     symbol: str | None,
     zoom_pct: float,
     rendered: dict | None,
+    now: float | None = None,
 ) -> tuple[Any, dict]:
     """The depth figure (or a Patch of its data) and what is now on screen.
 
     ``rendered`` is ``{"key", "seq", "kind", "centre"}`` of the last output; an unchanged
-    snapshot gives ``no_update``. A book that is not LIVE gives a notice instead of a chart.
+    snapshot gives ``no_update``. A book that is not LIVE, or a snapshot older than a few seconds
+    (``now`` defaults to the wall clock), gives a notice instead of a chart.
     Patches leave the x range alone (so a user's own zoom survives, ``uirevision``) until
     the mid has moved half the preset's half-width from the centre drawn, then re-centre.
     """
@@ -48,11 +52,12 @@ def render_depth(
         text = f"Waiting for data for {symbol}" if symbol else "Choose a symbol"
         return create_notice_figure(text, uirevision="waiting"), state
     view = snapshot.book
-    if not view.is_live:
-        state = {"key": key, "seq": snapshot.seq, "kind": f"notice-{view.sync_state}"}
+    sync_state = derived.display_sync_state(snapshot, time.time() if now is None else now)
+    if sync_state != SyncState.LIVE:
+        state = {"key": key, "seq": snapshot.seq, "kind": f"notice-{sync_state}"}
         if rendered.get("key") == key and rendered.get("kind") == state["kind"]:
             return dash.no_update, state
-        return create_depth_unavailable(str(view.sync_state), view.resync_reason), state
+        return create_depth_unavailable(sync_state, view.resync_reason), state
     state = {"key": key, "seq": snapshot.seq, "kind": "chart"}
     if {k: rendered.get(k) for k in state} == state:
         return dash.no_update, rendered

@@ -14,7 +14,9 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Any, TypeVar
 
+from components.status_bar import STALE_AFTER_S
 from services.analytics import book, flow, impact, large_trades, liquidity, profile, trades
+from services.market.views import SyncState
 from services.store import SymbolSnapshot
 
 T = TypeVar("T")
@@ -63,6 +65,14 @@ def market_now_ms(snapshot: SymbolSnapshot) -> int:
     """
     last_trade = int(snapshot.trades.time_ms[-1]) if len(snapshot.trades) else 0
     return max(last_trade, int(snapshot.book.event_time_ms))
+
+
+def display_sync_state(snapshot: SymbolSnapshot, now: float) -> str:
+    """The book's sync state as the dashboard shows it: STALE once the snapshot is older
+    than ``STALE_AFTER_S`` (the feed stopped publishing), whatever it said then."""
+    if now - snapshot.published_at > STALE_AFTER_S:
+        return str(SyncState.STALE)
+    return str(snapshot.book.sync_state)
 
 
 def _key(snapshot: SymbolSnapshot, metric: str, *params: Hashable) -> tuple:

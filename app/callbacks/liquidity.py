@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from typing import Any
 
 import dash
@@ -18,6 +19,7 @@ from components.liquidity import (
     create_liquidity_unavailable,
 )
 from services.analytics.definitions import DEFINITIONS
+from services.market.views import SyncState
 from services.store import MarketStore
 
 
@@ -30,20 +32,28 @@ def _impact_rows(rows: list) -> list[ImpactRow]:
 
 
 def render_liquidity(
-    store: MarketStore, cache: DerivedCache, symbol: str | None, rendered: str | None
+    store: MarketStore,
+    cache: DerivedCache,
+    symbol: str | None,
+    rendered: str | None,
+    now: float | None = None,
 ) -> tuple[Any, str]:
-    """The panel's children and a key of what they show (``no_update`` if unchanged)."""
+    """The panel's children and a key of what they show (``no_update`` if unchanged); a
+    notice instead while the book is not LIVE or the snapshot is stale."""
     snapshot = store.snapshot(symbol) if symbol else None
-    key = f"{symbol}|{snapshot.seq if snapshot else None}"
+    sync_state = (
+        derived.display_sync_state(snapshot, time.time() if now is None else now)
+        if snapshot
+        else None
+    )
+    key = f"{symbol}|{snapshot.seq if snapshot else None}|{sync_state}"
     if key == rendered:
         return dash.no_update, key
     if snapshot is None:
         text = f"Waiting for data for {symbol}." if symbol else "Choose a symbol."
         return html.Div(text, className="panel-notice"), key
-    if not snapshot.book.is_live:
-        return create_liquidity_unavailable(
-            str(snapshot.book.sync_state), snapshot.book.resync_reason
-        ), key
+    if sync_state != SyncState.LIVE:
+        return create_liquidity_unavailable(sync_state, snapshot.book.resync_reason), key
     score = derived.liquidity_score(cache, snapshot)
     panel = create_liquidity_panel(
         score=score.score,

@@ -6,8 +6,10 @@ be shared. A symbol the feed does not stream yet is requested from it.
 
 from __future__ import annotations
 
+import zlib
+
 import dash
-from dash import Input, Output, ctx
+from dash import Input, Output, State, ctx
 
 from app import ids
 from components.symbol_picker import DEFAULT_SYMBOL, symbol_from_path
@@ -20,6 +22,20 @@ def trading_symbols(store: MarketStore) -> list[str]:
     if not symbols:
         symbols = [s for s in (DEFAULT_SYMBOL,) if store.snapshot(s) is not None]
     return sorted(symbols)
+
+
+def symbols_key(symbols: list[str]) -> int:
+    """A stable checksum of a symbol list (the same in every worker process)."""
+    return zlib.crc32(",".join(symbols).encode())
+
+
+def refresh_options(store: MarketStore, shown_key: int | None) -> tuple[object, object]:
+    """New dropdown options and their key when the tradable symbols changed."""
+    symbols = trading_symbols(store)
+    key = symbols_key(symbols)
+    if key == shown_key:
+        return dash.no_update, dash.no_update
+    return [{"label": s, "value": s} for s in symbols], key
 
 
 def select_symbol(
@@ -48,7 +64,7 @@ def select_symbol(
 
 
 def register(app: dash.Dash, store: MarketStore) -> None:
-    """Keep the URL and the dropdown in step."""
+    """Keep the URL and the dropdown in step, and the options in step with the exchange."""
 
     @app.callback(
         Output(ids.URL, "pathname"),
@@ -58,3 +74,13 @@ def register(app: dash.Dash, store: MarketStore) -> None:
     )
     def sync_symbol(pathname: str | None, value: str | None):
         return select_symbol(store, pathname, value, ctx.triggered_id)
+
+    @app.callback(
+        Output(ids.SYMBOL_DROPDOWN, "options"),
+        Output(ids.SYMBOL_OPTIONS_KEY, "data"),
+        Input(ids.SLOW_INTERVAL, "n_intervals"),
+        State(ids.SYMBOL_OPTIONS_KEY, "data"),
+        prevent_initial_call=True,
+    )
+    def update_options(_n: int, shown_key: int | None):
+        return refresh_options(store, shown_key)

@@ -125,3 +125,25 @@ def test_liquidity_score_from_shared_pieces_equals_the_analytics(feed):
     snapshot = feed.store.snapshot("BTCUSDT")
     combined = derived.liquidity_score(DerivedCache(), snapshot)
     assert combined == liquidity_score(snapshot.book)
+
+
+def test_stale_snapshot_is_not_drawn_as_live(feed):
+    store, cache = feed.store, DerivedCache()
+    later = store.snapshot("BTCUSDT").published_at + 30
+    figure, _ = render_depth(store, cache, "BTCUSDT", 0.5, None, now=later)
+    assert figure["data"] == [] and "STALE" in figure["layout"]["annotations"][0]["text"]
+    panel, _ = render_liquidity(store, cache, "BTCUSDT", None, now=later)
+    assert "STALE" in panel.children
+
+
+def test_dropdown_options_follow_the_exchange(feed):
+    from app.callbacks.symbol import refresh_options
+    from services.market.views import SymbolInfo
+
+    store = feed.store
+    options, key = refresh_options(store, None)
+    assert [o["value"] for o in options] == ["BNBUSDT", "BTCUSDT", "DOTUSDT", "ETHUSDT"]
+    assert refresh_options(store, key) == (dash.no_update, dash.no_update)
+    store.publish_symbols([*store.symbols(), SymbolInfo("SOLUSDT")])
+    options, new_key = refresh_options(store, key)
+    assert new_key != key and "SOLUSDT" in [o["value"] for o in options]
