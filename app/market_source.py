@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 from app.config import Settings
 from services.binance.endpoints import Endpoints, custom, preset
+from services.market.feed import FeedConfig
 
 log = logging.getLogger(__name__)
 
@@ -92,3 +93,19 @@ def resolve(settings: Settings) -> MarketSource:
         return MarketSource(endpoints=endpoints, source="LIVE")
     log.warning("%s: replaying %s instead", problem, settings.recording.name)
     return start_replay(settings)
+
+
+def feed_config(settings: Settings, source: MarketSource) -> FeedConfig:
+    """The feed's configuration for these settings and this market source."""
+    return FeedConfig(
+        endpoints=source.endpoints,
+        symbols=settings.symbols,
+        source=source.source,
+        recording=source.recording,
+        recording_date=source.recording_date,
+        trade_window=settings.trade_window,
+        book_levels=settings.book_levels,
+        publish_interval_s=settings.publish_interval_s,
+        max_on_demand_symbols=settings.max_on_demand_symbols,
+        rest_weight_budget=settings.rest_weight_budget,
+    )

@@ -14,7 +14,6 @@ import threading
 from flask import Flask
 
 from app import config, market_source
-from app.cli.run import feed_config
 from app.server import create_app
 from app.stores import make_store
 from services.market.feed import Feed
@@ -46,7 +45,7 @@ def build_server(settings: config.Settings | None = None) -> Flask:
                 if _started_in == os.getpid():
                     return
                 source = market_source.resolve(settings)
-                Feed(feed_config(settings, source), store).start_in_thread()
+                Feed(market_source.feed_config(settings, source), store).start_in_thread()
                 _started_in = os.getpid()
 
     return server

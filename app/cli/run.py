@@ -12,27 +12,12 @@ import sys
 from app import config, market_source
 from app.server import create_app
 from app.stores import make_store
-from services.market.feed import Feed, FeedConfig
-
-
-def feed_config(settings: config.Settings, source: market_source.MarketSource) -> FeedConfig:
-    """The feed's configuration for these settings and this market source."""
-    return FeedConfig(
-        endpoints=source.endpoints,
-        symbols=settings.symbols,
-        source=source.source,
-        recording=source.recording,
-        recording_date=source.recording_date,
-        trade_window=settings.trade_window,
-        book_levels=settings.book_levels,
-        publish_interval_s=settings.publish_interval_s,
-        max_on_demand_symbols=settings.max_on_demand_symbols,
-        rest_weight_budget=settings.rest_weight_budget,
-    )
+from services.market.feed import Feed
 
 
 def main(argv: list[str]) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     try:
         settings = config.parse(argv)
     except ValueError as exc:
@@ -40,7 +25,7 @@ def main(argv: list[str]) -> int:
         return 2
     source = market_source.resolve(settings)
     store = make_store(settings)
-    feed = Feed(feed_config(settings, source), store)
+    feed = Feed(market_source.feed_config(settings, source), store)
     feed.start_in_thread()
     dash_app = create_app(
         store,

@@ -14,7 +14,6 @@ import sys
 from urllib.parse import urlsplit
 
 from app import config, market_source
-from app.cli.run import feed_config
 from services.market.feed import Feed
 from services.redis_store import RedisStore
 
@@ -51,7 +50,7 @@ def main(argv: list[str]) -> int:
     where = urlsplit(settings.redis_url)
     print(f"Tapescope worker: {label} -> Redis {where.hostname}:{where.port}", flush=True)
     try:
-        asyncio.run(run_feed(Feed(feed_config(settings, source), store)))
+        asyncio.run(run_feed(Feed(market_source.feed_config(settings, source), store)))
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
