@@ -17,6 +17,7 @@ from components.panel import create_panel
 from components.symbol_picker import create_symbol_picker
 from components.theme import create_notice_figure
 from components.volume_profile import BUCKET_TICKS_CHOICES
+from services.analytics.definitions import DEFINITIONS
 from services.store import MarketStore
 
 GRAPH_CONFIG = {"displaylogo": False, "displayModeBar": False, "responsive": True}
@@ -54,6 +55,8 @@ def create_body() -> html.Div:
             [{"label": f"±{pct:g}%", "value": pct} for pct in ZOOM_PRESETS_PCT],
             0.5,
         ),
+        panel_id="depth-panel",
+        definition=DEFINITIONS["depth_curve"],
     )
     tape = create_panel(
         "Trade tape",
@@ -66,11 +69,15 @@ def create_body() -> html.Div:
             className="tiers-input",
             placeholder="tiers: 100k, 250k, 1M",
         ),
+        panel_id="tape-panel",
+        definition=f"{DEFINITIONS['time_and_sales']} {DEFINITIONS['large_trades']}",
     )
     flow = create_panel(
         "Aggressor flow & CVD",
         _graph(ids.FLOW_METER, "graph-flow"),
         _radio(ids.FLOW_WINDOW, [{"label": w, "value": w} for w in FLOW_WINDOWS], "1m"),
+        panel_id="flow-panel",
+        definition=f"{DEFINITIONS['direction']} {DEFINITIONS['cvd']}",
     )
     profile = create_panel(
         "Volume profile",
@@ -84,8 +91,15 @@ def create_body() -> html.Div:
             searchable=False,
             className="bucket-dropdown",
         ),
+        panel_id="profile-panel",
+        definition=f"{DEFINITIONS['point_of_control']} {DEFINITIONS['value_area']}",
     )
-    liquidity = create_panel("Liquidity", html.Div(id=ids.LIQUIDITY_SCORE))
+    liquidity = create_panel(
+        "Liquidity",
+        html.Div(id=ids.LIQUIDITY_SCORE),
+        panel_id="liquidity-panel",
+        definition=DEFINITIONS["liquidity_score"],
+    )
     return html.Div(
         [
             dbc.Row(

@@ -7,9 +7,20 @@ from dash import html
 from dash.development.base_component import Component
 
 
-def create_panel(title: str, body: Component, controls: Component | None = None) -> dbc.Card:
-    """A card whose header holds the title and optional controls."""
-    header = [html.Span(title, className="panel-title")]
+def create_panel(
+    title: str,
+    body: Component,
+    controls: Component | None = None,
+    *,
+    panel_id: str,
+    definition: str = "",
+) -> dbc.Card:
+    """A card whose header holds the title (with its definition as a tooltip, if given)
+    and optional controls."""
+    title_id = f"{panel_id}-title"
+    header: list = [html.Span(title, id=title_id, className="panel-title")]
+    if definition:
+        header.append(dbc.Tooltip(definition, target=title_id, placement="bottom"))
     if controls is not None:
         header.append(html.Div(controls, className="panel-controls"))
     return dbc.Card(
