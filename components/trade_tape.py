@@ -1,6 +1,6 @@
 """Trade tape: the latest trades, newest first, one fixed-width text row each.
 
-A row reads ``time (UTC, ms)  price  quantity  notional``; its class says the aggressor side
+A row reads ``time (UTC, ms)  price  quantity  notional  side``; its class says the aggressor side
 (``buy``/``sell``) and the large-trade tier (``tier-1`` … by quote notional). One text row
 per trade keeps the payload small (about 150 bytes a row) at a 500 ms refresh.
 """
@@ -49,8 +49,12 @@ def parse_tiers(text: str | None) -> tuple[float, ...]:
     return tuple(sorted(set(tiers))) or DEFAULT_TIERS_QUOTE
 
 
-def _row_text(time_ms: int, price: float, qty: float, notional: float, pd: int, qd: int) -> str:
-    return f"{format_time_ms(time_ms)} {price:>14,.{pd}f} {qty:>13,.{qd}f} {notional:>13,.0f}"
+def _row_text(
+    time_ms: int, price: float, qty: float, notional: float, side: str, pd: int, qd: int
+) -> str:
+    return (
+        f"{format_time_ms(time_ms)} {price:>14,.{pd}f} {qty:>13,.{qd}f} {notional:>13,.0f}  {side}"
+    )
 
 
 def create_trade_tape(
@@ -66,7 +70,8 @@ def create_trade_tape(
 ) -> html.Div:
     """The tape for trades given newest first (columns of equal length)."""
     header = html.Div(
-        f"{'time UTC':<12} {'price':>14} {'qty':>13} {('notional ' + quote_asset).strip():>13}",
+        f"{'time UTC':<12} {'price':>14} {'qty':>13} {('notional ' + quote_asset).strip():>13}"
+        "  side",
         className="tape-header",
     )
     rows = [header]
@@ -77,7 +82,9 @@ def create_trade_tape(
         side_class = "buy" if s > 0 else "sell"
         rows.append(
             html.Div(
-                _row_text(int(t), float(p), float(q), notional, price_decimals, qty_decimals),
+                _row_text(
+                    int(t), float(p), float(q), notional, side_class, price_decimals, qty_decimals
+                ),
                 className=f"tape-row {side_class} tier-{tier}",
             )
         )

@@ -83,7 +83,13 @@ def create_profile_figure(
         "title": {"text": "delta"},
         "anchor": "y",
     }
-    layout["yaxis"] = {"gridcolor": GRID, "tickformat": f".{price_decimals}f"}
+    layout["yaxis"] = {
+        "gridcolor": GRID,
+        "tickformat": f".{price_decimals}f",
+        "autorangeoptions": {
+            "include": [float(prices[0]) - bucket_size, float(prices[-1]) + 2 * bucket_size]
+        },
+    }
     layout["shapes"] = [
         {
             "type": "rect",

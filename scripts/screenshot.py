@@ -1,21 +1,23 @@
 """Screenshot of the running dashboard into a PNG (headless Chromium).
 
 ``python scripts/screenshot.py docs/dashboard.png [--url http://127.0.0.1:8050/BTCUSDT]``.
-Without ``--url`` it serves the dashboard itself on a free loopback port, fed from the
-bundled 2021 three-symbol recording (replay), and stops it afterwards.
+Without ``--url`` it runs the dashboard itself (``python -m app run --source replay``: the
+local exchange replaying the bundled recording, the real feed) on a free loopback port,
+and stops it afterwards.
 """
 
 from __future__ import annotations
 
 import argparse
 import socket
+import subprocess
 import sys
-import threading
 import time
+import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 PANEL_SELECTORS = (
     "#depth-chart .js-plotly-plot .scatterlayer .trace",
@@ -33,30 +35,37 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def serve_replay(symbol: str) -> tuple[str, callable]:
-    """Serve the dashboard from the bundled recording; returns (url, stop)."""
-    from werkzeug.serving import make_server
-
-    from app.server import create_app
-    from services.store import MemoryStore
-    from tests.browser.recorded_feed import RecordedFeed
-    from tests.conftest import SPOT_2021
-
-    store = MemoryStore()
-    feed = RecordedFeed(store, SPOT_2021)
-    for _ in range(40):
-        feed.step()
-    feed.start()
+def serve_replay(symbol: str, timeout_s: float) -> tuple[str, Callable[[], None]]:
+    """Run ``python -m app run --source replay`` on a free loopback port until it is
+    healthy; returns (url, stop)."""
     port = _free_port()
-    server = make_server("127.0.0.1", port, create_app(store).server, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "app", "run", "--source", "replay", "--port", str(port)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
     def stop() -> None:
-        server.shutdown()
-        feed.stop()
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
 
-    return f"http://127.0.0.1:{port}/{symbol}", stop
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the dashboard exited with code {process.returncode}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as reply:
+                if reply.status == 200:
+                    return f"http://127.0.0.1:{port}/{symbol}", stop
+        except OSError:
+            pass
+        time.sleep(0.5)
+    stop()
+    raise RuntimeError("the dashboard did not become healthy in time")
 
 
 def take_screenshot(url: str, output: Path, settle_s: float, timeout_s: float) -> None:
@@ -95,13 +104,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("output", nargs="?", default=str(ROOT / "docs" / "dashboard.png"))
     parser.add_argument("--url", help="a running dashboard (default: serve a replay here)")
     parser.add_argument("--symbol", default="BTCUSDT")
-    parser.add_argument("--settle", type=float, default=3.0, help="seconds after render")
+    parser.add_argument("--settle", type=float, default=10.0, help="seconds after render")
     parser.add_argument("--timeout", type=float, default=30.0)
     args = parser.parse_args(argv)
     stop = None
     url = args.url
     if url is None:
-        url, stop = serve_replay(args.symbol)
+        url, stop = serve_replay(args.symbol, args.timeout)
     try:
         take_screenshot(url, Path(args.output), args.settle, args.timeout)
     finally:

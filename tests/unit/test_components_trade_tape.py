@@ -23,6 +23,7 @@ def test_rows_in_given_order_with_side_and_tier_classes():
     ]
     assert rows[0].children.startswith("20:04:42.149")
     assert "58,000.00" in rows[0].children and "580" in rows[0].children
+    assert rows[0].children.endswith("sell") and rows[1].children.endswith("buy")
 
 
 def test_empty_tape_says_so():
