@@ -510,7 +510,7 @@ class LocalExchange:
         if spec.kind == "kline":
             interval_ms = INTERVAL_MS[spec.argument]
             open_time = exchange_ms - exchange_ms % interval_ms
-            fills = [f for f in market.trades_as_agg()[-50_000:] if open_time <= f.T]
+            fills = market.fills_since(open_time)
             rows = kline_rows(fills, interval_ms, market.price_places, market.qty_places)
             if not rows:
                 return None

@@ -180,6 +180,33 @@ class SymbolMarket:
         rows = rows[:limit] if start_time is not None else rows[-limit:]
         return rows, derived
 
+    def fills_since(self, time_ms: int) -> list[AggTradeRecord]:
+        """Fills at or after ``time_ms`` in aggTrade shape, oldest first. Walks back from
+        the newest fill, so the cost is the number of fills returned."""
+        if self.trades_derived:
+            start = len(self.agg_trades)
+            while start > 0 and time_ms <= self.agg_trades[start - 1].T:
+                start -= 1
+            return self.agg_trades[start:]
+        start = len(self.trades)
+        while start > 0 and self.trades[start - 1].time >= time_ms:
+            start -= 1
+        return [fill_as_agg_trade(t) for t in self.trades[start:]]
+
+    def fills_since(self, time_ms: int) -> list[AggTradeRecord]:
+        """Fills (aggTrade-shaped) with trade time ``T >= time_ms``, oldest first; reads back
+        from the newest only as far as needed."""
+        records = self.agg_trades if self.trades_derived else self.trades
+        start = len(records)
+        while (
+            start > 0
+            and getattr(records[start - 1], "T" if self.trades_derived else "time") >= time_ms
+        ):
+            start -= 1
+        if self.trades_derived:
+            return records[start:]
+        return [fill_as_agg_trade(t) for t in records[start:]]
+
     def trades_as_agg(self) -> list[AggTradeRecord]:
         """Every replayed fill in aggTrade shape (for klines)."""
         if self.trades_derived:
