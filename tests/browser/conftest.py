@@ -1,27 +1,51 @@
-"""Browser-test fixtures: a store fed from the bundled 2021 three-symbol recording."""
+"""Browser-test fixtures: the real pipeline on loopback — the local exchange replaying the
+bundled 2021 three-symbol recording in real time, the feed syncing BTCUSDT and ETHUSDT from
+it (DOTUSDT is left for the UI to request on demand) and the in-process store."""
 
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Iterator
 
 import pytest
 
+from app import market_source
+from app.config import Settings
+from services.market.feed import Feed
 from services.store import MemoryStore
-from tests.browser.recorded_feed import RecordedFeed
 from tests.conftest import SPOT_2021
 
-if shutil.which("chromedriver") is None:
-    pytest.skip("chromedriver is not installed", allow_module_level=True)
+
+@pytest.fixture(autouse=True)
+def _chromedriver_installed() -> None:
+    if shutil.which("chromedriver") is None:
+        pytest.fail("chromedriver is missing: `make test` installs Debian's chromium-driver")
 
 
-@pytest.fixture
-def replay_store() -> Iterator[tuple[MemoryStore, RecordedFeed]]:
-    """A MemoryStore that a RecordedFeed republishes into every 0.2 s while the test runs."""
+@pytest.fixture(scope="module")
+def replay_store() -> Iterator[tuple[MemoryStore, Feed]]:
+    """A MemoryStore filled by the real feed from the local exchange (REPLAY, looping)."""
+    settings = Settings(
+        source="replay",
+        recording=SPOT_2021,
+        speed="1",
+        loop=True,
+        symbols=("BTCUSDT", "ETHUSDT"),
+        publish_interval_s=0.2,
+    )
+    source = market_source.resolve(settings)
     store = MemoryStore()
-    feed = RecordedFeed(store, SPOT_2021, messages_per_step=40, interval_s=0.2)
-    for _ in range(20):
-        feed.step()
-    feed.start()
+    feed = Feed(market_source.feed_config(settings, source), store)
+    feed.start_in_thread()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        snapshots = [store.snapshot(s) for s in ("BTCUSDT", "ETHUSDT")]
+        if all(s is not None and s.book.is_live and len(s.trades) for s in snapshots):
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError("the feed did not sync BTCUSDT and ETHUSDT from the replay")
     yield store, feed
     feed.stop()
+    source.close()

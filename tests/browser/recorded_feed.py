@@ -3,8 +3,8 @@
 It rebuilds each symbol's book from the recorded REST snapshot plus the diffs after it,
 collects the recorded aggTrades, and publishes every symbol with an increasing ``seq`` as
 it steps through the file; at the end it keeps republishing the final state (fresh
-``published_at``), as a quiet live feed would. It stands in for the real feed in the
-dashboard's tests until the local exchange and feed drive them.
+``published_at``), as a quiet live feed would. Unit and API tests use it for deterministic
+data from a real recording; the browser tests run the real exchange and feed instead.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The dashboard in headless Chromium, fed from a real recording (REPLAY)."""
+"""The dashboard in headless Chromium, fed by the real feed from the local exchange replaying
+a real recording (REPLAY)."""
 
 from __future__ import annotations
 
@@ -81,17 +82,18 @@ def test_symbol_switches_through_dropdown(dash_duo, replay_store):
     assert dash_duo.get_logs() == []
 
 
-def test_symbol_from_url_unknown_and_waiting(dash_duo, replay_store):
+def test_symbol_from_url_unknown_and_on_demand(dash_duo, replay_store):
     store, _feed = replay_store
-    start(dash_duo, store, "/DOTUSDT")
-    until(lambda: 40 < (dash_duo.driver.execute_script(DEPTH_MID_JS) or 0) < 50, timeout=10)
-    assert "DOTUSDT" in dash_duo.find_element("#symbol-dropdown").text
+    start(dash_duo, store)
     dash_duo.driver.get(dash_duo.server_url + "/BTCUSTD")
     dash_duo.wait_for_contains_text("#symbol-message", "Unknown symbol 'BTCUSTD'", timeout=10)
     dash_duo.wait_for_contains_text("#symbol-message", "BTCUSDT", timeout=5)
-    dash_duo.driver.get(dash_duo.server_url + "/BNBUSDT")
-    dash_duo.wait_for_contains_text("#symbol-message", "Waiting for data", timeout=10)
-    assert "BNBUSDT" in store.requested_symbols()
+    # DOTUSDT trades on the exchange but the feed does not stream it: the page asks for it,
+    # the feed subscribes on demand, syncs its book and the panels follow.
+    dash_duo.driver.get(dash_duo.server_url + "/DOTUSDT")
+    until(lambda: "DOTUSDT" in store.requested_symbols(), timeout=10)
+    until(lambda: 40 < (dash_duo.driver.execute_script(DEPTH_MID_JS) or 0) < 50, timeout=30)
+    assert "DOTUSDT" in dash_duo.find_element("#symbol-dropdown").text
     assert dash_duo.get_logs() == []
 
 
@@ -121,7 +123,8 @@ def test_large_trades_csv_download(dash_duo, replay_store):
         "threshold",
     ]
     for row in rows:
-        assert re.fullmatch(r"2021-04-04T20:0\d:\d\d\.\d{3}Z", row["time_utc"])
+        # Replayed trades carry times re-stamped to the current clock, as the exchange sends.
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", row["time_utc"])
         assert row["symbol"] == "BTCUSDT"
         assert row["side"] in ("taker buy", "taker sell")
         assert float(row["quote_qty"]) >= float(row["threshold"]) >= 1_000
