@@ -103,7 +103,7 @@ class LocalExchange:
         port: int = 0,
         ping_interval: float = 20.0,
         pong_timeout: float = 60.0,
-        queue_size: int = 4096,
+        queue_size: int = 50_000,
     ) -> None:
         if recordings is None:
             recordings = [DEFAULT_EXCHANGE_RECORDING]

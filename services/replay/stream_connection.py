@@ -60,7 +60,7 @@ class StreamConnection:
         combined: bool,
         on_subscribe: Callable[[StreamConnection, list[str]], None],
         on_unsubscribe: Callable[[StreamConnection, list[str]], None],
-        queue_size: int = 4096,
+        queue_size: int = 50_000,
         ping_interval: float = 20.0,
         pong_timeout: float = 60.0,
     ) -> None:

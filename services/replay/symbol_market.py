@@ -193,20 +193,6 @@ class SymbolMarket:
             start -= 1
         return [fill_as_agg_trade(t) for t in self.trades[start:]]
 
-    def fills_since(self, time_ms: int) -> list[AggTradeRecord]:
-        """Fills (aggTrade-shaped) with trade time ``T >= time_ms``, oldest first; reads back
-        from the newest only as far as needed."""
-        records = self.agg_trades if self.trades_derived else self.trades
-        start = len(records)
-        while (
-            start > 0
-            and getattr(records[start - 1], "T" if self.trades_derived else "time") >= time_ms
-        ):
-            start -= 1
-        if self.trades_derived:
-            return records[start:]
-        return [fill_as_agg_trade(t) for t in records[start:]]
-
     def trades_as_agg(self) -> list[AggTradeRecord]:
         """Every replayed fill in aggTrade shape (for klines)."""
         if self.trades_derived:
