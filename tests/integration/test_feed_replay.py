@@ -167,7 +167,7 @@ async def test_every_fault_kind_is_survived(manifest, recordings):
     crossed_live: list[str] = []
     async with (
         LocalExchange(recordings["spot_2021"], speed=6) as exchange,
-        running_feed(exchange) as (feed, store),
+        running_feed(exchange) as (_, store),
     ):
         faults = exchange.faults
         original_publish = store.publish
