@@ -53,7 +53,12 @@ from services.replay.player import Offsets, Player
 from services.replay.recording import BUNDLED_DIR
 from services.replay.rest_api import RestApi
 from services.replay.session import RecordedSession, ReplayEvent, load_session
-from services.replay.stream_connection import MAX_STREAMS, StreamConnection, invalid_streams
+from services.replay.stream_connection import (
+    MAX_INCOMING_PER_SECOND,
+    MAX_STREAMS,
+    StreamConnection,
+    invalid_streams,
+)
 from services.replay.symbol_market import SymbolMarket
 
 DEFAULT_EXCHANGE_RECORDING = (
@@ -358,6 +363,7 @@ class LocalExchange:
             self.queue_size,
             self.ping_interval,
             self.pong_timeout,
+            MAX_INCOMING_PER_SECOND[self.market],
         )
         self.connections.add(conn)
         conn.streams.update(dict.fromkeys(names))

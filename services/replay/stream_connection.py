@@ -5,8 +5,9 @@
 * Control messages: ``SUBSCRIBE``, ``UNSUBSCRIBE``, ``LIST_SUBSCRIPTIONS``, ``SET_PROPERTY``,
   ``GET_PROPERTY``, answered ``{"result":..,"id":..}`` or ``{"code":N,"msg":..,"id":..}``
   (0 unknown property, 1 value not Boolean, 2 invalid request, 3 invalid JSON).
-* Limits: more than ``MAX_INCOMING_PER_SECOND`` incoming messages (text, ping and pong frames
-  all count) within one second closes the connection with 1008 "Too many requests"; at most
+* Limits: more than ``max_incoming_per_second`` incoming messages (text, ping and pong frames
+  all count; Binance allows 5 on spot, 10 on USD-M) within one second closes the connection
+  with 1008 "Too many requests"; at most
   ``MAX_STREAMS`` streams per connection.
 * Keepalive: the server pings every ``ping_interval`` seconds and closes the connection when
   no pong came for ``pong_timeout`` seconds.
@@ -28,7 +29,7 @@ from typing import Any
 import orjson
 from aiohttp import WSMsgType, web
 
-MAX_INCOMING_PER_SECOND = 5
+MAX_INCOMING_PER_SECOND = {"spot": 5, "usdm": 10}
 MAX_STREAMS = 1024
 STREAM_NAME = re.compile(r"^(![A-Za-z]+(@[a-z]+)?|[a-z0-9]+@[A-Za-z0-9_@.:+-]+)$")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9]{1,36}$")
@@ -63,6 +64,7 @@ class StreamConnection:
         queue_size: int = 50_000,
         ping_interval: float = 20.0,
         pong_timeout: float = 60.0,
+        max_incoming_per_second: int = 5,
     ) -> None:
         self.request = request
         self.ws = ws
@@ -72,6 +74,7 @@ class StreamConnection:
         self.incoming: deque[float] = deque()
         self.ping_interval = ping_interval
         self.pong_timeout = pong_timeout
+        self.max_incoming_per_second = max_incoming_per_second
         self.last_pong = time.monotonic()
         self.frames_sent = 0
         self._on_subscribe = on_subscribe
@@ -156,7 +159,7 @@ class StreamConnection:
         self.incoming.append(now)
         while self.incoming and now - self.incoming[0] >= 1.0:
             self.incoming.popleft()
-        if len(self.incoming) > MAX_INCOMING_PER_SECOND:
+        if len(self.incoming) > self.max_incoming_per_second:
             self.close_soon(1008, b"Too many requests")
             return False
         return True
