@@ -8,7 +8,9 @@ Definitions:
   no client is subscribed.
 * **time offset** — ``now − recording start`` (ms), fixed per pass. Every event time
   (``E``, ``T``, kline ``t``/``T``) is shifted by it, in every mode, so lag figures mean
-  something at speed 1. Later passes use a larger offset so times keep increasing.
+  something at speed 1 (at other speeds event times run ahead of or behind the wall clock).
+  Later passes use a larger offset so times keep increasing. Recorded kline open/close
+  times move by the same offset, so they are no longer on minute boundaries.
 * **id offsets** — per symbol, added to update ids (``U``, ``u``, ``pu``, bookTicker ``u``),
   trade ids (``t``, aggTrade ``f``/``l``, kline ``f``/``L``) and aggregate ids (``a``).
   They are 0 on the first pass. On each loop they are chosen so ids stay continuous after
