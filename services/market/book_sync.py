@@ -66,6 +66,7 @@ class SyncCounters:
     snapshots_ignored: int = 0
     buffer_overflows: int = 0
     resumes: int = 0
+    confirmations: int = 0
 
 
 class BookSync:
@@ -137,6 +138,8 @@ class BookSync:
         """Take a REST depth snapshot; returns FETCH_SNAPSHOT when it cannot be used (older
         than the first buffered diff, or followed by a gap in the buffered diffs)."""
         if self._has_book:
+            if self.awaits_confirmation and snapshot.lastUpdateId >= self.last_update_id:
+                return self._confirm(snapshot)
             self.counters.snapshots_ignored += 1
             return SyncAction.NONE
         self._snapshot_requested = False
@@ -163,6 +166,28 @@ class BookSync:
             return self._lose_sync(None, "crossed snapshot", gap=False)
         if stale:
             self.state = SyncState.STALE
+        return SyncAction.NONE
+
+    @property
+    def awaits_confirmation(self) -> bool:
+        """True for a STALE book that no diff has confirmed since the connection came back
+        (a quiet market): a fresh snapshot can tell whether it is still exact."""
+        return self.state is SyncState.STALE and self._has_book
+
+    def _confirm(self, snapshot: DepthSnapshot) -> SyncAction:
+        """Check a STALE book against a snapshot taken after a reconnect: the same
+        ``lastUpdateId`` proves nothing changed, so the book is LIVE again as it is; a newer
+        one means updates were missed, so the book is replaced by the snapshot."""
+        self.counters.confirmations += 1
+        if snapshot.lastUpdateId > self.last_update_id:
+            self.book.load_snapshot(snapshot.bids, snapshot.asks)
+            self.counters.snapshots_applied += 1
+            self.last_update_id = snapshot.lastUpdateId
+            self._bridged = False
+        if self.book.is_crossed():
+            self.counters.crossed += 1
+            return self._lose_sync(None, "crossed snapshot", gap=False)
+        self.state = SyncState.LIVE
         return SyncAction.NONE
 
     def snapshot_failed(self) -> None:

@@ -404,3 +404,31 @@ def test_valid_diff_sequences_match_a_dict_model(
     assert sync.book.asks() == model_asks
     assert sync.counters.diffs_applied == len(chain)
     assert sync.last_update_id == (chain[-1].u if chain else lid)
+
+
+def test_quiet_market_book_is_confirmed_by_a_snapshot_after_reconnect():
+    sync = BookSync("TEST", "spot")
+    sync.on_diff(diff(9, 10))
+    sync.on_snapshot(snap(10))
+    sync.on_diff(diff(11, 12, bids=[(98.0, 2.0)]))
+    sync.on_disconnect("idle watchdog")
+    assert sync.state is SyncState.STALE and sync.awaits_confirmation
+    assert sync.on_snapshot(snap(9)) is SyncAction.NONE  # older than the book: no proof
+    assert sync.state is SyncState.STALE
+    assert sync.on_snapshot(snap(12, bids=[(99.0, 1.0), (98.0, 2.0)])) is SyncAction.NONE
+    assert sync.state is SyncState.LIVE and sync.counters.confirmations == 1
+    assert sync.book.bids() == {99.0: 1.0, 98.0: 2.0}
+
+
+def test_stale_book_behind_a_newer_snapshot_is_replaced_by_it():
+    sync = BookSync("TEST", "spot")
+    sync.on_snapshot(snap(10))
+    sync.on_diff(diff(11, 12, bids=[(98.0, 2.0)]))
+    sync.on_disconnect("connection lost")
+    assert sync.on_snapshot(snap(20, bids=[(97.0, 3.0)])) is SyncAction.NONE
+    assert sync.state is SyncState.LIVE and sync.last_update_id == 20
+    assert sync.book.bids() == {97.0: 3.0}
+    sync.on_diff(diff(21, 22, bids=[(96.0, 1.0)]))
+    assert sync.state is SyncState.LIVE and sync.book.bids() == {97.0: 3.0, 96.0: 1.0}
+    sync.on_diff(diff(30, 31))
+    assert sync.state is SyncState.RESYNCING
