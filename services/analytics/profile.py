@@ -26,6 +26,8 @@ from services.market.views import TradeView
 
 DEFAULT_ROWS = 50
 _NAN = float("nan")
+_LANES = 4
+_LANE_OFFSETS: list[np.ndarray] = [np.empty(0, dtype=np.float64)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,19 +141,11 @@ def volume_profile(
     half_tick = tick_size / 2.0
     base = math.floor((low + half_tick) / bucket) * bucket
     n = math.floor((high - base + half_tick) / bucket) + 1
-    scaled = np.subtract(p, base - half_tick)
-    scaled *= 1.0 / bucket
-    idx = scaled.astype(np.intp)
-    idx <<= 1
-    idx += w.side > 0
-    by_side = np.bincount(idx, weights=q, minlength=2 * n)
-    if by_side.shape[0] % 2:
-        by_side = np.append(by_side, 0.0)
-    n = by_side.shape[0] // 2
-    sell, buy = by_side[0::2], by_side[1::2]
+    by_side, trades = _row_sums(p, q, w.side, base - half_tick, 1.0 / bucket, n)
+    n = trades.shape[0]
+    sell, buy = by_side[:, 0], by_side[:, 1]
     volume = buy + sell
     delta = buy - sell
-    trades = np.bincount(idx >> 1, minlength=n)
     poc = point_of_control(volume)
     lo, hi = value_area_rows(volume, poc, value_area)
     total = float(volume.sum())
@@ -175,6 +169,56 @@ def volume_profile(
         value_area_volume_pct=100.0 * va_volume / total if total > 0 else _NAN,
         value_area=value_area,
     )
+
+
+def _lane_offsets(n: int) -> np.ndarray:
+    """``_LANES + (i mod _LANES)`` for i < n as floats (shared, grown on demand)."""
+    offsets = _LANE_OFFSETS[0]
+    if offsets.shape[0] < n:
+        size = max(n, 2 * offsets.shape[0])
+        offsets = _LANES + np.arange(size, dtype=np.float64) % _LANES
+        _LANE_OFFSETS[0] = offsets
+    return offsets[:n]
+
+
+def _row_sums(
+    price: np.ndarray,
+    qty: np.ndarray,
+    side: np.ndarray,
+    origin: float,
+    inv_bucket: float,
+    rows: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Σ qty per (row, taker side) as a (rows, 2) array of [sell, buy], and trades per row,
+    where row = ⌊(price − origin) · inv_bucket⌋ (at least ``rows`` rows).
+
+    One pass builds an integer slot per trade, ``((3·row + side + 1)·_LANES + lane)``: sells
+    land in slot 0 of a row, buys in slot 2, and consecutive trades go to different lanes,
+    so the two ``np.bincount`` calls do not stall on repeated adds to the same bin (trades
+    arrive in runs at one price). The lanes are summed afterwards.
+    """
+    width = 3 * _LANES
+    slot = np.subtract(price, origin)
+    slot *= inv_bucket
+    np.trunc(slot, out=slot)
+    slot *= 3.0
+    slot += side
+    slot *= float(_LANES)
+    slot += _lane_offsets(slot.shape[0])
+    bins = max(rows * width, 0)
+    if bins < 2**31 and float(slot.max()) < 2**31:
+        idx = slot.astype(np.int32).astype(np.intp)
+    else:
+        idx = slot.astype(np.intp)
+    weights = np.bincount(idx, weights=qty, minlength=bins)
+    counts = np.bincount(idx, minlength=bins)
+    pad = -weights.shape[0] % width
+    if pad:
+        weights = np.append(weights, np.zeros(pad))
+        counts = np.append(counts, np.zeros(pad, dtype=counts.dtype))
+    by_slot = weights.reshape(-1, 3, _LANES).sum(axis=2)
+    trades = counts.reshape(-1, 3, _LANES).sum(axis=2)
+    return by_slot[:, ::2], trades[:, 0] + trades[:, 2]
 
 
 def _empty_profile(bucket: float, target: float) -> VolumeProfile:
