@@ -7,6 +7,7 @@ which is what "a large trade" means on a tape; with a ``trade`` view it is one f
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -111,12 +112,7 @@ def large_trades(
     mean_qty = float(w.qty.mean()) if n else float("nan")
     use_relative = relative_k is not None and n > 0 and mean_qty > 0
     rel_qty = relative_k * mean_qty if use_relative else float("nan")
-    quote = w.price * w.qty
-    hit = quote >= tiers[0] if tiers else np.zeros(n, dtype=bool)
-    if use_relative:
-        hit |= w.qty >= rel_qty
-    idx = np.flatnonzero(hit)[::-1]
-    quote_hit = quote[idx]
+    idx, quote_hit = _hits(w.price, w.qty, tiers[0] if tiers else math.nan, rel_qty)
     tier_arr = np.asarray(tiers, dtype=np.float64)
     tier = np.searchsorted(tier_arr, quote_hit, side="right") - 1
     threshold = np.where(tier >= 0, tier_arr[np.maximum(tier, 0)] if tiers else np.nan, np.nan)
@@ -139,3 +135,32 @@ def large_trades(
         relative_threshold_qty=rel_qty,
         window_count=n,
     )
+
+
+def _hits(
+    price: np.ndarray, qty: np.ndarray, min_quote: float, rel_qty: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Indexes (newest first) and quote notionals of the trades with price·qty ≥
+    ``min_quote`` or qty ≥ ``rel_qty`` (NaN turns either rule off).
+
+    No trade smaller than ``min_quote / max(price)`` can reach ``min_quote``, so only the
+    trades at or above that size (or ``rel_qty``) are multiplied out and tested.
+    """
+    floors = [] if math.isnan(rel_qty) else [rel_qty]
+    if not math.isnan(min_quote):
+        p_max = float(price.max()) if price.shape[0] else math.nan
+        if min_quote > 0 and p_max > 0 and math.isfinite(p_max):
+            floors.append(min_quote / p_max * (1.0 - 1e-9))
+        else:
+            floors.append(-math.inf)
+    if not floors:
+        empty = np.empty(0, dtype=np.intp)
+        return empty, np.empty(0, dtype=np.float64)
+    floor = min(floors)
+    candidates = np.arange(qty.shape[0]) if floor == -math.inf else np.flatnonzero(qty >= floor)
+    q = qty[candidates]
+    quote = price[candidates] * q
+    hit = quote >= min_quote
+    if not math.isnan(rel_qty):
+        hit |= q >= rel_qty
+    return candidates[hit][::-1], quote[hit][::-1]
