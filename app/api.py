@@ -98,11 +98,9 @@ def create_api(store: MarketStore, cache: DerivedCache) -> Blueprint:
     api = Blueprint("api", __name__)
 
     def snapshot_of(symbol: str) -> SymbolSnapshot:
+        """The symbol's snapshot; only a known symbol ever reaches the store."""
         symbol = symbol.upper()
         known = sorted(info.symbol for info in store.symbols() if info.status == "TRADING")
-        snapshot = store.snapshot(symbol)
-        if snapshot is not None:
-            return snapshot
         if symbol not in known:
             raise ApiError(
                 404,
@@ -110,6 +108,9 @@ def create_api(store: MarketStore, cache: DerivedCache) -> Blueprint:
                 close_matches=difflib.get_close_matches(symbol, known, n=5, cutoff=0.5),
                 valid_symbols=known,
             )
+        snapshot = store.snapshot(symbol)
+        if snapshot is not None:
+            return snapshot
         store.request_symbol(symbol)
         raise ApiError(503, f"no data yet for {symbol}; requested from the feed")
 

@@ -43,12 +43,13 @@ def select_symbol(
 ) -> tuple[object, object]:
     """(new pathname, new dropdown value); ``no_update`` where nothing changes.
 
-    A dropdown choice wins when it triggered; otherwise the URL decides, the root meaning
-    BTCUSDT. An unknown symbol in the URL leaves the dropdown empty (the status callback
-    explains). A chosen symbol with no data yet is requested from the feed.
+    A dropdown choice of a known symbol wins when it triggered (a forged value is ignored);
+    otherwise the URL decides, the root meaning BTCUSDT. An unknown symbol in the URL leaves
+    the dropdown empty (the status callback explains). A chosen symbol with no data yet is
+    requested from the feed.
     """
     known = set(trading_symbols(store))
-    if trigger == ids.SYMBOL_DROPDOWN and value:
+    if trigger == ids.SYMBOL_DROPDOWN and value in known:
         symbol = value
         new_path: object = f"/{symbol}" if symbol_from_path(pathname) != symbol else dash.no_update
         new_value: object = dash.no_update
