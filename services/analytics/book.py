@@ -61,6 +61,15 @@ def mid_price(view: BookView) -> float:
     return (float(view.bid_prices[0]) + float(view.ask_prices[0])) / 2.0
 
 
+def spread_bps(view: BookView) -> float:
+    """(Pa − Pb)/M · 10⁴, as ``BookSummary.spread_bps``; NaN when a side is empty."""
+    nb, na = int(view.bid_prices.shape[0]), int(view.ask_prices.shape[0])
+    pb = float(view.bid_prices[0]) if nb else _NAN
+    pa = float(view.ask_prices[0]) if na else _NAN
+    mid = (pb + pa) / 2.0
+    return (pa - pb) / mid * 1e4 if mid > 0 else _NAN
+
+
 def book_summary(view: BookView) -> BookSummary:
     """Best levels, mid, spread, weighted mid, top-of-book imbalance and side totals."""
     nb, na = int(view.bid_prices.shape[0]), int(view.ask_prices.shape[0])
@@ -151,10 +160,11 @@ def depth_within(
         view.bid_prices[::-1], mid * (1.0 - frac), side="left"
     )
     ka = np.searchsorted(view.ask_prices, mid * (1.0 + frac), side="right")
+    nb, na = int(kb.max()), int(ka.max())
     bid_base = _prefix_sums(view.bid_qtys, kb)
     ask_base = _prefix_sums(view.ask_qtys, ka)
-    bid_quote = _prefix_sums(view.bid_prices * view.bid_qtys, kb)
-    ask_quote = _prefix_sums(view.ask_prices * view.ask_qtys, ka)
+    bid_quote = _prefix_sums(view.bid_prices[:nb] * view.bid_qtys[:nb], kb)
+    ask_quote = _prefix_sums(view.ask_prices[:na] * view.ask_qtys[:na], ka)
     return tuple(
         DepthBand(float(b), float(x), float(y), float(u), float(v))
         for b, x, y, u, v in zip(bands, bid_base, ask_base, bid_quote, ask_quote, strict=True)
@@ -162,8 +172,9 @@ def depth_within(
 
 
 def _prefix_sums(values: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """Σ values[:k] for each k in ``counts``."""
-    cum = np.concatenate(([0.0], np.cumsum(values)))
+    """Σ values[:k] for each k in ``counts`` (summed over the first max(k) values only)."""
+    cum = np.zeros(int(counts.max()) + 1 if counts.shape[0] else 1)
+    np.cumsum(values[: cum.shape[0] - 1], out=cum[1:])
     return cum[counts]
 
 

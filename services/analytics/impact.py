@@ -75,47 +75,49 @@ def _walk(
 ) -> tuple[ImpactRow, ...]:
     """Fill each size against one side's levels (best first)."""
     n = int(prices.shape[0])
-    cum_base = np.concatenate(([0.0], np.cumsum(qtys)))
-    cum_quote = np.concatenate(([0.0], np.cumsum(prices * qtys)))
-    cum = cum_base if unit == "base" else cum_quote
+    cum_base = np.cumsum(qtys)
+    cum_quote = np.cumsum(prices * qtys)
+    in_base = unit == "base"
     wanted = np.maximum(sizes, 0.0)
-    k = np.searchsorted(cum[1:], wanted, side="left")
-    unfillable = k >= n
-    k_level = np.minimum(k, max(n - 1, 0))
-    full = np.minimum(k, n)
-    rest = np.where(unfillable, 0.0, wanted - cum[full])
-    if n:
-        p_last = prices[k_level]
-        if unit == "base":
-            base = cum_base[full] + rest
-            quote = cum_quote[full] + rest * p_last
-        else:
-            base = cum_base[full] + rest / p_last
-            quote = cum_quote[full] + rest
-    else:
-        p_last = np.full(sizes.shape, np.nan)
-        base = np.zeros(sizes.shape)
-        quote = np.zeros(sizes.shape)
+    levels = np.searchsorted(cum_base if in_base else cum_quote, wanted, side="left")
     rows = []
     sign = 1.0 if side == "buy" else -1.0
-    for i, size in enumerate(sizes.tolist()):
-        b, qv = float(base[i]), float(quote[i])
+    for size, want, k in zip(sizes.tolist(), wanted.tolist(), levels.tolist(), strict=True):
+        unfillable = k >= n
+        if not n:
+            b = qv = 0.0
+            p_last, full, rest = math.nan, 0, 0.0
+        elif unfillable:
+            full, rest = n, 0.0
+            p_last = float(prices[n - 1])
+            b, qv = float(cum_base[n - 1]) + rest, float(cum_quote[n - 1]) + rest
+        else:
+            full = k
+            prev_base = float(cum_base[k - 1]) if k else 0.0
+            prev_quote = float(cum_quote[k - 1]) if k else 0.0
+            p_last = float(prices[k])
+            if in_base:
+                rest = want - prev_base
+                b, qv = prev_base + rest, prev_quote + rest * p_last
+            else:
+                rest = want - prev_quote
+                b, qv = prev_base + rest / p_last, prev_quote + rest
         avg = qv / b if b > 0 else math.nan
         slip = sign * (avg / mid - 1.0) * 1e4 if b > 0 else math.nan
-        used = 0 if b <= 0 else int(full[i]) + (0 if unfillable[i] or rest[i] <= 0 else 1)
+        used = 0 if b <= 0 else full + (0 if unfillable or rest <= 0 else 1)
         rows.append(
             ImpactRow(
                 side=side,
                 size=size,
                 unit=unit,
                 avg_price=avg,
-                worst_price=float(p_last[i]) if b > 0 else math.nan,
+                worst_price=p_last if b > 0 else math.nan,
                 slippage_bps=slip,
                 levels_used=used,
-                filled=b if unit == "base" else qv,
+                filled=b if in_base else qv,
                 filled_base=b,
                 notional=qv,
-                unfillable=bool(unfillable[i]),
+                unfillable=unfillable,
             )
         )
     return tuple(rows)

@@ -23,7 +23,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from services.analytics.book import book_summary, depth_within
+from services.analytics.book import depth_within
+from services.analytics.book import spread_bps as book_spread_bps
 from services.analytics.impact import price_impact
 from services.market.views import BookView
 
@@ -92,7 +93,7 @@ def liquidity_score(
 ) -> LiquidityScore:
     """Score how liquid the book is, from its spread, its quote depth within ±``band_bps``
     and the slippage of ``impact_quote`` market orders (formula in the module docstring)."""
-    spread_bps = book_summary(view).spread_bps
+    spread_bps = book_spread_bps(view)
     band = depth_within(view, (band_bps,))[0]
     depth_quote = band.bid_quote + band.ask_quote
     rows = price_impact(view, (impact_quote,), unit="quote")
