@@ -123,3 +123,25 @@ def test_profile_properties(tape, bucket_ticks, rows, target):
     assert p.price[0] <= prices.min() + 0.005 and prices.max() - 0.005 < p.price[-1] + p.bucket
     if bucket_ticks is None:
         assert len(p.price) <= rows + 1
+
+
+@pytest.mark.parametrize("bucket_ticks", [None, 1, 3, 40])
+def test_rows_match_a_plain_loop_over_runs_of_trades(bucket_ticks):
+    """The lane-split bincount gives the same per-row sums and counts as one loop."""
+    rng = np.random.default_rng(5)
+    n = 5003
+    prices = np.round(100.0 + np.cumsum(rng.integers(-3, 4, n) * (rng.random(n) < 0.2)) * 0.01, 2)
+    qtys = np.round(rng.lognormal(-3, 1.5, n), 5)
+    sides = np.where(np.repeat(rng.random(n // 7 + 1) < 0.5, 7)[:n], 1.0, -1.0)
+    view = make_tape(np.arange(n), prices, qtys, sides)
+    p = volume_profile(view, tick_size=0.01, bucket_ticks=bucket_ticks, rows=25)
+    buy = [0.0] * len(p.price)
+    sell = [0.0] * len(p.price)
+    count = [0] * len(p.price)
+    for price, qty, side in zip(prices.tolist(), qtys.tolist(), sides.tolist(), strict=True):
+        row = int((price - p.price[0] + 0.005) / p.bucket)
+        (buy if side > 0 else sell)[row] += qty
+        count[row] += 1
+    np.testing.assert_allclose(p.buy_volume, buy, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(p.sell_volume, sell, rtol=1e-12, atol=1e-12)
+    assert p.trades.tolist() == count

@@ -165,3 +165,28 @@ def test_windows_partition_and_flows_agree(tape, window):
     assert whole.low * (1 - 1e-12) <= whole.vwap <= whole.high * (1 + 1e-12)
     series = cvd(tape, max_points=7)
     assert series.cvd.shape[0] <= 7 and series.cvd[-1] == series.final
+
+
+@pytest.mark.parametrize(
+    ("tiers", "k"), [((1_000.0, 5_000.0), None), ((2_000.0,), 4.0), ((), 3.0), ((0.0,), None)]
+)
+def test_large_trades_equal_a_test_of_every_trade(tiers, k):
+    """Screening by size first finds exactly the trades a full price·qty test finds."""
+    rng = np.random.default_rng(11)
+    n = 20_000
+    price = np.round(rng.uniform(90.0, 110.0, n), 2)
+    qty = np.round(rng.lognormal(0.0, 1.5, n), 5)
+    view = TradeView(
+        "TESTUSDT",
+        np.arange(n, dtype=np.int64),
+        np.arange(n, dtype=np.int64),
+        price,
+        qty,
+        np.where(rng.random(n) < 0.5, 1.0, -1.0),
+    )
+    result = large_trades(view, tiers_quote=tiers, relative_k=k)
+    hit = (price * qty >= min(tiers)) if tiers else np.zeros(n, dtype=bool)
+    if k is not None:
+        hit |= qty >= k * qty.mean()
+    assert result.trade_id.tolist() == np.flatnonzero(hit)[::-1].tolist()
+    np.testing.assert_array_equal(result.quote_qty, (price * qty)[hit][::-1])
