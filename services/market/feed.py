@@ -13,6 +13,12 @@ One asyncio loop, usually in a background thread (``start_in_thread``), runs:
   trades that followed it are released;
 - the publisher: every ``publish_interval_s`` a ``SymbolSnapshot`` per changed symbol and
   the ``FeedStatus``; symbols the UI asks for are subscribed on demand.
+
+Nothing a peer sends can stop the feed: frames for symbols it does not stream, prices or
+quantities that are not finite and positive (a frame with one such level is dropped whole;
+the id chain then resyncs the book or backfills the trade from REST) and frames whose
+handling fails are counted in ``FeedCounters`` (``Feed.stats()``) and logged through
+``services.logs.EventLog`` (one line per event, repeated faults summarised).
 """
 
 from __future__ import annotations
@@ -20,13 +26,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import threading
 import time
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from services.binance import streams as names
+from services.binance.backoff import Backoff
 from services.binance.endpoints import Endpoints, Market
 from services.binance.messages import (
     AggTrade,
@@ -37,19 +45,23 @@ from services.binance.messages import (
     Ticker,
     Trade,
 )
+from services.binance.rate_limit import BudgetStats, WeightBudget
 from services.binance.rest_client import BinanceHttpError, BinanceRestClient
 from services.binance.ws_client import (
     BinanceWebSocketClient,
     ConnectionEvent,
+    ConnectionStats,
     LifecycleKind,
     Received,
 )
+from services.logs import EventLog
 from services.market.book_sync import BookSync, SyncAction
 from services.market.trade_log import TradeGap, TradeLog, TradeRow
 from services.market.views import SymbolInfo
 from services.store import Candle, FeedStatus, MarketStore, SymbolSnapshot, Ticker24h
 
 log = logging.getLogger(__name__)
+_INF = math.inf
 
 SNAPSHOT_LIMIT = 1000
 BACKFILL_PAGE = 1000
@@ -68,6 +80,9 @@ class FeedConfig:
     publish_interval_s: publication period. max_on_demand_symbols: symbols the UI may add.
     on_demand_idle_s: an on-demand symbol nobody asked for this long is released.
     rest_weight_budget: REST weight per minute. idle_timeout_s: stream watchdog.
+    backoff: reconnect and REST retry delays (the clients' defaults when None).
+    snapshot_limit: levels per REST depth snapshot (1000: weight 50 on spot).
+    log_period_s: repeated faults of one kind are logged once per this period.
     """
 
     endpoints: Endpoints
@@ -84,6 +99,46 @@ class FeedConfig:
     rest_weight_budget: int = 1200
     idle_timeout_s: float = 30.0
     kline_interval: str = "1m"
+    backoff: Backoff | None = None
+    snapshot_limit: int = SNAPSHOT_LIMIT
+    log_period_s: float = 10.0
+
+
+@dataclass(slots=True)
+class FeedCounters:
+    """What the feed refused or repaired, cumulative since start.
+
+    unknown_symbol_frames: data frames of a symbol the feed does not stream.
+    rejected_frames: frames with a price or quantity that is not finite, a price not above
+        zero or a negative quantity (dropped whole). frame_errors: frames whose handling
+        raised (dropped, logged). snapshots_fetched / snapshots_failed /
+        snapshots_rejected: REST depth snapshots applied, failed (HTTP or decoding) and
+        refused for bad levels. backfills / backfill_failures: trade gaps fetched from REST.
+    """
+
+    unknown_symbol_frames: int = 0
+    rejected_frames: int = 0
+    frame_errors: int = 0
+    snapshots_fetched: int = 0
+    snapshots_failed: int = 0
+    snapshots_rejected: int = 0
+    backfills: int = 0
+    backfill_failures: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class FeedStats:
+    """The feed's counters next to ``FeedStatus``: its own (``counters``), the books'
+    resyncs and gaps summed over symbols, the REST budget and the connections."""
+
+    counters: FeedCounters
+    resyncs: int
+    gaps: int
+    crossed: int
+    trade_duplicates: int
+    budget: BudgetStats | None
+    connections: tuple[ConnectionStats, ...]
+    faults_logged: dict[str, int]
 
 
 @dataclass(slots=True)
@@ -120,6 +175,9 @@ class Feed:
         self._connected: dict[int, bool] = {}
         self._detail = ""
         self._stopped = threading.Event()
+        self.counters = FeedCounters()
+        self.events = EventLog(log, config.log_period_s)
+        self._malformed_seen = 0
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -154,8 +212,12 @@ class Feed:
         """Connect, sync and publish until cancelled."""
         cfg = self.config
         self._snapshot_queue = asyncio.Queue()
-        self._rest = BinanceRestClient(cfg.endpoints, weight_per_minute=cfg.rest_weight_budget)
-        self._client = BinanceWebSocketClient(cfg.endpoints, idle_timeout_s=cfg.idle_timeout_s)
+        self._rest = BinanceRestClient(
+            cfg.endpoints, weight_per_minute=cfg.rest_weight_budget, backoff=cfg.backoff
+        )
+        self._client = BinanceWebSocketClient(
+            cfg.endpoints, idle_timeout_s=cfg.idle_timeout_s, backoff=cfg.backoff
+        )
         try:
             await self._load_symbols()
             initial = self._initial_symbols()
@@ -178,6 +240,7 @@ class Feed:
             for task in self._tasks:
                 task.cancel()
             await self._rest.close()
+            self.events.flush(force=True)
             self.store.publish_status(self._status("DOWN"))
 
     # -- symbols --------------------------------------------------------------------------
@@ -259,48 +322,72 @@ class Feed:
     # -- frames ---------------------------------------------------------------------------
 
     def _on_frame(self, item: Received) -> None:
+        """Hand one frame to its symbol; a frame that cannot be handled is counted."""
+        try:
+            self._dispatch(item)
+        except Exception as exc:
+            self.counters.frame_errors += 1
+            self.events.fault(
+                "frame_error", logging.ERROR, stream=item.frame.stream, error=repr(exc)
+            )
+
+    def _dispatch(self, item: Received) -> None:
         event = item.frame.event
         if isinstance(event, DepthUpdate):
             feed = self._symbols.get(event.s)
-            if feed is not None:
-                if feed.book.on_diff(event) is SyncAction.FETCH_SNAPSHOT:
-                    self._queue_snapshot(event.s)
-                feed.dirty = True
-        elif isinstance(event, AggTrade):
-            self._on_trade(event.s, event.a, event.T, event.p, event.q, event.m)
-        elif isinstance(event, Trade):
-            self._on_trade(event.s, event.t, event.T, event.p, event.q, event.m)
+            if feed is None:
+                self._unknown_symbol(item)
+                return
+            if not (_valid_levels(event.b) and _valid_levels(event.a)):
+                self._reject(item, "depth level")
+                return
+            resyncs = feed.book.counters.resyncs
+            if feed.book.on_diff(event) is SyncAction.FETCH_SNAPSHOT:
+                self._queue_snapshot(event.s)
+            if feed.book.counters.resyncs != resyncs:
+                self.events.fault("resync", symbol=event.s, reason=feed.book.resync_reason)
+            feed.dirty = True
+        elif isinstance(event, AggTrade | Trade):
+            if not (0.0 < event.p < _INF and 0.0 <= event.q < _INF):
+                self._reject(item, "trade price or quantity")
+                return
+            trade_id = event.a if isinstance(event, AggTrade) else event.t
+            if not self._on_trade(event.s, trade_id, event.T, event.p, event.q, event.m):
+                self._unknown_symbol(item)
         elif isinstance(event, Kline):
-            self._on_kline(event)
+            feed = self._symbols.get(event.s)
+            if feed is None:
+                self._unknown_symbol(item)
+                return
+            _add_candle(feed.candles, event)
         elif isinstance(event, MiniTicker | Ticker):
             feed = self._symbols.get(event.s)
-            if feed is not None:
-                feed.ticker = Ticker24h(
-                    event.c, event.o, event.h, event.l, event.v, event.q, event.E
-                )
+            if feed is None:
+                self._unknown_symbol(item)
+                return
+            feed.ticker = Ticker24h(event.c, event.o, event.h, event.l, event.v, event.q, event.E)
+
+    def _unknown_symbol(self, item: Received) -> None:
+        self.counters.unknown_symbol_frames += 1
+        self.events.fault("unknown_symbol_frame", stream=item.frame.stream)
+
+    def _reject(self, item: Received, what: str) -> None:
+        self.counters.rejected_frames += 1
+        self.events.fault("rejected_frame", stream=item.frame.stream, field=what)
 
     def _on_trade(
         self, symbol: str, trade_id: int, time_ms: int, price: float, qty: float, m: bool
-    ) -> None:
+    ) -> bool:
+        """Add one trade to its symbol's log; False when the symbol is not streamed."""
         feed = self._symbols.get(symbol)
         if feed is None:
-            return
+            return False
         gap = feed.trades.add(trade_id, time_ms, price, qty, m)
         feed.dirty = True
         if gap is not None and not feed.backfilling:
             feed.backfilling = True
             self._spawn(self._backfill(symbol, gap))
-
-    def _on_kline(self, event: Kline) -> None:
-        feed = self._symbols.get(event.s)
-        if feed is None:
-            return
-        bar = event.k
-        candle = Candle(bar.t, bar.i, bar.o, bar.h, bar.l, bar.c, bar.v, bar.V, bar.x)
-        if feed.candles and feed.candles[-1].open_time_ms == bar.t:
-            feed.candles[-1] = candle
-        else:
-            feed.candles.append(candle)
+        return True
 
     def _on_connection(self, event: ConnectionEvent) -> None:
         kind = event.kind
@@ -309,7 +396,11 @@ class Feed:
             LifecycleKind.RECONNECTED,
             LifecycleKind.ROTATED,
         )
-        log.info("connection %s %s %s", event.connection_id, kind, event.reason)
+        fields = {"conn": event.connection_id, "streams": len(event.streams)}
+        if kind is LifecycleKind.DISCONNECTED or kind is LifecycleKind.DROPPED:
+            self.events.fault(str(kind), **fields, reason=event.reason)
+        else:
+            self.events.event(str(kind), **fields)
         if kind is LifecycleKind.DISCONNECTED or kind is LifecycleKind.DROPPED:
             for symbol in {s.split("@", 1)[0].upper() for s in event.streams}:
                 feed = self._symbols.get(symbol)
@@ -326,24 +417,46 @@ class Feed:
 
     async def _snapshot_desk(self) -> None:
         """Fetch queued snapshots one at a time under the REST weight budget."""
-        assert self._snapshot_queue is not None and self._rest is not None
+        assert self._snapshot_queue is not None
         while True:
             symbol = await self._snapshot_queue.get()
             self._queued.discard(symbol)
             feed = self._symbols.get(symbol)
             if feed is None or not feed.book.needs_snapshot:
                 continue
+            if not feed.book.buffered:
+                # The stream is down or has not delivered since the book was dropped: a
+                # snapshot now could not be bridged. The next diff asks for one again.
+                feed.book.snapshot_failed()
+                continue
             try:
-                snapshot = await self._rest.depth_snapshot(symbol, limit=SNAPSHOT_LIMIT)
-            except (BinanceHttpError, MalformedFrame) as exc:
-                log.warning("snapshot %s failed: %s", symbol, exc)
+                await self._serve_snapshot(symbol, feed)
+            except Exception as exc:
+                self.counters.snapshots_failed += 1
+                self.events.fault("snapshot_failed", symbol=symbol, error=str(exc) or repr(exc))
                 feed.book.snapshot_failed()
                 self._queue_snapshot(symbol)
                 await asyncio.sleep(1.0)
-                continue
-            if feed.book.on_snapshot(snapshot) is SyncAction.FETCH_SNAPSHOT:
-                self._queue_snapshot(symbol)
-            feed.dirty = True
+
+    async def _serve_snapshot(self, symbol: str, feed: _SymbolFeed) -> None:
+        """Fetch one snapshot and hand it to the book (raises when it cannot be had)."""
+        assert self._rest is not None
+        asked = time.monotonic()
+        snapshot = await self._rest.depth_snapshot(symbol, limit=self.config.snapshot_limit)
+        self.events.event(
+            "snapshot",
+            symbol=symbol,
+            last_update_id=snapshot.lastUpdateId,
+            took_s=time.monotonic() - asked,
+            queued=self._snapshot_queue.qsize() if self._snapshot_queue else 0,
+        )
+        if not (_valid_levels(snapshot.bids) and _valid_levels(snapshot.asks)):
+            self.counters.snapshots_rejected += 1
+            raise MalformedFrame("depth snapshot with a price or quantity out of range")
+        self.counters.snapshots_fetched += 1
+        if feed.book.on_snapshot(snapshot) is SyncAction.FETCH_SNAPSHOT:
+            self._queue_snapshot(symbol)
+        feed.dirty = True
 
     async def _warm_up(self, symbol: str) -> None:
         """Seed the trade window from REST so the panels are never empty."""
@@ -351,7 +464,7 @@ class Feed:
         try:
             rows = await self._rest.agg_trades(symbol, limit=BACKFILL_PAGE)
         except (BinanceHttpError, MalformedFrame) as exc:
-            log.warning("trade warm-up %s failed: %s", symbol, exc)
+            self.events.fault("warm_up_failed", symbol=symbol, error=str(exc))
             return
         feed = self._symbols.get(symbol)
         if feed is not None:
@@ -365,6 +478,8 @@ class Feed:
         if feed is None:
             return
         open_gap: TradeGap | None = gap
+        self.counters.backfills += 1
+        self.events.event("backfill", symbol=symbol, first_id=gap.first_id, last_id=gap.last_id)
         try:
             for _ in range(MAX_BACKFILL_PAGES):
                 if open_gap is None:
@@ -379,7 +494,8 @@ class Feed:
             else:
                 feed.trades.abandon_backfill()
         except (BinanceHttpError, MalformedFrame) as exc:
-            log.warning("trade backfill %s failed: %s", symbol, exc)
+            self.counters.backfill_failures += 1
+            self.events.fault("backfill_failed", symbol=symbol, error=str(exc))
             feed.trades.abandon_backfill()
         finally:
             feed.backfilling = False
@@ -391,8 +507,36 @@ class Feed:
         while True:
             await asyncio.sleep(self.config.publish_interval_s)
             self.publish()
+            self._log_malformed()
+            self.events.flush()
             with contextlib.suppress(Exception):
                 await self._serve_requests()
+
+    def _log_malformed(self) -> None:
+        """Malformed frames are counted by the client; log them as faults here."""
+        malformed = sum(s.malformed for s in self._client.get_stats()) if self._client else 0
+        for _ in range(malformed - self._malformed_seen):
+            self.events.fault("malformed_frame", total=malformed)
+        self._malformed_seen = malformed
+
+    @property
+    def rest_budget(self) -> WeightBudget | None:
+        """The REST weight budget every request of this feed waits in (None before run)."""
+        return self._rest.budget if self._rest is not None else None
+
+    def stats(self) -> FeedStats:
+        """Counters of the feed, its books, trade logs, REST budget and connections."""
+        books = [feed.book.counters for feed in self._symbols.values()]
+        return FeedStats(
+            counters=replace(self.counters),
+            resyncs=sum(c.resyncs for c in books),
+            gaps=sum(c.gaps for c in books),
+            crossed=sum(c.crossed for c in books),
+            trade_duplicates=sum(feed.trades.duplicates for feed in self._symbols.values()),
+            budget=self._rest.budget.stats() if self._rest is not None else None,
+            connections=tuple(self._client.get_stats()) if self._client is not None else (),
+            faults_logged=dict(self.events.faults),
+        )
 
     def publish(self) -> None:
         """Publish a snapshot of every symbol that changed, and the feed status."""
@@ -447,6 +591,21 @@ class Feed:
         task = asyncio.ensure_future(coro)  # type: ignore[arg-type]
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+def _valid_levels(levels: Iterable[tuple[float, float]]) -> bool:
+    """True when every level has a finite price above 0 and a finite quantity ≥ 0."""
+    return all(0.0 < price < _INF and 0.0 <= qty < _INF for price, qty in levels)
+
+
+def _add_candle(candles: deque[Candle], event: Kline) -> None:
+    """The kline's bar replaces the last candle when it has the same open time."""
+    bar = event.k
+    candle = Candle(bar.t, bar.i, bar.o, bar.h, bar.l, bar.c, bar.v, bar.V, bar.x)
+    if candles and candles[-1].open_time_ms == bar.t:
+        candles[-1] = candle
+    else:
+        candles.append(candle)
 
 
 def _rows(rows: Iterable[object]) -> list[TradeRow]:

@@ -1,0 +1,144 @@
+"""Fuzzed frames into the decoder: anything a peer sends either decodes to a typed frame or
+raises ``MalformedFrame`` — never another exception."""
+
+from __future__ import annotations
+
+import json
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from services.binance.messages import Frame, MalformedFrame, decode_frame
+
+DEPTH = {
+    "stream": "btcusdt@depth@100ms",
+    "data": {
+        "e": "depthUpdate",
+        "E": 1617566591307,
+        "s": "BTCUSDT",
+        "U": 100,
+        "u": 102,
+        "b": [["58000.01", "1.5"], ["57999.00", "0.000"]],
+        "a": [["58001.00", "2.25"]],
+    },
+}
+AGG_TRADE = {
+    "stream": "btcusdt@aggTrade",
+    "data": {
+        "e": "aggTrade",
+        "E": 1617566591307,
+        "s": "BTCUSDT",
+        "a": 665076894,
+        "p": "58000.01",
+        "q": "0.012",
+        "f": 1,
+        "l": 2,
+        "T": 1617566591306,
+        "m": True,
+    },
+}
+KLINE = {
+    "stream": "btcusdt@kline_1m",
+    "data": {
+        "e": "kline",
+        "E": 1,
+        "s": "BTCUSDT",
+        "k": {
+            "t": 0,
+            "T": 59999,
+            "s": "BTCUSDT",
+            "i": "1m",
+            "o": "1",
+            "c": "2",
+            "h": "3",
+            "l": "0.5",
+            "v": "10",
+            "n": 3,
+            "x": False,
+            "q": "20",
+            "V": "4",
+            "Q": "8",
+        },
+    },
+}
+TEMPLATES = (DEPTH, AGG_TRADE, KLINE)
+
+json_scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.sampled_from(["NaN", "nan", "-inf", "Infinity", "-1", "0", "1e400", "abc", "", "0x10"]),
+    st.text(max_size=20),
+)
+json_values = st.recursive(
+    json_scalars,
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=3), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+def _decode(raw: bytes) -> Frame | None:
+    """The frame, or None when it is refused as malformed (the only accepted failure)."""
+    try:
+        return decode_frame(raw)
+    except MalformedFrame:
+        return None
+
+
+@given(st.binary(max_size=300))
+def test_arbitrary_bytes_decode_or_are_malformed(raw: bytes) -> None:
+    _decode(raw)
+
+
+@given(st.sampled_from(TEMPLATES), st.data())
+def test_truncated_frames_are_malformed(template: dict, data: st.DataObject) -> None:
+    raw = json.dumps(template).encode()
+    cut = data.draw(st.integers(min_value=0, max_value=len(raw) - 1))
+    assert _decode(raw[:cut]) is None
+
+
+@given(st.sampled_from(TEMPLATES), st.data(), json_values)
+def test_a_field_with_any_value(template: dict, data: st.DataObject, value: object) -> None:
+    body = json.loads(json.dumps(template))
+    payload = body["data"]
+    key = data.draw(st.sampled_from(sorted(payload)))
+    payload[key] = value
+    _decode(json.dumps(body).encode())
+
+
+@given(st.sampled_from(TEMPLATES), st.data())
+def test_missing_fields_are_malformed(template: dict, data: st.DataObject) -> None:
+    body = json.loads(json.dumps(template))
+    payload = body["data"]
+    key = data.draw(st.sampled_from(sorted(k for k in payload if k not in ("e",))))
+    del payload[key]
+    assert _decode(json.dumps(body).encode()) is None
+
+
+@given(st.text(min_size=1, max_size=30), st.text(max_size=30))
+def test_unknown_events_and_streams_never_raise(event: str, stream: str) -> None:
+    raw = json.dumps({"stream": stream, "data": {"e": event, "E": 1, "s": "NOPEUSDT"}}).encode()
+    _decode(raw)
+    _decode(json.dumps({"e": event, "E": 1}).encode())
+
+
+@settings(max_examples=5, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(min_value=10_000, max_value=200_000))
+def test_huge_level_arrays_decode(levels: int) -> None:
+    body = json.loads(json.dumps(DEPTH))
+    body["data"]["b"] = [["1.0", "2.0"]] * levels
+    frame = _decode(json.dumps(body).encode())
+    assert frame is not None
+    assert len(frame.event.b) == levels
+
+
+def test_nan_and_infinite_prices_decode_for_the_feed_to_reject() -> None:
+    body = json.loads(json.dumps(AGG_TRADE))
+    body["data"]["p"] = "NaN"
+    frame = _decode(json.dumps(body).encode())
+    assert frame is not None and frame.event.p != frame.event.p
+    body["data"]["p"] = "1e400"
+    assert _decode(json.dumps(body).encode()) is None
