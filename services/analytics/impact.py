@@ -102,7 +102,12 @@ def _walk(
             else:
                 rest = want - prev_quote
                 b, qv = prev_base + rest / p_last, prev_quote + rest
-        avg = qv / b if b > 0 else math.nan
+        if b <= 0:
+            avg = math.nan
+        elif full == 0:
+            avg = p_last  # within the first level: exact even for vanishing sizes
+        else:
+            avg = qv / b
         slip = sign * (avg / mid - 1.0) * 1e4 if b > 0 else math.nan
         used = 0 if b <= 0 else full + (0 if unfillable or rest <= 0 else 1)
         rows.append(
