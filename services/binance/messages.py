@@ -212,11 +212,16 @@ Event = (
 )
 
 
-class Frame(msgspec.Struct, frozen=True, gc=False):
-    """A decoded frame: the stream it came on ('' for raw streams and control answers)."""
+EventT = TypeVar("EventT")
+
+
+class Frame(msgspec.Struct, Generic[EventT], frozen=True, gc=False):
+    """A decoded frame: the stream it came on ('' for raw streams and control answers) and
+    its event (one of ``Event``). As JSON it is the combined-stream envelope itself
+    (``{"stream": ..., "data": ...}``), so a whole frame decodes in one pass."""
 
     stream: str
-    event: Event
+    event: EventT = msgspec.field(name="data")
 
 
 class _ErrorBody(msgspec.Struct, frozen=True, gc=False):
@@ -290,14 +295,6 @@ def _decoder_for_stream(stream: str) -> msgspec.json.Decoder | None:
 
 _STREAM_DECODERS: dict[str, msgspec.json.Decoder | None] = {}
 
-PayloadT = TypeVar("PayloadT")
-
-
-class _TypedFrame(msgspec.Struct, Generic[PayloadT], frozen=True, gc=False):
-    stream: str
-    data: PayloadT
-
-
 _STREAM_PREFIX = b'{"stream":"'
 _MAX_FRAME_DECODERS = 4096
 _FRAME_DECODERS: dict[bytes, msgspec.json.Decoder | None] = {}
@@ -311,27 +308,11 @@ def _frame_decoder(stream: bytes) -> msgspec.json.Decoder | None:
         pass
     payload = _decoder_for_stream(stream.decode(errors="replace"))
     decoder = (
-        None if payload is None else msgspec.json.Decoder(_TypedFrame[payload.type], strict=False)  # type: ignore[name-defined]
+        None if payload is None else msgspec.json.Decoder(Frame[payload.type], strict=False)  # type: ignore[name-defined]
     )
     if len(_FRAME_DECODERS) < _MAX_FRAME_DECODERS:
         _FRAME_DECODERS[stream] = decoder
     return decoder
-
-
-def _decode_typed_frame(raw: bytes) -> Frame | None:
-    """One-pass decoding of ``{"stream":"<name>","data":{...}}`` frames as Binance sends
-    them (envelope and payload typed together); None when the frame is not in that form."""
-    end = raw.find(b'"', 11)
-    if end < 0:
-        return None
-    decoder = _frame_decoder(raw[11:end])
-    if decoder is None:
-        return None
-    try:
-        typed = decoder.decode(raw)
-    except msgspec.DecodeError:
-        return None
-    return Frame(typed.stream, typed.data)
 
 
 def decode_payload(stream: str, data: bytes | memoryview) -> Event:
@@ -374,10 +355,16 @@ def decode_frame(raw: bytes | str) -> Frame:
     Raises ``MalformedFrame`` when the frame is not JSON or its payload does not match the
     stream's schema (missing fields, wrong types, non-numeric prices).
     """
-    if isinstance(raw, bytes) and raw.startswith(_STREAM_PREFIX):
-        frame = _decode_typed_frame(raw)
-        if frame is not None:
-            return frame
+    if type(raw) is bytes and raw.startswith(_STREAM_PREFIX):
+        # Binance's own framing: the stream name first, then the payload. Envelope and
+        # payload are decoded together in one pass by a decoder chosen by the stream name.
+        stream = raw[11 : raw.find(b'"', 11, 200)]
+        decoder = _FRAME_DECODERS.get(stream) or _frame_decoder(stream)
+        if decoder is not None:
+            try:
+                return decoder.decode(raw)
+            except msgspec.DecodeError:
+                pass
     try:
         envelope = _ENVELOPE.decode(raw)
     except msgspec.DecodeError as exc:
