@@ -5,7 +5,8 @@ The bundled 3-symbol spot recording is relabelled into ``--symbols`` independent
 every fraction of a second to a few seconds: dropped connections, silent stalls (longer than
 the client's idle timeout, so the watchdog must notice), ``serverShutdown``, withheld,
 duplicated, reordered and malformed frames, 429 and 418 on depth snapshots and delayed
-snapshots. Then the faults stop, the replay plays its pass to the end and the soak checks:
+snapshots. Then the faults stop, every book must be LIVE again, the replay plays its pass to
+the end and the soak checks:
 
 * every published book equals the exchange's own book (top levels exactly, and every level
   the feed holds is on the exchange with the same quantity);
@@ -90,6 +91,7 @@ class SoakReport:
     reconnects: int = 0
     stats: FeedStats | None = None
     elapsed_s: float = 0.0
+    recovery_s: float = 0.0
 
     @property
     def memory_halves_mb(self) -> tuple[float, float]:
@@ -115,6 +117,7 @@ class SoakReport:
             f"{len(self.resync_times_s)} returns to LIVE, longest time to resync "
             f"{longest:.2f} s, {stats.counters.backfills if stats else 0} trade backfills",
             f"longest resync: {self.longest_resync or 'none'}",
+            f"every book LIVE {self.recovery_s:.1f} s after the last fault",
             f"REST weight: max {self.max_used_weight} reported by the exchange, "
             f"budget {self.weight_budget}",
             f"traced memory: first half {first:.1f} MiB, second half {second:.1f} MiB",
@@ -199,6 +202,11 @@ async def _until(predicate: Callable[[], bool], timeout: float) -> bool:
             return False
         await asyncio.sleep(0.05)
     return True
+
+
+def _all_live(store: MemoryStore, symbols: list[str]) -> bool:
+    snaps = [store.snapshot(s) for s in symbols]
+    return all(snap is not None and snap.book.is_live for snap in snaps)
 
 
 def _book_problem(snapshot: SymbolSnapshot, exchange: LocalExchange) -> str | None:
@@ -303,7 +311,12 @@ async def _soak(
         sampler.cancel()
     exchange.faults.delay_snapshots(0.0)
     exchange.faults.rest_errors.clear()
-    await asyncio.sleep(config.idle_timeout_s * 2 + 2.0)
+    started = time.monotonic()
+    live = await _until(lambda: _all_live(store, report.symbols), config.settle_timeout_s)
+    report.recovery_s = time.monotonic() - started
+    if not live:
+        report.problems.append(f"not every book LIVE {config.settle_timeout_s} s after the faults")
+    await asyncio.sleep(1.0)
     assert exchange.player is not None
     exchange.player.loop = False
     await asyncio.wait_for(exchange.finished.wait(), config.settle_timeout_s)
@@ -317,12 +330,14 @@ async def _soak(
 async def _inject_faults(
     config: SoakConfig, exchange: LocalExchange, report: SoakReport, rng: random.Random
 ) -> None:
-    """Inject one random fault every ``fault_gap_s`` seconds for ``duration_s``."""
+    """Inject one random fault every ``fault_gap_s`` seconds for ``duration_s``: every kind
+    once in a random order first, then kinds drawn at random."""
     actions = _fault_actions(exchange.faults, report.symbols, config.idle_timeout_s, rng)
     kinds = list(actions)
+    first_round = rng.sample(kinds, len(kinds))
     end = time.monotonic() + config.duration_s
     while time.monotonic() < end:
-        kind = rng.choice(kinds)
+        kind = first_round.pop() if first_round else rng.choice(kinds)
         actions[kind]()
         report.injected[kind] += 1
         await asyncio.sleep(rng.uniform(*config.fault_gap_s))
@@ -351,7 +366,12 @@ async def _check_end(
         ]
 
     if not await _until(lambda: not behind(), config.settle_timeout_s):
-        report.problems.append(f"books not at the exchange's final update: {behind()}")
+        states = {
+            s: f"{x.book.sync_state} ({x.book.resync_reason})"
+            for s in behind()
+            if (x := store.snapshot(s)) is not None
+        }
+        report.problems.append(f"books not at the exchange's final update: {states}")
     await asyncio.sleep(1.0)
     for symbol in symbols:
         snapshot = store.snapshot(symbol)
