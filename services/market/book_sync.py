@@ -175,20 +175,18 @@ class BookSync:
         return self.state is SyncState.STALE and self._has_book
 
     def _confirm(self, snapshot: DepthSnapshot) -> SyncAction:
-        """Check a STALE book against a snapshot taken after a reconnect: the same
-        ``lastUpdateId`` proves nothing changed, so the book is LIVE again as it is; a newer
-        one means updates were missed, so the book is replaced by the snapshot."""
+        """Check a STALE book against a snapshot taken after a reconnect. The same
+        ``lastUpdateId`` proves nothing changed while the stream was away, so the book is
+        LIVE again as it is (the snapshot's levels are not needed: a 5-level one does); a
+        newer one means updates were missed, so the symbol resyncs from a full snapshot."""
         self.counters.confirmations += 1
-        if snapshot.lastUpdateId > self.last_update_id:
-            self.book.load_snapshot(snapshot.bids, snapshot.asks)
-            self.counters.snapshots_applied += 1
-            self.last_update_id = snapshot.lastUpdateId
-            self._bridged = False
-        if self.book.is_crossed():
-            self.counters.crossed += 1
-            return self._lose_sync(None, "crossed snapshot", gap=False)
-        self.state = SyncState.LIVE
-        return SyncAction.NONE
+        lid = snapshot.lastUpdateId
+        if lid == self.last_update_id:
+            self.state = SyncState.LIVE
+            return SyncAction.NONE
+        return self._lose_sync(
+            None, f"updates {self.last_update_id + 1}..{lid} missed while away", gap=True
+        )
 
     def snapshot_failed(self) -> None:
         """The requested snapshot could not be fetched: the next diff asks for one again."""

@@ -64,6 +64,9 @@ log = logging.getLogger(__name__)
 _INF = math.inf
 
 SNAPSHOT_LIMIT = 1000
+CONFIRM_LIMIT = 5
+"""Levels asked for when a snapshot only confirms a quiet book's update id (weight 5 spot,
+2 USD-M, against 50/20 for 1000 levels)."""
 BACKFILL_PAGE = 1000
 MAX_BACKFILL_PAGES = 20
 CANDLE_HISTORY = 120
@@ -83,6 +86,10 @@ class FeedConfig:
     backoff: reconnect and REST retry delays (the clients' defaults when None).
     snapshot_limit: levels per REST depth snapshot (1000: weight 50 on spot).
     log_period_s: repeated faults of one kind are logged once per this period.
+    confirm_after_s: after a reconnect, a book that no diff has brought back to LIVE by
+        then (a quiet market) is checked against a snapshot.
+    heartbeat_s: an unchanged symbol is republished this often, so readers can tell a
+        quiet market (fresh ``published_at``) from a dead feed (an old one).
     """
 
     endpoints: Endpoints
@@ -102,6 +109,8 @@ class FeedConfig:
     backoff: Backoff | None = None
     snapshot_limit: int = SNAPSHOT_LIMIT
     log_period_s: float = 10.0
+    confirm_after_s: float = 2.0
+    heartbeat_s: float = 1.0
 
 
 @dataclass(slots=True)
@@ -153,6 +162,7 @@ class _SymbolFeed:
     candles: deque[Candle] = field(default_factory=lambda: deque(maxlen=CANDLE_HISTORY))
     ticker: Ticker24h | None = None
     backfilling: bool = False
+    snapshot: SymbolSnapshot | None = None
 
 
 class Feed:
@@ -401,12 +411,24 @@ class Feed:
             self.events.fault(str(kind), **fields, reason=event.reason)
         else:
             self.events.event(str(kind), **fields)
+        symbols = {s.split("@", 1)[0].upper() for s in event.streams}
         if kind is LifecycleKind.DISCONNECTED or kind is LifecycleKind.DROPPED:
-            for symbol in {s.split("@", 1)[0].upper() for s in event.streams}:
+            for symbol in symbols:
                 feed = self._symbols.get(symbol)
                 if feed is not None:
                     feed.book.on_disconnect(event.reason or str(kind))
                     feed.dirty = True
+        elif kind is LifecycleKind.RECONNECTED:
+            self._spawn(self._confirm_quiet_books(symbols))
+
+    async def _confirm_quiet_books(self, symbols: set[str]) -> None:
+        """After a reconnect, books still STALE once ``confirm_after_s`` has passed got no
+        diff (a quiet market): ask the snapshot desk to confirm or replace them."""
+        await asyncio.sleep(self.config.confirm_after_s)
+        for symbol in sorted(symbols):
+            feed = self._symbols.get(symbol)
+            if feed is not None and feed.book.awaits_confirmation:
+                self._queue_snapshot(symbol)
 
     # -- REST work ------------------------------------------------------------------------
 
@@ -422,7 +444,13 @@ class Feed:
             symbol = await self._snapshot_queue.get()
             self._queued.discard(symbol)
             feed = self._symbols.get(symbol)
-            if feed is None or not feed.book.needs_snapshot:
+            if feed is None:
+                continue
+            if feed.book.awaits_confirmation:
+                with contextlib.suppress(Exception):
+                    await self._serve_snapshot(symbol, feed, limit=CONFIRM_LIMIT)
+                continue
+            if not feed.book.needs_snapshot:
                 continue
             if not feed.book.buffered:
                 # The stream is down or has not delivered since the book was dropped: a
@@ -438,11 +466,15 @@ class Feed:
                 self._queue_snapshot(symbol)
                 await asyncio.sleep(1.0)
 
-    async def _serve_snapshot(self, symbol: str, feed: _SymbolFeed) -> None:
+    async def _serve_snapshot(
+        self, symbol: str, feed: _SymbolFeed, limit: int | None = None
+    ) -> None:
         """Fetch one snapshot and hand it to the book (raises when it cannot be had)."""
         assert self._rest is not None
         asked = time.monotonic()
-        snapshot = await self._rest.depth_snapshot(symbol, limit=self.config.snapshot_limit)
+        snapshot = await self._rest.depth_snapshot(
+            symbol, limit=limit or self.config.snapshot_limit
+        )
         self.events.event(
             "snapshot",
             symbol=symbol,
@@ -539,15 +571,15 @@ class Feed:
         )
 
     def publish(self) -> None:
-        """Publish a snapshot of every symbol that changed, and the feed status."""
+        """Publish a snapshot of every symbol that changed (same ``seq``, fresh
+        ``published_at`` for one unchanged for ``heartbeat_s``), and the feed status."""
         now = time.time()
+        heartbeat = self.config.heartbeat_s
         for symbol, feed in self._symbols.items():
-            if not feed.dirty:
-                continue
-            feed.dirty = False
-            feed.seq += 1
-            self.store.publish(
-                SymbolSnapshot(
+            if feed.dirty:
+                feed.dirty = False
+                feed.seq += 1
+                feed.snapshot = SymbolSnapshot(
                     symbol=symbol,
                     seq=feed.seq,
                     book=feed.book.view(self.config.book_levels),
@@ -557,7 +589,11 @@ class Feed:
                     ticker=feed.ticker,
                     published_at=now,
                 )
-            )
+            elif feed.snapshot is None or now - feed.snapshot.published_at < heartbeat:
+                continue
+            else:
+                feed.snapshot = replace(feed.snapshot, published_at=now)
+            self.store.publish(feed.snapshot)
         state = "CONNECTED" if self._connected and all(self._connected.values()) else "DOWN"
         if not self._connected:
             state = "CONNECTING"

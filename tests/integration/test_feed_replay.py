@@ -40,6 +40,7 @@ async def running_feed(exchange: LocalExchange, **options: object):
         endpoints=custom(exchange.ws_url, exchange.rest_url, market=exchange.market),
         publish_interval_s=0.05,
         idle_timeout_s=1.5,
+        confirm_after_s=0.3,
         backoff=FAST_BACKOFF,
         **options,  # type: ignore[arg-type]
     )

@@ -420,15 +420,13 @@ def test_quiet_market_book_is_confirmed_by_a_snapshot_after_reconnect():
     assert sync.book.bids() == {99.0: 1.0, 98.0: 2.0}
 
 
-def test_stale_book_behind_a_newer_snapshot_is_replaced_by_it():
+def test_stale_book_behind_a_newer_snapshot_resyncs():
     sync = BookSync("TEST", "spot")
     sync.on_snapshot(snap(10))
     sync.on_diff(diff(11, 12, bids=[(98.0, 2.0)]))
     sync.on_disconnect("connection lost")
+    assert sync.on_snapshot(snap(20, bids=[(97.0, 3.0)])) is SyncAction.FETCH_SNAPSHOT
+    assert sync.state is SyncState.RESYNCING and "13..20 missed" in sync.resync_reason
+    sync.on_diff(diff(19, 21, bids=[(96.0, 1.0)]))
     assert sync.on_snapshot(snap(20, bids=[(97.0, 3.0)])) is SyncAction.NONE
-    assert sync.state is SyncState.LIVE and sync.last_update_id == 20
-    assert sync.book.bids() == {97.0: 3.0}
-    sync.on_diff(diff(21, 22, bids=[(96.0, 1.0)]))
     assert sync.state is SyncState.LIVE and sync.book.bids() == {97.0: 3.0, 96.0: 1.0}
-    sync.on_diff(diff(30, 31))
-    assert sync.state is SyncState.RESYNCING
