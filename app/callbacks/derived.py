@@ -8,7 +8,6 @@ input; a small LRU bounds memory.
 
 from __future__ import annotations
 
-import math
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
@@ -128,29 +127,9 @@ def liquidity_score(cache: DerivedCache, snapshot: SymbolSnapshot) -> liquidity.
 
 
 def _combined_score(cache: DerivedCache, snapshot: SymbolSnapshot) -> liquidity.LiquidityScore:
-    spread_bps = book_summary(cache, snapshot).spread_bps
     band = next(b for b in depth_within(cache, snapshot) if b.band_bps == SCORE_BAND_BPS)
     rows = [r for r in price_impact(cache, snapshot) if r.size == SCORE_IMPACT_QUOTE]
-    depth_quote = band.bid_quote + band.ask_quote
-    impact_bps = (
-        math.nan
-        if any(r.unfillable for r in rows)
-        else sum(r.slippage_bps for r in rows) / len(rows)
-    )
-    s = liquidity.spread_component(spread_bps)
-    d = liquidity.depth_component(depth_quote)
-    i = liquidity.impact_component(impact_bps)
-    return liquidity.LiquidityScore(
-        score=liquidity.combine(s, d, i),
-        spread_bps=spread_bps,
-        spread_score=s,
-        depth_quote=depth_quote,
-        depth_score=d,
-        impact_bps=impact_bps,
-        impact_score=i,
-        band_bps=SCORE_BAND_BPS,
-        impact_quote=SCORE_IMPACT_QUOTE,
-    )
+    return liquidity.score_from(book_summary(cache, snapshot).spread_bps, band, rows)
 
 
 def time_and_sales(

@@ -21,11 +21,12 @@ a component whose input is undefined (empty or one-sided book) scores 0.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from services.analytics.book import depth_within
+from services.analytics.book import DepthBand, depth_within
 from services.analytics.book import spread_bps as book_spread_bps
-from services.analytics.impact import price_impact
+from services.analytics.impact import ImpactRow, price_impact
 from services.market.views import BookView
 
 WEIGHT_SPREAD = 0.3
@@ -93,14 +94,34 @@ def liquidity_score(
 ) -> LiquidityScore:
     """Score how liquid the book is, from its spread, its quote depth within ±``band_bps``
     and the slippage of ``impact_quote`` market orders (formula in the module docstring)."""
-    spread_bps = book_spread_bps(view)
     band = depth_within(view, (band_bps,))[0]
+    return score_from(
+        book_spread_bps(view),
+        band,
+        price_impact(view, (impact_quote,), unit="quote"),
+        spread_ref_bps=spread_ref_bps,
+        depth_ref_quote=depth_ref_quote,
+        impact_ref_bps=impact_ref_bps,
+    )
+
+
+def score_from(
+    spread_bps: float,
+    band: DepthBand,
+    impact_rows: Sequence[ImpactRow],
+    *,
+    spread_ref_bps: float = 1.0,
+    depth_ref_quote: float = 1_000_000.0,
+    impact_ref_bps: float = 5.0,
+) -> LiquidityScore:
+    """The score from pieces already computed: the spread, the depth band (its quote depth
+    on both sides) and the impact rows of one quote size (their mean slippage, undefined
+    when any side is unfillable)."""
     depth_quote = band.bid_quote + band.ask_quote
-    rows = price_impact(view, (impact_quote,), unit="quote")
-    if any(r.unfillable for r in rows):
+    if not impact_rows or any(r.unfillable for r in impact_rows):
         impact_bps = math.nan
     else:
-        impact_bps = sum(r.slippage_bps for r in rows) / len(rows)
+        impact_bps = sum(r.slippage_bps for r in impact_rows) / len(impact_rows)
     s = spread_component(spread_bps, spread_ref_bps)
     d = depth_component(depth_quote, depth_ref_quote)
     i = impact_component(impact_bps, impact_ref_bps)
@@ -112,6 +133,6 @@ def liquidity_score(
         depth_score=d,
         impact_bps=impact_bps,
         impact_score=i,
-        band_bps=float(band_bps),
-        impact_quote=float(impact_quote),
+        band_bps=float(band.band_bps),
+        impact_quote=float(impact_rows[0].size) if impact_rows else math.nan,
     )
