@@ -15,23 +15,8 @@ from services.analytics.large_trades import large_trades
 from services.analytics.trades import time_and_sales, trade_stats
 from services.analytics.window import select_window
 from services.market.views import TradeView
+from tests.tapes import TAPE, make_tape
 
-
-def make_tape(times, prices, qtys, sides) -> TradeView:
-    n = len(times)
-    return TradeView(
-        "TESTUSDT",
-        np.arange(1, n + 1, dtype=np.int64),
-        np.asarray(times, dtype=np.int64),
-        np.asarray(prices, dtype=np.float64),
-        np.asarray(qtys, dtype=np.float64),
-        np.asarray(sides, dtype=np.float64),
-    )
-
-
-TAPE = make_tape(
-    [1000, 2000, 3000, 61000, 62000], [100, 101, 99, 102, 100], [1, 2, 3, 4, 5], [1, -1, 1, 1, -1]
-)
 EMPTY = TradeView("TESTUSDT")
 
 
