@@ -18,7 +18,7 @@ from app.callbacks.symbol import select_symbol
 from app.server import create_app
 from components.large_trades_export import LargeTradeRow, large_trades_csv
 from services.store import MemoryStore, SymbolSnapshot
-from tests.browser.recorded_feed import RecordedFeed
+from tests.recorded_feed import RecordedFeed
 from tests.conftest import SPOT_2021
 
 BASE = "/api/assets/crypto"

@@ -9,7 +9,7 @@ import pytest
 
 from app.server import create_app
 from services.store import MemoryStore
-from tests.browser.recorded_feed import RecordedFeed
+from tests.recorded_feed import RecordedFeed
 from tests.conftest import SPOT_2021
 
 BASE = "/api/assets/crypto"

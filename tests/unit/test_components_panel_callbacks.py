@@ -21,7 +21,7 @@ from app.callbacks.symbol import select_symbol
 from app.callbacks.tape import render_tape
 from services.market.views import SyncState
 from services.store import MemoryStore
-from tests.browser.recorded_feed import RecordedFeed
+from tests.recorded_feed import RecordedFeed
 from tests.conftest import SPOT_2021
 
 
