@@ -3,7 +3,10 @@
 Every frame the stream sends is decoded here into a typed, immutable event. Prices and
 quantities become floats inside the C decoder (msgspec, ``strict=False``): the same decimal
 string always gives the same float, so floats are safe as book keys and a zero quantity in
-any formatting (``"0"``, ``"0.000"``, ``"0.00000000"``) compares equal to ``0.0``.
+any formatting (``"0"``, ``"0.000"``, ``"0.00000000"``) compares equal to ``0.0``. Prices
+must be finite and positive and quantities finite and not negative: anything else (NaN,
+infinities, negative or non-numeric values) makes the frame malformed, checked in C while
+decoding.
 
 ``decode_frame`` accepts the combined-stream envelope (``{"stream": ..., "data": ...}``),
 a raw-stream payload (``/ws/<stream>``, dispatched on its ``e`` field) and the answers to
@@ -16,11 +19,15 @@ A frame that cannot be decoded raises ``MalformedFrame``; an event type nobody k
 
 from __future__ import annotations
 
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 import msgspec
 
-Level = tuple[float, float]
+Price = Annotated[float, msgspec.Meta(gt=0.0, lt=1e15)]
+"""A price: finite and above zero (NaN, infinities and negatives fail decoding)."""
+Qty = Annotated[float, msgspec.Meta(ge=0.0, lt=1e15)]
+"""A quantity: finite and not negative (0 deletes a book level)."""
+Level = tuple[Price, Qty]
 
 
 class MalformedFrame(ValueError):
@@ -60,8 +67,8 @@ class Trade(msgspec.Struct, frozen=True, gc=False):
     E: int
     s: str
     t: int
-    p: float
-    q: float
+    p: Price
+    q: Qty
     T: int
     m: bool
 
@@ -73,8 +80,8 @@ class AggTrade(msgspec.Struct, frozen=True, gc=False):
     E: int
     s: str
     a: int
-    p: float
-    q: float
+    p: Price
+    q: Qty
     f: int
     l: int  # noqa: E741 - Binance's field name
     T: int

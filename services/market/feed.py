@@ -14,9 +14,9 @@ One asyncio loop, usually in a background thread (``start_in_thread``), runs:
 - the publisher: every ``publish_interval_s`` a ``SymbolSnapshot`` per changed symbol and
   the ``FeedStatus``; symbols the UI asks for are subscribed on demand.
 
-Nothing a peer sends can stop the feed: frames for symbols it does not stream, prices or
-quantities that are not finite and positive (a frame with one such level is dropped whole;
-the id chain then resyncs the book or backfills the trade from REST) and frames whose
+Nothing a peer sends can stop the feed: frames with prices or quantities out of range
+never decode (the client counts them as malformed and the id chain then resyncs the book
+or backfills the trade from REST); frames for symbols it does not stream and frames whose
 handling fails are counted in ``FeedCounters`` (``Feed.stats()``) and logged through
 ``services.logs.EventLog`` (one line per event, repeated faults summarised).
 """
@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import threading
 import time
 from collections import deque
@@ -61,7 +60,6 @@ from services.market.views import SymbolInfo
 from services.store import Candle, FeedStatus, MarketStore, SymbolSnapshot, Ticker24h
 
 log = logging.getLogger(__name__)
-_INF = math.inf
 
 SNAPSHOT_LIMIT = 1000
 CONFIRM_LIMIT = 5
@@ -118,19 +116,16 @@ class FeedCounters:
     """What the feed refused or repaired, cumulative since start.
 
     unknown_symbol_frames: data frames of a symbol the feed does not stream.
-    rejected_frames: frames with a price or quantity that is not finite, a price not above
-        zero or a negative quantity (dropped whole). frame_errors: frames whose handling
-        raised (dropped, logged). snapshots_fetched / snapshots_failed /
-        snapshots_rejected: REST depth snapshots applied, failed (HTTP or decoding) and
-        refused for bad levels. backfills / backfill_failures: trade gaps fetched from REST.
+    frame_errors: frames whose handling raised (dropped, logged).
+    snapshots_fetched / snapshots_failed: REST depth snapshots applied, and failed (HTTP,
+        decoding, or a level out of range). backfills / backfill_failures: trade gaps
+        fetched from REST.
     """
 
     unknown_symbol_frames: int = 0
-    rejected_frames: int = 0
     frame_errors: int = 0
     snapshots_fetched: int = 0
     snapshots_failed: int = 0
-    snapshots_rejected: int = 0
     backfills: int = 0
     backfill_failures: int = 0
 
@@ -348,9 +343,6 @@ class Feed:
             if feed is None:
                 self._unknown_symbol(item)
                 return
-            if not (_valid_levels(event.b) and _valid_levels(event.a)):
-                self._reject(item, "depth level")
-                return
             resyncs = feed.book.counters.resyncs
             if feed.book.on_diff(event) is SyncAction.FETCH_SNAPSHOT:
                 self._queue_snapshot(event.s)
@@ -358,9 +350,6 @@ class Feed:
                 self.events.fault("resync", symbol=event.s, reason=feed.book.resync_reason)
             feed.dirty = True
         elif isinstance(event, AggTrade | Trade):
-            if not (0.0 < event.p < _INF and 0.0 <= event.q < _INF):
-                self._reject(item, "trade price or quantity")
-                return
             trade_id = event.a if isinstance(event, AggTrade) else event.t
             if not self._on_trade(event.s, trade_id, event.T, event.p, event.q, event.m):
                 self._unknown_symbol(item)
@@ -380,10 +369,6 @@ class Feed:
     def _unknown_symbol(self, item: Received) -> None:
         self.counters.unknown_symbol_frames += 1
         self.events.fault("unknown_symbol_frame", stream=item.frame.stream)
-
-    def _reject(self, item: Received, what: str) -> None:
-        self.counters.rejected_frames += 1
-        self.events.fault("rejected_frame", stream=item.frame.stream, field=what)
 
     def _on_trade(
         self, symbol: str, trade_id: int, time_ms: int, price: float, qty: float, m: bool
@@ -482,9 +467,6 @@ class Feed:
             took_s=time.monotonic() - asked,
             queued=self._snapshot_queue.qsize() if self._snapshot_queue else 0,
         )
-        if not (_valid_levels(snapshot.bids) and _valid_levels(snapshot.asks)):
-            self.counters.snapshots_rejected += 1
-            raise MalformedFrame("depth snapshot with a price or quantity out of range")
         self.counters.snapshots_fetched += 1
         if feed.book.on_snapshot(snapshot) is SyncAction.FETCH_SNAPSHOT:
             self._queue_snapshot(symbol)
@@ -627,11 +609,6 @@ class Feed:
         task = asyncio.ensure_future(coro)  # type: ignore[arg-type]
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-
-
-def _valid_levels(levels: Iterable[tuple[float, float]]) -> bool:
-    """True when every level has a finite price above 0 and a finite quantity ≥ 0."""
-    return all(0.0 < price < _INF and 0.0 <= qty < _INF for price, qty in levels)
 
 
 def _add_candle(candles: deque[Candle], event: Kline) -> None:

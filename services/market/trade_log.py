@@ -255,11 +255,11 @@ class TradeLog:
         self, trade_id: int, time_ms: int, price: float, qty: float, buyer_maker: bool
     ) -> TradeGap | None:
         last = self.last_id
-        if last >= 0 and trade_id != last + 1:
+        if trade_id != last + 1:
             if trade_id <= last:
                 self.duplicates += 1
                 return None
-            if self.open_gap is None:
+            if last >= 0 and self.open_gap is None:
                 gap = TradeGap(last + 1, trade_id - 1)
                 if self.backfill_gaps:
                     self.open_gap = gap

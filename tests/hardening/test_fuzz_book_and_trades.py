@@ -13,6 +13,7 @@ import math
 import time
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -186,7 +187,7 @@ def test_feed_frame_handler_survives_and_counts(raws: list[bytes]) -> None:
         feed.publish()
         _assert_sane(store)
         counters = feed.stats().counters
-        refused = counters.rejected_frames + counters.unknown_symbol_frames
+        refused = counters.unknown_symbol_frames
         assert refused + malformed <= len(raws)
         for task in list(feed._tasks):
             task.cancel()
@@ -269,13 +270,15 @@ def test_each_refusal_is_counted() -> None:
                 },
             },
         ]
-        for body in wire:
-            feed._on_frame(Received(decode_frame(json.dumps(body)), time.time(), 1))
+        unknown, out_of_range = wire[0], wire[1:]
+        for body in out_of_range:
+            with pytest.raises(MalformedFrame):
+                decode_frame(json.dumps(body).encode())
+        feed._on_frame(Received(decode_frame(json.dumps(unknown).encode()), time.time(), 1))
         counters = feed.stats().counters
         assert counters.unknown_symbol_frames == 1
-        assert counters.rejected_frames == 4
         assert counters.frame_errors == 0
-        assert feed.events.faults == {"unknown_symbol_frame": 1, "rejected_frame": 4}
+        assert feed.events.faults == {"unknown_symbol_frame": 1}
 
     asyncio.run(scenario())
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -135,10 +136,11 @@ def test_huge_level_arrays_decode(levels: int) -> None:
     assert len(frame.event.b) == levels
 
 
-def test_nan_and_infinite_prices_decode_for_the_feed_to_reject() -> None:
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("p", "NaN"), ("p", "Infinity"), ("p", "1e400"), ("p", "-3"), ("p", "0"), ("q", "-1")],
+)
+def test_out_of_range_prices_and_quantities_are_malformed(field: str, value: str) -> None:
     body = json.loads(json.dumps(AGG_TRADE))
-    body["data"]["p"] = "NaN"
-    frame = _decode(json.dumps(body).encode())
-    assert frame is not None and frame.event.p != frame.event.p
-    body["data"]["p"] = "1e400"
+    body["data"][field] = value
     assert _decode(json.dumps(body).encode()) is None

@@ -18,8 +18,8 @@ from app.callbacks.symbol import select_symbol
 from app.server import create_app
 from components.large_trades_export import LargeTradeRow, large_trades_csv
 from services.store import MemoryStore, SymbolSnapshot
-from tests.recorded_feed import RecordedFeed
 from tests.conftest import SPOT_2021
+from tests.recorded_feed import RecordedFeed
 
 BASE = "/api/assets/crypto"
 KNOWN = {"BTCUSDT", "ETHUSDT", "DOTUSDT"}
