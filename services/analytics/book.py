@@ -9,6 +9,7 @@ raises on an empty or one-sided book.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -160,22 +161,40 @@ def depth_within(
         view.bid_prices[::-1], mid * (1.0 - frac), side="left"
     )
     ka = np.searchsorted(view.ask_prices, mid * (1.0 + frac), side="right")
-    nb, na = int(kb.max()), int(ka.max())
+    kb, ka = kb.tolist(), ka.tolist()
+    nb, na = max(kb), max(ka)
     bid_base = _prefix_sums(view.bid_qtys, kb)
     ask_base = _prefix_sums(view.ask_qtys, ka)
     bid_quote = _prefix_sums(view.bid_prices[:nb] * view.bid_qtys[:nb], kb)
     ask_quote = _prefix_sums(view.ask_prices[:na] * view.ask_qtys[:na], ka)
     return tuple(
-        DepthBand(float(b), float(x), float(y), float(u), float(v))
-        for b, x, y, u, v in zip(bands, bid_base, ask_base, bid_quote, ask_quote, strict=True)
+        DepthBand(b, x, y, u, v)
+        for b, x, y, u, v in zip(
+            bands.tolist(), bid_base, ask_base, bid_quote, ask_quote, strict=True
+        )
     )
 
 
-def _prefix_sums(values: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """Σ values[:k] for each k in ``counts`` (summed over the first max(k) values only)."""
-    cum = np.zeros(int(counts.max()) + 1 if counts.shape[0] else 1)
-    np.cumsum(values[: cum.shape[0] - 1], out=cum[1:])
-    return cum[counts]
+def _prefix_sums(values: np.ndarray, counts: list[int]) -> list[float]:
+    """Σ values[:k] for each k in ``counts``: one ``np.add.reduceat`` sums the runs between
+    consecutive distinct counts (pairwise, vectorised) and the few run sums are
+    accumulated in ascending order, so no running sum over every level is built."""
+    edges = sorted({k for k in counts if k > 0})
+    if not edges:
+        return [0.0] * len(counts)
+    runs = np.add.reduceat(values[: edges[-1]], [0, *edges[:-1]]).tolist()
+    sums = dict(zip(edges, itertools.accumulate(runs), strict=True))
+    return [sums.get(k, 0.0) for k in counts]
+
+
+def cumulative_depth(prices: np.ndarray, qtys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(np.cumsum(qtys), np.cumsum(prices * qtys))``, the same numbers, from one pass:
+    the two running sums ride as the real and imaginary parts of one complex cumsum."""
+    pair = np.empty(qtys.shape[0], dtype=np.complex128)
+    pair.real = qtys
+    np.multiply(prices, qtys, out=pair.imag)
+    np.cumsum(pair, out=pair)
+    return pair.real.copy(), pair.imag.copy()
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,14 +295,15 @@ def depth_curve(
         if ka:
             ref = mid if not math.isnan(mid) else float(view.ask_prices[0])
             ka = min(ka, _asks_at_or_below(view.ask_prices, ref * (1.0 + frac)))
-    bp, bq = view.bid_prices[:kb], view.bid_qtys[:kb]
-    ap, aq = view.ask_prices[:ka], view.ask_qtys[:ka]
+    bp, ap = view.bid_prices[:kb], view.ask_prices[:ka]
+    bid_cum_qty, bid_cum_quote = cumulative_depth(bp, view.bid_qtys[:kb])
+    ask_cum_qty, ask_cum_quote = cumulative_depth(ap, view.ask_qtys[:ka])
     return DepthCurve(
         mid=mid,
         bid_prices=bp,
-        bid_cum_qty=np.cumsum(bq),
-        bid_cum_quote=np.cumsum(bp * bq),
+        bid_cum_qty=bid_cum_qty,
+        bid_cum_quote=bid_cum_quote,
         ask_prices=ap,
-        ask_cum_qty=np.cumsum(aq),
-        ask_cum_quote=np.cumsum(ap * aq),
+        ask_cum_qty=ask_cum_qty,
+        ask_cum_quote=ask_cum_quote,
     )

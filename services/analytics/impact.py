@@ -2,7 +2,9 @@
 
 A buy walks the asks upward, a sell walks the bids downward; each level fills
 ``min(level qty, remaining)``. Computed for many sizes at once with cumulative sums and a
-binary search (``np.cumsum`` + ``np.searchsorted``), so the cost does not grow with size.
+binary search (``np.cumsum`` + ``np.searchsorted``). The cumulative sums cover only the
+levels the largest order can reach (a prefix of 64 levels, grown fourfold until it holds
+enough), so small orders on a deep book do not pay for the whole side.
 """
 
 from __future__ import annotations
@@ -14,10 +16,12 @@ from typing import Literal
 
 import numpy as np
 
-from services.analytics.book import mid_price
+from services.analytics.book import cumulative_depth, mid_price
 from services.market.views import BookView
 
 Unit = Literal["base", "quote"]
+
+_FIRST_LEVELS = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,10 +79,11 @@ def _walk(
 ) -> tuple[ImpactRow, ...]:
     """Fill each size against one side's levels (best first)."""
     n = int(prices.shape[0])
-    cum_base = np.cumsum(qtys)
-    cum_quote = np.cumsum(prices * qtys)
     in_base = unit == "base"
     wanted = np.maximum(sizes, 0.0)
+    cum_base, cum_quote = _cumulative(
+        prices, qtys, float(wanted.max()) if wanted.shape[0] else 0.0, in_base
+    )
     levels = np.searchsorted(cum_base if in_base else cum_quote, wanted, side="left")
     rows = []
     sign = 1.0 if side == "buy" else -1.0
@@ -126,3 +131,19 @@ def _walk(
             )
         )
     return tuple(rows)
+
+
+def _cumulative(
+    prices: np.ndarray, qtys: np.ndarray, want: float, in_base: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """``np.cumsum(qtys)[:m]`` and ``np.cumsum(prices * qtys)[:m]`` for the shortest
+    prefix m of 64, 256, 1024, … levels (or the whole side) whose cumulative base (or
+    quote) reaches ``want``; a binary search for any amount up to ``want`` then lands on
+    the same level as over the whole side, and the sums are the same numbers."""
+    n = int(prices.shape[0])
+    m = min(_FIRST_LEVELS, n)
+    while True:
+        cum_base, cum_quote = cumulative_depth(prices[:m], qtys[:m])
+        if m == n or (cum_base if in_base else cum_quote)[-1] >= want:
+            return cum_base, cum_quote
+        m = min(4 * m, n)

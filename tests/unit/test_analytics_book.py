@@ -226,3 +226,54 @@ def test_liquidity_score_monotone_in_each_input(spreads, depths, impacts):
     ]
     for components in better:
         assert combine(*components) >= combine(*base)
+
+
+@st.composite
+def deep_books(draw):
+    """Books of up to 400 levels a side (deeper than the first cumulative prefix)."""
+    seed = draw(st.integers(0, 2**32 - 1))
+    nb, na = draw(st.integers(0, 400)), draw(st.integers(0, 400))
+    rng = np.random.default_rng(seed)
+    bids = np.round(100.0 - np.cumsum(rng.integers(1, 5, nb)) * 0.01, 2)
+    asks = np.round(100.0 + (np.cumsum(rng.integers(1, 5, na)) - 1) * 0.01, 2)
+    bq, aq = rng.exponential(2.0, nb), rng.exponential(2.0, na)
+    return make_book(list(zip(bids, bq, strict=True)), list(zip(asks, aq, strict=True)))
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    deep_books(),
+    st.lists(st.floats(0.0, 300.0), min_size=1, max_size=6),
+    st.lists(st.floats(0.0, 2_000.0), min_size=1, max_size=6),
+)
+def test_depth_and_impact_match_full_cumulative_sums(book, bands, sizes):
+    two_sided = len(book.bid_prices) and len(book.ask_prices)
+    mid = (book.bid_prices[0] + book.ask_prices[0]) / 2 if two_sided else math.nan
+    for band in depth_within(book, bands):
+        if math.isnan(mid):
+            assert math.isnan(band.bid_quote)
+            continue
+        frac = band.band_bps / 1e4
+        keep_b = book.bid_prices >= mid * (1 - frac)
+        keep_a = book.ask_prices <= mid * (1 + frac)
+        assert band.bid_base == pytest.approx(book.bid_qtys[keep_b].sum(), rel=1e-12, abs=1e-12)
+        assert band.ask_base == pytest.approx(book.ask_qtys[keep_a].sum(), rel=1e-12, abs=1e-12)
+        bid_quote = (book.bid_prices * book.bid_qtys)[keep_b].sum()
+        assert band.bid_quote == pytest.approx(bid_quote, rel=1e-12, abs=1e-12)
+        ask_quote = (book.ask_prices * book.ask_qtys)[keep_a].sum()
+        assert band.ask_quote == pytest.approx(ask_quote, rel=1e-12, abs=1e-12)
+    curve = depth_curve(book)
+    assert np.array_equal(curve.bid_cum_qty, np.cumsum(book.bid_qtys))
+    assert np.array_equal(curve.ask_cum_quote, np.cumsum(book.ask_prices * book.ask_qtys))
+    for unit in ("base", "quote"):
+        for row in price_impact(book, sizes, unit=unit):
+            prices, qtys = (
+                (book.ask_prices, book.ask_qtys)
+                if row.side == "buy"
+                else (book.bid_prices, book.bid_qtys)
+            )
+            cum = np.cumsum(qtys if unit == "base" else prices * qtys)
+            k = int(np.searchsorted(cum, max(row.size, 0.0), side="left"))
+            assert row.unfillable == (k >= len(prices))
+            if not row.unfillable and row.filled_base > 0:
+                assert row.worst_price == prices[k]
