@@ -1,11 +1,13 @@
 """Liquidity panel: the 0–100 score, spread, imbalance, depth within bands and price impact.
 
 Every metric label carries a tooltip with its one-sentence definition (``definitions`` maps
-the metric name to it).
+the metric name to it). Labels, tooltips and table headers do not change between refreshes,
+so they are built once and reused.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -32,12 +34,32 @@ class ImpactRow:
     sell_bps: float | None
 
 
-def _label(metric: str, text: str, definitions: Mapping[str, str]) -> list:
+@functools.lru_cache(maxsize=256)
+def _label_parts(metric: str, text: str, definition: str) -> tuple[html.Span, dbc.Tooltip]:
+    """A metric's label and its tooltip; the same on every refresh, so built once."""
     target = f"liq-def-{metric.replace('_', '-')}"
-    return [
+    return (
         html.Span(text, id=target, className="metric-label"),
-        dbc.Tooltip(definitions.get(metric, text), target=target, placement="top"),
-    ]
+        dbc.Tooltip(definition, target=target, placement="top"),
+    )
+
+
+def _label(metric: str, text: str, definitions: Mapping[str, str]) -> list:
+    return list(_label_parts(metric, text, definitions.get(metric, text)))
+
+
+@functools.lru_cache(maxsize=256)
+def _table_head(metric: str, text: str, definition: str, left: str, right: str) -> html.Thead:
+    """A table's header row (labelled metric, then two column titles), built once."""
+    return html.Thead(
+        html.Tr(
+            [
+                html.Th(list(_label_parts(metric, text, definition))),
+                html.Th(left),
+                html.Th(right),
+            ]
+        )
+    )
 
 
 def _metric(metric: str, text: str, value: str, definitions: Mapping[str, str]) -> html.Div:
@@ -100,14 +122,12 @@ def create_liquidity_panel(
     )
     depth_table = html.Table(
         [
-            html.Thead(
-                html.Tr(
-                    [
-                        html.Th(_label("depth_within", "Depth within", definitions)),
-                        html.Th(f"bids {quote_asset}".strip()),
-                        html.Th(f"asks {quote_asset}".strip()),
-                    ]
-                )
+            _table_head(
+                "depth_within",
+                "Depth within",
+                definitions.get("depth_within", "Depth within"),
+                f"bids {quote_asset}".strip(),
+                f"asks {quote_asset}".strip(),
             ),
             html.Tbody(
                 [
@@ -126,14 +146,12 @@ def create_liquidity_panel(
     )
     impact_table = html.Table(
         [
-            html.Thead(
-                html.Tr(
-                    [
-                        html.Th(_label("price_impact", "Price impact", definitions)),
-                        html.Th("buy bps"),
-                        html.Th("sell bps"),
-                    ]
-                )
+            _table_head(
+                "price_impact",
+                "Price impact",
+                definitions.get("price_impact", "Price impact"),
+                "buy bps",
+                "sell bps",
             ),
             html.Tbody(
                 [

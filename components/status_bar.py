@@ -7,6 +7,7 @@ for the live market; a snapshot older than ``STALE_AFTER_S`` is shown as stale, 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from dash import html
@@ -80,11 +81,17 @@ def status_items(
     return items
 
 
+@functools.lru_cache(maxsize=64)
+def _label(label: str) -> html.Span:
+    """A badge's label span; the same on every refresh, so built once."""
+    return html.Span(label, className="status-label")
+
+
 def create_status_bar(items: list[StatusItem]) -> list[html.Span]:
     """The badges as spans (``status-ok`` / ``status-warn`` / ``status-bad``)."""
     return [
         html.Span(
-            [html.Span(item.label, className="status-label"), item.value],
+            [_label(item.label), item.value],
             className=f"status-item status-{item.level}",
         )
         for item in items

@@ -8,6 +8,7 @@ per trade keeps the payload small (about 150 bytes a row) at a 500 ms refresh.
 from __future__ import annotations
 
 import bisect
+import functools
 from collections.abc import Sequence
 
 import numpy as np
@@ -57,6 +58,16 @@ def _row_text(
     )
 
 
+@functools.lru_cache(maxsize=64)
+def _header(quote_asset: str) -> html.Div:
+    """The column titles; the same on every refresh, so built once per quote asset."""
+    return html.Div(
+        f"{'time UTC':<12} {'price':>14} {'qty':>13} {('notional ' + quote_asset).strip():>13}"
+        "  side",
+        className="tape-header",
+    )
+
+
 def create_trade_tape(
     *,
     time_ms: Sequence[int] | np.ndarray,
@@ -69,12 +80,7 @@ def create_trade_tape(
     quote_asset: str = "",
 ) -> html.Div:
     """The tape for trades given newest first (columns of equal length)."""
-    header = html.Div(
-        f"{'time UTC':<12} {'price':>14} {'qty':>13} {('notional ' + quote_asset).strip():>13}"
-        "  side",
-        className="tape-header",
-    )
-    rows = [header]
+    rows = [_header(quote_asset)]
     tiers = sorted(tiers_quote)
     for t, p, q, s in zip(time_ms, price, qty, side, strict=True):
         notional = float(p) * float(q)
