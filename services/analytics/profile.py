@@ -27,7 +27,7 @@ from services.market.views import TradeView
 DEFAULT_ROWS = 50
 _NAN = float("nan")
 _LANES = 4
-_LANE_OFFSETS: list[np.ndarray] = [np.empty(0, dtype=np.float64)]
+_LANE_OFFSETS: list[np.ndarray] = [np.empty(0, dtype=np.int32)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,11 +172,11 @@ def volume_profile(
 
 
 def _lane_offsets(n: int) -> np.ndarray:
-    """``_LANES + (i mod _LANES)`` for i < n as floats (shared, grown on demand)."""
+    """``_LANES + (i mod _LANES)`` for i < n as int32 (shared, grown on demand)."""
     offsets = _LANE_OFFSETS[0]
     if offsets.shape[0] < n:
         size = max(n, 2 * offsets.shape[0])
-        offsets = _LANES + np.arange(size, dtype=np.float64) % _LANES
+        offsets = (_LANES + np.arange(size) % _LANES).astype(np.int32)
         _LANE_OFFSETS[0] = offsets
     return offsets[:n]
 
@@ -190,26 +190,35 @@ def _row_sums(
     rows: int,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Σ qty per (row, taker side) as a (rows, 2) array of [sell, buy], and trades per row,
-    where row = ⌊(price − origin) · inv_bucket⌋ (at least ``rows`` rows).
+    where row = ⌊(price − origin) · inv_bucket⌋ (at least ``rows`` rows; prices are at or
+    above ``origin``, sides are ±1).
 
     One pass builds an integer slot per trade, ``((3·row + side + 1)·_LANES + lane)``: sells
     land in slot 0 of a row, buys in slot 2, and consecutive trades go to different lanes,
     so the two ``np.bincount`` calls do not stall on repeated adds to the same bin (trades
-    arrive in runs at one price). The lanes are summed afterwards.
+    arrive in runs at one price). The lanes are summed afterwards. The slot arithmetic runs
+    in int32 after one truncating cast whenever the slots fit.
     """
     width = 3 * _LANES
-    slot = np.subtract(price, origin)
-    slot *= inv_bucket
-    np.trunc(slot, out=slot)
-    slot *= 3.0
-    slot += side
-    slot *= float(_LANES)
-    slot += _lane_offsets(slot.shape[0])
+    scaled = np.subtract(price, origin)
+    scaled *= inv_bucket
     bins = max(rows * width, 0)
-    if bins < 2**31 and float(slot.max()) < 2**31:
-        idx = slot.astype(np.int32).astype(np.intp)
-    else:
+    top = float(scaled.max()) if scaled.shape[0] else 0.0
+    if bins < 2**31 and (top + 1.0) * width < 2**31:
+        slot = scaled.astype(np.int32)
+        slot *= width
+        side_slot = side.astype(np.int32)
+        side_slot *= _LANES
+        slot += side_slot
+        slot += _lane_offsets(slot.shape[0])
         idx = slot.astype(np.intp)
+    else:
+        np.trunc(scaled, out=scaled)
+        scaled *= 3.0
+        scaled += side
+        scaled *= float(_LANES)
+        scaled += _lane_offsets(scaled.shape[0])
+        idx = scaled.astype(np.intp)
     weights = np.bincount(idx, weights=qty, minlength=bins)
     counts = np.bincount(idx, minlength=bins)
     pad = -weights.shape[0] % width
