@@ -23,6 +23,22 @@ BUY_RATIO = 0.55
 SELL_RATIO = 0.45
 STRONG_SELL_RATIO = 0.35
 
+DOT_CHUNK = 8192
+
+
+def dot(a: np.ndarray, b: np.ndarray) -> float:
+    """Σ a·b over two equal-length 1-d float arrays, as BLAS dots of at most ``DOT_CHUNK``
+    elements: OpenBLAS runs a dot that short on the calling thread, so a long window
+    never goes multi-threaded (which stalls for milliseconds on busy cores), yet each
+    chunk is vectorised and about twice as fast as ``np.einsum``."""
+    n = int(a.shape[0])
+    whole = n - n % DOT_CHUNK
+    total = float(np.vecdot(a[whole:], b[whole:]))
+    if whole:
+        rows = (a[:whole].reshape(-1, DOT_CHUNK), b[:whole].reshape(-1, DOT_CHUNK))
+        total += float(np.vecdot(*rows).sum())
+    return total
+
 
 def direction_of(buy_ratio: float) -> Direction:
     """Label a taker-buy share of volume: ≥ 0.65 ``strong_buy``, ≥ 0.55 ``buy``,
@@ -71,10 +87,10 @@ def trade_flow(view: TradeView, *, window_ms: int, now_ms: int | None = None) ->
     w = select_window(view, window_ms=window_ms, now_ms=now)
     q, s = w.qty, w.side
     volume = float(q.sum())
-    signed = float(np.einsum("i,i->", s, q))
+    signed = dot(s, q)
     quote = w.price * q
     quote_volume = float(quote.sum())
-    signed_quote = float(np.einsum("i,i->", s, quote))
+    signed_quote = dot(s, quote)
     buy = (volume + signed) / 2.0
     sell = (volume - signed) / 2.0
     ratio = buy / volume if volume > 0 else float("nan")

@@ -4,17 +4,16 @@ Volumes are base quantities, ``quote`` figures are Σ price·qty in the quote as
 is one ``aggTrade`` (one taker order at one price) or one ``trade`` (one fill), as the
 view's ``kind`` says.
 
-Side-weighted sums use ``np.einsum``, not ``@``: a BLAS dot over 100k rows goes
-multi-threaded in OpenBLAS and stalls for milliseconds when the cores are busy.
+Side-weighted sums use ``flow.dot``, not ``@``: a BLAS dot over 100k rows goes
+multi-threaded in OpenBLAS and stalls for milliseconds when the cores are busy, so it is
+taken in chunks short enough to stay on the calling thread.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
-from services.analytics.flow import Direction, direction_of
+from services.analytics.flow import Direction, direction_of, dot
 from services.analytics.window import resolve_now, select_window
 from services.market.views import TradeView
 
@@ -86,10 +85,10 @@ def trade_stats(
         )  # fmt: skip
     p, q, s = w.price, w.qty, w.side
     volume = float(q.sum())
-    signed = float(np.einsum("i,i->", s, q))
+    signed = dot(s, q)
     quote = p * q
     quote_volume = float(quote.sum())
-    signed_quote = float(np.einsum("i,i->", s, quote))
+    signed_quote = dot(s, quote)
     buy_count = round((n + float(s.sum())) / 2.0)
     buy_volume = (volume + signed) / 2.0
     ratio = buy_volume / volume if volume > 0 else _NAN

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.analytics.flow import cvd, direction_of, trade_flow
+from services.analytics.flow import DOT_CHUNK, cvd, direction_of, dot, trade_flow
 from services.analytics.large_trades import large_trades
 from services.analytics.trades import time_and_sales, trade_stats
 from services.analytics.window import select_window
@@ -175,3 +175,17 @@ def test_large_trades_equal_a_test_of_every_trade(tiers, k):
         hit |= qty >= k * qty.mean()
     assert result.trade_id.tolist() == np.flatnonzero(hit)[::-1].tolist()
     np.testing.assert_array_equal(result.quote_qty, (price * qty)[hit][::-1])
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.sampled_from([0, 1, 7, DOT_CHUNK - 1, DOT_CHUNK, DOT_CHUNK + 1, 3 * DOT_CHUNK + 5]),
+    st.integers(0, 2**32 - 1),
+)
+def test_chunked_dot_matches_an_exact_sum(n, seed):
+    rng = np.random.default_rng(seed)
+    a = np.where(rng.random(n) < 0.5, 1.0, -1.0)
+    b = rng.lognormal(0.0, 2.0, n)
+    exact = math.fsum((a * b).tolist())
+    scale = math.fsum(np.abs(b).tolist())
+    assert dot(a, b) == pytest.approx(exact, rel=0, abs=1e-12 * (1 + scale))
