@@ -26,7 +26,7 @@ from services.market.views import TradeView
 
 DEFAULT_ROWS = 50
 _NAN = float("nan")
-_LANES = 4
+_LANES = 8
 _LANE_OFFSETS: list[np.ndarray] = [np.empty(0, dtype=np.int32)]
 
 
@@ -141,7 +141,7 @@ def volume_profile(
     half_tick = tick_size / 2.0
     base = math.floor((low + half_tick) / bucket) * bucket
     n = math.floor((high - base + half_tick) / bucket) + 1
-    by_side, trades = _row_sums(p, q, w.side, base - half_tick, 1.0 / bucket, n)
+    by_side, trades = _row_sums(p, q, w.side, base - half_tick, 1.0 / bucket, n, high)
     n = trades.shape[0]
     sell, buy = by_side[:, 0], by_side[:, 1]
     volume = buy + sell
@@ -188,22 +188,24 @@ def _row_sums(
     origin: float,
     inv_bucket: float,
     rows: int,
+    high: float,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Σ qty per (row, taker side) as a (rows, 2) array of [sell, buy], and trades per row,
     where row = ⌊(price − origin) · inv_bucket⌋ (at least ``rows`` rows; prices are at or
-    above ``origin``, sides are ±1).
+    above ``origin`` and at most ``high``, sides are ±1).
 
     One pass builds an integer slot per trade, ``((3·row + side + 1)·_LANES + lane)``: sells
     land in slot 0 of a row, buys in slot 2, and consecutive trades go to different lanes,
     so the two ``np.bincount`` calls do not stall on repeated adds to the same bin (trades
     arrive in runs at one price). The lanes are summed afterwards. The slot arithmetic runs
-    in int32 after one truncating cast whenever the slots fit.
+    in int32 after one truncating cast whenever the slots fit (rounding is monotone, so
+    the largest scaled price is the one of ``high``).
     """
     width = 3 * _LANES
     scaled = np.subtract(price, origin)
     scaled *= inv_bucket
     bins = max(rows * width, 0)
-    top = float(scaled.max()) if scaled.shape[0] else 0.0
+    top = (high - origin) * inv_bucket
     if bins < 2**31 and (top + 1.0) * width < 2**31:
         slot = scaled.astype(np.int32)
         slot *= width
