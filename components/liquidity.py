@@ -14,6 +14,15 @@ from dataclasses import dataclass
 import dash_bootstrap_components as dbc
 from dash import html
 
+from components.stamp import stamp
+
+_DIV = html.Div([], className="")
+_TABLE = html.Table([], className="")
+_TBODY = html.Tbody([])
+_TR = html.Tr([])
+_TD = html.Td("")
+_TD_NUM = html.Td("", className="")
+
 
 @dataclass(frozen=True, slots=True)
 class DepthBand:
@@ -63,8 +72,12 @@ def _table_head(metric: str, text: str, definition: str, left: str, right: str) 
 
 
 def _metric(metric: str, text: str, value: str, definitions: Mapping[str, str]) -> html.Div:
-    return html.Div(
-        [*_label(metric, text, definitions), html.Div(value, className="metric-value")],
+    return stamp(
+        _DIV,
+        children=[
+            *_label(metric, text, definitions),
+            stamp(_DIV, children=value, className="metric-value"),
+        ],
         className="metric",
     )
 
@@ -101,15 +114,17 @@ def create_liquidity_panel(
     quote_asset: str = "",
 ) -> html.Div:
     """The panel's content for a LIVE book."""
-    score_block = html.Div(
-        [
+    score_block = stamp(
+        _DIV,
+        children=[
             *_label("liquidity_score", "Liquidity score", definitions),
-            html.Div(f"{score:.0f}", className=f"score-value {score_class(score)}"),
+            stamp(_DIV, children=f"{score:.0f}", className=f"score-value {score_class(score)}"),
         ],
         className="score",
     )
-    metrics = html.Div(
-        [
+    metrics = stamp(
+        _DIV,
+        children=[
             _metric("spread_bps", "Spread (bps)", f"{spread_bps:.3f}", definitions),
             _metric(
                 "imbalance",
@@ -120,58 +135,60 @@ def create_liquidity_panel(
         ],
         className="metrics",
     )
-    depth_table = html.Table(
-        [
-            _table_head(
-                "depth_within",
-                "Depth within",
-                definitions.get("depth_within", "Depth within"),
-                f"bids {quote_asset}".strip(),
-                f"asks {quote_asset}".strip(),
-            ),
-            html.Tbody(
-                [
-                    html.Tr(
-                        [
-                            html.Td(f"±{band.band_bps:g} bps"),
-                            html.Td(_compact(band.bid_quote), className="num bid"),
-                            html.Td(_compact(band.ask_quote), className="num ask"),
-                        ]
-                    )
-                    for band in depth_bands
-                ]
-            ),
-        ],
-        className="liq-table",
+    depth_rows = [
+        _row(f"±{band.band_bps:g} bps", _compact(band.bid_quote), _compact(band.ask_quote), "bid")
+        for band in depth_bands
+    ]
+    impact_rows = [
+        _row(
+            f"{_compact(row.size)} {quote_asset}".strip(),
+            _bps(row.buy_bps),
+            _bps(row.sell_bps),
+            "ask",
+        )
+        for row in impact
+    ]
+    depth_head = _table_head(
+        "depth_within",
+        "Depth within",
+        definitions.get("depth_within", "Depth within"),
+        f"bids {quote_asset}".strip(),
+        f"asks {quote_asset}".strip(),
     )
-    impact_table = html.Table(
-        [
-            _table_head(
-                "price_impact",
-                "Price impact",
-                definitions.get("price_impact", "Price impact"),
-                "buy bps",
-                "sell bps",
-            ),
-            html.Tbody(
-                [
-                    html.Tr(
-                        [
-                            html.Td(f"{_compact(row.size)} {quote_asset}".strip()),
-                            html.Td(_bps(row.buy_bps), className="num ask"),
-                            html.Td(_bps(row.sell_bps), className="num bid"),
-                        ]
-                    )
-                    for row in impact
-                ]
-            ),
-        ],
-        className="liq-table",
+    impact_head = _table_head(
+        "price_impact",
+        "Price impact",
+        definitions.get("price_impact", "Price impact"),
+        "buy bps",
+        "sell bps",
     )
-    return html.Div(
-        [html.Div([score_block, metrics], className="liq-top"), depth_table, impact_table],
+    return stamp(
+        _DIV,
+        children=[
+            stamp(_DIV, children=[score_block, metrics], className="liq-top"),
+            _table(depth_head, depth_rows),
+            _table(impact_head, impact_rows),
+        ],
         className="liquidity",
     )
+
+
+def _row(title: str, left: str, right: str, left_side: str) -> html.Tr:
+    """A table row: a title cell, then two numbers coloured by book side (``left_side``
+    names the left one's side, the right one is the other)."""
+    right_side = "ask" if left_side == "bid" else "bid"
+    return stamp(
+        _TR,
+        children=[
+            stamp(_TD, children=title),
+            stamp(_TD_NUM, children=left, className=f"num {left_side}"),
+            stamp(_TD_NUM, children=right, className=f"num {right_side}"),
+        ],
+    )
+
+
+def _table(head: html.Thead, rows: list[html.Tr]) -> html.Table:
+    return stamp(_TABLE, children=[head, stamp(_TBODY, children=rows)], className="liq-table")
 
 
 def create_liquidity_unavailable(sync_state: str, reason: str = "") -> html.Div:

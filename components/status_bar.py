@@ -12,9 +12,12 @@ from dataclasses import dataclass
 
 from dash import html
 
+from components.stamp import stamp
+
 STALE_AFTER_S = 3.0
 LAG_WARN_MS = 1_000.0
 LAG_BAD_MS = 5_000.0
+_ITEM = html.Span([], className="status-item")
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,8 +93,9 @@ def _label(label: str) -> html.Span:
 def create_status_bar(items: list[StatusItem]) -> list[html.Span]:
     """The badges as spans (``status-ok`` / ``status-warn`` / ``status-bad``)."""
     return [
-        html.Span(
-            [_label(item.label), item.value],
+        stamp(
+            _ITEM,
+            children=[_label(item.label), item.value],
             className=f"status-item status-{item.level}",
         )
         for item in items

@@ -14,8 +14,11 @@ from collections.abc import Sequence
 import numpy as np
 from dash import html
 
+from components.stamp import stamp
+
 DEFAULT_TIERS_QUOTE: tuple[float, ...] = (100_000.0, 250_000.0, 1_000_000.0)
 TAPE_ROWS = 50
+_ROW = html.Div("", className="tape-row")
 
 
 def trade_tier(notional: float, tiers_quote: Sequence[float]) -> int:
@@ -87,8 +90,9 @@ def create_trade_tape(
         tier = bisect.bisect_right(tiers, notional)
         side_class = "buy" if s > 0 else "sell"
         rows.append(
-            html.Div(
-                _row_text(
+            stamp(
+                _ROW,
+                children=_row_text(
                     int(t), float(p), float(q), notional, side_class, price_decimals, qty_decimals
                 ),
                 className=f"tape-row {side_class} tier-{tier}",
