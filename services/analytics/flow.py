@@ -13,6 +13,7 @@ from typing import Literal
 
 import numpy as np
 
+from services.analytics.scratch import scratch
 from services.analytics.window import resolve_now, select_window
 from services.market.views import TradeView
 
@@ -88,7 +89,7 @@ def trade_flow(view: TradeView, *, window_ms: int, now_ms: int | None = None) ->
     q, s = w.qty, w.side
     volume = float(q.sum())
     signed = dot(s, q)
-    quote = w.price * q
+    quote = np.multiply(w.price, q, out=scratch("trade_flow.quote", len(w), np.float64))
     quote_volume = float(quote.sum())
     signed_quote = dot(s, quote)
     buy = (volume + signed) / 2.0
@@ -152,7 +153,7 @@ def cvd(
         empty = np.empty(0, dtype=np.float64)
         anchor = 0 if anchor_ms is None else int(anchor_ms)
         return CvdSeries(np.empty(0, dtype=np.int64), empty, anchor, unit, 0.0, 0)
-    flow = view.side[start:] * view.qty[start:]
+    flow = np.multiply(view.side[start:], view.qty[start:], out=scratch("cvd.flow", n, np.float64))
     if unit == "quote":
         flow *= view.price[start:]
     anchor = int(t[0]) if anchor_ms is None else int(anchor_ms)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from services.analytics.scratch import scratch
 from services.analytics.window import resolve_now, select_window
 from services.market.views import TradeView
 
@@ -199,28 +200,33 @@ def _row_sums(
     so the two ``np.bincount`` calls do not stall on repeated adds to the same bin (trades
     arrive in runs at one price). The lanes are summed afterwards. The slot arithmetic runs
     in int32 after one truncating cast whenever the slots fit (rounding is monotone, so
-    the largest scaled price is the one of ``high``).
+    the largest scaled price is the one of ``high``). The per-trade intermediates live in
+    this thread's scratch arrays.
     """
     width = 3 * _LANES
-    scaled = np.subtract(price, origin)
+    n = int(price.shape[0])
+    scaled = np.subtract(price, origin, out=scratch("profile.scaled", n, np.float64))
     scaled *= inv_bucket
     bins = max(rows * width, 0)
     top = (high - origin) * inv_bucket
+    idx = scratch("profile.idx", n, np.intp)
     if bins < 2**31 and (top + 1.0) * width < 2**31:
-        slot = scaled.astype(np.int32)
+        slot = scratch("profile.slot", n, np.int32)
+        np.copyto(slot, scaled, casting="unsafe")
         slot *= width
-        side_slot = side.astype(np.int32)
+        side_slot = scratch("profile.side", n, np.int32)
+        np.copyto(side_slot, side, casting="unsafe")
         side_slot *= _LANES
         slot += side_slot
-        slot += _lane_offsets(slot.shape[0])
-        idx = slot.astype(np.intp)
+        slot += _lane_offsets(n)
+        np.copyto(idx, slot)
     else:
         np.trunc(scaled, out=scaled)
         scaled *= 3.0
         scaled += side
         scaled *= float(_LANES)
-        scaled += _lane_offsets(scaled.shape[0])
-        idx = scaled.astype(np.intp)
+        scaled += _lane_offsets(n)
+        np.copyto(idx, scaled, casting="unsafe")
     weights = np.bincount(idx, weights=qty, minlength=bins)
     counts = np.bincount(idx, minlength=bins)
     pad = -weights.shape[0] % width

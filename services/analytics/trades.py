@@ -13,7 +13,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from services.analytics.flow import Direction, direction_of, dot
+from services.analytics.scratch import scratch
 from services.analytics.window import resolve_now, select_window
 from services.market.views import TradeView
 
@@ -86,7 +89,7 @@ def trade_stats(
     p, q, s = w.price, w.qty, w.side
     volume = float(q.sum())
     signed = dot(s, q)
-    quote = p * q
+    quote = np.multiply(p, q, out=scratch("trade_stats.quote", n, np.float64))
     quote_volume = float(quote.sum())
     signed_quote = dot(s, quote)
     buy_count = round((n + float(s.sum())) / 2.0)
