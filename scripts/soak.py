@@ -125,7 +125,7 @@ class SoakReport:
         if stats is not None:
             malformed = sum(c.malformed for c in stats.connections)
             lines.append(
-                f"frames: {malformed} malformed, {stats.counters.rejected_frames} rejected, "
+                f"frames: {malformed} malformed (out-of-range values included), "
                 f"{stats.counters.unknown_symbol_frames} unknown symbol, "
                 f"{stats.counters.frame_errors} errors; "
                 f"{stats.trade_duplicates} duplicate trades dropped"
