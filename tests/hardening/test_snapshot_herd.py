@@ -68,6 +68,10 @@ async def test_fifty_symbols_reconnecting_stay_within_the_budget(tmp_path: Path)
 
             budget.record_used = recorded  # type: ignore[method-assign]
             before = feed.stats().counters.snapshots_fetched
+            # A reconnect that misses nothing resumes every book without a snapshot; a diff
+            # withheld from each symbol makes sure all fifty need one at once.
+            for symbol in symbols:
+                exchange.faults.drop_next_diff(symbol)
             exchange.faults.drop_connections()
             await asyncio.sleep(0.5)
             back_live = await _until_all_live(store, symbols, ALL_LIVE_WITHIN_S)
