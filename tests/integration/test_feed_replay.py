@@ -92,6 +92,14 @@ def _assert_top5(store: MemoryStore, symbol: str, final: dict) -> None:
     assert np.column_stack([book.ask_prices[:5], book.ask_qtys[:5]]).tolist() == asks
 
 
+def _assert_final_book_and_trades(store: MemoryStore, manifest: dict, file: str, symbol: str):
+    """The manifest's final top-5, and every recorded aggTrade id exactly once, in order."""
+    _assert_top5(store, symbol, _final(manifest, file, symbol))
+    facts = manifest[file]["symbols"][symbol]["aggTrade"]
+    ids = store.snapshot(symbol).trades.trade_id.tolist()
+    assert ids == list(range(facts["first_id"], facts["last_id"] + 1)), symbol
+
+
 async def test_whole_recording_ends_with_the_manifest_book(manifest, recordings):
     file = recordings["spot_2024"].name
     async with (
@@ -127,10 +135,9 @@ async def test_three_symbols_books_and_every_agg_trade(manifest, recordings):
         )
         await asyncio.sleep(0.3)
         for symbol in symbols:
-            _assert_top5(store, symbol, _final(manifest, file, symbol))
+            _assert_final_book_and_trades(store, manifest, file, symbol)
             facts = manifest[file]["symbols"][symbol]["aggTrade"]
             trades = store.snapshot(symbol).trades
-            assert trades.trade_id.tolist() == list(range(facts["first_id"], facts["last_id"] + 1))
             total = sum(Decimal(repr(q)) for q in trades.qty.tolist())
             assert abs(total - Decimal(facts["sum_qty"])) < Decimal("1e-8")
             assert int((trades.side < 0).sum()) == facts["buyer_is_maker_count"]
@@ -219,11 +226,7 @@ async def test_every_fault_kind_is_survived(manifest, recordings):
         )
         await asyncio.sleep(1.0)
         for symbol in symbols:
-            _assert_top5(store, symbol, _final(manifest, file, symbol))
-            facts = manifest[file]["symbols"][symbol]["aggTrade"]
-            trades = store.snapshot(symbol).trades
-            ids = trades.trade_id.tolist()
-            assert ids == list(range(facts["first_id"], facts["last_id"] + 1)), symbol
+            _assert_final_book_and_trades(store, manifest, file, symbol)
         fired = faults.stats()
         for kind in ("gap", "duplicate", "reorder", "malformed", "drop_connection"):
             assert fired.get(kind, 0) > 0, (kind, fired)
