@@ -13,9 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
-from services.replay.recording import BUNDLED_DIR
+from services.replay.recording import DEFAULT_REPLAY
 
-DEFAULT_RECORDING = BUNDLED_DIR / "spot_BTCUSDT-ETHUSDT-DOTUSDT_20210404T2003Z_cryptofeed.jsonl.gz"
 DEFAULT_LIVE_SYMBOLS = ("BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT", "XRPUSDT", "DOTUSDT")
 
 
@@ -44,7 +43,7 @@ class Settings:
     preset: str = "spot"
     ws_url: str = ""
     rest_url: str = ""
-    recording: Path = DEFAULT_RECORDING
+    recording: Path = DEFAULT_REPLAY
     speed: str = "1"
     loop: bool = True
     symbols: tuple[str, ...] = ()

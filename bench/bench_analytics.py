@@ -42,7 +42,7 @@ from services.analytics.profile import volume_profile
 from services.analytics.trades import time_and_sales, trade_stats
 from services.binance.messages import Trade, decode_depth_snapshot, decode_frame
 from services.market.views import BookView, SyncState, TradeView
-from services.replay.recording import DEFAULT_RECORDING, read_recording
+from services.replay.recording import SPOT_2024, read_recording
 
 N_TRADES = 100_000
 N_LEVELS = 5000
@@ -61,7 +61,7 @@ FLOW_WINDOW_MS = 5 * 60_000
 def load_recording() -> tuple[TradeView, BookView]:
     times, prices, qtys, sides = [], [], [], []
     snap = None
-    for msg in read_recording(DEFAULT_RECORDING):
+    for msg in read_recording(SPOT_2024):
         if msg.src == "rest" and snap is None:
             snap = decode_depth_snapshot(msg.raw)
         elif b'"e":"trade"' in msg.raw:

@@ -46,7 +46,7 @@ from services.binance.messages import (
 from services.market.book_sync import BookSync
 from services.market.order_book import OrderBook
 from services.market.trade_log import TradeLog
-from services.replay.recording import DEFAULT_RECORDING, read_recording
+from services.replay.recording import SPOT_2024, read_recording
 
 SNAPSHOT_LINE = 8
 TOP = 20
@@ -116,7 +116,7 @@ def load_messages() -> tuple[list[bytes], bytes, list[bytes], list[bytes]]:
     """Pre-snapshot diffs, the snapshot body, post-snapshot diffs and trade frames."""
     before, after, trades = [], [], []
     snapshot = b""
-    for message in read_recording(DEFAULT_RECORDING):
+    for message in read_recording(SPOT_2024):
         if message.src == "rest":
             snapshot = message.raw
         elif b"depthUpdate" in message.raw[:80]:

@@ -20,10 +20,10 @@ from services.binance.endpoints import custom
 from services.market.feed import Feed, FeedConfig
 from services.market.views import SyncState
 from services.replay.exchange import LocalExchange
-from services.replay.recording import BUNDLED_DIR
+from services.replay.recording import BUNDLED_DIR, SPOT_2024
 from services.store import MemoryStore
 
-RECORDING = BUNDLED_DIR / "spot_BTCUSDT_20240808T2354Z_hftbacktest.jsonl.gz"
+RECORDING = SPOT_2024
 
 
 def manifest_final() -> tuple[int, float, list[list[float]], list[list[float]]]:

@@ -46,11 +46,11 @@ from services.market.views import SyncState
 from services.replay import symbol_market
 from services.replay.exchange import LocalExchange
 from services.replay.faults import Faults
-from services.replay.recording import BUNDLED_DIR
+from services.replay.recording import SPOT_2021
 from services.replay.relabel import relabel_recording
 from services.store import MemoryStore, SymbolSnapshot
 
-SOURCE = BUNDLED_DIR / "spot_BTCUSDT-ETHUSDT-DOTUSDT_20210404T2003Z_cryptofeed.jsonl.gz"
+SOURCE = SPOT_2021
 FAST_BACKOFF = Backoff(initial=0.05, cap=0.5, floor=0.02)
 TOP_LEVELS = 200
 EXCHANGE_TRADES = 5000

@@ -7,11 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from services.replay.recording import BUNDLED_DIR
-
-SPOT_2024 = BUNDLED_DIR / "spot_BTCUSDT_20240808T2354Z_hftbacktest.jsonl.gz"
-SPOT_2021 = BUNDLED_DIR / "spot_BTCUSDT-ETHUSDT-DOTUSDT_20210404T2003Z_cryptofeed.jsonl.gz"
-USDM_2024 = BUNDLED_DIR / "usdm_BTCUSDT_20240808T2354Z_hftbacktest.jsonl.gz"
+from services.replay.recording import BUNDLED_DIR, SPOT_2021, SPOT_2024, USDM_2024
 
 
 @pytest.fixture(scope="session")

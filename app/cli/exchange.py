@@ -11,7 +11,8 @@ import argparse
 import asyncio
 import contextlib
 
-from services.replay.exchange import DEFAULT_EXCHANGE_RECORDING, LocalExchange, parse_speed
+from services.replay.exchange import LocalExchange, parse_speed
+from services.replay.recording import DEFAULT_REPLAY
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,7 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--recording",
         action="append",
-        help=f"recording file (repeatable, same market); default {DEFAULT_EXCHANGE_RECORDING.name}",
+        help=f"recording file (repeatable, same market); default {DEFAULT_REPLAY.name}",
     )
     parser.add_argument("--speed", default="1", help="recording seconds per second, or 'max'")
     parser.add_argument("--host", default="127.0.0.1")

@@ -50,7 +50,7 @@ from services.replay.derived import (
 )
 from services.replay.faults import Faults
 from services.replay.player import Offsets, Player
-from services.replay.recording import BUNDLED_DIR
+from services.replay.recording import DEFAULT_REPLAY
 from services.replay.rest_api import RestApi
 from services.replay.session import RecordedSession, ReplayEvent, load_session
 from services.replay.stream_connection import (
@@ -61,9 +61,6 @@ from services.replay.stream_connection import (
 )
 from services.replay.symbol_market import SymbolMarket
 
-DEFAULT_EXCHANGE_RECORDING = (
-    BUNDLED_DIR / "spot_BTCUSDT-ETHUSDT-DOTUSDT_20210404T2003Z_cryptofeed.jsonl.gz"
-)
 _PARTIAL = re.compile(r"^depth(5|10|20)(?:@(100|250|500|1000)ms)?$")
 
 
@@ -111,7 +108,7 @@ class LocalExchange:
         queue_size: int = 50_000,
     ) -> None:
         if recordings is None:
-            recordings = [DEFAULT_EXCHANGE_RECORDING]
+            recordings = [DEFAULT_REPLAY]
         elif isinstance(recordings, str | Path):
             recordings = [recordings]
         self.paths = [Path(p) for p in recordings]

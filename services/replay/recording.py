@@ -21,7 +21,14 @@ from typing import IO
 import orjson
 
 BUNDLED_DIR = Path(__file__).resolve().parents[2] / "data" / "recordings"
-DEFAULT_RECORDING = BUNDLED_DIR / "spot_BTCUSDT_20240808T2354Z_hftbacktest.jsonl.gz"
+SPOT_2024 = BUNDLED_DIR / "spot_BTCUSDT_20240808T2354Z_hftbacktest.jsonl.gz"
+"""Spot BTCUSDT, 2024-08-08 23:54 → 00:05 (650.6 s): depth@100ms, trade, bookTicker."""
+SPOT_2021 = BUNDLED_DIR / "spot_BTCUSDT-ETHUSDT-DOTUSDT_20210404T2003Z_cryptofeed.jsonl.gz"
+"""Spot BTCUSDT/ETHUSDT/DOTUSDT, 2021-04-04 20:03 (91 s): depth@100ms, aggTrade, kline_1m."""
+USDM_2024 = BUNDLED_DIR / "usdm_BTCUSDT_20240808T2354Z_hftbacktest.jsonl.gz"
+"""USD-M BTCUSDT, 2024-08-08 23:54 (344.8 s): depth@0ms with pu, trade, bookTicker."""
+DEFAULT_REPLAY = SPOT_2021
+"""What the offline replay plays unless told otherwise: three symbols, aggTrades, klines."""
 
 _HEAD = re.compile(rb'^\{"ts":(\d+),"src":"(ws|rest)"(?:,"url":("(?:[^"\\]|\\.)*"))?,"msg":')
 

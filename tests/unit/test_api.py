@@ -9,8 +9,8 @@ import pytest
 
 from app.server import create_app
 from services.store import MemoryStore
-from tests.recorded_feed import RecordedFeed
 from tests.conftest import SPOT_2021
+from tests.recorded_feed import RecordedFeed
 
 BASE = "/api/assets/crypto"
 

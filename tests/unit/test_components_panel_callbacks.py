@@ -21,8 +21,8 @@ from app.callbacks.symbol import select_symbol
 from app.callbacks.tape import render_tape
 from services.market.views import SyncState
 from services.store import MemoryStore
-from tests.recorded_feed import RecordedFeed
 from tests.conftest import SPOT_2021
+from tests.recorded_feed import RecordedFeed
 
 
 @pytest.fixture
