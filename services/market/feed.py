@@ -520,15 +520,15 @@ class Feed:
     async def _publisher(self) -> None:
         while True:
             await asyncio.sleep(self.config.publish_interval_s)
-            self.publish()
-            self._log_malformed()
+            status = self.publish()
+            self._log_malformed(status.malformed_frames)
             self.events.flush()
             with contextlib.suppress(Exception):
                 await self._serve_requests()
 
-    def _log_malformed(self) -> None:
-        """Malformed frames are counted by the client; log them as faults here."""
-        malformed = sum(s.malformed for s in self._client.get_stats()) if self._client else 0
+    def _log_malformed(self, malformed: int) -> None:
+        """Malformed frames are counted by the client (``malformed`` so far); log the new
+        ones as faults here."""
         for _ in range(malformed - self._malformed_seen):
             self.events.fault("malformed_frame", total=malformed)
         self._malformed_seen = malformed
@@ -552,9 +552,10 @@ class Feed:
             faults_logged=dict(self.events.faults),
         )
 
-    def publish(self) -> None:
+    def publish(self) -> FeedStatus:
         """Publish a snapshot of every symbol that changed (same ``seq``, fresh
-        ``published_at`` for one unchanged for ``heartbeat_s``), and the feed status."""
+        ``published_at`` for one unchanged for ``heartbeat_s``), and the feed status, which
+        it returns."""
         now = time.time()
         heartbeat = self.config.heartbeat_s
         for symbol, feed in self._symbols.items():
@@ -579,7 +580,9 @@ class Feed:
         state = "CONNECTED" if self._connected and all(self._connected.values()) else "DOWN"
         if not self._connected:
             state = "CONNECTING"
-        self.store.publish_status(self._status(state))
+        status = self._status(state)
+        self.store.publish_status(status)
+        return status
 
     def _status(self, connection_state: str) -> FeedStatus:
         stats = self._client.get_stats() if self._client is not None else []
@@ -621,12 +624,6 @@ def _add_candle(candles: deque[Candle], event: Kline) -> None:
         candles.append(candle)
 
 
-def _rows(rows: Iterable[object]) -> list[TradeRow]:
-    """aggTrades REST rows ({a, p, q, T, m}) as trade-log rows."""
-    out: list[TradeRow] = []
-    for row in rows:
-        if isinstance(row, dict):
-            out.append((int(row["a"]), int(row["T"]), float(row["p"]), float(row["q"]), row["m"]))
-        else:
-            out.append((row.a, row.T, row.p, row.q, row.m))  # type: ignore[attr-defined]
-    return out
+def _rows(rows: Iterable[AggTrade]) -> list[TradeRow]:
+    """aggTrades from REST as trade-log rows."""
+    return [(row.a, row.T, row.p, row.q, row.m) for row in rows]
