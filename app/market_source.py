@@ -4,14 +4,15 @@ reached or is geo-blocked (HTTP 451)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from app.config import Settings
+from services.binance.backoff import Backoff
 from services.binance.endpoints import Endpoints, custom, preset
+from services.binance.rest_client import BinanceHttpError, BinanceRestClient, RestrictedLocation
 from services.market.feed import FeedConfig
 
 log = logging.getLogger(__name__)
@@ -46,18 +47,23 @@ def live_endpoints(settings: Settings) -> Endpoints:
 
 
 def probe(endpoints: Endpoints, timeout_s: float) -> str:
-    """'' when the REST endpoint answers ``ping``, else why not (451 named as such)."""
-    url = f"{endpoints.rest_base}{endpoints.rest_prefix}/ping"
-    try:
-        with urllib.request.urlopen(url, timeout=timeout_s) as response:
-            response.read()
-        return ""
-    except urllib.error.HTTPError as exc:
-        if exc.code == 451:
+    """'' when the REST endpoint answers ``ping``, else why not (451 named as such). One
+    try through the project's REST client, so errors are classified as everywhere else."""
+    return asyncio.run(_ping(endpoints, timeout_s))
+
+
+async def _ping(endpoints: Endpoints, timeout_s: float) -> str:
+    no_wait = Backoff(initial=0.0, cap=0.0, floor=0.0)
+    async with BinanceRestClient(
+        endpoints, max_attempts=1, timeout_s=timeout_s, backoff=no_wait
+    ) as rest:
+        try:
+            await rest.get("ping", {}, 1)
+        except RestrictedLocation:
             return f"{endpoints.rest_base} is geo-blocked here (HTTP 451)"
-        return f"{endpoints.rest_base} answered HTTP {exc.code}"
-    except OSError as exc:
-        return f"{endpoints.rest_base} cannot be reached ({exc})"
+        except BinanceHttpError as exc:
+            return f"{endpoints.rest_base} cannot be used: {exc}"
+    return ""
 
 
 def start_replay(settings: Settings) -> MarketSource:
