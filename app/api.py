@@ -20,6 +20,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from app.callbacks import derived
 from app.callbacks.derived import DerivedCache
+from app.callbacks.symbol import trading_symbols
 from services.analytics.window import WINDOWS_MS
 from services.store import MarketStore, SymbolSnapshot
 
@@ -100,7 +101,7 @@ def create_api(store: MarketStore, cache: DerivedCache) -> Blueprint:
     def snapshot_of(symbol: str) -> SymbolSnapshot:
         """The symbol's snapshot; only a known symbol ever reaches the store."""
         symbol = symbol.upper()
-        known = sorted(info.symbol for info in store.symbols() if info.status == "TRADING")
+        known = trading_symbols(store)
         if symbol not in known:
             raise ApiError(
                 404,
