@@ -9,9 +9,6 @@ which symbol a partial-depth payload belongs to. Tapescope uses combined streams
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
-
-from services.binance.endpoints import Endpoints
 
 KLINE_INTERVALS = (
     "1s",
@@ -106,32 +103,3 @@ def combined_url(ws_url: str, streams: Iterable[str]) -> str:
     names = "/".join(streams)
     base = ws_url.rstrip("/") + "/stream"
     return f"{base}?streams={names}" if names else base
-
-
-def chunk(streams: Iterable[str], size: int) -> list[list[str]]:
-    """``streams`` in order, without duplicates, cut into lists of at most ``size``."""
-    if size < 1:
-        raise ValueError("chunk size must be positive")
-    unique = list(dict.fromkeys(streams))
-    return [unique[i : i + size] for i in range(0, len(unique), size)]
-
-
-@dataclass(frozen=True, slots=True)
-class ConnectionPlan:
-    """Streams for one combined-stream connection on one route of a venue."""
-
-    route: str
-    streams: tuple[str, ...]
-
-
-def plan_connections(endpoints: Endpoints, streams: Iterable[str]) -> list[ConnectionPlan]:
-    """Group streams by route (``/public``, ``/market`` or root), then cut each group into
-    connections of at most ``endpoints.max_streams_per_connection`` streams."""
-    by_route: dict[str, list[str]] = {}
-    for name in dict.fromkeys(streams):
-        by_route.setdefault(endpoints.route(name), []).append(name)
-    return [
-        ConnectionPlan(route, tuple(part))
-        for route, names in by_route.items()
-        for part in chunk(names, endpoints.max_streams_per_connection)
-    ]

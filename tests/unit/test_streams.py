@@ -6,6 +6,7 @@ import pytest
 
 from services.binance import streams
 from services.binance.endpoints import PRESETS, Market, custom, preset
+from services.binance.ws_client import BinanceWebSocketClient
 
 
 def test_stream_names_are_lowercase_binance_names() -> None:
@@ -39,9 +40,12 @@ def test_combined_url_and_chunks() -> None:
     url = streams.combined_url("wss://stream.binance.com:9443", ["a@trade", "b@trade"])
     assert url == "wss://stream.binance.com:9443/stream?streams=a@trade/b@trade"
     assert streams.combined_url("ws://127.0.0.1:1/", []) == "ws://127.0.0.1:1/stream"
-    names = [f"s{i}@trade" for i in range(2500)] + ["s0@trade"]
-    parts = streams.chunk(names, 1024)
-    assert [len(p) for p in parts] == [1024, 1024, 452]
+
+
+async def test_client_spreads_streams_over_connections_of_1024() -> None:
+    client = BinanceWebSocketClient(preset("spot"))
+    await client.subscribe([f"s{i}@trade" for i in range(2500)] + ["s0@trade"])
+    assert [s.streams for s in client.get_stats()] == [1024, 1024, 452]
 
 
 def test_presets() -> None:
@@ -53,7 +57,7 @@ def test_presets() -> None:
         preset("mars")
 
 
-def test_usdm_streams_are_routed_and_chunked_at_200() -> None:
+async def test_usdm_streams_are_routed_and_chunked_at_200() -> None:
     usdm = preset("usdm")
     assert usdm.route("btcusdt@depth@100ms") == "/public"
     assert usdm.route("btcusdt@depth20@100ms") == "/public"
@@ -62,14 +66,16 @@ def test_usdm_streams_are_routed_and_chunked_at_200() -> None:
     assert usdm.route("btcusdt@kline_1m") == "/market"
     assert usdm.ws_url("/public") == "wss://fstream.binance.com/public"
     names = [f"s{i}usdt@depth@100ms" for i in range(250)] + ["btcusdt@aggTrade"]
-    plan = streams.plan_connections(usdm, names)
-    assert [(p.route, len(p.streams)) for p in plan] == [
-        ("/public", 200),
-        ("/public", 50),
-        ("/market", 1),
+    client = BinanceWebSocketClient(usdm)
+    await client.subscribe(names)
+    assert [(s.url, s.streams) for s in client.get_stats()] == [
+        ("wss://fstream.binance.com/public/stream", 200),
+        ("wss://fstream.binance.com/public/stream", 50),
+        ("wss://fstream.binance.com/market/stream", 1),
     ]
-    spot_plan = streams.plan_connections(preset("spot"), names)
-    assert [(p.route, len(p.streams)) for p in spot_plan] == [("", 251)]
+    spot = BinanceWebSocketClient(preset("spot"))
+    await spot.subscribe(names)
+    assert [s.streams for s in spot.get_stats()] == [251]
 
 
 def test_custom_endpoints() -> None:
