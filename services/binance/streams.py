@@ -1,4 +1,4 @@
-"""Binance stream names and combined-stream connection plans (no I/O).
+"""Binance stream names and combined-stream URLs (no I/O).
 
 A stream name is ``<lowercase symbol>@<kind>[@<speed>]``, e.g. ``btcusdt@depth@100ms``. A
 combined-stream URL is ``{base}/stream?streams=<name>/<name>/...``; each frame on it
