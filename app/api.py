@@ -137,8 +137,8 @@ def create_api(store: MarketStore, cache: DerivedCache) -> Blueprint:
     def trades(symbol: str) -> Response:
         limit = _int_arg("limit", 100, 1, MAX_TRADES)
         snapshot = snapshot_of(symbol)
-        rows = derived.time_and_sales(cache, snapshot, limit)
-        return _payload(snapshot, kind=snapshot.trades.kind, trades=[asdict(r) for r in rows])
+        tape = derived.time_and_sales(cache, snapshot, limit)
+        return _payload(snapshot, kind=snapshot.trades.kind, trades=[asdict(r) for r in tape.rows])
 
     @api.get("/api/assets/crypto/<symbol>/trade-stats")
     def trade_stats(symbol: str) -> Response:

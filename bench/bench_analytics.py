@@ -6,8 +6,8 @@ ticks, sizes jittered), and its REST snapshot's level gaps and sizes are resampl
 5000 levels a side. The same definitions are also written here in pure Python and in
 polars; every implementation is checked against services/analytics before timing.
 
-Times are medians over interleaved blocks (each block runs every variant in turn). Prints
-a table and ends with one JSON line of the figures. The workload is frozen out of the
+Times are medians of single calls over interleaved blocks (each block runs every variant
+in turn). Prints a table and ends with one JSON line of the figures. The workload is frozen out of the
 cyclic GC before timing (the pure-Python variants keep 100k tuples alive).
 """
 
@@ -362,14 +362,18 @@ def polars_second_bars(v: TradeView) -> np.ndarray:
 
 
 def interleaved(variants: dict[str, tuple[Callable[[], object], int]]) -> dict[str, float]:
-    """Median ms per call over BLOCKS interleaved blocks; (fn, calls per block)."""
+    """Median ms per call over every call of BLOCKS interleaved blocks; (fn, calls per
+    block). Each call is timed on its own, so a burst of load on this shared machine
+    spoils the calls it hits rather than a whole block."""
     samples: dict[str, list[float]] = {name: [] for name in variants}
+    clock = time.perf_counter
     for _ in range(BLOCKS):
         for name, (fn, reps) in variants.items():
-            start = time.perf_counter()
+            times = samples[name]
             for _ in range(reps):
+                start = clock()
                 fn()
-            samples[name].append((time.perf_counter() - start) / reps * 1e3)
+                times.append((clock() - start) * 1e3)
     return {name: statistics.median(v) for name, v in samples.items()}
 
 

@@ -132,9 +132,7 @@ def _combined_score(cache: DerivedCache, snapshot: SymbolSnapshot) -> liquidity.
     return liquidity.score_from(book_summary(cache, snapshot).spread_bps, band, rows)
 
 
-def time_and_sales(
-    cache: DerivedCache, snapshot: SymbolSnapshot, limit: int
-) -> tuple[trades.TapeRow, ...]:
+def time_and_sales(cache: DerivedCache, snapshot: SymbolSnapshot, limit: int) -> trades.Tape:
     """The newest ``limit`` trades, newest first."""
     return cache.get(
         _key(snapshot, "tape", limit), lambda: trades.time_and_sales(snapshot.trades, limit)

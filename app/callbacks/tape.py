@@ -29,13 +29,13 @@ def render_tape(
         return dash.no_update, key
     if snapshot is None:
         return create_trade_tape(time_ms=[], price=[], qty=[], side=[]), key
-    rows = derived.time_and_sales(cache, snapshot, TAPE_ROWS)
+    newest = derived.time_and_sales(cache, snapshot, TAPE_ROWS)
     info = snapshot.info
     tape = create_trade_tape(
-        time_ms=[row.time_ms for row in rows],
-        price=[row.price for row in rows],
-        qty=[row.qty for row in rows],
-        side=[1.0 if row.side == "buy" else -1.0 for row in rows],
+        time_ms=newest.time_ms.tolist(),
+        price=newest.price.tolist(),
+        qty=newest.qty.tolist(),
+        side=newest.side.tolist(),
         tiers_quote=tiers,
         price_decimals=info.price_decimals,
         qty_decimals=info.qty_decimals,

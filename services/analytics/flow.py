@@ -41,6 +41,31 @@ def dot(a: np.ndarray, b: np.ndarray) -> float:
     return total
 
 
+def chunk_dots(a: np.ndarray, b: np.ndarray, chunks: int) -> tuple[np.ndarray, np.ndarray]:
+    """Σ a·b over each of ``chunks`` consecutive runs of two equal-length 1-d float arrays,
+    and the end (exclusive index) of each run. Runs hold ⌊n / chunks⌋ elements, the last
+    ``n mod chunks`` one more; ``0 < chunks ≤ n``.
+
+    Runs are rows of a reshaped view, so a run's sum is one vectorised dot with no
+    product array; runs longer than ``DOT_CHUNK`` go through ``dot`` one by one (there are
+    few of them then) so that no dot goes multi-threaded.
+    """
+    n = int(a.shape[0])
+    size, longer = divmod(n, chunks)
+    cut = (chunks - longer) * size
+    sums = []
+    for start, stop, width in ((0, cut, size), (cut, n, size + 1)):
+        if stop > start:
+            x, y = a[start:stop].reshape(-1, width), b[start:stop].reshape(-1, width)
+            if width <= DOT_CHUNK:
+                sums.append(np.vecdot(x, y))
+            else:
+                sums.append(np.array([dot(u, v) for u, v in zip(x, y, strict=True)]))
+    runs = np.arange(1, chunks + 1, dtype=np.int64)
+    ends = runs * size + np.maximum(runs - (chunks - longer), 0)
+    return np.concatenate(sums), ends
+
+
 def direction_of(buy_ratio: float) -> Direction:
     """Label a taker-buy share of volume: ≥ 0.65 ``strong_buy``, ≥ 0.55 ``buy``,
     ≤ 0.35 ``strong_sell``, ≤ 0.45 ``sell``, otherwise (and for NaN, an empty window)
@@ -141,8 +166,9 @@ def cvd(
     first trade at or after ``anchor_ms`` (default: the first trade in the view).
 
     Longer series are downsampled to ``max_points`` by keeping the last trade of each of
-    ``max_points`` equal-count chunks, so the final value is always kept (summed per chunk
-    first, so the cost is one pass over the trades).
+    ``max_points`` consecutive chunks of equal count (the last ``n mod max_points`` chunks
+    one trade longer), so the final value is always kept; chunks are summed first, so the
+    cost is one pass over the trades.
     """
     if unit not in ("base", "quote"):
         raise ValueError(f"unit must be 'base' or 'quote', not {unit!r}")
@@ -153,14 +179,18 @@ def cvd(
         empty = np.empty(0, dtype=np.float64)
         anchor = 0 if anchor_ms is None else int(anchor_ms)
         return CvdSeries(np.empty(0, dtype=np.int64), empty, anchor, unit, 0.0, 0)
-    flow = np.multiply(view.side[start:], view.qty[start:], out=scratch("cvd.flow", n, np.float64))
-    if unit == "quote":
-        flow *= view.price[start:]
+    side, qty = view.side[start:], view.qty[start:]
     anchor = int(t[0]) if anchor_ms is None else int(anchor_ms)
     if n > max_points > 0:
-        ends = (np.arange(1, max_points + 1, dtype=np.int64) * n) // max_points
-        chunk_sums = np.add.reduceat(flow, np.concatenate(([0], ends[:-1])))
-        series = np.cumsum(chunk_sums)
+        if unit == "quote":
+            flow = np.multiply(side, qty, out=scratch("cvd.flow", n, np.float64))
+            sums, ends = chunk_dots(flow, view.price[start:], max_points)
+        else:
+            sums, ends = chunk_dots(side, qty, max_points)
+        series = np.cumsum(sums)
         return CvdSeries(t[ends - 1], series, anchor, unit, float(series[-1]), n)
+    flow = side * qty
+    if unit == "quote":
+        flow *= view.price[start:]
     series = np.cumsum(flow)
     return CvdSeries(t.copy(), series, anchor, unit, float(series[-1]), n)

@@ -88,11 +88,12 @@ def value_area_rows(volume: np.ndarray, poc: int, target: float = 0.70) -> tuple
     vols = volume.tolist()
     n = len(vols)
     goal = target * sum(vols)
+    padded = [0.0, 0.0, *vols, 0.0, 0.0]  # vols[i] is padded[i + 2]
     lo = hi = poc
     acc = vols[poc]
     while acc < goal and (lo > 0 or hi < n - 1):
-        above = sum(vols[hi + 1 : hi + 3])
-        below = sum(vols[max(lo - 2, 0) : lo])
+        above = padded[hi + 3] + padded[hi + 4]
+        below = padded[lo + 1] + padded[lo]
         take_above = hi < n - 1 and (above >= below or lo == 0)
         take_below = lo > 0 and (below >= above or hi == n - 1)
         if take_above:

@@ -137,19 +137,52 @@ class TapeRow:
     side: str
 
 
-def time_and_sales(view: TradeView, limit: int = 50) -> tuple[TapeRow, ...]:
-    """The newest ``limit`` trades, newest first."""
-    n = len(view)
-    k = min(max(int(limit), 0), n)
-    if k == 0:
-        return ()
-    sl = slice(n - 1, n - 1 - k if n - 1 - k >= 0 else None, -1)
-    ids = view.trade_id[sl].tolist()
-    times = view.time_ms[sl].tolist()
-    prices = view.price[sl].tolist()
-    qtys = view.qty[sl].tolist()
-    sides = view.side[sl].tolist()
-    return tuple(
-        TapeRow(i, t, p, q, p * q, "buy" if s > 0 else "sell")
-        for i, t, p, q, s in zip(ids, times, prices, qtys, sides, strict=True)
+@dataclass(frozen=True, slots=True)
+class Tape:
+    """The newest trades of a view, newest first, as numpy columns (``rows`` gives them as
+    ``TapeRow`` records).
+
+    trade_id, time_ms, price, qty (base): the trades. quote_qty: price·qty.
+    side: +1 taker buy, −1 taker sell.
+    """
+
+    trade_id: np.ndarray
+    time_ms: np.ndarray
+    price: np.ndarray
+    qty: np.ndarray
+    quote_qty: np.ndarray
+    side: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.trade_id.shape[0])
+
+    @property
+    def rows(self) -> tuple[TapeRow, ...]:
+        """The trades as records, newest first."""
+        return tuple(
+            TapeRow(i, t, p, q, v, "buy" if s > 0 else "sell")
+            for i, t, p, q, v, s in zip(
+                self.trade_id.tolist(),
+                self.time_ms.tolist(),
+                self.price.tolist(),
+                self.qty.tolist(),
+                self.quote_qty.tolist(),
+                self.side.tolist(),
+                strict=True,
+            )
+        )
+
+
+def time_and_sales(view: TradeView, limit: int = 50) -> Tape:
+    """The newest ``limit`` trades, newest first; the columns are reversed views of the
+    input's (``quote_qty`` is computed)."""
+    start = len(view) - min(max(int(limit), 0), len(view))
+    price, qty = view.price[start:][::-1], view.qty[start:][::-1]
+    return Tape(
+        trade_id=view.trade_id[start:][::-1],
+        time_ms=view.time_ms[start:][::-1],
+        price=price,
+        qty=qty,
+        quote_qty=price * qty,
+        side=view.side[start:][::-1],
     )

@@ -139,8 +139,8 @@ def test_whole_window_totals_match_manifest(loaded, manifest, name, symbol, kind
     assert profile.value_area_volume_pct >= 70.0
     assert profile.val <= profile.point_of_control < profile.vah
     tape = time_and_sales(trades, limit=5)
-    assert tape[0].trade_id == expected["last_id"]
-    assert [r.trade_id for r in tape] == sorted((r.trade_id for r in tape), reverse=True)
+    assert tape.rows[0].trade_id == expected["last_id"]
+    assert tape.trade_id.tolist() == sorted(tape.trade_id.tolist(), reverse=True)
 
 
 @pytest.mark.parametrize(("name", "symbol", "kind"), CASES)

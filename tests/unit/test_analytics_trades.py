@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.analytics.flow import DOT_CHUNK, cvd, direction_of, dot, trade_flow
+from services.analytics.flow import DOT_CHUNK, chunk_dots, cvd, direction_of, dot, trade_flow
 from services.analytics.large_trades import large_trades
 from services.analytics.trades import time_and_sales, trade_stats
 from services.analytics.window import select_window
@@ -96,13 +96,15 @@ def test_cvd_by_hand():
 
 
 def test_time_and_sales_newest_first():
-    rows = time_and_sales(TAPE, limit=2)
-    assert [(r.trade_id, r.price, r.qty, r.quote_qty, r.side) for r in rows] == [
+    tape = time_and_sales(TAPE, limit=2)
+    assert tape.side.tolist() == [-1.0, 1.0]
+    assert [(r.trade_id, r.price, r.qty, r.quote_qty, r.side) for r in tape.rows] == [
         (5, 100.0, 5.0, 500.0, "sell"),
         (4, 102.0, 4.0, 408.0, "buy"),
     ]
-    assert [r.trade_id for r in time_and_sales(TAPE, limit=100)] == [5, 4, 3, 2, 1]
-    assert time_and_sales(TAPE, limit=0) == ()
+    assert time_and_sales(TAPE, limit=100).trade_id.tolist() == [5, 4, 3, 2, 1]
+    assert time_and_sales(TAPE, limit=0).rows == ()
+    assert len(time_and_sales(TAPE, limit=-3)) == 0
 
 
 def test_large_trades_by_hand():
@@ -189,3 +191,45 @@ def test_chunked_dot_matches_an_exact_sum(n, seed):
     exact = math.fsum((a * b).tolist())
     scale = math.fsum(np.abs(b).tolist())
     assert dot(a, b) == pytest.approx(exact, rel=0, abs=1e-12 * (1 + scale))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.sampled_from([1, 2, 7, 500, 2 * DOT_CHUNK + 3, 5 * DOT_CHUNK]),
+    st.integers(1, 600),
+    st.integers(0, 2**32 - 1),
+)
+def test_chunk_dots_sum_each_run_exactly_once(n, chunks, seed):
+    chunks = min(chunks, n)
+    rng = np.random.default_rng(seed)
+    a = np.where(rng.random(n) < 0.5, 1.0, -1.0)
+    b = rng.lognormal(0.0, 2.0, n)
+    sums, ends = chunk_dots(a, b, chunks)
+    sizes = np.diff(ends, prepend=0)
+    assert ends[-1] == n and sizes.min() >= n // chunks and sizes.max() - sizes.min() <= 1
+    starts = ends - sizes
+    exact = [math.fsum((a[i:j] * b[i:j]).tolist()) for i, j in zip(starts, ends, strict=True)]
+    np.testing.assert_allclose(sums, exact, rtol=0, atol=1e-12 * (1 + float(b.sum())))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.integers(1, 3000),
+    st.integers(1, 40),
+    st.sampled_from(["base", "quote"]),
+    st.integers(0, 2**32 - 1),
+)
+def test_downsampled_cvd_is_the_full_series_at_chunk_ends(n, points, unit, seed):
+    rng = np.random.default_rng(seed)
+    tape = make_tape(
+        np.arange(n) * 10,
+        np.round(rng.uniform(90.0, 110.0, n), 2),
+        np.round(rng.lognormal(0.0, 1.0, n), 5),
+        np.where(rng.random(n) < 0.5, 1.0, -1.0),
+    )
+    full = cvd(tape, max_points=0, unit=unit)
+    thin = cvd(tape, max_points=points, unit=unit)
+    assert thin.cvd.shape[0] == min(points, n) and thin.time_ms[-1] == tape.time_ms[-1]
+    scale = 1 + float(np.abs(full.cvd).max())
+    np.testing.assert_allclose(thin.cvd, full.cvd[thin.time_ms // 10], rtol=0, atol=1e-9 * scale)
+    assert thin.final == thin.cvd[-1]
