@@ -7,8 +7,9 @@ ticks, sizes jittered), and its REST snapshot's level gaps and sizes are resampl
 polars; every implementation is checked against services/analytics before timing.
 
 Times are medians of single calls over interleaved blocks (each block runs every variant
-in turn). Prints a table and ends with one JSON line of the figures. The workload is frozen out of the
-cyclic GC before timing (the pure-Python variants keep 100k tuples alive).
+in turn). Prints a table and ends with one JSON line of the figures. The workload is
+frozen out of the cyclic GC before timing (the pure-Python variants keep 100k tuples
+alive).
 """
 
 from __future__ import annotations
