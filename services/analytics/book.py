@@ -231,12 +231,12 @@ def depth_distribution(
         z = np.zeros(n)
         return DepthDistribution(float(bucket_bps), mid, edges, z, z.copy(), z.copy(), z.copy())
     scale = 1e4 / (mid * bucket_bps)
-    bid_base, bid_quote = _bucketed(
-        (mid - view.bid_prices) * scale, view.bid_prices, view.bid_qtys, n
-    )
-    ask_base, ask_quote = _bucketed(
-        (view.ask_prices - mid) * scale, view.ask_prices, view.ask_qtys, n
-    )
+    reach = (n + 1) / scale  # one bucket beyond the last: the exact cut is made below
+    kb = _bids_at_or_above(view.bid_prices, mid - reach)
+    ka = _asks_at_or_below(view.ask_prices, mid + reach)
+    bid_prices, ask_prices = view.bid_prices[:kb], view.ask_prices[:ka]
+    bid_base, bid_quote = _bucketed((mid - bid_prices) * scale, bid_prices, view.bid_qtys, n)
+    ask_base, ask_quote = _bucketed((ask_prices - mid) * scale, ask_prices, view.ask_qtys, n)
     return DepthDistribution(
         float(bucket_bps), mid, edges, bid_base, ask_base, bid_quote, ask_quote
     )
@@ -245,14 +245,21 @@ def depth_distribution(
 def _bucketed(
     distance: np.ndarray, prices: np.ndarray, qtys: np.ndarray, n: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Σ qty and Σ price·qty per bucket index ``floor(distance)`` for indexes in [0, n)."""
-    keep = int(np.searchsorted(distance, n, side="left"))
-    idx = distance[:keep].astype(np.intp)
-    np.maximum(idx, 0, out=idx)
-    q = qtys[:keep]
-    base = np.bincount(idx, weights=q, minlength=n)
-    quote = np.bincount(idx, weights=q * prices[:keep], minlength=n)
-    return base, quote
+    """Σ qty and Σ price·qty per bucket index ``floor(distance)`` for indexes in [0, n)
+    (a negative distance counts in bucket 0), where ``distance`` ascends with the level.
+
+    Levels are sorted away from mid, so each bucket is one run of levels, found by
+    searching the bucket edges, and summed with one ``reduceat`` per column.
+    """
+    edges = np.searchsorted(distance, np.arange(1, n + 1, dtype=np.float64), side="left")
+    starts = np.concatenate(([0], edges[:-1]))
+    keep = int(edges[-1])
+    columns = np.zeros((2, keep + 1))  # a zero at ``keep`` for buckets past the last level
+    columns[0, :keep] = qtys[:keep]
+    np.multiply(columns[0, :keep], prices[:keep], out=columns[1, :keep])
+    sums = np.add.reduceat(columns, starts, axis=1)
+    sums[:, starts == edges] = 0.0
+    return sums[0], sums[1]
 
 
 @dataclass(frozen=True, slots=True)

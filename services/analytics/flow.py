@@ -114,7 +114,7 @@ def trade_flow(view: TradeView, *, window_ms: int, now_ms: int | None = None) ->
     q, s = w.qty, w.side
     volume = float(q.sum())
     signed = dot(s, q)
-    quote = np.multiply(w.price, q, out=scratch("trade_flow.quote", len(w), np.float64))
+    quote = np.multiply(w.price, q, out=scratch("a", len(w), np.float64))
     quote_volume = float(quote.sum())
     signed_quote = dot(s, quote)
     buy = (volume + signed) / 2.0
@@ -183,7 +183,7 @@ def cvd(
     anchor = int(t[0]) if anchor_ms is None else int(anchor_ms)
     if n > max_points > 0:
         if unit == "quote":
-            flow = np.multiply(side, qty, out=scratch("cvd.flow", n, np.float64))
+            flow = np.multiply(side, qty, out=scratch("a", n, np.float64))
             sums, ends = chunk_dots(flow, view.price[start:], max_points)
         else:
             sums, ends = chunk_dots(side, qty, max_points)

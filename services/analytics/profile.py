@@ -206,16 +206,16 @@ def _row_sums(
     """
     width = 3 * _LANES
     n = int(price.shape[0])
-    scaled = np.subtract(price, origin, out=scratch("profile.scaled", n, np.float64))
+    scaled = np.subtract(price, origin, out=scratch("a", n, np.float64))
     scaled *= inv_bucket
     bins = max(rows * width, 0)
     top = (high - origin) * inv_bucket
-    idx = scratch("profile.idx", n, np.intp)
+    idx = scratch("a", n, np.intp)
     if bins < 2**31 and (top + 1.0) * width < 2**31:
-        slot = scratch("profile.slot", n, np.int32)
+        slot = scratch("a", n, np.int32)
         np.copyto(slot, scaled, casting="unsafe")
         slot *= width
-        side_slot = scratch("profile.side", n, np.int32)
+        side_slot = scratch("b", n, np.int32)
         np.copyto(side_slot, side, casting="unsafe")
         side_slot *= _LANES
         slot += side_slot

@@ -89,7 +89,7 @@ def trade_stats(
     p, q, s = w.price, w.qty, w.side
     volume = float(q.sum())
     signed = dot(s, q)
-    quote = np.multiply(p, q, out=scratch("trade_stats.quote", n, np.float64))
+    quote = np.multiply(p, q, out=scratch("a", n, np.float64))
     quote_volume = float(quote.sum())
     signed_quote = dot(s, quote)
     buy_count = round((n + float(s.sum())) / 2.0)

@@ -277,3 +277,30 @@ def test_depth_and_impact_match_full_cumulative_sums(book, bands, sizes):
             assert row.unfillable == (k >= len(prices))
             if not row.unfillable and row.filled_base > 0:
                 assert row.worst_price == prices[k]
+
+
+@settings(max_examples=150, deadline=None)
+@given(books(), st.floats(0.5, 40.0), st.floats(1.0, 200.0))
+def test_depth_distribution_equals_a_loop_over_levels(book, bucket_bps, max_bps):
+    dist = depth_distribution(book, bucket_bps, max_bps)
+    n = dist.bid_base.shape[0]
+    expected = {side: [[0.0] * n, [0.0] * n] for side in ("bid", "ask")}
+    mid = dist.mid
+    if not math.isnan(mid):
+        scale = 1e4 / (mid * bucket_bps)
+        for side, prices, qtys, sign in (
+            ("bid", book.bid_prices, book.bid_qtys, -1.0),
+            ("ask", book.ask_prices, book.ask_qtys, 1.0),
+        ):
+            for price, qty in zip(prices.tolist(), qtys.tolist(), strict=True):
+                bucket = max(int((price - mid) * sign * scale), 0)
+                if (price - mid) * sign * scale < n:
+                    expected[side][0][bucket] += qty
+                    expected[side][1][bucket] += price * qty
+    for got, want in (
+        (dist.bid_base, expected["bid"][0]),
+        (dist.bid_quote, expected["bid"][1]),
+        (dist.ask_base, expected["ask"][0]),
+        (dist.ask_quote, expected["ask"][1]),
+    ):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-9)
