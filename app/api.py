@@ -176,7 +176,7 @@ def create_api(store: MarketStore, cache: DerivedCache) -> Blueprint:
     def volume_profile(symbol: str) -> Response:
         bins = _int_arg("bins", 50, 1, MAX_BINS)
         snapshot = snapshot_of(symbol)
-        result = derived.volume_profile(cache, snapshot, rows=bins)
+        result = derived.volume_profile(cache, snapshot, rows=bins, count_trades=True)
         return _payload(snapshot, bins=bins, profile=asdict(result))
 
     @api.get("/healthz")

@@ -181,17 +181,20 @@ def volume_profile(
     snapshot: SymbolSnapshot,
     bucket_ticks: int | None = None,
     rows: int | None = None,
+    count_trades: bool = False,
 ) -> profile.VolumeProfile:
-    """Volume profile of the trade window (``bucket_ticks`` ticks per row, or ``rows`` rows)."""
+    """Volume profile of the trade window (``bucket_ticks`` ticks per row, or ``rows`` rows),
+    with trades per row if ``count_trades``."""
     ticks = profile_bucket_ticks(snapshot, bucket_ticks)
     wanted_rows = min(rows or PROFILE_DEFAULT_ROWS, PROFILE_MAX_ROWS) if ticks is None else None
     return cache.get(
-        _key(snapshot, "profile", ticks, wanted_rows),
+        _key(snapshot, "profile", ticks, wanted_rows, count_trades),
         lambda: profile.volume_profile(
             snapshot.trades,
             tick_size=snapshot.info.tick_size,
             bucket_ticks=ticks,
             rows=wanted_rows,
+            count_trades=count_trades,
         ),
     )
 

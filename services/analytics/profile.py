@@ -37,7 +37,8 @@ class VolumeProfile:
 
     price: lower edge of each row, ascending; bucket: row height (k × tick size).
     volume / buy_volume / sell_volume: Σ qty (base) per row, split by taker side.
-    delta: buy_volume − sell_volume per row. trades: trade count per row.
+    delta: buy_volume − sell_volume per row.
+    trades: trade count per row when asked for (``count_trades``), else None.
     total_volume: Σ volume (equals the window's volume).
     poc_index / point_of_control: the POC row and its lower edge (−1 / NaN when empty).
     va_low_index / va_high_index: first and last row of the value area.
@@ -53,7 +54,7 @@ class VolumeProfile:
     buy_volume: np.ndarray
     sell_volume: np.ndarray
     delta: np.ndarray
-    trades: np.ndarray
+    trades: np.ndarray | None
     total_volume: float
     poc_index: int
     point_of_control: float
@@ -127,24 +128,27 @@ def volume_profile(
     value_area: float = 0.70,
     window_ms: int | None = None,
     now_ms: int | None = None,
+    count_trades: bool = False,
 ) -> VolumeProfile:
     """Volume per price row (``bucket_ticks`` × ``tick_size`` high, or sized so that the
     window's range fits in ``rows`` rows; ``bucket_ticks`` wins if both are given) over the
-    trades in ``(now_ms − window_ms, now_ms]``, with POC and value area."""
+    trades in ``(now_ms − window_ms, now_ms]``, with POC and value area; trades per row
+    too with ``count_trades`` (a second pass over the window)."""
     if not tick_size > 0:
         raise ValueError("tick_size must be positive")
     now = resolve_now(view, now_ms)
     w = select_window(view, window_ms=window_ms, now_ms=now)
     if len(w) == 0:
-        return _empty_profile(tick_size * max(int(bucket_ticks or 1), 1), value_area)
+        bucket = tick_size * max(int(bucket_ticks or 1), 1)
+        return _empty_profile(bucket, value_area, count_trades)
     p, q = w.price, w.qty
     low, high = float(p.min()), float(p.max())
     bucket = _bucket_size(tick_size, low, high, bucket_ticks, rows)
     half_tick = tick_size / 2.0
     base = math.floor((low + half_tick) / bucket) * bucket
     n = math.floor((high - base + half_tick) / bucket) + 1
-    by_side, trades = _row_sums(p, q, w.side, base - half_tick, 1.0 / bucket, n, high)
-    n = trades.shape[0]
+    by_side, trades = _row_sums(p, q, w.side, base - half_tick, 1.0 / bucket, n, high, count_trades)
+    n = by_side.shape[0]
     sell, buy = by_side[:, 0], by_side[:, 1]
     volume = buy + sell
     delta = buy - sell
@@ -191,14 +195,15 @@ def _row_sums(
     inv_bucket: float,
     rows: int,
     high: float,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Σ qty per (row, taker side) as a (rows, 2) array of [sell, buy], and trades per row,
-    where row = ⌊(price − origin) · inv_bucket⌋ (at least ``rows`` rows; prices are at or
-    above ``origin`` and at most ``high``, sides are ±1).
+    count_trades: bool,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Σ qty per (row, taker side) as a (rows, 2) array of [sell, buy], and trades per row
+    if ``count_trades`` (else None), where row = ⌊(price − origin) · inv_bucket⌋ (at least
+    ``rows`` rows; prices are at or above ``origin`` and at most ``high``, sides are ±1).
 
     One pass builds an integer slot per trade, ``((3·row + side + 1)·_LANES + lane)``: sells
     land in slot 0 of a row, buys in slot 2, and consecutive trades go to different lanes,
-    so the two ``np.bincount`` calls do not stall on repeated adds to the same bin (trades
+    so the ``np.bincount`` calls do not stall on repeated adds to the same bin (trades
     arrive in runs at one price). The lanes are summed afterwards. The slot arithmetic runs
     in int32 after one truncating cast whenever the slots fit (rounding is monotone, so
     the largest scaled price is the one of ``high``). The per-trade intermediates live in
@@ -229,17 +234,17 @@ def _row_sums(
         scaled += _lane_offsets(n)
         np.copyto(idx, scaled, casting="unsafe")
     weights = np.bincount(idx, weights=qty, minlength=bins)
-    counts = np.bincount(idx, minlength=bins)
     pad = -weights.shape[0] % width
     if pad:
         weights = np.append(weights, np.zeros(pad))
-        counts = np.append(counts, np.zeros(pad, dtype=counts.dtype))
     by_slot = weights.reshape(-1, 3, _LANES).sum(axis=2)
-    trades = counts.reshape(-1, 3, _LANES).sum(axis=2)
-    return by_slot[:, ::2], trades[:, 0] + trades[:, 2]
+    if not count_trades:
+        return by_slot[:, ::2], None
+    counts = np.bincount(idx, minlength=weights.shape[0]).reshape(-1, 3, _LANES).sum(axis=2)
+    return by_slot[:, ::2], counts[:, 0] + counts[:, 2]
 
 
-def _empty_profile(bucket: float, target: float) -> VolumeProfile:
+def _empty_profile(bucket: float, target: float, count_trades: bool) -> VolumeProfile:
     empty = np.empty(0, dtype=np.float64)
     return VolumeProfile(
         price=empty,
@@ -248,7 +253,7 @@ def _empty_profile(bucket: float, target: float) -> VolumeProfile:
         buy_volume=empty,
         sell_volume=empty,
         delta=empty,
-        trades=np.empty(0, dtype=np.int64),
+        trades=np.empty(0, dtype=np.int64) if count_trades else None,
         total_volume=0.0,
         poc_index=-1,
         point_of_control=_NAN,

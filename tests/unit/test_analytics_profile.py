@@ -16,13 +16,15 @@ from tests.tapes import TAPE, make_tape
 
 
 def test_one_tick_rows_by_hand():
-    p = volume_profile(TAPE, tick_size=1.0, bucket_ticks=1)
+    p = volume_profile(TAPE, tick_size=1.0, bucket_ticks=1, count_trades=True)
     assert p.price.tolist() == [99, 100, 101, 102]
     assert p.volume.tolist() == [3, 6, 2, 4]
     assert p.buy_volume.tolist() == [3, 1, 0, 4]
     assert p.sell_volume.tolist() == [0, 5, 2, 0]
     assert p.delta.tolist() == [3, -4, -2, 4]
     assert p.trades.tolist() == [1, 2, 1, 1]
+    unsplit = volume_profile(TAPE, tick_size=1.0, bucket_ticks=1)
+    assert unsplit.trades is None and unsplit.volume.tolist() == p.volume.tolist()
     assert (p.poc_index, p.point_of_control, p.total_volume) == (1, 100, 15)
     # goal 10.5: POC 6, then rows above (101+102 = 6) beat the one row below (3) -> 12
     assert (p.va_low_index, p.va_high_index, p.val, p.vah) == (1, 3, 100, 103)
@@ -52,6 +54,8 @@ def test_empty_window_is_defined():
     p = volume_profile(TradeView("X"), tick_size=0.01, rows=50)
     assert p.total_volume == 0 and p.price.shape == (0,) and p.poc_index == -1
     assert math.isnan(p.point_of_control) and math.isnan(p.vah) and math.isnan(p.val)
+    assert p.trades is None
+    assert volume_profile(TradeView("X"), tick_size=0.01, count_trades=True).trades.shape == (0,)
     gone = volume_profile(TAPE, tick_size=1.0, window_ms=10, now_ms=500)
     assert gone.volume.shape == (0,)
     with pytest.raises(ValueError, match="tick_size"):
@@ -93,7 +97,12 @@ def tapes(draw):
 )
 def test_profile_properties(tape, bucket_ticks, rows, target):
     p = volume_profile(
-        tape, tick_size=0.01, bucket_ticks=bucket_ticks, rows=rows, value_area=target
+        tape,
+        tick_size=0.01,
+        bucket_ticks=bucket_ticks,
+        rows=rows,
+        value_area=target,
+        count_trades=True,
     )
     assert p.total_volume == pytest.approx(float(tape.qty.sum()), rel=1e-12)
     assert int(p.trades.sum()) == len(tape)
@@ -118,7 +127,7 @@ def test_rows_match_a_plain_loop_over_runs_of_trades(bucket_ticks):
     qtys = np.round(rng.lognormal(-3, 1.5, n), 5)
     sides = np.where(np.repeat(rng.random(n // 7 + 1) < 0.5, 7)[:n], 1.0, -1.0)
     view = make_tape(np.arange(n), prices, qtys, sides)
-    p = volume_profile(view, tick_size=0.01, bucket_ticks=bucket_ticks, rows=25)
+    p = volume_profile(view, tick_size=0.01, bucket_ticks=bucket_ticks, rows=25, count_trades=True)
     buy = [0.0] * len(p.price)
     sell = [0.0] * len(p.price)
     count = [0] * len(p.price)

@@ -133,7 +133,7 @@ def test_whole_window_totals_match_manifest(loaded, manifest, name, symbol, kind
     assert stats.buy_volume + stats.sell_volume == pytest.approx(stats.volume, rel=1e-12)
     assert stats.low <= stats.vwap <= stats.high
     assert cvd(trades).final == pytest.approx(stats.delta, rel=1e-9, abs=1e-9)
-    profile = volume_profile(trades, tick_size=TICKS[symbol], rows=50)
+    profile = volume_profile(trades, tick_size=TICKS[symbol], rows=50, count_trades=True)
     assert profile.total_volume == pytest.approx(stats.volume, rel=1e-12)
     assert int(profile.trades.sum()) == stats.count
     assert profile.value_area_volume_pct >= 70.0

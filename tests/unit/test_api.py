@@ -82,6 +82,7 @@ def test_volume_profile_bins(client):
     profile = body["profile"]
     assert len(profile["price"]) <= 21
     assert profile["val"] <= profile["point_of_control"] <= profile["vah"]
+    assert len(profile["trades"]) == len(profile["price"]) and sum(profile["trades"]) > 0
 
 
 def test_unknown_symbol_404_names_valid_symbols(client):
