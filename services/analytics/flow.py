@@ -81,6 +81,15 @@ def direction_of(buy_ratio: float) -> Direction:
     return "neutral"
 
 
+def side_sums(window: TradeView) -> tuple[float, float, float, float]:
+    """(Σ qty, Σ side·qty, Σ price·qty, Σ side·price·qty) over the window's trades: volume,
+    delta, quote volume and quote delta, from which each side's share follows as
+    (total ± delta) / 2."""
+    q, s = window.qty, window.side
+    quote = np.multiply(window.price, q, out=scratch("a", len(window), np.float64))
+    return float(q.sum()), dot(s, q), float(quote.sum()), dot(s, quote)
+
+
 @dataclass(frozen=True, slots=True)
 class TradeFlow:
     """Aggressor flow over ``(now_ms − window_ms, now_ms]``.
@@ -111,12 +120,7 @@ def trade_flow(view: TradeView, *, window_ms: int, now_ms: int | None = None) ->
     ``window_ms`` ending at ``now_ms`` (default: the last trade's time)."""
     now = resolve_now(view, now_ms)
     w = select_window(view, window_ms=window_ms, now_ms=now)
-    q, s = w.qty, w.side
-    volume = float(q.sum())
-    signed = dot(s, q)
-    quote = np.multiply(w.price, q, out=scratch("a", len(w), np.float64))
-    quote_volume = float(quote.sum())
-    signed_quote = dot(s, quote)
+    volume, signed, quote_volume, signed_quote = side_sums(w)
     buy = (volume + signed) / 2.0
     sell = (volume - signed) / 2.0
     ratio = buy / volume if volume > 0 else float("nan")

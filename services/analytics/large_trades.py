@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from services.analytics.trades import TapeRow, tape_records
 from services.analytics.window import resolve_now, select_window
 from services.market.views import TradeView
 
@@ -20,22 +21,15 @@ DEFAULT_TIERS_QUOTE: tuple[float, ...] = (100_000.0, 250_000.0, 1_000_000.0)
 
 
 @dataclass(frozen=True, slots=True)
-class LargeTrade:
-    """One large trade.
+class LargeTrade(TapeRow):
+    """One large trade: a tape row (trade_id, time_ms, price, qty, quote_qty = price·qty,
+    side "buy" or "sell") and why it is large.
 
-    trade_id, time_ms, price, qty (base): the trade. quote_qty: price·qty.
-    side: the taker's side, "buy" or "sell".
     tier: index of the highest absolute tier reached (0 = the smallest threshold), −1 when
     the trade is large only by the relative rule. threshold: that tier's quote threshold
     (NaN for tier −1). relative: qty ≥ relative_k × the window's mean qty.
     """
 
-    trade_id: int
-    time_ms: int
-    price: float
-    qty: float
-    quote_qty: float
-    side: str
     tier: int
     threshold: float
     relative: bool
@@ -78,20 +72,17 @@ class LargeTrades:
     @property
     def rows(self) -> tuple[LargeTrade, ...]:
         """The large trades as records, newest first."""
-        return tuple(
-            LargeTrade(i, t, p, q, v, "buy" if s > 0 else "sell", k, x, r)
-            for i, t, p, q, v, s, k, x, r in zip(
-                self.trade_id.tolist(),
-                self.time_ms.tolist(),
-                self.price.tolist(),
-                self.qty.tolist(),
-                self.quote_qty.tolist(),
-                self.side.tolist(),
-                self.tier.tolist(),
-                self.threshold.tolist(),
-                self.relative.tolist(),
-                strict=True,
-            )
+        return tape_records(
+            LargeTrade,
+            self.trade_id,
+            self.time_ms,
+            self.price,
+            self.qty,
+            self.quote_qty,
+            self.side,
+            self.tier,
+            self.threshold,
+            self.relative,
         )
 
 

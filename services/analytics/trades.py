@@ -4,23 +4,24 @@ Volumes are base quantities, ``quote`` figures are Σ price·qty in the quote as
 is one ``aggTrade`` (one taker order at one price) or one ``trade`` (one fill), as the
 view's ``kind`` says.
 
-Side-weighted sums use ``flow.dot``, not ``@``: a BLAS dot over 100k rows goes
-multi-threaded in OpenBLAS and stalls for milliseconds when the cores are busy, so it is
-taken in chunks short enough to stay on the calling thread.
+Volume, delta and their quote values come from ``flow.side_sums``, the same sums the
+trade-flow meter uses.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 
-from services.analytics.flow import Direction, direction_of, dot
-from services.analytics.scratch import scratch
+from services.analytics.flow import Direction, direction_of, side_sums
 from services.analytics.window import resolve_now, select_window
 from services.market.views import TradeView
 
 _NAN = float("nan")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,13 +87,9 @@ def trade_stats(
             0, 0, 0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, _NAN, _NAN, _NAN, _NAN, _NAN, _NAN,
             _NAN, _NAN, _NAN, 0, 0, now, window_ms, last_n, "neutral",
         )  # fmt: skip
-    p, q, s = w.price, w.qty, w.side
-    volume = float(q.sum())
-    signed = dot(s, q)
-    quote = np.multiply(p, q, out=scratch("a", n, np.float64))
-    quote_volume = float(quote.sum())
-    signed_quote = dot(s, quote)
-    buy_count = round((n + float(s.sum())) / 2.0)
+    p = w.price
+    volume, signed, quote_volume, signed_quote = side_sums(w)
+    buy_count = round((n + float(w.side.sum())) / 2.0)
     buy_volume = (volume + signed) / 2.0
     ratio = buy_volume / volume if volume > 0 else _NAN
     return TradeStats(
@@ -159,18 +156,17 @@ class Tape:
     @property
     def rows(self) -> tuple[TapeRow, ...]:
         """The trades as records, newest first."""
-        return tuple(
-            TapeRow(i, t, p, q, v, "buy" if s > 0 else "sell")
-            for i, t, p, q, v, s in zip(
-                self.trade_id.tolist(),
-                self.time_ms.tolist(),
-                self.price.tolist(),
-                self.qty.tolist(),
-                self.quote_qty.tolist(),
-                self.side.tolist(),
-                strict=True,
-            )
+        return tape_records(
+            TapeRow, self.trade_id, self.time_ms, self.price, self.qty, self.quote_qty, self.side
         )
+
+
+def tape_records(record: Callable[..., R], *columns: np.ndarray) -> tuple[R, ...]:
+    """One ``record(trade_id, time_ms, price, qty, quote_qty, side, *rest)`` per row of the
+    columns given in that order, with the side column (±1) named "buy" or "sell"."""
+    lists = [c.tolist() for c in columns]
+    lists[5] = ["buy" if s > 0 else "sell" for s in lists[5]]
+    return tuple(map(record, *lists))
 
 
 def time_and_sales(view: TradeView, limit: int = 50) -> Tape:
