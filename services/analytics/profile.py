@@ -205,34 +205,28 @@ def _row_sums(
     land in slot 0 of a row, buys in slot 2, and consecutive trades go to different lanes,
     so the ``np.bincount`` calls do not stall on repeated adds to the same bin (trades
     arrive in runs at one price). The lanes are summed afterwards. The slot arithmetic runs
-    in int32 after one truncating cast whenever the slots fit (rounding is monotone, so
-    the largest scaled price is the one of ``high``). The per-trade intermediates live in
+    in int32 after one truncating cast; a profile whose slots would not fit (about 89
+    million rows; rounding is monotone, so the largest scaled price is the one of
+    ``high``) is refused with a ValueError. The per-trade intermediates live in
     this thread's scratch arrays.
     """
     width = 3 * _LANES
     n = int(price.shape[0])
+    bins = max(rows * width, 0)
+    if (max(rows, (high - origin) * inv_bucket) + 1.0) * width >= 2**31:
+        raise ValueError(f"a profile of {rows:,} rows is too tall: use a larger bucket")
     scaled = np.subtract(price, origin, out=scratch("a", n, np.float64))
     scaled *= inv_bucket
-    bins = max(rows * width, 0)
-    top = (high - origin) * inv_bucket
+    slot = scratch("a", n, np.int32)
+    np.copyto(slot, scaled, casting="unsafe")
+    slot *= width
+    side_slot = scratch("b", n, np.int32)
+    np.copyto(side_slot, side, casting="unsafe")
+    side_slot *= _LANES
+    slot += side_slot
+    slot += _lane_offsets(n)
     idx = scratch("a", n, np.intp)
-    if bins < 2**31 and (top + 1.0) * width < 2**31:
-        slot = scratch("a", n, np.int32)
-        np.copyto(slot, scaled, casting="unsafe")
-        slot *= width
-        side_slot = scratch("b", n, np.int32)
-        np.copyto(side_slot, side, casting="unsafe")
-        side_slot *= _LANES
-        slot += side_slot
-        slot += _lane_offsets(n)
-        np.copyto(idx, slot)
-    else:
-        np.trunc(scaled, out=scaled)
-        scaled *= 3.0
-        scaled += side
-        scaled *= float(_LANES)
-        scaled += _lane_offsets(n)
-        np.copyto(idx, scaled, casting="unsafe")
+    np.copyto(idx, slot)
     weights = np.bincount(idx, weights=qty, minlength=bins)
     pad = -weights.shape[0] % width
     if pad:

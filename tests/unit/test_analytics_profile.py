@@ -60,6 +60,8 @@ def test_empty_window_is_defined():
     assert gone.volume.shape == (0,)
     with pytest.raises(ValueError, match="tick_size"):
         volume_profile(TAPE, tick_size=0.0)
+    with pytest.raises(ValueError, match="too tall"):
+        volume_profile(TAPE, tick_size=1e-9, bucket_ticks=1)
 
 
 def test_poc_ties_go_to_the_centre_then_lower():
