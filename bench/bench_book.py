@@ -47,6 +47,7 @@ from services.market.book_sync import BookSync
 from services.market.order_book import OrderBook
 from services.market.trade_log import TradeLog
 from services.replay.recording import SPOT_2024, read_recording
+from tests.books import deep_snapshot_body, loaded_book_bytes
 
 SNAPSHOT_LINE = 8
 TOP = 20
@@ -395,23 +396,7 @@ def bench_trades(trades: list[bytes]) -> dict[str, float]:
 
 
 def bench_memory() -> dict[str, float]:
-    rng = random.Random(7)
-    bids = [
-        [f"{60000 - i * 0.01:.8f}", f"{rng.lognormvariate(-3.5, 1.5):.8f}"] for i in range(5000)
-    ]
-    asks = [
-        [f"{60000.01 + i * 0.01:.8f}", f"{rng.lognormvariate(-3.5, 1.5):.8f}"] for i in range(5000)
-    ]
-    body = json.dumps({"lastUpdateId": 1, "bids": bids, "asks": asks}).encode()
-    gc.collect()
-    tracemalloc.start()
-    book = OrderBook()
-    snapshot = decode_depth_snapshot(body)
-    book.load_snapshot(snapshot.bids, snapshot.asks)
-    del snapshot
-    gc.collect()
-    book_bytes = tracemalloc.get_traced_memory()[0]
-    tracemalloc.stop()
+    _, book_bytes = loaded_book_bytes(deep_snapshot_body(5000))
     capacity = 100_000
     tracemalloc.start()
     log = TradeLog("BTCUSDT", capacity=capacity)

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import gc
-import json
-import random
-import tracemalloc
-
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.binance.messages import decode_depth_snapshot, decode_frame
+from services.binance.messages import decode_frame
 from services.market.order_book import OrderBook
+from tests.books import deep_snapshot_body, loaded_book_bytes
 
 prices = st.integers(1, 200).map(lambda tick: tick / 100)
 quantities = st.sampled_from([0.0, 0.0, 0.001, 0.5, 1.0, 7.25])
@@ -95,22 +91,6 @@ def test_clear_empties_both_sides():
 
 def test_5000_by_2_book_fits_in_one_mebibyte():
     """Measured as the feed builds it: decoded from a REST body, the body then dropped."""
-    rng = random.Random(7)
-    bids = [
-        [f"{60000 - i * 0.01:.8f}", f"{rng.lognormvariate(-3.5, 1.5):.8f}"] for i in range(5000)
-    ]
-    asks = [
-        [f"{60000.01 + i * 0.01:.8f}", f"{rng.lognormvariate(-3.5, 1.5):.8f}"] for i in range(5000)
-    ]
-    body = json.dumps({"lastUpdateId": 1, "bids": bids, "asks": asks}).encode()
-    gc.collect()
-    tracemalloc.start()
-    book = OrderBook()
-    snapshot = decode_depth_snapshot(body)
-    book.load_snapshot(snapshot.bids, snapshot.asks)
-    del snapshot
-    gc.collect()
-    size = tracemalloc.get_traced_memory()[0]
-    tracemalloc.stop()
+    book, size = loaded_book_bytes(deep_snapshot_body(5000))
     assert book.n_bids == book.n_asks == 5000
     assert size <= 1 << 20, size
