@@ -199,76 +199,22 @@ def test_each_refusal_is_counted() -> None:
     async def scenario() -> None:
         feed, _ = _feed()
         feed._snapshot_queue = asyncio.Queue()
+
+        def agg_trade(symbol: str, trade_id: int, price: str) -> dict:
+            data = {"e": "aggTrade", "E": 1, "s": symbol.upper(), "a": trade_id, "p": price}
+            data |= {"q": "1", "f": 1, "l": 1, "T": 1, "m": True}
+            return {"stream": f"{symbol}@aggTrade", "data": data}
+
+        def depth(symbol: str, bid: list[str]) -> dict:
+            data = {"e": "depthUpdate", "E": 1, "s": symbol.upper(), "U": 1, "u": 2}
+            return {"stream": f"{symbol}@depth", "data": data | {"b": [bid], "a": []}}
+
         wire = [
-            {
-                "stream": "nopeusdt@aggTrade",
-                "data": {
-                    "e": "aggTrade",
-                    "E": 1,
-                    "s": "NOPEUSDT",
-                    "a": 1,
-                    "p": "1",
-                    "q": "1",
-                    "f": 1,
-                    "l": 1,
-                    "T": 1,
-                    "m": True,
-                },
-            },
-            {
-                "stream": "btcusdt@aggTrade",
-                "data": {
-                    "e": "aggTrade",
-                    "E": 1,
-                    "s": "BTCUSDT",
-                    "a": 1,
-                    "p": "NaN",
-                    "q": "1",
-                    "f": 1,
-                    "l": 1,
-                    "T": 1,
-                    "m": True,
-                },
-            },
-            {
-                "stream": "btcusdt@aggTrade",
-                "data": {
-                    "e": "aggTrade",
-                    "E": 1,
-                    "s": "BTCUSDT",
-                    "a": 2,
-                    "p": "-3",
-                    "q": "1",
-                    "f": 1,
-                    "l": 1,
-                    "T": 1,
-                    "m": True,
-                },
-            },
-            {
-                "stream": "btcusdt@depth",
-                "data": {
-                    "e": "depthUpdate",
-                    "E": 1,
-                    "s": "BTCUSDT",
-                    "U": 1,
-                    "u": 2,
-                    "b": [["1", "Infinity"]],
-                    "a": [],
-                },
-            },
-            {
-                "stream": "ethusdt@depth",
-                "data": {
-                    "e": "depthUpdate",
-                    "E": 1,
-                    "s": "ETHUSDT",
-                    "U": 1,
-                    "u": 2,
-                    "b": [["0", "1"]],
-                    "a": [],
-                },
-            },
+            agg_trade("nopeusdt", 1, "1"),
+            agg_trade("btcusdt", 1, "NaN"),
+            agg_trade("btcusdt", 2, "-3"),
+            depth("btcusdt", ["1", "Infinity"]),
+            depth("ethusdt", ["0", "1"]),
         ]
         unknown, out_of_range = wire[0], wire[1:]
         for body in out_of_range:
