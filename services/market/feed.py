@@ -147,6 +147,10 @@ class FeedStats:
 
 @dataclass(slots=True)
 class _SymbolFeed:
+    """One streamed symbol's state. ``dirty``: anything changed since the last publication;
+    ``trades_changed``: the trade log did, so its view (a copy of the whole window) is
+    rebuilt at the next publication rather than at every one."""
+
     info: SymbolInfo
     book: BookSync
     trades: TradeLog
@@ -154,6 +158,7 @@ class _SymbolFeed:
     on_demand: bool = False
     seq: int = 0
     dirty: bool = True
+    trades_changed: bool = True
     candles: deque[Candle] = field(default_factory=lambda: deque(maxlen=CANDLE_HISTORY))
     ticker: Ticker24h | None = None
     backfilling: bool = False
@@ -378,7 +383,7 @@ class Feed:
         if feed is None:
             return False
         gap = feed.trades.add(trade_id, time_ms, price, qty, m)
-        feed.dirty = True
+        feed.dirty = feed.trades_changed = True
         if gap is not None and not feed.backfilling:
             feed.backfilling = True
             self._spawn(self._backfill(symbol, gap))
@@ -483,7 +488,7 @@ class Feed:
         feed = self._symbols.get(symbol)
         if feed is not None:
             feed.trades.warm_up(_rows(rows))
-            feed.dirty = True
+            feed.dirty = feed.trades_changed = True
 
     async def _backfill(self, symbol: str, gap: TradeGap) -> None:
         """Fetch the missing trade ids of ``gap`` page by page, then release held trades."""
@@ -513,7 +518,7 @@ class Feed:
             feed.trades.abandon_backfill()
         finally:
             feed.backfilling = False
-            feed.dirty = True
+            feed.dirty = feed.trades_changed = True
 
     # -- publication ----------------------------------------------------------------------
 
@@ -562,11 +567,16 @@ class Feed:
             if feed.dirty:
                 feed.dirty = False
                 feed.seq += 1
+                if feed.trades_changed or feed.snapshot is None:
+                    feed.trades_changed = False
+                    trades = feed.trades.view()
+                else:
+                    trades = feed.snapshot.trades
                 feed.snapshot = SymbolSnapshot(
                     symbol=symbol,
                     seq=feed.seq,
                     book=feed.book.view(self.config.book_levels),
-                    trades=feed.trades.view(),
+                    trades=trades,
                     info=feed.info,
                     candles=tuple(feed.candles),
                     ticker=feed.ticker,
