@@ -364,12 +364,14 @@ class Feed:
                 self._unknown_symbol(item)
                 return
             _add_candle(feed.candles, event)
+            feed.dirty = True
         elif isinstance(event, MiniTicker | Ticker):
             feed = self._symbols.get(event.s)
             if feed is None:
                 self._unknown_symbol(item)
                 return
             feed.ticker = Ticker24h(event.c, event.o, event.h, event.l, event.v, event.q, event.E)
+            feed.dirty = True
 
     def _unknown_symbol(self, item: Received) -> None:
         self.counters.unknown_symbol_frames += 1
@@ -385,9 +387,12 @@ class Feed:
         gap = feed.trades.add(trade_id, time_ms, price, qty, m)
         feed.dirty = feed.trades_changed = True
         if gap is not None and not feed.backfilling:
-            feed.backfilling = True
-            self._spawn(self._backfill(symbol, gap))
+            self._start_backfill(symbol, feed, gap)
         return True
+
+    def _start_backfill(self, symbol: str, feed: _SymbolFeed, gap: TradeGap) -> None:
+        feed.backfilling = True
+        self._spawn(self._backfill(symbol, gap))
 
     def _on_connection(self, event: ConnectionEvent) -> None:
         kind = event.kind
@@ -511,14 +516,17 @@ class Feed:
                     continue
                 open_gap = feed.trades.backfill(_rows(rows))
             else:
-                feed.trades.abandon_backfill()
+                open_gap = feed.trades.abandon_backfill()
         except (BinanceHttpError, MalformedFrame) as exc:
             self.counters.backfill_failures += 1
             self.events.fault("backfill_failed", symbol=symbol, error=str(exc))
-            feed.trades.abandon_backfill()
+            open_gap = feed.trades.abandon_backfill()
         finally:
             feed.backfilling = False
             feed.dirty = feed.trades_changed = True
+        if open_gap is not None:
+            # Released trades revealed a further gap: it holds new trades until filled.
+            self._start_backfill(symbol, feed, open_gap)
 
     # -- publication ----------------------------------------------------------------------
 
