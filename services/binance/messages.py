@@ -283,24 +283,19 @@ def stream_kind(stream: str) -> str:
     return kind
 
 
-def _decoder_for_stream(stream: str) -> msgspec.json.Decoder | None:
-    kind = stream_kind(stream)
-    if kind == "depth":
-        return _DECODERS_BY_EVENT["depthUpdate"]
-    if kind in ("depth5", "depth10", "depth20"):
-        return _PARTIAL_DEPTH
-    return {
-        "trade": _DECODERS_BY_EVENT["trade"],
-        "aggTrade": _DECODERS_BY_EVENT["aggTrade"],
-        "kline": _DECODERS_BY_EVENT["kline"],
-        "miniTicker": _DECODERS_BY_EVENT["24hrMiniTicker"],
-        "ticker": _DECODERS_BY_EVENT["24hrTicker"],
-        "bookTicker": _DECODERS_BY_EVENT["bookTicker"],
-        "serverShutdown": _DECODERS_BY_EVENT["serverShutdown"],
-    }.get(kind)
-
-
-_STREAM_DECODERS: dict[str, msgspec.json.Decoder | None] = {}
+_DECODERS_BY_KIND: dict[str, msgspec.json.Decoder] = {
+    "depth": _DECODERS_BY_EVENT["depthUpdate"],
+    "depth5": _PARTIAL_DEPTH,
+    "depth10": _PARTIAL_DEPTH,
+    "depth20": _PARTIAL_DEPTH,
+    "trade": _DECODERS_BY_EVENT["trade"],
+    "aggTrade": _DECODERS_BY_EVENT["aggTrade"],
+    "kline": _DECODERS_BY_EVENT["kline"],
+    "miniTicker": _DECODERS_BY_EVENT["24hrMiniTicker"],
+    "ticker": _DECODERS_BY_EVENT["24hrTicker"],
+    "bookTicker": _DECODERS_BY_EVENT["bookTicker"],
+    "serverShutdown": _DECODERS_BY_EVENT["serverShutdown"],
+}
 
 _STREAM_PREFIX = b'{"stream":"'
 _MAX_FRAME_DECODERS = 4096
@@ -308,12 +303,9 @@ _FRAME_DECODERS: dict[bytes, msgspec.json.Decoder | None] = {}
 
 
 def _frame_decoder(stream: bytes) -> msgspec.json.Decoder | None:
-    """A one-pass decoder for whole combined-stream frames of this stream (cached)."""
-    try:
-        return _FRAME_DECODERS[stream]
-    except KeyError:
-        pass
-    payload = _decoder_for_stream(stream.decode(errors="replace"))
+    """A new one-pass decoder for whole combined-stream frames of this stream (None for an
+    unknown kind), kept for the next frame while the cache has room."""
+    payload = _DECODERS_BY_KIND.get(stream_kind(stream.decode(errors="replace")))
     decoder = (
         None if payload is None else msgspec.json.Decoder(Frame[payload.type], strict=False)  # type: ignore[name-defined]
     )
@@ -324,10 +316,7 @@ def _frame_decoder(stream: bytes) -> msgspec.json.Decoder | None:
 
 def decode_payload(stream: str, data: bytes | memoryview) -> Event:
     """Decode the ``data`` of a combined-stream frame, knowing its stream name."""
-    try:
-        decoder = _STREAM_DECODERS[stream]
-    except KeyError:
-        decoder = _STREAM_DECODERS.setdefault(stream, _decoder_for_stream(stream))
+    decoder = _DECODERS_BY_KIND.get(stream_kind(stream))
     try:
         if decoder is not None:
             return decoder.decode(data)
@@ -365,8 +354,9 @@ def decode_frame(raw: bytes | str) -> Frame:
     if type(raw) is bytes and raw.startswith(_STREAM_PREFIX):
         # Binance's own framing: the stream name first, then the payload. Envelope and
         # payload are decoded together in one pass by a decoder chosen by the stream name.
-        stream = raw[11 : raw.find(b'"', 11, 200)]
-        decoder = _FRAME_DECODERS.get(stream) or _frame_decoder(stream)
+        end = raw.find(b'"', 11, 200)
+        stream = raw[11:end]
+        decoder = (_FRAME_DECODERS.get(stream) or _frame_decoder(stream)) if end > 11 else None
         if decoder is not None:
             try:
                 return decoder.decode(raw)
