@@ -189,11 +189,9 @@ class _Role(enum.Enum):
 class _Session:
     """One open WebSocket of a connection."""
 
-    def __init__(self, ws: ClientConnection, url_streams: set[str], control_rate: float):
+    def __init__(self, ws: ClientConnection, control_rate: float):
         self.ws = ws
-        self.streams = url_streams
         self.opened_at = time.monotonic()
-        self.last_message = self.opened_at
         self.last_data = self.opened_at
         self.pending: dict[int, asyncio.Future[ControlResponse]] = {}
         self.pacer = SlidingWindowLimiter(1, 1.0 / control_rate)
@@ -311,9 +309,10 @@ class _Connection:
             compression=None,
             proxy=None,
         )
-        session = _Session(ws, set(url_streams), client.control_rate)
+        session = _Session(ws, client.control_rate)
         session.reader = asyncio.get_running_loop().create_task(self._read(session))
-        missing = [name for name in self.desired if name not in session.streams]
+        in_url = set(url_streams)
+        missing = [name for name in self.desired if name not in in_url]
         try:
             await self._send_batches(session, "SUBSCRIBE", missing)
         except BaseException:
@@ -346,11 +345,11 @@ class _Connection:
             session.end(reason, code)
         self.wake.set()
 
-    def _on_message(self, session: _Session, raw: bytes | str) -> None:
+    def _on_message(self, session: _Session, raw: bytes) -> None:
         now = time.time()
         if self.client.on_raw is not None:
-            self.client.on_raw(raw if isinstance(raw, bytes) else raw.encode(), now)
-        session.last_message = time.monotonic()
+            self.client.on_raw(raw, now)
+        received = time.monotonic()
         self.last_message_wall = now
         try:
             frame = decode_frame(raw)
@@ -374,7 +373,7 @@ class _Connection:
         event_time = getattr(event, "E", None)
         if event_time:
             self.lags.append(now * 1000.0 - event_time)
-        session.last_data = session.last_message
+        session.last_data = received
         item = Received(frame, now, self.id)
         role = session.role
         if role is _Role.ACTIVE:
@@ -429,10 +428,6 @@ class _Connection:
         for start in range(0, len(streams), size):
             batch = streams[start : start + size]
             await self.control(session, method, batch)
-            if method == "SUBSCRIBE":
-                session.streams.update(batch)
-            else:
-                session.streams.difference_update(batch)
 
     def _live_sessions(self) -> list[_Session]:
         return [s for s in (self.active, self.successor) if s is not None and not s.ended]
@@ -711,9 +706,13 @@ class BinanceWebSocketClient:
         return tuple(self._owner)
 
     def _kind(self, stream: str) -> str:
+        """The stream's kind, remembered for the streams this client asked for (a peer's
+        unknown names are not kept)."""
         kind = self._kinds.get(stream)
         if kind is None:
-            kind = self._kinds[stream] = stream_kind(stream)
+            kind = stream_kind(stream)
+            if stream in self._owner:
+                self._kinds[stream] = kind
         return kind
 
     def _connection_for(self, stream: str) -> _Connection:
