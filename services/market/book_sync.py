@@ -192,8 +192,19 @@ class BookSync:
         """The requested snapshot could not be fetched: the next diff asks for one again."""
         self._snapshot_requested = False
 
-    def mark_stale(self, reason: str) -> None:
-        """The stream went quiet or the connection is down: keep the book but not as LIVE.
+    def snapshot_due(self) -> bool:
+        """Whether a snapshot fetched now could be used: the book waits for one and holds
+        diffs to bridge it to. With none held (the stream is down, or has not delivered
+        since the book was dropped) the request lapses and the next diff asks again."""
+        if not self.needs_snapshot:
+            return False
+        if not self._buffer:
+            self._snapshot_requested = False
+            return False
+        return True
+
+    def on_disconnect(self, reason: str = "disconnected") -> None:
+        """The connection went down or the stream went quiet: keep the book but not as LIVE.
 
         Diffs buffered for a snapshot are dropped (the stream they came from is gone). When
         diffs resume, a book that continues the id chain goes LIVE again without a snapshot;
@@ -202,10 +213,6 @@ class BookSync:
         self.state = SyncState.STALE
         self.resync_reason = reason
         self._buffer.clear()
-
-    def on_disconnect(self, reason: str = "disconnected") -> None:
-        """The connection carrying this symbol's diffs closed."""
-        self.mark_stale(reason)
 
     def view(self, depth: int | None = None) -> BookView:
         """An immutable numpy view of the best ``depth`` levels per side (all when None)."""

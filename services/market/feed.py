@@ -445,12 +445,7 @@ class Feed:
                 with contextlib.suppress(Exception):
                     await self._serve_snapshot(symbol, feed, limit=CONFIRM_LIMIT)
                 continue
-            if not feed.book.needs_snapshot:
-                continue
-            if not feed.book.buffered:
-                # The stream is down or has not delivered since the book was dropped: a
-                # snapshot now could not be bridged. The next diff asks for one again.
-                feed.book.snapshot_failed()
+            if not feed.book.snapshot_due():
                 continue
             try:
                 await self._serve_snapshot(symbol, feed)

@@ -310,7 +310,7 @@ def test_disconnect_then_continuous_diff_resumes_without_snapshot():
 def test_disconnect_then_missing_updates_resyncs():
     sync = BookSync("TEST", "spot")
     sync.on_snapshot(snap(10))
-    sync.mark_stale("no message for 30 s")
+    sync.on_disconnect("no message for 30 s")
     assert sync.on_diff(diff(40, 45)) is SyncAction.FETCH_SNAPSHOT
     assert sync.state is SyncState.RESYNCING
     assert sync.counters.gaps == 1
@@ -430,3 +430,14 @@ def test_stale_book_behind_a_newer_snapshot_resyncs():
     sync.on_diff(diff(19, 21, bids=[(96.0, 1.0)]))
     assert sync.on_snapshot(snap(20, bids=[(97.0, 3.0)])) is SyncAction.NONE
     assert sync.state is SyncState.LIVE and sync.book.bids() == {97.0: 3.0, 96.0: 1.0}
+
+
+def test_snapshot_is_due_only_with_diffs_to_bridge():
+    sync = BookSync("TEST", "spot")
+    assert sync.on_diff(diff(5, 9)) is SyncAction.FETCH_SNAPSHOT
+    assert sync.snapshot_due()
+    sync.on_disconnect()
+    assert not sync.snapshot_due()  # nothing held to bridge: the request lapses
+    assert sync.on_diff(diff(20, 25)) is SyncAction.FETCH_SNAPSHOT
+    sync.on_snapshot(snap(22))
+    assert not sync.snapshot_due() and sync.state is SyncState.LIVE
