@@ -92,17 +92,20 @@ class EventLog:
         if self.logger.isEnabledFor(level):
             self.logger.log(level, event_line(event, **fields))
 
-    def fault(self, kind: str, level: int = logging.WARNING, **fields: object) -> None:
-        """Count a fault of ``kind``; write it unless one was written in this period."""
-        self.faults[kind] = self.faults.get(kind, 0) + 1
+    def fault(
+        self, kind: str, level: int = logging.WARNING, *, times: int = 1, **fields: object
+    ) -> None:
+        """Count ``times`` faults of ``kind``; write the first unless one was written in
+        this period (the rest go into the period's summary)."""
+        self.faults[kind] = self.faults.get(kind, 0) + times
         now = self._clock()
         self.flush(now)
         period = self._periods.get(kind)
         if period is None:
-            self._periods[kind] = _Period(now)
+            self._periods[kind] = _Period(now, suppressed=times - 1)
             self.event(kind, level, **fields)
         else:
-            period.suppressed += 1
+            period.suppressed += times
 
     def flush(self, now: float | None = None, force: bool = False) -> None:
         """Write the summary of every fault kind whose period has ended (all if ``force``)."""

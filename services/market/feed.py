@@ -537,8 +537,9 @@ class Feed:
     def _log_malformed(self, malformed: int) -> None:
         """Malformed frames are counted by the client (``malformed`` so far); log the new
         ones as faults here."""
-        for _ in range(malformed - self._malformed_seen):
-            self.events.fault("malformed_frame", total=malformed)
+        new = malformed - self._malformed_seen
+        if new > 0:
+            self.events.fault("malformed_frame", times=new, total=malformed)
         self._malformed_seen = malformed
 
     @property

@@ -42,3 +42,19 @@ def test_a_fault_storm_is_summarised(caplog: pytest.LogCaptureFixture) -> None:
     assert lines[2]["count"] == "999" and lines[2]["fault"] == "gap"
     assert lines[2]["summary"] == "999× gap in the last 10 s"
     assert events.faults == {"gap": 1001}
+
+
+def test_faults_counted_in_bulk_write_one_line_and_a_summary(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    now = [0.0]
+    events = EventLog(logging.getLogger("bulk"), period_s=10.0, clock=lambda: now[0])
+    with caplog.at_level(logging.INFO, logger="bulk"):
+        events.fault("malformed_frame", times=500, total=500)
+        events.fault("malformed_frame", times=20, total=520)
+        now[0] = 10.5
+        events.flush()
+    lines = [parse_line(r.getMessage()) for r in caplog.records]
+    assert [line["event"] for line in lines] == ["malformed_frame", "fault_summary"]
+    assert lines[0]["total"] == "500" and lines[1]["count"] == "519"
+    assert events.faults == {"malformed_frame": 520}
