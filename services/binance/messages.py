@@ -231,7 +231,9 @@ class Frame(msgspec.Struct, Generic[EventT], frozen=True, gc=False):
     event: EventT = msgspec.field(name="data")
 
 
-class _ErrorBody(msgspec.Struct, frozen=True, gc=False):
+class ErrorBody(msgspec.Struct, frozen=True, gc=False):
+    """Binance's error answer: ``{"code": -1121, "msg": "Invalid symbol."}``."""
+
     code: int | None = None
     msg: str | None = None
 
@@ -244,7 +246,7 @@ class _Envelope(msgspec.Struct, frozen=True, gc=False):
     code: int | None = None
     msg: str | None = None
     e: str | None = None
-    error: _ErrorBody | None = None
+    error: ErrorBody | None = None
 
 
 class _EventName(msgspec.Struct, frozen=True, gc=False):

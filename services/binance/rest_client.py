@@ -37,6 +37,7 @@ from services.binance.endpoints import Endpoints, Market
 from services.binance.messages import (
     AggTrade,
     DepthSnapshot,
+    ErrorBody,
     KlineBar,
     Trade,
     decode_depth_snapshot,
@@ -146,11 +147,6 @@ def decimals(step: str) -> int:
     return len(fraction.rstrip("0"))
 
 
-class _ErrorBody(msgspec.Struct):
-    code: int | None = None
-    msg: str | None = None
-
-
 class _RestAggTrade(msgspec.Struct):
     a: int
     p: float
@@ -189,18 +185,18 @@ class _ExchangeInfo(msgspec.Struct):
 
 KlineRow = tuple[int, float, float, float, float, float, int, float, int, float, float, Any]
 
-_ERROR = msgspec.json.Decoder(_ErrorBody)
+_ERROR = msgspec.json.Decoder(ErrorBody)
 _AGG_TRADES = msgspec.json.Decoder(list[_RestAggTrade], strict=False)
 _TRADES = msgspec.json.Decoder(list[_RestTrade], strict=False)
 _KLINES = msgspec.json.Decoder(list[KlineRow], strict=False)
 _EXCHANGE_INFO = msgspec.json.Decoder(_ExchangeInfo)
 
 
-def _error_body(body: bytes) -> _ErrorBody:
+def _error_body(body: bytes) -> ErrorBody:
     try:
         return _ERROR.decode(body)
     except (msgspec.DecodeError, msgspec.ValidationError):
-        return _ErrorBody(msg=body[:200].decode(errors="replace") or None)
+        return ErrorBody(msg=body[:200].decode(errors="replace") or None)
 
 
 def _symbol_info(rules: _SymbolRules) -> SymbolInfo:

@@ -23,6 +23,7 @@ from urllib.parse import parse_qs, urlsplit
 import orjson
 
 from services.binance.messages import stream_kind
+from services.binance.rest_client import decimals
 from services.replay.exchange_book import ExchangeBook
 from services.replay.recording import read_recording
 
@@ -88,17 +89,11 @@ def split_symbol(symbol: str) -> tuple[str, str]:
     return symbol[:-4], symbol[-4:]
 
 
-def meaningful_decimals(number: str) -> int:
-    """Digits after the point once trailing zeros are removed (``"61837.630"`` → 2)."""
-    _, _, fraction = number.partition(".")
-    return len(fraction.rstrip("0"))
-
-
 def _widths(levels: list[tuple[bytes, bytes]], start: SymbolStart) -> None:
     for price, quantity in levels:
         p, q = price.decode(), quantity.decode()
-        start.price_decimals = max(start.price_decimals, meaningful_decimals(p))
-        start.quantity_decimals = max(start.quantity_decimals, meaningful_decimals(q))
+        start.price_decimals = max(start.price_decimals, decimals(p))
+        start.quantity_decimals = max(start.quantity_decimals, decimals(q))
         start.price_width = len(p.partition(".")[2])
         start.quantity_width = len(q.partition(".")[2])
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from services.binance.rest_client import decimals
 from services.replay.derived import AggTradeBuilder, TradeRecord, kline_rows
 from services.replay.player import Offsets, ReplayClock
 from services.replay.rest_api import depth_weight, tick_text
-from services.replay.session import ReplayEvent, load_session, meaningful_decimals, split_symbol
+from services.replay.session import ReplayEvent, load_session, split_symbol
 from services.replay.symbol_market import fill_as_agg_trade
 
 
@@ -30,9 +31,9 @@ def test_each_symbol_starts_at_the_diff_bridging_its_snapshot(name, recordings, 
 
 
 def test_decimals_and_assets():
-    assert meaningful_decimals("61837.63000000") == 2
-    assert meaningful_decimals("43.50830000") == 4
-    assert meaningful_decimals("100") == 0
+    assert decimals("61837.63000000") == 2
+    assert decimals("43.50830000") == 4
+    assert decimals("100") == 0
     assert tick_text(2, 8) == "0.01000000"
     assert tick_text(1, 2) == "0.10"
     assert split_symbol("BTCUSDT") == ("BTC", "USDT")
