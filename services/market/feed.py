@@ -34,7 +34,7 @@ from dataclasses import dataclass, field, replace
 
 from services.binance import streams as names
 from services.binance.backoff import Backoff
-from services.binance.endpoints import Endpoints, Market
+from services.binance.endpoints import Endpoints
 from services.binance.messages import (
     AggTrade,
     DepthUpdate,
@@ -287,10 +287,9 @@ class Feed:
         )
 
     def _add_symbol(self, symbol: str, on_demand: bool) -> _SymbolFeed:
-        market = "usdm" if self.config.endpoints.market is Market.USDM else "spot"
         feed = _SymbolFeed(
             info=self._infos[symbol],
-            book=BookSync(symbol, market),
+            book=BookSync(symbol, self.config.endpoints.market),
             trades=TradeLog(
                 symbol, capacity=self.config.trade_window, kind="aggTrade", backfill_gaps=True
             ),
@@ -402,18 +401,17 @@ class Feed:
             LifecycleKind.ROTATED,
         )
         fields = {"conn": event.connection_id, "streams": len(event.streams)}
-        if kind is LifecycleKind.DISCONNECTED or kind is LifecycleKind.DROPPED:
-            self.events.fault(str(kind), **fields, reason=event.reason)
-        else:
-            self.events.event(str(kind), **fields)
         symbols = {s.split("@", 1)[0].upper() for s in event.streams}
         if kind is LifecycleKind.DISCONNECTED or kind is LifecycleKind.DROPPED:
+            self.events.fault(str(kind), **fields, reason=event.reason)
             for symbol in symbols:
                 feed = self._symbols.get(symbol)
                 if feed is not None:
                     feed.book.on_disconnect(event.reason or str(kind))
                     feed.dirty = True
-        elif kind is LifecycleKind.RECONNECTED:
+            return
+        self.events.event(str(kind), **fields)
+        if kind is LifecycleKind.RECONNECTED:
             self._spawn(self._confirm_quiet_books(symbols))
 
     async def _confirm_quiet_books(self, symbols: set[str]) -> None:
