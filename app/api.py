@@ -193,10 +193,10 @@ def health(store: MarketStore) -> dict[str, Any]:
     status = store.status()
     now = time.time()
     books = {}
-    for info in store.symbols():
-        snapshot = store.snapshot(info.symbol)
+    for symbol in store.published_symbols():
+        snapshot = store.snapshot(symbol)
         if snapshot is not None:
-            books[info.symbol] = {
+            books[symbol] = {
                 "sync_state": str(snapshot.book.sync_state),
                 "seq": snapshot.seq,
                 "age_s": round(now - snapshot.published_at, 3),

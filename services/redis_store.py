@@ -321,6 +321,16 @@ class RedisStore:
                 return cached.shown
             return self._call(lambda: self._read_snapshot(symbol, cached, now), None)
 
+    def published_symbols(self) -> list[str]:
+        """The symbols that have a snapshot in Redis, sorted (empty when Redis is down)."""
+        prefix = f"{PREFIX}sym:"
+        return self._call(
+            lambda: sorted(
+                key.decode()[len(prefix) :] for key in self._redis.scan_iter(match=f"{prefix}*")
+            ),
+            [],
+        )
+
     def _read_snapshot(
         self, symbol: str, cached: _Cached | None, now: float
     ) -> SymbolSnapshot | None:

@@ -100,6 +100,8 @@ class MarketStore(Protocol):
 
     def snapshot(self, symbol: str) -> SymbolSnapshot | None: ...
 
+    def published_symbols(self) -> list[str]: ...
+
     def status(self) -> FeedStatus | None: ...
 
     def symbols(self) -> list[SymbolInfo]: ...
@@ -134,6 +136,11 @@ class MemoryStore:
     def snapshot(self, symbol: str) -> SymbolSnapshot | None:
         with self._lock:
             return self._snapshots.get(symbol)
+
+    def published_symbols(self) -> list[str]:
+        """The symbols that have a snapshot, sorted."""
+        with self._lock:
+            return sorted(self._snapshots)
 
     def status(self) -> FeedStatus | None:
         with self._lock:

@@ -238,6 +238,10 @@ def test_symbols_and_requests(url: str) -> None:
     assert reader.snapshot("bad key*") is None
     with pytest.raises(ValueError):
         writer.publish(snapshot("../x", 1, TradeView("../x")))
+    assert reader.published_symbols() == []
+    for symbol in ("ETHUSDT", "BTCUSDT"):
+        writer.publish(snapshot(symbol, 1, TradeView(symbol), book=book(symbol)))
+    assert reader.published_symbols() == ["BTCUSDT", "ETHUSDT"]
 
 
 def test_redis_down_then_back(server: RedisServer, url: str) -> None:
