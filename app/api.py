@@ -50,6 +50,8 @@ def _clean(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_clean(item) for item in value]
     if isinstance(value, np.ndarray):
+        if value.dtype.kind in "biu" or (value.dtype.kind == "f" and np.isfinite(value).all()):
+            return value.tolist()  # nothing to replace: skip the walk over every element
         return _clean(value.tolist())
     if isinstance(value, np.generic):
         value = value.item()
