@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from services.replay.exchange_book import ExchangeBook
+from services.replay.exchange_book import ExchangeBook, Level
 
 INTERVAL_MS: dict[str, int] = {
     "1s": 1_000,
@@ -331,12 +331,14 @@ def partial_depth(book: ExchangeBook, levels: int, market: str, symbol: str, ms:
     return {"lastUpdateId": book.last_update_id, "bids": bids, "asks": asks}
 
 
-def book_ticker(book: ExchangeBook, market: str, symbol: str, ms: int) -> dict | None:
-    """``@bookTicker`` payload from the book; ``None`` while a side is empty."""
-    bid, ask = book.best()
+def book_ticker(
+    bid: Level | None, ask: Level | None, last_update_id: int, market: str, symbol: str, ms: int
+) -> dict | None:
+    """``@bookTicker`` payload from the book's best levels (``ExchangeBook.best``) as of
+    ``last_update_id``; ``None`` while a side is empty."""
     if bid is None or ask is None:
         return None
-    body = {"u": book.last_update_id, "s": symbol, "b": bid[0], "B": bid[1]}
+    body = {"u": last_update_id, "s": symbol, "b": bid[0], "B": bid[1]}
     body |= {"a": ask[0], "A": ask[1]}
     if market == "usdm":
         return {"e": "bookTicker"} | body | {"T": ms, "E": ms}

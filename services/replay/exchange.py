@@ -473,7 +473,9 @@ class LocalExchange:
         if self._last_book_ticker.get(name) == top:
             return []
         self._last_book_ticker[name] = top
-        body = book_ticker(market.book, self.market, market.symbol, self._exchange_ms())
+        body = book_ticker(
+            bid, ask, market.book.last_update_id, self.market, market.symbol, self._exchange_ms()
+        )
         return [] if body is None else [(name, orjson.dumps(body))]
 
     def _exchange_ms(self) -> int:
