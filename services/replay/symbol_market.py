@@ -8,6 +8,8 @@ a replay that loops for days keeps bounded memory.
 from __future__ import annotations
 
 import bisect
+from collections.abc import Callable
+from operator import attrgetter
 
 import orjson
 
@@ -107,7 +109,7 @@ class SymbolMarket:
         if self.trades_derived:
             source = [TradeRecord(a.f, a.p, a.q, a.T, a.m) for a in self._agg_slice(limit, from_id)]
         else:
-            source = self._slice(self.trades, [t.id for t in self.trades], limit, from_id)
+            source = _slice(self.trades, _TRADE_ID, limit, from_id)
         return [
             {
                 "id": t.id,
@@ -122,18 +124,8 @@ class SymbolMarket:
         ]
 
     def _agg_slice(self, limit: int, from_id: int | None) -> list[AggTradeRecord]:
-        if from_id is not None and self.trades_derived:
-            keys = [a.l for a in self.agg_trades]
-        else:
-            keys = [a.a for a in self.agg_trades]
-        return self._slice(self.agg_trades, keys, limit, from_id)
-
-    @staticmethod
-    def _slice(records: list, keys: list[int], limit: int, from_id: int | None) -> list:
-        if from_id is None:
-            return records[-limit:]
-        start = bisect.bisect_left(keys, from_id)
-        return records[start : start + limit]
+        key = _LAST_FILL_ID if self.trades_derived else _AGG_ID
+        return _slice(self.agg_trades, key, limit, from_id)
 
     def agg_trade_rows(
         self,
@@ -151,8 +143,7 @@ class SymbolMarket:
             if from_id is not None:
                 chosen = [a for a in chosen if a.a >= from_id][:limit]
         else:
-            keys = [a.a for a in self.agg_trades]
-            chosen = self._slice(self.agg_trades, keys, limit, from_id)
+            chosen = _slice(self.agg_trades, _AGG_ID, limit, from_id)
         return [a.rest() for a in chosen]
 
     def klines(
@@ -222,3 +213,17 @@ def _recorded_row(bar: dict) -> list:
         bar["Q"],
         "0",
     ]
+
+
+_TRADE_ID = attrgetter("id")
+_AGG_ID = attrgetter("a")
+_LAST_FILL_ID = attrgetter("l")
+
+
+def _slice(records: list, key: Callable[[object], int], limit: int, from_id: int | None) -> list:
+    """The latest ``limit`` records, or ``limit`` of them from the first whose ``key`` is at
+    least ``from_id`` (records ascend by ``key``)."""
+    if from_id is None:
+        return records[-limit:]
+    start = bisect.bisect_left(records, from_id, key=key)
+    return records[start : start + limit]
