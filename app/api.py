@@ -8,7 +8,6 @@ volume-profile}`` and ``/healthz``. Every payload carries ``time`` (UTC, ISO 860
 
 from __future__ import annotations
 
-import difflib
 import math
 import time
 from dataclasses import asdict
@@ -21,6 +20,7 @@ from flask import Blueprint, Response, jsonify, request
 from app.callbacks import derived
 from app.callbacks.derived import DerivedCache
 from app.callbacks.symbol import trading_symbols
+from components.symbol_picker import close_matches
 from services.analytics.window import WINDOWS_MS
 from services.store import MarketStore, SymbolSnapshot
 
@@ -108,7 +108,7 @@ def create_api(store: MarketStore, cache: DerivedCache) -> Blueprint:
             raise ApiError(
                 404,
                 f"unknown symbol {symbol}",
-                close_matches=difflib.get_close_matches(symbol, known, n=5, cutoff=0.5),
+                close_matches=close_matches(symbol, known),
                 valid_symbols=known,
             )
         snapshot = store.snapshot(symbol)
