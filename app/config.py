@@ -15,8 +15,6 @@ from pathlib import Path
 
 from services.replay.recording import DEFAULT_REPLAY
 
-DEFAULT_LIVE_SYMBOLS = ("BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT", "XRPUSDT", "DOTUSDT")
-
 
 @dataclass(frozen=True, slots=True)
 class Settings:
@@ -28,8 +26,9 @@ class Settings:
         ``usdm``); ``ws_url``/``rest_url`` override it (point the client anywhere).
     recording/speed/loop: what the local exchange replays, how fast (1 = real time,
         ``max`` = as fast as the client reads) and whether it loops.
-    symbols: symbols streamed from the start (empty: a default list live, every symbol of
-        the recording in a replay). max_on_demand_symbols: extra symbols the UI may add.
+    symbols: symbols streamed from the start (empty: up to 10 of the source's trading
+        symbols live, every symbol of the recording in a replay). max_on_demand_symbols:
+        extra symbols the UI may add.
     host/port/debug: the web server (binds 127.0.0.1 unless told otherwise).
     refresh_ms/slow_refresh_ms: browser refresh of fast panels (tape, depth, flow) and slow
         ones (profile, score). publish_interval_s: how often the feed publishes snapshots.
@@ -139,11 +138,10 @@ def from_args(args: argparse.Namespace, base: Settings | None = None) -> Setting
     """Settings from parsed flags on top of ``base`` (default: the environment)."""
     settings = from_env() if base is None else base
     updates: dict[str, object] = {}
-    for name in ("source", "preset", "ws_url", "rest_url", "recording", "speed", "loop"):
-        value = getattr(args, name, None)
-        if value is not None:
-            updates[name] = value
-    for name in ("host", "port", "debug", "redis_url"):
+    for name in (
+        *("source", "preset", "ws_url", "rest_url", "recording", "speed", "loop"),
+        *("host", "port", "debug", "redis_url"),
+    ):
         value = getattr(args, name, None)
         if value is not None:
             updates[name] = value
