@@ -188,7 +188,7 @@ class LocalExchange:
 
     def start_in_thread(self, timeout: float = 30.0) -> tuple[str, str]:
         """Run the exchange on its own event loop in a daemon thread; returns
-        ``(ws_url, rest_url)`` once it listens. Use ``call()`` to reach it from outside."""
+        ``(ws_url, rest_url)`` once it listens."""
         ready = threading.Event()
         failure: list[BaseException] = []
 
@@ -214,12 +214,6 @@ class LocalExchange:
         if failure:
             raise failure[0]
         return self.ws_url, self.rest_url
-
-    def call(self, function: object, *args: object) -> None:
-        """Run ``function(*args)`` on the exchange's thread (e.g. a fault method)."""
-        if self._thread_loop is None:
-            raise RuntimeError("not running in a thread")
-        self._thread_loop.call_soon_threadsafe(function, *args)  # type: ignore[arg-type]
 
     def stop(self) -> None:
         """End an exchange started with ``start_in_thread``."""

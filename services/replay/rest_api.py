@@ -57,6 +57,15 @@ def _int_param(request: web.Request, name: str, default: int | None = None) -> i
     return int(text)
 
 
+def _required(request: web.Request, name: str) -> str:
+    value = request.query.get(name)
+    if not value:
+        raise BinanceError(
+            400, -1102, f"Mandatory parameter '{name}' was not sent, was empty/null, or malformed."
+        )
+    return value
+
+
 def depth_weight(market: str, limit: int) -> int:
     """Weight of a depth request for a limit (Binance's table for each market)."""
     if market == "usdm":
@@ -149,23 +158,13 @@ class RestApi:
         return serve
 
     def _symbol(self, request: web.Request) -> SymbolMarket:
-        symbol = request.query.get("symbol")
-        if not symbol:
-            raise BinanceError(
-                400,
-                -1102,
-                "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed.",
-            )
-        market = self.exchange.markets.get(symbol)
+        market = self.exchange.markets.get(_required(request, "symbol"))
         if market is None:
             raise BinanceError(400, -1121, "Invalid symbol.")
         return market
 
     def _limit(self, request: web.Request, default: int, maximum: int) -> int:
-        limit = _int_param(request, "limit", default) or default
-        if limit < 1:
-            raise BinanceError(400, -1100, "Illegal characters found in parameter 'limit'.")
-        return min(limit, maximum)
+        return min(_int_param(request, "limit", default) or default, maximum)
 
     async def ping(self, request: web.Request) -> web.Response:
         return _json({})
@@ -214,13 +213,7 @@ class RestApi:
 
     async def klines(self, request: web.Request) -> web.Response:
         market = self._symbol(request)
-        interval = request.query.get("interval")
-        if not interval:
-            raise BinanceError(
-                400,
-                -1102,
-                "Mandatory parameter 'interval' was not sent, was empty/null, or malformed.",
-            )
+        interval = _required(request, "interval")
         if interval not in INTERVAL_MS:
             raise BinanceError(400, -1120, "Invalid interval.")
         rows, derived = market.klines(
