@@ -27,7 +27,6 @@ from bisect import bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
 
 from services.binance.messages import (
     AggTrade,
@@ -153,10 +152,7 @@ def check_recording(path: str | Path, drop_lines: Iterable[int] = ()) -> list[di
         if message.line in dropped:
             continue
         if message.src == "rest":
-            query = parse_qs(urlsplit(message.url).query)
-            symbol = query.get("symbol", [""])[0].upper()
-            market = "usdm" if "/fapi/" in message.url else "spot"
-            check = symbol_check(symbol, market)
+            check = symbol_check(*message.rest_target())
             check.price_decimals, check.qty_decimals = _decimals(message.raw)
             check.book_sync().on_snapshot(decode_depth_snapshot(message.raw))
             continue

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
+from urllib.parse import parse_qs, urlsplit
 
 import orjson
 
@@ -43,6 +44,13 @@ class RecordedMessage:
     src: str
     url: str
     raw: bytes
+
+    def rest_target(self) -> tuple[str, str]:
+        """(symbol, market) a recorded REST request asked about: the ``symbol`` parameter
+        upper-cased ("" without one) and "usdm" under ``/fapi``, else "spot"."""
+        url = urlsplit(self.url)
+        symbol = parse_qs(url.query).get("symbol", [""])[0].upper()
+        return symbol, "usdm" if url.path.startswith("/fapi") else "spot"
 
 
 class RecordingError(ValueError):

@@ -18,7 +18,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
 
 import orjson
 
@@ -114,9 +113,8 @@ def load_session(paths: list[Path]) -> RecordedSession:
         for message in read_recording(path):
             times.append(message.ts_ns)
             if message.src == "rest":
-                url = urlsplit(message.url)
-                markets.add("usdm" if url.path.startswith("/fapi") else "spot")
-                symbol = parse_qs(url.query).get("symbol", [""])[0].upper()
+                symbol, market = message.rest_target()
+                markets.add(market)
                 if symbol and symbol not in snapshots:
                     snapshots[symbol] = orjson.loads(message.raw)
                 continue
