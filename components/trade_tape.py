@@ -84,10 +84,9 @@ def create_trade_tape(
 ) -> html.Div:
     """The tape for trades given newest first (columns of equal length)."""
     rows = [_header(quote_asset)]
-    tiers = sorted(tiers_quote)
     for t, p, q, s in zip(time_ms, price, qty, side, strict=True):
         notional = float(p) * float(q)
-        tier = bisect.bisect_right(tiers, notional)
+        tier = trade_tier(notional, tiers_quote)
         side_class = "buy" if s > 0 else "sell"
         rows.append(
             stamp(

@@ -59,6 +59,3 @@ def register(app: dash.Dash, store: MarketStore) -> None:
     )
     def update_status(_n: int, symbol: str | None, pathname: str | None):
         return render_status(store, symbol, pathname, time.time())
-
-
-__all__ = ["dash", "register", "render_status"]
