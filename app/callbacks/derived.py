@@ -1,7 +1,8 @@
-"""Derived results per (symbol, seq, metric, parameters), computed once and shared.
+"""Derived results per (symbol, seq, metric, parameters), computed and shared.
 
 Every panel callback and the JSON API ask this cache instead of calling analytics directly,
-so two consumers of the same snapshot never compute the same thing twice. A snapshot's
+so a consumer of a snapshot reuses what an earlier one computed (two that miss at the same
+moment both compute; the later result replaces the earlier, equal one). A snapshot's
 ``seq`` changes with every publication, which makes the key a complete description of the
 input; a small LRU bounds memory.
 """
@@ -185,18 +186,19 @@ def volume_profile(
 ) -> profile.VolumeProfile:
     """Volume profile of the trade window (``bucket_ticks`` ticks per row, or ``rows`` rows),
     with trades per row if ``count_trades``."""
-    ticks = profile_bucket_ticks(snapshot, bucket_ticks)
-    wanted_rows = min(rows or PROFILE_DEFAULT_ROWS, PROFILE_MAX_ROWS) if ticks is None else None
-    return cache.get(
-        _key(snapshot, "profile", ticks, wanted_rows, count_trades),
-        lambda: profile.volume_profile(
+
+    def compute() -> profile.VolumeProfile:
+        ticks = profile_bucket_ticks(snapshot, bucket_ticks)
+        wanted = min(rows or PROFILE_DEFAULT_ROWS, PROFILE_MAX_ROWS) if ticks is None else None
+        return profile.volume_profile(
             snapshot.trades,
             tick_size=snapshot.info.tick_size,
             bucket_ticks=ticks,
-            rows=wanted_rows,
+            rows=wanted,
             count_trades=count_trades,
-        ),
-    )
+        )
+
+    return cache.get(_key(snapshot, "profile", bucket_ticks, rows, count_trades), compute)
 
 
 def large_trades_of(
