@@ -13,6 +13,7 @@ from dash.testing.wait import until
 from selenium.webdriver.common.keys import Keys
 
 from app.server import create_app
+from tests.redis_server import free_port
 
 pytestmark = pytest.mark.browser
 
@@ -37,7 +38,7 @@ DEPTH_POINTS_JS = (
 
 def start(dash_duo, store, path: str = "/") -> None:
     app = create_app(store, refresh_ms=300, slow_refresh_ms=800)
-    dash_duo.start_server(app)
+    dash_duo.start_server(app, port=free_port())
     dash_duo.driver.set_window_size(1400, 1000)
     if path != "/":
         dash_duo.driver.get(dash_duo.server_url + path)
