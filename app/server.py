@@ -6,8 +6,20 @@ from pathlib import Path
 
 import dash
 
-from app import api
-from app.callbacks import depth, export, flow, liquidity, profile, status, symbol, tape
+from app import api, views_api
+from app.callbacks import (
+    depth,
+    export,
+    flow,
+    footprint,
+    heatmap,
+    liquidity,
+    profile,
+    status,
+    symbol,
+    tape,
+    view,
+)
 from app.callbacks.derived import DerivedCache
 from app.layout import create_layout
 from services.store import MarketStore
@@ -42,7 +54,9 @@ def create_app(
     app.layout = create_layout(store, refresh_ms, slow_refresh_ms)
     symbol.register(app, store)
     status.register(app, store)
-    for panel in (depth, tape, flow, profile, liquidity, export):
+    view.register(app)
+    for panel in (depth, tape, flow, profile, liquidity, export, heatmap, footprint):
         panel.register(app, store, cache)
     app.server.register_blueprint(api.create_api(store, cache))
+    app.server.register_blueprint(views_api.create_views_api(store, cache))
     return app
