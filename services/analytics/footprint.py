@@ -48,6 +48,8 @@ DEFAULT_IMBALANCE_RATIO = 3.0
 DEFAULT_STACKED_ROWS = 3
 BUY = 1
 SELL = -1
+DENSE_KEY_LIMIT = 4_000_000
+NAKED_BLOCK = 512
 
 _EMPTY_F = np.empty(0, dtype=np.float64)
 _EMPTY_I = np.empty(0, dtype=np.int64)
@@ -171,19 +173,17 @@ def footprint(
         return _empty(*params)
     qty, side, price = w.qty, w.side, w.price
     bar_abs = w.time_ms // interval_ms
-    bar_open_abs, first = np.unique(bar_abs, return_index=True)
+    first = np.flatnonzero(np.concatenate(([True], bar_abs[1:] != bar_abs[:-1])))
+    bar_open_abs = bar_abs[first]
     nbars = int(bar_open_abs.shape[0])
     bar_id = np.repeat(np.arange(nbars), np.diff(np.append(first, len(w))))
     rows = price_rows(price, tick_size, row_size)
     rmin, rmax = int(rows.min()), int(rows.max())
     span = rmax - rmin + 3
     key = bar_id * span + (rows - rmin + 1)
-    ukeys, inv = np.unique(key, return_inverse=True)
     buy_q = np.where(side > 0, qty, 0.0)
     sell_q = qty - buy_q
-    cell_buy = np.bincount(inv, weights=buy_q)
-    cell_sell = np.bincount(inv, weights=sell_q)
-    cell_trades = np.bincount(inv).astype(np.int64)
+    ukeys, cell_buy, cell_sell, cell_trades = _cell_sums(key, buy_q, sell_q, nbars * span)
     cell_bar = ukeys // span
     cell_row = ukeys % span + rmin - 1
     last = np.append(first[1:], len(w)) - 1
@@ -242,6 +242,26 @@ def footprint(
         run_high=np.array([cell_row[b] * row_size for (_a, b), _s in runs], dtype=np.float64),
         run_rows=np.array([b - a + 1 for (a, b), _s in runs], dtype=np.int64),
         total_volume=float(qty.sum()),
+    )
+
+
+def _cell_sums(
+    key: np.ndarray, buy_q: np.ndarray, sell_q: np.ndarray, key_space: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(sorted distinct keys, buy, sell, trade count per key): dense counting over the key
+    space when it is small (no sort), else a sort of the keys."""
+    if key_space <= DENSE_KEY_LIMIT:
+        counts = np.bincount(key, minlength=key_space)
+        ukeys = np.flatnonzero(counts)
+        buy = np.bincount(key, weights=buy_q, minlength=key_space)[ukeys]
+        sell = np.bincount(key, weights=sell_q, minlength=key_space)[ukeys]
+        return ukeys, buy, sell, counts[ukeys].astype(np.int64)
+    ukeys, inv = np.unique(key, return_inverse=True)
+    return (
+        ukeys,
+        np.bincount(inv, weights=buy_q),
+        np.bincount(inv, weights=sell_q),
+        np.bincount(inv).astype(np.int64),
     )
 
 
@@ -334,11 +354,13 @@ def _naked_until(
     POC row; −1 when none does."""
     n = poc_row.shape[0]
     until = np.full(n, -1, dtype=np.int64)
-    for i in range(n - 1):
-        p = poc_row[i]
-        hit = np.flatnonzero((low_row[i + 1 :] <= p) & (high_row[i + 1 :] >= p))
-        if hit.shape[0]:
-            until[i] = bar_time[i + 1 + int(hit[0])]
+    later = np.arange(n)
+    for start in range(0, n, NAKED_BLOCK):
+        rows = np.arange(start, min(start + NAKED_BLOCK, n))
+        p = poc_row[rows, None]
+        hit = (low_row[None, :] <= p) & (high_row[None, :] >= p) & (later[None, :] > rows[:, None])
+        found = hit.any(axis=1)
+        until[rows[found]] = bar_time[hit[found].argmax(axis=1)]
     return until
 
 

@@ -115,7 +115,7 @@ def liquidity_heatmap(
     lo = int(np.searchsorted(times, start_ms, "left"))
     hi = int(np.searchsorted(times, end_ms, "left"))
     cols = times[lo:hi] // time_bucket_ms - first_col
-    origin = rows.start * bucket - tick_size / 2.0
+    edges = (np.arange(rows.start, rows.stop + 1, dtype=np.float64) * bucket) - tick_size / 2.0
     bounds = np.flatnonzero(np.diff(cols)) + 1
     for a, b in zip(
         np.concatenate(([0], bounds)).tolist(),
@@ -129,8 +129,8 @@ def liquidity_heatmap(
             continue
         c = int(cols[a])
         counts[c] = len(column)
-        bids[c] = _column_max(column, "bid", origin, bucket, nrows, unit)
-        asks[c] = _column_max(column, "ask", origin, bucket, nrows, unit)
+        bids[c] = _column_max(column, "bid", edges, unit)
+        asks[c] = _column_max(column, "ask", edges, unit)
         best_bid[c] = column[-1].best_bid
         best_ask[c] = column[-1].best_ask
     return LiquidityHeatmap(
@@ -149,24 +149,27 @@ def liquidity_heatmap(
     )
 
 
-def _column_max(
-    column: list[BookSample], side: str, origin: float, bucket: float, nrows: int, unit: Unit
-) -> np.ndarray:
-    """Max over the samples of Σ size per row (one bincount over the column's levels)."""
-    prices = [getattr(s, f"{side}_prices") for s in column]
-    qtys = [getattr(s, f"{side}_qtys") for s in column]
-    sizes = np.fromiter((p.shape[0] for p in prices), dtype=np.int64, count=len(prices))
-    p = np.concatenate(prices) if prices else np.empty(0)
-    v = np.concatenate(qtys).astype(np.float64) if qtys else np.empty(0)
-    if unit == "quote":
-        v = v * p
-    row = np.floor((p - origin) / bucket).astype(np.int64)
-    which = np.repeat(np.arange(len(column), dtype=np.int64), sizes)
-    inside = (row >= 0) & (row < nrows)
-    flat = np.bincount(
-        which[inside] * nrows + row[inside], weights=v[inside], minlength=len(column) * nrows
-    )
-    return flat.reshape(len(column), nrows).max(axis=0)
+def _column_max(column: list[BookSample], side: str, edges: np.ndarray, unit: Unit) -> np.ndarray:
+    """Max over the samples of Σ size per row. A sample's levels are sorted by price, so
+    its rows are the runs between the row edges' positions (a binary search per edge) and
+    one ``reduceat`` sums them: no per-level row arithmetic."""
+    nrows = edges.shape[0] - 1
+    best = np.zeros(nrows)
+    for sample in column:
+        prices = getattr(sample, f"{side}_prices")
+        qtys = getattr(sample, f"{side}_qtys")
+        if side == "bid":
+            prices, qtys = prices[::-1], qtys[::-1]
+        if prices.shape[0] == 0:
+            continue
+        values = qtys * prices if unit == "quote" else qtys
+        at = np.searchsorted(prices, edges, "left")
+        if at[0] == at[-1]:
+            continue
+        sums = np.add.reduceat(np.append(values, 0.0), at)[:-1]
+        sums[at[1:] == at[:-1]] = 0.0
+        np.maximum(best, sums, out=best)
+    return best
 
 
 def append_columns(grid: LiquidityHeatmap, new: LiquidityHeatmap) -> LiquidityHeatmap:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import threading
 from bisect import bisect_left
-from collections import deque
 
 import numpy as np
 
@@ -31,6 +30,7 @@ DEFAULT_BAND_PCT = 2.0
 DEFAULT_PERIOD_MS = 1000
 DEFAULT_MAX_SAMPLES = 3600
 DEFAULT_MAX_BYTES = 48 * 1024 * 1024
+_DROPPED = BookSample(0, False)
 
 
 def band_levels(view: BookView, band_pct: float) -> tuple[np.ndarray, ...]:
@@ -67,7 +67,9 @@ def merge_max(
 
 
 class BookSampleRing:
-    """The samples of one symbol, oldest first (see the module docstring)."""
+    """The samples of one symbol, oldest first (see the module docstring). Kept in a list
+    with a moving head (dropping the oldest is O(1), compacted once half is dropped), so a
+    range is two binary searches and one slice."""
 
     def __init__(
         self,
@@ -82,8 +84,9 @@ class BookSampleRing:
         self.max_samples = max_samples
         self.max_bytes = max_bytes
         self._lock = threading.Lock()
-        self._samples: deque[BookSample] = deque()
-        self._times: deque[int] = deque()
+        self._samples: list[BookSample] = []
+        self._times: list[int] = []
+        self._head = 0
         self._bytes = 0
         self._open_ms: int | None = None
         self._open_live = True
@@ -124,25 +127,33 @@ class BookSampleRing:
         else:
             sample = BookSample(self._open_ms, False)
         self._open_ms, self._open_levels = None, None
+        self.add(sample)
+
+    def add(self, sample: BookSample) -> None:
+        """Append a closed sample (later than the last one), dropping the oldest beyond the
+        bounds; the sampler's own path, and how stored samples are loaded back."""
         with self._lock:
+            if len(self) and sample.time_ms <= self._times[-1]:
+                raise ValueError("samples must be added in time order")
             self._samples.append(sample)
             self._times.append(sample.time_ms)
             self._bytes += sample.nbytes
-            while self._samples and (
-                len(self._samples) > self.max_samples or self._bytes > self.max_bytes
-            ):
-                old = self._samples.popleft()
-                self._times.popleft()
-                self._bytes -= old.nbytes
+            while len(self) and (len(self) > self.max_samples or self._bytes > self.max_bytes):
+                self._bytes -= self._samples[self._head].nbytes
+                self._samples[self._head] = _DROPPED
+                self._head += 1
                 self.dropped += 1
+            if self._head > len(self._samples) // 2:
+                del self._samples[: self._head], self._times[: self._head]
+                self._head = 0
 
     def samples(self, start_ms: int | None = None, end_ms: int | None = None) -> list[BookSample]:
         """Closed samples with ``start_ms ≤ time_ms < end_ms`` (open bounds when None)."""
         with self._lock:
-            times = self._times
-            lo = 0 if start_ms is None else bisect_left(times, start_ms)
-            hi = len(times) if end_ms is None else bisect_left(times, end_ms)
-            return [self._samples[i] for i in range(lo, max(lo, hi))]
+            times, head = self._times, self._head
+            lo = head if start_ms is None else bisect_left(times, start_ms, lo=head)
+            hi = len(times) if end_ms is None else bisect_left(times, end_ms, lo=head)
+            return self._samples[lo : max(lo, hi)]
 
     @property
     def nbytes(self) -> int:
@@ -150,7 +161,7 @@ class BookSampleRing:
         return self._bytes
 
     def __len__(self) -> int:
-        return len(self._samples)
+        return len(self._samples) - self._head
 
 
 class BookSamples:
