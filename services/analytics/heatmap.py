@@ -150,26 +150,34 @@ def liquidity_heatmap(
 
 
 def _column_max(column: list[BookSample], side: str, edges: np.ndarray, unit: Unit) -> np.ndarray:
-    """Max over the samples of Σ size per row. A sample's levels are sorted by price, so
-    its rows are the runs between the row edges' positions (a binary search per edge) and
-    one ``reduceat`` sums them: no per-level row arithmetic."""
+    """Max over the samples of Σ size per row, for all the column's samples at once.
+
+    Each sample's levels are sorted by price, so its rows are the runs between the row
+    edges' positions. The samples are laid end to end on one ascending key (price − low +
+    j·width for sample j, width wider than any sample's price span), the edges of every
+    sample are found by one binary search, and one ``reduceat`` sums every (sample, row).
+    """
     nrows = edges.shape[0] - 1
-    best = np.zeros(nrows)
-    for sample in column:
-        prices = getattr(sample, f"{side}_prices")
-        qtys = getattr(sample, f"{side}_qtys")
-        if side == "bid":
-            prices, qtys = prices[::-1], qtys[::-1]
-        if prices.shape[0] == 0:
-            continue
-        values = qtys * prices if unit == "quote" else qtys
-        at = np.searchsorted(prices, edges, "left")
-        if at[0] == at[-1]:
-            continue
-        sums = np.add.reduceat(np.append(values, 0.0), at)[:-1]
-        sums[at[1:] == at[:-1]] = 0.0
-        np.maximum(best, sums, out=best)
-    return best
+    ordered = [
+        (s.bid_prices[::-1], s.bid_qtys[::-1]) if side == "bid" else (s.ask_prices, s.ask_qtys)
+        for s in column
+    ]
+    sizes = np.fromiter((p.shape[0] for p, _ in ordered), dtype=np.int64, count=len(ordered))
+    if not sizes.any():
+        return np.zeros(nrows)
+    prices = np.concatenate([p for p, _ in ordered])
+    values = np.concatenate([q for _, q in ordered]).astype(np.float64)
+    if unit == "quote":
+        values *= prices
+    low = min(float(prices.min()), float(edges[0]))
+    width = max(float(prices.max()), float(edges[-1])) - low + 1.0
+    starts = np.arange(len(column), dtype=np.float64) * width
+    keys = (prices - low) + np.repeat(starts, sizes)
+    bounds = ((edges - low)[None, :] + starts[:, None]).ravel()
+    at = np.searchsorted(keys, bounds, "left")
+    sums = np.add.reduceat(np.append(values, 0.0), at)
+    sums[np.append(at[1:] == at[:-1], True)] = 0.0
+    return sums.reshape(len(column), nrows + 1)[:, :-1].max(axis=0)
 
 
 def append_columns(grid: LiquidityHeatmap, new: LiquidityHeatmap) -> LiquidityHeatmap:
