@@ -13,7 +13,7 @@ from components.panel import create_panel
 from components.theme import create_notice_figure
 
 GRAPH_CONFIG = {"displaylogo": False, "displayModeBar": False, "responsive": True}
-VIEW_LABELS = {"heatmap": "Liquidity heatmap", "footprint": "Footprint", "depth": "Depth only"}
+VIEW_LABELS = {"heatmap": "Heatmap", "footprint": "Footprint", "depth": "Depth only"}
 HEATMAP_DEFINITION = (
     "Resting size at each price during each time bucket (the maximum seen), bids green and"
     " asks red, scaled to the largest in view between the cut-offs; lines: best bid and ask;"
@@ -57,7 +57,7 @@ def _graph(graph_id: str) -> dcc.Graph:
         id=graph_id,
         figure=create_notice_figure("Loading…"),
         config=GRAPH_CONFIG,
-        className="graph-main",
+        style={"height": "100%"},
     )
 
 
@@ -127,8 +127,13 @@ def create_main_panel() -> dbc.Card:
     )
     body = html.Div(
         [
-            html.Div(_graph(ids.HEATMAP_CHART), id=ids.HEATMAP_BOX),
-            html.Div(_graph(ids.FOOTPRINT_CHART), id=ids.FOOTPRINT_BOX, style={"display": "none"}),
+            html.Div(_graph(ids.HEATMAP_CHART), id=ids.HEATMAP_BOX, className="main-box"),
+            html.Div(
+                _graph(ids.FOOTPRINT_CHART),
+                id=ids.FOOTPRINT_BOX,
+                className="main-box",
+                style={"display": "none"},
+            ),
         ]
     )
     return create_panel(
@@ -140,7 +145,7 @@ def create_main_panel() -> dbc.Card:
                     ids.VIEW_DROPDOWN,
                     [{"label": label, "value": view} for view, label in VIEW_LABELS.items()],
                     None,
-                    "160px",
+                    "120px",
                 ),
                 heatmap_controls,
                 footprint_controls,
