@@ -38,6 +38,34 @@ ending more than this long ago are complete."""
 REBUILD_SHARE = 0.2
 """A full redraw once the grid has slid by this share of its columns (drops stale dots)."""
 RECENTRE_SHARE = 0.5
+SAMPLED_BAND_PCT = 2.0
+"""The band the live sampler keeps around the mid: a zoom beyond it has no rows to show."""
+
+
+def zoomed_range(
+    relayout: dict | None, previous: list[float] | None, mid: float | None
+) -> list[float] | None:
+    """The price range the user zoomed the heatmap to, or None to follow the mid.
+
+    A relayout with a y range sets it, an autorange (double click) clears it, anything else
+    (an x-only zoom, no event) keeps ``previous``. A range not inside ±``SAMPLED_BAND_PCT``
+    of the mid (e.g. left over from another symbol) is ignored.
+    """
+    relayout = relayout or {}
+    zoom = previous
+    if relayout.get("yaxis.autorange"):
+        zoom = None
+    elif "yaxis.range[0]" in relayout and "yaxis.range[1]" in relayout:
+        zoom = [float(relayout["yaxis.range[0]"]), float(relayout["yaxis.range[1]"])]
+    elif isinstance(relayout.get("yaxis.range"), list):
+        zoom = [float(v) for v in relayout["yaxis.range"][:2]]
+    if zoom is None or mid is None:
+        return None
+    low, high = sorted(zoom)
+    reach = mid * SAMPLED_BAND_PCT / 100.0
+    if not (mid - reach <= low < high <= mid + reach):
+        return None
+    return [low, high]
 
 
 def heatmap_rows(mid: float, band_pct: float, tick_size: float) -> tuple[float, float, int]:
@@ -113,8 +141,14 @@ def render_heatmap(
     filter_max: str | None,
     rendered: dict | None,
     now_ms: int | None = None,
+    relayout: dict | None = None,
 ) -> tuple[Any, dict | None]:
-    """The heatmap figure (or a Patch of new columns) and what is now on screen."""
+    """The heatmap figure (or a Patch of new columns) and what is now on screen.
+
+    Rows follow the mid (the band preset, rows merged to ≤ ``MAX_ROWS``); once the user
+    zooms the price axis (``relayout``), the grid is redrawn for the zoomed range with rows
+    as fine as ``MAX_ROWS`` allows, so zooming in splits merged rows back into ticks.
+    """
     if view != "heatmap":
         return dash.no_update, rendered
     rendered = rendered or {}
@@ -135,12 +169,13 @@ def render_heatmap(
     bucket = time_bucket_for(range_ms)
     now = int(time.time() * 1000) if now_ms is None else now_ms
     end = (now - SETTLE_MS) // bucket * bucket
-    key = f"{symbol}|{range_name}|{band_pct}|{unit}|{low_pct}|{high_pct}|{band.label()}"
     mid = _mid(snapshot)
+    zoom = zoomed_range(relayout, rendered.get("zoom"), mid)
+    key = f"{symbol}|{range_name}|{band_pct}|{unit}|{low_pct}|{high_pct}|{band.label()}|{zoom}"
     info = snapshot.info
     rows = rendered.get("rows")
     same = rendered.get("kind") == "chart" and rendered.get("key") == key and rows
-    if same and mid is not None:
+    if same and mid is not None and zoom is None:
         low, high = rows[0], rows[1]
         half = (high - low) / 2
         same = abs(mid - (low + half)) <= RECENTRE_SHARE * half
@@ -154,7 +189,11 @@ def render_heatmap(
         text = f"Order book of {symbol} not LIVE: nothing to draw yet"
         state = {"kind": "notice", "text": text}
         return (dash.no_update if rendered == state else create_notice_figure(text)), state
-    low, high, row_ticks = heatmap_rows(mid, band_pct, info.tick_size)
+    if zoom is None:
+        low, high, row_ticks = heatmap_rows(mid, band_pct, info.tick_size)
+    else:
+        low, high = zoom
+        row_ticks = auto_row_ticks(low, high, info.tick_size, MAX_ROWS)
     start = end - range_ms
     grid = heatmap_window(
         store, snapshot, start_ms=start, end_ms=end, time_bucket_ms=bucket,
@@ -184,6 +223,8 @@ def render_heatmap(
     state = {
         "kind": "chart",
         "key": key,
+        "zoom": zoom,
+        "unit": unit,
         "rows": [low, high, row_ticks],
         "end": end,
         "full_end": end,
@@ -221,7 +262,7 @@ def _patch(
     low, high, row_ticks = rendered["rows"]
     grid = heatmap_window(
         store, snapshot, start_ms=last_end, end_ms=end, time_bucket_ms=bucket,
-        low=low, high=high, row_ticks=int(row_ticks), unit=_unit(rendered["key"]),
+        low=low, high=high, row_ticks=int(row_ticks), unit=rendered["unit"],
     )  # fmt: skip
     decimals = int(rendered["decimals"])
     cols = column_payload(
@@ -265,10 +306,6 @@ def _patch(
     return patch, state
 
 
-def _unit(key: str) -> str:
-    return key.split("|")[3]
-
-
 def register(app: dash.Dash, store: MarketStore, cache: DerivedCache) -> None:
     """Wire the heatmap to the fast interval, the symbol, the view and its controls."""
 
@@ -284,10 +321,13 @@ def register(app: dash.Dash, store: MarketStore, cache: DerivedCache) -> None:
         Input(ids.HEATMAP_CUTOFF, "value"),
         Input(ids.FLOW_FILTER_MIN, "value"),
         Input(ids.FLOW_FILTER_MAX, "value"),
+        Input(ids.HEATMAP_CHART, "relayoutData"),
         State(ids.HEATMAP_RENDERED, "data"),
     )
-    def update_heatmap(_n, symbol, view, range_name, band_pct, unit, cutoff, fmin, fmax, rendered):
+    def update_heatmap(
+        _n, symbol, view, range_name, band_pct, unit, cutoff, fmin, fmax, relayout, rendered
+    ):
         return render_heatmap(
             store, cache, symbol, view, range_name or "5m", float(band_pct or 0.5),
-            unit or "base", cutoff, fmin, fmax, rendered,
+            unit or "base", cutoff, fmin, fmax, rendered, relayout=relayout,
         )  # fmt: skip

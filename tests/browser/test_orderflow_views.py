@@ -23,6 +23,7 @@ HEATMAP_STATE_JS = (
     "for (const col of z) for (const v of col) if (v !== null) cells++;"
     "return {columns: g.data[0].x.length, last: g.data[0].x[g.data[0].x.length - 1],"
     " cells: cells, rows: g.data[0].y.length, yrange: g._fullLayout.yaxis.range,"
+    " dy: g.data[0].y[1] - g.data[0].y[0],"
     " image: !!document.querySelector('#heatmap-chart .heatmaplayer image')};"
 )
 FOOTPRINT_STATE_JS = (
@@ -61,6 +62,8 @@ def test_heatmap_renders_grows_live_and_keeps_zoom(dash_duo, replay_store):
     later = state(dash_duo, HEATMAP_STATE_JS)
     assert later["columns"] == 300, "new columns are appended and as many dropped"
     assert later["yrange"] == pytest.approx(zoom), "the user's zoom survives live updates"
+    until(lambda: state(dash_duo, HEATMAP_STATE_JS)["dy"] < first["dy"], timeout=10)
+    assert state(dash_duo, HEATMAP_STATE_JS)["yrange"] == pytest.approx(zoom)
     assert dash_duo.find_element("#depth-chart .js-plotly-plot")
     assert dash_duo.find_element("#trade-tape .tape-row")
     assert dash_duo.get_logs() == []
@@ -85,7 +88,7 @@ def test_views_and_symbols_switch_and_the_flow_filter_applies(dash_duo, replay_s
         )
     ]
     assert notionals and min(notionals) >= 5_000
-    dash_duo.select_dcc_dropdown("#view-dropdown", value="Liquidity heatmap")
+    dash_duo.select_dcc_dropdown("#view-dropdown", value="Heatmap")
     until(lambda: dash_duo.driver.current_url.endswith("/BTCUSDT?view=heatmap"), timeout=10)
     until(lambda: (state(dash_duo, HEATMAP_STATE_JS) or {}).get("cells", 0) > 0, timeout=15)
     dash_duo.select_dcc_dropdown("#symbol-dropdown", value="ETHUSDT")

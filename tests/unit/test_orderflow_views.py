@@ -165,6 +165,32 @@ def test_heatmap_callback_appends_only_new_columns(store):
     assert isinstance(other, dict) and rebuilt["key"] != later["key"]
 
 
+def test_heatmap_rows_follow_the_users_price_zoom(store):
+    cache = DerivedCache()
+    args = (store, cache, "BTCUSDT", "heatmap", "5m", 0.5, "base", [2, 60], None, None)
+    now = T0 + 12_500
+    figure, state = render_heatmap(*args, None, now_ms=now)
+    wide = figure["data"][0]["y"]
+    low, high = state["rows"][:2]
+    mid = (low + high) / 2
+    zoom = {"yaxis.range[0]": mid - 5.0, "yaxis.range[1]": mid + 5.0}
+    zoomed, zstate = render_heatmap(*args, state, now_ms=now, relayout=zoom)
+    rows = zoomed["data"][0]["y"]
+    assert zstate["zoom"] == [mid - 5.0, mid + 5.0] and zstate["rows"][2] == 10  # 0.1 rows
+    assert rows[1] - rows[0] == pytest.approx(0.1)
+    assert rows[1] - rows[0] < wide[1] - wide[0]
+    assert zoomed["layout"]["uirevision"] == figure["layout"]["uirevision"]
+    x_only = {"xaxis.range[0]": 1, "xaxis.range[1]": 2}
+    patch, kept = render_heatmap(*args, zstate, now_ms=now + 2000, relayout=x_only)
+    assert isinstance(patch, dash.Patch) and kept["zoom"] == zstate["zoom"]
+    back, bstate = render_heatmap(*args, kept, now_ms=now + 2000,
+                                  relayout={"yaxis.autorange": True})  # fmt: skip
+    assert bstate["zoom"] is None and back["data"][0]["y"] == wide
+    stale = {"yaxis.range[0]": 1_900.0, "yaxis.range[1]": 2_000.0}  # another symbol's zoom
+    _fig, sstate = render_heatmap(*args, None, now_ms=now, relayout=stale)
+    assert sstate["zoom"] is None
+
+
 def test_footprint_callback_and_modes(store):
     cache = DerivedCache()
     figure, state = render_footprint(store, cache, "BTCUSDT", "footprint", "1m", "auto",
