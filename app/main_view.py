@@ -11,19 +11,13 @@ from components.footprint import INTERVALS, MODES, ROW_TICK_CHOICES
 from components.heatmap import BAND_PRESETS_PCT, DEFAULT_CUTOFF_PCT, TIME_RANGES_MS
 from components.panel import create_panel
 from components.theme import create_notice_figure
+from services.analytics.definitions import DEFINITIONS
 
 GRAPH_CONFIG = {"displaylogo": False, "displayModeBar": False, "responsive": True}
 VIEW_LABELS = {"heatmap": "Heatmap", "footprint": "Footprint", "depth": "Depth only"}
-HEATMAP_DEFINITION = (
-    "Resting size at each price during each time bucket (the maximum seen), bids green and"
-    " asks red, scaled to the largest in view between the cut-offs; lines: best bid and ask;"
-    " dots: trades sized by quantity, coloured by aggressor. Shaded: no LIVE book."
-)
-FOOTPRINT_DEFINITION = (
-    "Each bar split into price rows: taker sells × taker buys per row, coloured by delta;"
-    " box: the bar's POC (most volume); ▶/◀: diagonal buy/sell imbalance (buy at P+1 vs sell"
-    " at P ≥ ratio); thick edge: stacked imbalances (3 rows); dotted: naked POC, until traded"
-    " through. Under each bar: volume, delta, CVD at close."
+HEATMAP_DEFINITION = DEFINITIONS["liquidity_heatmap"]
+FOOTPRINT_DEFINITION = " ".join(
+    DEFINITIONS[key] for key in ("footprint", "diagonal_imbalance", "naked_poc")
 )
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dash import dcc, html
 
+from services.analytics.definitions import DEFINITIONS
+
 _SCALES = {"k": 1e3, "m": 1e6, "b": 1e9}
 
 
@@ -51,11 +53,7 @@ def create_flow_filter_control(min_id: str, max_id: str) -> html.Div:
             box(max_id, "max"),
         ],
         className="flow-filter",
-        title=(
-            "Flow filter: only trades whose notional (price × qty, quote asset) is within"
-            " these bounds count on the tape, the CVD line, the footprint and the heatmap"
-            " dots. Accepts 10k, 2.5M."
-        ),
+        title=f"Flow filter. {DEFINITIONS['flow_filter']} Accepts 10k, 2.5M.",
     )
 
 
