@@ -22,6 +22,7 @@ The last line is one JSON object (names carry their units).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import statistics
 import sys
@@ -191,6 +192,7 @@ def browser_paint_ms(real: list[BookSample], trades: TradeView, seconds: float) 
 
     if shutil.which("chromedriver") is None:
         return []
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
     store = MemoryStore()
     store.publish_symbols([INFO])
     stop = threading.Event()
