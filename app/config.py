@@ -33,7 +33,9 @@ class Settings:
     refresh_ms/slow_refresh_ms: browser refresh of fast panels (tape, depth, flow) and slow
         ones (profile, score). publish_interval_s: how often the feed publishes snapshots.
     trade_window: trades kept per symbol. book_levels: levels per side in published views.
-    rest_weight_budget: REST request weight the client may use per minute.
+    rest_weight_budget: REST request weight the client may use per minute (0: 80 % of
+        Binance's limit for the market, 4800 spot); with ``redis_url`` the workers of one
+        host share it through a counter in Redis.
     live_probe_timeout_s: how long ``auto`` waits for Binance before replaying.
     redis_url: Redis store for several processes (empty: in-process memory store).
     """
@@ -55,7 +57,7 @@ class Settings:
     publish_interval_s: float = 0.25
     trade_window: int = 100_000
     book_levels: int = 5000
-    rest_weight_budget: int = 1200
+    rest_weight_budget: int = 0
     live_probe_timeout_s: float = 3.0
     redis_url: str = ""
     exchange_port: int = 0
