@@ -33,6 +33,8 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
+import msgspec
+
 from services.binance import streams as names
 from services.binance.backoff import Backoff
 from services.binance.endpoints import Endpoints
@@ -61,6 +63,7 @@ from services.binance.ws_client import (
 )
 from services.logs import EventLog
 from services.market.book_sync import BookSync, SyncAction
+from services.market.market_board import MarketBoard, ticker_from_rest
 from services.market.snapshot_desk import (
     BookDepth,
     ShadowBook,
@@ -97,6 +100,8 @@ class FeedConfig:
     snapshot_limit: levels per sync snapshot (0: light while many symbols wait, see
         ``snapshot_desk.sync_limit``). snapshot_concurrency: snapshots in flight at once.
     deepen: deepen light books later (watched ones to the market's deepest snapshot).
+    watchlist_interval_s: how often the market board (every TRADING symbol, from
+        ``!miniTicker@arr``) is published for the watchlist (0: not streamed).
     log_period_s: repeated faults of one kind are logged once per this period.
     confirm_after_s: after a reconnect, a book that no diff has brought back to LIVE by
         then (a quiet market) is checked against a snapshot.
@@ -122,6 +127,7 @@ class FeedConfig:
     snapshot_limit: int = 0
     snapshot_concurrency: int = 8
     deepen: bool = True
+    watchlist_interval_s: float = 1.0
     log_period_s: float = 10.0
     confirm_after_s: float = 2.0
     heartbeat_s: float = 1.0
@@ -199,6 +205,9 @@ class Feed:
         self.store = store
         self._shared_weight = shared_weight
         self._in_flight: set[str] = set()
+        self._board = MarketBoard()
+        self._board_published_at = 0.0
+        self._board_seqs: dict[str, int] = {}
         self._symbols: dict[str, _SymbolFeed] = {}
         self._infos: dict[str, SymbolInfo] = {}
         self._snapshot_queue: asyncio.Queue[str] | None = None
@@ -264,9 +273,11 @@ class Feed:
             initial = self._initial_symbols()
             for symbol in initial:
                 self._add_symbol(symbol, on_demand=False)
-            await self._client.subscribe(
-                [s for feed in self._symbols.values() for s in feed.streams]
-            )
+            streams = [s for feed in self._symbols.values() for s in feed.streams]
+            if cfg.watchlist_interval_s:
+                streams.append(names.ALL_MINI_TICKERS)
+                self._spawn(self._seed_board())
+            await self._client.subscribe(streams)
             async with self._client:
                 for _ in range(max(1, cfg.snapshot_concurrency)):
                     self._spawn(self._snapshot_desk())
@@ -400,6 +411,8 @@ class Feed:
                 return
             _add_candle(feed.candles, event)
             feed.dirty = True
+        elif isinstance(event, list):
+            self._board.update_tickers(event, self._infos)
         elif isinstance(event, MiniTicker | Ticker):
             feed = self._symbols.get(event.s)
             if feed is None:
@@ -626,6 +639,37 @@ class Feed:
             # Released trades revealed a further gap: it holds new trades until filled.
             self._start_backfill(symbol, feed, open_gap)
 
+    async def _seed_board(self) -> None:
+        """Every symbol's 24 h figures from REST once (``!miniTicker@arr`` then carries only
+        the symbols that trade)."""
+        assert self._rest is not None
+        weight = 80 if self.config.endpoints.market == "spot" else 40
+        try:
+            body = await self._rest.get("ticker/24hr", {}, weight)
+            rows = msgspec.json.decode(body)
+            self._board.update_tickers(
+                [ticker_from_rest(row) for row in rows if row.get("symbol") in self._infos],
+                self._infos,
+            )
+        except (BinanceHttpError, msgspec.DecodeError, KeyError, TypeError, ValueError) as exc:
+            self.events.fault("board_seed_failed", error=str(exc) or repr(exc))
+
+    def _publish_board(self, now: float) -> None:
+        """Refresh the streamed books' figures (those republished since) and publish the
+        board every ``watchlist_interval_s``."""
+        interval = self.config.watchlist_interval_s
+        if not interval or now - self._board_published_at < interval:
+            return
+        self._board_published_at = now
+        for symbol, feed in self._symbols.items():
+            if feed.snapshot is not None and self._board_seqs.get(symbol) != feed.snapshot.seq:
+                self._board_seqs[symbol] = feed.snapshot.seq
+                self._board.update_book(symbol, feed.snapshot.book, self._infos)
+        for symbol in [s for s in self._board_seqs if s not in self._symbols]:
+            del self._board_seqs[symbol]
+            self._board.update_book(symbol, None, self._infos)
+        self.store.publish_watchlist(self._board.rows(self._infos))
+
     # -- publication ----------------------------------------------------------------------
 
     async def _publisher(self) -> None:
@@ -694,6 +738,7 @@ class Feed:
             else:
                 feed.snapshot = replace(feed.snapshot, published_at=now)
             self.store.publish(feed.snapshot)
+        self._publish_board(now)
         state = "CONNECTED" if self._connected and all(self._connected.values()) else "DOWN"
         if not self._connected:
             state = "CONNECTING"
