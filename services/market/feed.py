@@ -30,7 +30,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
 import msgspec
@@ -70,6 +70,7 @@ from services.market.snapshot_desk import (
     next_deepening,
     sync_limit,
 )
+from services.market.taps import FeedTap
 from services.market.trade_log import TradeGap, TradeLog, TradeRow
 from services.market.views import SymbolInfo, SyncState
 from services.store import Candle, FeedStatus, MarketStore, SymbolSnapshot, Ticker24h
@@ -142,7 +143,7 @@ class FeedCounters:
     snapshots_fetched / snapshots_failed: REST depth snapshots applied, and failed (HTTP,
         decoding, or a level out of range). books_deepened: LIVE books given a deeper
         snapshot's levels without leaving LIVE. backfills / backfill_failures: trade gaps
-        fetched from REST.
+        fetched from REST. tap_errors: calls of a ``FeedTap`` that raised (the feed went on).
     """
 
     unknown_symbol_frames: int = 0
@@ -152,6 +153,7 @@ class FeedCounters:
     backfills: int = 0
     backfill_failures: int = 0
     books_deepened: int = 0
+    tap_errors: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,7 +175,8 @@ class FeedStats:
 class _SymbolFeed:
     """One streamed symbol's state. ``dirty``: anything changed since the last publication;
     ``trades_changed``: the trade log did, so its view (a copy of the whole window) is
-    rebuilt at the next publication rather than at every one."""
+    rebuilt at the next publication rather than at every one. ``tapped_id``: the newest
+    trade id handed to the feed's taps."""
 
     info: SymbolInfo
     book: BookSync
@@ -190,19 +193,24 @@ class _SymbolFeed:
     depth_limit: int = 0
     shadow: ShadowBook | None = None
     deepen_failed_at: float | None = None
+    tapped_id: int = -1
 
 
 class Feed:
-    """Runs the market-data pipeline for a set of symbols and publishes to ``store``."""
+    """Runs the market-data pipeline for a set of symbols and publishes to ``store``;
+    ``taps`` receive the accepted trades, book changes and candles as they happen
+    (``services.market.taps``)."""
 
     def __init__(
         self,
         config: FeedConfig,
         store: MarketStore,
+        taps: Sequence[FeedTap] = (),
         shared_weight: SharedWeightWindow | None = None,
     ) -> None:
         self.config = config
         self.store = store
+        self._taps = tuple(taps)
         self._shared_weight = shared_weight
         self._in_flight: set[str] = set()
         self._board = MarketBoard()
@@ -388,18 +396,7 @@ class Feed:
     def _dispatch(self, item: Received) -> None:
         event = item.frame.event
         if isinstance(event, DepthUpdate):
-            feed = self._symbols.get(event.s)
-            if feed is None:
-                self._unknown_symbol(item)
-                return
-            resyncs = feed.book.counters.resyncs
-            if feed.shadow is not None:
-                feed.shadow.on_diff(event)
-            if feed.book.on_diff(event) is SyncAction.FETCH_SNAPSHOT:
-                self._queue_snapshot(event.s)
-            if feed.book.counters.resyncs != resyncs:
-                self.events.fault("resync", symbol=event.s, reason=feed.book.resync_reason)
-            feed.dirty = True
+            self._on_depth(item, event)
         elif isinstance(event, AggTrade | Trade):
             trade_id = event.a if isinstance(event, AggTrade) else event.t
             if not self._on_trade(event.s, trade_id, event.T, event.p, event.q, event.m):
@@ -411,6 +408,8 @@ class Feed:
                 return
             _add_candle(feed.candles, event)
             feed.dirty = True
+            if self._taps:
+                self._tap_candle(event.s, feed.candles[-1])
         elif isinstance(event, list):
             self._board.update_tickers(event, self._infos)
         elif isinstance(event, MiniTicker | Ticker):
@@ -420,6 +419,22 @@ class Feed:
                 return
             feed.ticker = Ticker24h(event.c, event.o, event.h, event.l, event.v, event.q, event.E)
             feed.dirty = True
+
+    def _on_depth(self, item: Received, event: DepthUpdate) -> None:
+        feed = self._symbols.get(event.s)
+        if feed is None:
+            self._unknown_symbol(item)
+            return
+        resyncs = feed.book.counters.resyncs
+        if feed.shadow is not None:
+            feed.shadow.on_diff(event)
+        if feed.book.on_diff(event) is SyncAction.FETCH_SNAPSHOT:
+            self._queue_snapshot(event.s)
+        if feed.book.counters.resyncs != resyncs:
+            self.events.fault("resync", symbol=event.s, reason=feed.book.resync_reason)
+        feed.dirty = True
+        if self._taps:
+            self._tap_book(event.s, feed)
 
     def _unknown_symbol(self, item: Received) -> None:
         self.counters.unknown_symbol_frames += 1
@@ -434,6 +449,8 @@ class Feed:
             return False
         gap = feed.trades.add(trade_id, time_ms, price, qty, m)
         feed.dirty = feed.trades_changed = True
+        if self._taps:
+            self._tap_trades(symbol, feed)
         if gap is not None and not feed.backfilling:
             self._start_backfill(symbol, feed, gap)
         return True
@@ -458,6 +475,8 @@ class Feed:
                 if feed is not None:
                     feed.book.on_disconnect(event.reason or str(kind))
                     feed.dirty = True
+                    if self._taps:
+                        self._tap_book(symbol, feed)
             return
         self.events.event(str(kind), **fields)
         if kind is LifecycleKind.RECONNECTED:
@@ -536,6 +555,8 @@ class Feed:
         elif not had_book:
             feed.depth_limit = limit
         feed.dirty = True
+        if self._taps:
+            self._tap_book(symbol, feed)
 
     async def _deepener(self) -> None:
         """Deepen light books one at a time while the snapshot desk is idle."""
@@ -605,6 +626,8 @@ class Feed:
         if feed is not None:
             feed.trades.warm_up(_rows(rows))
             feed.dirty = feed.trades_changed = True
+            if self._taps:
+                self._tap_trades(symbol, feed)
 
     async def _backfill(self, symbol: str, gap: TradeGap) -> None:
         """Fetch the missing trade ids of ``gap`` page by page, then release held trades."""
@@ -635,6 +658,8 @@ class Feed:
         finally:
             feed.backfilling = False
             feed.dirty = feed.trades_changed = True
+            if self._taps:
+                self._tap_trades(symbol, feed)
         if open_gap is not None:
             # Released trades revealed a further gap: it holds new trades until filled.
             self._start_backfill(symbol, feed, open_gap)
@@ -669,6 +694,41 @@ class Feed:
             del self._board_seqs[symbol]
             self._board.update_book(symbol, None, self._infos)
         self.store.publish_watchlist(self._board.rows(self._infos))
+
+    # -- taps -----------------------------------------------------------------------------
+
+    def _tap_trades(self, symbol: str, feed: _SymbolFeed) -> None:
+        """Hand the trades released since the last call to every tap, in id order."""
+        newest = feed.trades.newest_id
+        if newest <= feed.tapped_id:
+            return
+        trades = feed.trades.released_after(feed.tapped_id)
+        feed.tapped_id = newest
+        for tap in self._taps:
+            try:
+                tap.on_trades(symbol, trades)
+            except Exception as exc:
+                self._tap_failed(tap, symbol, exc)
+
+    def _tap_book(self, symbol: str, feed: _SymbolFeed) -> None:
+        for tap in self._taps:
+            try:
+                tap.on_book(symbol, feed.book)
+            except Exception as exc:
+                self._tap_failed(tap, symbol, exc)
+
+    def _tap_candle(self, symbol: str, candle: Candle) -> None:
+        for tap in self._taps:
+            try:
+                tap.on_candle(symbol, candle)
+            except Exception as exc:
+                self._tap_failed(tap, symbol, exc)
+
+    def _tap_failed(self, tap: FeedTap, symbol: str, exc: Exception) -> None:
+        self.counters.tap_errors += 1
+        self.events.fault(
+            "tap_error", logging.ERROR, tap=type(tap).__name__, symbol=symbol, error=repr(exc)
+        )
 
     # -- publication ----------------------------------------------------------------------
 
