@@ -27,7 +27,8 @@ class Settings:
     recording/speed/loop: what the local exchange replays, how fast (1 = real time,
         ``max`` = as fast as the client reads) and whether it loops.
     symbols: symbols streamed from the start (empty: up to 10 of the source's trading
-        symbols live, every symbol of the recording in a replay). max_on_demand_symbols:
+        symbols live, every symbol of the recording in a replay; ``all``: every TRADING
+        symbol of the source). max_on_demand_symbols:
         extra symbols the UI may add.
     host/port/debug: the web server (binds 127.0.0.1 unless told otherwise).
     refresh_ms/slow_refresh_ms: browser refresh of fast panels (tape, depth, flow) and slow
@@ -129,7 +130,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--speed", help="replay speed: a multiple of real time, or max")
     parser.add_argument("--loop", dest="loop", action="store_true", default=None)
     parser.add_argument("--no-loop", dest="loop", action="store_false")
-    parser.add_argument("--symbols", help="comma-separated symbols to stream from the start")
+    parser.add_argument(
+        "--symbols", help="comma-separated symbols to stream from the start, or 'all'"
+    )
     parser.add_argument("--host", help="address the web server binds (default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="web server port (default 8050)")
     parser.add_argument("--debug", action="store_true", default=None, help="Dash debug mode")

@@ -77,6 +77,8 @@ from services.store import Candle, FeedStatus, MarketStore, SymbolSnapshot, Tick
 
 log = logging.getLogger(__name__)
 
+ALL_SYMBOLS = "ALL"
+"""``symbols=("ALL",)`` streams every TRADING symbol's book and trades."""
 CONFIRM_LIMIT = 5
 """Levels asked for when a snapshot only confirms a quiet book's update id (weight 5 spot,
 2 USD-M, against 50/20 for 1000 levels)."""
@@ -91,7 +93,8 @@ class FeedConfig:
 
     endpoints: where to connect (a Binance preset or the local exchange).
     symbols: streamed from the start (empty: every TRADING symbol the exchange lists, up to
-        ``max_default_symbols``). source/recording/recording_date: shown in the status.
+        ``max_default_symbols``; ``("ALL",)``: every TRADING symbol).
+        source/recording/recording_date: shown in the status.
     trade_window: trades kept per symbol. book_levels: levels per side in snapshots.
     publish_interval_s: publication period. max_on_demand_symbols: symbols the UI may add.
     on_demand_idle_s: an on-demand symbol nobody asked for this long is released.
@@ -323,6 +326,8 @@ class Feed:
 
     def _initial_symbols(self) -> list[str]:
         wanted = [s.upper() for s in self.config.symbols]
+        if wanted == [ALL_SYMBOLS]:
+            return sorted(self._infos)
         if not wanted:
             wanted = sorted(self._infos)[: self.config.max_default_symbols]
         unknown = [s for s in wanted if s not in self._infos]

@@ -75,3 +75,18 @@ async def test_the_board_lists_every_symbol_with_ticker_and_book_figures(recordi
 def _get(url: str) -> bytes:
     with urllib.request.urlopen(url, timeout=5) as reply:
         return reply.read()
+
+
+async def test_symbols_all_streams_every_trading_symbol(recordings):
+    async with (
+        LocalExchange(recordings["spot_2021"], speed=5) as exchange,
+        running_feed(exchange, symbols=("ALL",)) as (_, store),
+    ):
+        await _until(
+            lambda: all(
+                (snap := store.snapshot(s)) is not None and snap.book.is_live
+                for s in ("BTCUSDT", "ETHUSDT", "DOTUSDT")
+            ),
+            20,
+            "every symbol LIVE",
+        )
