@@ -564,24 +564,31 @@ class Feed:
             self._tap_book(symbol, feed)
 
     async def _deepener(self) -> None:
-        """Deepen light books one at a time while the snapshot desk is idle."""
+        """Deepen light books one at a time while the snapshot desk is idle; a failed
+        round is logged and the next one tried a second later."""
         while True:
             await asyncio.sleep(1.0)
             if self._queued or self._in_flight or self._rest is None:
                 continue
-            budget = self._rest.budget
-            plan = next_deepening(
-                {
-                    s: BookDepth(f.book.state is SyncState.LIVE, f.depth_limit, f.deepen_failed_at)
-                    for s, f in self._symbols.items()
-                },
-                self._watched(),
-                self.config.endpoints.market,
-                budget.stats().available / budget.burst,
-                time.monotonic(),
-            )
-            if plan is not None:
-                await self._deepen(*plan)
+            try:
+                await self._deepen_next(self._rest.budget)
+            except Exception as exc:
+                self.events.fault("deepen_failed", logging.ERROR, error=repr(exc))
+
+    async def _deepen_next(self, budget: WeightBudget) -> None:
+        """Deepen the book ``next_deepening`` picks, if any."""
+        plan = next_deepening(
+            {
+                s: BookDepth(f.book.state is SyncState.LIVE, f.depth_limit, f.deepen_failed_at)
+                for s, f in self._symbols.items()
+            },
+            self._watched(),
+            self.config.endpoints.market,
+            budget.stats().available / budget.burst,
+            time.monotonic(),
+        )
+        if plan is not None:
+            await self._deepen(*plan)
 
     def _watched(self) -> list[str]:
         """Symbols the UI asked for within ``on_demand_idle_s``, latest first."""
@@ -606,8 +613,8 @@ class Feed:
             if shadow.ready:
                 snapshot = await self._rest.depth_snapshot(symbol, limit=limit)
                 deepened = shadow.on_snapshot(snapshot) and shadow.swap_into(feed.book)
-        except (BinanceHttpError, MalformedFrame) as exc:
-            self.events.fault("deepen_failed", symbol=symbol, error=str(exc))
+        except Exception as exc:
+            self.events.fault("deepen_failed", symbol=symbol, error=str(exc) or repr(exc))
         finally:
             feed.shadow = None
         if deepened:
