@@ -104,6 +104,8 @@ class FeedConfig:
     snapshot_limit: levels per sync snapshot (0: light while many symbols wait, see
         ``snapshot_desk.sync_limit``). snapshot_concurrency: snapshots in flight at once.
     deepen: deepen light books later (watched ones to the market's deepest snapshot).
+    follow: start with no symbol: which ones to stream is set by ``Feed.follow`` (a
+        sharded worker streams the symbols of the shards it holds).
     watchlist_interval_s: how often the market board (every TRADING symbol, from
         ``!miniTicker@arr``) is published for the watchlist (0: not streamed).
     log_period_s: repeated faults of one kind are logged once per this period.
@@ -132,6 +134,7 @@ class FeedConfig:
     snapshot_concurrency: int = 8
     deepen: bool = True
     watchlist_interval_s: float = 1.0
+    follow: bool = False
     log_period_s: float = 10.0
     confirm_after_s: float = 2.0
     heartbeat_s: float = 1.0
@@ -219,6 +222,7 @@ class Feed:
         self._board = MarketBoard()
         self._board_published_at = 0.0
         self._board_seqs: dict[str, int] = {}
+        self._ready = asyncio.Event()
         self._symbols: dict[str, _SymbolFeed] = {}
         self._infos: dict[str, SymbolInfo] = {}
         self._snapshot_queue: asyncio.Queue[str] | None = None
@@ -290,6 +294,7 @@ class Feed:
                 self._spawn(self._seed_board())
             await self._client.subscribe(streams)
             async with self._client:
+                self._ready.set()
                 for _ in range(max(1, cfg.snapshot_concurrency)):
                     self._spawn(self._snapshot_desk())
                 if cfg.deepen:
@@ -326,6 +331,8 @@ class Feed:
 
     def _initial_symbols(self) -> list[str]:
         wanted = [s.upper() for s in self.config.symbols]
+        if self.config.follow:
+            return []
         if wanted == [ALL_SYMBOLS]:
             return sorted(self._infos)
         if not wanted:
@@ -379,6 +386,28 @@ class Feed:
         for symbol in on_demand:
             if now - requests.get(symbol, 0.0) > self.config.on_demand_idle_s:
                 await self._release(symbol)
+
+    def trading_symbols(self) -> list[str]:
+        """Every TRADING symbol of the source (empty until the feed has loaded them)."""
+        return sorted(self._infos)
+
+    async def follow(self, symbols: Iterable[str]) -> None:
+        """Stream exactly ``symbols`` (and on-demand ones): new ones are subscribed, synced
+        by Binance's procedure and their trades warmed up from REST; the others are
+        released. Waits until the feed is connected."""
+        await self._ready.wait()
+        assert self._client is not None
+        wanted = {s for s in symbols if s in self._infos}
+        for symbol, feed in list(self._symbols.items()):
+            if symbol in wanted:
+                feed.on_demand = False
+            elif not feed.on_demand:
+                await self._release(symbol)
+        added = [self._add_symbol(s, on_demand=False) for s in sorted(wanted - set(self._symbols))]
+        if added:
+            await self._client.subscribe([name for feed in added for name in feed.streams])
+            for feed in added:
+                self._spawn(self._warm_up(feed.info.symbol))
 
     async def _release(self, symbol: str) -> None:
         assert self._client is not None
