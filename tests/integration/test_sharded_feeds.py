@@ -75,7 +75,7 @@ async def _until(predicate, timeout_s: float, what: str) -> float:
 
 
 @pytest.mark.timeout(180)
-async def test_three_feeds_share_the_symbols_and_take_over_a_crashed_one(  # noqa: F811
+async def test_three_feeds_share_the_symbols_and_take_over_a_crashed_one(
     cluster,  # noqa: F811 - the module's fixture
     client,  # noqa: F811 - flushes the cluster
     tmp_path: Path,
