@@ -48,7 +48,7 @@ COLUMNS: tuple[dict[str, Any], ...] = (
         "headerTooltip": "Favourite: click the star to keep the symbol on top for this browser.",
         "cellClass": "wl-star",
     },
-    {"field": "symbol", "headerName": "Symbol", "width": 118, "pinned": "left", "sort": None},
+    {"field": "symbol", "headerName": "Symbol", "width": 118, "pinned": "left"},
     {
         "field": "last",
         "headerName": "Last",

@@ -10,10 +10,13 @@ import dash
 from dash import Input, Output, State, ctx
 
 from app import ids
-from components.watchlist import WatchlistFilter, toggle_favourite, watchlist_update
+from components.watchlist import (
+    ALL_QUOTES,
+    WatchlistFilter,
+    toggle_favourite,
+    watchlist_update,
+)
 from services.store import MarketStore
-
-FILTER_INPUTS = (ids.WATCHLIST_TEXT, ids.WATCHLIST_QUOTE, ids.WATCHLIST_FAVOURITES_ONLY)
 
 
 def clicked_symbol(cell: dict[str, Any] | None) -> tuple[str | None, bool]:
@@ -50,7 +53,7 @@ def register(app: dash.Dash, store: MarketStore) -> None:
     def refresh(_n, is_open, text, quote, favourites_only, favourites, seen):
         if not is_open:
             return dash.no_update, dash.no_update, None
-        view = WatchlistFilter(text or "", quote or "ALL", bool(favourites_only))
+        view = WatchlistFilter(text or "", quote or ALL_QUOTES, bool(favourites_only))
         decimals = {info.symbol: info.price_decimals for info in store.symbols()}
         full = ctx.triggered_id != ids.SLOW_INTERVAL
         update = watchlist_update(
