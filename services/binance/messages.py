@@ -13,13 +13,18 @@ a raw-stream payload (``/ws/<stream>``, dispatched on its ``e`` field) and the a
 control messages: ``{"result": ..., "id": ...}``, or an error, either as documented
 (``{"code": ..., "msg": ..., "id": ...}``) or as the live servers send it
 (``{"error": {"code": ..., "msg": ...}, "id": ...}``).
-A frame that cannot be decoded raises ``MalformedFrame``; an event type nobody knows gives a
-``Frame`` whose ``event`` is ``UnknownEvent`` so that callers can count it and move on.
+A frame that cannot be decoded raises ``MalformedFrame`` whatever went wrong inside the
+decoder (a schema mismatch, but also nesting deep enough to raise ``RecursionError``, invalid
+UTF-8, a ``str`` frame with lone surrogates, memory): callers catch one exception, count the
+frame and move on. An event type nobody knows gives a ``Frame`` whose ``event`` is
+``UnknownEvent`` so that callers can count it too.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Generic, TypeVar
+from collections.abc import Callable
+from functools import wraps
+from typing import Annotated, Any, Generic, ParamSpec, TypeVar
 
 import msgspec
 
@@ -32,6 +37,30 @@ Level = tuple[Price, Qty]
 
 class MalformedFrame(ValueError):
     """A frame that is not valid JSON or does not match the payload of its stream."""
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _malformed_on_any_error(decode: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Make every exception a decoder raises a ``MalformedFrame`` (the original is chained).
+
+    msgspec reports schema and syntax errors as ``DecodeError``, but a frame can also make it
+    raise ``RecursionError`` (deep nesting), ``UnicodeError`` or ``MemoryError``; a hostile
+    frame must cost one counted frame, never the connection or the run.
+    """
+
+    @wraps(decode)
+    def guarded(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return decode(*args, **kwargs)
+        except MalformedFrame:
+            raise
+        except Exception as exc:
+            raise MalformedFrame(f"undecodable: {type(exc).__name__}: {exc}"[:300]) from exc
+
+    return guarded
 
 
 class DepthUpdate(msgspec.Struct, frozen=True, gc=False):
@@ -316,6 +345,7 @@ def _frame_decoder(stream: bytes) -> msgspec.json.Decoder | None:
     return decoder
 
 
+@_malformed_on_any_error
 def decode_payload(stream: str, data: bytes | memoryview) -> Event:
     """Decode the ``data`` of a combined-stream frame, knowing its stream name."""
     decoder = _DECODERS_BY_KIND.get(stream_kind(stream))
@@ -327,6 +357,7 @@ def decode_payload(stream: str, data: bytes | memoryview) -> Event:
         raise MalformedFrame(f"{stream}: {exc}") from exc
 
 
+@_malformed_on_any_error
 def decode_raw_event(data: bytes | memoryview) -> Event:
     """Decode a raw-stream payload by its ``e`` field (``/ws/<stream>`` connections)."""
     try:
@@ -347,23 +378,35 @@ def decode_raw_event(data: bytes | memoryview) -> Event:
         raise MalformedFrame(f"{name}: {exc}") from exc
 
 
+@_malformed_on_any_error
 def decode_frame(raw: bytes | str) -> Frame:
     """Decode one WebSocket text frame (combined envelope, raw payload or control answer).
 
     Raises ``MalformedFrame`` when the frame is not JSON or its payload does not match the
-    stream's schema (missing fields, wrong types, non-numeric prices).
+    stream's schema (missing fields, wrong types, non-numeric prices), and for any other
+    exception decoding raises (deep nesting, invalid UTF-8).
     """
-    if type(raw) is bytes and raw.startswith(_STREAM_PREFIX):
-        # Binance's own framing: the stream name first, then the payload. Envelope and
-        # payload are decoded together in one pass by a decoder chosen by the stream name.
-        end = raw.find(b'"', 11, 200)
-        stream = raw[11:end]
-        decoder = (_FRAME_DECODERS.get(stream) or _frame_decoder(stream)) if end > 11 else None
-        if decoder is not None:
-            try:
-                return decoder.decode(raw)
-            except msgspec.DecodeError:
-                pass
+    try:
+        if type(raw) is bytes and raw.startswith(_STREAM_PREFIX):
+            # Binance's own framing: the stream name first, then the payload. Envelope and
+            # payload are decoded together in one pass by a decoder chosen by the stream name.
+            end = raw.find(b'"', 11, 200)
+            stream = raw[11:end]
+            decoder = (_FRAME_DECODERS.get(stream) or _frame_decoder(stream)) if end > 11 else None
+            if decoder is not None:
+                try:
+                    return decoder.decode(raw)
+                except msgspec.DecodeError:
+                    pass
+        return _decode_envelope(raw)
+    except MalformedFrame:
+        raise
+    except Exception as exc:  # RecursionError, UnicodeError, ...: see _malformed_on_any_error
+        raise MalformedFrame(f"undecodable: {type(exc).__name__}: {exc}"[:300]) from exc
+
+
+def _decode_envelope(raw: bytes | str) -> Frame:
+    """Decode a frame by its envelope first (any framing, control answers)."""
     try:
         envelope = _ENVELOPE.decode(raw)
     except msgspec.DecodeError as exc:
@@ -403,6 +446,7 @@ class DepthSnapshot(msgspec.Struct, frozen=True, gc=False):
 _DEPTH_SNAPSHOT = msgspec.json.Decoder(DepthSnapshot, strict=False)
 
 
+@_malformed_on_any_error
 def decode_depth_snapshot(body: bytes | str) -> DepthSnapshot:
     """Decode a REST depth snapshot body; raises ``MalformedFrame`` when it is not one."""
     try:
