@@ -104,7 +104,11 @@ def _int(pattern: re.Pattern[bytes], data: bytes) -> int | None:
 
 def load_session(paths: list[Path]) -> RecordedSession:
     """Read recordings (one market), find each symbol's starting book and drop the diffs
-    that precede it. Raises ``RecordingGap`` when a diff chain does not bridge."""
+    that precede it. Raises ``RecordingGap`` when a diff chain does not bridge.
+
+    The market is what the recording's messages say (``RecordedMessage.market``: REST
+    paths, ``pu`` in diffs, USD-M-only events), whichever line of whichever symbol says it;
+    spot when none does."""
     markets: set[str] = set()
     snapshots: dict[str, dict] = {}
     frames: list[ReplayEvent] = []
@@ -112,9 +116,10 @@ def load_session(paths: list[Path]) -> RecordedSession:
     for path in paths:
         for message in read_recording(path):
             times.append(message.ts_ns)
+            if message.market:
+                markets.add(message.market)
             if message.src == "rest":
-                symbol, market = message.rest_target()
-                markets.add(market)
+                symbol = message.rest_target()[0]
                 if symbol and symbol not in snapshots:
                     snapshots[symbol] = orjson.loads(message.raw)
                 continue
@@ -133,7 +138,7 @@ def load_session(paths: list[Path]) -> RecordedSession:
             )
     frames.sort(key=lambda e: e.ts_ns)
     if not markets:
-        markets.add("usdm" if any("@depth@0ms" in e.stream for e in frames) else "spot")
+        markets.add("spot")
     if len(markets) > 1:
         raise ValueError("recordings of different markets cannot be replayed together")
     market = markets.pop()
