@@ -33,6 +33,9 @@ Price = Annotated[float, msgspec.Meta(gt=0.0, lt=1e15)]
 Qty = Annotated[float, msgspec.Meta(ge=0.0, lt=1e15)]
 """A quantity: finite and not negative (0 deletes a book level)."""
 Level = tuple[Price, Qty]
+Int64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
+"""An update id, trade id, count or time: Binance's are 64-bit; a larger integer (msgspec
+would otherwise decode hundreds of digits) fails decoding instead of breaking an id chain."""
 
 
 class MalformedFrame(ValueError):
@@ -71,20 +74,20 @@ class DepthUpdate(msgspec.Struct, frozen=True, gc=False):
     """
 
     e: str
-    E: int
+    E: Int64
     s: str
-    U: int
-    u: int
+    U: Int64
+    u: Int64
     b: list[Level]
     a: list[Level]
-    pu: int | None = None
-    T: int | None = None
+    pu: Int64 | None = None
+    T: Int64 | None = None
 
 
 class PartialDepth(msgspec.Struct, frozen=True, gc=False):
     """Top-N book replacement (``@depth5/10/20``). It names no symbol: the stream does."""
 
-    lastUpdateId: int
+    lastUpdateId: Int64
     bids: list[Level]
     asks: list[Level]
 
@@ -93,12 +96,12 @@ class Trade(msgspec.Struct, frozen=True, gc=False):
     """One fill. ``m`` true means the buyer was the maker, so the taker (aggressor) sold."""
 
     e: str
-    E: int
+    E: Int64
     s: str
-    t: int
+    t: Int64
     p: Price
     q: Qty
-    T: int
+    T: Int64
     m: bool
 
 
@@ -106,14 +109,14 @@ class AggTrade(msgspec.Struct, frozen=True, gc=False):
     """Fills of one taker order at one price (ids ``f``..``l``); ``m`` as for ``Trade``."""
 
     e: str
-    E: int
+    E: Int64
     s: str
-    a: int
+    a: Int64
     p: Price
     q: Qty
-    f: int
-    l: int  # noqa: E741 - Binance's field name
-    T: int
+    f: Int64
+    l: Int64  # noqa: E741 - Binance's field name
+    T: Int64
     m: bool
 
 
@@ -121,8 +124,8 @@ class KlineBar(msgspec.Struct, frozen=True, gc=False):
     """One candle: open time ``t``, close time ``T``, interval ``i``, OHLC, base volume ``v``,
     quote volume ``q``, trade count ``n``, taker-buy base volume ``V``, closed flag ``x``."""
 
-    t: int
-    T: int
+    t: Int64
+    T: Int64
     s: str
     i: str
     o: float
@@ -130,20 +133,20 @@ class KlineBar(msgspec.Struct, frozen=True, gc=False):
     h: float
     l: float  # noqa: E741 - Binance's field name
     v: float
-    n: int
+    n: Int64
     x: bool
     q: float
     V: float
     Q: float
-    f: int = -1
-    L: int = -1
+    f: Int64 = -1
+    L: Int64 = -1
 
 
 class Kline(msgspec.Struct, frozen=True, gc=False):
     """Kline event wrapping the current bar of one interval."""
 
     e: str
-    E: int
+    E: Int64
     s: str
     k: KlineBar
 
@@ -153,7 +156,7 @@ class MiniTicker(msgspec.Struct, frozen=True, gc=False):
     quote volume ``q``."""
 
     e: str
-    E: int
+    E: Int64
     s: str
     c: float
     o: float
@@ -168,7 +171,7 @@ class Ticker(msgspec.Struct, frozen=True, gc=False):
     last price ``c`` and best bid/ask ``b``/``a`` with sizes ``B``/``A``."""
 
     e: str
-    E: int
+    E: Int64
     s: str
     p: float
     P: float
@@ -180,11 +183,11 @@ class Ticker(msgspec.Struct, frozen=True, gc=False):
     l: float  # noqa: E741 - Binance's field name
     v: float
     q: float
-    O: int  # noqa: E741 - Binance's field name
-    C: int
-    F: int
-    L: int
-    n: int
+    O: Int64  # noqa: E741 - Binance's field name
+    C: Int64
+    F: Int64
+    L: Int64
+    n: Int64
     b: float = 0.0
     B: float = 0.0
     a: float = 0.0
@@ -195,22 +198,22 @@ class Ticker(msgspec.Struct, frozen=True, gc=False):
 class BookTicker(msgspec.Struct, frozen=True, gc=False):
     """Best bid/ask with sizes after update ``u``. Spot sends no ``e``/``E``; USD-M does."""
 
-    u: int
+    u: Int64
     s: str
     b: float
     B: float
     a: float
     A: float
     e: str = "bookTicker"
-    E: int | None = None
-    T: int | None = None
+    E: Int64 | None = None
+    T: Int64 | None = None
 
 
 class ServerShutdown(msgspec.Struct, frozen=True, gc=False):
     """The server is about to close this connection: reconnect elsewhere now."""
 
     e: str
-    E: int
+    E: Int64
 
 
 class UnknownEvent(msgspec.Struct, frozen=True):
@@ -436,11 +439,11 @@ class DepthSnapshot(msgspec.Struct, frozen=True, gc=False):
     """REST depth snapshot (``/api/v3/depth``, ``/fapi/v1/depth``): the book as of
     ``lastUpdateId``, best level first on each side. USD-M adds ``E`` and ``T``."""
 
-    lastUpdateId: int
+    lastUpdateId: Int64
     bids: list[Level]
     asks: list[Level]
-    E: int | None = None
-    T: int | None = None
+    E: Int64 | None = None
+    T: Int64 | None = None
 
 
 _DEPTH_SNAPSHOT = msgspec.json.Decoder(DepthSnapshot, strict=False)

@@ -248,3 +248,18 @@ def test_depth_snapshot_decoding_is_guarded_too() -> None:
         decode_depth_snapshot(b'{"lastUpdateId":1,"bids":' + _nested(DEEP) + b',"asks":[]}')
     with pytest.raises(MalformedFrame):
         decode_depth_snapshot(b'{"lastUpdateId":1,"bids":[["\xff","1"]],"asks":[]}')
+
+
+@pytest.mark.parametrize("digits", [20, 400, 4000])
+def test_ids_beyond_64_bits_are_malformed(digits: int) -> None:
+    """msgspec decodes integers of hundreds of digits; an update id that large would break
+    the book's id chain (a false gap), so it fails decoding instead."""
+    raw = DEPTH | {"data": DEPTH["data"] | {"U": "@@ID@@"}}
+    frame = json.dumps(raw).encode().replace(b'"@@ID@@"', b"9" * digits)
+    assert _decode(frame) is None
+
+
+def test_64_bit_ids_still_decode() -> None:
+    raw = json.loads(json.dumps(DEPTH))
+    raw["data"]["U"], raw["data"]["u"] = 2**63 - 2, 2**63 - 1
+    assert decode_frame(json.dumps(raw).encode()).event.u == 2**63 - 1
