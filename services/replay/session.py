@@ -22,7 +22,7 @@ from pathlib import Path
 import orjson
 
 from services.binance.messages import stream_kind
-from services.binance.rest_client import decimals
+from services.binance.symbol_rules import decimals
 from services.replay.exchange_book import ExchangeBook
 from services.replay.recording import read_recording
 
