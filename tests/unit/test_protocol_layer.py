@@ -51,3 +51,25 @@ def test_exchange_info_rules_and_decimals():
     )
     assert (bare.tick_size, bare.price_decimals, bare.qty_decimals) == (0.01, 2, 5)
     assert [decimals(s) for s in ("0.01000000", "1.0", "1", "0.5")] == [2, 0, 0, 1]
+
+
+def test_the_protocol_layer_has_no_import_circle():
+    """One connection's lifecycle (ws_connection) knows nothing of the client that keeps the
+    subscriptions across connections (ws_client); no module of the layer imports back."""
+    graph = {
+        path.stem: {
+            m.rsplit(".", 1)[-1]
+            for m in imported_modules(path)
+            if m.startswith("services.binance.")
+        }
+        for path in PROTOCOL.glob("*.py")
+    }
+    assert "ws_client" not in graph["ws_connection"]
+
+    def reaches(start: str, target: str, seen: set[str]) -> bool:
+        for nxt in graph.get(start, ()):
+            if nxt == target or (nxt not in seen and reaches(nxt, target, seen | {nxt})):
+                return True
+        return False
+
+    assert [m for m in graph if reaches(m, m, set())] == []
