@@ -134,12 +134,18 @@ def run_check(path: Path) -> tuple[int, list[dict], str]:
     return done.returncode, [json.loads(line) for line in done.stdout.splitlines()], done.stderr
 
 
+@pytest.fixture(scope="module")
+def fuzzed(tmp_path_factory) -> tuple[Path, dict[str, int]]:
+    path = tmp_path_factory.mktemp("fuzzed") / "fuzzed.jsonl.gz"
+    return path, fuzzed_recording(SPOT_2021, path)
+
+
 @pytest.mark.timeout(180)
-def test_check_with_1000_hostile_frames_equals_the_clean_run(tmp_path):
-    counts = fuzzed_recording(SPOT_2021, tmp_path / "fuzzed.jsonl.gz")
+def test_check_with_1000_hostile_frames_equals_the_clean_run(fuzzed):
+    path, counts = fuzzed
     assert sum(counts.values()) == FUZZED
     clean_code, clean, _ = run_check(SPOT_2021)
-    code, fuzzed, stderr = run_check(tmp_path / "fuzzed.jsonl.gz")
+    code, fuzzed, stderr = run_check(path)
     assert stderr == b""
     assert code == clean_code == 0
     assert [r["symbol"] for r in fuzzed] == [r["symbol"] for r in clean]
@@ -157,19 +163,19 @@ def test_check_with_1000_hostile_frames_equals_the_clean_run(tmp_path):
     assert first["foreign_frames"] >= counts["other_symbol"] + counts["ten_megabytes"]
 
 
-def test_replay_session_of_the_fuzzed_recording_equals_the_clean_one(tmp_path):
+def test_replay_session_of_the_fuzzed_recording_equals_the_clean_one(fuzzed):
     """The local exchange's own reading of a recording: hostile frames are skipped and
     counted, so they neither decide where a symbol's diffs start (a frame with real-looking
     ids but an undecodable body used to raise RecordingGap) nor reach the exchange's book."""
-    counts = fuzzed_recording(SPOT_2021, tmp_path / "fuzzed.jsonl.gz")
+    path, counts = fuzzed
     clean = load_session([SPOT_2021])
-    fuzzed = load_session([tmp_path / "fuzzed.jsonl.gz"])
-    assert fuzzed.market == clean.market
-    assert fuzzed.events == clean.events
-    assert {s: v.first_diff_ids for s, v in fuzzed.symbols.items()} == {
+    session = load_session([path])
+    assert session.market == clean.market
+    assert session.events == clean.events
+    assert {s: v.first_diff_ids for s, v in session.symbols.items()} == {
         s: v.first_diff_ids for s, v in clean.symbols.items()
     }
     assert clean.skipped_frames == 0
     # every hostile frame with a recognisable envelope of an applied kind (a truncated one
     # may not even have that; unknown streams are played as recorded)
-    assert 0.8 * (FUZZED - counts["unknown_event"]) < fuzzed.skipped_frames <= FUZZED
+    assert 0.8 * (FUZZED - counts["unknown_event"]) < session.skipped_frames <= FUZZED

@@ -196,7 +196,7 @@ def test_spot_snapshot_one_below_the_first_diff_is_used(name, symbol, tmp_path):
 
 
 @settings(
-    max_examples=30,
+    max_examples=20,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
