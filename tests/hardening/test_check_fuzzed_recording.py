@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from app.cli.check import check_recording
 from services.replay.recording import SPOT_2021, format_line, read_recording
 from services.replay.session import load_session
 
@@ -179,3 +180,27 @@ def test_replay_session_of_the_fuzzed_recording_equals_the_clean_one(fuzzed):
     # every hostile frame with a recognisable envelope of an applied kind (a truncated one
     # may not even have that; unknown streams are played as recorded)
     assert 0.8 * (FUZZED - counts["unknown_event"]) < session.skipped_frames <= FUZZED
+
+
+def test_bad_lines_and_a_file_cut_short_are_counted_not_fatal(tmp_path):
+    """A recorder's broken line (a frame with a raw newline, a half-written line) or a gzip
+    file cut short by a killed recorder cost that line, not the run."""
+    messages = [m for m in read_recording(SPOT_2021) if m.line <= 1500]
+    whole, path = tmp_path / "whole.jsonl.gz", tmp_path / "broken.jsonl.gz"
+    with gzip.open(whole, "wb") as clean_fh, gzip.open(path, "wb") as fh:
+        for index, m in enumerate(messages):
+            clean_fh.write(format_line(m.ts_ns, m.src, m.raw, m.url))
+            fh.write(format_line(m.ts_ns, m.src, m.raw, m.url))
+            if index == 100:
+                fh.write(b'{"ts":1,"src":"ws","msg":{"stream":"btcusdt@trade",\n')
+                fh.write(b'"data":{}}}\n')
+    clean = {r["symbol"]: r for r in check_recording(whole)}
+    got = {r["symbol"]: r for r in check_recording(path)}
+    assert clean and all(r["status"] == "ok" for r in clean.values())
+    for symbol, expected in clean.items():
+        assert {k: got[symbol][k] for k in SAME} == {k: expected[k] for k in SAME}
+        assert got[symbol]["malformed_frames"] == expected["malformed_frames"] + 2
+    cut = tmp_path / "cut.jsonl.gz"
+    cut.write_bytes(path.read_bytes()[: path.stat().st_size * 2 // 3])
+    results = check_recording(cut)
+    assert results and all(r["malformed_frames"] >= 3 for r in results)
