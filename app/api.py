@@ -33,6 +33,8 @@ MAX_TRADES = 1000
 MAX_BINS = derived.PROFILE_MAX_ROWS
 """Most rows a volume profile is divided into; a larger ``bins`` is refused, not capped."""
 HEALTH_MAX_AGE_S = 10.0
+_PAGE_ROUTE = "/<path:path>"
+"""Dash's catch-all page route, which answers any path no other route takes."""
 
 
 class ApiError(Exception):
@@ -204,7 +206,8 @@ def _answer_unrouted_api_paths(api: Blueprint) -> None:
     endpoints: list[Map] = []
 
     def api_map() -> Map:
-        """The API's own routes (built on first use, when the app's map is complete)."""
+        """Every API route, this blueprint's and any other's under ``/api/`` (built on first
+        use, when the app's map is complete)."""
         if not endpoints:
             prefix = f"{api.name}."
             rules = current_app.url_map.iter_rules()
@@ -213,7 +216,7 @@ def _answer_unrouted_api_paths(api: Blueprint) -> None:
                     [
                         Rule(rule.rule, methods=rule.methods, endpoint=rule.endpoint)
                         for rule in rules
-                        if rule.endpoint.startswith(prefix)
+                        if rule.endpoint.startswith(prefix) or rule.rule.startswith("/api/")
                     ],
                     merge_slashes=False,
                 )
@@ -223,9 +226,9 @@ def _answer_unrouted_api_paths(api: Blueprint) -> None:
     @api.before_app_request
     def unrouted_api_path() -> Response | None:
         rule, path = request.url_rule, request.path
+        if rule is not None and rule.rule != _PAGE_ROUTE:
+            return None  # routed to an endpoint (this API's or another blueprint's)
         under_api = path.startswith("/api/") or path == "/api"
-        if rule is not None and (rule.endpoint.startswith(f"{api.name}.") or not under_api):
-            return None  # routed: to the API, or to a page or a Dash callback
         try:
             api_map().bind("").match(path, request.method)
         except MethodNotAllowed as exc:

@@ -5,6 +5,7 @@ a parameter is honoured as asked or refused with a 400 that names its limit."""
 from __future__ import annotations
 
 import pytest
+from flask import Blueprint
 
 from app.api import MAX_BINS
 from app.callbacks.derived import PROFILE_MAX_ROWS
@@ -103,3 +104,18 @@ def test_bins_within_the_limit_are_honoured(client, bins):
     span_ticks = round((profile["price"][-1] - profile["price"][0]) / 0.01) + 1
     assert rows <= bins + 1
     assert rows >= min(bins, span_ticks // max(round(profile["bucket"] / 0.01), 1))
+
+
+def test_api_routes_of_other_blueprints_are_left_to_them():
+    """A room registering its own blueprint under /api/ (history, alerts, ...) keeps its
+    routes; a method it does not serve is still a 405 JSON."""
+    store = MemoryStore()
+    app = create_app(store)
+    extra = Blueprint("extra_room", __name__)
+    extra.add_url_rule("/api/extra/<name>", "extra", lambda name: {"name": name})
+    app.server.register_blueprint(extra)
+    client = app.server.test_client()
+    assert client.get("/api/extra/x").get_json() == {"name": "x"}
+    response = client.post("/api/extra/x")
+    assert response.status_code == 405 and response.get_json()["allowed"] == ["GET", "HEAD"]
+    assert client.get("/api/extra").status_code == 404
