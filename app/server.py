@@ -19,6 +19,7 @@ from app.callbacks import (
     symbol,
     tape,
     view,
+    watchlist,
 )
 from app.callbacks.derived import DerivedCache
 from app.layout import create_layout
@@ -55,6 +56,7 @@ def create_app(
     symbol.register(app, store)
     status.register(app, store)
     view.register(app)
+    watchlist.register(app, store)
     for panel in (depth, tape, flow, profile, liquidity, export, heatmap, footprint):
         panel.register(app, store, cache)
     app.server.register_blueprint(api.create_api(store, cache))
