@@ -157,18 +157,19 @@ def footprint_loop(view: TradeView, interval_ms: int, row_size: float) -> dict:
 
 
 PAINT_JS = """
+const graph = arguments[0];
 window.__paint = []; window.__resp = null;
 const original = window.fetch;
 window.fetch = async (...args) => {
   const response = await original(...args);
   const body = args[1] && args[1].body;
   if (String(args[0]).includes('_dash-update-component') && body
-      && String(body).includes('heatmap-chart.figure')) {
+      && String(body).includes(graph + '.figure')) {
     response.clone().text().then(() => { window.__resp = performance.now(); });
   }
   return response;
 };
-const gd = document.querySelector('#heatmap-chart .js-plotly-plot');
+const gd = document.querySelector('#' + graph + ' .js-plotly-plot');
 gd.on('plotly_afterplot', () => {
   if (window.__resp === null) return;
   const t0 = window.__resp; window.__resp = null;
@@ -178,10 +179,14 @@ return true;
 """
 
 
-def browser_paint_ms(real: list[BookSample], trades: TradeView, seconds: float) -> list[float]:
-    """Times (ms) from a heatmap callback's response to the update painted, measured in
+def browser_paint_ms(
+    real: list[BookSample], trades: TradeView, seconds: float
+) -> dict[str, list[float]]:
+    """Times (ms) from a graph callback's response to the update painted, measured in
     headless Chromium with ``requestAnimationFrame`` after ``plotly_afterplot``, while a
-    publisher adds one real book sample per second (re-timed to the wall clock)."""
+    publisher adds one real book sample per second (re-timed to the wall clock): the
+    heatmap's live columns, then, as a peer on the same page and machine, the depth
+    chart's updates (``?view=depth``)."""
     import shutil
     import threading
 
@@ -191,7 +196,7 @@ def browser_paint_ms(real: list[BookSample], trades: TradeView, seconds: float) 
     from app.server import create_app
 
     if shutil.which("chromedriver") is None:
-        return []
+        return {}
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     store = MemoryStore()
     store.publish_symbols([INFO])
@@ -234,9 +239,15 @@ def browser_paint_ms(real: list[BookSample], trades: TradeView, seconds: float) 
             "return !!(g && g.data && g.data.length && g.data[0].type === 'heatmap');"
         ):
             time.sleep(0.2)
-        driver.execute_script(PAINT_JS)
+        driver.execute_script(PAINT_JS, "heatmap-chart")
         time.sleep(seconds)
-        return list(driver.execute_script("return window.__paint;"))
+        result = {"heatmap": list(driver.execute_script("return window.__paint;"))}
+        driver.get(f"http://127.0.0.1:{server.server_port}/{SYMBOL}?view=depth")
+        time.sleep(5)
+        driver.execute_script(PAINT_JS, "depth-chart")
+        time.sleep(seconds)
+        result["depth"] = list(driver.execute_script("return window.__paint;"))
+        return result
     finally:
         driver.quit()
         server.shutdown()
@@ -301,8 +312,10 @@ def main() -> None:
     )
     loop_ms, _cells = median_ms(lambda: footprint_loop(trades, 60_000, 10.0), repeats=3)
     sampler_us = 1e6 * statistics.median(record_cost)
-    paints = browser_paint_ms(real, real_trades, seconds=20.0)
+    measured = browser_paint_ms(real, real_trades, seconds=20.0)
+    paints, depth_paints = measured.get("heatmap", []), measured.get("depth", [])
     paint_ms = statistics.median(paints) if paints else float("nan")
+    depth_paint_ms = statistics.median(depth_paints) if depth_paints else float("nan")
 
     rows_out = [
         ("heatmap live column (±2 %, 1 s): server", f"{patch_ms + patch_json_ms:.2f} ms",
@@ -319,6 +332,8 @@ def main() -> None:
         ("book sampler per publication", f"{sampler_us:.0f} µs", "", "median"),
         ("chromium: live column response → painted", f"{paint_ms:.1f} ms", "",
          f"median of {len(paints)} updates"),
+        ("  peer: depth chart update → painted", f"{depth_paint_ms:.1f} ms", "",
+         f"median of {len(depth_paints)} updates"),
     ]  # fmt: skip
     print(f"{'measure':<44}{'time':>12}{'payload':>12}  note")
     for name, t, size, note in rows_out:
@@ -338,6 +353,7 @@ def main() -> None:
                 "footprint_python_loop_ms": round(loop_ms, 1),
                 "sampler_per_publication_us": round(sampler_us, 1),
                 "chromium_live_update_paint_ms": round(paint_ms, 1),
+                "chromium_depth_update_paint_ms": round(depth_paint_ms, 1),
                 "chromium_updates_measured": len(paints),
                 "load_average_1m": round(os.getloadavg()[0], 2),
                 "trades": len(trades),
