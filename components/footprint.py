@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from components.heatmap import value_decimals
 from components.theme import ACCENT, ASK, BID, GRID, MUTED, TEXT, create_base_layout
 from services.analytics.footprint import CandlesWithDelta, Footprint
 
@@ -88,7 +89,8 @@ def create_footprint_figure(
     else:
         values, scale, zmid = fp.cell_delta, DELTA_SCALE, 0.0
     z = np.full((nbars, nrows), None, dtype=object)
-    z[bars, rows] = np.round(values, 6)
+    peak = float(np.abs(values).max()) if values.shape[0] else 0.0
+    z[bars, rows] = np.round(values, value_decimals(peak))  # colour needs 4 digits
     text = np.full((nbars, nrows), "", dtype=object)
     text[bars, rows] = cell_texts(fp, mode)
     half = fp.interval_ms // 2
