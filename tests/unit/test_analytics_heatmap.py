@@ -201,10 +201,10 @@ def test_ring_is_bounded_oldest_first():
     for second in range(6):
         ring.record(book([(100, second + 1)], [(101, 1)]), second * 1000)
     assert [s.time_ms for s in ring.samples()] == [2000, 3000, 4000] and ring.dropped == 2
-    small = BookSampleRing(max_bytes=40)  # one level per side: 32 bytes a sample
+    small = BookSampleRing(max_bytes=40)  # one level per side: 24 bytes a sample
     for second in range(4):
         small.record(book([(100, 1)], [(101, 1)]), second * 1000)
-    assert len(small) == 1 and small.nbytes == 32
+    assert len(small) == 1 and small.nbytes == 24
     registry = BookSamples(max_samples=2)
     registry.record("A", book([(1, 1)], [(2, 1)]), 0)
     registry.record("A", book([(1, 1)], [(2, 1)]), 1000)
