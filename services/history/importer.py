@@ -1,0 +1,181 @@
+"""Import a recording (``*.jsonl.gz``) into the history store, through the same decoding,
+``BookSync`` and writer the live feed's recording uses.
+
+Per symbol of the file: every trade (``trade`` or ``aggTrade``, as recorded, original
+exchange times), the recorded book (after the REST snapshot and each applied diff, exactly
+as live) and the 1-minute klines. Idempotent: trades whose ids are already stored are
+skipped by the writer; the book and klines of a symbol are imported only when nothing of
+the book is stored yet over the recording's time span.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from services.binance.messages import (
+    AggTrade,
+    DepthUpdate,
+    Kline,
+    MalformedFrame,
+    Trade,
+    decode_depth_snapshot,
+    decode_frame,
+)
+from services.history import schema
+from services.history.recorder import HistoryRecorder
+from services.history.segments import BOOK_TOP, list_segments
+from services.history.writer import HistoryWriter
+from services.market.book_sync import BookSync
+from services.replay.recording import read_recording
+
+Progress = Callable[[int, int], None]
+"""Called with (lines read, trades read) now and then."""
+
+
+@dataclass
+class _Symbol:
+    market: str = ""
+    kind: str = ""
+    rows: list[tuple[int, int, float, float, bool]] = field(default_factory=list)
+    klines: dict[int, Kline] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ImportResult:
+    """What one file brought: per symbol, trades added and whether its book was added."""
+
+    file: str
+    trades: dict[str, int]
+    trades_skipped: dict[str, int]
+    book_imported: dict[str, bool]
+
+
+def _file_market(path: Path) -> str:
+    return "usdm" if path.name.startswith("usdm") else "spot"
+
+
+def import_recording(
+    path: Path, writer: HistoryWriter, progress: Progress | None = None
+) -> ImportResult:
+    """Import one recording into ``writer``'s store (the writer must be started)."""
+    path = Path(path)
+    symbols: dict[str, _Symbol] = defaultdict(_Symbol)
+    market = _file_market(path)
+    lines = trades = 0
+    last_report = time.monotonic()
+    book_msgs: list[tuple[str, object]] = []
+    for message in read_recording(path):
+        lines += 1
+        if message.src == "rest":
+            symbol, rest_market = message.rest_target()
+            market = rest_market
+            if symbol and b"lastUpdateId" in message.raw[:200]:
+                book_msgs.append((symbol, decode_depth_snapshot(message.raw)))
+            continue
+        try:
+            event = decode_frame(message.raw).event
+        except MalformedFrame:
+            continue
+        if isinstance(event, Trade | AggTrade):
+            state = symbols[event.s]
+            state.kind = "aggTrade" if isinstance(event, AggTrade) else "trade"
+            trade_id = event.a if isinstance(event, AggTrade) else event.t
+            state.rows.append((trade_id, event.T, event.p, event.q, event.m))
+            trades += 1
+        elif isinstance(event, DepthUpdate):
+            book_msgs.append((event.s, event))
+        elif isinstance(event, Kline):
+            symbols[event.s].klines[event.k.t] = event
+        if progress is not None and time.monotonic() - last_report > 0.2:
+            progress(lines, trades)
+            last_report = time.monotonic()
+    added: dict[str, int] = {}
+    skipped: dict[str, int] = {}
+    books: dict[str, bool] = {}
+    for symbol, state in symbols.items():
+        state.market = market
+        if state.rows:
+            before = writer.stats().duplicates_skipped
+            _add_trades(writer, market, symbol, state)
+            writer.flush()
+            skipped[symbol] = writer.stats().duplicates_skipped - before
+            added[symbol] = len(state.rows) - skipped[symbol]
+    for symbol in {s for s, _ in book_msgs} | set(symbols):
+        state = symbols[symbol]
+        books[symbol] = _import_book(writer, market, symbol, state, book_msgs)
+    writer.flush()
+    if progress is not None:
+        progress(lines, trades)
+    return ImportResult(path.name, added, skipped, books)
+
+
+def _add_trades(writer: HistoryWriter, market: str, symbol: str, state: _Symbol) -> None:
+    rows = sorted(state.rows)
+    writer.add_trades(
+        market,
+        symbol,
+        state.kind,
+        {
+            "trade_id": np.fromiter((r[0] for r in rows), np.int64, len(rows)),
+            "time_ms": np.fromiter((r[1] for r in rows), np.int64, len(rows)),
+            "price_e8": schema.to_e8([r[2] for r in rows]),
+            "qty_e8": schema.to_e8([r[3] for r in rows]),
+            "buyer_maker": np.fromiter((r[4] for r in rows), bool, len(rows)),
+        },
+    )
+
+
+def _import_book(
+    writer: HistoryWriter,
+    market: str,
+    symbol: str,
+    state: _Symbol,
+    book_msgs: list[tuple[str, object]],
+) -> bool:
+    """Replay the symbol's snapshot and diffs through ``BookSync`` into the writer, and its
+    klines; False (nothing added) when book rows already cover the recording's span."""
+    mine = [m for s, m in book_msgs if s == symbol]
+    times = [m.E for m in mine if isinstance(m, DepthUpdate)]
+    times += list(state.klines)
+    if not times:
+        return False
+    start, end = min(times), max(times)
+    existing = list_segments(writer.root, market, symbol, BOOK_TOP, schema.BOOK_TOP, start, end)
+    if existing.segments:
+        return False
+    sync = BookSync(symbol, market)
+    recorder = HistoryRecorder(writer, market)
+    for message in mine:
+        if isinstance(message, DepthUpdate):
+            sync.on_diff(message)
+        else:
+            sync.on_snapshot(message)  # type: ignore[arg-type]
+        if sync.event_time_ms:
+            recorder.on_book(symbol, sync)
+    if state.klines:
+        writer.add_candles(market, symbol, candle_columns(list(state.klines.values()), "stream"))
+    return True
+
+
+def candle_columns(klines: list[Kline], source: str) -> dict[str, np.ndarray]:
+    """Kline events (or REST kline bars wrapped as events) as ``candles-1m`` columns."""
+    bars = [k.k for k in klines]
+    n = len(bars)
+    return {
+        "open_ms": np.fromiter((b.t for b in bars), np.int64, n),
+        "open_e8": schema.to_e8([b.o for b in bars]),
+        "high_e8": schema.to_e8([b.h for b in bars]),
+        "low_e8": schema.to_e8([b.l for b in bars]),
+        "close_e8": schema.to_e8([b.c for b in bars]),
+        "volume_e8": schema.to_e8([b.v for b in bars]),
+        "taker_buy_e8": schema.to_e8([b.V for b in bars]),
+        "trades": np.fromiter((b.n for b in bars), np.int64, n),
+        "closed": np.fromiter((b.x for b in bars), bool, n),
+        "source": np.array([source] * n, dtype=object),
+    }

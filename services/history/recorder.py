@@ -1,0 +1,160 @@
+"""The feed's history tap: hands trades, book states and candles to the history writer.
+
+Everything here runs on the feed's event-loop thread, so it only copies what it needs and
+queues it (``HistoryWriter`` does the rest on its own thread):
+
+- ``on_trades``: the released trades (an immutable view) go to the writer as they are;
+  when the first delivered id of a symbol (or any later one) jumps past the last id stored,
+  the hole is queued for the REST backfill (``TradeBackfill``) — that is how the trades
+  missed while Tapescope was down (a restart, a kill -9, a network loss) come back.
+- ``on_book``: the best bid/ask and LIVE state at every call (O(1) reads), and the levels
+  (only as many as the recorded band needs, see ``BookSampler``) every ``sample_ms``;
+- ``on_candle``: closed 1-minute bars.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from services.history.book_grid import implied_tick
+from services.history.schema import to_e8
+from services.history.writer import HistoryWriter
+from services.market.book_sync import BookSync
+from services.market.views import SyncState, TradeView
+from services.store import Candle
+
+DEFAULT_SAMPLE_MS = 500
+MAX_BAND_LEVELS = 5000
+
+HoleHandler = Callable[[str, str, int, int, int], None]
+"""Called with (symbol, kind, first missing id, last missing id, time of the trade after)."""
+
+
+@dataclass(slots=True)
+class BookSampler:
+    """When to copy a book's levels, and how many.
+
+    The levels of a LIVE book are copied at most every ``sample_ms`` of exchange time (and at
+    once when it turns LIVE); the count copied follows how many levels the recorded band held
+    last time (a quarter more, doubled when the band filled the whole copy), so a deep book
+    is not copied whole ten times a second."""
+
+    sample_ms: int = DEFAULT_SAMPLE_MS
+    last_sample_ms: int = -(10**15)
+    was_live: bool = False
+    copied: int = 0
+
+    def band(
+        self, sync: BookSync, time_ms: int, hint: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+        live = sync.state is SyncState.LIVE
+        due = live and (not self.was_live or time_ms - self.last_sample_ms >= self.sample_ms)
+        self.was_live = live
+        if not due:
+            return None
+        self.last_sample_ms = time_ms
+        n = hint * 2 if self.copied and hint >= self.copied else hint + hint // 4 + 64
+        n = min(max(n, 64), MAX_BAND_LEVELS)
+        self.copied = n
+        bid_p, bid_q = sync.book.bid_arrays(n)
+        ask_p, ask_q = sync.book.ask_arrays(n)
+        return bid_p, bid_q, ask_p, ask_q
+
+
+def top_of(sync: BookSync) -> tuple[float, float, float, float]:
+    """(best bid, its qty, best ask, its qty), 0.0 for an empty side."""
+    bid, ask = sync.book.best_bid(), sync.book.best_ask()
+    return (
+        bid[0] if bid else 0.0,
+        bid[1] if bid else 0.0,
+        ask[0] if ask else 0.0,
+        ask[1] if ask else 0.0,
+    )
+
+
+def trade_columns(view: TradeView) -> dict[str, np.ndarray]:
+    """A trade view as the columns of ``schema.TRADES``."""
+    return {
+        "trade_id": np.asarray(view.trade_id, dtype=np.int64),
+        "time_ms": np.asarray(view.time_ms, dtype=np.int64),
+        "price_e8": to_e8(view.price),
+        "qty_e8": to_e8(view.qty),
+        "buyer_maker": np.asarray(view.side) < 0,
+    }
+
+
+class HistoryRecorder:
+    """A ``FeedTap`` recording one feed's market (``spot`` or ``usdm``) into ``writer``.
+
+    ``ticks``: tick size per symbol (for the grid's bucket height; implied from the book's
+    levels when missing). ``on_hole``: where trade-id holes go (the REST backfill)."""
+
+    def __init__(
+        self,
+        writer: HistoryWriter,
+        market: str,
+        *,
+        ticks: Mapping[str, float] | None = None,
+        sample_ms: int = DEFAULT_SAMPLE_MS,
+        on_hole: HoleHandler | None = None,
+    ) -> None:
+        self.writer = writer
+        self.market = market
+        self.ticks = dict(ticks or {})
+        self.sample_ms = sample_ms
+        self.on_hole = on_hole
+        self._samplers: dict[str, BookSampler] = {}
+        self._last_ids: dict[str, int] = {}
+
+    def on_trades(self, symbol: str, trades: TradeView) -> None:
+        n = len(trades)
+        if n == 0:
+            return
+        first = int(trades.trade_id[0])
+        last = self._last_ids.get(symbol)
+        if last is None:
+            last = self.writer.stored_last_id(self.market, symbol, trades.kind)
+        if last >= 0 and first > last + 1 and self.on_hole is not None:
+            self.on_hole(symbol, trades.kind, last + 1, first - 1, int(trades.time_ms[0]))
+        self._last_ids[symbol] = max(last, int(trades.trade_id[-1]))
+        self.writer.add_trades(self.market, symbol, trades.kind, trade_columns(trades))
+
+    def on_book(self, symbol: str, book: BookSync) -> None:
+        time_ms = book.event_time_ms or int(time.time() * 1000)
+        sampler = self._samplers.get(symbol)
+        if sampler is None:
+            sampler = self._samplers[symbol] = BookSampler(self.sample_ms)
+        band = sampler.band(book, time_ms, self.writer.book_band_hint(self.market, symbol))
+        tick = self.ticks.get(symbol, 0.0)
+        if tick <= 0.0 and band is not None:
+            tick = self.ticks[symbol] = implied_tick(band[0])
+        self.writer.add_book(
+            self.market, symbol, time_ms, book.state is SyncState.LIVE, tick, top_of(book), band
+        )
+
+    def on_candle(self, symbol: str, candle: Candle) -> None:
+        if not candle.closed or candle.interval != "1m":
+            return
+        self.writer.add_candles(self.market, symbol, candle_row(candle, "stream"))
+
+
+def candle_row(candle: Candle, source: str, trades: int = -1) -> dict[str, np.ndarray]:
+    """One ``Candle`` as ``candles-1m`` columns."""
+    prices = to_e8([candle.open, candle.high, candle.low, candle.close])
+    volumes = to_e8([candle.volume, candle.taker_buy_volume])
+    return {
+        "open_ms": np.array([candle.open_time_ms], np.int64),
+        "open_e8": prices[0:1],
+        "high_e8": prices[1:2],
+        "low_e8": prices[2:3],
+        "close_e8": prices[3:4],
+        "volume_e8": volumes[0:1],
+        "taker_buy_e8": volumes[1:2],
+        "trades": np.array([trades], np.int64),
+        "closed": np.array([candle.closed]),
+        "source": np.array([source], dtype=object),
+    }
