@@ -36,6 +36,9 @@ class Settings:
     rest_weight_budget: REST request weight the client may use per minute.
     live_probe_timeout_s: how long ``auto`` waits for Binance before replaying.
     redis_url: Redis store for several processes (empty: in-process memory store).
+    history: record and serve history (``--no-history``: neither). history_dir: where the
+        history (trades, recorded book, candles) is kept. history_days / history_max_gb:
+        retention by age and by size (0: none).
     """
 
     source: str = "auto"
@@ -59,6 +62,10 @@ class Settings:
     live_probe_timeout_s: float = 3.0
     redis_url: str = ""
     exchange_port: int = 0
+    history: bool = True
+    history_dir: Path = Path("data/history")
+    history_days: float = 30.0
+    history_max_gb: float = 5.0
 
 
 _SOURCES = ("auto", "live", "replay")
@@ -132,6 +139,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, help="web server port (default 8050)")
     parser.add_argument("--debug", action="store_true", default=None, help="Dash debug mode")
     parser.add_argument("--redis-url", help="Redis store URL (several processes)")
+    parser.add_argument("--no-history", dest="history", action="store_false", default=None)
+    parser.add_argument("--history-dir", type=Path, help="history directory (data/history)")
+    parser.add_argument("--history-days", type=float, help="keep this many days (0 = all)")
+    parser.add_argument("--history-max-gb", type=float, help="history size cap (0 = none)")
 
 
 def from_args(args: argparse.Namespace, base: Settings | None = None) -> Settings:
@@ -141,6 +152,7 @@ def from_args(args: argparse.Namespace, base: Settings | None = None) -> Setting
     for name in (
         *("source", "preset", "ws_url", "rest_url", "recording", "speed", "loop"),
         *("host", "port", "debug", "redis_url"),
+        *("history", "history_dir", "history_days", "history_max_gb"),
     ):
         value = getattr(args, name, None)
         if value is not None:

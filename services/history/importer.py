@@ -28,7 +28,7 @@ from services.binance.messages import (
     decode_frame,
 )
 from services.history import schema
-from services.history.recorder import HistoryRecorder
+from services.history.recorder import HistoryRecorder, kline_columns
 from services.history.segments import BOOK_TOP, list_segments
 from services.history.writer import HistoryWriter
 from services.market.book_sync import BookSync
@@ -159,23 +159,7 @@ def _import_book(
         if sync.event_time_ms:
             recorder.on_book(symbol, sync)
     if state.klines:
-        writer.add_candles(market, symbol, candle_columns(list(state.klines.values()), "stream"))
+        writer.add_candles(
+            market, symbol, kline_columns([k.k for k in state.klines.values()], "stream")
+        )
     return True
-
-
-def candle_columns(klines: list[Kline], source: str) -> dict[str, np.ndarray]:
-    """Kline events (or REST kline bars wrapped as events) as ``candles-1m`` columns."""
-    bars = [k.k for k in klines]
-    n = len(bars)
-    return {
-        "open_ms": np.fromiter((b.t for b in bars), np.int64, n),
-        "open_e8": schema.to_e8([b.o for b in bars]),
-        "high_e8": schema.to_e8([b.h for b in bars]),
-        "low_e8": schema.to_e8([b.l for b in bars]),
-        "close_e8": schema.to_e8([b.c for b in bars]),
-        "volume_e8": schema.to_e8([b.v for b in bars]),
-        "taker_buy_e8": schema.to_e8([b.V for b in bars]),
-        "trades": np.fromiter((b.n for b in bars), np.int64, n),
-        "closed": np.fromiter((b.x for b in bars), bool, n),
-        "source": np.array([source] * n, dtype=object),
-    }

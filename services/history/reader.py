@@ -299,12 +299,12 @@ class HistoryReader:
             .unique(subset="open_ms", keep="first", maintain_order=True)
             .select(
                 "open_ms",
-                (pl.col("open_e8") / e8).alias("open"),
-                (pl.col("high_e8") / e8).alias("high"),
-                (pl.col("low_e8") / e8).alias("low"),
-                (pl.col("close_e8") / e8).alias("close"),
-                (pl.col("volume_e8") / e8).alias("volume"),
-                (pl.col("taker_buy_e8") / e8).alias("buy_volume"),
+                (pl.col("open_e8") / e8).round(8).alias("open"),
+                (pl.col("high_e8") / e8).round(8).alias("high"),
+                (pl.col("low_e8") / e8).round(8).alias("low"),
+                (pl.col("close_e8") / e8).round(8).alias("close"),
+                (pl.col("volume_e8") / e8).round(8).alias("volume"),
+                (pl.col("taker_buy_e8") / e8).round(8).alias("buy_volume"),
                 pl.col("trades"),
             )
             .collect()
@@ -349,9 +349,9 @@ class HistoryReader:
             .select(
                 "time_s",
                 "side",
-                (pl.col("bucket") * pl.col("bucket_e8") / e8).alias("price"),
-                (pl.col("bucket_e8") / e8).alias("bucket_size"),
-                (pl.col("max_qty_e8") / e8).alias("max_qty"),
+                (pl.col("bucket") * pl.col("bucket_e8") / e8).round(8).alias("price"),
+                (pl.col("bucket_e8") / e8).round(8).alias("bucket_size"),
+                (pl.col("max_qty_e8") / e8).round(8).alias("max_qty"),
             )
             .collect()
         )
@@ -476,12 +476,14 @@ def minute_bars_from_trades(trades: pl.DataFrame) -> pl.DataFrame:
         trades.lazy()
         .group_by((pl.col("time_ms") // 60_000 * 60_000).alias("open_ms"), maintain_order=True)
         .agg(
-            (pl.col("price_e8").first() / e8).alias("open"),
-            (pl.col("price_e8").max() / e8).alias("high"),
-            (pl.col("price_e8").min() / e8).alias("low"),
-            (pl.col("price_e8").last() / e8).alias("close"),
-            (pl.col("qty_e8").sum() / e8).alias("volume"),
-            (pl.col("qty_e8").filter(~pl.col("buyer_maker")).sum() / e8).alias("buy_volume"),
+            (pl.col("price_e8").first() / e8).round(8).alias("open"),
+            (pl.col("price_e8").max() / e8).round(8).alias("high"),
+            (pl.col("price_e8").min() / e8).round(8).alias("low"),
+            (pl.col("price_e8").last() / e8).round(8).alias("close"),
+            (pl.col("qty_e8").sum() / e8).round(8).alias("volume"),
+            (pl.col("qty_e8").filter(~pl.col("buyer_maker")).sum() / e8)
+            .round(8)
+            .alias("buy_volume"),
             pl.len().cast(pl.Int64).alias("trades"),
         )
         .collect()

@@ -3,10 +3,9 @@
 Everything here runs on the feed's event-loop thread, so it only copies what it needs and
 queues it (``HistoryWriter`` does the rest on its own thread):
 
-- ``on_trades``: the released trades (an immutable view) go to the writer as they are;
-  when the first delivered id of a symbol (or any later one) jumps past the last id stored,
-  the hole is queued for the REST backfill (``TradeBackfill``) — that is how the trades
-  missed while Tapescope was down (a restart, a kill -9, a network loss) come back.
+- ``on_trades``: the released trades go to the writer as columns; the writer, which knows
+  the last id stored, reports a jump (the first trade after a restart, a kill -9, a network
+  loss, or a gap the feed abandoned) as a hole to ``on_hole`` — the REST backfill.
 - ``on_book``: the best bid/ask and LIVE state at every call (O(1) reads), and the levels
   (only as many as the recorded band needs, see ``BookSampler``) every ``sample_ms``;
 - ``on_candle``: closed 1-minute bars.
@@ -20,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from services.binance.messages import KlineBar
 from services.history.book_grid import implied_tick
 from services.history.schema import to_e8
 from services.history.writer import HistoryWriter
@@ -30,8 +30,8 @@ from services.store import Candle
 DEFAULT_SAMPLE_MS = 500
 MAX_BAND_LEVELS = 5000
 
-HoleHandler = Callable[[str, str, int, int, int], None]
-"""Called with (symbol, kind, first missing id, last missing id, time of the trade after)."""
+NewSymbolHandler = Callable[[str, int], None]
+"""Called with (symbol, time of its first delivered trade) once per symbol and run."""
 
 
 @dataclass(slots=True)
@@ -91,7 +91,9 @@ class HistoryRecorder:
     """A ``FeedTap`` recording one feed's market (``spot`` or ``usdm``) into ``writer``.
 
     ``ticks``: tick size per symbol (for the grid's bucket height; implied from the book's
-    levels when missing). ``on_hole``: where trade-id holes go (the REST backfill)."""
+    levels when missing). ``on_new_symbol``: told of each symbol's first delivered trade
+    (the kline backfill). Holes in the ids are found by the writer (``on_hole``), which
+    knows what is stored."""
 
     def __init__(
         self,
@@ -100,27 +102,23 @@ class HistoryRecorder:
         *,
         ticks: Mapping[str, float] | None = None,
         sample_ms: int = DEFAULT_SAMPLE_MS,
-        on_hole: HoleHandler | None = None,
+        on_new_symbol: NewSymbolHandler | None = None,
     ) -> None:
         self.writer = writer
         self.market = market
         self.ticks = dict(ticks or {})
         self.sample_ms = sample_ms
-        self.on_hole = on_hole
+        self.on_new_symbol = on_new_symbol
         self._samplers: dict[str, BookSampler] = {}
-        self._last_ids: dict[str, int] = {}
+        self._seen: set[str] = set()
 
     def on_trades(self, symbol: str, trades: TradeView) -> None:
-        n = len(trades)
-        if n == 0:
+        if len(trades) == 0:
             return
-        first = int(trades.trade_id[0])
-        last = self._last_ids.get(symbol)
-        if last is None:
-            last = self.writer.stored_last_id(self.market, symbol, trades.kind)
-        if last >= 0 and first > last + 1 and self.on_hole is not None:
-            self.on_hole(symbol, trades.kind, last + 1, first - 1, int(trades.time_ms[0]))
-        self._last_ids[symbol] = max(last, int(trades.trade_id[-1]))
+        if symbol not in self._seen:
+            self._seen.add(symbol)
+            if self.on_new_symbol is not None:
+                self.on_new_symbol(symbol, int(trades.time_ms[0]))
         self.writer.add_trades(self.market, symbol, trades.kind, trade_columns(trades))
 
     def on_book(self, symbol: str, book: BookSync) -> None:
@@ -157,4 +155,21 @@ def candle_row(candle: Candle, source: str, trades: int = -1) -> dict[str, np.nd
         "trades": np.array([trades], np.int64),
         "closed": np.array([candle.closed]),
         "source": np.array([source], dtype=object),
+    }
+
+
+def kline_columns(bars: list[KlineBar], source: str) -> dict[str, np.ndarray]:
+    """Kline bars as ``candles-1m`` columns."""
+    n = len(bars)
+    return {
+        "open_ms": np.fromiter((b.t for b in bars), np.int64, n),
+        "open_e8": to_e8([b.o for b in bars]),
+        "high_e8": to_e8([b.h for b in bars]),
+        "low_e8": to_e8([b.l for b in bars]),
+        "close_e8": to_e8([b.c for b in bars]),
+        "volume_e8": to_e8([b.v for b in bars]),
+        "taker_buy_e8": to_e8([b.V for b in bars]),
+        "trades": np.fromiter((b.n for b in bars), np.int64, n),
+        "closed": np.fromiter((b.x for b in bars), bool, n),
+        "source": np.array([source] * n, dtype=object),
     }

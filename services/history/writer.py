@@ -45,6 +45,7 @@ from services.history.segments import (
     BOOK_TOP,
     CANDLES_1M,
     GAPS,
+    Segment,
     WriterId,
     list_segments,
     remove_temp_files,
@@ -56,6 +57,8 @@ log = logging.getLogger(__name__)
 
 Key = tuple[str, str, str]
 """(market, symbol, dataset)."""
+HoleHandler = Callable[[str, str, int, int, int], None]
+"""Called with (symbol, kind, first missing id, last missing id, time of the trade after)."""
 
 
 @dataclass(slots=True)
@@ -165,6 +168,7 @@ class HistoryWriter:
         self._drained = threading.Condition()
         self._pending_items = 0
         self.on_segment: Callable[[Key], None] | None = None
+        self.on_hole: HoleHandler | None = None
 
     # -- producer side (any thread, never blocks on I/O) --------------------------------
 
@@ -341,6 +345,7 @@ class HistoryWriter:
             last = self._last_id(key)
             keep = ids > last
             fill_key = key
+            self._report_holes(key, ids[keep], columns["time_ms"][keep], last)
         else:
             keep = (ids >= fill[0]) & (ids <= fill[1])
             fill_key = (key[0], key[1], key[2] + "#fill")
@@ -360,6 +365,16 @@ class HistoryWriter:
         if buffer is None:
             buffer = self._buffers[fill_key] = _Buffer({name: [] for name in schema.TRADES})
         buffer.add(chunk, at)
+
+    def _report_holes(self, key: Key, ids: np.ndarray, times: np.ndarray, last: int) -> None:
+        """Tell ``on_hole`` of ids missing before or inside a live batch (ids increase)."""
+        if self.on_hole is None or ids.shape[0] == 0:
+            return
+        kind = key[2].removeprefix("trades-")
+        if last >= 0 and ids[0] > last + 1:
+            self.on_hole(key[1], kind, last + 1, int(ids[0]) - 1, int(times[0]))
+        for i in np.flatnonzero(np.diff(ids) > 1).tolist():
+            self.on_hole(key[1], kind, int(ids[i]) + 1, int(ids[i + 1]) - 1, int(times[i + 1]))
 
     def _add_book(self, key: Key, payload: tuple, at: float) -> None:
         time_ms, live, tick, best, band = payload
@@ -429,30 +444,53 @@ class HistoryWriter:
         columns = columns_of(dataset)
         frame = buffer.frame(columns)
         if "trade_id" in columns:
+            # A segment's name claims every id from lo to hi: split where ids jump.
             frame = frame.sort("trade_id")
+            ids = frame["trade_id"].to_numpy()
+            cuts = (np.flatnonzero(np.diff(ids) != 1) + 1).tolist()
+            pieces = [frame[a:b] for a, b in zip([0, *cuts], [*cuts, frame.height], strict=True)]
+        else:
+            pieces = [frame]
+        written = []
+        try:
+            for piece in pieces:
+                written.append(self._write_piece(market, symbol, dataset, columns, piece))
+        except Exception as exc:
+            log.error("history writer: cannot write %s/%s/%s: %s", market, symbol, dataset, exc)
+            self._count_error(exc)
+            if written:  # keep only the rows not yet on disk, to retry
+                rest = pl.concat(pieces[len(written) :])
+                buffer.clear()
+                buffer.add({name: rest[name].to_numpy() for name in columns}, buffer.first_at)
+            return
+        buffer.clear()
+        with self._stats_lock:
+            self._stats.rows_written += frame.height
+            self._stats.segments_written += len(written)
+            self._stats.bytes_written += sum(s.bytes for s in written)
+        if self.on_segment is not None:
+            self.on_segment(key)
+
+    def _write_piece(
+        self,
+        market: str,
+        symbol: str,
+        dataset: str,
+        columns: dict[str, pl.DataType],
+        frame: pl.DataFrame,
+    ) -> Segment:
+        if "trade_id" in columns:
             lo, hi = int(frame["trade_id"][0]), int(frame["trade_id"][-1])
         else:
             lo = hi = 0
         time_col = next(c for c in ("time_ms", "time_s", "open_ms", "from_ms") if c in columns)
         times = frame[time_col]
         scale = 1000 if time_col == "time_s" else 1
-        t0, t1 = int(times.min()) * scale, int(times.max()) * scale  # type: ignore[operator]
-        try:
-            segment = write_segment(
-                self.root, market, symbol, dataset, frame,
-                t0=t0, t1=t1, lo=lo, hi=hi, writer=self.writer_id.next(),
-            )  # fmt: skip
-        except Exception as exc:
-            log.error("history writer: cannot write %s/%s/%s: %s", market, symbol, dataset, exc)
-            self._count_error(exc)
-            return
-        buffer.clear()
-        with self._stats_lock:
-            self._stats.rows_written += frame.height
-            self._stats.segments_written += 1
-            self._stats.bytes_written += segment.bytes
-        if self.on_segment is not None:
-            self.on_segment(key)
+        t0, t1 = int(times.min()) * scale, int(times.max()) * scale  # type: ignore[arg-type]
+        return write_segment(
+            self.root, market, symbol, dataset, frame,
+            t0=t0, t1=t1, lo=lo, hi=hi, writer=self.writer_id.next(),
+        )  # fmt: skip
 
     def _count_error(self, exc: Exception) -> None:
         with self._stats_lock:
