@@ -78,6 +78,8 @@ def import_recording(
             if symbol and b"lastUpdateId" in message.raw[:200]:
                 book_msgs.append((symbol, decode_depth_snapshot(message.raw)))
             continue
+        if b"@bookTicker" in message.raw[:40]:
+            continue  # the best levels are read off the reconstructed book instead
         try:
             event = decode_frame(message.raw).event
         except MalformedFrame:

@@ -27,7 +27,7 @@ from services.market.book_sync import BookSync
 from services.market.views import SyncState, TradeView
 from services.store import Candle
 
-DEFAULT_SAMPLE_MS = 500
+DEFAULT_SAMPLE_MS = 1000
 MAX_BAND_LEVELS = 5000
 
 NewSymbolHandler = Callable[[str, int], None]
