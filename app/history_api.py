@@ -109,11 +109,12 @@ class HistoryQueries:
         start, end = checked_range(
             request.args.get("start"), request.args.get("end"), MAX_SPAN_DAYS * 86_400_000
         )
-        market = self.market_of(symbol)
         params = _endpoint_params(endpoint)
-        key = f"{endpoint}:{market}:{symbol}:{start}:{end}:{sorted(params.items())}"
+        asked = request.args.get("market", "")
+        key = f"{endpoint}:{asked}:{symbol}:{start}:{end}:{sorted(params.items())}"
 
         def compute() -> dict:
+            market = self.market_of(symbol)
             view = self.reader.trades(market, symbol, start, end)
             body = _analytics(endpoint, view, params, end, self.tick_size(symbol, view))
             return {"symbol": symbol, "market": market, "source": "history", "kind": view.kind,
@@ -207,10 +208,10 @@ def create_history_api(queries: HistoryQueries) -> Blueprint:
         start, end = checked_range(
             request.args.get("start"), request.args.get("end"), MAX_SPAN_DAYS * 86_400_000
         )
-        market = queries.market_of(symbol)
-        key = f"candles:{market}:{symbol}:{interval}:{start}:{end}"
+        key = f"candles:{request.args.get('market', '')}:{symbol}:{interval}:{start}:{end}"
 
         def compute() -> dict:
+            market = queries.market_of(symbol)
             bars = queries.reader.candles(market, symbol, interval, start, end)
             return {"symbol": symbol, "market": market, "interval": interval,
                     "start_ms": start, "end_ms": end, "candles": bars.to_dicts()}  # fmt: skip

@@ -60,11 +60,11 @@ def _file_market(path: Path) -> str:
     return "usdm" if path.name.startswith("usdm") else "spot"
 
 
-def import_recording(
-    path: Path, writer: HistoryWriter, progress: Progress | None = None
-) -> ImportResult:
-    """Import one recording into ``writer``'s store (the writer must be started)."""
-    path = Path(path)
+def _read(
+    path: Path, progress: Progress | None
+) -> tuple[str, dict[str, _Symbol], list[tuple[str, object]], int, int]:
+    """The file's market, per-symbol trades and klines, book messages (snapshots and diffs
+    in arrival order), and the counts of lines and trades read."""
     symbols: dict[str, _Symbol] = defaultdict(_Symbol)
     market = _file_market(path)
     lines = trades = 0
@@ -73,30 +73,42 @@ def import_recording(
     for message in read_recording(path):
         lines += 1
         if message.src == "rest":
-            symbol, rest_market = message.rest_target()
-            market = rest_market
+            symbol, market = message.rest_target()
             if symbol and b"lastUpdateId" in message.raw[:200]:
                 book_msgs.append((symbol, decode_depth_snapshot(message.raw)))
-            continue
-        if b"@bookTicker" in message.raw[:40]:
-            continue  # the best levels are read off the reconstructed book instead
-        try:
-            event = decode_frame(message.raw).event
-        except MalformedFrame:
-            continue
-        if isinstance(event, Trade | AggTrade):
-            state = symbols[event.s]
-            state.kind = "aggTrade" if isinstance(event, AggTrade) else "trade"
-            trade_id = event.a if isinstance(event, AggTrade) else event.t
-            state.rows.append((trade_id, event.T, event.p, event.q, event.m))
-            trades += 1
-        elif isinstance(event, DepthUpdate):
-            book_msgs.append((event.s, event))
-        elif isinstance(event, Kline):
-            symbols[event.s].klines[event.k.t] = event
+        elif b"@bookTicker" not in message.raw[:40]:  # the top is read off the book instead
+            trades += _take(message.raw, symbols, book_msgs)
         if progress is not None and time.monotonic() - last_report > 0.2:
             progress(lines, trades)
             last_report = time.monotonic()
+    return market, dict(symbols), book_msgs, lines, trades
+
+
+def _take(raw: bytes, symbols: dict[str, _Symbol], book_msgs: list[tuple[str, object]]) -> int:
+    """File one WebSocket frame; returns 1 for a trade, else 0."""
+    try:
+        event = decode_frame(raw).event
+    except MalformedFrame:
+        return 0
+    if isinstance(event, Trade | AggTrade):
+        state = symbols[event.s]
+        state.kind = "aggTrade" if isinstance(event, AggTrade) else "trade"
+        trade_id = event.a if isinstance(event, AggTrade) else event.t
+        state.rows.append((trade_id, event.T, event.p, event.q, event.m))
+        return 1
+    if isinstance(event, DepthUpdate):
+        book_msgs.append((event.s, event))
+    elif isinstance(event, Kline):
+        symbols[event.s].klines[event.k.t] = event
+    return 0
+
+
+def import_recording(
+    path: Path, writer: HistoryWriter, progress: Progress | None = None
+) -> ImportResult:
+    """Import one recording into ``writer``'s store (the writer must be started)."""
+    path = Path(path)
+    market, symbols, book_msgs, lines, trades = _read(path, progress)
     added: dict[str, int] = {}
     skipped: dict[str, int] = {}
     books: dict[str, bool] = {}
@@ -109,7 +121,7 @@ def import_recording(
             skipped[symbol] = writer.stats().duplicates_skipped - before
             added[symbol] = len(state.rows) - skipped[symbol]
     for symbol in {s for s, _ in book_msgs} | set(symbols):
-        state = symbols[symbol]
+        state = symbols.get(symbol) or _Symbol()
         books[symbol] = _import_book(writer, market, symbol, state, book_msgs)
     writer.flush()
     if progress is not None:
