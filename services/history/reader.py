@@ -168,8 +168,14 @@ class HistoryReader:
     def _read_trades(
         self, segments: list[Segment], start_ms: int | None, end_ms: int | None
     ) -> pl.DataFrame:
+        return self._trade_scan(segments, start_ms, end_ms).collect()
+
+    def _trade_scan(
+        self, segments: list[Segment], start_ms: int | None, end_ms: int | None
+    ) -> pl.LazyFrame:
+        """A lazy scan of the segments' trades in the range, id order, one row per id."""
         if not segments:
-            return pl.DataFrame(schema=dict(schema.TRADES.items()))
+            return pl.LazyFrame(schema=dict(schema.TRADES.items()))
         segments = sorted(segments, key=lambda s: (s.lo, s.hi))
         upper_bound = sum(s.hi - s.lo + 1 for s in segments)
         overlap = any(b.lo <= a.hi for a, b in itertools.pairwise(segments))
@@ -190,7 +196,21 @@ class HistoryReader:
                 )
         if overlap:
             scan = scan.unique(subset="trade_id", keep="first").sort("trade_id")
-        return scan.collect()
+        return scan
+
+    def trade_scan(
+        self,
+        market: str,
+        symbol: str,
+        start_ms: int | None = None,
+        end_ms: int | None = None,
+        kind: str | None = None,
+    ) -> pl.LazyFrame:
+        """The range's trades as a lazy frame, for aggregations that need not load them."""
+        kind = self.resolve_kind(market, symbol, kind)
+        listing = self._listing(market, symbol, trades_dataset(kind), schema.TRADES, start_ms,
+                                end_ms)  # fmt: skip
+        return self._trade_scan(listing.segments, start_ms, end_ms)
 
     def trades(
         self,
@@ -217,8 +237,14 @@ class HistoryReader:
         strings, summed in fixed point), quote volume and VWAP (floats: Σ price·qty and
         quote volume / volume), high, low, first and last trade id and time."""
         kind = self.resolve_kind(market, symbol, kind)
-        frame = self.trade_frame(market, symbol, start_ms, end_ms, kind)
-        return stats_of(symbol.upper(), kind, frame)
+        for attempt in range(READ_ATTEMPTS):
+            try:
+                scan = self.trade_scan(market, symbol, start_ms, end_ms, kind)
+                return stats_of(symbol.upper(), kind, scan)
+            except FileNotFoundError:
+                if attempt == READ_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
 
     # -- candles --------------------------------------------------------------------------
 
@@ -246,9 +272,16 @@ class HistoryReader:
         parts = []
         kinds = self.trade_kinds(market, symbol)
         if kinds:
-            trades = self.trade_frame(market, symbol, start_ms, end_ms, kinds[0])
-            if trades.height:
-                parts.append(minute_bars_from_trades(trades))
+            for attempt in range(READ_ATTEMPTS):
+                try:
+                    scan = self.trade_scan(market, symbol, start_ms, end_ms, kinds[0])
+                    bars = minute_bars_from_trades(scan)
+                    break
+                except FileNotFoundError:
+                    if attempt == READ_ATTEMPTS - 1:
+                        raise
+            if bars.height:
+                parts.append(bars)
         klines = self.kline_frame(market, symbol, start_ms, end_ms)
         if klines.height:
             parts.append(klines)
@@ -429,25 +462,29 @@ def trade_view(symbol: str, kind: str, frame: pl.DataFrame) -> TradeView:
     )
 
 
-def stats_of(symbol: str, kind: str, frame: pl.DataFrame) -> dict[str, object]:
+def stats_of(symbol: str, kind: str, trades: pl.LazyFrame) -> dict[str, object]:
     """``history stats`` figures of stored trade rows (see ``HistoryReader.stats``)."""
-    if frame.height == 0:
+    row = (
+        trades.select(
+            pl.len().alias("n"),
+            pl.col("qty_e8").sum().alias("volume"),
+            pl.col("qty_e8").filter(~pl.col("buyer_maker")).sum().alias("buy"),
+            (pl.col("price_e8").cast(pl.Float64) * pl.col("qty_e8").cast(pl.Float64))
+            .sum()
+            .alias("quote"),
+            pl.col("price_e8").max().alias("high"),
+            pl.col("price_e8").min().alias("low"),
+            pl.col("trade_id").first().alias("first_id"),
+            pl.col("trade_id").last().alias("last_id"),
+            pl.col("time_ms").first().alias("first_ms"),
+            pl.col("time_ms").last().alias("last_ms"),
+            pl.col("buyer_maker").sum().alias("buyer_maker"),
+        )
+        .collect()
+        .row(0, named=True)
+    )
+    if not row["n"]:
         return {"symbol": symbol, "kind": kind, "trades": 0}
-    row = frame.select(
-        pl.len().alias("n"),
-        pl.col("qty_e8").sum().alias("volume"),
-        pl.col("qty_e8").filter(~pl.col("buyer_maker")).sum().alias("buy"),
-        (pl.col("price_e8").cast(pl.Float64) * pl.col("qty_e8").cast(pl.Float64))
-        .sum()
-        .alias("quote"),
-        pl.col("price_e8").max().alias("high"),
-        pl.col("price_e8").min().alias("low"),
-        pl.col("trade_id").first().alias("first_id"),
-        pl.col("trade_id").last().alias("last_id"),
-        pl.col("time_ms").first().alias("first_ms"),
-        pl.col("time_ms").last().alias("last_ms"),
-        pl.col("buyer_maker").sum().alias("buyer_maker"),
-    ).row(0, named=True)
     volume, buy = int(row["volume"]), int(row["buy"] or 0)
     quote = float(row["quote"]) / schema.SCALE / schema.SCALE
     return {
@@ -469,12 +506,13 @@ def stats_of(symbol: str, kind: str, frame: pl.DataFrame) -> dict[str, object]:
     }
 
 
-def minute_bars_from_trades(trades: pl.DataFrame) -> pl.DataFrame:
+def minute_bars_from_trades(trades: pl.LazyFrame) -> pl.DataFrame:
     """1-minute bars of trade rows (id order): OHLC, volume, taker-buy volume, count."""
     e8 = schema.SCALE
     return (
-        trades.lazy()
-        .group_by((pl.col("time_ms") // 60_000 * 60_000).alias("open_ms"), maintain_order=True)
+        trades.group_by(
+            (pl.col("time_ms") // 60_000 * 60_000).alias("open_ms"), maintain_order=True
+        )
         .agg(
             (pl.col("price_e8").first() / e8).round(8).alias("open"),
             (pl.col("price_e8").max() / e8).round(8).alias("high"),
