@@ -5,15 +5,19 @@ clone's dashboard shows a past."""
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 
 from app.config import Settings
 from app.market_source import MarketSource
 from services.history.importer import import_recording
-from services.history.reader import HistoryReader
+from services.history.reader import HistoryReader, recent_trade_rows
 from services.history.service import HistoryConfig, HistoryService
 from services.history.writer import HistoryWriter
 
 log = logging.getLogger(__name__)
+
+SEED_S = 3600
 
 
 def history_config(settings: Settings) -> HistoryConfig:
@@ -48,3 +52,25 @@ def import_first_run(settings: Settings) -> None:
         log.exception("history: importing %s failed", settings.recording)
     finally:
         writer.stop()
+
+
+def past_trades(
+    settings: Settings, source: MarketSource
+) -> Callable[[str], list[tuple[int, int, float, float, bool]]] | None:
+    """The feed's seed of each symbol's trade window: the last ``SEED_S`` of stored
+    aggTrades, for a LIVE source (a replay restarts its trade ids on every start, so its
+    stored past cannot precede its stream)."""
+    if not settings.history or source.source != "LIVE":
+        return None
+    reader = HistoryReader(settings.history_dir)
+    market = str(source.endpoints.market)
+
+    def seed(symbol: str) -> list[tuple[int, int, float, float, bool]]:
+        since = int(time.time() * 1000) - SEED_S * 1000
+        try:
+            return recent_trade_rows(reader, market, symbol, "aggTrade", since)
+        except Exception:  # history trouble must never keep the feed from starting
+            log.exception("history: cannot seed %s", symbol)
+            return []
+
+    return seed

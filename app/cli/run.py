@@ -10,7 +10,7 @@ import logging
 import sys
 
 from app import config, market_source
-from app.history_setup import start_history
+from app.history_setup import past_trades, start_history
 from app.server import create_app
 from app.stores import make_store
 from services.market.feed import Feed
@@ -28,7 +28,12 @@ def main(argv: list[str]) -> int:
     store = make_store(settings)
     history = start_history(settings, source)
     taps = (history.recorder,) if history is not None else ()
-    feed = Feed(market_source.feed_config(settings, source), store, taps=taps)
+    feed = Feed(
+        market_source.feed_config(settings, source),
+        store,
+        taps=taps,
+        past_trades=past_trades(settings, source),
+    )
     feed.start_in_thread()
     dash_app = create_app(
         store,

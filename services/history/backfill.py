@@ -96,6 +96,7 @@ class TradeBackfill:
         self._ready = threading.Event()
         self._idle = threading.Event()
         self._idle.set()
+        self._lock = threading.Lock()
         self._seen: set[str] = set()
 
     # -- any thread -------------------------------------------------------------------------
@@ -120,7 +121,8 @@ class TradeBackfill:
         self, symbol: str, kind: str, first_id: int, last_id: int, after_ms: int
     ) -> None:
         """Queue the hole ``first_id``..``last_id`` (the recorder's ``on_hole``)."""
-        self.stats.holes += 1
+        with self._lock:
+            self.stats.holes += 1
         self._submit(_Hole(symbol, kind, first_id, last_id, after_ms))
 
     def request_klines(self, symbol: str, before_ms: int) -> None:
@@ -134,8 +136,9 @@ class TradeBackfill:
         return self._idle.wait(timeout)
 
     def _submit(self, job: _Hole | _Klines) -> None:
-        self._idle.clear()
-        self.stats.pending += 1
+        with self._lock:
+            self.stats.pending += 1
+            self._idle.clear()
         assert self._loop is not None and self._queue is not None, "start() first"
         self._loop.call_soon_threadsafe(self._queue.put_nowait, job)
 
@@ -168,9 +171,10 @@ class TradeBackfill:
                 except Exception:  # one failed job must not end the backfill
                     log.exception("history backfill: %s failed", job)
                 finally:
-                    self.stats.pending -= 1
-                    if self.stats.pending == 0:
-                        self._idle.set()
+                    with self._lock:
+                        self.stats.pending -= 1
+                        if self.stats.pending == 0:
+                            self._idle.set()
 
     async def _fill(self, rest: BinanceRestClient, hole: _Hole) -> None:
         next_id = hole.first_id

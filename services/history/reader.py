@@ -431,6 +431,20 @@ class HistoryReader:
         return pl.read_parquet([s.path for s in listing.segments]).to_dicts()
 
 
+def recent_trade_rows(
+    reader: HistoryReader, market: str, symbol: str, kind: str, since_ms: int
+) -> list[tuple[int, int, float, float, bool]]:
+    """Stored trades at or after ``since_ms`` as trade-log rows (id, time, price, qty,
+    buyer is maker); empty when the symbol has no history of that kind."""
+    if kind not in reader.trade_kinds(market, symbol):
+        return []
+    view = reader.trades(market, symbol, since_ms, None, kind)
+    return list(
+        zip(view.trade_id.tolist(), view.time_ms.tolist(), view.price.tolist(),
+            view.qty.tolist(), (view.side < 0).tolist(), strict=True)
+    )  # fmt: skip
+
+
 def merged_ranges(segments: list[Segment]) -> list[dict]:
     """Segments' id ranges merged where they touch or overlap: continuous stored ids."""
     ranges: list[dict] = []

@@ -6,8 +6,8 @@ queues it (``HistoryWriter`` does the rest on its own thread):
 - ``on_trades``: the released trades go to the writer as columns; the writer, which knows
   the last id stored, reports a jump (the first trade after a restart, a kill -9, a network
   loss, or a gap the feed abandoned) as a hole to ``on_hole`` — the REST backfill.
-- ``on_book``: the best bid/ask and LIVE state at every call (O(1) reads), and the levels
-  (only as many as the recorded band needs, see ``BookSampler``) every ``sample_ms``;
+- ``on_book``: the best bid/ask and LIVE state at every call (O(1) reads), and a copy of
+  the levels every ``sample_ms`` (see ``BookSampler``);
 - ``on_candle``: closed 1-minute bars.
 """
 
@@ -27,8 +27,7 @@ from services.market.book_sync import BookSync
 from services.market.views import SyncState, TradeView
 from services.store import Candle
 
-DEFAULT_SAMPLE_MS = 1000
-MAX_BAND_LEVELS = 5000
+DEFAULT_SAMPLE_MS = 250
 
 NewSymbolHandler = Callable[[str, int], None]
 """Called with (symbol, time of its first delivered trade) once per symbol and run."""
@@ -36,33 +35,25 @@ NewSymbolHandler = Callable[[str, int], None]
 
 @dataclass(slots=True)
 class BookSampler:
-    """When to copy a book's levels, and how many.
-
-    The levels of a LIVE book are copied at most every ``sample_ms`` of exchange time (and at
-    once when it turns LIVE); the count copied follows how many levels the recorded band held
-    last time (a quarter more, doubled when the band filled the whole copy), so a deep book
-    is not copied whole ten times a second."""
+    """When to copy a book's levels: at most every ``sample_ms`` of exchange time while the
+    book is LIVE (and at once when it turns LIVE). A copy is the two sides' price → qty
+    dicts (``OrderBook.bids()``/``asks()``, a C-level dict copy: tens of µs for thousands
+    of levels); the writer thread selects the band and buckets it."""
 
     sample_ms: int = DEFAULT_SAMPLE_MS
     last_sample_ms: int = -(10**15)
     was_live: bool = False
-    copied: int = 0
 
     def band(
-        self, sync: BookSync, time_ms: int, hint: int
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+        self, sync: BookSync, time_ms: int
+    ) -> tuple[dict[float, float], dict[float, float]] | None:
         live = sync.state is SyncState.LIVE
         due = live and (not self.was_live or time_ms - self.last_sample_ms >= self.sample_ms)
         self.was_live = live
         if not due:
             return None
         self.last_sample_ms = time_ms
-        n = hint * 2 if self.copied and hint >= self.copied else hint + hint // 4 + 64
-        n = min(max(n, 64), MAX_BAND_LEVELS)
-        self.copied = n
-        bid_p, bid_q = sync.book.bid_arrays(n)
-        ask_p, ask_q = sync.book.ask_arrays(n)
-        return bid_p, bid_q, ask_p, ask_q
+        return sync.book.bids(), sync.book.asks()
 
 
 def top_of(sync: BookSync) -> tuple[float, float, float, float]:
@@ -126,10 +117,10 @@ class HistoryRecorder:
         sampler = self._samplers.get(symbol)
         if sampler is None:
             sampler = self._samplers[symbol] = BookSampler(self.sample_ms)
-        band = sampler.band(book, time_ms, self.writer.book_band_hint(self.market, symbol))
+        band = sampler.band(book, time_ms)
         tick = self.ticks.get(symbol, 0.0)
         if tick <= 0.0 and band is not None:
-            tick = self.ticks[symbol] = implied_tick(band[0])
+            tick = self.ticks[symbol] = implied_tick(np.fromiter(band[0], np.float64))
         self.writer.add_book(
             self.market, symbol, time_ms, book.state is SyncState.LIVE, tick, top_of(book), band
         )

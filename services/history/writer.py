@@ -116,7 +116,6 @@ class _BookState:
     height: float = 0.0
     grid: SecondGrid | None = None
     last_top: tuple = ()
-    band_hint: int = 200
 
 
 @dataclass(slots=True)
@@ -133,6 +132,14 @@ COLUMNS: dict[str, dict[str, pl.DataType]] = {
     CANDLES_1M: schema.CANDLES,
     GAPS: schema.GAPS,
 }
+
+
+def _sorted_side(levels: dict[float, float], descending: bool) -> tuple[np.ndarray, np.ndarray]:
+    """One side's price → qty copy as (prices, qtys), best first."""
+    prices = np.fromiter(levels.keys(), np.float64, len(levels))
+    qtys = np.fromiter(levels.values(), np.float64, len(levels))
+    order = np.argsort(-prices if descending else prices, kind="stable")
+    return prices[order], qtys[order]
 
 
 def columns_of(dataset: str) -> dict[str, pl.DataType]:
@@ -193,11 +200,11 @@ class HistoryWriter:
         live: bool,
         tick: float,
         top: tuple[float, float, float, float],
-        band: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None,
+        band: tuple[dict[float, float], dict[float, float]] | None,
     ) -> None:
         """Queue one book state: ``top`` = (best bid, its qty, best ask, its qty), 0.0 for an
-        empty side; ``band`` = (bid prices, bid qtys, ask prices, ask qtys) best first, when
-        the producer sampled the levels this time (copies the caller does not keep)."""
+        empty side; ``band`` = (bids, asks) as price → qty copies, when the producer sampled
+        the levels this time."""
         self._put(_Item("book", (market, symbol, BOOK_TOP), (time_ms, live, tick, top, band)))
 
     def add_candles(self, market: str, symbol: str, columns: dict[str, np.ndarray]) -> None:
@@ -217,12 +224,6 @@ class HistoryWriter:
             "reason": np.array([f"{kind}: {reason}"], object),
         }
         self._put(_Item("rows", (market, symbol, GAPS), columns))
-
-    def book_band_hint(self, market: str, symbol: str) -> int:
-        """How many levels per side the last recorded band held (producers copy a few more
-        than this instead of the whole book)."""
-        state = self._books.get((market, symbol))
-        return state.band_hint if state is not None else 1000
 
     def _put(self, item: _Item) -> None:
         with self._drained:
@@ -407,11 +408,9 @@ class HistoryWriter:
             state.height = bucket_height(mid, tick, self.grid.bucket_bps)
         if state.grid is None:
             state.grid = SecondGrid(second)
-        bid_p, bid_q, ask_p, ask_q = band
         pct = self.grid.band_pct
-        bp, bq = band_levels(bid_p, bid_q, mid, pct, is_bid=True)
-        ap, aq = band_levels(ask_p, ask_q, mid, pct, is_bid=False)
-        state.band_hint = max(bp.shape[0], ap.shape[0])
+        bp, bq = band_levels(*_sorted_side(band[0], descending=True), mid, pct, is_bid=True)
+        ap, aq = band_levels(*_sorted_side(band[1], descending=False), mid, pct, is_bid=False)
         state.grid.merge(state.grid.bids, *bucket_maxima(bp, bq, state.height))
         state.grid.merge(state.grid.asks, *bucket_maxima(ap, aq, state.height))
 

@@ -29,7 +29,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
 from services.binance import streams as names
@@ -172,14 +172,21 @@ class _SymbolFeed:
 class Feed:
     """Runs the market-data pipeline for a set of symbols and publishes to ``store``;
     ``taps`` receive the accepted trades, book changes and candles as they happen
-    (``services.market.taps``)."""
+    (``services.market.taps``). ``past_trades(symbol)``, when given, seeds each symbol's
+    trade window before its stream starts (the history's recent trades, so a restart shows
+    what came before; the gap up to the first streamed trade is then backfilled as any)."""
 
     def __init__(
-        self, config: FeedConfig, store: MarketStore, taps: Sequence[FeedTap] = ()
+        self,
+        config: FeedConfig,
+        store: MarketStore,
+        taps: Sequence[FeedTap] = (),
+        past_trades: Callable[[str], Iterable[TradeRow]] | None = None,
     ) -> None:
         self.config = config
         self.store = store
         self._taps = tuple(taps)
+        self._past_trades = past_trades
         self._symbols: dict[str, _SymbolFeed] = {}
         self._infos: dict[str, SymbolInfo] = {}
         self._snapshot_queue: asyncio.Queue[str] | None = None
@@ -305,6 +312,8 @@ class Feed:
             streams=self._streams_for(symbol),
             on_demand=on_demand,
         )
+        if self._past_trades is not None:  # e.g. the stored history's last hour
+            feed.trades.warm_up(self._past_trades(symbol))
         self._symbols[symbol] = feed
         return feed
 

@@ -17,14 +17,14 @@ import pytest
 from services.binance.backoff import Backoff
 from services.binance.endpoints import custom
 from services.binance.messages import AggTrade, decode_frame
-from services.history.reader import HistoryReader
+from services.history.reader import HistoryReader, recent_trade_rows
 from services.history.service import HistoryConfig, HistoryService
 from services.market.feed import Feed, FeedConfig
 from services.replay.exchange import LocalExchange
 from services.replay.recording import SPOT_2021, read_recording
 from services.store import MemoryStore
 
-SPEED = 8.0
+SPEED = 6.0
 STOP_MARKET_S = 30.0
 FAST = Backoff(initial=0.05, cap=0.5, floor=0.02)
 INGEST = Path(__file__).with_name("history_ingest.py")
@@ -41,15 +41,20 @@ def _recorded(path: Path) -> dict[str, dict[int, float]]:
 
 
 @contextlib.contextmanager
-def _recording(exchange: LocalExchange, root: Path) -> Iterator[HistoryService]:
+def _recording(
+    exchange: LocalExchange, root: Path, store: MemoryStore | None = None, seed: bool = False
+) -> Iterator[HistoryService]:
     endpoints = custom(exchange.ws_url, exchange.rest_url, market=exchange.market)
     config = HistoryConfig(root, flush_interval_s=0.2, compact_every_s=0.5)
     history = HistoryService(config, endpoints, exchange.market, backoff=FAST).start()
+    reader = HistoryReader(root)
     feed = Feed(
         FeedConfig(endpoints=endpoints, publish_interval_s=0.1, backoff=FAST, idle_timeout_s=3),
-        MemoryStore(),
+        store or MemoryStore(),
         taps=(history.recorder,),
-    )
+        past_trades=(lambda s: recent_trade_rows(reader, "spot", s, "aggTrade", 0)) if seed
+        else None,
+    )  # fmt: skip
     feed.start_in_thread()
     try:
         yield history
@@ -103,8 +108,10 @@ def test_trades_exact_across_disconnect_stop_kill_and_restart(tmp_path):
         proc.kill()
         proc.wait(10)
         time.sleep(0.5)
-        # Run 3: a restart, until the recording has been played to its end.
-        with _recording(exchange, root) as history:
+        # Run 3: a restart, its trade window seeded from the history, until the recording
+        # has been played to its end.
+        store = MemoryStore()
+        with _recording(exchange, root, store, seed=True) as history:
             _wait(lambda: exchange.player is not None and exchange.player.finished.is_set(),
                   40, "the end of the replay")  # fmt: skip
             for symbol, trades in recorded.items():
@@ -112,6 +119,7 @@ def test_trades_exact_across_disconnect_stop_kill_and_restart(tmp_path):
                       f"{symbol}'s last trade")  # fmt: skip
             assert history.backfill.wait_idle(30)
             filled = history.backfill.stats
+            _wait(lambda: store.snapshot("BTCUSDT") is not None, 10, "a published window")
     finally:
         exchange.stop()
     # Holes were closed by the feed's REST warm-up when it reached back far enough, else by
@@ -130,6 +138,10 @@ def test_trades_exact_across_disconnect_stop_kill_and_restart(tmp_path):
         assert reader.coverage("spot", symbol).gaps == ()
     assert stopped_at in set(reader.trade_frame("spot", "BTCUSDT")["trade_id"].to_list())
     assert not list(root.rglob("*.tmp"))
+    # The restarted feed's window shows what came before the restart.
+    window = store.snapshot("BTCUSDT").trades.trade_id.tolist()  # type: ignore[union-attr]
+    stored = reader.trade_frame("spot", "BTCUSDT")["trade_id"].to_list()
+    assert window == stored[-len(window) :] and window[0] <= stopped_at
 
 
 @pytest.mark.timeout(60)
