@@ -8,8 +8,10 @@ Two tables, both plain columns:
 * **book-grid** — for every second, side and price bucket within ``band_pct`` (±2 % by
   default) of the mid: the **maximum** resting quantity seen at any price of that bucket in
   the book states sampled during that second (the recorder copies the levels at most every
-  ``sample_ms`` = 250 ms of exchange time, so a cell is the maximum over up to four states;
-  the best levels are read at every change).
+  ``sample_ms`` of exchange time: 1000 by default, i.e. the book at its first change in each
+  second — a copy of a 2000-level side costs ~1 ms on the feed's loop, measured in
+  ``bench/bench_history.py``; 250 makes a cell the maximum over up to four states; the best
+  levels are read at every change).
   Columns: ``time_s``, ``side`` +1 bid / −1 ask, ``bucket`` = the bucket's index, its
   lower price = ``bucket × bucket_e8``, ``max_qty_e8``. A bucket's
   quantity is the largest single level in it, not the sum: that is the size a heatmap cell

@@ -43,7 +43,7 @@ class HistoryConfig:
     compact_every_s: float = 60.0
     retention_every_s: float = 600.0
     backfill_weight: int = 600
-    sample_ms: int = 250
+    sample_ms: int = 1000
     grid: GridConfig = field(default_factory=GridConfig)
 
 
