@@ -55,6 +55,9 @@ from services.history.segments import (
 
 log = logging.getLogger(__name__)
 
+FLUSH_ATTEMPTS = 20
+FLUSH_RETRY_S = 0.1
+
 Key = tuple[str, str, str]
 """(market, symbol, dataset)."""
 HoleHandler = Callable[[str, str, int, int, int], None]
@@ -251,8 +254,13 @@ class HistoryWriter:
         self._thread.join(timeout)
         self._thread = None
 
+    def unwritten_rows(self) -> int:
+        """Rows buffered but not on disk yet."""
+        return sum(buffer.rows for buffer in list(self._buffers.values()))
+
     def flush(self, timeout: float = 30.0) -> bool:
-        """Block until every item queued so far is on disk; False on timeout."""
+        """Block until every item queued so far is on disk; False on timeout or when the
+        disk keeps failing (the rows stay buffered and are retried)."""
         deadline = time.monotonic() + timeout
         self._put(_Item("flush", ("", "", ""), None))
         with self._drained:
@@ -260,7 +268,7 @@ class HistoryWriter:
                 left = deadline - time.monotonic()
                 if left <= 0 or not self._drained.wait(left):
                     return False
-        return True
+        return self.unwritten_rows() == 0
 
     def stats(self) -> WriterStats:
         with self._stats_lock:
@@ -299,7 +307,14 @@ class HistoryWriter:
             force = item.kind == "flush"
             if force:
                 self._close_seconds()
-            if force or now - last_flush >= self.flush_interval_s:
+                # An explicit flush (and the one at stop) retries a failing disk a while.
+                for _ in range(FLUSH_ATTEMPTS):
+                    self._flush_all(force=True)
+                    if not self.unwritten_rows():
+                        break
+                    time.sleep(FLUSH_RETRY_S)
+                last_flush = now
+            elif now - last_flush >= self.flush_interval_s:
                 self._flush_all(force=True)
                 last_flush = now
             else:

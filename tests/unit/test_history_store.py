@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import json
 import threading
+import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -287,3 +288,70 @@ def test_fixed_point_is_exact():
     assert schema.e8_text(schema.decimal_e8("0.00000001")) == "0.00000001"
     values = np.array([61602.01, 0.00063, 2429.366, 43.4951])
     assert schema.from_e8(schema.to_e8(values)).tolist() == values.tolist()
+
+
+def test_a_failing_disk_is_reported_as_lag_and_nothing_is_lost(tmp_path, monkeypatch):
+    from services.history import writer as writer_module
+
+    real = writer_module.write_segment
+    failures = {"left": 3}
+
+    def flaky(*args, **kwargs):
+        if failures["left"] > 0:
+            failures["left"] -= 1
+            raise OSError(28, "No space left on device")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(writer_module, "write_segment", flaky)
+    writer = HistoryWriter(tmp_path, flush_interval_s=0.05).start()
+    _write_ids(writer, np.arange(0, 1000))
+    deadline = time.monotonic() + 5
+    while writer.stats().write_errors < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    stats = writer.stats()
+    assert stats.write_errors >= 1 and "No space left" in stats.last_error
+    assert stats.lag_s > 0  # rows wait in memory, reported
+    _write_ids(writer, np.arange(1000, 2000))
+    assert writer.flush(10)
+    writer.stop()
+    assert writer.stats().lag_s == 0 and writer.stats().write_errors == 3
+    ids = HistoryReader(tmp_path).trade_frame("spot", "TESTUSDT")["trade_id"].to_list()
+    assert ids == list(range(2000))
+
+
+def test_book_recording_marks_not_live_and_never_samples_it(tmp_path):
+    from services.binance.messages import DepthUpdate, decode_depth_snapshot
+    from services.history.recorder import HistoryRecorder
+    from services.market.book_sync import BookSync
+
+    writer = HistoryWriter(tmp_path, flush_interval_s=10).start()
+    recorder = HistoryRecorder(writer, "spot", ticks={"BTCUSDT": 0.01})
+    sync = BookSync("BTCUSDT", "spot")
+    applied = 0
+    cut_ms = 0
+    for message in read_recording(SPOT_2021):
+        if message.src == "rest" and b"BTCUSDT" in message.url.encode():
+            sync.on_snapshot(decode_depth_snapshot(message.raw))
+        elif message.src == "ws" and b"btcusdt@depth" in message.raw[:40]:
+            event = decode_frame(message.raw).event
+            assert isinstance(event, DepthUpdate)
+            sync.on_diff(event)
+            applied += 1
+        else:
+            continue
+        if sync.event_time_ms:
+            recorder.on_book("BTCUSDT", sync)
+        if applied == 400 and not cut_ms:
+            cut_ms = sync.event_time_ms
+            sync.on_disconnect("test")  # the feed lost the stream
+            recorder.on_book("BTCUSDT", sync)
+            break
+    writer.stop()
+    reader = HistoryReader(tmp_path)
+    top = reader.book_top("spot", "BTCUSDT")
+    assert top["live"].to_list()[-1] is False
+    last = top.row(-1, named=True)
+    assert last["time_ms"] == cut_ms and last["bid_e8"] > 0  # last known prices, not live
+    grid = reader.book_grid("spot", "BTCUSDT")
+    assert grid["time_s"].max() <= cut_ms // 1000
+    assert grid["time_s"].n_unique() >= (cut_ms - int(top["time_ms"][0])) // 1000 - 1
