@@ -3,7 +3,8 @@
 Everything here runs on the feed's event-loop thread, so it only copies what it needs and
 queues it (``HistoryWriter`` does the rest on its own thread):
 
-- ``on_trades``: the released trades go to the writer as columns; the writer, which knows
+- ``on_trades``: the released trades (an immutable view) go to the writer as they are;
+  the writer thread turns them into columns and, as it knows
   the last id stored, reports a jump (the first trade after a restart, a kill -9, a network
   loss, or a gap the feed abandoned) as a hole to ``on_hole`` — the REST backfill.
 - ``on_book``: the best bid/ask and LIVE state at every call (O(1) reads), and a copy of
@@ -67,17 +68,6 @@ def top_of(sync: BookSync) -> tuple[float, float, float, float]:
     )
 
 
-def trade_columns(view: TradeView) -> dict[str, np.ndarray]:
-    """A trade view as the columns of ``schema.TRADES``."""
-    return {
-        "trade_id": np.asarray(view.trade_id, dtype=np.int64),
-        "time_ms": np.asarray(view.time_ms, dtype=np.int64),
-        "price_e8": to_e8(view.price),
-        "qty_e8": to_e8(view.qty),
-        "buyer_maker": np.asarray(view.side) < 0,
-    }
-
-
 class HistoryRecorder:
     """A ``FeedTap`` recording one feed's market (``spot`` or ``usdm``) into ``writer``.
 
@@ -110,7 +100,7 @@ class HistoryRecorder:
             self._seen.add(symbol)
             if self.on_new_symbol is not None:
                 self.on_new_symbol(symbol, int(trades.time_ms[0]))
-        self.writer.add_trades(self.market, symbol, trades.kind, trade_columns(trades))
+        self.writer.add_trade_view(self.market, symbol, trades)
 
     def on_book(self, symbol: str, book: BookSync) -> None:
         time_ms = book.event_time_ms or int(time.time() * 1000)

@@ -24,6 +24,8 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
+from services.market.views import TradeView
+
 SCALE = 100_000_000
 """Fixed-point units per 1 (10⁻⁸)."""
 
@@ -96,3 +98,14 @@ def e8_text(value: int) -> str:
     sign = "-" if value < 0 else ""
     whole, fraction = divmod(abs(int(value)), SCALE)
     return f"{sign}{whole}.{fraction:08d}"
+
+
+def trade_columns(view: TradeView) -> dict[str, np.ndarray]:
+    """A trade view as the columns of ``schema.TRADES``."""
+    return {
+        "trade_id": np.asarray(view.trade_id, dtype=np.int64),
+        "time_ms": np.asarray(view.time_ms, dtype=np.int64),
+        "price_e8": to_e8(view.price),
+        "qty_e8": to_e8(view.qty),
+        "buyer_maker": np.asarray(view.side) < 0,
+    }

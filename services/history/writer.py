@@ -52,6 +52,7 @@ from services.history.segments import (
     trades_dataset,
     write_segment,
 )
+from services.market.views import TradeView
 
 log = logging.getLogger(__name__)
 
@@ -195,6 +196,10 @@ class HistoryWriter:
         self._put(_Item("fill" if fill else "trades", (market, symbol, trades_dataset(kind)),
                         (columns, fill)))  # fmt: skip
 
+    def add_trade_view(self, market: str, symbol: str, trades: TradeView) -> None:
+        """Queue released trades as the feed hands them over (converted on the thread)."""
+        self._put(_Item("view", (market, symbol, trades_dataset(trades.kind)), trades))
+
     def add_book(
         self,
         market: str,
@@ -330,7 +335,10 @@ class HistoryWriter:
     def _handle(self, item: _Item) -> None:
         if item.kind in ("tick", "flush"):
             return
-        if item.kind in {"trades", "fill"}:
+        if item.kind == "view":
+            columns = schema.trade_columns(item.payload)  # type: ignore[arg-type]
+            self._add_trades(item.key, columns, None, item.at)
+        elif item.kind in {"trades", "fill"}:
             columns, fill = item.payload  # type: ignore[misc]
             self._add_trades(item.key, columns, fill, item.at)
         elif item.kind == "book":
