@@ -12,6 +12,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -355,3 +356,28 @@ def test_book_recording_marks_not_live_and_never_samples_it(tmp_path):
     grid = reader.book_grid("spot", "BTCUSDT")
     assert grid["time_s"].max() <= cut_ms // 1000
     assert grid["time_s"].n_unique() >= (cut_ms - int(top["time_ms"][0])) // 1000 - 1
+
+
+def test_info_and_export(imported, tmp_path, capsys):
+    assert history_cli.main(["--history-dir", str(imported), "info", "--json"]) == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert {(r["market"], r["symbol"], r["kind"]) for r in records} == {
+        ("spot", "BTCUSDT", "aggTrade"), ("spot", "BTCUSDT", "trade"),
+        ("spot", "ETHUSDT", "aggTrade"), ("spot", "DOTUSDT", "aggTrade"),
+        ("usdm", "BTCUSDT", "trade"),
+    }  # fmt: skip
+    assert all(
+        r["gaps"] == [] and r["bytes_per_trade"] <= 16 for r in records if r["trades"] > 1000
+    )
+    out = tmp_path / "eth.csv"
+    args = ["--history-dir", str(imported), "export", "--symbol", "ETHUSDT", "--out", str(out)]
+    assert history_cli.main([*args, "--start", "2021-04-04T20:04:00Z"]) == 0
+    lines = out.read_text().splitlines()
+    assert lines[0] == "trade_id,time_ms,price,qty,taker_side"
+    assert all(int(line.split(",")[1]) >= 1617566640000 for line in lines[1:])
+    bars = tmp_path / "bars.parquet"
+    args = ["--history-dir", str(imported), "export", "--symbol", "BTCUSDT", "--market", "usdm"]
+    assert history_cli.main([*args, "--out", str(bars), "--candles", "1m"]) == 0
+    assert pl.read_parquet(bars)["trades"].sum() == 21_313
+    assert history_cli.main([*args, "--out", str(tmp_path / "x.json")]) == 2
+    assert history_cli.main(["--history-dir", str(imported), "stats", "--symbol", "XRPUSDT"]) == 1
