@@ -19,6 +19,7 @@ the next interval (``write_errors``, ``last_error``). Nothing is dropped silentl
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import queue
@@ -40,6 +41,7 @@ from services.history.book_grid import (
     bucket_maxima,
     mid_of,
 )
+from services.history.reader import merged_ranges
 from services.history.segments import (
     BOOK_GRID,
     BOOK_TOP,
@@ -357,7 +359,26 @@ class HistoryWriter:
         if key not in self._last_ids:
             listing = list_segments(self.root, *key, schema.TRADES)
             self._last_ids[key] = max((s.hi for s in listing.segments), default=-1)
+            self._report_old_holes(key, listing.segments)
         return self._last_ids[key]
+
+    def _report_old_holes(self, key: Key, segments: list[Segment]) -> None:
+        """At a dataset's first batch of a run, tell ``on_hole`` of holes between stored id
+        ranges that no gap record explains (e.g. a backfill cut short by a crash)."""
+        if self.on_hole is None or len(segments) < 2:
+            return
+        market, symbol, dataset = key
+        gaps = list_segments(self.root, market, symbol, GAPS, schema.GAPS).segments
+        known = set()
+        if gaps:
+            frame = pl.read_parquet([g.path for g in gaps], schema=schema.GAPS)
+            known = set(zip(frame["first_id"].to_list(), frame["last_id"].to_list(), strict=True))
+        kind = dataset.removeprefix("trades-")
+        ranges = merged_ranges(segments)
+        for before, after in itertools.pairwise(ranges):
+            first, last = before["last_id"] + 1, after["first_id"] - 1
+            if (first, last) not in known:
+                self.on_hole(symbol, kind, first, last, after["from_ms"])
 
     def _add_trades(
         self, key: Key, columns: dict[str, np.ndarray], fill: tuple[int, int] | None, at: float

@@ -205,9 +205,26 @@ def test_a_segment_never_spans_a_hole_and_holes_are_reported(tmp_path):
     coverage = reader.coverage("spot", "TESTUSDT")
     assert [(r["first_id"], r["last_id"]) for r in coverage.ranges] == [(0, 99), (150, 259)]
     assert [(g["first_id"], g["last_id"]) for g in coverage.gaps] == [(100, 149)]
+    # The next run asks again for the hole nobody explained, and not once it is recorded.
+    for recorded, expected in ((False, [(100, 149)]), (True, [])):
+        again = HistoryWriter(tmp_path, flush_interval_s=10)
+        asked: list[tuple] = []
+        again.on_hole = lambda *hole, asked=asked: asked.append(hole)
+        again.start()
+        if recorded:
+            again.add_gap("spot", "TESTUSDT", "aggTrade", 100, 149, 0, 0, "gone")
+            again.flush()
+            again.stop()
+            again = HistoryWriter(tmp_path, flush_interval_s=10)
+            again.on_hole = lambda *hole, asked=asked: asked.append(hole)
+            again.start()
+        _write_ids(again, np.arange(260, 270))
+        again.flush()
+        again.stop()
+        assert [(h[2], h[3]) for h in asked] == expected
     compact(tmp_path)
     assert [(r["first_id"], r["last_id"]) for r in reader.coverage("spot", "TESTUSDT").ranges] == [
-        (0, 99), (150, 259)]  # fmt: skip
+        (0, 99), (150, 269)]  # fmt: skip
 
 
 @settings(max_examples=60, deadline=None)
