@@ -65,11 +65,6 @@ class Segment:
     path: Path
 
     @property
-    def compacted(self) -> bool:
-        """Written by the compactor (its writer id starts with ``c``)."""
-        return self.writer.startswith("c")
-
-    @property
     def bytes(self) -> int:
         return self.path.stat().st_size
 

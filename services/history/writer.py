@@ -180,7 +180,6 @@ class HistoryWriter:
         self._oldest_queued: float | None = None
         self._drained = threading.Condition()
         self._pending_items = 0
-        self.on_segment: Callable[[Key], None] | None = None
         self.on_hole: HoleHandler | None = None
 
     # -- producer side (any thread, never blocks on I/O) --------------------------------
@@ -511,8 +510,6 @@ class HistoryWriter:
             self._stats.rows_written += frame.height
             self._stats.segments_written += len(written)
             self._stats.bytes_written += sum(s.bytes for s in written)
-        if self.on_segment is not None:
-            self.on_segment(key)
 
     def _write_piece(
         self,
