@@ -16,8 +16,11 @@ from __future__ import annotations
 import itertools
 import logging
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import polars as pl
@@ -41,8 +44,11 @@ from services.market.views import TradeView
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 DEFAULT_MAX_ROWS = 10_000_000
-READ_ATTEMPTS = 5
+READ_ATTEMPTS = 50
+RETRY_S = 0.01
 
 CANDLE_INTERVALS_MS: dict[str, int] = {
     "1m": 60_000,
@@ -155,20 +161,7 @@ class HistoryReader:
         """Trades in the range in id order, one row per id (``schema.TRADES`` columns).
         Raises ``HistoryError`` (413) when the range holds more than ``max_rows``."""
         kind = self.resolve_kind(market, symbol, kind)
-        dataset = trades_dataset(kind)
-        for attempt in range(READ_ATTEMPTS):
-            listing = self._listing(market, symbol, dataset, schema.TRADES, start_ms, end_ms)
-            try:
-                return self._read_trades(listing.segments, start_ms, end_ms)
-            except FileNotFoundError:
-                if attempt == READ_ATTEMPTS - 1:
-                    raise
-        raise AssertionError("unreachable")
-
-    def _read_trades(
-        self, segments: list[Segment], start_ms: int | None, end_ms: int | None
-    ) -> pl.DataFrame:
-        return self._trade_scan(segments, start_ms, end_ms).collect()
+        return retrying(lambda: self.trade_scan(market, symbol, start_ms, end_ms, kind).collect())
 
     def _trade_scan(
         self, segments: list[Segment], start_ms: int | None, end_ms: int | None
@@ -237,14 +230,10 @@ class HistoryReader:
         strings, summed in fixed point), quote volume and VWAP (floats: Σ price·qty and
         quote volume / volume), high, low, first and last trade id and time."""
         kind = self.resolve_kind(market, symbol, kind)
-        for attempt in range(READ_ATTEMPTS):
-            try:
-                scan = self.trade_scan(market, symbol, start_ms, end_ms, kind)
-                return stats_of(symbol.upper(), kind, scan)
-            except FileNotFoundError:
-                if attempt == READ_ATTEMPTS - 1:
-                    raise
-        raise AssertionError("unreachable")
+        return retrying(
+            lambda: stats_of(symbol.upper(), kind, self.trade_scan(market, symbol, start_ms,
+                                                                   end_ms, kind))
+        )  # fmt: skip
 
     # -- candles --------------------------------------------------------------------------
 
@@ -272,17 +261,11 @@ class HistoryReader:
         parts = []
         kinds = self.trade_kinds(market, symbol)
         if kinds:
-            for attempt in range(READ_ATTEMPTS):
-                try:
-                    scan = self.trade_scan(market, symbol, start_ms, end_ms, kinds[0])
-                    bars = minute_bars_from_trades(scan)
-                    break
-                except FileNotFoundError:
-                    if attempt == READ_ATTEMPTS - 1:
-                        raise
+            bars = retrying(lambda: minute_bars_from_trades(
+                self.trade_scan(market, symbol, start_ms, end_ms, kinds[0])))  # fmt: skip
             if bars.height:
                 parts.append(bars)
-        klines = self.kline_frame(market, symbol, start_ms, end_ms)
+        klines = retrying(lambda: self.kline_frame(market, symbol, start_ms, end_ms))
         if klines.height:
             parts.append(klines)
         if not parts:
@@ -350,6 +333,11 @@ class HistoryReader:
         self, market: str, symbol: str, start_ms: int | None = None, end_ms: int | None = None
     ) -> pl.DataFrame:
         """Best bid/ask changes and LIVE-state changes in the range, time order."""
+        return retrying(lambda: self._book_top(market, symbol, start_ms, end_ms))
+
+    def _book_top(
+        self, market: str, symbol: str, start_ms: int | None, end_ms: int | None
+    ) -> pl.DataFrame:
         listing = self._listing(market, symbol, BOOK_TOP, schema.BOOK_TOP, start_ms, end_ms)
         if not listing.segments:
             return pl.DataFrame(schema=schema.BOOK_TOP)
@@ -361,6 +349,11 @@ class HistoryReader:
     ) -> pl.DataFrame:
         """Recorded heatmap cells in the range: ``time_s``, ``side``, ``price`` (bucket's
         lower price), ``bucket_size`` and ``max_qty`` (floats), one row per cell."""
+        return retrying(lambda: self._book_grid(market, symbol, start_ms, end_ms))
+
+    def _book_grid(
+        self, market: str, symbol: str, start_ms: int | None, end_ms: int | None
+    ) -> pl.DataFrame:
         listing = self._listing(market, symbol, BOOK_GRID, schema.BOOK_GRID, start_ms, end_ms)
         if not listing.segments:
             return pl.DataFrame(
@@ -425,10 +418,14 @@ class HistoryReader:
 
     def recorded_gaps(self, market: str, symbol: str) -> list[dict]:
         """Gap records (id ranges the backfill could not fill, and why)."""
-        listing = self._listing(market, symbol, GAPS, schema.GAPS, None, None)
-        if not listing.segments:
-            return []
-        return pl.read_parquet([s.path for s in listing.segments]).to_dicts()
+
+        def read() -> list[dict]:
+            listing = self._listing(market, symbol, GAPS, schema.GAPS, None, None)
+            if not listing.segments:
+                return []
+            return pl.read_parquet([s.path for s in listing.segments]).to_dicts()
+
+        return retrying(read)
 
 
 def recent_trade_rows(
@@ -443,6 +440,19 @@ def recent_trade_rows(
         zip(view.trade_id.tolist(), view.time_ms.tolist(), view.price.tolist(),
             view.qty.tolist(), (view.side < 0).tolist(), strict=True)
     )  # fmt: skip
+
+
+def retrying(read: Callable[[], T]) -> T:
+    """``read()``, listed and read again when a listed segment vanished meanwhile (the
+    compactor swapped it for the merged one), up to ``READ_ATTEMPTS`` times."""
+    for attempt in range(READ_ATTEMPTS):
+        try:
+            return read()
+        except FileNotFoundError:
+            if attempt == READ_ATTEMPTS - 1:
+                raise
+            time.sleep(RETRY_S)
+    raise AssertionError("unreachable")
 
 
 def merged_ranges(segments: list[Segment]) -> list[dict]:

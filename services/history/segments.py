@@ -212,9 +212,13 @@ def list_segments(
             if path.name.startswith("."):
                 continue  # a segment being written (or left by a crash)
             segment = parse_segment(path)
-            if segment is None or not path.is_file():
+            if segment is None:
                 problems.append(Problem(path, "foreign", "not a segment file name"))
                 continue
+            if not path.is_file():
+                if path.exists():
+                    problems.append(Problem(path, "foreign", "not a file"))
+                continue  # else compacted away since the directory was read
             if start_ms is not None and segment.t1 < start_ms:
                 continue
             if end_ms is not None and segment.t0 > end_ms:

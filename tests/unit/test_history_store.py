@@ -160,9 +160,15 @@ def test_readers_during_compaction_always_see_one_consistent_dataset(tmp_path):
     seen: list[tuple[int, int, bool]] = []
     stop = threading.Event()
 
+    errors: list[Exception] = []
+
     def read() -> None:
         while not stop.is_set():
-            frame = reader.trade_frame("spot", "TESTUSDT")
+            try:
+                frame = reader.trade_frame("spot", "TESTUSDT")
+            except Exception as exc:  # any failure of a reader fails the test
+                errors.append(exc)
+                return
             ids = frame["trade_id"].to_numpy()
             seen.append((len(ids), int(ids[-1]), bool((np.diff(ids) == 1).all())))
 
@@ -179,6 +185,7 @@ def test_readers_during_compaction_always_see_one_consistent_dataset(tmp_path):
     for t in threads:
         t.join()
     writer.stop()
+    assert not errors and not reader.problems
     assert sum(r.merged for r in reports) >= 40
     assert len(seen) > 5
     # Every read: ids continuous from 0, no duplicate, never fewer than the first 40 segments.
