@@ -42,7 +42,7 @@ SETTLED_MS = 10_000
 """A range ending at least this long ago is treated as immutable (cached)."""
 CACHE_TIMEOUT_S = 3600
 MAX_TRADES = 1000
-MAX_BINS = 500
+MAX_BINS = 300
 RANGE_ENDPOINTS = ("trades", "trade-stats", "trade-flow", "large-trades", "volume-profile")
 
 

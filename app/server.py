@@ -7,7 +7,17 @@ from pathlib import Path
 import dash
 
 from app import api, history_api
-from app.callbacks import depth, export, flow, liquidity, profile, status, symbol, tape
+from app.callbacks import (
+    depth,
+    export,
+    flow,
+    liquidity,
+    profile,
+    status,
+    symbol,
+    tape,
+    watchlist,
+)
 from app.callbacks.derived import DerivedCache
 from app.layout import create_layout
 from services.store import MarketStore
@@ -44,6 +54,7 @@ def create_app(
     app.layout = create_layout(store, refresh_ms, slow_refresh_ms)
     symbol.register(app, store)
     status.register(app, store)
+    watchlist.register(app, store)
     for panel in (depth, tape, flow, profile, liquidity, export):
         panel.register(app, store, cache)
     history = history_api.register(app.server, store, history_dir) if history_dir else None

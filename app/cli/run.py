@@ -32,6 +32,7 @@ def main(argv: list[str]) -> int:
         market_source.feed_config(settings, source),
         store,
         taps=taps,
+        shared_weight=market_source.shared_weight(settings),
         past_trades=past_trades(settings, source),
     )
     feed.start_in_thread()

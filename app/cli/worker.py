@@ -56,6 +56,7 @@ def main(argv: list[str]) -> int:
         market_source.feed_config(settings, source),
         store,
         taps=(history.recorder,) if history is not None else (),
+        shared_weight=market_source.shared_weight(settings),
         past_trades=past_trades(settings, source),
     )
     try:
