@@ -4,7 +4,8 @@ the klines before a symbol's first recorded minute.
 Holes come from ``HistoryRecorder`` (the first trade the feed delivers after a restart, or
 after a gap the feed itself abandoned, is above the last id stored). Each hole is fetched
 oldest first with ``aggTrades?fromId=`` pages of 1000 under this backfill's own REST weight
-budget (``weight_per_minute``; keep feed + backfill under the exchange's limit per IP), and
+budget (``weight_per_minute``, checked against the IP's total the exchange reports, so set
+it below the feed's: the backfill then uses only what the feed leaves), and
 the rows are written as a *fill* of that hole (ids outside it are ignored, so a fill never
 duplicates a stored trade). What cannot be had — the exchange has no such ids any more, the
 page limit is reached, a ``trade``-kind feed on a venue without ``historicalTrades``, or an
@@ -77,7 +78,7 @@ class TradeBackfill:
         endpoints: Endpoints,
         market: str,
         *,
-        weight_per_minute: int = 600,
+        weight_per_minute: int = 4200,
         max_pages: int = 2000,
         kline_limit: int = 1000,
         backoff: Backoff | None = None,

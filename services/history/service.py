@@ -16,6 +16,7 @@ from pathlib import Path
 
 from services.binance.backoff import Backoff
 from services.binance.endpoints import Endpoints
+from services.binance.rate_limit import BINANCE_WEIGHT_LIMIT
 from services.history.backfill import TradeBackfill
 from services.history.book_grid import GridConfig
 from services.history.compaction import compact
@@ -26,15 +27,18 @@ from services.history.writer import HistoryWriter
 log = logging.getLogger(__name__)
 
 GB = 1_000_000_000
+BACKFILL_SHARE = 0.7
 
 
 @dataclass(frozen=True, slots=True)
 class HistoryConfig:
     """root: the history directory. max_days / max_gb: retention (None: unbounded).
     flush_interval_s: how often buffered rows become segments (what a kill -9 can lose).
-    compact_every_s / retention_every_s: maintenance periods. backfill_weight: REST weight
-    per minute the backfill may use. sample_ms: book band sampling period. grid: band and
-    bucket of the recorded book."""
+    compact_every_s / retention_every_s: maintenance periods. backfill_weight: the IP's REST
+    weight per minute up to which the backfill may send requests (Binance reports the IP's
+    total; default ``BACKFILL_SHARE`` of the limit, below the feed's 80 %, so a backfill only
+    uses what the feed leaves and never holds the feed back). sample_ms: book band
+    sampling period. grid: band and bucket of the recorded book."""
 
     root: Path
     max_days: float | None = 30.0
@@ -42,7 +46,7 @@ class HistoryConfig:
     flush_interval_s: float = 1.0
     compact_every_s: float = 60.0
     retention_every_s: float = 600.0
-    backfill_weight: int = 600
+    backfill_weight: int | None = None
     sample_ms: int = 1000
     grid: GridConfig = field(default_factory=GridConfig)
 
@@ -63,8 +67,11 @@ class HistoryService:
         self.writer = HistoryWriter(
             config.root, flush_interval_s=config.flush_interval_s, grid=config.grid
         )
+        weight = config.backfill_weight or int(
+            BINANCE_WEIGHT_LIMIT.get(market, 6000) * BACKFILL_SHARE
+        )
         self.backfill = TradeBackfill(
-            self.writer, endpoints, market, weight_per_minute=config.backfill_weight,
+            self.writer, endpoints, market, weight_per_minute=weight,
             backoff=backoff,
         )  # fmt: skip
         self.recorder = HistoryRecorder(
