@@ -242,6 +242,18 @@ class TickerStats:
         return {"symbol": symbol} | {name: event[key] for key, name in names.items()}
 
 
+WEEK_OPEN_MS = 4 * 86_400_000
+"""Binance's weekly klines open on Monday 00:00 UTC; the epoch (1970-01-01) was a Thursday,
+four days after a Monday."""
+
+
+def kline_open_time(time_ms: int, interval_ms: int) -> int:
+    """Open time of the kline of ``interval_ms`` holding ``time_ms``: a multiple of the
+    interval since the epoch (weeks since a Monday, as Binance aligns them)."""
+    phase = WEEK_OPEN_MS if interval_ms == INTERVAL_MS["1w"] else 0
+    return time_ms - (time_ms - phase) % interval_ms
+
+
 def kline_rows(
     trades: list[AggTradeRecord],
     interval_ms: int,
@@ -253,7 +265,7 @@ def kline_rows(
     rows: list[list] = []
     bar: dict | None = None
     for trade in trades:
-        open_time = trade.T - trade.T % interval_ms
+        open_time = kline_open_time(trade.T, interval_ms)
         p, q = Decimal(trade.p), Decimal(trade.q)
         if bar is None or bar["t"] != open_time:
             if bar is not None:
