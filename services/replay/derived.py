@@ -332,13 +332,26 @@ def kline_event(symbol: str, interval: str, row: list, event_ms: int) -> dict:
     }
 
 
-def partial_depth(book: ExchangeBook, levels: int, market: str, symbol: str, ms: int) -> dict:
+def continuous_kline_event(event: dict) -> dict:
+    """A USD-M ``<pair>_perpetual@continuousKline_<interval>`` event from a kline event of
+    the perpetual (the pair's trades are the contract's)."""
+    bar = {key: value for key, value in event["k"].items() if key != "s"}
+    head = {"e": "continuous_kline", "E": event["E"], "ps": event["s"], "ct": "PERPETUAL"}
+    return head | {"k": bar}
+
+
+def partial_depth(
+    book: ExchangeBook, levels: int, market: str, symbol: str, ms: int, previous: int = -1
+) -> dict:
     """``@depth<N>`` payload: spot ``{lastUpdateId, bids, asks}``; USD-M adds the event
-    fields and names the sides ``b``/``a``."""
+    fields and names the sides ``b``/``a``, with the update ids since the previous push as
+    Binance sends them: ``pu`` = the previous push's ``u`` (``previous``), ``U = pu + 1``,
+    ``u`` = the book's update id."""
     bids, asks = book.top_bids(levels), book.top_asks(levels)
     if market == "usdm":
         u = book.last_update_id
-        head = {"e": "depthUpdate", "E": ms, "T": ms, "s": symbol, "U": u, "u": u, "pu": u}
+        pu = u if previous < 0 else previous
+        head = {"e": "depthUpdate", "E": ms, "T": ms, "s": symbol, "U": pu + 1, "u": u, "pu": pu}
         return head | {"b": bids, "a": asks}
     return {"lastUpdateId": book.last_update_id, "bids": bids, "asks": asks}
 

@@ -21,7 +21,8 @@ recorded speed as recorded, coarser ones batched from it.
 
 Derived streams (computed by the exchange, see ``services.replay.derived``):
 ``s@depth5/10/20[@100ms|@250ms|@500ms|@1000ms]``, ``s@miniTicker``, ``s@ticker``,
-``s@kline_<interval>`` when that interval is not recorded, ``s@aggTrade`` when only trades
+``s@kline_<interval>`` when that interval is not recorded (USD-M also
+``s_perpetual@continuousKline_<interval>``, the same bars), ``s@aggTrade`` when only trades
 are recorded and ``s@bookTicker`` when it is not recorded. A stream the recording cannot
 feed (``s@trade`` from an aggTrade-only recording, a kind the exchange does not derive, a
 symbol it does not list) is refused at ``SUBSCRIBE`` (or with HTTP 400 in the URL), never
@@ -57,6 +58,7 @@ from services.replay.depth_speeds import (
 from services.replay.derived import (
     INTERVAL_MS,
     book_ticker,
+    continuous_kline_event,
     kline_event,
     kline_open_time,
     kline_rows,
@@ -76,6 +78,7 @@ from services.replay.stream_connection import (
 from services.replay.symbol_market import SymbolMarket
 
 _PARTIAL = re.compile(r"^depth(5|10|20)(?:@(100|250|500|1000)ms)?$")
+PERPETUAL = "_PERPETUAL"  # USD-M continuous contract streams: <pair>_perpetual@continuousKline_1m
 ROUTES = {"spot": ("",), "usdm": ("", "/public", "/market")}
 
 
@@ -167,6 +170,7 @@ class LocalExchange:
         self._listening = asyncio.Event()
         self._ticks = 0
         self._last_book_ticker: dict[str, tuple] = {}
+        self._partial_pushed: dict[str, int] = {}  # partial depth stream → last u pushed
         self._runner: web.AppRunner | None = None
         self._play_task: asyncio.Task | None = None
         self._thread: threading.Thread | None = None
@@ -372,6 +376,14 @@ class LocalExchange:
             return None
         symbol, kind = name.split("@", 1)
         symbol = symbol.upper()
+        if (
+            self.market == "usdm"
+            and symbol.endswith(PERPETUAL)
+            and kind.startswith("continuousKline_")
+            and symbol.removesuffix(PERPETUAL) in self.markets
+            and kind[16:] in INTERVAL_MS
+        ):
+            return DerivedStream(symbol.removesuffix(PERPETUAL), "continuousKline", kind[16:], 20)
         if symbol not in self.markets:
             return None
         kinds = self.session.recorded_kinds(symbol) if self.session else set()
@@ -606,21 +618,25 @@ class LocalExchange:
     def _periodic_body(self, spec: DerivedStream, exchange_ms: int) -> dict | None:
         market = self.markets[spec.symbol]
         if spec.kind == "partial":
+            name = f"{spec.symbol.lower()}@depth{spec.argument}@{spec.period}"
+            previous = self._partial_pushed.get(name, -1)
+            self._partial_pushed[name] = market.book.last_update_id
             return partial_depth(
-                market.book, int(spec.argument), self.market, spec.symbol, exchange_ms
+                market.book, int(spec.argument), self.market, spec.symbol, exchange_ms, previous
             )
         if spec.kind == "miniTicker":
             return market.stats.mini_ticker_event(spec.symbol, exchange_ms)
         if spec.kind == "ticker":
             return market.stats.ticker_event(spec.symbol, exchange_ms, market.book)
-        if spec.kind == "kline":
+        if spec.kind in ("kline", "continuousKline"):
             interval_ms = INTERVAL_MS[spec.argument]
             open_time = kline_open_time(exchange_ms, interval_ms)
             fills = market.fills_since(open_time)
             rows = kline_rows(fills, interval_ms, market.price_places, market.qty_places)
             if not rows:
                 return None
-            return kline_event(spec.symbol, spec.argument, rows[-1], exchange_ms)
+            event = kline_event(spec.symbol, spec.argument, rows[-1], exchange_ms)
+            return event if spec.kind == "kline" else continuous_kline_event(event)
         return None
 
     async def seam(self, offsets: Offsets) -> None:

@@ -163,6 +163,10 @@ class RestApi:
             routes.append(("/uiKlines", self.klines, lambda r: 2))
         for path, handler, weight in routes:
             app.router.add_get(prefix + path, self._wrap(handler, weight))
+        if self.market == "usdm":  # the v2 price ticker (python-binance asks for it)
+            app.router.add_get(
+                "/fapi/v2/ticker/price", self._wrap(self.price_ticker, self._quote_weight)
+            )
 
     def _depth_weight(self, request: web.Request) -> int:
         try:

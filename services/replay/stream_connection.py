@@ -43,7 +43,7 @@ from aiohttp import WSMsgType, web
 
 MAX_INCOMING_PER_SECOND = {"spot": 5, "usdm": 10}
 MAX_STREAMS = 1024
-STREAM_NAME = re.compile(r"^(![A-Za-z]+(@[a-z]+)?|[a-z0-9]+@[A-Za-z0-9_@.:+-]+)$")
+STREAM_NAME = re.compile(r"^(![A-Za-z]+(@[a-z]+)?|[a-z0-9_]+@[A-Za-z0-9_@.:+-]+)$")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9]{1,36}$")
 
 

@@ -30,7 +30,7 @@ async def test_loop_passes_move_whole_days_with_klines_aligned(recordings):
     streams = "btcusdt@kline_1m/btcusdt@kline_5m/btcusdt@aggTrade"
     klines: list[dict] = []
     trades: list[dict] = []
-    async with LocalExchange(recordings["spot_2021"], speed="max", loop=True) as ex:
+    async with LocalExchange(recordings["spot_2021"], speed=60, loop=True) as ex:
         async with websockets.connect(f"{ex.ws_url}/stream?streams={streams}", max_size=None) as ws:
             while not trades or trades[-1]["T"] < RECORDED_FROM + DAY_MS:
                 frame = orjson.loads(await asyncio.wait_for(ws.recv(), 5))
