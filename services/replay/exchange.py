@@ -23,8 +23,9 @@ Derived streams (computed by the exchange, see ``services.replay.derived``):
 ``s@depth5/10/20[@100ms|@250ms|@500ms|@1000ms]``, ``s@miniTicker``, ``s@ticker``,
 ``s@kline_<interval>`` when that interval is not recorded (USD-M also
 ``s_perpetual@continuousKline_<interval>``, the same bars), ``s@aggTrade`` when only trades
-are recorded and ``s@bookTicker`` when it is not recorded. A stream the recording cannot
-feed (``s@trade`` from an aggTrade-only recording, a kind the exchange does not derive, a
+are recorded, ``s@trade`` when only aggTrades are recorded (one trade per aggTrade, id
+``f``: the same rows and ids as ``/api/v3/trades`` serves then) and ``s@bookTicker`` when it
+is not recorded. A stream the recording cannot feed (a kind the exchange does not derive, a
 symbol it does not list) is refused at ``SUBSCRIBE`` (or with HTTP 400 in the URL), never
 accepted and left silent.
 
@@ -394,6 +395,8 @@ class LocalExchange:
             return DerivedStream(symbol, kind, "", 10)
         if kind.startswith("kline_") and kind[6:] in INTERVAL_MS:
             return DerivedStream(symbol, "kline", kind[6:], 10 if kind == "kline_1s" else 20)
+        if kind == "trade" and "trade" not in kinds and "aggTrade" in kinds:
+            return DerivedStream(symbol, "trade")
         if kind in ("bookTicker", "aggTrade") and kind not in kinds:
             return DerivedStream(symbol, kind)
         return None
@@ -545,6 +548,7 @@ class LocalExchange:
                 frames.extend(self._agg_trade_frames(market, closed))
         elif kind == "aggTrade":
             market.apply_agg_trade(data)
+            frames.extend(self._derived_trade_frames(market, data))
         elif kind == "kline":
             market.apply_kline(data)
         frames[:0] = [(name, data) for name in self._listened(served)]
@@ -576,6 +580,17 @@ class LocalExchange:
             return []
         return [(name, orjson.dumps(record.event(market.symbol, record.T)))]  # type: ignore[attr-defined]
 
+    def _derived_trade_frames(self, market: SymbolMarket, data: bytes) -> list:
+        """``@trade`` from an aggTrade-only recording: one trade per aggTrade, id ``f`` and
+        the aggTrade's whole quantity — the rows ``/api/v3/trades`` serves for it."""
+        name = f"{market.symbol.lower()}@trade"
+        if name not in self._derived:
+            return []
+        agg = orjson.loads(data)
+        body = {"e": "trade", "E": agg["E"], "s": market.symbol, "t": agg["f"], "p": agg["p"]}
+        body |= {"q": agg["q"], "T": agg["T"], "m": agg["m"], "M": True}
+        return [(name, orjson.dumps(body))]
+
     def _derived_book_ticker(self, market: SymbolMarket) -> list[tuple[str, bytes]]:
         name = f"{market.symbol.lower()}@bookTicker"
         spec = self._derived.get(name)
@@ -600,9 +615,11 @@ class LocalExchange:
         return events[position].ts_ns // 1_000_000 + self.player.offsets.time_ms
 
     async def tick(self, exchange_ms: int) -> None:
-        """Every 100 ms of recording time: close derived aggTrades, push periodic streams."""
+        """Every 100 ms of recording time: close derived aggTrades, push periodic streams and
+        the diff batches whose period ends (all of them at the end of a pass)."""
         self._ticks += 1
-        frames: list[tuple[str, bytes]] = self._batched_depth_frames(exchange_ms)
+        pass_over = self.player is not None and self.player.position >= len(self.session.events)  # type: ignore[union-attr]
+        frames: list[tuple[str, bytes]] = self._batched_depth_frames(exchange_ms, pass_over)
         for market in self.markets.values():
             closed = market.close_agg_trade()
             if closed is not None:
