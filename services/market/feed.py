@@ -30,7 +30,7 @@ import statistics
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
 from services.binance import streams as names
@@ -56,6 +56,7 @@ from services.binance.ws_client import (
 )
 from services.logs import EventLog
 from services.market.book_sync import BookSync, SyncAction
+from services.market.taps import FeedTap
 from services.market.trade_log import TradeGap, TradeLog, TradeRow
 from services.market.views import SymbolInfo
 from services.store import Candle, FeedStatus, MarketStore, SymbolSnapshot, Ticker24h
@@ -125,7 +126,7 @@ class FeedCounters:
     frame_errors: frames whose handling raised (dropped, logged).
     snapshots_fetched / snapshots_failed: REST depth snapshots applied, and failed (HTTP,
         decoding, or a level out of range). backfills / backfill_failures: trade gaps
-        fetched from REST.
+        fetched from REST. tap_errors: calls of a ``FeedTap`` that raised (the feed went on).
     """
 
     unknown_symbol_frames: int = 0
@@ -134,6 +135,7 @@ class FeedCounters:
     snapshots_failed: int = 0
     backfills: int = 0
     backfill_failures: int = 0
+    tap_errors: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,7 +157,8 @@ class FeedStats:
 class _SymbolFeed:
     """One streamed symbol's state. ``dirty``: anything changed since the last publication;
     ``trades_changed``: the trade log did, so its view (a copy of the whole window) is
-    rebuilt at the next publication rather than at every one."""
+    rebuilt at the next publication rather than at every one. ``tapped_id``: the newest
+    trade id handed to the feed's taps."""
 
     info: SymbolInfo
     book: BookSync
@@ -169,14 +172,20 @@ class _SymbolFeed:
     ticker: Ticker24h | None = None
     backfilling: bool = False
     snapshot: SymbolSnapshot | None = None
+    tapped_id: int = -1
 
 
 class Feed:
-    """Runs the market-data pipeline for a set of symbols and publishes to ``store``."""
+    """Runs the market-data pipeline for a set of symbols and publishes to ``store``;
+    ``taps`` receive the accepted trades, book changes and candles as they happen
+    (``services.market.taps``)."""
 
-    def __init__(self, config: FeedConfig, store: MarketStore) -> None:
+    def __init__(
+        self, config: FeedConfig, store: MarketStore, taps: Sequence[FeedTap] = ()
+    ) -> None:
         self.config = config
         self.store = store
+        self._taps = tuple(taps)
         self._symbols: dict[str, _SymbolFeed] = {}
         self._infos: dict[str, SymbolInfo] = {}
         self._snapshot_queue: asyncio.Queue[str] | None = None
@@ -366,6 +375,8 @@ class Feed:
             if feed.book.counters.resyncs != resyncs:
                 self.events.fault("resync", symbol=event.s, reason=feed.book.resync_reason)
             feed.dirty = True
+            if self._taps:
+                self._tap_book(event.s, feed)
         elif isinstance(event, AggTrade | Trade):
             trade_id = event.a if isinstance(event, AggTrade) else event.t
             if not self._on_trade(event.s, trade_id, event.T, event.p, event.q, event.m):
@@ -377,6 +388,8 @@ class Feed:
                 return
             _add_candle(feed.candles, event)
             feed.dirty = True
+            if self._taps:
+                self._tap_candle(event.s, feed.candles[-1])
         elif isinstance(event, MiniTicker | Ticker):
             feed = self._symbols.get(event.s)
             if feed is None:
@@ -398,6 +411,8 @@ class Feed:
             return False
         gap = feed.trades.add(trade_id, time_ms, price, qty, m)
         feed.dirty = feed.trades_changed = True
+        if self._taps:
+            self._tap_trades(symbol, feed)
         if gap is not None and not feed.backfilling:
             self._start_backfill(symbol, feed, gap)
         return True
@@ -422,6 +437,8 @@ class Feed:
                 if feed is not None:
                     feed.book.on_disconnect(event.reason or str(kind))
                     feed.dirty = True
+                    if self._taps:
+                        self._tap_book(symbol, feed)
             return
         self.events.event(str(kind), **fields)
         if kind is LifecycleKind.RECONNECTED:
@@ -487,6 +504,8 @@ class Feed:
         if feed.book.on_snapshot(snapshot) is SyncAction.FETCH_SNAPSHOT:
             self._queue_snapshot(symbol)
         feed.dirty = True
+        if self._taps:
+            self._tap_book(symbol, feed)
 
     async def _warm_up(self, symbol: str) -> None:
         """Seed the trade window from REST so the panels are never empty."""
@@ -500,6 +519,8 @@ class Feed:
         if feed is not None:
             feed.trades.warm_up(_rows(rows))
             feed.dirty = feed.trades_changed = True
+            if self._taps:
+                self._tap_trades(symbol, feed)
 
     async def _backfill(self, symbol: str, gap: TradeGap) -> None:
         """Fetch the missing trade ids of ``gap`` page by page, then release held trades."""
@@ -530,9 +551,46 @@ class Feed:
         finally:
             feed.backfilling = False
             feed.dirty = feed.trades_changed = True
+            if self._taps:
+                self._tap_trades(symbol, feed)
         if open_gap is not None:
             # Released trades revealed a further gap: it holds new trades until filled.
             self._start_backfill(symbol, feed, open_gap)
+
+    # -- taps -----------------------------------------------------------------------------
+
+    def _tap_trades(self, symbol: str, feed: _SymbolFeed) -> None:
+        """Hand the trades released since the last call to every tap, in id order."""
+        newest = feed.trades.newest_id
+        if newest <= feed.tapped_id:
+            return
+        trades = feed.trades.released_after(feed.tapped_id)
+        feed.tapped_id = newest
+        for tap in self._taps:
+            try:
+                tap.on_trades(symbol, trades)
+            except Exception as exc:
+                self._tap_failed(tap, symbol, exc)
+
+    def _tap_book(self, symbol: str, feed: _SymbolFeed) -> None:
+        for tap in self._taps:
+            try:
+                tap.on_book(symbol, feed.book)
+            except Exception as exc:
+                self._tap_failed(tap, symbol, exc)
+
+    def _tap_candle(self, symbol: str, candle: Candle) -> None:
+        for tap in self._taps:
+            try:
+                tap.on_candle(symbol, candle)
+            except Exception as exc:
+                self._tap_failed(tap, symbol, exc)
+
+    def _tap_failed(self, tap: FeedTap, symbol: str, exc: Exception) -> None:
+        self.counters.tap_errors += 1
+        self.events.fault(
+            "tap_error", logging.ERROR, tap=type(tap).__name__, symbol=symbol, error=repr(exc)
+        )
 
     # -- publication ----------------------------------------------------------------------
 

@@ -251,6 +251,26 @@ class TradeLog:
             kind=self.kind,
         )
 
+    @property
+    def newest_id(self) -> int:
+        """Id of the newest trade in the ring (-1 when empty); trades held behind an open
+        gap are not in the ring yet."""
+        if self._size == 0:
+            return -1
+        return int(self._id_cells[(self._head - 1) % self.capacity])
+
+    def released_after(self, trade_id: int) -> TradeView:
+        """Trades in the ring with an id above ``trade_id``, oldest first (as ``view``).
+        O(rows returned): ids in the ring increase, so it walks back from the newest."""
+        cells = self._id_cells
+        capacity = self.capacity
+        n = 0
+        i = (self._head - 1) % capacity
+        while n < self._size and cells[i] > trade_id:
+            n += 1
+            i = i - 1 if i > 0 else capacity - 1
+        return self.view(last_n=n)
+
     def _add_out_of_sequence(
         self, trade_id: int, time_ms: int, price: float, qty: float, buyer_maker: bool
     ) -> TradeGap | None:

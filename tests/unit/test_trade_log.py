@@ -171,3 +171,30 @@ def test_rolling_totals_equal_a_numpy_recompute(capacity, sequence):
     assert totals.sell_quote == pytest.approx(sell_quote, rel=1e-9, abs=1e-3)
     ids = log.view().trade_id
     assert (np.diff(ids) > 0).all()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    capacity=st.integers(1, 12),
+    steps=st.lists(st.tuples(st.integers(1, 3), st.integers(0, 5)), min_size=1, max_size=40),
+)
+def test_released_after_hands_out_each_trade_once_in_id_order(capacity, steps):
+    """Reading ``released_after(last handed id)`` after every batch of adds yields each id in
+    the ring exactly once, in order — across ring wrap-around and permanent gaps."""
+    log = TradeLog("BTCUSDT", capacity=capacity)
+    handed: list[int] = []
+    last = -1
+    next_id = 0
+    for jump, batch in steps:
+        next_id += jump - 1  # a jump above 1 leaves a permanent gap
+        for _ in range(batch):
+            log.add(next_id, next_id, 1.0, 1.0, False)
+            next_id += 1
+        if batch > capacity:
+            last = max(last, next_id - 1 - capacity)  # rows evicted before anyone read them
+        got = log.released_after(last).trade_id.tolist()
+        assert got == sorted(got) and all(i > last for i in got)
+        handed.extend(got)
+        last = log.newest_id if got else last
+    assert len(handed) == len(set(handed))
+    assert log.newest_id == (handed[-1] if handed else -1)

@@ -1,0 +1,39 @@
+"""Feed taps: what other rooms (history, alerts, push streams) receive from the feed as it
+happens, without reading the store.
+
+A ``FeedTap`` is handed to ``Feed(config, store, taps=...)``. The feed calls it on its own
+event-loop thread, right after its state machine accepted a message, so a tap must return
+quickly and do any slow work (disk, network) on a thread or queue of its own. An exception
+raised by a tap is counted (``FeedCounters.tap_errors``) and logged; it never reaches the
+feed's state or the other taps.
+
+What each call guarantees:
+
+- ``on_trades(symbol, trades)``: trades accepted into the symbol's trade log, each exactly
+  once per feed, in increasing id order across calls — as soon as they are released
+  (immediately for in-sequence trades; after the REST backfill for trades held behind a gap).
+  Rows that the REST warm-up merges in *before* trades already delivered are not delivered
+  (a tap that needs them fetches them itself, e.g. ``aggTrades?fromId=``).
+- ``on_book(symbol, book)``: after a diff, a snapshot or a disconnect changed the book or its
+  sync state. Read what you need right away (``book.state``, ``book.book.best_bid()``,
+  ``book.book.bid_arrays(n)``); never keep a reference, the next frame mutates it.
+- ``on_candle(symbol, candle)``: after each kline frame (the bar so far, or closed).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from services.market.book_sync import BookSync
+from services.market.views import TradeView
+from services.store import Candle
+
+
+class FeedTap(Protocol):
+    """A consumer of the feed's accepted messages (see the module docstring)."""
+
+    def on_trades(self, symbol: str, trades: TradeView) -> None: ...
+
+    def on_book(self, symbol: str, book: BookSync) -> None: ...
+
+    def on_candle(self, symbol: str, candle: Candle) -> None: ...
