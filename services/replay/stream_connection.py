@@ -64,8 +64,10 @@ def error_reply(code: int, msg: str, request_id: object) -> dict:
 def invalid_streams(names: list[Any]) -> str | None:
     """Why a list of stream names is not acceptable, or ``None``."""
     for name in names:
-        if not isinstance(name, str) or not STREAM_NAME.match(name):
-            return f"Invalid request: invalid stream name {name!r}"
+        if not isinstance(name, str):  # never repr() it: deeply nested params would recurse
+            return f"Invalid request: a stream name must be a string, not {type(name).__name__}"
+        if not STREAM_NAME.match(name):
+            return f"Invalid request: invalid stream name {name[:200]!r}"
     return None
 
 
