@@ -15,7 +15,10 @@ import pytest
 import websockets
 
 from app import market_source
+from app.callbacks.derived import DerivedCache
+from app.callbacks.export import render_export
 from app.config import Settings
+from app.server import create_app
 from services.market.feed import Feed
 from services.replay.exchange import LocalExchange
 from services.replay.player import DAY_MS
@@ -95,6 +98,14 @@ def test_dashboard_feed_shows_recorded_times_and_lag_against_the_replay_clock(re
         # at 4x the wall-clock lag would be minus minutes; against the replay clock it is
         # the recorded network latency plus the local delay (times four)
         assert 0 <= status.event_lag_ms < 3000
+        # the JSON API and the CSV export carry the same original times
+        api = create_app(store).server.test_client()
+        body = api.get("/api/assets/crypto/BTCUSDT/trades?limit=50").get_json()
+        assert RECORDED_FROM <= body["market_time_ms"] <= RECORDED_TO
+        csv = render_export(store, DerivedCache(), "BTCUSDT", "0.001")
+        assert csv is not None
+        stamps = [line.split(",")[0] for line in csv["content"].splitlines()[1:]]
+        assert stamps and all(s.startswith("2021-04-04T20:0") for s in stamps)
     finally:
         with contextlib.suppress(Exception):
             feed.stop()
