@@ -208,7 +208,9 @@ class RestApi:
             if armed_status:
                 if armed_status in (429, 418):
                     headers["Retry-After"] = str(max(1, retry_after))
-                body = rest_error_body(armed_status, retry_after)
+                body = rest_error_body(
+                    armed_status, retry_after, self.exchange.clock_ms(), WEIGHT_LIMIT[self.market]
+                )
                 return _json(body, armed_status, headers)
             try:
                 response = await handler(request)
