@@ -22,7 +22,8 @@ recorded speed as recorded, coarser ones batched from it.
 Derived streams (computed by the exchange, see ``services.replay.derived``):
 ``s@depth5/10/20[@100ms|@250ms|@500ms|@1000ms]``, ``s@miniTicker``, ``s@ticker``,
 ``s@kline_<interval>`` when that interval is not recorded (USD-M also
-``s_perpetual@continuousKline_<interval>``, the same bars), ``s@aggTrade`` when only trades
+``s_perpetual@continuousKline_<interval>``, the same bars), ``!miniTicker@arr`` and
+``!ticker@arr`` (every second, the symbols that have traded), ``s@aggTrade`` when only trades
 are recorded, ``s@trade`` when only aggTrades are recorded (one trade per aggTrade, id
 ``f``: the same rows and ids as ``/api/v3/trades`` serves then) and ``s@bookTicker`` when it
 is not recorded. A stream the recording cannot feed (a kind the exchange does not derive, a
@@ -80,6 +81,7 @@ from services.replay.symbol_market import SymbolMarket
 
 _PARTIAL = re.compile(r"^depth(5|10|20)(?:@(100|250|500|1000)ms)?$")
 PERPETUAL = "_PERPETUAL"  # USD-M continuous contract streams: <pair>_perpetual@continuousKline_1m
+ALL_MARKET_TICKERS = {"!miniTicker@arr": "miniTicker", "!ticker@arr": "ticker"}
 ROUTES = {"spot": ("",), "usdm": ("", "/public", "/market")}
 
 
@@ -375,6 +377,8 @@ class LocalExchange:
         unknown)."""
         if name in self._served or "@" not in name:
             return None
+        if name in ALL_MARKET_TICKERS:
+            return DerivedStream("", ALL_MARKET_TICKERS[name], "", 10)
         symbol, kind = name.split("@", 1)
         symbol = symbol.upper()
         if (
@@ -632,7 +636,12 @@ class LocalExchange:
         if frames or self._held is not None:
             await self._emit(frames)
 
-    def _periodic_body(self, spec: DerivedStream, exchange_ms: int) -> dict | None:
+    def _periodic_body(self, spec: DerivedStream, exchange_ms: int) -> dict | list | None:
+        if not spec.symbol:  # an all-market ticker array: the symbols that have traded
+            traded = [m for _, m in sorted(self.markets.items()) if m.stats.count]
+            if spec.kind == "miniTicker":
+                return [m.stats.mini_ticker_event(m.symbol, exchange_ms) for m in traded] or None
+            return [m.stats.ticker_event(m.symbol, exchange_ms, m.book) for m in traded] or None
         market = self.markets[spec.symbol]
         if spec.kind == "partial":
             name = f"{spec.symbol.lower()}@depth{spec.argument}@{spec.period}"
