@@ -7,7 +7,17 @@ from pathlib import Path
 import dash
 
 from app import api
-from app.callbacks import depth, export, flow, liquidity, profile, status, symbol, tape
+from app.callbacks import (
+    depth,
+    export,
+    flow,
+    liquidity,
+    profile,
+    status,
+    symbol,
+    tape,
+    watchlist,
+)
 from app.callbacks.derived import DerivedCache
 from app.layout import create_layout
 from services.store import MarketStore
@@ -42,6 +52,7 @@ def create_app(
     app.layout = create_layout(store, refresh_ms, slow_refresh_ms)
     symbol.register(app, store)
     status.register(app, store)
+    watchlist.register(app, store)
     for panel in (depth, tape, flow, profile, liquidity, export):
         panel.register(app, store, cache)
     app.server.register_blueprint(api.create_api(store, cache))

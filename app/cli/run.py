@@ -25,7 +25,11 @@ def main(argv: list[str]) -> int:
         return 2
     source = market_source.resolve(settings)
     store = make_store(settings)
-    feed = Feed(market_source.feed_config(settings, source), store)
+    feed = Feed(
+        market_source.feed_config(settings, source),
+        store,
+        shared_weight=market_source.shared_weight(settings),
+    )
     feed.start_in_thread()
     dash_app = create_app(
         store,

@@ -50,7 +50,12 @@ def main(argv: list[str]) -> int:
     where = urlsplit(settings.redis_url)
     print(f"Tapescope worker: {label} -> Redis {where.hostname}:{where.port}", flush=True)
     try:
-        asyncio.run(run_feed(Feed(market_source.feed_config(settings, source), store)))
+        feed = Feed(
+            market_source.feed_config(settings, source),
+            store,
+            shared_weight=market_source.shared_weight(settings),
+        )
+        asyncio.run(run_feed(feed))
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -304,10 +304,11 @@ def stream_kind(stream: str) -> str:
     """The stream type of a stream name, as used for statistics and dispatch.
 
     ``btcusdt@depth@100ms`` → ``depth``; ``btcusdt@depth20@100ms`` → ``depth20``;
-    ``btcusdt@kline_1m`` → ``kline``; ``!serverShutdown`` → ``serverShutdown``.
+    ``btcusdt@kline_1m`` → ``kline``; ``!serverShutdown`` → ``serverShutdown``;
+    ``!miniTicker@arr`` → ``miniTicker@arr`` (an array of every changed symbol's).
     """
     if stream.startswith("!"):
-        return stream[1:].split("@", 1)[0]
+        return stream[1:]
     parts = stream.split("@")
     kind = parts[1] if len(parts) > 1 else parts[0]
     if kind.startswith("kline_"):
@@ -326,6 +327,7 @@ _DECODERS_BY_KIND: dict[str, msgspec.json.Decoder] = {
     "aggTrade": _DECODERS_BY_EVENT["aggTrade"],
     "kline": _DECODERS_BY_EVENT["kline"],
     "miniTicker": _DECODERS_BY_EVENT["24hrMiniTicker"],
+    "miniTicker@arr": msgspec.json.Decoder(list[MiniTicker], strict=False),
     "ticker": _DECODERS_BY_EVENT["24hrTicker"],
     "bookTicker": _DECODERS_BY_EVENT["bookTicker"],
     "serverShutdown": _DECODERS_BY_EVENT["serverShutdown"],

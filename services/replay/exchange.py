@@ -67,6 +67,7 @@ from services.replay.derived import (
     partial_depth,
 )
 from services.replay.faults import Faults
+from services.replay.market_tickers import ALL_MINI_TICKERS, PERIOD_TICKS, AllMiniTickers
 from services.replay.player import Offsets, Player
 from services.replay.recording import DEFAULT_REPLAY
 from services.replay.rest_api import RestApi, unknown_path_error
@@ -81,7 +82,7 @@ from services.replay.symbol_market import SymbolMarket
 
 _PARTIAL = re.compile(r"^depth(5|10|20)(?:@(100|250|500|1000)ms)?$")
 PERPETUAL = "_PERPETUAL"  # USD-M continuous contract streams: <pair>_perpetual@continuousKline_1m
-ALL_MARKET_TICKERS = {"!miniTicker@arr": "miniTicker", "!ticker@arr": "ticker"}
+ALL_MARKET_TICKERS = {"!ticker@arr": "ticker"}
 ROUTES = {"spot": ("",), "usdm": ("", "/public", "/market")}
 
 
@@ -174,6 +175,7 @@ class LocalExchange:
         self._ticks = 0
         self._last_book_ticker: dict[str, tuple] = {}
         self._partial_pushed: dict[str, int] = {}  # partial depth stream → last u pushed
+        self._all_mini_tickers = AllMiniTickers()
         self._runner: web.AppRunner | None = None
         self._play_task: asyncio.Task | None = None
         self._thread: threading.Thread | None = None
@@ -375,6 +377,8 @@ class LocalExchange:
     def derived_stream(self, name: str) -> DerivedStream | None:
         """What a stream name means when the exchange computes it (``None``: recorded or
         unknown)."""
+        if name == ALL_MINI_TICKERS:
+            return DerivedStream("", "miniTicker@arr", "", PERIOD_TICKS)
         if name in self._served or "@" not in name:
             return None
         if name in ALL_MARKET_TICKERS:
@@ -637,10 +641,10 @@ class LocalExchange:
             await self._emit(frames)
 
     def _periodic_body(self, spec: DerivedStream, exchange_ms: int) -> dict | list | None:
-        if not spec.symbol:  # an all-market ticker array: the symbols that have traded
+        if spec.kind == "miniTicker@arr":
+            return self._all_mini_tickers.payload(self.markets, exchange_ms) or None
+        if not spec.symbol:  # !ticker@arr: the 24 h tickers of the symbols that have traded
             traded = [m for _, m in sorted(self.markets.items()) if m.stats.count]
-            if spec.kind == "miniTicker":
-                return [m.stats.mini_ticker_event(m.symbol, exchange_ms) for m in traded] or None
             return [m.stats.ticker_event(m.symbol, exchange_ms, m.book) for m in traded] or None
         market = self.markets[spec.symbol]
         if spec.kind == "partial":

@@ -530,9 +530,9 @@ async def test_trade_stream_from_an_agg_trade_recording_matches_rest(recordings)
 async def test_all_market_ticker_arrays(recordings):
     async with (
         LocalExchange(recordings["spot_2021"], speed="max") as ex,
-        connect(f"{ex.ws_url}/ws/!miniTicker@arr") as ws,
+        connect(f"{ex.ws_url}/ws/!ticker@arr") as ws,
     ):
         arrays = [orjson.loads(f) for f in await read_until_quiet(ws)]
     assert arrays and all(isinstance(a, list) for a in arrays)
     assert {t["s"] for t in arrays[-1]} == {"BTCUSDT", "DOTUSDT", "ETHUSDT"}
-    assert all(t["e"] == "24hrMiniTicker" for t in arrays[-1])
+    assert all(t["e"] == "24hrTicker" for t in arrays[-1])
