@@ -22,8 +22,9 @@ recorded speed as recorded, coarser ones batched from it.
 Derived streams (computed by the exchange, see ``services.replay.derived``):
 ``s@depth5/10/20[@100ms|@250ms|@500ms|@1000ms]``, ``s@miniTicker``, ``s@ticker``,
 ``s@kline_<interval>`` when that interval is not recorded (USD-M also
-``s_perpetual@continuousKline_<interval>``, the same bars), ``!miniTicker@arr`` and
-``!ticker@arr`` (every second, the symbols that have traded), ``s@aggTrade`` when only trades
+``s_perpetual@continuousKline_<interval>``, the same bars), ``!miniTicker@arr`` (see
+``services.replay.market_tickers``) and ``!ticker@arr`` (every second, every symbol that has
+traded), ``s@aggTrade`` when only trades
 are recorded, ``s@trade`` when only aggTrades are recorded (one trade per aggTrade, id
 ``f``: the same rows and ids as ``/api/v3/trades`` serves then) and ``s@bookTicker`` when it
 is not recorded. A stream the recording cannot feed (a kind the exchange does not derive, a
