@@ -59,8 +59,13 @@ def _record(root, samples: list[BookSample], height: float) -> None:
         grid.merge(grid.asks, *bucket_sums(s.ask_prices, s.ask_qtys, height))
     frames = [pl.DataFrame(g.rows(height)) for g in grids.values()]
     grid_frame = pl.concat(frames).cast(
-        {"time_s": pl.Int64, "side": pl.Int8, "bucket": pl.Int64, "bucket_e8": pl.Int64,
-         "max_qty_e8": pl.Int64}  # fmt: skip
+        {
+            "time_s": pl.Int64,
+            "side": pl.Int8,
+            "bucket": pl.Int64,
+            "bucket_e8": pl.Int64,
+            "max_qty_e8": pl.Int64,
+        }
     )
     half = grid_frame.height // 2  # two segments, as a writer flushing every second makes
     for i, part in enumerate((grid_frame[:half], grid_frame[half:])):
@@ -84,10 +89,13 @@ def _samples(draw_levels, seconds: int, dead: set[int], missing: set[int]) -> li
         bids, asks = draw_levels(i)
         out.append(
             BookSample(
-                t, True,
-                np.array([p for p, _ in bids]), np.array([q for _, q in bids]),
-                np.array([p for p, _ in asks]), np.array([q for _, q in asks]),
-            )  # fmt: skip
+                t,
+                True,
+                np.array([p for p, _ in bids]),
+                np.array([q for _, q in bids]),
+                np.array([p for p, _ in asks]),
+                np.array([q for _, q in asks]),
+            )
         )
     return out
 
@@ -95,8 +103,10 @@ def _samples(draw_levels, seconds: int, dead: set[int], missing: set[int]) -> li
 def _compare(tmp_path, samples, height_ticks, row_ticks, bucket_ms, unit="base"):
     _record(tmp_path, samples, TICK * height_ticks)
     start, end = BASE_MS, BASE_MS + 60_000
-    kwargs = dict(start_ms=start, end_ms=end, time_bucket_ms=bucket_ms, price_low=995.0,
-                  price_high=1005.0, tick_size=TICK, price_bucket_ticks=row_ticks)  # fmt: skip
+    kwargs = {
+        "start_ms": start, "end_ms": end, "time_bucket_ms": bucket_ms, "price_low": 995.0,
+        "price_high": 1005.0, "tick_size": TICK, "price_bucket_ticks": row_ticks,
+    }  # fmt: skip
     got = stored_heatmap(tmp_path, "spot", "BTCUSDT", unit=unit, **kwargs)
     return got, liquidity_heatmap(samples, unit=unit, **kwargs)
 
