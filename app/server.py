@@ -23,6 +23,7 @@ from app.callbacks import (
 )
 from app.callbacks.derived import DerivedCache
 from app.layout import create_layout
+from services.history.book_heatmap import RecordedBook
 from services.store import MarketStore
 
 ASSETS_DIR = Path(__file__).resolve().parents[1] / "assets"
@@ -59,9 +60,11 @@ def create_app(
     status.register(app, store)
     view.register(app)
     watchlist.register(app, store)
-    for panel in (depth, tape, flow, profile, liquidity, export, heatmap, footprint):
+    for panel in (depth, tape, flow, profile, liquidity, export, footprint):
         panel.register(app, store, cache)
     history = history_api.register(app.server, store, history_dir) if history_dir else None
+    recorded = RecordedBook(history.reader) if history else None
+    heatmap.register(app, store, cache, recorded)
     app.server.register_blueprint(api.create_api(store, cache, history))
-    app.server.register_blueprint(views_api.create_views_api(store, cache))
+    app.server.register_blueprint(views_api.create_views_api(store, cache, history, recorded))
     return app

@@ -29,6 +29,7 @@ from components.theme import create_notice_figure
 from services.analytics.flow_filter import FlowFilter
 from services.analytics.footprint import auto_row_ticks, trades_between
 from services.analytics.heatmap import LiquidityHeatmap, liquidity_heatmap, trade_dots
+from services.history.book_heatmap import RecordedBook, with_live
 from services.market.book_samples import book_samples_of
 from services.store import MarketStore, SymbolSnapshot
 
@@ -85,21 +86,28 @@ def heatmap_window(
     high: float,
     row_ticks: int,
     unit: str,
+    recorded: RecordedBook | None = None,
 ) -> LiquidityHeatmap:
-    """The heatmap of the live book samples of ``snapshot``'s symbol in [start, end)."""
+    """The heatmap of ``snapshot``'s symbol in [start, end): the live book samples, and
+    where they do not reach back to ``start_ms``, the ``recorded`` book (history) under
+    them (a column from the live ring where it was LIVE there, else from the store)."""
     samples = book_samples_of(store)
     rows = samples.samples(snapshot.symbol, start_ms, end_ms) if samples is not None else []
-    return liquidity_heatmap(
-        rows,
-        start_ms=start_ms,
-        end_ms=end_ms,
-        time_bucket_ms=time_bucket_ms,
-        price_low=low,
-        price_high=high,
-        tick_size=snapshot.info.tick_size,
-        price_bucket_ticks=row_ticks,
-        unit="quote" if unit == "quote" else "base",
-    )
+    grid = {
+        "start_ms": start_ms,
+        "end_ms": end_ms,
+        "time_bucket_ms": time_bucket_ms,
+        "price_low": low,
+        "price_high": high,
+        "tick_size": snapshot.info.tick_size,
+        "price_bucket_ticks": row_ticks,
+        "unit": "quote" if unit == "quote" else "base",
+    }
+    live = liquidity_heatmap(rows, **grid)
+    if recorded is None or (rows and rows[0].time_ms < start_ms + time_bucket_ms):
+        return live
+    stored = recorded.heatmap(snapshot.symbol, **grid)
+    return live if stored is None else with_live(stored, live)
 
 
 def _mid(snapshot: SymbolSnapshot) -> float | None:
@@ -142,6 +150,7 @@ def render_heatmap(
     rendered: dict | None,
     now_ms: int | None = None,
     relayout: dict | None = None,
+    recorded: RecordedBook | None = None,
 ) -> tuple[Any, dict | None]:
     """The heatmap figure (or a Patch of new columns) and what is now on screen.
 
@@ -197,7 +206,7 @@ def render_heatmap(
     start = end - range_ms
     grid = heatmap_window(
         store, snapshot, start_ms=start, end_ms=end, time_bucket_ms=bucket,
-        low=low, high=high, row_ticks=row_ticks, unit=unit,
+        low=low, high=high, row_ticks=row_ticks, unit=unit, recorded=recorded,
     )  # fmt: skip
     unit_label = info.quote_asset if unit == "quote" else info.base_asset
     dots = _dots(cache, snapshot, band, start, end, bucket, row_ticks)
@@ -306,8 +315,11 @@ def _patch(
     return patch, state
 
 
-def register(app: dash.Dash, store: MarketStore, cache: DerivedCache) -> None:
-    """Wire the heatmap to the fast interval, the symbol, the view and its controls."""
+def register(
+    app: dash.Dash, store: MarketStore, cache: DerivedCache, recorded: RecordedBook | None = None
+) -> None:
+    """Wire the heatmap to the fast interval, the symbol, the view and its controls; with
+    ``recorded`` (the history store's book) longer ranges show the stored past too."""
 
     @app.callback(
         Output(ids.HEATMAP_CHART, "figure"),
@@ -329,5 +341,5 @@ def register(app: dash.Dash, store: MarketStore, cache: DerivedCache) -> None:
     ):
         return render_heatmap(
             store, cache, symbol, view, range_name or "5m", float(band_pct or 0.5),
-            unit or "base", cutoff, fmin, fmax, rendered, relayout=relayout,
+            unit or "base", cutoff, fmin, fmax, rendered, relayout=relayout, recorded=recorded,
         )  # fmt: skip

@@ -23,6 +23,7 @@ filled in from its neighbours. best bid / ask: the last LIVE ``book-top`` row in
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -30,7 +31,7 @@ import polars as pl
 from services.analytics.heatmap import LiquidityHeatmap, Unit, row_range
 from services.history import schema
 from services.history.book_grid import live_seconds
-from services.history.reader import retrying
+from services.history.reader import HistoryReader, retrying
 from services.history.segments import BOOK_GRID, BOOK_TOP, Segment, list_segments
 
 
@@ -199,3 +200,47 @@ def _best(
     best_bid[~live] = np.nan
     best_ask[~live] = np.nan
     return best_bid, best_ask
+
+
+def with_live(stored: LiquidityHeatmap, live: LiquidityHeatmap) -> LiquidityHeatmap:
+    """One grid from a stored and a live heatmap over the same columns and rows: each
+    column from ``live`` where it was LIVE there (the ring is the finer record of the last
+    minutes), else from ``stored``."""
+    if not (
+        np.array_equal(stored.time_ms, live.time_ms) and np.array_equal(stored.price, live.price)
+    ):
+        raise ValueError("with_live needs the same columns and rows")
+    pick = live.live
+
+    def column(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return np.where(pick.reshape((-1,) + (1,) * (a.ndim - 1)), b, a)
+
+    return LiquidityHeatmap(
+        time_ms=live.time_ms,
+        time_bucket_ms=live.time_bucket_ms,
+        price=live.price,
+        price_bucket=live.price_bucket,
+        tick_size=live.tick_size,
+        bids=column(stored.bids, live.bids),
+        asks=column(stored.asks, live.asks),
+        live=stored.live | live.live,
+        best_bid=column(stored.best_bid, live.best_bid),
+        best_ask=column(stored.best_ask, live.best_ask),
+        samples=column(stored.samples, live.samples),
+        unit=live.unit,
+    )
+
+
+class RecordedBook:
+    """The recorded book of every stored symbol under a history root, as heatmaps."""
+
+    def __init__(self, reader: HistoryReader) -> None:
+        self.reader = reader
+
+    def heatmap(self, symbol: str, **grid: Any) -> LiquidityHeatmap | None:
+        """``stored_heatmap`` of ``symbol`` (its spot market when both are stored), or None
+        when nothing of its book is stored or the columns are not whole seconds."""
+        market = self.reader.market_of(symbol)
+        if market is None or grid["time_bucket_ms"] % 1000:
+            return None
+        return stored_heatmap(self.reader.root, market, symbol, **grid)
