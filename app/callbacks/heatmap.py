@@ -39,6 +39,9 @@ ending more than this long ago are complete."""
 REBUILD_SHARE = 0.2
 """A full redraw once the grid has slid by this share of its columns (drops stale dots)."""
 RECENTRE_SHARE = 0.5
+HISTORY_RANGE_MS = 3_600_000
+"""From this range on, rows are sized as whole stored buckets (2^k), so the recorded book's
+minute pyramid draws the stored part exactly."""
 SAMPLED_BAND_PCT = 2.0
 """The band the live sampler keeps around the mid: a zoom beyond it has no rows to show."""
 
@@ -200,6 +203,8 @@ def render_heatmap(
         return (dash.no_update if rendered == state else create_notice_figure(text)), state
     if zoom is None:
         low, high, row_ticks = heatmap_rows(mid, band_pct, info.tick_size)
+        if recorded is not None and range_ms >= HISTORY_RANGE_MS:
+            row_ticks = recorded.row_ticks(symbol, low, high, info.tick_size, MAX_ROWS) or row_ticks
     else:
         low, high = zoom
         row_ticks = auto_row_ticks(low, high, info.tick_size, MAX_ROWS)

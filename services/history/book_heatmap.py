@@ -31,6 +31,13 @@ import polars as pl
 from services.analytics.heatmap import LiquidityHeatmap, Unit, row_range
 from services.history import schema
 from services.history.book_grid import live_seconds
+from services.history.book_pyramid import (
+    SPANS,
+    bucket_size,
+    extend,
+    pyramid_heatmap,
+    span_for,
+)
 from services.history.reader import HistoryReader, retrying
 from services.history.segments import BOOK_GRID, BOOK_TOP, Segment, list_segments
 
@@ -232,15 +239,38 @@ def with_live(stored: LiquidityHeatmap, live: LiquidityHeatmap) -> LiquidityHeat
 
 
 class RecordedBook:
-    """The recorded book of every stored symbol under a history root, as heatmaps."""
+    """The recorded book of every stored symbol under a history root, as heatmaps: whole
+    minute columns with rows of 2^k stored buckets come from the minute pyramid
+    (``book_pyramid``, extended to the last complete minute first), anything else from
+    the per-second grid (``stored_heatmap``); both give the same cells."""
 
     def __init__(self, reader: HistoryReader) -> None:
         self.reader = reader
 
+    def row_ticks(
+        self, symbol: str, low: float, high: float, tick: float, max_rows: int
+    ) -> int | None:
+        """Ticks per row for a view of low..high in at most ``max_rows`` rows that the
+        pyramid serves (2^k stored buckets), or None without a recorded book."""
+        market = self.reader.market_of(symbol)
+        bucket = bucket_size(self.reader.root, market, symbol) if market else None
+        span = span_for(bucket, low, high, max_rows) if bucket else None
+        return round(span * bucket / tick) if span and bucket and tick > 0 else None
+
     def heatmap(self, symbol: str, **grid: Any) -> LiquidityHeatmap | None:
-        """``stored_heatmap`` of ``symbol`` (its spot market when both are stored), or None
+        """The stored heatmap of ``symbol`` (its spot market when both are stored), or None
         when nothing of its book is stored or the columns are not whole seconds."""
         market = self.reader.market_of(symbol)
         if market is None or grid["time_bucket_ms"] % 1000:
             return None
-        return stored_heatmap(self.reader.root, market, symbol, **grid)
+        root = self.reader.root
+        if grid["time_bucket_ms"] % 60_000 == 0:
+            bucket = bucket_size(root, market, symbol)
+            height = grid["tick_size"] * grid["price_bucket_ticks"]
+            span = round(height / bucket) if bucket else 0
+            if span in SPANS and abs(span * bucket - height) < grid["tick_size"] / 2:
+                extend(root, market, symbol)
+                pyramid = dict(grid, span=span, bucket=bucket)
+                del pyramid["price_bucket_ticks"]
+                return retrying(lambda: pyramid_heatmap(root, market, symbol, **pyramid))
+        return stored_heatmap(root, market, symbol, **grid)

@@ -11,7 +11,9 @@ from hypothesis import strategies as st
 
 from services.analytics.heatmap import liquidity_heatmap
 from services.history.book_grid import SecondGrid, bucket_sums, live_seconds
-from services.history.book_heatmap import stored_heatmap
+from services.history.book_heatmap import RecordedBook, stored_heatmap
+from services.history.book_pyramid import extend, pyramid_heatmap
+from services.history.reader import HistoryReader
 from services.history.schema import SCALE
 from services.history.segments import BOOK_GRID, BOOK_TOP, write_segment
 from services.market.views import BookSample
@@ -170,3 +172,42 @@ def test_stored_cells_equal_the_live_heatmap_property(
             tol = bucket_ticks * TICK / 2 / 990
             np.testing.assert_allclose(got.bids[c], want.bids[c], rtol=tol, atol=1e-6)
             np.testing.assert_allclose(got.asks[c], want.asks[c], rtol=tol, atol=1e-6)
+
+
+def test_minute_pyramid_equals_the_per_second_cells(tmp_path):
+    """Rows of 2^k buckets, whole-minute columns: the pyramid (built in two steps, as it
+    grows live) gives the cells of the per-second grid, NOT-LIVE minutes empty."""
+    rng = np.random.default_rng(7)
+
+    def levels(i):
+        mid = 1000.0 + TICK * int(rng.integers(-6, 7))
+        bids = [(mid - TICK * k, float(rng.integers(1, 40)) / 4) for k in range(1, 14)]
+        asks = [(mid + TICK * k, float(rng.integers(1, 40)) / 4) for k in range(0, 14)]
+        return bids, asks
+
+    samples = _samples(levels, 400, dead=set(range(120, 180)), missing={300, 301})
+    _record(tmp_path, samples[:200], TICK)
+    assert extend(tmp_path, "spot", "BTCUSDT") > 0  # minutes 0–2 (the 3rd is incomplete)
+    _record(tmp_path / "later", samples[200:], TICK)
+    for path in (tmp_path / "later").rglob("*.parquet"):
+        target = tmp_path / path.relative_to(tmp_path / "later")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        path.rename(target.with_name(target.name.replace("wtest", "wlater")))
+    assert extend(tmp_path, "spot", "BTCUSDT") > 0
+    recorded = RecordedBook(HistoryReader(tmp_path))
+    start = BASE_MS // 60_000 * 60_000 + 60_000
+    for span in (1, 2, 4):
+        grid = {"start_ms": start, "end_ms": start + 5 * 60_000, "time_bucket_ms": 60_000,
+                "price_low": 996.0, "price_high": 1004.0, "tick_size": TICK}  # fmt: skip
+        pyramid = pyramid_heatmap(tmp_path, "spot", "BTCUSDT", span=span, bucket=TICK, **grid)
+        exact = stored_heatmap(tmp_path, "spot", "BTCUSDT", price_bucket_ticks=span, **grid)
+        routed = recorded.heatmap("BTCUSDT", price_bucket_ticks=span, **grid)
+        np.testing.assert_array_equal(pyramid.price, exact.price)
+        np.testing.assert_array_equal(pyramid.live, exact.live)
+        np.testing.assert_allclose(pyramid.bids, exact.bids, rtol=1e-9, atol=1e-8)
+        np.testing.assert_allclose(pyramid.asks, exact.asks, rtol=1e-9, atol=1e-8)
+        np.testing.assert_allclose(pyramid.best_ask, exact.best_ask)
+        np.testing.assert_array_equal(routed.bids, pyramid.bids)
+    # minute 2 (120–179 s) was not LIVE; live minutes hold their maxima
+    assert pyramid.live.tolist() == [True, False, True, True, True]
+    assert recorded.row_ticks("BTCUSDT", 996.0, 1004.0, TICK, 10) == 2
