@@ -14,6 +14,8 @@ the views choose ``span × bucket`` rows over the pyramid (``span_for``).
 Only recorded (LIVE) seconds enter: a minute without any has no rows and is drawn empty.
 Built incrementally (``extend``) for the complete minutes after the last one built: a
 minute is complete once a later second is stored (the writer flushes every second).
+A pyramid segment whose minutes all precede the oldest stored second (the retention
+deleted the grid under it) is deleted at the next ``extend``.
 Columns: ``time_s`` (the minute's open), ``span``, ``side``, ``row``, ``bucket_e8``,
 ``max_qty_e8``; each segment sorted by span then time, so a read of one span skips the
 others' row groups.
@@ -29,7 +31,13 @@ import polars as pl
 
 from services.analytics.heatmap import LiquidityHeatmap, Unit
 from services.history import schema
-from services.history.segments import BOOK_GRID, BOOK_TOP, list_segments, write_segment
+from services.history.segments import (
+    BOOK_GRID,
+    BOOK_TOP,
+    Segment,
+    list_segments,
+    write_segment,
+)
 
 BOOK_GRID_1M = "book-grid-1m"
 SPANS = (1, 2, 4, 8, 16, 32, 64)
@@ -75,6 +83,7 @@ def extend(root: Path, market: str, symbol: str) -> int:
     """Build the pyramid for the complete minutes not built yet; returns the rows added."""
     with _LOCK:
         built = list_segments(root, market, symbol, BOOK_GRID_1M, PYRAMID).segments
+        _drop_expired(root, market, symbol, built)
         since_ms = max((s.t1 for s in built), default=-1) + 60_000 if built else None
         grid = list_segments(root, market, symbol, BOOK_GRID, schema.BOOK_GRID, since_ms)
         if not grid.segments:
@@ -93,6 +102,16 @@ def extend(root: Path, market: str, symbol: str) -> int:
         write_segment(root, market, symbol.upper(), BOOK_GRID_1M, rows, t0=t0, t1=t1, lo=0,
                       hi=0, writer=f"p{t0}")  # fmt: skip
         return rows.height
+
+
+def _drop_expired(root: Path, market: str, symbol: str, built: list[Segment]) -> None:
+    """Delete pyramid segments whose minutes all precede the oldest stored second (the
+    retention deleted their source): the pyramid never outlives the grid it summarises."""
+    grid = list_segments(root, market, symbol, BOOK_GRID, schema.BOOK_GRID).segments
+    oldest = min((s.t0 for s in grid), default=None)
+    for segment in built:
+        if oldest is None or segment.t1 + 60_000 <= oldest:
+            segment.path.unlink(missing_ok=True)
 
 
 def _deduplicated(scan: pl.LazyFrame, segments: list) -> pl.LazyFrame:

@@ -211,3 +211,15 @@ def test_minute_pyramid_equals_the_per_second_cells(tmp_path):
     # minute 2 (120–179 s) was not LIVE; live minutes hold their maxima
     assert pyramid.live.tolist() == [True, False, True, True, True]
     assert recorded.row_ticks("BTCUSDT", 996.0, 1004.0, TICK, 10) == 2
+
+
+def test_pyramid_never_outlives_its_grid(tmp_path):
+    samples = _samples(lambda i: ([(999.5, 1.0)], [(1000.0, 2.0)]), 200, set(), set())
+    _record(tmp_path, samples, TICK)
+    extend(tmp_path, "spot", "BTCUSDT")
+    pyramid_dir = tmp_path / "spot" / "BTCUSDT" / "book-grid-1m"
+    assert len(list(pyramid_dir.rglob("*.parquet"))) == 1
+    for path in (tmp_path / "spot" / "BTCUSDT" / "book-grid").rglob("*.parquet"):
+        path.unlink()  # what the retention does
+    extend(tmp_path, "spot", "BTCUSDT")
+    assert list(pyramid_dir.rglob("*.parquet")) == []
