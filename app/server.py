@@ -60,11 +60,12 @@ def create_app(
     status.register(app, store)
     view.register(app)
     watchlist.register(app, store)
-    for panel in (depth, tape, flow, profile, liquidity, export, footprint):
+    for panel in (depth, tape, flow, profile, liquidity, export):
         panel.register(app, store, cache)
     history = history_api.register(app.server, store, history_dir) if history_dir else None
     recorded = RecordedBook(history.reader) if history else None
     heatmap.register(app, store, cache, recorded)
+    footprint.register(app, store, cache, history.reader if history else None)
     app.server.register_blueprint(api.create_api(store, cache, history))
     app.server.register_blueprint(views_api.create_views_api(store, cache, history, recorded))
     return app

@@ -5,10 +5,13 @@ heatmap window lays the live ring over the stored columns."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 
 import numpy as np
 import pytest
 
+from app.callbacks.derived import DerivedCache
+from app.callbacks.footprint import kline_columns, render_footprint
 from app.callbacks.heatmap import heatmap_window
 from app.server import create_app
 from services.analytics.footprint import footprint
@@ -16,7 +19,7 @@ from services.history.book_heatmap import RecordedBook, stored_heatmap
 from services.history.importer import import_recording
 from services.history.reader import HistoryReader
 from services.history.writer import HistoryWriter
-from services.store import MemoryStore
+from services.store import Candle, MemoryStore
 from tests.conftest import SPOT_2021
 from tests.recorded_feed import RecordedFeed
 
@@ -114,3 +117,24 @@ def test_footprint_api_reads_stored_trades_before_the_live_window(client, root, 
     assert body["total_volume"] == pytest.approx(float(stored.qty.sum()))
     assert body["bars"]["volume"] == pytest.approx(fp.volume.tolist())
     assert body["cells"]["cell_buy"] == pytest.approx(fp.cell_buy.tolist())
+
+
+def test_candles_with_delta_start_with_stored_bars(root, store):
+    reader = HistoryReader(root)
+    stored = reader.candles("spot", "BTCUSDT", "1m")
+    last_open = int(stored["open_ms"].max())
+    live_open = last_open + 60_000
+    snapshot = dataclasses.replace(
+        store.snapshot("BTCUSDT"),
+        candles=(Candle(live_open, "1m", 1.0, 2.0, 0.5, 1.5, 10.0, 7.0, False),),
+    )
+    columns = kline_columns(snapshot, 60_000, reader)
+    assert columns["open_ms"].tolist() == [*stored["open_ms"].to_list(), live_open]
+    assert columns["volume"][:-1] == pytest.approx(stored["volume"].to_numpy())
+    assert columns["buy_volume"][-1] == 7.0
+    assert kline_columns(snapshot, 60_000, None)["open_ms"].tolist() == [live_open]
+    one = MemoryStore()
+    one.publish(snapshot)
+    figure, _ = render_footprint(one, DerivedCache(), "BTCUSDT", "footprint", "1m", None,
+                                 "candles", None, None, None, None, reader)  # fmt: skip
+    assert len(figure["data"][0]["x"]) == len(columns["open_ms"])
