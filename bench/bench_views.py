@@ -233,6 +233,34 @@ return true;
 """
 
 
+PLOTLY_UPDATE_JS = """
+const [kind, n, done] = [arguments[0], arguments[1], arguments[arguments.length - 1]];
+const gd = document.querySelector('#heatmap-chart .js-plotly-plot');
+const frame = () => new Promise(r => requestAnimationFrame(() => r()));
+(async () => {
+  const out = [];
+  for (let i = 0; i < n; i++) {
+    const tr = gd.data[0];
+    const col = Array.from(tr.z[tr.z.length - 1]);
+    const x = tr.x[tr.x.length - 1] + 1000;
+    await frame();
+    const t0 = performance.now();
+    if (kind === 'extend') {
+      await Plotly.extendTraces(gd, {x: [[x]], z: [[col]]}, [0], tr.x.length);
+    } else {
+      const data = gd.data.slice();
+      data[0] = Object.assign({}, tr, {x: Array.from(tr.x).slice(1).concat([x]),
+                                       z: Array.from(tr.z).slice(1).concat([col])});
+      await Plotly.react(gd, data, gd.layout);
+    }
+    await frame();
+    out.push(performance.now() - t0);
+  }
+  done(out);
+})();
+"""
+
+
 def browser_paint_ms(
     real: list[BookSample], trades: TradeView, seconds: float
 ) -> dict[str, list[float]]:
@@ -240,7 +268,10 @@ def browser_paint_ms(
     headless Chromium with ``requestAnimationFrame`` after ``plotly_afterplot``, while a
     publisher adds one real book sample per second (re-timed to the wall clock): the
     heatmap's live columns, then, as a peer on the same page and machine, the depth
-    chart's updates (``?view=depth``)."""
+    chart's updates (``?view=depth``). Then, with the publisher stopped (a quiet page),
+    the client side alone of one new column on the drawn heatmap: ``Plotly.react`` with
+    the grid slid by one column (what a Dash ``Patch`` ends in) against
+    ``Plotly.extendTraces`` (what ``dcc.Graph.extendData`` calls), call → next frame."""
     import shutil
     import threading
 
@@ -301,6 +332,14 @@ def browser_paint_ms(
         driver.execute_script(PAINT_JS, "depth-chart")
         time.sleep(seconds)
         result["depth"] = list(driver.execute_script("return window.__paint;"))
+        stop.set()  # no more updates: the page is quiet for the client-side comparison
+        driver.get(f"http://127.0.0.1:{server.server_port}/{SYMBOL}?view=heatmap")
+        time.sleep(5)
+        driver.set_script_timeout(120)
+        for kind in ("react", "extend", "react", "extend"):
+            result.setdefault(kind, []).extend(
+                driver.execute_async_script(PLOTLY_UPDATE_JS, kind, 15)
+            )
         return result
     finally:
         driver.quit()
@@ -393,6 +432,8 @@ def main() -> None:
     paints, depth_paints = measured.get("heatmap", []), measured.get("depth", [])
     paint_ms = statistics.median(paints) if paints else float("nan")
     depth_paint_ms = statistics.median(depth_paints) if depth_paints else float("nan")
+    react_ms = statistics.median(measured["react"]) if measured.get("react") else float("nan")
+    extend_ms = statistics.median(measured["extend"]) if measured.get("extend") else float("nan")
 
     rows_out = [
         ("heatmap live column (±2 %, 1 s): server", f"{patch_ms + patch_json_ms:.2f} ms",
@@ -417,6 +458,9 @@ def main() -> None:
          f"median of {len(paints)} updates"),
         ("  peer: depth chart update → painted", f"{depth_paint_ms:.1f} ms", "",
          f"median of {len(depth_paints)} updates"),
+        ("quiet page: Plotly.react, one column", f"{react_ms:.1f} ms", "", "client only"),
+        ("quiet page: Plotly.extendTraces, one column", f"{extend_ms:.1f} ms", "",
+         "client only"),
     ]  # fmt: skip
     print(f"{'measure':<44}{'time':>12}{'payload':>12}  note")
     for name, t, size, note in rows_out:
@@ -443,6 +487,8 @@ def main() -> None:
                 "chromium_live_update_paint_ms": round(paint_ms, 1),
                 "chromium_depth_update_paint_ms": round(depth_paint_ms, 1),
                 "chromium_updates_measured": len(paints),
+                "chromium_quiet_react_column_ms": round(react_ms, 1),
+                "chromium_quiet_extend_traces_column_ms": round(extend_ms, 1),
                 "load_average_1m": round(os.getloadavg()[0], 2),
                 "trades": len(trades),
                 "samples": len(samples),
