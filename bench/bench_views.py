@@ -239,6 +239,9 @@ const gd = document.querySelector('#heatmap-chart .js-plotly-plot');
 const frame = () => new Promise(r => requestAnimationFrame(() => r()));
 (async () => {
   const out = [];
+  if (kind === 'bare') {  // the heatmap trace alone: no dots, lines or shapes
+    await Plotly.react(gd, [gd.data[0]], Object.assign({}, gd.layout, {shapes: []}));
+  }
   for (let i = 0; i < n; i++) {
     const tr = gd.data[0];
     const col = Array.from(tr.z[tr.z.length - 1]);
@@ -271,7 +274,8 @@ def browser_paint_ms(
     chart's updates (``?view=depth``). Then, with the publisher stopped (a quiet page),
     the client side alone of one new column on the drawn heatmap: ``Plotly.react`` with
     the grid slid by one column (what a Dash ``Patch`` ends in) against
-    ``Plotly.extendTraces`` (what ``dcc.Graph.extendData`` calls), call → next frame."""
+    ``Plotly.extendTraces`` (what ``dcc.Graph.extendData`` calls), call → next frame, and
+    ``Plotly.react`` of the heatmap trace alone (no dots, bid/ask lines or shapes)."""
     import shutil
     import threading
 
@@ -336,7 +340,7 @@ def browser_paint_ms(
         driver.get(f"http://127.0.0.1:{server.server_port}/{SYMBOL}?view=heatmap")
         time.sleep(5)
         driver.set_script_timeout(120)
-        for kind in ("react", "extend", "react", "extend"):
+        for kind in ("react", "extend", "react", "extend", "bare"):
             result.setdefault(kind, []).extend(
                 driver.execute_async_script(PLOTLY_UPDATE_JS, kind, 15)
             )
@@ -434,6 +438,7 @@ def main() -> None:
     depth_paint_ms = statistics.median(depth_paints) if depth_paints else float("nan")
     react_ms = statistics.median(measured["react"]) if measured.get("react") else float("nan")
     extend_ms = statistics.median(measured["extend"]) if measured.get("extend") else float("nan")
+    bare_ms = statistics.median(measured["bare"]) if measured.get("bare") else float("nan")
 
     rows_out = [
         ("heatmap live column (±2 %, 1 s): server", f"{patch_ms + patch_json_ms:.2f} ms",
@@ -461,6 +466,7 @@ def main() -> None:
         ("quiet page: Plotly.react, one column", f"{react_ms:.1f} ms", "", "client only"),
         ("quiet page: Plotly.extendTraces, one column", f"{extend_ms:.1f} ms", "",
          "client only"),
+        ("quiet page: react, heatmap trace alone", f"{bare_ms:.1f} ms", "", "client only"),
     ]  # fmt: skip
     print(f"{'measure':<44}{'time':>12}{'payload':>12}  note")
     for name, t, size, note in rows_out:
@@ -489,6 +495,7 @@ def main() -> None:
                 "chromium_updates_measured": len(paints),
                 "chromium_quiet_react_column_ms": round(react_ms, 1),
                 "chromium_quiet_extend_traces_column_ms": round(extend_ms, 1),
+                "chromium_quiet_react_heatmap_alone_ms": round(bare_ms, 1),
                 "load_average_1m": round(os.getloadavg()[0], 2),
                 "trades": len(trades),
                 "samples": len(samples),
