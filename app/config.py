@@ -36,6 +36,8 @@ class Settings:
     rest_weight_budget: REST request weight the client may use per minute.
     live_probe_timeout_s: how long ``auto`` waits for Binance before replaying.
     redis_url: Redis store for several processes (empty: in-process memory store).
+    ws_origins: comma-separated origins (scheme://host[:port], or ``*``) allowed to open
+        the push streams (empty: the dashboard's own host only).
     """
 
     source: str = "auto"
@@ -59,6 +61,7 @@ class Settings:
     live_probe_timeout_s: float = 3.0
     redis_url: str = ""
     exchange_port: int = 0
+    ws_origins: str = ""
 
 
 _SOURCES = ("auto", "live", "replay")

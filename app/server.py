@@ -6,10 +6,11 @@ from pathlib import Path
 
 import dash
 
-from app import api
+from app import api, streams
 from app.callbacks import depth, export, flow, liquidity, profile, status, symbol, tape
 from app.callbacks.derived import DerivedCache
 from app.layout import create_layout
+from services.push.service import PushService
 from services.store import MarketStore
 
 ASSETS_DIR = Path(__file__).resolve().parents[1] / "assets"
@@ -21,13 +22,16 @@ def create_app(
     refresh_ms: int = 500,
     slow_refresh_ms: int = 2000,
     debug: bool = False,
+    push: PushService | None = None,
+    ws_origins: str = "",
 ) -> dash.Dash:
     """The dashboard reading ``store`` (which the feed fills; the app only reads it).
 
     The store should hold the symbol list (``publish_symbols``), the feed status and a
     snapshot per streamed symbol; missing pieces are shown as "waiting", never as errors.
     Panels refresh every ``refresh_ms`` (depth, tape, flow, status) and ``slow_refresh_ms``
-    (volume profile, liquidity). The JSON API is served under ``/api``.
+    (volume profile, liquidity). The JSON API is served under ``/api``, the push streams
+    of ``push`` (one fed by nothing when None) under ``/ws`` (``app.streams``).
     """
     app = dash.Dash(
         __name__,
@@ -45,4 +49,6 @@ def create_app(
     for panel in (depth, tape, flow, profile, liquidity, export):
         panel.register(app, store, cache)
     app.server.register_blueprint(api.create_api(store, cache))
+    origins = [o.strip() for o in ws_origins.split(",") if o.strip()]
+    streams.register(app.server, store, push or PushService.embedded(store), origins)
     return app

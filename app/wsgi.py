@@ -17,6 +17,7 @@ from app import config, market_source
 from app.server import create_app
 from app.stores import make_store
 from services.market.feed import Feed
+from services.push.service import PushService
 
 _lock = threading.Lock()
 _started_in: int | None = None
@@ -26,11 +27,17 @@ def build_server(settings: config.Settings | None = None) -> Flask:
     """The Flask server of a Dash app whose feed starts on the first request."""
     settings = settings or config.from_env()
     store = make_store(settings)
+    if settings.redis_url:
+        push = PushService.from_redis(store, settings.redis_url)
+    else:
+        push = PushService.embedded(store)
     dash_app = create_app(
         store,
         refresh_ms=settings.refresh_ms,
         slow_refresh_ms=settings.slow_refresh_ms,
         debug=settings.debug,
+        push=push,
+        ws_origins=settings.ws_origins,
     )
     server: Flask = dash_app.server
 
@@ -45,7 +52,8 @@ def build_server(settings: config.Settings | None = None) -> Flask:
                 if _started_in == os.getpid():
                     return
                 source = market_source.resolve(settings)
-                Feed(market_source.feed_config(settings, source), store).start_in_thread()
+                config = market_source.feed_config(settings, source)
+                Feed(config, store, taps=[push.tap]).start_in_thread()
                 _started_in = os.getpid()
 
     return server

@@ -13,6 +13,7 @@ from app import config, market_source
 from app.server import create_app
 from app.stores import make_store
 from services.market.feed import Feed
+from services.push.service import PushService
 
 
 def main(argv: list[str]) -> int:
@@ -25,13 +26,16 @@ def main(argv: list[str]) -> int:
         return 2
     source = market_source.resolve(settings)
     store = make_store(settings)
-    feed = Feed(market_source.feed_config(settings, source), store)
+    push = PushService.embedded(store)
+    feed = Feed(market_source.feed_config(settings, source), store, taps=[push.tap])
     feed.start_in_thread()
     dash_app = create_app(
         store,
         refresh_ms=settings.refresh_ms,
         slow_refresh_ms=settings.slow_refresh_ms,
         debug=settings.debug,
+        push=push,
+        ws_origins=settings.ws_origins,
     )
     where = f"http://{settings.host}:{settings.port}/"
     label = f"{source.source} {source.recording} ({source.recording_date})".strip()
