@@ -124,6 +124,7 @@ class PushHub:
         self._cut = 0
         self._aborted = 0
         self._reaper: threading.Thread | None = None
+        self._stopped = threading.Event()
 
     # -- publishing ---------------------------------------------------------------------
 
@@ -184,7 +185,6 @@ class PushHub:
         older = self._from_archives(symbol, from_id, oldest)
         backlog = [TradeBatch(part, replay=True) for part in older] + recent
         sub.prepend(backlog)
-        self._ensure_reaper()
         return sub
 
     def _from_archives(self, symbol: str, after_id: int, before_id: int | None) -> list[TradeView]:
@@ -206,7 +206,6 @@ class PushHub:
         with self._lock:
             sub: Latest[bytes] = Latest(self._prices.get(symbol))
             self._subs["prices"][symbol].add(sub)
-        self._ensure_reaper()
         return sub
 
     def subscribe_book(self, symbol: str) -> Latest[BookState]:
@@ -214,7 +213,6 @@ class PushHub:
         with self._lock:
             sub: Latest[BookState] = Latest(self._books.get(symbol))
             self._subs["book"][symbol].add(sub)
-        self._ensure_reaper()
         return sub
 
     def unsubscribe(self, stream: str, symbol: str, sub: Subscription) -> None:
@@ -266,9 +264,8 @@ class PushHub:
 
     # -- stalled clients ------------------------------------------------------------------
 
-    def _ensure_reaper(self) -> None:
-        if self._reaper is not None:
-            return
+    def start_reaper(self) -> None:
+        """Check for stalled clients in a daemon thread (once; ``stop_reaper`` ends it)."""
         with self._lock:
             if self._reaper is None:
                 self._reaper = threading.Thread(
@@ -276,9 +273,11 @@ class PushHub:
                 )
                 self._reaper.start()
 
+    def stop_reaper(self) -> None:
+        self._stopped.set()
+
     def _reap_forever(self) -> None:
-        while True:
-            time.sleep(min(1.0, self.stall_s / 4))
+        while not self._stopped.wait(min(1.0, self.stall_s / 4)):
             self.reap_stalled(time.monotonic())
 
     def reap_stalled(self, now: float) -> int:

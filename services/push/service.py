@@ -80,12 +80,15 @@ class PushService:
         return service
 
     def start(self) -> None:
-        """Start the book relay (and the Redis reader); idempotent."""
+        """Start the book relay, the stalled-client reaper (and the Redis reader);
+        idempotent."""
         self.relay.start()
+        self.hub.start_reaper()
         if self.reader is not None:
             self.reader.start()  # type: ignore[attr-defined]
 
     def stop(self) -> None:
         self.relay.stop()
+        self.hub.stop_reaper()
         if self.reader is not None:
             self.reader.stop()  # type: ignore[attr-defined]
