@@ -1,6 +1,7 @@
 """``python -m app worker``: the ingest worker. It runs the feed alone and publishes to the
-Redis store (``REDIS_URL`` or ``--redis-url``), which the web processes (gunicorn with any
-number of workers) read. The market source is chosen as for ``run``: Binance live, or the
+Redis store (``REDIS_URL`` or ``--redis-url``) and to the push streams' Redis Streams
+(``services.redis_push``), which the web processes (gunicorn with any number of workers)
+read. The market source is chosen as for ``run``: Binance live, or the
 bundled recording replayed through the local exchange.
 """
 
@@ -15,6 +16,8 @@ from urllib.parse import urlsplit
 
 from app import config, market_source
 from services.market.feed import Feed
+from services.push.tap import StreamTap
+from services.redis_push import RedisPushWriter
 from services.redis_store import RedisStore
 
 NEEDS_REDIS = (
@@ -49,12 +52,15 @@ def main(argv: list[str]) -> int:
     label = f"{source.source} {source.recording}".strip()
     where = urlsplit(settings.redis_url)
     print(f"Tapescope worker: {label} -> Redis {where.hostname}:{where.port}", flush=True)
+    push = RedisPushWriter(settings.redis_url)
+    tap = StreamTap(sinks=(push,))
     try:
-        asyncio.run(run_feed(Feed(market_source.feed_config(settings, source), store)))
+        asyncio.run(run_feed(Feed(market_source.feed_config(settings, source), store, taps=[tap])))
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     finally:
         source.close()
+        push.close()
         store.close()
     return 0

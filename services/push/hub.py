@@ -147,10 +147,13 @@ class PushHub:
 
     def publish_prices(self, prices: Prices) -> None:
         """The latest prices of a symbol (encoded once, coalesced per client)."""
-        message = prices_message(prices)
+        self.publish_prices_message(prices.symbol, prices_message(prices))
+
+    def publish_prices_message(self, symbol: str, message: bytes) -> None:
+        """The latest ``prices`` message of ``symbol``, already encoded."""
         with self._lock:
-            self._prices[prices.symbol] = message
-            subs = list(self._subs["prices"].get(prices.symbol, ()))
+            self._prices[symbol] = message
+            subs = list(self._subs["prices"].get(symbol, ()))
         for sub in subs:
             sub.offer(message)  # type: ignore[attr-defined]
 
