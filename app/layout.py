@@ -8,6 +8,7 @@ import dash_bootstrap_components as dbc
 from dash import dcc, html
 
 from app import ids
+from app.callbacks.push import create_push_stores
 from app.callbacks.symbol import symbols_key, trading_symbols
 from components.depth_chart import ZOOM_PRESETS_PCT
 from components.flow_meter import FLOW_WINDOWS
@@ -60,7 +61,12 @@ def create_body() -> html.Div:
     )
     tape = create_panel(
         "Trade tape",
-        html.Div(id=ids.TRADE_TAPE, className="tape-container"),
+        html.Div(
+            [
+                html.Div(id=ids.TRADE_TAPE, className="tape-container"),
+                html.Div(id=ids.PUSHED_TAPE, className="tape-container"),
+            ]
+        ),
         dcc.Input(
             id=ids.TAPE_TIERS,
             value="100k, 250k, 1M",
@@ -133,6 +139,7 @@ def create_layout(
                 dcc.Location(id=ids.URL, refresh="callback-nav"),
                 dcc.Interval(id=ids.FAST_INTERVAL, interval=refresh_ms),
                 dcc.Interval(id=ids.SLOW_INTERVAL, interval=slow_refresh_ms),
+                *create_push_stores(refresh_ms),
                 dcc.Store(id=ids.DEPTH_RENDERED),
                 dcc.Store(id=ids.TAPE_RENDERED),
                 dcc.Store(id=ids.FLOW_RENDERED),
@@ -143,6 +150,7 @@ def create_layout(
                     ids.STATUS_BAR,
                     create_export_controls(ids.LARGE_TRADES_EXPORT, ids.LARGE_TRADES_DOWNLOAD),
                 ),
+                html.Div(id=ids.PUSH_BADGE, className="push-badge"),
                 html.Div(id=ids.SYMBOL_MESSAGE),
                 create_body(),
             ],

@@ -8,6 +8,7 @@ import dash
 
 from app import api, streams
 from app.callbacks import depth, export, flow, liquidity, profile, status, symbol, tape
+from app.callbacks import push as push_page
 from app.callbacks.derived import DerivedCache
 from app.layout import create_layout
 from services.push.service import PushService
@@ -31,7 +32,9 @@ def create_app(
     snapshot per streamed symbol; missing pieces are shown as "waiting", never as errors.
     Panels refresh every ``refresh_ms`` (depth, tape, flow, status) and ``slow_refresh_ms``
     (volume profile, liquidity). The JSON API is served under ``/api``, the push streams
-    of ``push`` (one fed by nothing when None) under ``/ws`` (``app.streams``).
+    of ``push`` under ``/ws`` (``app.streams``); the page paints from them when ``push`` is
+    given (a service some feed or Redis reader feeds), else it polls and ``/ws`` serves a
+    hub nothing feeds.
     """
     app = dash.Dash(
         __name__,
@@ -46,6 +49,7 @@ def create_app(
     app.layout = create_layout(store, refresh_ms, slow_refresh_ms)
     symbol.register(app, store)
     status.register(app, store)
+    push_page.register(app, store, refresh_ms, enabled=push is not None)
     for panel in (depth, tape, flow, profile, liquidity, export):
         panel.register(app, store, cache)
     app.server.register_blueprint(api.create_api(store, cache))

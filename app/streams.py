@@ -76,8 +76,11 @@ def _int_param(name: str, low: int, high: int) -> int | None:
     return value
 
 
-def _refusal(allowed: Sequence[str], max_levels: int) -> tuple[Response, int] | None:
-    """The JSON answer refusing a handshake (403 origin, 400 parameter), or None."""
+def _refusal(paused: bool, allowed: Sequence[str], max_levels: int) -> tuple[Response, int] | None:
+    """The JSON answer refusing a handshake (503 paused, 403 origin, 400 parameter), or
+    None."""
+    if paused:
+        return jsonify(error="push streams paused; poll the JSON API"), 503
     origin = request.headers.get("Origin")
     if not origin_allowed(origin, request.host, allowed):
         return jsonify(error=f"origin {origin} is not allowed", parameter="Origin"), 403
@@ -117,7 +120,7 @@ def register(
 
     @bp.before_request
     def check_request() -> tuple[Response, int] | None:
-        refused = _refusal(allowed, limits.max_levels)
+        refused = _refusal(push.paused, allowed, limits.max_levels)
         if refused is None:
             push.start()
         return refused

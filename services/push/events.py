@@ -55,6 +55,14 @@ class EventHub:
         with self._lock:
             self._subs.discard(sub)
 
+    def disconnect_all(self, reason: str) -> int:
+        """Cut every client with ``reason``; how many."""
+        with self._lock:
+            subs, self._subs = list(self._subs), set()
+        for sub in subs:
+            sub.cut(reason)
+        return len(subs)
+
     def subscribers(self) -> int:
         with self._lock:
             return len(self._subs)

@@ -239,6 +239,20 @@ class PushHub:
             subs.discard(sub)
             self._cut += 1
 
+    def disconnect_all(self, reason: str) -> int:
+        """Cut every subscription with ``reason`` (their senders close them); how many."""
+        with self._lock:
+            subs = [
+                (stream, symbol, sub)
+                for stream, by in self._subs.items()
+                for symbol, group in by.items()
+                for sub in group
+            ]
+        for stream, symbol, sub in subs:
+            sub.cut(reason)
+            self.unsubscribe(stream, symbol, sub)
+        return len(subs)
+
     def watched(self) -> set[str]:
         """Symbols with at least one subscriber on any stream."""
         with self._lock:

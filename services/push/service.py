@@ -64,6 +64,7 @@ class PushService:
         self.relay = BookRelay(store, self.hub, interval_s=min(0.1, self.limits.coalesce_s))
         self.tap = StreamTap(self.hub)
         self.reader: object | None = None
+        self._paused = False
 
     @classmethod
     def embedded(cls, store: MarketStore, **options: object) -> PushService:
@@ -78,6 +79,20 @@ class PushService:
         service = cls(store, **options)  # type: ignore[arg-type]
         service.reader = RedisPushReader(redis_url, service.hub, service.events)
         return service
+
+    @property
+    def paused(self) -> bool:
+        """New stream connections are refused (503) while paused."""
+        return self._paused
+
+    def pause(self, reason: str = "push streams paused") -> int:
+        """Refuse new connections and close every open one with ``reason`` (drain before a
+        restart; pages fall back to polling); how many were closed."""
+        self._paused = True
+        return self.hub.disconnect_all(reason) + self.events.disconnect_all(reason)
+
+    def resume(self) -> None:
+        self._paused = False
 
     def start(self) -> None:
         """Start the book relay, the stalled-client reaper (and the Redis reader);
