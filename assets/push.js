@@ -10,6 +10,7 @@
   const RECONNECT_MS = 1000;
   const DEPTH_POINTS = 300;
   const BOOK_LEVELS = 200;
+  const DEPTH_PAINT_MS = 1000;  // a Plotly redraw is the page's costliest work: keep it rare
   const DEFAULT_TIERS = [100000, 250000, 1000000];
   const s = {config: null, generation: 0, sockets: [], open: {}, rows: [], lastId: null, state: null};
 
@@ -177,9 +178,19 @@
     return {x: x, y: y, notional: notional};
   }
 
-  /* Redraw the depth chart's two step traces from a LIVE book message (the server's figure
-   * keeps its layout, overlays and the user's zoom). */
+  /* Redraw the depth chart's two step traces from the newest LIVE book message, at most
+   * once per DEPTH_PAINT_MS (the server's figure keeps its layout, overlays and zoom). */
   function onBook(m) {
+    s.book = m;
+    if (!s.bookTimer) {
+      s.bookTimer = setTimeout(function () {
+        s.bookTimer = null;
+        paintDepth(s.book);
+      }, DEPTH_PAINT_MS);
+    }
+  }
+
+  function paintDepth(m) {
     const gd = document.querySelector("#depth-chart .js-plotly-plot");
     if (!gd || !gd.data || !m.bids.length || !m.asks.length || !window.Plotly) {
       return;
