@@ -5,7 +5,9 @@ volume-profile}`` and ``/healthz``. ``trade-flow?trades=N`` is the flow of the l
 and ``large-trades?multiple=K`` the trades of K × the mean size (the Python API's meaning).
 Every payload carries ``time`` (UTC, ISO 8601),
 ``published_at`` and the book's ``sync_state``. Errors are JSON: 404 for an unknown symbol
-(naming valid ones), 400 for a bad parameter, 503 while a symbol has no data yet.
+(naming valid ones) and for any path under ``/api/`` that is not an endpoint (never the
+dashboard page), 405 for a method an endpoint does not serve (naming the allowed ones), 400
+for a bad parameter, 503 while a symbol has no data yet.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
+from werkzeug.routing import Map, Rule
 
 from app.callbacks import derived
 from app.callbacks.derived import DerivedCache
@@ -32,9 +36,12 @@ from services.store import MarketStore, SymbolSnapshot
 
 MAX_LEVELS = 5000
 MAX_TRADES = 1000
-MAX_BINS = 500
 MAX_FLOW_TRADES = 100_000
+MAX_BINS = derived.PROFILE_MAX_ROWS
+"""Most rows a volume profile is divided into; a larger ``bins`` is refused, not capped."""
 HEALTH_MAX_AGE_S = 10.0
+_PAGE_ROUTE = "/<path:path>"
+"""Dash's catch-all page route, which answers any path no other route takes."""
 
 
 class ApiError(Exception):
@@ -102,6 +109,10 @@ def large_by_multiple(snapshot: SymbolSnapshot, multiple: float) -> LargeTrades:
     return find_large_trades(snapshot.trades, tiers_quote=(), relative_k=multiple)
 
 
+def _last_trades_payload(snapshot: SymbolSnapshot, last_n: int) -> Response:
+    return _payload(snapshot, trades=last_n, flow=asdict(last_trades_flow(snapshot, last_n)))
+
+
 def _multiple_payload(snapshot: SymbolSnapshot, multiple: float) -> Response:
     result = large_by_multiple(snapshot, multiple)
     return _payload(
@@ -158,6 +169,8 @@ def create_api(store: MarketStore, cache: DerivedCache) -> Blueprint:
         store.request_symbol(symbol)
         raise ApiError(503, f"no data yet for {symbol}; requested from the feed")
 
+    _answer_unrouted_api_paths(api)
+
     @api.errorhandler(ApiError)
     def api_error(error: ApiError) -> tuple[Response, int]:
         return jsonify(error.body), error.status
@@ -194,10 +207,7 @@ def create_api(store: MarketStore, cache: DerivedCache) -> Blueprint:
     def trade_flow(symbol: str) -> Response:
         if "trades" in request.args:  # the last N trades instead of a time window
             last_n = _int_arg("trades", 100, 1, MAX_FLOW_TRADES)
-            snapshot = snapshot_of(symbol)
-            return _payload(
-                snapshot, trades=last_n, flow=asdict(last_trades_flow(snapshot, last_n))
-            )
+            return _last_trades_payload(snapshot_of(symbol), last_n)
         window, window_ms = _window_arg()
         snapshot = snapshot_of(symbol)
         flow = derived.trade_flow(cache, snapshot, window_ms)
@@ -229,7 +239,7 @@ def create_api(store: MarketStore, cache: DerivedCache) -> Blueprint:
         bins = _int_arg("bins", 50, 1, MAX_BINS)
         snapshot = snapshot_of(symbol)
         result = derived.volume_profile(cache, snapshot, rows=bins, count_trades=True)
-        return _payload(snapshot, bins=bins, profile=asdict(result))
+        return _payload(snapshot, bins=bins, rows=len(result.price), profile=asdict(result))
 
     @api.get("/healthz")
     def healthz() -> tuple[Response, int]:
@@ -237,6 +247,56 @@ def create_api(store: MarketStore, cache: DerivedCache) -> Blueprint:
         return jsonify(body), 200 if body["status"] == "ok" else 503
 
     return api
+
+
+def _answer_unrouted_api_paths(api: Blueprint) -> None:
+    """Answer with JSON every request under ``/api/`` that no API endpoint serves (404) and
+    every request for an API endpoint (``/healthz`` too) with a method it does not serve
+    (405, with ``Allow``). Without this the dashboard's catch-all page route answers unknown
+    ``/api/`` paths with HTML and 200, and Flask answers 405 with HTML."""
+    endpoints: list[Map] = []
+
+    def api_map() -> Map:
+        """Every API route, this blueprint's and any other's under ``/api/`` (built on first
+        use, when the app's map is complete)."""
+        if not endpoints:
+            prefix = f"{api.name}."
+            rules = current_app.url_map.iter_rules()
+            endpoints.append(
+                Map(
+                    [
+                        Rule(rule.rule, methods=rule.methods, endpoint=rule.endpoint)
+                        for rule in rules
+                        if rule.endpoint.startswith(prefix) or rule.rule.startswith("/api/")
+                    ],
+                    merge_slashes=False,
+                )
+            )
+        return endpoints[0]
+
+    @api.before_app_request
+    def unrouted_api_path() -> Response | None:
+        rule, path = request.url_rule, request.path
+        if rule is not None and rule.rule != _PAGE_ROUTE:
+            return None  # routed to an endpoint (this API's or another blueprint's)
+        under_api = path.startswith("/api/") or path == "/api"
+        try:
+            api_map().bind("").match(path, request.method)
+        except MethodNotAllowed as exc:
+            allowed = sorted(set(exc.valid_methods or ()) - {"OPTIONS"})
+            response = jsonify(
+                error=f"method {request.method} not allowed on {path}", allowed=allowed
+            )
+            response.status_code = 405
+            response.headers["Allow"] = ", ".join(allowed)
+            return response
+        except HTTPException:
+            pass
+        if not under_api:
+            return None
+        response = jsonify(error=f"no API endpoint at {path}")
+        response.status_code = 404
+        return response
 
 
 def health(store: MarketStore) -> dict[str, Any]:

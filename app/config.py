@@ -27,13 +27,16 @@ class Settings:
     recording/speed/loop: what the local exchange replays, how fast (1 = real time,
         ``max`` = as fast as the client reads) and whether it loops.
     symbols: symbols streamed from the start (empty: up to 10 of the source's trading
-        symbols live, every symbol of the recording in a replay). max_on_demand_symbols:
+        symbols live, every symbol of the recording in a replay; ``all``: every TRADING
+        symbol of the source). max_on_demand_symbols:
         extra symbols the UI may add.
     host/port/debug: the web server (binds 127.0.0.1 unless told otherwise).
     refresh_ms/slow_refresh_ms: browser refresh of fast panels (tape, depth, flow) and slow
         ones (profile, score). publish_interval_s: how often the feed publishes snapshots.
     trade_window: trades kept per symbol. book_levels: levels per side in published views.
-    rest_weight_budget: REST request weight the client may use per minute.
+    rest_weight_budget: REST request weight the client may use per minute (0: 80 % of
+        Binance's limit for the market, 4800 spot); with ``redis_url`` the workers of one
+        host share it through a counter in Redis.
     live_probe_timeout_s: how long ``auto`` waits for Binance before replaying.
     redis_url: Redis store for several processes (empty: in-process memory store).
     ws_origins: comma-separated origins (scheme://host[:port], or ``*``) allowed to open
@@ -57,7 +60,7 @@ class Settings:
     publish_interval_s: float = 0.25
     trade_window: int = 100_000
     book_levels: int = 5000
-    rest_weight_budget: int = 1200
+    rest_weight_budget: int = 0
     live_probe_timeout_s: float = 3.0
     redis_url: str = ""
     exchange_port: int = 0
@@ -130,7 +133,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--speed", help="replay speed: a multiple of real time, or max")
     parser.add_argument("--loop", dest="loop", action="store_true", default=None)
     parser.add_argument("--no-loop", dest="loop", action="store_false")
-    parser.add_argument("--symbols", help="comma-separated symbols to stream from the start")
+    parser.add_argument(
+        "--symbols", help="comma-separated symbols to stream from the start, or 'all'"
+    )
     parser.add_argument("--host", help="address the web server binds (default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="web server port (default 8050)")
     parser.add_argument("--debug", action="store_true", default=None, help="Dash debug mode")

@@ -7,7 +7,17 @@ from pathlib import Path
 import dash
 
 from app import api, streams
-from app.callbacks import depth, export, flow, liquidity, profile, status, symbol, tape
+from app.callbacks import (
+    depth,
+    export,
+    flow,
+    liquidity,
+    profile,
+    status,
+    symbol,
+    tape,
+    watchlist,
+)
 from app.callbacks import push as push_page
 from app.callbacks.derived import DerivedCache
 from app.layout import create_layout
@@ -50,6 +60,7 @@ def create_app(
     symbol.register(app, store)
     status.register(app, store)
     push_page.register(app, store, refresh_ms, enabled=push is not None)
+    watchlist.register(app, store)
     for panel in (depth, tape, flow, profile, liquidity, export):
         panel.register(app, store, cache)
     app.server.register_blueprint(api.create_api(store, cache))

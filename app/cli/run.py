@@ -27,7 +27,12 @@ def main(argv: list[str]) -> int:
     source = market_source.resolve(settings)
     store = make_store(settings)
     push = PushService.embedded(store)
-    feed = Feed(market_source.feed_config(settings, source), store, taps=[push.tap])
+    feed = Feed(
+        market_source.feed_config(settings, source),
+        store,
+        shared_weight=market_source.shared_weight(settings),
+        taps=[push.tap],
+    )
     feed.start_in_thread()
     dash_app = create_app(
         store,

@@ -55,7 +55,13 @@ def main(argv: list[str]) -> int:
     push = RedisPushWriter(settings.redis_url)
     tap = StreamTap(sinks=(push,))
     try:
-        asyncio.run(run_feed(Feed(market_source.feed_config(settings, source), store, taps=[tap])))
+        feed = Feed(
+            market_source.feed_config(settings, source),
+            store,
+            shared_weight=market_source.shared_weight(settings),
+            taps=[tap],
+        )
+        asyncio.run(run_feed(feed))
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
