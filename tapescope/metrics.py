@@ -90,4 +90,4 @@ def volume_profile(cache: DerivedCache, snapshot: SymbolSnapshot, bins: int) -> 
     """Volume profile of the trade window in ``bins`` rows (POC, value area, per-row
     volumes and trade counts)."""
     result = derived.volume_profile(cache, snapshot, rows=bins, count_trades=True)
-    return _head(snapshot, bins=bins, profile=asdict(result))
+    return _head(snapshot, bins=bins, rows=len(result.price), profile=asdict(result))

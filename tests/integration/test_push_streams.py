@@ -122,10 +122,10 @@ async def test_two_clients_per_symbol_get_every_trade_across_disconnects(manifes
     assert len(live) > 20
     assert all(p["best_bid"] < p["best_ask"] for p in live)
     assert all(p["best_bid"] is None for _, p in prices if p["sync_state"] != "LIVE")
-    # Coalesced: at most one message per 100 ms; arrival times jitter, so any 11
-    # consecutive messages span at least ~1 s.
+    # Coalesced: at most one message per 100 ms. Arrival times jitter (a late message
+    # followed by punctual ones), so look at 21 consecutive messages: they span ≥ ~2 s.
     times = [t for t, _ in prices]
-    assert min(b - a for a, b in zip(times, times[10:], strict=False)) >= 0.95
+    assert min(b - a for a, b in zip(times, times[20:], strict=False)) >= 1.8
     shown = [b for b in books if b["bids"]]
     assert shown and all(b["sync_state"] == "LIVE" for b in shown)
     assert all(len(b["bids"]) <= 5 and b["bids"][0][0] < b["asks"][0][0] for b in shown)
