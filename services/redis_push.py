@@ -99,6 +99,7 @@ class RedisPushWriter:
         self._pending: deque[tuple[str, str, object]] = deque()
         self._cond = threading.Condition()
         self._tops: dict[str, int] = {}
+        self._latest_prices: dict[str, Prices] = {}
         self._stopped = False
         self._busy = False
         self.dropped = 0
@@ -114,7 +115,14 @@ class RedisPushWriter:
         self._put(("trades", symbol, trades))
 
     def publish_prices(self, prices: Prices) -> None:
-        self._put(("prices", prices.symbol, prices_message(prices)))
+        """Only the newest prices of a symbol waiting to be written are written (one entry
+        per symbol per write cycle, not one per book change)."""
+        with self._cond:
+            fresh = prices.symbol not in self._latest_prices
+            self._latest_prices[prices.symbol] = prices
+            if fresh:
+                self._pending.append(("prices", prices.symbol, None))
+            self._cond.notify()
 
     def publish_event(self, event: Mapping[str, object]) -> None:
         self._put(("alert", "", orjson.dumps(dict(event))))
@@ -151,7 +159,11 @@ class RedisPushWriter:
                     self._cond.wait()
                 if self._stopped:
                     return
-                batch = list(self._pending)
+                batch = [
+                    (kind, symbol, self._latest_prices.pop(symbol) if kind == "prices" else data)
+                    for kind, symbol, data in self._pending
+                    if kind != "prices" or symbol in self._latest_prices
+                ]
                 self._pending.clear()
                 self._busy = True
             try:
@@ -163,7 +175,7 @@ class RedisPushWriter:
                 log.warning("push writer: Redis unavailable (%s); keeping %d", exc, len(batch))
                 with self._cond:
                     self._busy = False
-                    self._pending.extendleft(reversed(batch))
+                    self._pending.extendleft(reversed(self._requeued(batch)))
                     while len(self._pending) > self.max_pending:
                         self._pending.popleft()
                         self.dropped += 1
@@ -173,6 +185,18 @@ class RedisPushWriter:
                 self._busy = False
                 self.written += len(batch)
                 self._cond.notify_all()
+
+    def _requeued(self, batch: list[tuple[str, str, object]]) -> list[tuple[str, str, object]]:
+        """What a failed write puts back (under the lock): everything, except prices a
+        newer value of which is already waiting."""
+        kept = []
+        for kind, symbol, data in batch:
+            if kind != "prices":
+                kept.append((kind, symbol, data))
+            elif symbol not in self._latest_prices:
+                self._latest_prices[symbol] = data  # type: ignore[assignment]
+                kept.append((kind, symbol, None))
+        return kept
 
     def _write(self, batch: list[tuple[str, str, object]]) -> None:
         """One pipeline for everything pending; trades at or below a stream's newest id
@@ -198,8 +222,9 @@ class RedisPushWriter:
                 )
                 tops[symbol] = last
             elif kind == "prices":
+                message = prices_message(payload)  # type: ignore[arg-type]
                 pipe.xadd(
-                    key(symbol, "prices"), {"d": payload}, maxlen=PRICE_ENTRIES, approximate=True
+                    key(symbol, "prices"), {"d": message}, maxlen=PRICE_ENTRIES, approximate=True
                 )
             else:
                 pipe.xadd(ALERTS_KEY, {"d": payload}, maxlen=ALERT_ENTRIES, approximate=True)
@@ -304,7 +329,7 @@ class RedisPushReader:
             return
         symbol = self._symbols.get(stream) or stream[len(PREFIX) :].rsplit(":", 1)[0]
         if stream.endswith(":prices"):
-            self.hub.publish_prices_message(symbol, data)
+            self.hub.publish_prices(data, symbol)
             return
         trades = decode_trades(symbol, data)
         last = self.hub.last_trade_id(symbol)

@@ -117,7 +117,7 @@ class PushHub:
         self._subs: dict[str, dict[str, set[Subscription]]] = {
             stream: defaultdict(set) for stream in STREAMS
         }
-        self._prices: dict[str, bytes] = {}
+        self._prices: dict[str, Prices | bytes] = {}
         self._books: dict[str, BookState] = {}
         self._trades_published = 0
         self._sent_closed = 0
@@ -145,15 +145,17 @@ class PushHub:
             if not sub.offer(batch):  # type: ignore[attr-defined]
                 self._drop_if_cut("trades", symbol, sub)
 
-    def publish_prices(self, prices: Prices) -> None:
-        """The latest prices of a symbol (encoded once, coalesced per client)."""
-        self.publish_prices_message(prices.symbol, prices_message(prices))
-
-    def publish_prices_message(self, symbol: str, message: bytes) -> None:
-        """The latest ``prices`` message of ``symbol``, already encoded."""
+    def publish_prices(self, prices: Prices | bytes, symbol: str | None = None) -> None:
+        """The latest prices of a symbol: a ``Prices`` (encoded once, and only when someone
+        listens) or an encoded ``prices`` message of ``symbol``; coalesced per client."""
+        name = prices.symbol if isinstance(prices, Prices) else symbol
+        assert name is not None, "an encoded prices message needs its symbol"
         with self._lock:
-            self._prices[symbol] = message
-            subs = list(self._subs["prices"].get(symbol, ()))
+            self._prices[name] = prices
+            subs = list(self._subs["prices"].get(name, ()))
+        if not subs:
+            return
+        message = prices_message(prices) if isinstance(prices, Prices) else prices
         for sub in subs:
             sub.offer(message)  # type: ignore[attr-defined]
 
@@ -207,7 +209,10 @@ class PushHub:
     def subscribe_prices(self, symbol: str) -> Latest[bytes]:
         """The latest ``prices`` message of ``symbol`` (the current one first, if any)."""
         with self._lock:
-            sub: Latest[bytes] = Latest(self._prices.get(symbol))
+            latest = self._prices.get(symbol)
+            if isinstance(latest, Prices):
+                latest = prices_message(latest)
+            sub: Latest[bytes] = Latest(latest)
             self._subs["prices"][symbol].add(sub)
         return sub
 
