@@ -1,7 +1,8 @@
 """JSON API on the dashboard's Flask server (read-only, from the store).
 
 ``/api/assets/crypto/<symbol>/{orderbook,trades,trade-stats,trade-flow,large-trades,
-volume-profile}`` and ``/healthz``. ``trade-flow?trades=N`` is the flow of the last N trades
+volume-profile}`` and ``/healthz``; with ``start``/``end`` the trade endpoints answer over a
+stored range (``app.history_api``). ``trade-flow?trades=N`` is the flow of the last N trades
 and ``large-trades?multiple=K`` the trades of K × the mean size (the Python API's meaning).
 Every payload carries ``time`` (UTC, ISO 8601),
 ``published_at`` and the book's ``sync_state``. Errors are JSON: 404 for an unknown symbol
@@ -26,6 +27,7 @@ from werkzeug.routing import Map, Rule
 from app.callbacks import derived
 from app.callbacks.derived import DerivedCache
 from app.callbacks.symbol import trading_symbols
+from app.history_api import HistoryQueries, range_hook
 from components.symbol_picker import close_matches
 from services.analytics.large_trades import LargeTrades
 from services.analytics.large_trades import large_trades as find_large_trades
@@ -148,9 +150,14 @@ def _payload(snapshot: SymbolSnapshot, **body: Any) -> Response:
     )
 
 
-def create_api(store: MarketStore, cache: DerivedCache) -> Blueprint:
-    """The API blueprint reading ``store``, sharing the dashboard's derived-results cache."""
+def create_api(
+    store: MarketStore, cache: DerivedCache, history: HistoryQueries | None = None
+) -> Blueprint:
+    """The API blueprint reading ``store``, sharing the dashboard's derived-results cache;
+    requests with ``start``/``end`` are answered from ``history`` (``app.history_api``)."""
     api = Blueprint("api", __name__)
+
+    api.before_request(range_hook(history))
 
     def snapshot_of(symbol: str) -> SymbolSnapshot:
         """The symbol's snapshot; only a known symbol ever reaches the store."""
@@ -206,8 +213,9 @@ def create_api(store: MarketStore, cache: DerivedCache) -> Blueprint:
     @api.get("/api/assets/crypto/<symbol>/trade-flow")
     def trade_flow(symbol: str) -> Response:
         if "trades" in request.args:  # the last N trades instead of a time window
-            last_n = _int_arg("trades", 100, 1, MAX_FLOW_TRADES)
-            return _last_trades_payload(snapshot_of(symbol), last_n)
+            return _last_trades_payload(
+                snapshot_of(symbol), _int_arg("trades", 100, 1, MAX_FLOW_TRADES)
+            )
         window, window_ms = _window_arg()
         snapshot = snapshot_of(symbol)
         flow = derived.trade_flow(cache, snapshot, window_ms)
@@ -216,8 +224,7 @@ def create_api(store: MarketStore, cache: DerivedCache) -> Blueprint:
     @api.get("/api/assets/crypto/<symbol>/large-trades")
     def large_trades(symbol: str) -> Response:
         if "multiple" in request.args:  # qty ≥ multiple × the window's mean trade size
-            multiple = _positive_arg("multiple")
-            return _multiple_payload(snapshot_of(symbol), multiple)
+            return _multiple_payload(snapshot_of(symbol), _positive_arg("multiple"))
         raw = request.args.get("threshold", "100000")
         try:
             threshold = float(raw)

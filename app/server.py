@@ -6,7 +6,7 @@ from pathlib import Path
 
 import dash
 
-from app import api, streams
+from app import api, history_api, streams
 from app.callbacks import (
     depth,
     export,
@@ -35,16 +35,18 @@ def create_app(
     debug: bool = False,
     push: PushService | None = None,
     ws_origins: str = "",
+    history_dir: Path | None = None,
 ) -> dash.Dash:
     """The dashboard reading ``store`` (which the feed fills; the app only reads it).
 
     The store should hold the symbol list (``publish_symbols``), the feed status and a
     snapshot per streamed symbol; missing pieces are shown as "waiting", never as errors.
     Panels refresh every ``refresh_ms`` (depth, tape, flow, status) and ``slow_refresh_ms``
-    (volume profile, liquidity). The JSON API is served under ``/api``, the push streams
-    of ``push`` under ``/ws`` (``app.streams``); the page paints from them when ``push`` is
-    given (a service some feed or Redis reader feeds), else it polls and ``/ws`` serves a
-    hub nothing feeds.
+    (volume profile, liquidity). The JSON API is served under ``/api``; with ``history_dir``
+    it also answers past ranges, ``/candles`` and ``/history`` from the history store. The
+    push streams of ``push`` are served under ``/ws`` (``app.streams``); the page paints
+    from them when ``push`` is given (a service some feed or Redis reader feeds), else it
+    polls and ``/ws`` serves a hub nothing feeds.
     """
     app = dash.Dash(
         __name__,
@@ -63,7 +65,8 @@ def create_app(
     watchlist.register(app, store)
     for panel in (depth, tape, flow, profile, liquidity, export):
         panel.register(app, store, cache)
-    app.server.register_blueprint(api.create_api(store, cache))
+    history = history_api.register(app.server, store, history_dir) if history_dir else None
+    app.server.register_blueprint(api.create_api(store, cache, history))
     origins = [o.strip() for o in ws_origins.split(",") if o.strip()]
     streams.register(app.server, store, push or PushService.embedded(store), origins)
     return app

@@ -38,6 +38,7 @@ def build_server(settings: config.Settings | None = None) -> Flask:
         debug=settings.debug,
         push=push,
         ws_origins=settings.ws_origins,
+        history_dir=settings.history_dir if settings.history else None,
     )
     server: Flask = dash_app.server
 

@@ -1,8 +1,9 @@
 """``python -m app worker``: the ingest worker. It runs the feed alone and publishes to the
 Redis store (``REDIS_URL`` or ``--redis-url``) and to the push streams' Redis Streams
 (``services.redis_push``), which the web processes (gunicorn with any number of workers)
-read. The market source is chosen as for ``run``: Binance live, or the
-bundled recording replayed through the local exchange.
+read. The market source is chosen as for ``run``: Binance live, or the bundled recording
+replayed through the local exchange. Like ``run`` it records the history
+(``--history-dir``; its files carry this process's writer id).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import sys
 from urllib.parse import urlsplit
 
 from app import config, market_source
+from app.history_setup import past_trades, start_history
 from services.market.feed import Feed
 from services.push.tap import StreamTap
 from services.redis_push import RedisPushWriter
@@ -52,20 +54,24 @@ def main(argv: list[str]) -> int:
     label = f"{source.source} {source.recording}".strip()
     where = urlsplit(settings.redis_url)
     print(f"Tapescope worker: {label} -> Redis {where.hostname}:{where.port}", flush=True)
+    history = start_history(settings, source)
     push = RedisPushWriter(settings.redis_url)
     tap = StreamTap(sinks=(push,))
+    feed = Feed(
+        market_source.feed_config(settings, source),
+        store,
+        taps=(history.recorder, tap) if history is not None else (tap,),
+        shared_weight=market_source.shared_weight(settings),
+        past_trades=past_trades(settings, source),
+    )
     try:
-        feed = Feed(
-            market_source.feed_config(settings, source),
-            store,
-            shared_weight=market_source.shared_weight(settings),
-            taps=[tap],
-        )
         asyncio.run(run_feed(feed))
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     finally:
+        if history is not None:
+            history.stop()
         source.close()
         push.close()
         store.close()
