@@ -10,7 +10,7 @@ import logging
 import sys
 
 from app import config, market_source
-from app.history_setup import past_trades, start_history
+from app.history_setup import past_trades, push_history, start_history
 from app.server import create_app
 from app.stores import make_store
 from services.market.feed import Feed
@@ -27,7 +27,7 @@ def main(argv: list[str]) -> int:
         return 2
     source = market_source.resolve(settings)
     store = make_store(settings)
-    push = PushService.embedded(store)
+    push = PushService.embedded(store, history=push_history(settings, source))
     history = start_history(settings, source)
     taps = (history.recorder, push.tap) if history is not None else (push.tap,)
     feed = Feed(
