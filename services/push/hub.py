@@ -32,6 +32,7 @@ from services.push.messages import (
     Prices,
     book_message,
     chunks,
+    concat,
     prices_message,
     slice_after,
     trades_message,
@@ -188,8 +189,10 @@ class PushHub:
         recent = [b for b in ring if b.last_id > from_id]
         oldest = recent[0].first_id if recent else None
         older = self._from_archives(symbol, from_id, oldest)
-        backlog = [TradeBatch(part, replay=True) for part in older] + recent
-        sub.prepend(backlog)
+        if recent:  # the ring's batches, joined and re-cut as replay messages
+            joined = slice_after(concat([b.trades for b in recent]), from_id)
+            older += chunks(joined)
+        sub.prepend([TradeBatch(part, replay=True) for part in older])
         return sub
 
     def _from_archives(self, symbol: str, after_id: int, before_id: int | None) -> list[TradeView]:

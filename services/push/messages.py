@@ -164,6 +164,22 @@ def slice_view(trades: TradeView, start: int, stop: int) -> TradeView:
     )
 
 
+def concat(views: list[TradeView]) -> TradeView:
+    """Trade views of one symbol, one after the other, as one view."""
+    if len(views) == 1:
+        return views[0]
+    first = views[0]
+    return TradeView(
+        symbol=first.symbol,
+        trade_id=np.concatenate([v.trade_id for v in views]),
+        time_ms=np.concatenate([v.time_ms for v in views]),
+        price=np.concatenate([v.price for v in views]),
+        qty=np.concatenate([v.qty for v in views]),
+        side=np.concatenate([v.side for v in views]),
+        kind=first.kind,
+    )
+
+
 def chunks(trades: TradeView, size: int = REPLAY_CHUNK) -> list[TradeView]:
     """``trades`` cut into views of at most ``size`` rows."""
     return [slice_view(trades, i, min(i + size, len(trades))) for i in range(0, len(trades), size)]

@@ -134,3 +134,14 @@ def test_prices_never_show_a_crossed_or_unsynced_book(bid, ask, state):
         assert state is SyncState.LIVE and prices.best_bid < prices.best_ask
     else:
         assert state is not SyncState.LIVE or bid >= ask
+
+
+def test_a_resume_marks_what_it_replays_and_not_what_is_live():
+    hub = PushHub(ring_trades=100)
+    for start in range(0, 30, 3):
+        hub.publish_trades("BTCUSDT", _view(list(range(start, start + 3))))
+    sub = hub.subscribe_trades("BTCUSDT", 10)
+    hub.publish_trades("BTCUSDT", _view([30, 31]))
+    first, live = sub.take(0), sub.take(0)
+    assert first.replay and first.trades.trade_id.tolist() == list(range(11, 30))
+    assert not live.replay and live.trades.trade_id.tolist() == [30, 31]
