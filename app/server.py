@@ -6,16 +6,19 @@ from pathlib import Path
 
 import dash
 
-from app import api, history_api, streams
+from app import api, history_api, streams, views_api
 from app.callbacks import (
     depth,
     export,
     flow,
+    footprint,
+    heatmap,
     liquidity,
     profile,
     status,
     symbol,
     tape,
+    view,
     watchlist,
 )
 from app.callbacks import push as push_page
@@ -62,11 +65,13 @@ def create_app(
     symbol.register(app, store)
     status.register(app, store)
     push_page.register(app, store, refresh_ms, enabled=push is not None)
+    view.register(app)
     watchlist.register(app, store)
-    for panel in (depth, tape, flow, profile, liquidity, export):
+    for panel in (depth, tape, flow, profile, liquidity, export, heatmap, footprint):
         panel.register(app, store, cache)
     history = history_api.register(app.server, store, history_dir) if history_dir else None
     app.server.register_blueprint(api.create_api(store, cache, history))
+    app.server.register_blueprint(views_api.create_views_api(store, cache))
     origins = [o.strip() for o in ws_origins.split(",") if o.strip()]
     streams.register(app.server, store, push or PushService.embedded(store), origins)
     return app
