@@ -4,6 +4,7 @@ condition is met, once, and re-arms only after the condition cleared."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 import pytest
@@ -135,7 +136,7 @@ def test_a_price_rule_fires_once_per_crossing_and_rearms(trades, direction, rear
         }
     if direction == "up":  # between two up-crossings price was back below the level
         ids = [f.details["trade_id"] for f in fired]
-        for a, b in zip(ids, ids[1:], strict=False):
+        for a, b in pairwise(ids):
             between = [t.price for t in recorded if a < t.trade_id < b]
             assert min(between) < level - level * rearm_bps / 10_000
 
