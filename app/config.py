@@ -36,6 +36,11 @@ class Settings:
     rest_weight_budget: REST request weight the client may use per minute.
     live_probe_timeout_s: how long ``auto`` waits for Binance before replaying.
     redis_url: Redis store for several processes (empty: in-process memory store).
+    alerts_dir: alert rules and events of the embedded mode (with Redis they live there).
+    webhook_allow: hosts, IPs or CIDRs alert webhooks may reach (comma-separated; ``*``:
+        any public address; private/loopback/link-local only when listed).
+    auth_users / auth_users_file: basic-auth users as ``user:password`` pairs (comma- or
+        line-separated); required when ``host`` is not loopback unless ``no_auth``.
     """
 
     source: str = "auto"
@@ -59,6 +64,11 @@ class Settings:
     live_probe_timeout_s: float = 3.0
     redis_url: str = ""
     exchange_port: int = 0
+    alerts_dir: Path = Path(__file__).resolve().parents[1] / "data" / "alerts"
+    webhook_allow: str = "*"
+    auth_users: str = ""
+    auth_users_file: str = ""
+    no_auth: bool = False
 
 
 _SOURCES = ("auto", "live", "replay")
@@ -132,6 +142,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, help="web server port (default 8050)")
     parser.add_argument("--debug", action="store_true", default=None, help="Dash debug mode")
     parser.add_argument("--redis-url", help="Redis store URL (several processes)")
+    parser.add_argument("--alerts-dir", type=Path, help="alert rules and events (embedded)")
+    parser.add_argument("--webhook-allow", help="hosts/IPs/CIDRs webhooks may reach, or *")
+    parser.add_argument("--auth-users-file", help="basic-auth users file (user:password lines)")
+    parser.add_argument(
+        "--no-auth", action="store_true", default=None, help="serve a non-loopback host unguarded"
+    )
 
 
 def from_args(args: argparse.Namespace, base: Settings | None = None) -> Settings:
@@ -141,6 +157,7 @@ def from_args(args: argparse.Namespace, base: Settings | None = None) -> Setting
     for name in (
         *("source", "preset", "ws_url", "rest_url", "recording", "speed", "loop"),
         *("host", "port", "debug", "redis_url"),
+        *("alerts_dir", "webhook_allow", "auth_users_file", "no_auth"),
     ):
         value = getattr(args, name, None)
         if value is not None:

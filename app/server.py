@@ -6,7 +6,9 @@ from pathlib import Path
 
 import dash
 
-from app import api
+from app import alerts_api, api
+from app.alerting import Alerts
+from app.callbacks import alerts as alerts_page
 from app.callbacks import depth, export, flow, liquidity, profile, status, symbol, tape
 from app.callbacks.derived import DerivedCache
 from app.layout import create_layout
@@ -21,13 +23,15 @@ def create_app(
     refresh_ms: int = 500,
     slow_refresh_ms: int = 2000,
     debug: bool = False,
+    alerts: Alerts | None = None,
 ) -> dash.Dash:
     """The dashboard reading ``store`` (which the feed fills; the app only reads it).
 
     The store should hold the symbol list (``publish_symbols``), the feed status and a
     snapshot per streamed symbol; missing pieces are shown as "waiting", never as errors.
     Panels refresh every ``refresh_ms`` (depth, tape, flow, status) and ``slow_refresh_ms``
-    (volume profile, liquidity). The JSON API is served under ``/api``.
+    (volume profile, liquidity). The JSON API is served under ``/api``. With ``alerts``
+    the page gains the alerts section and ``/api/alerts`` is served.
     """
     app = dash.Dash(
         __name__,
@@ -45,4 +49,7 @@ def create_app(
     for panel in (depth, tape, flow, profile, liquidity, export):
         panel.register(app, store, cache)
     app.server.register_blueprint(api.create_api(store, cache))
+    if alerts is not None:
+        alerts_page.register(app, store, alerts)
+        app.server.register_blueprint(alerts_api.create_alerts_api(store, alerts))
     return app

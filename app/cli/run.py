@@ -9,7 +9,8 @@ from __future__ import annotations
 import logging
 import sys
 
-from app import config, market_source
+from app import auth, config, market_source
+from app.alerting import make_alerts, start_tap
 from app.server import create_app
 from app.stores import make_store
 from services.market.feed import Feed
@@ -23,16 +24,24 @@ def main(argv: list[str]) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    source = market_source.resolve(settings)
     store = make_store(settings)
-    feed = Feed(market_source.feed_config(settings, source), store)
-    feed.start_in_thread()
+    alerts = make_alerts(settings)
     dash_app = create_app(
         store,
         refresh_ms=settings.refresh_ms,
         slow_refresh_ms=settings.slow_refresh_ms,
         debug=settings.debug,
+        alerts=alerts,
     )
+    try:
+        auth.protect(dash_app, settings)
+    except (auth.AuthRequired, ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    source = market_source.resolve(settings)
+    tap = start_tap(alerts)
+    feed = Feed(market_source.feed_config(settings, source), store, taps=[tap])
+    feed.start_in_thread()
     where = f"http://{settings.host}:{settings.port}/"
     label = f"{source.source} {source.recording} ({source.recording_date})".strip()
     print(f"Tapescope on {where} — {label if source.source == 'REPLAY' else 'LIVE'}", flush=True)
@@ -40,5 +49,6 @@ def main(argv: list[str]) -> int:
         dash_app.run(host=settings.host, port=settings.port, debug=settings.debug)
     finally:
         feed.stop()
+        tap.stop()
         source.close()
     return 0

@@ -1,6 +1,7 @@
 """``python -m app worker``: the ingest worker. It runs the feed alone and publishes to the
 Redis store (``REDIS_URL`` or ``--redis-url``), which the web processes (gunicorn with any
-number of workers) read. The market source is chosen as for ``run``: Binance live, or the
+number of workers) read, and evaluates the alert rules those web workers write to Redis.
+The market source is chosen as for ``run``: Binance live, or the
 bundled recording replayed through the local exchange.
 """
 
@@ -14,6 +15,7 @@ import sys
 from urllib.parse import urlsplit
 
 from app import config, market_source
+from app.alerting import make_alerts, start_tap
 from services.market.feed import Feed
 from services.redis_store import RedisStore
 
@@ -49,12 +51,15 @@ def main(argv: list[str]) -> int:
     label = f"{source.source} {source.recording}".strip()
     where = urlsplit(settings.redis_url)
     print(f"Tapescope worker: {label} -> Redis {where.hostname}:{where.port}", flush=True)
+    tap = start_tap(make_alerts(settings))
     try:
-        asyncio.run(run_feed(Feed(market_source.feed_config(settings, source), store)))
+        feed = Feed(market_source.feed_config(settings, source), store, taps=[tap])
+        asyncio.run(run_feed(feed))
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     finally:
+        tap.stop()
         source.close()
         store.close()
     return 0
