@@ -1,5 +1,6 @@
 """Who may use the server: basic auth over the page, the API and every stream when the
-server binds anything but loopback (``/healthz`` stays open for probes).
+server binds anything but loopback. Every route is guarded, ``/healthz`` and Dash's own
+``/_dash-layout`` included (dash-auth's public-route list would open the latter).
 
 Users come from ``auth_users`` (``TAPESCOPE_AUTH_USERS``, ``user:password`` pairs separated
 by commas) and ``auth_users_file`` (one pair per line, ``#`` comments). Without users a
@@ -16,7 +17,6 @@ import dash
 from app.config import Settings
 
 log = logging.getLogger(__name__)
-PUBLIC_ROUTES = ["/healthz"]
 
 
 class AuthRequired(ValueError):
@@ -68,12 +68,12 @@ def check(settings: Settings) -> dict[str, str]:
 
 
 def protect(app: dash.Dash, settings: Settings) -> bool:
-    """Put basic auth in front of every route of ``app`` (but ``PUBLIC_ROUTES``) when users
-    are configured; True when it did. Raises as ``check`` does."""
+    """Put basic auth in front of every route of ``app`` when users are configured; True
+    when it did. Raises as ``check`` does."""
     known = check(settings)
     if not known:
         return False
     import dash_auth
 
-    dash_auth.BasicAuth(app, known, public_routes=PUBLIC_ROUTES)
+    dash_auth.BasicAuth(app, known)
     return True
