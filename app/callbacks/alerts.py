@@ -112,6 +112,7 @@ def with_alerts(layout: Callable[[], html.Div], alerts: Alerts) -> Callable[[], 
 
 def register(app: dash.Dash, store: MarketStore, alerts: Alerts) -> None:
     """Wrap the app's layout with the alerts section and register its callbacks."""
+    app.validation_layout = None  # taken from the first layout set; take it from this one
     app.layout = with_alerts(app.layout, alerts)
     params_help = help_text()
 
