@@ -24,7 +24,7 @@ def alerting_replay(tmp_path_factory) -> Iterator[tuple[MemoryStore, object]]:
     settings = Settings(
         source="replay",
         recording=SPOT_2021,
-        speed="2",
+        speed="4",
         loop=True,
         symbols=("BTCUSDT", "ETHUSDT"),
         publish_interval_s=0.2,
@@ -53,17 +53,17 @@ def test_a_rule_created_on_the_page_fires_a_toast(dash_duo, alerting_replay):
     dash_duo.driver.set_window_size(1400, 1000)
     dash_duo.wait_for_element("#alerts-create", timeout=15)
     dash_duo.find_element("#alerts-symbol").send_keys("BTCUSDT")
-    dash_duo.find_element("#alerts-threshold").send_keys("2000")
+    dash_duo.find_element("#alerts-threshold").send_keys("1000")
     dash_duo.find_element("#alerts-create").click()
     dash_duo.wait_for_contains_text("#alerts-message", "added", timeout=10)
-    dash_duo.wait_for_contains_text("#alerts-rules", "min_notional 2,000.00", timeout=10)
+    dash_duo.wait_for_contains_text("#alerts-rules", "min_notional 1,000.00", timeout=10)
     [rule] = alerts.rules.all()
     assert rule.kind == "large_trade" and rule.symbol == "BTCUSDT"
     dash_duo.wait_for_contains_text("#alerts-toast", "BTCUSDT large trade", timeout=30)
     toast = dash_duo.find_element("#alerts-toast").text
     assert "@" in toast and "trade" in toast
     fired = alerts.events.since(0, 100)
-    assert fired and all(e.details["notional"] >= 2000 for e in fired)
+    assert fired and all(e.details["notional"] >= 1000 for e in fired)
     dash_duo.wait_for_contains_text("#alerts-events", "BTCUSDT large trade", timeout=10)
     first = dash_duo.driver.execute_script(
         "const row = document.querySelector('#alerts-events .alert-event');"
