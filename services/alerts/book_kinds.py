@@ -1,5 +1,7 @@
 """Kinds evaluated on the order book: wall and imbalance.
 
+The tap evaluates them at most every ``BOOK_EVERY_MS`` of exchange time per symbol (a
+wall or an imbalance lives for seconds; reading the band costs O(levels in the band)).
 Both are handed only a LIVE book (an unsynced book is never taken for the market; the tap
 calls ``reset()`` when the book leaves LIVE) and only the levels within their band around
 the mid, walked best-first, so their cost follows the band, not the book's depth.
@@ -9,14 +11,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from services.alerts.firing import Cooldown, Firing
 from services.alerts.rules import Rule
 from services.market.book_sync import BookSync
 from services.market.order_book import OrderBook
 from services.market.views import TradeView
 
-Level = tuple[float, float]
 CONFIRM_MS = 1000
+BOOK_EVERY_MS = 250
 """How long (exchange time) trades may still arrive for a level that left the book before
 a wall's pull is decided: trades and depth come on separate streams."""
 
@@ -28,23 +32,65 @@ def mid_price(book: OrderBook) -> float | None:
     return (bid[0] + ask[0]) / 2.0
 
 
-def _side_within(levels_of, limit: float, below: bool) -> list[Level]:
-    """Best-first levels of one side up to ``limit`` (inclusive), fetched in growing pages."""
-    n = 32
+@dataclass(frozen=True, slots=True)
+class Band:
+    """The book within ± ``bps`` of ``mid``: bid prices descending and ask prices
+    ascending, with their quantities (numpy arrays)."""
+
+    mid: float
+    bps: float
+    bid_prices: np.ndarray
+    bid_qtys: np.ndarray
+    ask_prices: np.ndarray
+    ask_qtys: np.ndarray
+
+    def qty_at(self, side: str, price: float) -> float:
+        """Resting quantity at ``price`` on ``side`` (0 when the level is absent)."""
+        if side == "bid":
+            i = int(np.searchsorted(-self.bid_prices, -price))
+            found = i < self.bid_prices.size and self.bid_prices[i] == price
+            return float(self.bid_qtys[i]) if found else 0.0
+        i = int(np.searchsorted(self.ask_prices, price))
+        found = i < self.ask_prices.size and self.ask_prices[i] == price
+        return float(self.ask_qtys[i]) if found else 0.0
+
+
+def _side_within(arrays_of, limit: float, below: bool, guess: int) -> tuple[np.ndarray, np.ndarray]:
+    """Best-first prices and quantities of one side up to ``limit`` (inclusive), fetched
+    from ``guess`` levels on in growing pages so the cost follows the band, not the book."""
+    n = max(guess, 16)
     while True:
-        levels = levels_of(n)
-        if len(levels) < n or (levels[-1][0] < limit if below else levels[-1][0] > limit):
+        prices, qtys = arrays_of(n)
+        if prices.size < n or (prices[-1] < limit if below else prices[-1] > limit):
             break
         n *= 4
-    return [lv for lv in levels if (lv[0] >= limit if below else lv[0] <= limit)]
+    keep = int(np.count_nonzero(prices >= limit if below else prices <= limit))
+    return prices[:keep], qtys[:keep]
 
 
-def band(book: OrderBook, mid: float, bps: float) -> tuple[list[Level], list[Level]]:
-    """Bids and asks (best first) priced within ± ``bps`` of ``mid``."""
+def band(book: OrderBook, mid: float, bps: float, last: Band | None = None) -> Band:
+    """The book within ± ``bps`` of ``mid`` (``last``: the previous band, whose size is a
+    good first guess of how many levels to read)."""
     span = mid * bps / 10_000.0
+    bid_guess = ask_guess = 64
+    if last is not None:
+        bid_guess = last.bid_prices.size * 5 // 4 + 8
+        ask_guess = last.ask_prices.size * 5 // 4 + 8
+    bid_p, bid_q = _side_within(book.bid_arrays, mid - span, True, bid_guess)
+    ask_p, ask_q = _side_within(book.ask_arrays, mid + span, False, ask_guess)
+    return Band(mid, bps, bid_p, bid_q, ask_p, ask_q)
+
+
+def _within(levels: Band, bps: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The band narrowed to ± ``bps`` (a rule's own band inside the widest one)."""
+    span = levels.mid * bps / 10_000.0
+    nb = int(np.count_nonzero(levels.bid_prices >= levels.mid - span))
+    na = int(np.count_nonzero(levels.ask_prices <= levels.mid + span))
     return (
-        _side_within(book.top_bids, mid - span, below=True),
-        _side_within(book.top_asks, mid + span, below=False),
+        levels.bid_prices[:nb],
+        levels.bid_qtys[:nb],
+        levels.ask_prices[:na],
+        levels.ask_qtys[:na],
     )
 
 
@@ -93,34 +139,26 @@ class Walls:
                 wall.traded += qty
 
     def on_book(
-        self,
-        symbol: str,
-        sync: BookSync,
-        levels: tuple[list[Level], list[Level]],
-        mid: float,
-        cooldown: Cooldown,
-        out: list[Firing],
+        self, symbol: str, sync: BookSync, levels: Band, cooldown: Cooldown, out: list[Firing]
     ) -> None:
-        now = sync.event_time_ms
+        now, mid = sync.event_time_ms, levels.mid
         span = mid * self.bps / 10_000.0
-        current: dict[float, tuple[str, float]] = {}
-        for side, side_levels in (("bid", levels[0]), ("ask", levels[1])):
-            for price, qty in side_levels:
-                if abs(price - mid) <= span:
-                    current[price] = (side, qty)
+        bid_p, bid_q, ask_p, ask_q = _within(levels, self.bps)
         walls = self._walls
         for price in list(walls):
             wall = walls[price]
             if abs(price - mid) > span:
                 del walls[price]
-            elif self._track(wall, price, current[price][1] if price in current else 0.0, now):
+            elif self._track(wall, price, levels.qty_at(wall.side, price), now):
                 del walls[price]
                 self._decide(symbol, price, wall, mid, now, cooldown, out)
-        for price, (side, qty) in current.items():
-            if qty * price >= self._min and price not in walls:
-                walls[price] = _Wall(side, qty, qty, 0.0)
-                if self._seeded:
-                    self._fire(symbol, "appear", price, walls[price], mid, now, cooldown, out)
+        for side, prices, qtys in (("bid", bid_p, bid_q), ("ask", ask_p, ask_q)):
+            big = np.flatnonzero(prices * qtys >= self._min)
+            for price, qty in zip(prices[big].tolist(), qtys[big].tolist(), strict=True):
+                if price not in walls:
+                    walls[price] = _Wall(side, qty, qty, 0.0)
+                    if self._seeded:
+                        self._fire(symbol, "appear", price, walls[price], mid, now, cooldown, out)
         self._seeded = True
 
     def _track(self, wall: _Wall, price: float, qty: float, now: int) -> bool:
@@ -207,18 +245,11 @@ class Imbalance:
         self._since_ms = None
 
     def on_book(
-        self,
-        symbol: str,
-        sync: BookSync,
-        levels: tuple[list[Level], list[Level]],
-        mid: float,
-        cooldown: Cooldown,
-        out: list[Firing],
+        self, symbol: str, sync: BookSync, levels: Band, cooldown: Cooldown, out: list[Firing]
     ) -> None:
-        now = sync.event_time_ms
-        span = mid * self.bps / 10_000.0
-        bids = sum(p * q for p, q in levels[0] if p >= mid - span)
-        asks = sum(p * q for p, q in levels[1] if p <= mid + span)
+        now, mid = sync.event_time_ms, levels.mid
+        bid_p, bid_q, ask_p, ask_q = _within(levels, self.bps)
+        bids, asks = float(bid_p @ bid_q), float(ask_p @ ask_q)
         total = bids + asks
         imbalance = (bids - asks) / total if total > 0 else 0.0
         params = self.rule.params

@@ -4,11 +4,12 @@ write; the ingest side reloads when ``version()`` changes."""
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 from pathlib import Path
 from typing import Protocol
+
+import orjson
 
 from services.alerts.rules import Rule, from_json
 
@@ -54,13 +55,13 @@ class FileRuleStore:
         if not stamp:
             self._rules = {}
             return
-        data = json.loads(self.path.read_text(encoding="utf-8"))
+        data = orjson.loads(self.path.read_bytes())
         self._rules = {r["id"]: from_json(r) for r in data.get("rules", [])}
 
     def _save(self) -> None:
         tmp = self.path.with_suffix(".json.tmp")
         body = {"rules": [r.to_json() for r in self._rules.values()]}
-        tmp.write_text(json.dumps(body, indent=1), encoding="utf-8")
+        tmp.write_bytes(orjson.dumps(body, option=orjson.OPT_INDENT_2))
         os.replace(tmp, self.path)
         self._writes += 1
         self._stamp = self._stat()

@@ -16,7 +16,7 @@ import logging
 import threading
 from dataclasses import dataclass, field
 
-from services.alerts.book_kinds import Imbalance, Walls, band, mid_price
+from services.alerts.book_kinds import BOOK_EVERY_MS, Band, Imbalance, Walls, band, mid_price
 from services.alerts.delivery import Dispatcher
 from services.alerts.firing import Cooldown, Firing
 from services.alerts.rule_store import RuleStore
@@ -34,6 +34,8 @@ class _BookRules:
     walls: list[Walls] = field(default_factory=list)
     imbalances: list[Imbalance] = field(default_factory=list)
     bps: float = 0.0
+    last: Band | None = None
+    last_ms: int = -BOOK_EVERY_MS
 
 
 @dataclass(slots=True)
@@ -160,11 +162,16 @@ class AlertTap:
         if mid is None:
             for evaluator in (*rules.walls, *rules.imbalances):
                 evaluator.reset()
+            rules.last_ms = -BOOK_EVERY_MS
             return
-        levels = band(book.book, mid, rules.bps)
+        now = book.event_time_ms
+        if 0 <= now - rules.last_ms < BOOK_EVERY_MS:
+            return
+        rules.last_ms = now
+        levels = rules.last = band(book.book, mid, rules.bps, rules.last)
         out: list[Firing] = []
         for evaluator in (*rules.walls, *rules.imbalances):
-            evaluator.on_book(symbol, book, levels, mid, self.cooldown, out)
+            evaluator.on_book(symbol, book, levels, self.cooldown, out)
         if out:
             self.dispatcher.submit(out)
 

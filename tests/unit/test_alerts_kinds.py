@@ -206,7 +206,7 @@ def _wall_run(evaluator, steps):
             evaluator.on_trades(make_tape([time_ms] * len(prices), prices, qtys, [1] * len(prices)))
         sync = FakeSync(_book(bids, asks), event_time_ms=time_ms)
         mid = mid_price(sync.book)
-        evaluator.on_book("TESTUSDT", sync, band(sync.book, mid, evaluator.bps), mid, cooldown, out)
+        evaluator.on_book("TESTUSDT", sync, band(sync.book, mid, evaluator.bps), cooldown, out)
     return out
 
 
