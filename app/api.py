@@ -1,9 +1,12 @@
 """JSON API on the dashboard's Flask server (read-only, from the store).
 
 ``/api/assets/crypto/<symbol>/{orderbook,trades,trade-stats,trade-flow,large-trades,
-volume-profile}`` and ``/healthz``. Every payload carries ``time`` (UTC, ISO 8601),
+volume-profile}`` and ``/healthz``; with ``start``/``end`` the trade endpoints answer over a
+stored range (``app.history_api``). Every payload carries ``time`` (UTC, ISO 8601),
 ``published_at`` and the book's ``sync_state``. Errors are JSON: 404 for an unknown symbol
-(naming valid ones), 400 for a bad parameter, 503 while a symbol has no data yet.
+(naming valid ones) and for any path under ``/api/`` that is not an endpoint (never the
+dashboard page), 405 for a method an endpoint does not serve (naming the allowed ones), 400
+for a bad parameter, 503 while a symbol has no data yet.
 """
 
 from __future__ import annotations
@@ -15,19 +18,25 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
+from werkzeug.routing import Map, Rule
 
 from app.callbacks import derived
 from app.callbacks.derived import DerivedCache
 from app.callbacks.symbol import trading_symbols
+from app.history_api import HistoryQueries, range_hook
 from components.symbol_picker import close_matches
 from services.analytics.window import WINDOWS_MS
 from services.store import MarketStore, SymbolSnapshot
 
 MAX_LEVELS = 5000
 MAX_TRADES = 1000
-MAX_BINS = 500
+MAX_BINS = derived.PROFILE_MAX_ROWS
+"""Most rows a volume profile is divided into; a larger ``bins`` is refused, not capped."""
 HEALTH_MAX_AGE_S = 10.0
+_PAGE_ROUTE = "/<path:path>"
+"""Dash's catch-all page route, which answers any path no other route takes."""
 
 
 class ApiError(Exception):
@@ -96,9 +105,14 @@ def _payload(snapshot: SymbolSnapshot, **body: Any) -> Response:
     )
 
 
-def create_api(store: MarketStore, cache: DerivedCache) -> Blueprint:
-    """The API blueprint reading ``store``, sharing the dashboard's derived-results cache."""
+def create_api(
+    store: MarketStore, cache: DerivedCache, history: HistoryQueries | None = None
+) -> Blueprint:
+    """The API blueprint reading ``store``, sharing the dashboard's derived-results cache;
+    requests with ``start``/``end`` are answered from ``history`` (``app.history_api``)."""
     api = Blueprint("api", __name__)
+
+    api.before_request(range_hook(history))
 
     def snapshot_of(symbol: str) -> SymbolSnapshot:
         """The symbol's snapshot; only a known symbol ever reaches the store."""
@@ -116,6 +130,8 @@ def create_api(store: MarketStore, cache: DerivedCache) -> Blueprint:
             return snapshot
         store.request_symbol(symbol)
         raise ApiError(503, f"no data yet for {symbol}; requested from the feed")
+
+    _answer_unrouted_api_paths(api)
 
     @api.errorhandler(ApiError)
     def api_error(error: ApiError) -> tuple[Response, int]:
@@ -179,7 +195,7 @@ def create_api(store: MarketStore, cache: DerivedCache) -> Blueprint:
         bins = _int_arg("bins", 50, 1, MAX_BINS)
         snapshot = snapshot_of(symbol)
         result = derived.volume_profile(cache, snapshot, rows=bins, count_trades=True)
-        return _payload(snapshot, bins=bins, profile=asdict(result))
+        return _payload(snapshot, bins=bins, rows=len(result.price), profile=asdict(result))
 
     @api.get("/healthz")
     def healthz() -> tuple[Response, int]:
@@ -187,6 +203,56 @@ def create_api(store: MarketStore, cache: DerivedCache) -> Blueprint:
         return jsonify(body), 200 if body["status"] == "ok" else 503
 
     return api
+
+
+def _answer_unrouted_api_paths(api: Blueprint) -> None:
+    """Answer with JSON every request under ``/api/`` that no API endpoint serves (404) and
+    every request for an API endpoint (``/healthz`` too) with a method it does not serve
+    (405, with ``Allow``). Without this the dashboard's catch-all page route answers unknown
+    ``/api/`` paths with HTML and 200, and Flask answers 405 with HTML."""
+    endpoints: list[Map] = []
+
+    def api_map() -> Map:
+        """Every API route, this blueprint's and any other's under ``/api/`` (built on first
+        use, when the app's map is complete)."""
+        if not endpoints:
+            prefix = f"{api.name}."
+            rules = current_app.url_map.iter_rules()
+            endpoints.append(
+                Map(
+                    [
+                        Rule(rule.rule, methods=rule.methods, endpoint=rule.endpoint)
+                        for rule in rules
+                        if rule.endpoint.startswith(prefix) or rule.rule.startswith("/api/")
+                    ],
+                    merge_slashes=False,
+                )
+            )
+        return endpoints[0]
+
+    @api.before_app_request
+    def unrouted_api_path() -> Response | None:
+        rule, path = request.url_rule, request.path
+        if rule is not None and rule.rule != _PAGE_ROUTE:
+            return None  # routed to an endpoint (this API's or another blueprint's)
+        under_api = path.startswith("/api/") or path == "/api"
+        try:
+            api_map().bind("").match(path, request.method)
+        except MethodNotAllowed as exc:
+            allowed = sorted(set(exc.valid_methods or ()) - {"OPTIONS"})
+            response = jsonify(
+                error=f"method {request.method} not allowed on {path}", allowed=allowed
+            )
+            response.status_code = 405
+            response.headers["Allow"] = ", ".join(allowed)
+            return response
+        except HTTPException:
+            pass
+        if not under_api:
+            return None
+        response = jsonify(error=f"no API endpoint at {path}")
+        response.status_code = 404
+        return response
 
 
 def health(store: MarketStore) -> dict[str, Any]:

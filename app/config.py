@@ -27,13 +27,16 @@ class Settings:
     recording/speed/loop: what the local exchange replays, how fast (1 = real time,
         ``max`` = as fast as the client reads) and whether it loops.
     symbols: symbols streamed from the start (empty: up to 10 of the source's trading
-        symbols live, every symbol of the recording in a replay). max_on_demand_symbols:
+        symbols live, every symbol of the recording in a replay; ``all``: every TRADING
+        symbol of the source). max_on_demand_symbols:
         extra symbols the UI may add.
     host/port/debug: the web server (binds 127.0.0.1 unless told otherwise).
     refresh_ms/slow_refresh_ms: browser refresh of fast panels (tape, depth, flow) and slow
         ones (profile, score). publish_interval_s: how often the feed publishes snapshots.
     trade_window: trades kept per symbol. book_levels: levels per side in published views.
-    rest_weight_budget: REST request weight the client may use per minute.
+    rest_weight_budget: REST request weight the client may use per minute (0: 80 % of
+        Binance's limit for the market, 4800 spot); with ``redis_url`` the workers of one
+        host share it through a counter in Redis.
     live_probe_timeout_s: how long ``auto`` waits for Binance before replaying.
     redis_url: Redis store for several processes (empty: in-process memory store).
     alerts_dir: alert rules and events of the embedded mode (with Redis they live there).
@@ -41,6 +44,9 @@ class Settings:
         any public address; private/loopback/link-local only when listed).
     auth_users / auth_users_file: basic-auth users as ``user:password`` pairs (comma- or
         line-separated); required when ``host`` is not loopback unless ``no_auth``.
+    history: record and serve history (``--no-history``: neither). history_dir: where the
+        history (trades, recorded book, candles) is kept. history_days / history_max_gb:
+        retention by age and by size (0: none).
     """
 
     source: str = "auto"
@@ -60,7 +66,7 @@ class Settings:
     publish_interval_s: float = 0.25
     trade_window: int = 100_000
     book_levels: int = 5000
-    rest_weight_budget: int = 1200
+    rest_weight_budget: int = 0
     live_probe_timeout_s: float = 3.0
     redis_url: str = ""
     exchange_port: int = 0
@@ -69,6 +75,10 @@ class Settings:
     auth_users: str = ""
     auth_users_file: str = ""
     no_auth: bool = False
+    history: bool = True
+    history_dir: Path = Path("data/history")
+    history_days: float = 30.0
+    history_max_gb: float = 5.0
 
 
 _SOURCES = ("auto", "live", "replay")
@@ -137,7 +147,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--speed", help="replay speed: a multiple of real time, or max")
     parser.add_argument("--loop", dest="loop", action="store_true", default=None)
     parser.add_argument("--no-loop", dest="loop", action="store_false")
-    parser.add_argument("--symbols", help="comma-separated symbols to stream from the start")
+    parser.add_argument(
+        "--symbols", help="comma-separated symbols to stream from the start, or 'all'"
+    )
     parser.add_argument("--host", help="address the web server binds (default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="web server port (default 8050)")
     parser.add_argument("--debug", action="store_true", default=None, help="Dash debug mode")
@@ -148,6 +160,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-auth", action="store_true", default=None, help="serve a non-loopback host unguarded"
     )
+    parser.add_argument("--no-history", dest="history", action="store_false", default=None)
+    parser.add_argument("--history-dir", type=Path, help="history directory (data/history)")
+    parser.add_argument("--history-days", type=float, help="keep this many days (0 = all)")
+    parser.add_argument("--history-max-gb", type=float, help="history size cap (0 = none)")
 
 
 def from_args(args: argparse.Namespace, base: Settings | None = None) -> Settings:
@@ -158,6 +174,7 @@ def from_args(args: argparse.Namespace, base: Settings | None = None) -> Setting
         *("source", "preset", "ws_url", "rest_url", "recording", "speed", "loop"),
         *("host", "port", "debug", "redis_url"),
         *("alerts_dir", "webhook_allow", "auth_users_file", "no_auth"),
+        *("history", "history_dir", "history_days", "history_max_gb"),
     ):
         value = getattr(args, name, None)
         if value is not None:

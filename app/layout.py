@@ -17,6 +17,7 @@ from components.panel import create_panel
 from components.symbol_picker import create_symbol_picker
 from components.theme import create_notice_figure
 from components.volume_profile import BUCKET_TICKS_CHOICES
+from components.watchlist import create_watchlist, create_watchlist_toggle
 from services.analytics.definitions import DEFINITIONS
 from services.store import MarketStore
 
@@ -138,8 +139,24 @@ def create_layout(
                 dcc.Store(id=ids.FLOW_RENDERED),
                 dcc.Store(id=ids.PROFILE_RENDERED),
                 dcc.Store(id=ids.LIQUIDITY_RENDERED),
+                dcc.Store(id=ids.WATCHLIST_FAVOURITES, storage_type="local", data=[]),
+                dcc.Store(id=ids.WATCHLIST_SEEN),
+                create_watchlist(
+                    ids.WATCHLIST_PANEL,
+                    ids.WATCHLIST,
+                    ids.WATCHLIST_TEXT,
+                    ids.WATCHLIST_QUOTE,
+                    ids.WATCHLIST_FAVOURITES_ONLY,
+                    [info.quote_asset for info in store.symbols()],
+                ),
                 create_header(
-                    create_symbol_picker(symbols, None, ids.SYMBOL_DROPDOWN),
+                    html.Div(
+                        [
+                            create_watchlist_toggle(ids.WATCHLIST_TOGGLE),
+                            create_symbol_picker(symbols, None, ids.SYMBOL_DROPDOWN),
+                        ],
+                        className="header-picker",
+                    ),
                     ids.STATUS_BAR,
                     create_export_controls(ids.LARGE_TRADES_EXPORT, ids.LARGE_TRADES_DOWNLOAD),
                 ),

@@ -14,6 +14,7 @@ from services.binance.backoff import Backoff
 from services.binance.endpoints import Endpoints, custom, preset
 from services.binance.rest_client import BinanceHttpError, BinanceRestClient, RestrictedLocation
 from services.market.feed import FeedConfig
+from services.redis_weight import RedisWeightWindow
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +100,11 @@ def resolve(settings: Settings) -> MarketSource:
         return MarketSource(endpoints=endpoints, source="LIVE")
     log.warning("%s: replaying %s instead", problem, settings.recording.name)
     return start_replay(settings)
+
+
+def shared_weight(settings: Settings) -> RedisWeightWindow | None:
+    """The host's shared REST weight counter when the processes share a Redis."""
+    return RedisWeightWindow.from_url(settings.redis_url) if settings.redis_url else None
 
 
 def feed_config(settings: Settings, source: MarketSource) -> FeedConfig:

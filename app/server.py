@@ -6,10 +6,20 @@ from pathlib import Path
 
 import dash
 
-from app import alerts_api, api
+from app import alerts_api, api, history_api
 from app.alerting import Alerts
 from app.callbacks import alerts as alerts_page
-from app.callbacks import depth, export, flow, liquidity, profile, status, symbol, tape
+from app.callbacks import (
+    depth,
+    export,
+    flow,
+    liquidity,
+    profile,
+    status,
+    symbol,
+    tape,
+    watchlist,
+)
 from app.callbacks.derived import DerivedCache
 from app.layout import create_layout
 from services.store import MarketStore
@@ -23,6 +33,7 @@ def create_app(
     refresh_ms: int = 500,
     slow_refresh_ms: int = 2000,
     debug: bool = False,
+    history_dir: Path | None = None,
     alerts: Alerts | None = None,
 ) -> dash.Dash:
     """The dashboard reading ``store`` (which the feed fills; the app only reads it).
@@ -30,8 +41,9 @@ def create_app(
     The store should hold the symbol list (``publish_symbols``), the feed status and a
     snapshot per streamed symbol; missing pieces are shown as "waiting", never as errors.
     Panels refresh every ``refresh_ms`` (depth, tape, flow, status) and ``slow_refresh_ms``
-    (volume profile, liquidity). The JSON API is served under ``/api``. With ``alerts``
-    the page gains the alerts section and ``/api/alerts`` is served.
+    (volume profile, liquidity). The JSON API is served under ``/api``; with ``history_dir``
+    it also answers past ranges, ``/candles`` and ``/history`` from the history store. With
+    ``alerts`` the page gains the alerts section and ``/api/alerts`` is served.
     """
     app = dash.Dash(
         __name__,
@@ -46,9 +58,11 @@ def create_app(
     app.layout = create_layout(store, refresh_ms, slow_refresh_ms)
     symbol.register(app, store)
     status.register(app, store)
+    watchlist.register(app, store)
     for panel in (depth, tape, flow, profile, liquidity, export):
         panel.register(app, store, cache)
-    app.server.register_blueprint(api.create_api(store, cache))
+    history = history_api.register(app.server, store, history_dir) if history_dir else None
+    app.server.register_blueprint(api.create_api(store, cache, history))
     if alerts is not None:
         alerts_page.register(app, store, alerts)
         app.server.register_blueprint(alerts_api.create_alerts_api(store, alerts))

@@ -13,6 +13,7 @@ Keys (all under ``tapescope:``):
 - ``status``, ``symbols``: the feed status and the tradable symbols; ``writer``: the
   writer's heartbeat ``{writer id}|{time}``, refreshed with every status.
 - ``requests``: hash symbol -> time of the latest UI request (on-demand symbols).
+- ``watchlist``: the market board (``market_board.encode_watchlist``).
 
 Staleness: every record carries ``published_at``. A reader also checks the heartbeat: when
 no writer is alive, or the record came from a previous writer, the book is handed out as
@@ -45,6 +46,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from services import store_codec as codec
+from services.market.market_board import WatchlistRows, decode_watchlist, encode_watchlist
 from services.market.views import SymbolInfo, SyncState, TradeView
 from services.store import FeedStatus, SymbolSnapshot
 
@@ -484,6 +486,20 @@ class RedisStore:
             return requests
 
         return dict(self._call(read, self._requests_cache))
+
+    def publish_watchlist(self, board: WatchlistRows) -> None:
+        """Store the market board."""
+        data = encode_watchlist(board)
+        self._call(lambda: self._redis.set(f"{PREFIX}watchlist", data, px=self._ttl_ms), None)
+
+    def watchlist(self) -> WatchlistRows:
+        """The market board (empty when there is none or Redis is down)."""
+
+        def read() -> WatchlistRows:
+            data = self._redis.get(f"{PREFIX}watchlist")
+            return WatchlistRows() if data is None else decode_watchlist(data)
+
+        return self._call(read, WatchlistRows())
 
     # -- plumbing -------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from services.market.market_board import WatchlistRows
 from services.market.views import BookView, SymbolInfo, TradeView
 
 
@@ -110,6 +111,10 @@ class MarketStore(Protocol):
 
     def requested_symbols(self) -> dict[str, float]: ...
 
+    def publish_watchlist(self, board: WatchlistRows) -> None: ...
+
+    def watchlist(self) -> WatchlistRows: ...
+
 
 class MemoryStore:
     """In-process store: the latest snapshot per symbol behind one short lock."""
@@ -120,6 +125,7 @@ class MemoryStore:
         self._status: FeedStatus | None = None
         self._symbols: list[SymbolInfo] = []
         self._requests: dict[str, float] = {}
+        self._watchlist = WatchlistRows()
 
     def publish(self, snapshot: SymbolSnapshot) -> None:
         with self._lock:
@@ -159,3 +165,13 @@ class MemoryStore:
         """Symbols asked for, with the wall time of the latest request."""
         with self._lock:
             return dict(self._requests)
+
+    def publish_watchlist(self, board: WatchlistRows) -> None:
+        """Replace the market board (every TRADING symbol's row)."""
+        with self._lock:
+            self._watchlist = board
+
+    def watchlist(self) -> WatchlistRows:
+        """The latest market board (empty before the feed publishes one)."""
+        with self._lock:
+            return self._watchlist

@@ -45,8 +45,8 @@ def select_symbol(
 
     A dropdown choice of a known symbol wins when it triggered (a forged value is ignored);
     otherwise the URL decides, the root meaning BTCUSDT. An unknown symbol in the URL leaves
-    the dropdown empty (the status callback explains). A chosen symbol with no data yet is
-    requested from the feed.
+    the dropdown empty (the status callback explains). The shown symbol is requested from
+    the feed: streamed on demand when it has no data yet, its book deepened when it has.
     """
     known = set(trading_symbols(store))
     if trigger == ids.SYMBOL_DROPDOWN and value in known:
@@ -59,7 +59,7 @@ def select_symbol(
         new_value = symbol if symbol in known else None
         if new_value == value:
             new_value = dash.no_update
-    if symbol in known and store.snapshot(symbol) is None:
+    if symbol in known:
         store.request_symbol(symbol)
     return new_path, new_value
 

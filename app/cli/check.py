@@ -2,8 +2,18 @@
 
 Every message goes through the same decoding (``services.binance.messages``), ``BookSync``
 and ``TradeLog`` that the live feed uses, in arrival order: diffs received before a symbol's
-snapshot line are buffered exactly as live. A REST line's URL names the symbol and the
-market (``/api/`` spot, ``/fapi/`` USD-M).
+snapshot line are buffered exactly as live, and a snapshot recorded before the symbol's first
+diff is used as the live feed would use it. A REST depth line's URL names the symbol.
+
+The market (spot or USD-M, which decides the continuity rule) is the recording's, read from
+the first message that names one (``recording_market``: a ``/fapi/`` URL, a diff carrying
+``pu``, ...), whichever symbol it is about, never from the kind of a symbol's first line.
+
+Nothing in a recording ends the run: a frame that does not decode, a line that is not a
+recording line, a REST body that is not a depth snapshot are counted (``malformed_frames``)
+and skipped; unknown events are counted (``unknown_frames``); a frame whose payload names
+another symbol than its stream is counted (``foreign_frames``) and not applied; REST lines
+other than depth snapshots are counted (``other_rest``) and skipped.
 
 One JSON object per (file, symbol) is printed, one per line. Besides the book and trade
 figures it reports an independent top-of-book check: after each applied diff the
@@ -34,13 +44,19 @@ from services.binance.messages import (
     DepthUpdate,
     MalformedFrame,
     Trade,
+    UnknownEvent,
     decode_depth_snapshot,
     decode_frame,
 )
 from services.market.book_sync import BookSync
 from services.market.trade_log import TradeLog
 from services.market.views import SyncState
-from services.replay.recording import read_recording
+from services.replay.recording import (
+    RecordedMessage,
+    RecordingError,
+    read_recording,
+    recording_market,
+)
 
 _LEVEL = re.compile(rb'\["(\d+)(?:\.(\d*))?","(\d+)(?:\.(\d*))?"\]')
 _TRADE_QTY = re.compile(rb'"q":"(\d+)(?:\.(\d*))?"')
@@ -90,6 +106,7 @@ class _SymbolCheck:
     ticker_miss_ids: list[int] = field(default_factory=list)
 
     def book_sync(self) -> BookSync:
+        """The symbol's book sync, made on its first depth message with the file's market."""
         if self.sync is None:
             self.sync = BookSync(self.symbol, self.market, on_applied=self.record_top)
         return self.sync
@@ -98,6 +115,22 @@ class _SymbolCheck:
         if self.trades is None:
             self.trades = TradeLog(self.symbol, kind=kind)
         return self.trades
+
+    def add_trade(self, event: Trade | AggTrade, raw: bytes) -> None:
+        """Log one trade; a duplicate counts in the log only, not in the trade figures."""
+        is_agg = isinstance(event, AggTrade)
+        log = self.trade_log("aggTrade" if is_agg else "trade")
+        duplicates = log.duplicates
+        log.add(event.a if is_agg else event.t, event.T, event.p, event.q, event.m)
+        if log.duplicates != duplicates:
+            return
+        self.trade_count += 1
+        qty = _TRADE_QTY.search(raw)
+        if qty is not None:
+            self.trade_qty.add(qty.group(1), qty.group(2))
+        self.buyer_maker_count += event.m
+        self.quote_sum += event.p * event.q
+        self.base_sum += event.q
 
     def record_top(self, diff: DepthUpdate) -> None:
         """Remember the book's top after an applied diff, for the bookTicker comparison."""
@@ -136,56 +169,101 @@ def _format_levels(levels: Iterable[tuple[float, float]], check: _SymbolCheck) -
     ]
 
 
+@dataclass
+class _FileCounts:
+    """What a file held besides its symbols' data (see the module doc)."""
+
+    malformed: int = 0
+    unknown: int = 0
+    foreign: int = 0
+    other_rest: int = 0
+
+    def bad_line(self, error: RecordingError) -> None:
+        self.malformed += 1
+
+
 def check_recording(path: str | Path, drop_lines: Iterable[int] = ()) -> list[dict]:
     """Replay one recording and return one result dict per symbol (sorted by symbol)."""
+    counts = _FileCounts()
+    market = recording_market(read_recording(path, lambda _: None)) or "spot"
+    messages = read_recording(path, counts.bad_line)
+    return check_messages(Path(path).name, messages, market, drop_lines, counts)
+
+
+def check_messages(
+    file: str,
+    messages: Iterable[RecordedMessage],
+    market: str,
+    drop_lines: Iterable[int] = (),
+    counts: _FileCounts | None = None,
+) -> list[dict]:
+    """Replay recorded messages of one ``market`` and return one result dict per symbol."""
     dropped = set(drop_lines)
-    symbols: dict[str, _SymbolCheck] = {}
-    malformed = 0
-
-    def symbol_check(symbol: str, market: str) -> _SymbolCheck:
-        check = symbols.get(symbol)
-        if check is None:
-            check = symbols[symbol] = _SymbolCheck(symbol, market)
-        return check
-
-    for message in read_recording(path):
+    run = _FileCheck(market, counts or _FileCounts())
+    for message in messages:
         if message.line in dropped:
             continue
         if message.src == "rest":
-            check = symbol_check(*message.rest_target())
-            check.price_decimals, check.qty_decimals = _decimals(message.raw)
-            check.book_sync().on_snapshot(decode_depth_snapshot(message.raw))
-            continue
+            run.on_rest(message)
+        else:
+            run.on_frame(message)
+    for check in run.symbols.values():
+        check.compare_tickers()
+    return [_result(file, run.symbols[s], run.counts) for s in sorted(run.symbols)]
+
+
+@dataclass
+class _FileCheck:
+    """The symbols of one file being checked, and what else the file held."""
+
+    market: str
+    counts: _FileCounts
+    symbols: dict[str, _SymbolCheck] = field(default_factory=dict)
+
+    def symbol_check(self, symbol: str) -> _SymbolCheck:
+        check = self.symbols.get(symbol)
+        if check is None:
+            check = self.symbols[symbol] = _SymbolCheck(symbol, self.market)
+        return check
+
+    def on_rest(self, message: RecordedMessage) -> None:
+        symbol = message.rest_target()[0]
+        if not symbol or not message.url.partition("?")[0].endswith("/depth"):
+            self.counts.other_rest += 1
+            return
         try:
-            event = decode_frame(message.raw).event
+            snapshot = decode_depth_snapshot(message.raw)
         except MalformedFrame:
-            malformed += 1
-            continue
+            self.counts.malformed += 1
+            return
+        check = self.symbol_check(symbol)
+        check.price_decimals, check.qty_decimals = _decimals(message.raw)
+        check.book_sync().on_snapshot(snapshot)
+
+    def on_frame(self, message: RecordedMessage) -> None:
+        try:
+            frame = decode_frame(message.raw)
+        except MalformedFrame:
+            self.counts.malformed += 1
+            return
+        event = frame.event
+        if isinstance(event, UnknownEvent):
+            self.counts.unknown += 1
+            return
+        symbol = getattr(event, "s", None)
+        if symbol is None:
+            return
+        if frame.stream and frame.stream.partition("@")[0].upper() != symbol:
+            self.counts.foreign += 1
+            return
         if isinstance(event, DepthUpdate):
-            market = "spot" if event.pu is None else "usdm"
-            symbol_check(event.s, market).book_sync().on_diff(event)
+            self.symbol_check(symbol).book_sync().on_diff(event)
         elif isinstance(event, Trade | AggTrade):
-            check = symbol_check(event.s, "spot")
-            is_agg = isinstance(event, AggTrade)
-            trade_id = event.a if is_agg else event.t
-            log = check.trade_log("aggTrade" if is_agg else "trade")
-            duplicates = log.duplicates
-            log.add(trade_id, event.T, event.p, event.q, event.m)
-            if log.duplicates == duplicates:
-                check.trade_count += 1
-                qty = _TRADE_QTY.search(message.raw)
-                if qty is not None:
-                    check.trade_qty.add(qty.group(1), qty.group(2))
-                check.buyer_maker_count += event.m
-                check.quote_sum += event.p * event.q
-                check.base_sum += event.q
+            self.symbol_check(symbol).add_trade(event, message.raw)
         elif isinstance(event, BookTicker):
-            check = symbol_check(event.s, "spot")
+            check = self.symbol_check(symbol)
             check.ticker_ids.append(event.u)
             check.tickers.append((event.b, event.B, event.a, event.A))
-    for check in symbols.values():
-        check.compare_tickers()
-    return [_result(Path(path).name, symbols[s], malformed) for s in sorted(symbols)]
 
 
 def _status(sync: BookSync | None) -> str:
@@ -199,7 +277,7 @@ def _status(sync: BookSync | None) -> str:
     return "ok"
 
 
-def _result(file: str, check: _SymbolCheck, malformed: int) -> dict:
+def _result(file: str, check: _SymbolCheck, counts: _FileCounts) -> dict:
     sync = check.sync
     counters = sync.counters if sync is not None else None
     book = sync.book if sync is not None else None
@@ -230,7 +308,10 @@ def _result(file: str, check: _SymbolCheck, malformed: int) -> dict:
         "book_ticker_checks": check.ticker_checks,
         "book_ticker_misses": len(check.ticker_miss_ids),
         "book_ticker_miss_u": check.ticker_miss_ids,
-        "malformed_frames": malformed,
+        "malformed_frames": counts.malformed,
+        "unknown_frames": counts.unknown,
+        "foreign_frames": counts.foreign,
+        "other_rest": counts.other_rest,
     }
 
 

@@ -1,7 +1,9 @@
 """``python -m app [run]``: the dashboard with its feed in one process.
 
 Binance live when it can be reached, else (``--source auto``, the default) the bundled
-recording replayed through the local exchange. See ``app.config`` for every flag.
+recording replayed through the local exchange. See ``app.config`` for every flag. The feed
+hands its messages to the history recorder and the alert tap; a non-loopback ``--host``
+needs users for basic auth (``app.auth``) or ``--no-auth``.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import sys
 
 from app import auth, config, market_source
 from app.alerting import make_alerts, start_tap
+from app.history_setup import past_trades, start_history
 from app.server import create_app
 from app.stores import make_store
 from services.market.feed import Feed
@@ -31,6 +34,7 @@ def main(argv: list[str]) -> int:
         refresh_ms=settings.refresh_ms,
         slow_refresh_ms=settings.slow_refresh_ms,
         debug=settings.debug,
+        history_dir=settings.history_dir if settings.history else None,
         alerts=alerts,
     )
     try:
@@ -39,8 +43,16 @@ def main(argv: list[str]) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     source = market_source.resolve(settings)
+    history = start_history(settings, source)
     tap = start_tap(alerts)
-    feed = Feed(market_source.feed_config(settings, source), store, taps=[tap])
+    taps = (history.recorder, tap) if history is not None else (tap,)
+    feed = Feed(
+        market_source.feed_config(settings, source),
+        store,
+        taps=taps,
+        shared_weight=market_source.shared_weight(settings),
+        past_trades=past_trades(settings, source),
+    )
     feed.start_in_thread()
     where = f"http://{settings.host}:{settings.port}/"
     label = f"{source.source} {source.recording} ({source.recording_date})".strip()
@@ -50,5 +62,7 @@ def main(argv: list[str]) -> int:
     finally:
         feed.stop()
         tap.stop()
+        if history is not None:
+            history.stop()
         source.close()
     return 0

@@ -1,8 +1,9 @@
 """``python -m app worker``: the ingest worker. It runs the feed alone and publishes to the
 Redis store (``REDIS_URL`` or ``--redis-url``), which the web processes (gunicorn with any
-number of workers) read, and evaluates the alert rules those web workers write to Redis.
-The market source is chosen as for ``run``: Binance live, or the
-bundled recording replayed through the local exchange.
+number of workers) read. The market source is chosen as for ``run``: Binance live, or the
+bundled recording replayed through the local exchange. Like ``run`` it records the history
+(``--history-dir``; its files carry this process's writer id) and evaluates the alert rules
+that the web workers write to Redis.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from urllib.parse import urlsplit
 
 from app import config, market_source
 from app.alerting import make_alerts, start_tap
+from app.history_setup import past_trades, start_history
 from services.market.feed import Feed
 from services.redis_store import RedisStore
 
@@ -51,15 +53,24 @@ def main(argv: list[str]) -> int:
     label = f"{source.source} {source.recording}".strip()
     where = urlsplit(settings.redis_url)
     print(f"Tapescope worker: {label} -> Redis {where.hostname}:{where.port}", flush=True)
+    history = start_history(settings, source)
     tap = start_tap(make_alerts(settings))
+    feed = Feed(
+        market_source.feed_config(settings, source),
+        store,
+        taps=(history.recorder, tap) if history is not None else (tap,),
+        shared_weight=market_source.shared_weight(settings),
+        past_trades=past_trades(settings, source),
+    )
     try:
-        feed = Feed(market_source.feed_config(settings, source), store, taps=[tap])
         asyncio.run(run_feed(feed))
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     finally:
         tap.stop()
+        if history is not None:
+            history.stop()
         source.close()
         store.close()
     return 0

@@ -13,13 +13,18 @@ a raw-stream payload (``/ws/<stream>``, dispatched on its ``e`` field) and the a
 control messages: ``{"result": ..., "id": ...}``, or an error, either as documented
 (``{"code": ..., "msg": ..., "id": ...}``) or as the live servers send it
 (``{"error": {"code": ..., "msg": ...}, "id": ...}``).
-A frame that cannot be decoded raises ``MalformedFrame``; an event type nobody knows gives a
-``Frame`` whose ``event`` is ``UnknownEvent`` so that callers can count it and move on.
+A frame that cannot be decoded raises ``MalformedFrame`` whatever went wrong inside the
+decoder (a schema mismatch, but also nesting deep enough to raise ``RecursionError``, invalid
+UTF-8, a ``str`` frame with lone surrogates, memory): callers catch one exception, count the
+frame and move on. An event type nobody knows gives a ``Frame`` whose ``event`` is
+``UnknownEvent`` so that callers can count it too.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Generic, TypeVar
+from collections.abc import Callable
+from functools import wraps
+from typing import Annotated, Any, Generic, ParamSpec, TypeVar
 
 import msgspec
 
@@ -28,10 +33,37 @@ Price = Annotated[float, msgspec.Meta(gt=0.0, lt=1e15)]
 Qty = Annotated[float, msgspec.Meta(ge=0.0, lt=1e15)]
 """A quantity: finite and not negative (0 deletes a book level)."""
 Level = tuple[Price, Qty]
+Int64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
+"""An update id, trade id, count or time: Binance's are 64-bit; a larger integer (msgspec
+would otherwise decode hundreds of digits) fails decoding instead of breaking an id chain."""
 
 
 class MalformedFrame(ValueError):
     """A frame that is not valid JSON or does not match the payload of its stream."""
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _malformed_on_any_error(decode: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Make every exception a decoder raises a ``MalformedFrame`` (the original is chained).
+
+    msgspec reports schema and syntax errors as ``DecodeError``, but a frame can also make it
+    raise ``RecursionError`` (deep nesting), ``UnicodeError`` or ``MemoryError``; a hostile
+    frame must cost one counted frame, never the connection or the run.
+    """
+
+    @wraps(decode)
+    def guarded(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return decode(*args, **kwargs)
+        except MalformedFrame:
+            raise
+        except Exception as exc:
+            raise MalformedFrame(f"undecodable: {type(exc).__name__}: {exc}"[:300]) from exc
+
+    return guarded
 
 
 class DepthUpdate(msgspec.Struct, frozen=True, gc=False):
@@ -42,20 +74,20 @@ class DepthUpdate(msgspec.Struct, frozen=True, gc=False):
     """
 
     e: str
-    E: int
+    E: Int64
     s: str
-    U: int
-    u: int
+    U: Int64
+    u: Int64
     b: list[Level]
     a: list[Level]
-    pu: int | None = None
-    T: int | None = None
+    pu: Int64 | None = None
+    T: Int64 | None = None
 
 
 class PartialDepth(msgspec.Struct, frozen=True, gc=False):
     """Top-N book replacement (``@depth5/10/20``). It names no symbol: the stream does."""
 
-    lastUpdateId: int
+    lastUpdateId: Int64
     bids: list[Level]
     asks: list[Level]
 
@@ -64,12 +96,12 @@ class Trade(msgspec.Struct, frozen=True, gc=False):
     """One fill. ``m`` true means the buyer was the maker, so the taker (aggressor) sold."""
 
     e: str
-    E: int
+    E: Int64
     s: str
-    t: int
+    t: Int64
     p: Price
     q: Qty
-    T: int
+    T: Int64
     m: bool
 
 
@@ -77,14 +109,14 @@ class AggTrade(msgspec.Struct, frozen=True, gc=False):
     """Fills of one taker order at one price (ids ``f``..``l``); ``m`` as for ``Trade``."""
 
     e: str
-    E: int
+    E: Int64
     s: str
-    a: int
+    a: Int64
     p: Price
     q: Qty
-    f: int
-    l: int  # noqa: E741 - Binance's field name
-    T: int
+    f: Int64
+    l: Int64  # noqa: E741 - Binance's field name
+    T: Int64
     m: bool
 
 
@@ -92,8 +124,8 @@ class KlineBar(msgspec.Struct, frozen=True, gc=False):
     """One candle: open time ``t``, close time ``T``, interval ``i``, OHLC, base volume ``v``,
     quote volume ``q``, trade count ``n``, taker-buy base volume ``V``, closed flag ``x``."""
 
-    t: int
-    T: int
+    t: Int64
+    T: Int64
     s: str
     i: str
     o: float
@@ -101,20 +133,20 @@ class KlineBar(msgspec.Struct, frozen=True, gc=False):
     h: float
     l: float  # noqa: E741 - Binance's field name
     v: float
-    n: int
+    n: Int64
     x: bool
     q: float
     V: float
     Q: float
-    f: int = -1
-    L: int = -1
+    f: Int64 = -1
+    L: Int64 = -1
 
 
 class Kline(msgspec.Struct, frozen=True, gc=False):
     """Kline event wrapping the current bar of one interval."""
 
     e: str
-    E: int
+    E: Int64
     s: str
     k: KlineBar
 
@@ -124,7 +156,7 @@ class MiniTicker(msgspec.Struct, frozen=True, gc=False):
     quote volume ``q``."""
 
     e: str
-    E: int
+    E: Int64
     s: str
     c: float
     o: float
@@ -139,7 +171,7 @@ class Ticker(msgspec.Struct, frozen=True, gc=False):
     last price ``c`` and best bid/ask ``b``/``a`` with sizes ``B``/``A``."""
 
     e: str
-    E: int
+    E: Int64
     s: str
     p: float
     P: float
@@ -151,11 +183,11 @@ class Ticker(msgspec.Struct, frozen=True, gc=False):
     l: float  # noqa: E741 - Binance's field name
     v: float
     q: float
-    O: int  # noqa: E741 - Binance's field name
-    C: int
-    F: int
-    L: int
-    n: int
+    O: Int64  # noqa: E741 - Binance's field name
+    C: Int64
+    F: Int64
+    L: Int64
+    n: Int64
     b: float = 0.0
     B: float = 0.0
     a: float = 0.0
@@ -166,22 +198,22 @@ class Ticker(msgspec.Struct, frozen=True, gc=False):
 class BookTicker(msgspec.Struct, frozen=True, gc=False):
     """Best bid/ask with sizes after update ``u``. Spot sends no ``e``/``E``; USD-M does."""
 
-    u: int
+    u: Int64
     s: str
     b: float
     B: float
     a: float
     A: float
     e: str = "bookTicker"
-    E: int | None = None
-    T: int | None = None
+    E: Int64 | None = None
+    T: Int64 | None = None
 
 
 class ServerShutdown(msgspec.Struct, frozen=True, gc=False):
     """The server is about to close this connection: reconnect elsewhere now."""
 
     e: str
-    E: int
+    E: Int64
 
 
 class UnknownEvent(msgspec.Struct, frozen=True):
@@ -272,10 +304,11 @@ def stream_kind(stream: str) -> str:
     """The stream type of a stream name, as used for statistics and dispatch.
 
     ``btcusdt@depth@100ms`` → ``depth``; ``btcusdt@depth20@100ms`` → ``depth20``;
-    ``btcusdt@kline_1m`` → ``kline``; ``!serverShutdown`` → ``serverShutdown``.
+    ``btcusdt@kline_1m`` → ``kline``; ``!serverShutdown`` → ``serverShutdown``;
+    ``!miniTicker@arr`` → ``miniTicker@arr`` (an array of every changed symbol's).
     """
     if stream.startswith("!"):
-        return stream[1:].split("@", 1)[0]
+        return stream[1:]
     parts = stream.split("@")
     kind = parts[1] if len(parts) > 1 else parts[0]
     if kind.startswith("kline_"):
@@ -294,6 +327,7 @@ _DECODERS_BY_KIND: dict[str, msgspec.json.Decoder] = {
     "aggTrade": _DECODERS_BY_EVENT["aggTrade"],
     "kline": _DECODERS_BY_EVENT["kline"],
     "miniTicker": _DECODERS_BY_EVENT["24hrMiniTicker"],
+    "miniTicker@arr": msgspec.json.Decoder(list[MiniTicker], strict=False),
     "ticker": _DECODERS_BY_EVENT["24hrTicker"],
     "bookTicker": _DECODERS_BY_EVENT["bookTicker"],
     "serverShutdown": _DECODERS_BY_EVENT["serverShutdown"],
@@ -316,6 +350,7 @@ def _frame_decoder(stream: bytes) -> msgspec.json.Decoder | None:
     return decoder
 
 
+@_malformed_on_any_error
 def decode_payload(stream: str, data: bytes | memoryview) -> Event:
     """Decode the ``data`` of a combined-stream frame, knowing its stream name."""
     decoder = _DECODERS_BY_KIND.get(stream_kind(stream))
@@ -327,6 +362,7 @@ def decode_payload(stream: str, data: bytes | memoryview) -> Event:
         raise MalformedFrame(f"{stream}: {exc}") from exc
 
 
+@_malformed_on_any_error
 def decode_raw_event(data: bytes | memoryview) -> Event:
     """Decode a raw-stream payload by its ``e`` field (``/ws/<stream>`` connections)."""
     try:
@@ -347,23 +383,35 @@ def decode_raw_event(data: bytes | memoryview) -> Event:
         raise MalformedFrame(f"{name}: {exc}") from exc
 
 
+@_malformed_on_any_error
 def decode_frame(raw: bytes | str) -> Frame:
     """Decode one WebSocket text frame (combined envelope, raw payload or control answer).
 
     Raises ``MalformedFrame`` when the frame is not JSON or its payload does not match the
-    stream's schema (missing fields, wrong types, non-numeric prices).
+    stream's schema (missing fields, wrong types, non-numeric prices), and for any other
+    exception decoding raises (deep nesting, invalid UTF-8).
     """
-    if type(raw) is bytes and raw.startswith(_STREAM_PREFIX):
-        # Binance's own framing: the stream name first, then the payload. Envelope and
-        # payload are decoded together in one pass by a decoder chosen by the stream name.
-        end = raw.find(b'"', 11, 200)
-        stream = raw[11:end]
-        decoder = (_FRAME_DECODERS.get(stream) or _frame_decoder(stream)) if end > 11 else None
-        if decoder is not None:
-            try:
-                return decoder.decode(raw)
-            except msgspec.DecodeError:
-                pass
+    try:
+        if type(raw) is bytes and raw.startswith(_STREAM_PREFIX):
+            # Binance's own framing: the stream name first, then the payload. Envelope and
+            # payload are decoded together in one pass by a decoder chosen by the stream name.
+            end = raw.find(b'"', 11, 200)
+            stream = raw[11:end]
+            decoder = (_FRAME_DECODERS.get(stream) or _frame_decoder(stream)) if end > 11 else None
+            if decoder is not None:
+                try:
+                    return decoder.decode(raw)
+                except msgspec.DecodeError:
+                    pass
+        return _decode_envelope(raw)
+    except MalformedFrame:
+        raise
+    except Exception as exc:  # RecursionError, UnicodeError, ...: see _malformed_on_any_error
+        raise MalformedFrame(f"undecodable: {type(exc).__name__}: {exc}"[:300]) from exc
+
+
+def _decode_envelope(raw: bytes | str) -> Frame:
+    """Decode a frame by its envelope first (any framing, control answers)."""
     try:
         envelope = _ENVELOPE.decode(raw)
     except msgspec.DecodeError as exc:
@@ -393,16 +441,17 @@ class DepthSnapshot(msgspec.Struct, frozen=True, gc=False):
     """REST depth snapshot (``/api/v3/depth``, ``/fapi/v1/depth``): the book as of
     ``lastUpdateId``, best level first on each side. USD-M adds ``E`` and ``T``."""
 
-    lastUpdateId: int
+    lastUpdateId: Int64
     bids: list[Level]
     asks: list[Level]
-    E: int | None = None
-    T: int | None = None
+    E: Int64 | None = None
+    T: Int64 | None = None
 
 
 _DEPTH_SNAPSHOT = msgspec.json.Decoder(DepthSnapshot, strict=False)
 
 
+@_malformed_on_any_error
 def decode_depth_snapshot(body: bytes | str) -> DepthSnapshot:
     """Decode a REST depth snapshot body; raises ``MalformedFrame`` when it is not one."""
     try:

@@ -9,6 +9,14 @@ pings, pongs and SUBSCRIBEs included).
 and reports it in ``X-MBX-USED-WEIGHT-1M``). Callers wait for room instead of failing; a
 pause (after a 429 or a 418 ban, with ``Retry-After``) holds back every caller that shares
 the budget.
+
+``SharedWeightWindow``: the per-minute weight counter that processes on one host (one egress
+IP) share, e.g. ``services.redis_weight.RedisWeightWindow``; a budget given one admits a
+request only once the shared counter has room for it too.
+
+``default_weight_budget(market)``: what a feed may use when nobody says otherwise: 80 % of
+Binance's limit per IP (6000 spot, 2400 USD-M), leaving room for other tools on the IP and
+for the server's window not being aligned with ours.
 """
 
 from __future__ import annotations
@@ -18,6 +26,25 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
+
+BINANCE_WEIGHT_LIMIT = {"spot": 6000, "usdm": 2400}
+"""Binance's REQUEST_WEIGHT limit per IP per minute (``exchangeInfo.rateLimits``)."""
+SAFETY_MARGIN = 0.8
+
+
+def default_weight_budget(market: str) -> int:
+    """The feed's default REST weight per minute: ``SAFETY_MARGIN`` of Binance's limit."""
+    return int(BINANCE_WEIGHT_LIMIT.get(market, 6000) * SAFETY_MARGIN)
+
+
+class SharedWeightWindow(Protocol):
+    """A weight counter shared by every process on one IP, per window of wall-clock time."""
+
+    async def take(self, weight: int, limit: int, window_s: float) -> float:
+        """Count ``weight`` in the current window if it stays within ``limit`` and return 0;
+        otherwise count nothing and return the seconds until the window ends."""
+        ...
 
 
 class SlidingWindowLimiter:
@@ -105,7 +132,10 @@ class WeightBudget:
     the server reports (``record_used``) is respected until its window ends (windows are
     aligned to multiples of ``window_s`` of wall-clock time, like Binance's minutes), so
     weight used by other processes on the same IP counts too. ``pause`` holds every caller
-    back until a deadline (429 / 418 ``Retry-After``).
+    back until a deadline (429 / 418 ``Retry-After``). ``shared``, when given, is the
+    host's window counter (several processes on one IP): a request goes out only when it
+    has room there too; a shared counter that cannot be reached is skipped (the local
+    bucket and the server's reported weight still hold).
     """
 
     def __init__(
@@ -115,6 +145,7 @@ class WeightBudget:
         burst: int | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
+        shared: SharedWeightWindow | None = None,
     ) -> None:
         if limit < 1 or window_s <= 0:
             raise ValueError("limit must be ≥ 1 and window_s > 0")
@@ -133,6 +164,8 @@ class WeightBudget:
         self._granted = 0
         self._waited = 0.0
         self._lock = asyncio.Lock()
+        self.shared = shared
+        self.shared_waits = 0
 
     def _window_index(self) -> int:
         return int(self._wall() // self.window_s)
@@ -179,11 +212,25 @@ class WeightBudget:
                     raise PausedTooLong(paused, self._pause_reason)
                 wait = self._wait_time(weight)
                 if wait <= 0:
+                    wait = await self._shared_wait(weight)
+                if wait <= 0:
                     break
                 await asyncio.sleep(wait)
             self._tokens -= min(float(weight), float(self.burst))
             self._granted += weight
         self._waited += self._clock() - started
+
+    async def _shared_wait(self, weight: int) -> float:
+        """0 once the host's shared counter took ``weight``, else how long to wait."""
+        if self.shared is None:
+            return 0.0
+        try:
+            wait = await self.shared.take(weight, self.limit, self.window_s)
+        except Exception:
+            return 0.0
+        if wait > 0:
+            self.shared_waits += 1
+        return wait
 
     def record_used(self, used_weight: int) -> None:
         """Weight the server reports as used in its current window."""

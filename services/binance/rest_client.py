@@ -19,7 +19,8 @@ Failures:
 
 Decoded results reuse the stream's event types where they mean the same thing: aggTrades
 become ``AggTrade`` and trades ``Trade`` events (event time = trade time), klines become
-``KlineBar``; exchangeInfo becomes ``SymbolInfo``.
+``KlineBar``; exchangeInfo becomes ``SymbolInfo`` (``symbol_rules``). A body that does
+not decode raises ``MalformedFrame``, whatever the decoder raised.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import msgspec
@@ -39,11 +40,12 @@ from services.binance.messages import (
     DepthSnapshot,
     ErrorBody,
     KlineBar,
+    MalformedFrame,
     Trade,
     decode_depth_snapshot,
 )
 from services.binance.rate_limit import PausedTooLong, WeightBudget
-from services.market.views import SymbolInfo
+from services.binance.symbol_rules import SymbolInfo, decode_exchange_info
 
 USED_WEIGHT_HEADER = "X-MBX-USED-WEIGHT-1M"
 _BAN_REASON = "HTTP 418"
@@ -141,12 +143,6 @@ _WEIGHTS: dict[Market, dict[str, int]] = {
 }
 
 
-def decimals(step: str) -> int:
-    """Decimal places of a tick or step size string: ``"0.01000000"`` → 2, ``"1.0"`` → 0."""
-    _, _, fraction = step.partition(".")
-    return len(fraction.rstrip("0"))
-
-
 class _RestAggTrade(msgspec.Struct):
     a: int
     p: float
@@ -165,31 +161,23 @@ class _RestTrade(msgspec.Struct):
     isBuyerMaker: bool
 
 
-class _Filter(msgspec.Struct):
-    filterType: str
-    tickSize: str | None = None
-    stepSize: str | None = None
-
-
-class _SymbolRules(msgspec.Struct):
-    symbol: str
-    status: str = "TRADING"
-    baseAsset: str = ""
-    quoteAsset: str = ""
-    filters: list[_Filter] = []
-
-
-class _ExchangeInfo(msgspec.Struct):
-    symbols: list[_SymbolRules]
-
-
 KlineRow = tuple[int, float, float, float, float, float, int, float, int, float, float, Any]
 
 _ERROR = msgspec.json.Decoder(ErrorBody)
 _AGG_TRADES = msgspec.json.Decoder(list[_RestAggTrade], strict=False)
 _TRADES = msgspec.json.Decoder(list[_RestTrade], strict=False)
 _KLINES = msgspec.json.Decoder(list[KlineRow], strict=False)
-_EXCHANGE_INFO = msgspec.json.Decoder(_ExchangeInfo)
+_ANY_JSON = msgspec.json.Decoder()
+_Decoded = TypeVar("_Decoded")
+
+
+def _decoded(decoder: msgspec.json.Decoder[_Decoded], body: bytes, what: str) -> _Decoded:
+    """A response body decoded; ``MalformedFrame`` for any exception decoding raises (deep
+    nesting, invalid UTF-8, a schema mismatch), which callers count and survive."""
+    try:
+        return decoder.decode(body)
+    except Exception as exc:
+        raise MalformedFrame(f"{what}: {type(exc).__name__}: {exc}"[:300]) from exc
 
 
 def _error_body(body: bytes) -> ErrorBody:
@@ -197,24 +185,6 @@ def _error_body(body: bytes) -> ErrorBody:
         return _ERROR.decode(body)
     except (msgspec.DecodeError, msgspec.ValidationError):
         return ErrorBody(msg=body[:200].decode(errors="replace") or None)
-
-
-def _symbol_info(rules: _SymbolRules) -> SymbolInfo:
-    filters = {f.filterType: f for f in rules.filters}
-    tick = filters.get("PRICE_FILTER")
-    step = filters.get("LOT_SIZE")
-    tick_size = tick.tickSize if tick and tick.tickSize else "0.01"
-    step_size = step.stepSize if step and step.stepSize else "0.00001"
-    return SymbolInfo(
-        symbol=rules.symbol,
-        status=rules.status,
-        base_asset=rules.baseAsset,
-        quote_asset=rules.quoteAsset,
-        tick_size=float(tick_size),
-        step_size=float(step_size),
-        price_decimals=decimals(tick_size),
-        qty_decimals=decimals(step_size),
-    )
 
 
 class BinanceRestClient:
@@ -375,7 +345,7 @@ class BinanceRestClient:
         name = symbol.upper()
         return [
             AggTrade("aggTrade", r.T, name, r.a, r.p, r.q, r.f, r.l, r.T, r.m)
-            for r in _AGG_TRADES.decode(body)
+            for r in _decoded(_AGG_TRADES, body, "aggTrades")
         ]
 
     async def trades(self, symbol: str, limit: int = 500) -> list[Trade]:
@@ -399,7 +369,7 @@ class BinanceRestClient:
         name = symbol.upper()
         return [
             Trade("trade", r.time, name, r.id, r.price, r.qty, r.time, r.isBuyerMaker)
-            for r in _TRADES.decode(body)
+            for r in _decoded(_TRADES, body, "trades")
         ]
 
     async def klines(
@@ -440,7 +410,7 @@ class BinanceRestClient:
                 V=row[9],
                 Q=row[10],
             )
-            for row in _KLINES.decode(body)
+            for row in _decoded(_KLINES, body, "klines")
         ]
 
     async def exchange_info(self, symbols: Iterable[str] = ()) -> list[SymbolInfo]:
@@ -451,7 +421,7 @@ class BinanceRestClient:
         if self.endpoints.market is Market.USDM:
             params = {}
         body = await self.get("exchangeInfo", params, self._weight("exchangeInfo"))
-        infos = [_symbol_info(rules) for rules in _EXCHANGE_INFO.decode(body).symbols]
+        infos = decode_exchange_info(body)
         return [i for i in infos if i.symbol in wanted] if wanted else infos
 
     async def ticker_24hr(self, symbol: str) -> dict[str, Any]:
@@ -459,7 +429,7 @@ class BinanceRestClient:
         body = await self.get(
             "ticker/24hr", {"symbol": symbol.upper()}, self._weight("ticker/24hr")
         )
-        return msgspec.json.decode(body)
+        return _decoded(_ANY_JSON, body, "ticker/24hr")
 
 
 def _seconds(value: str | None) -> float | None:

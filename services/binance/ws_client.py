@@ -33,587 +33,45 @@ Lifecycle events (``ConnectionEvent.kind``), each naming the connection's stream
 Control frames (answers to SUBSCRIBE and the like) and ``serverShutdown`` are handled here
 and never reach the consumer; malformed frames and unknown events are counted and skipped.
 
-Connections
------------
-Streams are grouped into connections by route (USD-M ``/public`` vs ``/market``) and
-``Endpoints.max_streams_per_connection``; a connection's streams go in its URL (as much
-as fits in ``url_max_chars``, the rest by SUBSCRIBE). Control messages on a connection are
-paced to ``control_rate`` per second (Binance closes a connection receiving more than 5
-messages/s, pongs included) and batched (``max_params_per_message``). Reconnects wait
-``Backoff`` delays (capped exponential, full jitter, floor) forever unless the client is
-closed; failures are only forgotten after a session stayed up ``stable_after_s`` and did
-not end with close code 1008. Connection attempts are limited to 300 per 5 minutes.
-
-Rotation: when the server announces ``serverShutdown`` or a session reaches
-``rotate_after_s`` (23 h by default), a successor session opens with the same streams. The
-old session keeps delivering; the successor's frames are held back from its first data
-frame on for ``rotation_overlap_s``, then delivery switches to the successor (held frames
-first, so each stream stays in order) and the old session is closed.
+The client keeps the subscription bookkeeping across connections (which connection carries
+which stream, subscribe/unsubscribe, delivery to the consumer, back-pressure); one
+connection's lifecycle — sessions, reading, control messages, reconnects, rotation — is
+``ws_connection.Connection``. Streams are grouped into connections by route (USD-M
+``/public`` vs ``/market``) and ``Endpoints.max_streams_per_connection``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import enum
 import itertools
-import statistics
-import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
-from dataclasses import dataclass, field
-from typing import Any, NamedTuple
-
-import msgspec
-from websockets.asyncio.client import ClientConnection
-from websockets.asyncio.client import connect as ws_connect
-from websockets.exceptions import ConnectionClosed, WebSocketException
+from typing import Any
 
 from services.binance import streams as names
 from services.binance.backoff import Backoff
 from services.binance.endpoints import Endpoints
-from services.binance.messages import (
-    ControlResponse,
-    Frame,
-    MalformedFrame,
-    ServerShutdown,
-    UnknownEvent,
-    decode_frame,
-    stream_kind,
-)
+from services.binance.messages import stream_kind
 from services.binance.rate_limit import SlidingWindowLimiter
+from services.binance.ws_connection import (
+    Connection,
+    ConnectionEvent,
+    ConnectionStats,
+    ControlError,
+    FeedItem,
+    LifecycleKind,
+    Received,
+)
 
-POLICY_VIOLATION = 1008
-"""Close code Binance sends for too many incoming messages ("Too many requests")."""
-
-
-class LifecycleKind(enum.StrEnum):
-    """What happened to a connection (see the module docstring for what to do)."""
-
-    CONNECTED = "connected"
-    DISCONNECTED = "disconnected"
-    RECONNECTED = "reconnected"
-    ROTATED = "rotated"
-    DROPPED = "dropped"
-
-
-@dataclass(frozen=True, slots=True)
-class ConnectionEvent:
-    """A lifecycle change of one connection; ``at`` is wall-clock seconds."""
-
-    kind: LifecycleKind
-    connection_id: int
-    streams: tuple[str, ...]
-    reason: str = ""
-    at: float = field(default_factory=time.time)
-
-
-class Received(NamedTuple):
-    """A decoded data frame, the wall-clock second it was read, and its connection."""
-
-    frame: Frame
-    received_at: float
-    connection_id: int
-
-
-FeedItem = Received | ConnectionEvent
-
-
-class ControlError(RuntimeError):
-    """The server refused a control message (``code``/``msg`` as Binance sent them)."""
-
-    def __init__(self, method: str, code: int | None, msg: str | None) -> None:
-        super().__init__(f"{method} refused: code {code}: {msg}")
-        self.method = method
-        self.code = code
-        self.msg = msg
-
-
-class ConnectionLost(RuntimeError):
-    """The session closed before a control message was answered."""
-
-
-@dataclass(frozen=True, slots=True)
-class ConnectionStats:
-    """Counters of one logical connection, cumulative across its sessions.
-
-    messages_by_kind / bytes_by_kind: decoded frames and their bytes per stream kind
-        (``depth``, ``aggTrade``, ``serverShutdown``, ...); control answers count under
-        ``control``.
-    malformed: frames that could not be decoded (skipped). unknown: unknown events.
-    dropped: frames dropped because the consumer queue was full.
-    reconnects: sessions opened after a loss. rotations: make-before-break switches.
-    failed_attempts: connection attempts that failed. policy_closes: closes with 1008.
-    control_sent: control messages sent (SUBSCRIBE, UNSUBSCRIBE, LIST_SUBSCRIPTIONS).
-    uptime_s: age of the current session (0 when down).
-    last_message_age_s: seconds since the last frame of any kind (None before any).
-    lag_ms_median / lag_ms_p95: receive time − event time ``E`` over the last
-        ``lag_window`` data frames that carry ``E`` (None before any).
-    """
-
-    connection_id: int
-    url: str
-    streams: int
-    connected: bool
-    messages_by_kind: dict[str, int]
-    bytes_by_kind: dict[str, int]
-    malformed: int
-    unknown: int
-    dropped: int
-    reconnects: int
-    rotations: int
-    failed_attempts: int
-    policy_closes: int
-    control_sent: int
-    uptime_s: float
-    last_message_age_s: float | None
-    lag_ms_median: float | None
-    lag_ms_p95: float | None
-
-    @property
-    def messages(self) -> int:
-        """Decoded frames of every kind, control answers included."""
-        return sum(self.messages_by_kind.values())
-
-
-class _Role(enum.Enum):
-    """What a session's data frames are for: held until it is activated (OPENING,
-    SUCCESSOR), delivered (ACTIVE) or ignored (RETIRED)."""
-
-    OPENING = 0
-    ACTIVE = 1
-    SUCCESSOR = 2
-    RETIRED = 3
-
-
-class _Session:
-    """One open WebSocket of a connection."""
-
-    def __init__(self, ws: ClientConnection, control_rate: float):
-        self.ws = ws
-        self.opened_at = time.monotonic()
-        self.last_data = self.opened_at
-        self.pending: dict[int, asyncio.Future[ControlResponse]] = {}
-        self.pacer = SlidingWindowLimiter(1, 1.0 / control_rate)
-        self.role = _Role.OPENING
-        self.held: list[Received] = []
-        self.switch_scheduled = False
-        self.ended = False
-        self.close_reason = ""
-        self.close_code: int | None = None
-        self.reader: asyncio.Task[None] | None = None
-
-    def end(self, reason: str, code: int | None) -> None:
-        if self.ended:
-            return
-        self.ended = True
-        self.close_reason = reason
-        self.close_code = code
-        for future in self.pending.values():
-            if not future.done():
-                future.set_exception(ConnectionLost(reason))
-        self.pending.clear()
-
-    async def close(self, reason: str) -> None:
-        self.end(reason, None)
-        self.role = _Role.RETIRED
-        with contextlib.suppress(Exception):
-            await self.ws.close()
-
-
-def _describe_close(exc: ConnectionClosed | None, ws: ClientConnection) -> tuple[str, int | None]:
-    rcvd = exc.rcvd if exc is not None else None
-    if rcvd is not None:
-        return f"closed by server: code {rcvd.code} {rcvd.reason}".rstrip(), rcvd.code
-    code = ws.close_code
-    if code is not None and code != 1006:
-        return f"closed: code {code} {ws.close_reason or ''}".rstrip(), code
-    return "connection lost without a close frame", None
-
-
-class _Connection:
-    """One logical combined-stream connection: a stream set that survives its sessions."""
-
-    def __init__(self, client: BinanceWebSocketClient, connection_id: int, route: str):
-        self.client = client
-        self.id = connection_id
-        self.route = route
-        self.ws_url = client.endpoints.ws_url(route)
-        self.desired: dict[str, None] = {}
-        self.active: _Session | None = None
-        self.successor: _Session | None = None
-        self.opened = asyncio.Event()
-        self.wake = asyncio.Event()
-        self.task: asyncio.Task[None] | None = None
-        self.rotation_task: asyncio.Task[None] | None = None
-        self.rotation_reason = ""
-        self.rotation_failures = 0
-        self.next_rotation_try = 0.0
-        self.messages: dict[str, int] = {}
-        self.bytes: dict[str, int] = {}
-        self.lags: deque[float] = deque(maxlen=client.lag_window)
-        self.malformed = self.unknown = self.dropped = 0
-        self.reconnects = self.rotations = self.failed_attempts = 0
-        self.policy_closes = self.control_sent = 0
-        self.last_message_wall: float | None = None
-
-    @property
-    def streams(self) -> tuple[str, ...]:
-        return tuple(self.desired)
-
-    def start(self) -> None:
-        if self.task is None:
-            self.task = asyncio.get_running_loop().create_task(self._run())
-
-    async def stop(self) -> None:
-        for task in (self.rotation_task, self.task):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-        for session in (self.successor, self.active):
-            if session is not None:
-                await session.close("client closed")
-                if session.reader is not None:
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await session.reader
-
-    def _emit(self, kind: LifecycleKind, reason: str = "") -> None:
-        self.client._push_event(ConnectionEvent(kind, self.id, self.streams, reason))
-
-    # -- sessions -------------------------------------------------------------------------
-
-    def _url_streams(self) -> list[str]:
-        """Leading streams whose names fit in the URL budget."""
-        chosen: list[str] = []
-        length = len(self.ws_url) + len("/stream?streams=")
-        for name in self.desired:
-            length += len(name) + 1
-            if length > self.client.url_max_chars:
-                break
-            chosen.append(name)
-        return chosen
-
-    async def _open_session(self) -> _Session:
-        client = self.client
-        await client.connection_attempts.acquire()
-        url_streams = self._url_streams()
-        ws = await ws_connect(
-            names.combined_url(self.ws_url, url_streams),
-            open_timeout=client.open_timeout_s,
-            ping_interval=client.ping_interval_s,
-            ping_timeout=client.ping_timeout_s,
-            close_timeout=client.close_timeout_s,
-            max_size=client.max_message_bytes,
-            max_queue=client.max_queue,
-            compression=None,
-            proxy=None,
-        )
-        session = _Session(ws, client.control_rate)
-        session.reader = asyncio.get_running_loop().create_task(self._read(session))
-        in_url = set(url_streams)
-        missing = [name for name in self.desired if name not in in_url]
-        try:
-            await self._send_batches(session, "SUBSCRIBE", missing)
-        except BaseException:
-            client._spawn(session.close("subscription at open failed"))
-            raise
-        return session
-
-    def _activate(self, session: _Session, kind: LifecycleKind, reason: str = "") -> None:
-        """Deliver from ``session`` from now on: the event first, then its held frames."""
-        session.role = _Role.ACTIVE
-        self.active = session
-        self._emit(kind, reason)
-        for item in session.held:
-            self.client._push_frame(self, item)
-        session.held.clear()
-
-    async def _read(self, session: _Session) -> None:
-        ws = session.ws
-        closed: ConnectionClosed | None = None
-        try:
-            while True:
-                raw = await ws.recv(decode=False)
-                self._on_message(session, raw)
-        except ConnectionClosed as exc:
-            closed = exc
-        except Exception as exc:
-            session.end(f"reader failed: {exc!r}", None)
-        if not session.ended:
-            reason, code = _describe_close(closed, ws)
-            session.end(reason, code)
-        self.wake.set()
-
-    def _on_message(self, session: _Session, raw: bytes) -> None:
-        now = time.time()
-        if self.client.on_raw is not None:
-            self.client.on_raw(raw, now)
-        received = time.monotonic()
-        self.last_message_wall = now
-        try:
-            frame = decode_frame(raw)
-        except MalformedFrame:
-            self.malformed += 1
-            return
-        event = frame.event
-        kind = self.client._kind(frame.stream) if frame.stream else "control"
-        self.messages[kind] = self.messages.get(kind, 0) + 1
-        self.bytes[kind] = self.bytes.get(kind, 0) + len(raw)
-        event_type = type(event)
-        if event_type is ControlResponse:
-            self._answer(session, event)
-            return
-        if event_type is UnknownEvent:
-            self.unknown += 1
-            return
-        if event_type is ServerShutdown:
-            self.request_rotation("serverShutdown")
-            return
-        event_time = getattr(event, "E", None)
-        if event_time:
-            self.lags.append(now * 1000.0 - event_time)
-        session.last_data = received
-        item = Received(frame, now, self.id)
-        role = session.role
-        if role is _Role.ACTIVE:
-            self.client._push_frame(self, item)
-        elif role is not _Role.RETIRED:
-            session.held.append(item)
-            if role is _Role.SUCCESSOR:
-                self._schedule_switch(session)
-
-    def _schedule_switch(self, successor: _Session) -> None:
-        if successor.held and not successor.switch_scheduled:
-            successor.switch_scheduled = True
-            asyncio.get_running_loop().call_later(
-                self.client.rotation_overlap_s, self._switch, successor
-            )
-
-    def _answer(self, session: _Session, response: ControlResponse) -> None:
-        future = session.pending.pop(response.id, None) if isinstance(response.id, int) else None
-        if future is not None and not future.done():
-            future.set_result(response)
-
-    async def control(
-        self, session: _Session, method: str, params: list[str] | None = None
-    ) -> ControlResponse:
-        """Send one control message on ``session`` (paced) and await its answer."""
-        await session.pacer.acquire()
-        if session.ended:
-            raise ConnectionLost(session.close_reason)
-        request_id = next(self.client._ids)
-        future: asyncio.Future[ControlResponse] = asyncio.get_running_loop().create_future()
-        session.pending[request_id] = future
-        message: dict[str, Any] = {"method": method, "id": request_id}
-        if params is not None:
-            message["params"] = params
-        try:
-            await session.ws.send(msgspec.json.encode(message), text=True)
-        except ConnectionClosed as exc:
-            session.pending.pop(request_id, None)
-            raise ConnectionLost(str(exc)) from exc
-        self.control_sent += 1
-        try:
-            async with asyncio.timeout(self.client.control_timeout_s):
-                response = await future
-        finally:
-            session.pending.pop(request_id, None)
-        if not response.ok:
-            raise ControlError(method, response.code, response.msg)
-        return response
-
-    async def _send_batches(self, session: _Session, method: str, streams: list[str]) -> None:
-        size = self.client.max_params_per_message
-        for start in range(0, len(streams), size):
-            batch = streams[start : start + size]
-            await self.control(session, method, batch)
-
-    def _live_sessions(self) -> list[_Session]:
-        return [s for s in (self.active, self.successor) if s is not None and not s.ended]
-
-    async def change(self, method: str, streams: list[str]) -> None:
-        """SUBSCRIBE or UNSUBSCRIBE ``streams`` on the open sessions.
-
-        A session that is lost meanwhile is not an error: the next session's URL carries
-        the connection's stream set. A session that does not answer in time is closed
-        (and so reconnected). A refusal raises ``ControlError``.
-        """
-        for session in self._live_sessions():
-            try:
-                await self._send_batches(session, method, streams)
-            except ConnectionLost:
-                continue
-            except TimeoutError:
-                await session.close(f"no answer to {method} in {self.client.control_timeout_s}s")
-
-    # -- supervision ----------------------------------------------------------------------
-
-    def request_rotation(self, reason: str) -> None:
-        if not self.rotation_reason:
-            self.rotation_reason = reason
-        self.wake.set()
-
-    async def _run(self) -> None:
-        client = self.client
-        failures = 0
-        ever_connected = False
-        while True:
-            if failures:
-                await asyncio.sleep(client.backoff.delay(failures - 1))
-            try:
-                session = await self._open_session()
-            except (OSError, TimeoutError, WebSocketException, ConnectionLost, ControlError):
-                failures += 1
-                self.failed_attempts += 1
-                continue
-            self.rotation_reason = ""
-            self.rotation_failures = 0
-            if ever_connected:
-                self.reconnects += 1
-                self._activate(session, LifecycleKind.RECONNECTED)
-            else:
-                self._activate(session, LifecycleKind.CONNECTED)
-            ever_connected = True
-            self.opened.set()
-            last = await self._supervise()
-            self.active = None
-            if last.close_code == POLICY_VIOLATION:
-                self.policy_closes += 1
-            self._emit(LifecycleKind.DISCONNECTED, last.close_reason)
-            lived = time.monotonic() - last.opened_at
-            if lived >= client.stable_after_s and last.close_code != POLICY_VIOLATION:
-                failures = 0
-            failures += 1
-
-    def _tick(self, session: _Session) -> float:
-        """Seconds until the supervisor must look again without being woken."""
-        now = time.monotonic()
-        client = self.client
-        waits = [client.idle_timeout_s - (now - session.last_data)]
-        if self.successor is None and self.rotation_task is None:
-            retry_in = self.next_rotation_try - now
-            if self.rotation_reason:
-                waits.append(retry_in)
-            elif client.rotate_after_s is not None:
-                waits.append(max(client.rotate_after_s - (now - session.opened_at), retry_in))
-        return max(0.05, min(waits))
-
-    async def _supervise(self) -> _Session:
-        """Watch the active session until it is lost for good; returns the last one."""
-        client = self.client
-        while True:
-            session = self.active
-            assert session is not None
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self._tick(session)):
-                    await self.wake.wait()
-            self.wake.clear()
-            session = self.active
-            assert session is not None
-            successor = self.successor
-            if successor is not None and successor.ended:
-                self.successor = None
-                self._rotation_failed()
-            if session.ended:
-                if self.successor is not None:
-                    self._switch(self.successor)
-                    continue
-                self._cancel_rotation()
-                return session
-            now = time.monotonic()
-            if now - session.last_data >= client.idle_timeout_s:
-                self._cancel_rotation()
-                await session.close(f"idle: no data for {client.idle_timeout_s:g} s")
-                return session
-            due = client.rotate_after_s is not None and (
-                now - session.opened_at >= client.rotate_after_s
-            )
-            if (
-                (self.rotation_reason or due)
-                and self.successor is None
-                and self.rotation_task is None
-                and now >= self.next_rotation_try
-            ):
-                self.rotation_task = asyncio.get_running_loop().create_task(self._rotate())
-
-    async def _rotate(self) -> None:
-        """Open the successor session; the switch happens once it delivers data."""
-        try:
-            successor = await self._open_session()
-        except (OSError, TimeoutError, WebSocketException, ConnectionLost, ControlError):
-            self.failed_attempts += 1
-            self._rotation_failed()
-            successor = None
-        self.rotation_task = None
-        self.wake.set()
-        if successor is None:
-            return
-        if self.active is None:
-            await successor.close("rotation no longer needed")
-            return
-        successor.role = _Role.SUCCESSOR
-        self.successor = successor
-        self._schedule_switch(successor)
-
-    def _rotation_failed(self) -> None:
-        self.next_rotation_try = time.monotonic() + self.client.backoff.delay(
-            self.rotation_failures
-        )
-        self.rotation_failures += 1
-
-    def _cancel_rotation(self) -> None:
-        if self.rotation_task is not None:
-            self.rotation_task.cancel()
-            self.rotation_task = None
-        if self.successor is not None:
-            self.client._spawn(self.successor.close("rotation abandoned"))
-            self.successor = None
-
-    def _switch(self, successor: _Session) -> None:
-        """Make the successor the active session: held frames first, then live ones."""
-        if successor is not self.successor:
-            return
-        old = self.active
-        self.successor = None
-        self.rotations += 1
-        reason = self.rotation_reason or "rotation"
-        self.rotation_reason = ""
-        self.rotation_failures = 0
-        if old is not None:
-            old.role = _Role.RETIRED
-            if not old.ended:
-                self.client._spawn(old.close("rotated"))
-        self._activate(successor, LifecycleKind.ROTATED, reason)
-        self.wake.set()
-
-    def stats(self) -> ConnectionStats:
-        session = self.active
-        connected = session is not None and not session.ended
-        now = time.time()
-        lags = sorted(self.lags)
-        return ConnectionStats(
-            connection_id=self.id,
-            url=names.combined_url(self.ws_url, ()),
-            streams=len(self.desired),
-            connected=connected,
-            messages_by_kind=dict(self.messages),
-            bytes_by_kind=dict(self.bytes),
-            malformed=self.malformed,
-            unknown=self.unknown,
-            dropped=self.dropped,
-            reconnects=self.reconnects,
-            rotations=self.rotations,
-            failed_attempts=self.failed_attempts,
-            policy_closes=self.policy_closes,
-            control_sent=self.control_sent,
-            uptime_s=time.monotonic() - session.opened_at if connected and session else 0.0,
-            last_message_age_s=(
-                None if self.last_message_wall is None else now - self.last_message_wall
-            ),
-            lag_ms_median=statistics.median(lags) if lags else None,
-            lag_ms_p95=lags[min(len(lags) - 1, int(0.95 * len(lags)))] if lags else None,
-        )
+__all__ = [
+    "BinanceWebSocketClient",
+    "ConnectionEvent",
+    "ConnectionStats",
+    "ControlError",
+    "FeedItem",
+    "LifecycleKind",
+    "Received",
+]
 
 
 class BinanceWebSocketClient:
@@ -679,8 +137,8 @@ class BinanceWebSocketClient:
         self.max_pending = max_pending
         self.url_max_chars = url_max_chars
         self.lag_window = lag_window
-        self._connections: list[_Connection] = []
-        self._owner: dict[str, _Connection] = {}
+        self._connections: list[Connection] = []
+        self._owner: dict[str, Connection] = {}
         self._kinds: dict[str, str] = {}
         self._ids = itertools.count(1)
         self._next_connection_id = itertools.count(1)
@@ -692,11 +150,15 @@ class BinanceWebSocketClient:
         self._started = False
         self._closed = False
 
-    def _spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None:
+    def spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None:
         """Run a fire-and-forget coroutine (closing a retired session) to completion."""
         task = asyncio.get_running_loop().create_task(coroutine)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+    def next_request_id(self) -> int:
+        """A fresh id for a control message (unique across the client's connections)."""
+        return next(self._ids)
 
     # -- stream set -----------------------------------------------------------------------
 
@@ -705,7 +167,7 @@ class BinanceWebSocketClient:
         """Every stream the client carries (or will carry once connected)."""
         return tuple(self._owner)
 
-    def _kind(self, stream: str) -> str:
+    def kind_of(self, stream: str) -> str:
         """The stream's kind, remembered for the streams this client asked for (a peer's
         unknown names are not kept)."""
         kind = self._kinds.get(stream)
@@ -715,13 +177,13 @@ class BinanceWebSocketClient:
                 self._kinds[stream] = kind
         return kind
 
-    def _connection_for(self, stream: str) -> _Connection:
+    def _connection_for(self, stream: str) -> Connection:
         route = self.endpoints.route(stream)
         limit = self.endpoints.max_streams_per_connection
         for connection in self._connections:
             if connection.route == route and len(connection.desired) < limit:
                 return connection
-        connection = _Connection(self, next(self._next_connection_id), route)
+        connection = Connection(self, next(self._next_connection_id), route)
         self._connections.append(connection)
         return connection
 
@@ -730,7 +192,7 @@ class BinanceWebSocketClient:
         subscribed live (batched, paced) or carried by new connections, and this returns
         once the server confirmed or the stream is part of a connection being re-opened.
         Raises ``ControlError`` (and forgets the streams) when the server refuses them."""
-        added: dict[_Connection, list[str]] = {}
+        added: dict[Connection, list[str]] = {}
         for name in dict.fromkeys(streams):
             if name in self._owner:
                 continue
@@ -749,7 +211,7 @@ class BinanceWebSocketClient:
                     self._owner.pop(name, None)
             raise
 
-    async def _add(self, connection: _Connection, streams: list[str]) -> None:
+    async def _add(self, connection: Connection, streams: list[str]) -> None:
         if connection.task is None:
             connection.start()
             await connection.opened.wait()
@@ -758,7 +220,7 @@ class BinanceWebSocketClient:
 
     async def unsubscribe(self, streams: Iterable[str]) -> None:
         """Remove streams; a connection left without streams is closed."""
-        removed: dict[_Connection, list[str]] = {}
+        removed: dict[Connection, list[str]] = {}
         for name in dict.fromkeys(streams):
             connection = self._owner.pop(name, None)
             if connection is not None:
@@ -855,11 +317,11 @@ class BinanceWebSocketClient:
 
     # -- delivery -------------------------------------------------------------------------
 
-    def _push_event(self, event: ConnectionEvent) -> None:
+    def deliver_event(self, event: ConnectionEvent) -> None:
         self._pending.append(event)
         self._ready.set()
 
-    def _push_frame(self, connection: _Connection, item: Received) -> None:
+    def deliver_frame(self, connection: Connection, item: Received) -> None:
         dropped = self._dropped_since.get(connection.id)
         if self._frames_pending >= self.max_pending:
             connection.dropped += 1
@@ -867,7 +329,7 @@ class BinanceWebSocketClient:
             return
         if dropped:
             del self._dropped_since[connection.id]
-            connection._emit(LifecycleKind.DROPPED, f"consumer behind: {dropped} frames dropped")
+            connection.emit(LifecycleKind.DROPPED, f"consumer behind: {dropped} frames dropped")
         self._pending.append(item)
         self._frames_pending += 1
         self._ready.set()

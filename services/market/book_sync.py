@@ -20,7 +20,9 @@ USD-M (``/fapi/v1/depth``)
 What this adds over peer libraries (python-binance, UBLDC, cryptofeed):
 
 * diffs are buffered from the start, so a snapshot that lands after its bridging diff still
-  syncs (it does in the bundled recordings);
+  syncs (it does in the bundled recordings); a snapshot that lands before the first diff (a
+  recorder or a feed that asks right after subscribing) is kept, and the diffs that follow
+  are dropped up to it and must bridge it exactly as buffered ones would;
 * after a gap nothing more is applied to the old book: the symbol goes RESYNCING, buffers
   from the diff that revealed the gap, and asks for one snapshot — only for itself;
 * a book that would be crossed after an update is never shown as LIVE;
@@ -144,7 +146,7 @@ class BookSync:
             return SyncAction.NONE
         self._snapshot_requested = False
         lid = snapshot.lastUpdateId
-        if self._buffer and lid < self._buffer[0].U:
+        if self._buffer and self._too_old(lid, self._buffer[0]):
             self.counters.snapshots_too_old += 1
             return self._request_snapshot()
         self.book.load_snapshot(snapshot.bids, snapshot.asks)
@@ -229,6 +231,14 @@ class BookSync:
             event_time_ms=self.event_time_ms,
             resync_reason=self.resync_reason,
         )
+
+    def _too_old(self, lid: int, first: DepthUpdate) -> bool:
+        """Whether a snapshot taken at ``lid`` predates the first buffered diff so that no
+        diff held can bridge it: spot needs ``U <= lid + 1``, USD-M ``U <= lid``. (Binance's
+        text says "fetch again if lastUpdateId < U"; on spot a snapshot at exactly ``U - 1``
+        is bridged by that very diff, which is common when the request races the first
+        frame, so it is used.)"""
+        return lid + 1 < first.U if self._spot else lid < first.U
 
     def _continues(self, diff: DepthUpdate, lid: int) -> bool:
         if self._spot:

@@ -6,9 +6,10 @@ One asyncio loop, usually in a background thread (``start_in_thread``), runs:
 
 - the stream consumer: every frame goes to its symbol's ``BookSync`` (diffs) or
   ``TradeLog`` (trades), kline and ticker frames update the latest values;
-- the snapshot desk: symbols whose book needs a REST snapshot queue here and are served one
-  at a time under the REST client's weight budget, so a reconnect never becomes a
-  snapshot herd;
+- the snapshot desk: symbols whose book needs a REST snapshot queue here and are served by
+  ``snapshot_concurrency`` desks at once under the REST client's weight budget, so a
+  reconnect never becomes a snapshot herd; first syncs are light while many symbols wait
+  and books are deepened later (``services.market.snapshot_desk``);
 - trade backfill: a gap in trade ids is filled from ``aggTrades?fromId=`` before the
   trades that followed it are released;
 - the publisher: every ``publish_interval_s`` a ``SymbolSnapshot`` per changed symbol and
@@ -29,8 +30,10 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
+
+import msgspec
 
 from services.binance import streams as names
 from services.binance.backoff import Backoff
@@ -44,7 +47,12 @@ from services.binance.messages import (
     Ticker,
     Trade,
 )
-from services.binance.rate_limit import BudgetStats, WeightBudget
+from services.binance.rate_limit import (
+    BudgetStats,
+    SharedWeightWindow,
+    WeightBudget,
+    default_weight_budget,
+)
 from services.binance.rest_client import BinanceHttpError, BinanceRestClient
 from services.binance.ws_client import (
     BinanceWebSocketClient,
@@ -55,14 +63,22 @@ from services.binance.ws_client import (
 )
 from services.logs import EventLog
 from services.market.book_sync import BookSync, SyncAction
+from services.market.market_board import MarketBoard, ticker_from_rest
+from services.market.snapshot_desk import (
+    BookDepth,
+    ShadowBook,
+    next_deepening,
+    sync_limit,
+)
 from services.market.taps import FeedTap
 from services.market.trade_log import TradeGap, TradeLog, TradeRow
-from services.market.views import SymbolInfo
+from services.market.views import SymbolInfo, SyncState
 from services.store import Candle, FeedStatus, MarketStore, SymbolSnapshot, Ticker24h
 
 log = logging.getLogger(__name__)
 
-SNAPSHOT_LIMIT = 1000
+ALL_SYMBOLS = "ALL"
+"""``symbols=("ALL",)`` streams every TRADING symbol's book and trades."""
 CONFIRM_LIMIT = 5
 """Levels asked for when a snapshot only confirms a quiet book's update id (weight 5 spot,
 2 USD-M, against 50/20 for 1000 levels)."""
@@ -77,13 +93,21 @@ class FeedConfig:
 
     endpoints: where to connect (a Binance preset or the local exchange).
     symbols: streamed from the start (empty: every TRADING symbol the exchange lists, up to
-        ``max_default_symbols``). source/recording/recording_date: shown in the status.
+        ``max_default_symbols``; ``("ALL",)``: every TRADING symbol).
+        source/recording/recording_date: shown in the status.
     trade_window: trades kept per symbol. book_levels: levels per side in snapshots.
     publish_interval_s: publication period. max_on_demand_symbols: symbols the UI may add.
     on_demand_idle_s: an on-demand symbol nobody asked for this long is released.
-    rest_weight_budget: REST weight per minute. idle_timeout_s: stream watchdog.
+    rest_weight_budget: REST weight per minute (0: 80 % of Binance's limit for the market).
+    idle_timeout_s: stream watchdog.
     backoff: reconnect and REST retry delays (the clients' defaults when None).
-    snapshot_limit: levels per REST depth snapshot (1000: weight 50 on spot).
+    snapshot_limit: levels per sync snapshot (0: light while many symbols wait, see
+        ``snapshot_desk.sync_limit``). snapshot_concurrency: snapshots in flight at once.
+    deepen: deepen light books later (watched ones to the market's deepest snapshot).
+    follow: start with no symbol: which ones to stream is set by ``Feed.follow`` (a
+        sharded worker streams the symbols of the shards it holds).
+    watchlist_interval_s: how often the market board (every TRADING symbol, from
+        ``!miniTicker@arr``) is published for the watchlist (0: not streamed).
     log_period_s: repeated faults of one kind are logged once per this period.
     confirm_after_s: after a reconnect, a book that no diff has brought back to LIVE by
         then (a quiet market) is checked against a snapshot.
@@ -102,11 +126,15 @@ class FeedConfig:
     max_default_symbols: int = 10
     max_on_demand_symbols: int = 5
     on_demand_idle_s: float = 300.0
-    rest_weight_budget: int = 1200
+    rest_weight_budget: int = 0
     idle_timeout_s: float = 30.0
     kline_interval: str = "1m"
     backoff: Backoff | None = None
-    snapshot_limit: int = SNAPSHOT_LIMIT
+    snapshot_limit: int = 0
+    snapshot_concurrency: int = 8
+    deepen: bool = True
+    watchlist_interval_s: float = 1.0
+    follow: bool = False
     log_period_s: float = 10.0
     confirm_after_s: float = 2.0
     heartbeat_s: float = 1.0
@@ -119,7 +147,8 @@ class FeedCounters:
     unknown_symbol_frames: data frames of a symbol the feed does not stream.
     frame_errors: frames whose handling raised (dropped, logged).
     snapshots_fetched / snapshots_failed: REST depth snapshots applied, and failed (HTTP,
-        decoding, or a level out of range). backfills / backfill_failures: trade gaps
+        decoding, or a level out of range). books_deepened: LIVE books given a deeper
+        snapshot's levels without leaving LIVE. backfills / backfill_failures: trade gaps
         fetched from REST. tap_errors: calls of a ``FeedTap`` that raised (the feed went on).
     """
 
@@ -129,6 +158,7 @@ class FeedCounters:
     snapshots_failed: int = 0
     backfills: int = 0
     backfill_failures: int = 0
+    books_deepened: int = 0
     tap_errors: int = 0
 
 
@@ -166,20 +196,37 @@ class _SymbolFeed:
     ticker: Ticker24h | None = None
     backfilling: bool = False
     snapshot: SymbolSnapshot | None = None
+    depth_limit: int = 0
+    shadow: ShadowBook | None = None
+    deepen_failed_at: float | None = None
     tapped_id: int = -1
 
 
 class Feed:
     """Runs the market-data pipeline for a set of symbols and publishes to ``store``;
     ``taps`` receive the accepted trades, book changes and candles as they happen
-    (``services.market.taps``)."""
+    (``services.market.taps``). ``past_trades(symbol)``, when given, seeds each symbol's
+    trade window before its stream starts (the history's recent trades, so a restart shows
+    what came before; the gap up to the first streamed trade is then backfilled as any)."""
 
     def __init__(
-        self, config: FeedConfig, store: MarketStore, taps: Sequence[FeedTap] = ()
+        self,
+        config: FeedConfig,
+        store: MarketStore,
+        taps: Sequence[FeedTap] = (),
+        shared_weight: SharedWeightWindow | None = None,
+        past_trades: Callable[[str], Iterable[TradeRow]] | None = None,
     ) -> None:
         self.config = config
         self.store = store
         self._taps = tuple(taps)
+        self._past_trades = past_trades
+        self._shared_weight = shared_weight
+        self._in_flight: set[str] = set()
+        self._board = MarketBoard()
+        self._board_published_at = 0.0
+        self._board_seqs: dict[str, int] = {}
+        self._ready = asyncio.Event()
         self._symbols: dict[str, _SymbolFeed] = {}
         self._infos: dict[str, SymbolInfo] = {}
         self._snapshot_queue: asyncio.Queue[str] | None = None
@@ -231,8 +278,11 @@ class Feed:
         """Connect, sync and publish until cancelled."""
         cfg = self.config
         self._snapshot_queue = asyncio.Queue()
+        limit = cfg.rest_weight_budget or default_weight_budget(cfg.endpoints.market)
         self._rest = BinanceRestClient(
-            cfg.endpoints, weight_per_minute=cfg.rest_weight_budget, backoff=cfg.backoff
+            cfg.endpoints,
+            budget=WeightBudget(limit, shared=self._shared_weight),
+            backoff=cfg.backoff,
         )
         self._client = BinanceWebSocketClient(
             cfg.endpoints, idle_timeout_s=cfg.idle_timeout_s, backoff=cfg.backoff
@@ -242,11 +292,17 @@ class Feed:
             initial = self._initial_symbols()
             for symbol in initial:
                 self._add_symbol(symbol, on_demand=False)
-            await self._client.subscribe(
-                [s for feed in self._symbols.values() for s in feed.streams]
-            )
+            streams = [s for feed in self._symbols.values() for s in feed.streams]
+            if cfg.watchlist_interval_s:
+                streams.append(names.ALL_MINI_TICKERS)
+                self._spawn(self._seed_board())
+            await self._client.subscribe(streams)
             async with self._client:
-                self._spawn(self._snapshot_desk())
+                self._ready.set()
+                for _ in range(max(1, cfg.snapshot_concurrency)):
+                    self._spawn(self._snapshot_desk())
+                if cfg.deepen:
+                    self._spawn(self._deepener())
                 self._spawn(self._publisher())
                 for symbol in initial:
                     self._spawn(self._warm_up(symbol))
@@ -279,6 +335,10 @@ class Feed:
 
     def _initial_symbols(self) -> list[str]:
         wanted = [s.upper() for s in self.config.symbols]
+        if self.config.follow:
+            return []
+        if wanted == [ALL_SYMBOLS]:
+            return sorted(self._infos)
         if not wanted:
             wanted = sorted(self._infos)[: self.config.max_default_symbols]
         unknown = [s for s in wanted if s not in self._infos]
@@ -305,6 +365,8 @@ class Feed:
             streams=self._streams_for(symbol),
             on_demand=on_demand,
         )
+        if self._past_trades is not None:  # e.g. the stored history's last hour
+            feed.trades.warm_up(self._past_trades(symbol))
         self._symbols[symbol] = feed
         return feed
 
@@ -331,6 +393,28 @@ class Feed:
             if now - requests.get(symbol, 0.0) > self.config.on_demand_idle_s:
                 await self._release(symbol)
 
+    def trading_symbols(self) -> list[str]:
+        """Every TRADING symbol of the source (empty until the feed has loaded them)."""
+        return sorted(self._infos)
+
+    async def follow(self, symbols: Iterable[str]) -> None:
+        """Stream exactly ``symbols`` (and on-demand ones): new ones are subscribed, synced
+        by Binance's procedure and their trades warmed up from REST; the others are
+        released. Waits until the feed is connected."""
+        await self._ready.wait()
+        assert self._client is not None
+        wanted = {s for s in symbols if s in self._infos}
+        for symbol, feed in list(self._symbols.items()):
+            if symbol in wanted:
+                feed.on_demand = False
+            elif not feed.on_demand:
+                await self._release(symbol)
+        added = [self._add_symbol(s, on_demand=False) for s in sorted(wanted - set(self._symbols))]
+        if added:
+            await self._client.subscribe([name for feed in added for name in feed.streams])
+            for feed in added:
+                self._spawn(self._warm_up(feed.info.symbol))
+
     async def _release(self, symbol: str) -> None:
         assert self._client is not None
         feed = self._symbols.pop(symbol, None)
@@ -352,18 +436,7 @@ class Feed:
     def _dispatch(self, item: Received) -> None:
         event = item.frame.event
         if isinstance(event, DepthUpdate):
-            feed = self._symbols.get(event.s)
-            if feed is None:
-                self._unknown_symbol(item)
-                return
-            resyncs = feed.book.counters.resyncs
-            if feed.book.on_diff(event) is SyncAction.FETCH_SNAPSHOT:
-                self._queue_snapshot(event.s)
-            if feed.book.counters.resyncs != resyncs:
-                self.events.fault("resync", symbol=event.s, reason=feed.book.resync_reason)
-            feed.dirty = True
-            if self._taps:
-                self._tap_book(event.s, feed)
+            self._on_depth(item, event)
         elif isinstance(event, AggTrade | Trade):
             trade_id = event.a if isinstance(event, AggTrade) else event.t
             if not self._on_trade(event.s, trade_id, event.T, event.p, event.q, event.m):
@@ -377,6 +450,8 @@ class Feed:
             feed.dirty = True
             if self._taps:
                 self._tap_candle(event.s, feed.candles[-1])
+        elif isinstance(event, list):
+            self._board.update_tickers(event, self._infos)
         elif isinstance(event, MiniTicker | Ticker):
             feed = self._symbols.get(event.s)
             if feed is None:
@@ -384,6 +459,22 @@ class Feed:
                 return
             feed.ticker = Ticker24h(event.c, event.o, event.h, event.l, event.v, event.q, event.E)
             feed.dirty = True
+
+    def _on_depth(self, item: Received, event: DepthUpdate) -> None:
+        feed = self._symbols.get(event.s)
+        if feed is None:
+            self._unknown_symbol(item)
+            return
+        resyncs = feed.book.counters.resyncs
+        if feed.shadow is not None:
+            feed.shadow.on_diff(event)
+        if feed.book.on_diff(event) is SyncAction.FETCH_SNAPSHOT:
+            self._queue_snapshot(event.s)
+        if feed.book.counters.resyncs != resyncs:
+            self.events.fault("resync", symbol=event.s, reason=feed.book.resync_reason)
+        feed.dirty = True
+        if self._taps:
+            self._tap_book(event.s, feed)
 
     def _unknown_symbol(self, item: Received) -> None:
         self.counters.unknown_symbol_frames += 1
@@ -448,28 +539,37 @@ class Feed:
             self._snapshot_queue.put_nowait(symbol)
 
     async def _snapshot_desk(self) -> None:
-        """Fetch queued snapshots one at a time under the REST weight budget."""
+        """Fetch queued snapshots under the REST weight budget (one desk of
+        ``snapshot_concurrency``; a symbol is in one desk's hands at a time)."""
         assert self._snapshot_queue is not None
         while True:
             symbol = await self._snapshot_queue.get()
             self._queued.discard(symbol)
             feed = self._symbols.get(symbol)
-            if feed is None:
+            if feed is None or symbol in self._in_flight:
                 continue
-            if feed.book.awaits_confirmation:
-                with contextlib.suppress(Exception):
-                    await self._serve_snapshot(symbol, feed, limit=CONFIRM_LIMIT)
-                continue
-            if not feed.book.snapshot_due():
-                continue
+            self._in_flight.add(symbol)
             try:
-                await self._serve_snapshot(symbol, feed)
-            except Exception as exc:
-                self.counters.snapshots_failed += 1
-                self.events.fault("snapshot_failed", symbol=symbol, error=str(exc) or repr(exc))
-                feed.book.snapshot_failed()
-                self._queue_snapshot(symbol)
-                await asyncio.sleep(1.0)
+                await self._serve_queued(symbol, feed)
+            finally:
+                self._in_flight.discard(symbol)
+
+    async def _serve_queued(self, symbol: str, feed: _SymbolFeed) -> None:
+        """Confirm a quiet book, or sync one that waits for a snapshot."""
+        if feed.book.awaits_confirmation:
+            with contextlib.suppress(Exception):
+                await self._serve_snapshot(symbol, feed, limit=CONFIRM_LIMIT)
+            return
+        if not feed.book.snapshot_due():
+            return
+        try:
+            await self._serve_snapshot(symbol, feed)
+        except Exception as exc:
+            self.counters.snapshots_failed += 1
+            self.events.fault("snapshot_failed", symbol=symbol, error=str(exc) or repr(exc))
+            feed.book.snapshot_failed()
+            self._queue_snapshot(symbol)
+            await asyncio.sleep(1.0)
 
     async def _serve_snapshot(
         self, symbol: str, feed: _SymbolFeed, limit: int | None = None
@@ -477,9 +577,10 @@ class Feed:
         """Fetch one snapshot and hand it to the book (raises when it cannot be had)."""
         assert self._rest is not None
         asked = time.monotonic()
-        snapshot = await self._rest.depth_snapshot(
-            symbol, limit=limit or self.config.snapshot_limit
-        )
+        if limit is None:
+            backlog = len(self._queued) + len(self._in_flight)
+            limit = sync_limit(backlog, self.config.snapshot_limit)
+        snapshot = await self._rest.depth_snapshot(symbol, limit=limit)
         self.events.event(
             "snapshot",
             symbol=symbol,
@@ -488,11 +589,77 @@ class Feed:
             queued=self._snapshot_queue.qsize() if self._snapshot_queue else 0,
         )
         self.counters.snapshots_fetched += 1
+        had_book = not feed.book.needs_snapshot
         if feed.book.on_snapshot(snapshot) is SyncAction.FETCH_SNAPSHOT:
             self._queue_snapshot(symbol)
+        elif not had_book:
+            feed.depth_limit = limit
         feed.dirty = True
         if self._taps:
             self._tap_book(symbol, feed)
+
+    async def _deepener(self) -> None:
+        """Deepen light books one at a time while the snapshot desk is idle; a failed
+        round is logged and the next one tried a second later."""
+        while True:
+            await asyncio.sleep(1.0)
+            if self._queued or self._in_flight or self._rest is None:
+                continue
+            try:
+                await self._deepen_next(self._rest.budget)
+            except Exception as exc:
+                self.events.fault("deepen_failed", logging.ERROR, error=repr(exc))
+
+    async def _deepen_next(self, budget: WeightBudget) -> None:
+        """Deepen the book ``next_deepening`` picks, if any."""
+        plan = next_deepening(
+            {
+                s: BookDepth(f.book.state is SyncState.LIVE, f.depth_limit, f.deepen_failed_at)
+                for s, f in self._symbols.items()
+            },
+            self._watched(),
+            self.config.endpoints.market,
+            budget.stats().available / budget.burst,
+            time.monotonic(),
+        )
+        if plan is not None:
+            await self._deepen(*plan)
+
+    def _watched(self) -> list[str]:
+        """Symbols the UI asked for within ``on_demand_idle_s``, latest first."""
+        now = time.time()
+        requests = self.store.requested_symbols()
+        fresh = [s for s, at in requests.items() if now - at <= self.config.on_demand_idle_s]
+        return sorted(fresh, key=lambda s: -requests[s])
+
+    async def _deepen(self, symbol: str, limit: int) -> None:
+        """Build a deeper book of ``symbol`` beside the LIVE one and swap it in."""
+        assert self._rest is not None
+        feed = self._symbols.get(symbol)
+        if feed is None:
+            return
+        shadow = feed.shadow = ShadowBook(symbol, self.config.endpoints.market, limit)
+        deepened = False
+        try:
+            for _ in range(50):
+                if shadow.ready:
+                    break
+                await asyncio.sleep(0.1)
+            if shadow.ready:
+                snapshot = await self._rest.depth_snapshot(symbol, limit=limit)
+                deepened = shadow.on_snapshot(snapshot) and shadow.swap_into(feed.book)
+        except Exception as exc:
+            self.events.fault("deepen_failed", symbol=symbol, error=str(exc) or repr(exc))
+        finally:
+            feed.shadow = None
+        if deepened:
+            feed.depth_limit = limit
+            feed.deepen_failed_at = None
+            feed.dirty = True
+            self.counters.books_deepened += 1
+            self.events.event("deepened", symbol=symbol, limit=limit)
+        else:
+            feed.deepen_failed_at = time.monotonic()
 
     async def _warm_up(self, symbol: str) -> None:
         """Seed the trade window from REST so the panels are never empty."""
@@ -543,6 +710,37 @@ class Feed:
         if open_gap is not None:
             # Released trades revealed a further gap: it holds new trades until filled.
             self._start_backfill(symbol, feed, open_gap)
+
+    async def _seed_board(self) -> None:
+        """Every symbol's 24 h figures from REST once (``!miniTicker@arr`` then carries only
+        the symbols that trade)."""
+        assert self._rest is not None
+        weight = 80 if self.config.endpoints.market == "spot" else 40
+        try:
+            body = await self._rest.get("ticker/24hr", {}, weight)
+            rows = msgspec.json.decode(body)
+            self._board.update_tickers(
+                [ticker_from_rest(row) for row in rows if row.get("symbol") in self._infos],
+                self._infos,
+            )
+        except (BinanceHttpError, msgspec.DecodeError, KeyError, TypeError, ValueError) as exc:
+            self.events.fault("board_seed_failed", error=str(exc) or repr(exc))
+
+    def _publish_board(self, now: float) -> None:
+        """Refresh the streamed books' figures (those republished since) and publish the
+        board every ``watchlist_interval_s``."""
+        interval = self.config.watchlist_interval_s
+        if not interval or now - self._board_published_at < interval:
+            return
+        self._board_published_at = now
+        for symbol, feed in self._symbols.items():
+            if feed.snapshot is not None and self._board_seqs.get(symbol) != feed.snapshot.seq:
+                self._board_seqs[symbol] = feed.snapshot.seq
+                self._board.update_book(symbol, feed.snapshot.book, self._infos)
+        for symbol in [s for s in self._board_seqs if s not in self._symbols]:
+            del self._board_seqs[symbol]
+            self._board.update_book(symbol, None, self._infos)
+        self.store.publish_watchlist(self._board.rows(self._infos))
 
     # -- taps -----------------------------------------------------------------------------
 
@@ -647,6 +845,7 @@ class Feed:
             else:
                 feed.snapshot = replace(feed.snapshot, published_at=now)
             self.store.publish(feed.snapshot)
+        self._publish_board(now)
         state = "CONNECTED" if self._connected and all(self._connected.values()) else "DOWN"
         if not self._connected:
             state = "CONNECTING"

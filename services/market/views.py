@@ -10,6 +10,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from services.binance.symbol_rules import SymbolInfo
+
+__all__ = ["BookView", "SymbolInfo", "SyncState", "TradeView"]
+
 
 class SyncState(enum.StrEnum):
     """Where a symbol's local order book stands against the exchange's.
@@ -75,17 +79,3 @@ class TradeView:
 
     def __len__(self) -> int:
         return int(self.price.shape[0])
-
-
-@dataclass(frozen=True, slots=True)
-class SymbolInfo:
-    """Exchange rules for a symbol (from exchangeInfo): status, tick and step sizes."""
-
-    symbol: str
-    status: str = "TRADING"
-    base_asset: str = ""
-    quote_asset: str = ""
-    tick_size: float = 0.01
-    step_size: float = 0.00001
-    price_decimals: int = 2
-    qty_decimals: int = 5

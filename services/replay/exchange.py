@@ -49,6 +49,7 @@ from services.replay.derived import (
     partial_depth,
 )
 from services.replay.faults import Faults
+from services.replay.market_tickers import ALL_MINI_TICKERS, PERIOD_TICKS, AllMiniTickers
 from services.replay.player import Offsets, Player
 from services.replay.recording import DEFAULT_REPLAY
 from services.replay.rest_api import RestApi
@@ -133,6 +134,7 @@ class LocalExchange:
         self._listening = asyncio.Event()
         self._ticks = 0
         self._last_book_ticker: dict[str, tuple] = {}
+        self._all_mini_tickers = AllMiniTickers()
         self._runner: web.AppRunner | None = None
         self._play_task: asyncio.Task | None = None
         self._thread: threading.Thread | None = None
@@ -289,6 +291,8 @@ class LocalExchange:
     def derived_stream(self, name: str) -> DerivedStream | None:
         """What a stream name means when the exchange computes it (``None``: recorded or
         unknown)."""
+        if name == ALL_MINI_TICKERS:
+            return DerivedStream("", "miniTicker@arr", "", PERIOD_TICKS)
         if name in self._aliases or "@" not in name:
             return None
         symbol, kind = name.split("@", 1)
@@ -496,7 +500,9 @@ class LocalExchange:
         if frames or self._held is not None:
             await self._emit(frames)
 
-    def _periodic_body(self, spec: DerivedStream, exchange_ms: int) -> dict | None:
+    def _periodic_body(self, spec: DerivedStream, exchange_ms: int) -> dict | list | None:
+        if spec.kind == "miniTicker@arr":
+            return self._all_mini_tickers.payload(self.markets, exchange_ms) or None
         market = self.markets[spec.symbol]
         if spec.kind == "partial":
             return partial_depth(

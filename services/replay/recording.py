@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import gzip
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -31,6 +31,8 @@ USDM_2024 = BUNDLED_DIR / "usdm_BTCUSDT_20240808T2354Z_hftbacktest.jsonl.gz"
 DEFAULT_REPLAY = SPOT_2021
 """What the offline replay plays unless told otherwise: three symbols, aggTrades, klines."""
 
+_EVENT_TYPE = re.compile(rb'"e"\s*:\s*"(depthUpdate|bookTicker|markPriceUpdate|forceOrder)"')
+_PREVIOUS_ID = re.compile(rb'"pu"\s*:')
 _HEAD = re.compile(rb'^\{"ts":(\d+),"src":"(ws|rest)"(?:,"url":("(?:[^"\\]|\\.)*"))?,"msg":')
 
 
@@ -47,10 +49,31 @@ class RecordedMessage:
 
     def rest_target(self) -> tuple[str, str]:
         """(symbol, market) a recorded REST request asked about: the ``symbol`` parameter
-        upper-cased ("" without one) and "usdm" under ``/fapi``, else "spot"."""
+        upper-cased ("" without one) and the market its path names (see ``market``)."""
         url = urlsplit(self.url)
-        symbol = parse_qs(url.query).get("symbol", [""])[0].upper()
-        return symbol, "usdm" if url.path.startswith("/fapi") else "spot"
+        return parse_qs(url.query).get("symbol", [""])[0].upper(), self.market
+
+    @property
+    def market(self) -> str:
+        """The market this message proves the recording is of: "usdm", "spot", or "" when
+        it says nothing.
+
+        A REST path under ``/fapi/`` is USD-M, under ``/api/`` spot. A ``depthUpdate``
+        carrying ``pu`` is USD-M, one without it spot (USD-M diffs always carry ``pu``).
+        Events only USD-M streams send — a ``bookTicker`` with an ``e`` field (spot's has
+        none), ``markPriceUpdate``, ``forceOrder`` — are USD-M. Trades say nothing.
+        """
+        if self.src == "rest":
+            path = urlsplit(self.url).path
+            if path.startswith("/fapi/"):
+                return "usdm"
+            return "spot" if path.startswith("/api/") else ""
+        event = _EVENT_TYPE.search(self.raw, 0, 400)
+        if event is None:
+            return ""
+        if event.group(1) == b"depthUpdate":
+            return "usdm" if _PREVIOUS_ID.search(self.raw) else "spot"
+        return "usdm"
 
 
 class RecordingError(ValueError):
@@ -69,12 +92,41 @@ def parse_line(line_no: int, line: bytes) -> RecordedMessage:
     )
 
 
-def read_recording(path: str | Path) -> Iterator[RecordedMessage]:
-    """Yield the messages of a recording in arrival order."""
+def read_recording(
+    path: str | Path, on_bad_line: Callable[[RecordingError], None] | None = None
+) -> Iterator[RecordedMessage]:
+    """Yield the messages of a recording in arrival order.
+
+    A line that does not follow the format raises ``RecordingError``, unless
+    ``on_bad_line`` is given: then it is handed the error and reading goes on; a file cut
+    short (a recorder killed mid-write) is reported the same way and ends the messages."""
+    line_no = 0
     with gzip.open(path, "rb") as fh:
-        for line_no, line in enumerate(fh, start=1):
-            if line.strip():
-                yield parse_line(line_no, line)
+        try:
+            for line_no, line in enumerate(fh, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    message = parse_line(line_no, line)
+                except RecordingError as exc:
+                    if on_bad_line is None:
+                        raise
+                    on_bad_line(exc)
+                    continue
+                yield message
+        except (EOFError, gzip.BadGzipFile) as exc:
+            if on_bad_line is None:
+                raise
+            on_bad_line(RecordingError(f"after line {line_no}: file cut short ({exc})"))
+
+
+def recording_market(messages: Iterable[RecordedMessage]) -> str:
+    """The market of a recording: that of its first message that names one (see
+    ``RecordedMessage.market``), "" when none does. Stops reading at that message."""
+    for message in messages:
+        if market := message.market:
+            return market
+    return ""
 
 
 def format_line(ts_ns: int, src: str, raw: bytes, url: str = "") -> bytes:

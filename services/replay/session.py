@@ -21,8 +21,13 @@ from pathlib import Path
 
 import orjson
 
-from services.binance.messages import stream_kind
-from services.binance.rest_client import decimals
+from services.binance.messages import (
+    MalformedFrame,
+    decode_depth_snapshot,
+    decode_payload,
+    stream_kind,
+)
+from services.binance.symbol_rules import decimals
 from services.replay.exchange_book import ExchangeBook
 from services.replay.recording import read_recording
 
@@ -75,6 +80,7 @@ class RecordedSession:
     paths: list[Path] = field(default_factory=list)
     start_ns: int = 0  # receive time of the recording's first line
     end_ns: int = 0  # receive time of its last line
+    skipped_frames: int = 0  # recorded frames the exchange cannot apply (see _applicable)
 
     def recorded_kinds(self, symbol: str) -> set[str]:
         return self.streams.get(symbol, set())
@@ -104,7 +110,11 @@ def _int(pattern: re.Pattern[bytes], data: bytes) -> int | None:
 
 def load_session(paths: list[Path]) -> RecordedSession:
     """Read recordings (one market), find each symbol's starting book and drop the diffs
-    that precede it. Raises ``RecordingGap`` when a diff chain does not bridge."""
+    that precede it. Raises ``RecordingGap`` when a diff chain does not bridge.
+
+    The market is what the recording's messages say (``RecordedMessage.market``: REST
+    paths, ``pu`` in diffs, USD-M-only events), whichever line of whichever symbol says it;
+    spot when none does."""
     markets: set[str] = set()
     snapshots: dict[str, dict] = {}
     frames: list[ReplayEvent] = []
@@ -112,10 +122,11 @@ def load_session(paths: list[Path]) -> RecordedSession:
     for path in paths:
         for message in read_recording(path):
             times.append(message.ts_ns)
+            if message.market:
+                markets.add(message.market)
             if message.src == "rest":
-                symbol, market = message.rest_target()
-                markets.add(market)
-                if symbol and symbol not in snapshots:
+                symbol = message.rest_target()[0]
+                if symbol and symbol not in snapshots and _is_snapshot(message.raw):
                     snapshots[symbol] = orjson.loads(message.raw)
                 continue
             head = _ENVELOPE_HEAD.match(message.raw)
@@ -133,7 +144,7 @@ def load_session(paths: list[Path]) -> RecordedSession:
             )
     frames.sort(key=lambda e: e.ts_ns)
     if not markets:
-        markets.add("usdm" if any("@depth@0ms" in e.stream for e in frames) else "spot")
+        markets.add("spot")
     if len(markets) > 1:
         raise ValueError("recordings of different markets cannot be replayed together")
     market = markets.pop()
@@ -158,11 +169,40 @@ def load_session(paths: list[Path]) -> RecordedSession:
         _widths(_LEVEL.findall(raw), start)
         session.symbols[symbol] = start
     for event in frames:
+        if not _applicable(event):
+            session.skipped_frames += 1
+            continue
         session.streams.setdefault(event.symbol, set()).add(event.kind)
         if event.kind == "depth" and not _keep_diff(session, market, event):
             continue
         session.events.append(event)
     return session
+
+
+_APPLIED_KINDS = frozenset(("depth", "trade", "aggTrade", "kline"))
+
+
+def _applicable(event: ReplayEvent) -> bool:
+    """Whether the exchange can apply a recorded frame of a kind it keeps state for: it
+    decodes as its stream's payload (the protocol decoder, as a client would) and names the
+    stream's own symbol. A hostile or foreign frame in a recording is skipped and counted,
+    so it neither decides where a symbol's diff stream starts nor breaks the exchange's
+    book; other kinds are played as recorded."""
+    if event.kind not in _APPLIED_KINDS:
+        return True
+    try:
+        payload = decode_payload(event.stream, event.data)
+    except MalformedFrame:
+        return False
+    return getattr(payload, "s", None) == event.symbol
+
+
+def _is_snapshot(body: bytes) -> bool:
+    try:
+        decode_depth_snapshot(body)
+    except MalformedFrame:
+        return False
+    return True
 
 
 def _keep_diff(session: RecordedSession, market: str, event: ReplayEvent) -> bool:

@@ -15,7 +15,7 @@ from aiohttp import web
 
 from services.binance.backoff import Backoff
 from services.binance.endpoints import Market, custom
-from services.binance.messages import AggTrade, Trade
+from services.binance.messages import AggTrade, MalformedFrame, Trade
 from services.binance.rest_client import (
     BinanceHttpError,
     BinanceRestClient,
@@ -143,7 +143,7 @@ class FakeRest:
             headers.setdefault("X-MBX-USED-WEIGHT-1M", str(self.used_weight))
         return web.Response(
             status=reply.status,
-            body=json.dumps(body).encode(),
+            body=body if isinstance(body, bytes) else json.dumps(body).encode(),
             headers=headers,
             content_type="application/json",
         )
@@ -266,6 +266,35 @@ async def test_exchange_info_gives_symbol_rules(rest: FakeRest) -> None:
         only = await client.exchange_info(["btcusdt"])
         assert [i.symbol for i in only] == ["BTCUSDT"]
         assert rest.hits[-1][2] == {"symbols": '["BTCUSDT"]'}
+
+
+HOSTILE_BODIES = (
+    b"[" * 100_000 + b"]" * 100_000,
+    b'[{"a":"\xff\xfe"}]',
+    b'{"symbols":' + b'[{"k":' * 50_000 + b"1" + b"}]" * 50_000 + b"}",
+    b'"a JSON string"',
+    b"[1e999999]",
+)
+
+
+@pytest.mark.parametrize("body", HOSTILE_BODIES)
+async def test_hostile_bodies_are_malformed_never_another_exception(
+    rest: FakeRest, body: bytes
+) -> None:
+    """Callers (the feed's warm-up, backfill, symbol loading) catch ``MalformedFrame``; any
+    other exception from decoding a body would end their task."""
+    calls = {
+        "/api/v3/aggTrades": lambda c: c.agg_trades("BTCUSDT", limit=1),
+        "/api/v3/trades": lambda c: c.trades("BTCUSDT", limit=1),
+        "/api/v3/klines": lambda c: c.klines("BTCUSDT", limit=1),
+        "/api/v3/exchangeInfo": lambda c: c.exchange_info(),
+        "/api/v3/depth": lambda c: c.depth_snapshot("BTCUSDT", limit=5),
+    }
+    async with client_for(rest) as client:
+        for path, call in calls.items():
+            rest.script[path] = [Reply(body=body)]
+            with pytest.raises(MalformedFrame):
+                await call(client)
 
 
 async def test_usdm_paths_and_weights(rest: FakeRest) -> None:

@@ -426,6 +426,37 @@ async def test_malformed_frames_and_unknown_events_are_counted_and_skipped(
         await client.close()
 
 
+async def test_hostile_frames_cost_neither_the_session_nor_a_frame_of_data(
+    server: FakeBinance,
+) -> None:
+    """Frames that make the decoder raise RecursionError or UnicodeDecodeError are counted
+    as malformed; the session keeps reading (no "reader failed", no reconnect)."""
+    client = fast_client(server.endpoints, max_message_bytes=12_000_000)
+    await client.connect([BTC])
+    try:
+        peer = server.peers[0]
+        hostile = [
+            '{"stream":"btcusdt@aggTrade","data":' + "[" * 100_000 + "]" * 100_000 + "}",
+            '{"e":"aggTrade","x":' + '{"k":' * 50_000 + "1" + "}" * 50_000 + "}",
+            '{"result":' + "[" * 100_000 + "]" * 100_000 + ',"id":1}',
+            '{"stream":"btcusdt@aggTrade","data":{"e":"aggTrade","E":1e999999}}',
+            '{"stream":"btcusdt@trade","data":{"e":"trade","s":"' + "A" * 10_000_000 + '"}}',
+        ]
+        for text in hostile:
+            await server.send(peer, text)
+        with contextlib.suppress(Exception):
+            await peer.ws.send(b'{"e":"\xff\xfe","E":1}')  # binary frame, invalid UTF-8
+        frames, events = await collect(client, 3.0, lambda f, e: len(f) >= 30)
+        assert [e.kind for e in events] == [LifecycleKind.CONNECTED]
+        stats = client.get_stats()[0]
+        assert stats.malformed == len(hostile) + 1
+        assert stats.reconnects == 0 and stats.connected
+        ids = [f.frame.event.a for f in frames]
+        assert ids == list(range(ids[0], ids[0] + len(ids)))  # nothing lost around them
+    finally:
+        await client.close()
+
+
 async def test_stats_report_volume_lag_and_age(server: FakeBinance) -> None:
     client = fast_client(server.endpoints)
     await client.connect([BTC, ETH])

@@ -441,3 +441,37 @@ def test_snapshot_is_due_only_with_diffs_to_bridge():
     assert sync.on_diff(diff(20, 25)) is SyncAction.FETCH_SNAPSHOT
     sync.on_snapshot(snap(22))
     assert not sync.snapshot_due() and sync.state is SyncState.LIVE
+
+
+def test_spot_snapshot_racing_the_first_frame_at_u_minus_1_is_used():
+    """The feed asks for a snapshot on the first diff; one taken just before that diff has
+    ``lastUpdateId == U - 1``, which the diff bridges (``U <= lid + 1 <= u``): it is used,
+    not refused as "older than the first U" and fetched again."""
+    sync = BookSync("TEST", "spot")
+    assert sync.on_diff(diff(11, 12, bids=[(98.0, 1.0)])) is SyncAction.FETCH_SNAPSHOT
+    assert sync.on_snapshot(snap(10)) is SyncAction.NONE
+    assert sync.state is SyncState.LIVE and sync.last_update_id == 12
+    assert sync.counters.snapshots_too_old == 0 and sync.counters.snapshots_requested == 1
+    assert sync.book.bids() == {99.0: 1.0, 98.0: 1.0}
+
+
+def test_snapshot_two_below_the_first_spot_diff_or_one_below_usdm_is_too_old():
+    spot = BookSync("TEST", "spot")
+    spot.on_diff(diff(11, 12))
+    assert spot.on_snapshot(snap(9)) is SyncAction.FETCH_SNAPSHOT
+    usdm = BookSync("TEST", "usdm")
+    usdm.on_diff(diff(11, 12, pu=10))
+    assert usdm.on_snapshot(snap(10)) is SyncAction.FETCH_SNAPSHOT  # needs U <= lid
+    assert spot.counters.snapshots_too_old == usdm.counters.snapshots_too_old == 1
+
+
+@pytest.mark.parametrize("market", ["spot", "usdm"])
+def test_snapshot_before_the_first_diff_is_kept_and_bridged(market):
+    sync = BookSync("TEST", market)
+    assert sync.on_snapshot(snap(10)) is SyncAction.NONE  # asked right after subscribing
+    sync.on_diff(diff(5, 9, bids=[(90.0, 1.0)], pu=4))  # before the snapshot: dropped
+    sync.on_diff(diff(10, 12, bids=[(98.0, 1.0)], pu=9))  # bridges 10 on both markets
+    sync.on_diff(diff(13, 14, asks=[(102.0, 1.0)], pu=12))
+    assert sync.state is SyncState.LIVE and sync.last_update_id == 14
+    assert sync.counters.diffs_dropped == 1 and sync.counters.resyncs == 0
+    assert sync.book.bids() == {99.0: 1.0, 98.0: 1.0}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.binance.rest_client import decimals
+from services.binance.symbol_rules import decimals
 from services.replay.derived import AggTradeBuilder, TradeRecord, kline_rows
 from services.replay.player import Offsets, ReplayClock
 from services.replay.rest_api import depth_weight, tick_text

@@ -1,0 +1,138 @@
+"""How the workers share the shards: each holds about an equal part, renews it, gives up
+what is above its share when a worker joins, and takes over what a dead worker left.
+
+Every ``tick`` (call it a few times per lease):
+
+1. the worker's heartbeat goes into ``tapescope:workers`` (a sorted set by time); workers
+   seen within one lease are alive, and the fair share is ceil(shards / alive);
+2. every held lease is renewed; one that cannot be (expired: the worker was paused or cut
+   off; taken over) is lost — and so is one not renewed for a whole lease while Redis
+   could not be reached;
+3. above the fair share, the highest shards are released (a joining worker takes them);
+4. below it, free shards are claimed, starting at a place that depends on the worker so
+   that workers starting together do not race for the same shards.
+
+Losing a shard stops nothing by itself: the writer still sends its writes, and the fenced
+write refuses them (``ShardLeases.write_book``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import redis
+
+from services.cluster.leases import Lease, ShardLeases
+from services.cluster.shards import PREFIX
+
+WORKERS_KEY = f"{PREFIX}workers"
+_ERRORS = (redis.RedisError, OSError)
+
+
+@dataclass(frozen=True, slots=True)
+class ShardChanges:
+    """Shards gained and lost in one tick, and the fair share then."""
+
+    gained: tuple[int, ...] = ()
+    lost: tuple[int, ...] = ()
+    fair_share: int = 0
+
+
+def fair_share(shards: int, workers: int) -> int:
+    """Shards each worker should hold: ceil(shards / workers) (all of them when alone)."""
+    return math.ceil(shards / max(1, workers))
+
+
+def claim_order(token: str, shards: int) -> list[int]:
+    """All shards, starting at a place derived from the worker's token."""
+    start = zlib.crc32(token.encode()) % shards
+    return [(start + i) % shards for i in range(shards)]
+
+
+class ShardCoordinator:
+    """The shards one worker holds, kept by ``tick``."""
+
+    def __init__(self, leases: ShardLeases, clock: Callable[[], float] = time.time) -> None:
+        self.leases = leases
+        self.held: dict[int, Lease] = {}
+        self._renewed_at: dict[int, float] = {}
+        self._clock = clock
+        self.fair_share = leases.shards
+
+    @property
+    def token(self) -> str:
+        return self.leases.token
+
+    def _alive_workers(self, now: float) -> int:
+        client = self.leases.client
+        lease_s = self.leases.lease_ms / 1000
+        client.zadd(WORKERS_KEY, {self.token: now})  # type: ignore[attr-defined]
+        client.zremrangebyscore(WORKERS_KEY, 0, now - 10 * lease_s)  # type: ignore[attr-defined]
+        return int(client.zcount(WORKERS_KEY, now - lease_s, "+inf"))  # type: ignore[attr-defined]
+
+    def tick(self) -> ShardChanges:
+        """Heartbeat, renew, rebalance and claim (see the module docstring)."""
+        now = self._clock()
+        lost: list[int] = []
+        gained: list[int] = []
+        try:
+            share = fair_share(self.leases.shards, self._alive_workers(now))
+        except _ERRORS:
+            return ShardChanges((), tuple(self._expire_unrenewed(now)), self.fair_share)
+        self.fair_share = share
+        for shard, lease in list(self.held.items()):
+            try:
+                ok = self.leases.renew(lease)
+            except _ERRORS:
+                continue
+            if ok:
+                self._renewed_at[shard] = now
+            else:
+                self._drop(shard)
+                lost.append(shard)
+        lost.extend(self._expire_unrenewed(now))
+        for shard in sorted(self.held, reverse=True)[: max(0, len(self.held) - share)]:
+            with contextlib.suppress(*_ERRORS):
+                self.leases.release(self.held[shard])
+            self._drop(shard)
+            lost.append(shard)
+        for shard in claim_order(self.token, self.leases.shards):
+            if len(self.held) >= share:
+                break
+            if shard in self.held:
+                continue
+            try:
+                lease = self.leases.claim(shard)
+            except _ERRORS:
+                break
+            if lease is not None:
+                self.held[shard] = lease
+                self._renewed_at[shard] = now
+                gained.append(shard)
+        return ShardChanges(tuple(gained), tuple(sorted(lost)), share)
+
+    def _expire_unrenewed(self, now: float) -> list[int]:
+        lease_s = self.leases.lease_ms / 1000
+        stale = [s for s, at in self._renewed_at.items() if now - at >= lease_s]
+        for shard in stale:
+            self._drop(shard)
+        return stale
+
+    def _drop(self, shard: int) -> None:
+        self.held.pop(shard, None)
+        self._renewed_at.pop(shard, None)
+
+    def leave(self) -> None:
+        """Release every held shard and the heartbeat (a clean stop)."""
+        for lease in list(self.held.values()):
+            with contextlib.suppress(*_ERRORS):
+                self.leases.release(lease)
+        self.held.clear()
+        self._renewed_at.clear()
+        with contextlib.suppress(*_ERRORS):
+            self.leases.client.zrem(WORKERS_KEY, self.token)  # type: ignore[attr-defined]

@@ -1,0 +1,234 @@
+"""Shard leases and fenced writes on a real 6-node Redis Cluster (3 masters, 3 replicas):
+workers share the shards, a killed worker's shards are taken over, a paused worker's late
+writes are refused and it rejoins, and a master failover loses no shard for long."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from services.cluster.coordinator import ShardCoordinator, fair_share
+from services.cluster.leases import ShardLeases, WriteResult
+from services.cluster.shards import (
+    DEFAULT_SHARDS,
+    epoch_key,
+    shard_of,
+    symbols_by_shard,
+)
+from services.redis_connection import is_cluster, sync_client
+from tests.cluster_worker import LEASE_MS
+from tests.redis_cluster import RedisCluster
+
+pytestmark = pytest.mark.redis
+ROOT = Path(__file__).resolve().parents[2]
+SYMBOLS = [f"S{i}USDT" for i in range(120)]
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[RedisCluster]:
+    with RedisCluster() as running:
+        yield running
+
+
+@pytest.fixture
+def client(cluster: RedisCluster):
+    cluster.wait_healthy()
+    connection = sync_client(cluster.url)
+    connection.flushall()  # every master: the cluster client sends it to all primaries
+    yield connection
+    connection.close()
+
+
+def test_the_cluster_is_detected_from_the_url(cluster: RedisCluster) -> None:
+    assert is_cluster(cluster.url)
+    assert len(cluster.masters()) == 3
+
+
+def test_claims_renewals_and_fenced_writes(client) -> None:
+    symbol = "BTCUSDT"
+    shard = shard_of(symbol)
+    mine, theirs = ShardLeases(client, "w1", 2000), ShardLeases(client, "w2", 2000)
+    lease = mine.claim(shard)
+    assert lease is not None and lease.epoch == 1
+    assert theirs.claim(shard) is None
+    assert mine.owner(shard).token == "w1"
+    assert mine.write_book(lease, symbol, 100, b"a") is WriteResult.OK
+    assert mine.write_book(lease, symbol, 100, b"b") is WriteResult.OK  # same id: republish
+    assert mine.write_book(lease, symbol, 99, b"c") is WriteResult.BACKWARDS
+    forged = type(lease)(shard, "w2", lease.epoch, lease.since_ms)
+    assert theirs.write_book(forged, symbol, 101, b"d") is WriteResult.FENCED
+    assert mine.renew(lease)
+    assert mine.release(lease)
+    assert mine.write_book(lease, symbol, 102, b"e") is WriteResult.FENCED
+    taken = theirs.claim(shard)
+    assert taken.epoch == 2
+    assert theirs.write_book(taken, symbol, 103, b"f") is WriteResult.OK
+    assert not mine.renew(lease)
+    # An epoch counter lost (e.g. in a failover) never hands out an epoch that wrote.
+    assert theirs.release(taken)
+    client.delete(epoch_key(shard))
+    again = mine.claim(shard)
+    assert again.epoch == 3
+    assert mine.read_book(symbol)["update_id"] == b"103"
+
+
+def test_coordinators_share_shards_fairly_and_rebalance(client) -> None:
+    first = ShardCoordinator(ShardLeases(client, "a", LEASE_MS))
+    first.tick()
+    assert len(first.held) == DEFAULT_SHARDS  # alone, it takes every shard
+    second = ShardCoordinator(ShardLeases(client, "b", LEASE_MS))
+    second.tick()
+    released = first.tick()
+    assert len(released.lost) == DEFAULT_SHARDS - fair_share(DEFAULT_SHARDS, 2)
+    second.tick()
+    assert len(first.held) + len(second.held) == DEFAULT_SHARDS
+    assert set(first.held).isdisjoint(second.held)
+    first.leave()
+    second.tick()
+    assert len(second.held) == DEFAULT_SHARDS
+
+
+class Worker:
+    """One ``tests.cluster_worker`` process."""
+
+    def __init__(self, url: str, token: str, directory: Path) -> None:
+        self.token = token
+        self.stats_path = directory / f"{token}.json"
+        env = os.environ | {"PYTHONPATH": str(ROOT)}
+        self.process = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "tests.cluster_worker"),
+                *(url, token, str(self.stats_path)),
+                *SYMBOLS,
+            ],
+            cwd=ROOT,
+            env=env,
+        )
+
+    def stats(self) -> dict:
+        try:
+            return json.loads(self.stats_path.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+
+def _owners(client) -> dict[int, str]:
+    leases = ShardLeases(client, "reader")
+    return {s: o.token for s in range(DEFAULT_SHARDS) if (o := leases.owner(s)) is not None}
+
+
+def _wait(predicate, timeout_s: float, what: str) -> float:
+    started = time.monotonic()
+    while not predicate():
+        if time.monotonic() - started > timeout_s:
+            raise AssertionError(f"{what} not within {timeout_s} s")
+        time.sleep(0.1)
+    return time.monotonic() - started
+
+
+def _books_fresh(client, owners: dict[int, str], after_us: int) -> bool:
+    """Every symbol's book was written after ``after_us`` by its shard's current owner."""
+    leases = ShardLeases(client, "reader")
+    for shard, symbols in symbols_by_shard(SYMBOLS).items():
+        for symbol in symbols:
+            book = leases.read_book(symbol)
+            if not book or int(book["update_id"]) < after_us:
+                return False
+            if book["owner"].decode() != owners.get(shard):
+                return False
+    return True
+
+
+@pytest.fixture
+def workers(cluster: RedisCluster, client, tmp_path: Path) -> Iterator[list[Worker]]:
+    started = [Worker(cluster.url, f"w{i}", tmp_path) for i in range(3)]
+    try:
+        _wait(
+            lambda: all(len(w.stats().get("held", ())) >= 20 for w in started),
+            30,
+            "three workers sharing the shards",
+        )
+        yield started
+    finally:
+        for worker in started:
+            worker.stop()
+
+
+def test_kill9_a_worker_its_shards_move_and_every_book_is_written_again(client, workers):
+    owners = _owners(client)
+    assert len(owners) == DEFAULT_SHARDS and set(owners.values()) == {"w0", "w1", "w2"}
+    victim = workers[0]
+    victim.process.kill()
+    killed_at_us = time.time_ns() // 1000
+    moved = _wait(
+        lambda: (
+            set(_owners(client).values()) == {"w1", "w2"} and len(_owners(client)) == DEFAULT_SHARDS
+        ),
+        LEASE_MS / 1000 + 10,
+        "the dead worker's shards taken over",
+    )
+    _wait(
+        lambda: _books_fresh(client, _owners(client), killed_at_us),
+        5,
+        "every book written by its new owner",
+    )
+    print(f"\nkill -9: every shard owned again {moved:.1f} s later (lease {LEASE_MS} ms)")
+    assert moved <= LEASE_MS / 1000 + 3
+
+
+def test_sigstop_past_the_lease_then_sigcont_late_writes_refused_and_rejoins(client, workers):
+    paused = workers[1]
+    paused.process.send_signal(signal.SIGSTOP)
+    before = paused.stats()
+    _wait(
+        lambda: "w1" not in set(_owners(client).values()),
+        LEASE_MS / 1000 + 10,
+        "the paused worker's shards taken over",
+    )
+    resumed_at_us = time.time_ns() // 1000
+    paused.process.send_signal(signal.SIGCONT)
+    _wait(lambda: paused.stats().get("lost", 0) > before.get("lost", 0), 10, "losses noticed")
+    after = paused.stats()
+    assert after["FENCED"] > before.get("FENCED", 0), "its late writes were not attempted"
+    leases = ShardLeases(client, "reader")
+    owners = _owners(client)
+    for symbol in SYMBOLS:
+        book = leases.read_book(symbol)
+        if int(book["update_id"]) >= resumed_at_us:
+            assert book["owner"].decode() == owners[shard_of(symbol)]
+    _wait(lambda: "w1" in set(_owners(client).values()), 15, "the paused worker rejoining")
+    _wait(lambda: len(_owners(client)) == DEFAULT_SHARDS, 15, "every shard owned")
+
+
+def test_a_master_failover_leaves_every_shard_owned_and_written(cluster, client, workers):
+    cluster.kill_master(0)
+    killed_at_us = time.time_ns() // 1000
+    took = _wait(
+        lambda: _owned_and_fresh(client, killed_at_us),
+        30,
+        "every shard owned and written after the failover",
+    )
+    print(f"\nmaster killed: every book written again {took:.1f} s later")
+
+
+def _owned_and_fresh(client, after_us: int) -> bool:
+    try:
+        owners = _owners(client)
+        return len(owners) == DEFAULT_SHARDS and _books_fresh(client, owners, after_us)
+    except (redis.RedisError, OSError):
+        return False
