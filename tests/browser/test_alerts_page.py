@@ -46,6 +46,14 @@ def alerting_replay(tmp_path_factory) -> Iterator[tuple[MemoryStore, object]]:
     source.close()
 
 
+def click(dash_duo, selector: str) -> None:
+    """Scroll the element to the middle of the window and click it (the page is taller
+    than the window, and the fixed toast may cover the bottom corner)."""
+    element = dash_duo.find_element(selector)
+    dash_duo.driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", element)
+    element.click()
+
+
 def test_a_rule_created_on_the_page_fires_a_toast(dash_duo, alerting_replay):
     store, alerts = alerting_replay
     app = create_app(store, refresh_ms=500, slow_refresh_ms=2000, alerts=alerts)
@@ -54,7 +62,7 @@ def test_a_rule_created_on_the_page_fires_a_toast(dash_duo, alerting_replay):
     dash_duo.wait_for_element("#alerts-create", timeout=15)
     dash_duo.find_element("#alerts-symbol").send_keys("BTCUSDT")
     dash_duo.find_element("#alerts-threshold").send_keys("1000")
-    dash_duo.find_element("#alerts-create").click()
+    click(dash_duo, "#alerts-create")
     dash_duo.wait_for_contains_text("#alerts-message", "added", timeout=10)
     dash_duo.wait_for_contains_text("#alerts-rules", "min_notional 1,000.00", timeout=10)
     [rule] = alerts.rules.all()
@@ -71,7 +79,7 @@ def test_a_rule_created_on_the_page_fires_a_toast(dash_duo, alerting_replay):
     )
     assert first.startswith("20") and "Z" in first and "BTCUSDT" in first
     # disable it from the page: the store follows
-    dash_duo.find_element("#alerts-rules button").click()
+    click(dash_duo, "#alerts-rules button")
     dash_duo.wait_for_contains_text("#alerts-rules", "enable", timeout=10)
     assert not alerts.rules.all()[0].enabled
     assert dash_duo.get_logs() == []
