@@ -11,6 +11,7 @@ or error) is recorded on the event.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import logging
@@ -67,7 +68,7 @@ class _Target:
         self.thread.start()
 
     def _run(self) -> None:
-        while (event := self.queue.get()) is not None:
+        while (event := self.queue.get()) is not None and not self._owner.stopping:
             self._owner.record(event, self._deliver(event))
         if self._conn is not None:
             self._conn.close()
@@ -116,8 +117,7 @@ class _Target:
 
 
 class Dispatcher:
-    """Stores firings as events and delivers their webhooks (see the module docstring).
-    ``listeners`` are called with each stored event on the dispatcher's thread."""
+    """Stores firings as events and delivers their webhooks (see the module docstring)."""
 
     def __init__(
         self, events: EventLog, policy: WebhookPolicy | None = None, retry: Retry | None = None
@@ -125,7 +125,6 @@ class Dispatcher:
         self.events = events
         self.policy = policy or WebhookPolicy()
         self.retry = retry or Retry()
-        self.listeners: list = []
         self._queue: queue.SimpleQueue[list[Firing] | None] = queue.SimpleQueue()
         self._targets: dict[str, _Target] = {}
         self._stopping = threading.Event()
@@ -140,6 +139,10 @@ class Dispatcher:
     def submit(self, firings: list[Firing]) -> None:
         """Queue firings (from the feed's thread; never blocks)."""
         self._queue.put(firings)
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
 
     def wait(self, seconds: float) -> bool:
         """Sleep between attempts; True when the dispatcher is stopping."""
@@ -164,8 +167,6 @@ class Dispatcher:
                 target.queue.put_nowait(event)
             except queue.Full:
                 self.record(event, {"status": "failed", "attempts": 0, "error": "queue full"})
-        for listener in self.listeners:
-            listener(event)
 
     def record(self, event: AlertEvent, outcome: dict[str, Any]) -> None:
         event.delivery = {"webhook": outcome}
@@ -184,7 +185,8 @@ class Dispatcher:
         self._stopping.set()
         self._queue.put(None)
         for target in self._targets.values():
-            target.queue.put(None)
+            with contextlib.suppress(queue.Full):  # a full queue's thread stops on _stopping
+                target.queue.put_nowait(None)
         if self._thread is not None:
             self._thread.join(timeout_s)
         for target in self._targets.values():
