@@ -262,7 +262,12 @@ def test_rules_and_events_survive_a_restart_in_redis(recordings):
             return RedisRuleStore(server.url), RedisEventLog(server.url)
 
         _restart_survival(recordings, open_stores)
-        web_rules = RedisRuleStore(server.url)  # a web worker writes, the ingest side reloads
-        version = web_rules.version()
-        web_rules.delete(web_rules.all()[0].id)
-        assert web_rules.version() != version and web_rules.all() == []
+        # a web worker writes through its own connection; the ingest worker's tap reloads
+        web_rules = RedisRuleStore(server.url)
+        tap = AlertTap(RedisRuleStore(server.url), Dispatcher(RedisEventLog(server.url)))
+        tap.refresh()
+        added = _rule(kind="large_trade", symbol="*", params={"min_notional": 1})
+        web_rules.put(added)
+        assert tap.refresh() and added.id in tap._index.rules
+        web_rules.delete(added.id)
+        assert tap.refresh() and added.id not in tap._index.rules
