@@ -6,18 +6,21 @@ from pathlib import Path
 
 import dash
 
-from app import alerts_api, api, history_api
+from app import alerts_api, api, history_api, views_api
 from app.alerting import Alerts
 from app.callbacks import alerts as alerts_page
 from app.callbacks import (
     depth,
     export,
     flow,
+    footprint,
+    heatmap,
     liquidity,
     profile,
     status,
     symbol,
     tape,
+    view,
     watchlist,
 )
 from app.callbacks.derived import DerivedCache
@@ -58,11 +61,13 @@ def create_app(
     app.layout = create_layout(store, refresh_ms, slow_refresh_ms)
     symbol.register(app, store)
     status.register(app, store)
+    view.register(app)
     watchlist.register(app, store)
-    for panel in (depth, tape, flow, profile, liquidity, export):
+    for panel in (depth, tape, flow, profile, liquidity, export, heatmap, footprint):
         panel.register(app, store, cache)
     history = history_api.register(app.server, store, history_dir) if history_dir else None
     app.server.register_blueprint(api.create_api(store, cache, history))
+    app.server.register_blueprint(views_api.create_views_api(store, cache))
     if alerts is not None:
         alerts_page.register(app, store, alerts)
         app.server.register_blueprint(alerts_api.create_alerts_api(store, alerts))

@@ -63,6 +63,7 @@ from services.binance.ws_client import (
     Received,
 )
 from services.logs import EventLog
+from services.market.book_samples import book_samples_of
 from services.market.book_sync import BookSync, SyncAction
 from services.market.market_board import MarketBoard, ticker_from_rest
 from services.market.snapshot_desk import (
@@ -250,6 +251,7 @@ class Feed:
         self.counters = FeedCounters()
         self.events = EventLog(log, config.log_period_s)
         self._malformed_seen = 0
+        self.book_samples = book_samples_of(store)
         self._clock_lags: deque[int] = deque(maxlen=512)
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -858,6 +860,10 @@ class Feed:
             else:
                 feed.snapshot = replace(feed.snapshot, published_at=now)
             self.store.publish(feed.snapshot)
+        if self.book_samples is not None:
+            for symbol, feed in self._symbols.items():
+                if feed.snapshot is not None:
+                    self.book_samples.record(symbol, feed.snapshot.book, int(now * 1000))
         self._publish_board(now)
         state = "CONNECTED" if self._connected and all(self._connected.values()) else "DOWN"
         if not self._connected:
