@@ -1,6 +1,6 @@
-"""Alerts on the page: create rules (also from a click on the depth chart), enable,
-disable and delete them, list events newest first, and announce new ones with a toast, a
-per-kind sound and a browser notification (``assets/alerts.js``).
+"""Alerts on the page: create rules (also from a click on the depth chart or the
+heatmap), enable, disable and delete them, list events newest first, and announce new ones
+with a toast, a per-kind sound and a browser notification (``assets/alerts.js``).
 
 The page reads and writes the same rule store and event log as ``/api/alerts``; rules are
 evaluated by the feed's ``AlertTap``, never by these callbacks.
@@ -200,13 +200,19 @@ def register(app: dash.Dash, store: MarketStore, alerts: Alerts) -> None:
         Output(IDS["threshold"], "value"),
         Output(IDS["option"], "value"),
         Input(ids.DEPTH_CHART, "clickData"),
+        Input(ids.HEATMAP_CHART, "clickData"),
         prevent_initial_call=True,
     )
-    def price_from_depth_click(click):
+    def price_from_chart_click(depth_click, heatmap_click):
+        """A click on the depth chart (price on x) or the heatmap (price on y) starts a
+        price alert at that price."""
+        on_depth = ctx.triggered_id == ids.DEPTH_CHART
+        click = depth_click if on_depth else heatmap_click
         points = (click or {}).get("points") or []
-        if not points or not isinstance(points[0].get("x"), int | float):
+        price = points[0].get("x" if on_depth else "y") if points else None
+        if not isinstance(price, int | float):
             return no_update, no_update, no_update
-        return "price", round(float(points[0]["x"]), 8), "any"
+        return "price", round(float(price), 8), "any"
 
     app.clientside_callback(
         ClientsideFunction(namespace="alerts", function_name="announce"),
