@@ -6,7 +6,9 @@ from pathlib import Path
 
 import dash
 
-from app import api, history_api, streams, views_api
+from app import alerts_api, api, history_api, streams, views_api
+from app.alerting import Alerts
+from app.callbacks import alerts as alerts_page
 from app.callbacks import (
     depth,
     export,
@@ -39,6 +41,7 @@ def create_app(
     push: PushService | None = None,
     ws_origins: str = "",
     history_dir: Path | None = None,
+    alerts: Alerts | None = None,
 ) -> dash.Dash:
     """The dashboard reading ``store`` (which the feed fills; the app only reads it).
 
@@ -46,7 +49,8 @@ def create_app(
     snapshot per streamed symbol; missing pieces are shown as "waiting", never as errors.
     Panels refresh every ``refresh_ms`` (depth, tape, flow, status) and ``slow_refresh_ms``
     (volume profile, liquidity). The JSON API is served under ``/api``; with ``history_dir``
-    it also answers past ranges, ``/candles`` and ``/history`` from the history store. The
+    it also answers past ranges, ``/candles`` and ``/history`` from the history store. With
+    ``alerts`` the page gains the alerts section and ``/api/alerts`` is served. The
     push streams of ``push`` are served under ``/ws`` (``app.streams``); the page paints
     from them when ``push`` is given (a service some feed or Redis reader feeds), else it
     polls and ``/ws`` serves a hub nothing feeds.
@@ -72,6 +76,9 @@ def create_app(
     history = history_api.register(app.server, store, history_dir) if history_dir else None
     app.server.register_blueprint(api.create_api(store, cache, history))
     app.server.register_blueprint(views_api.create_views_api(store, cache))
+    if alerts is not None:
+        alerts_page.register(app, store, alerts)
+        app.server.register_blueprint(alerts_api.create_alerts_api(store, alerts))
     origins = [o.strip() for o in ws_origins.split(",") if o.strip()]
     streams.register(app.server, store, push or PushService.embedded(store), origins)
     return app

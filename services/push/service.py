@@ -80,6 +80,11 @@ class PushService:
         service.reader = RedisPushReader(redis_url, service.hub, service.events)
         return service
 
+    def use_history(self, history: TradeArchive | None) -> None:
+        """Serve resumes older than the trade window from ``history`` too (None: no-op)."""
+        if history is not None:
+            self.hub.archives.append(history)
+
     @property
     def paused(self) -> bool:
         """New stream connections are refused (503) while paused."""
