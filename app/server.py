@@ -80,5 +80,8 @@ def create_app(
         alerts_page.register(app, store, alerts)
         app.server.register_blueprint(alerts_api.create_alerts_api(store, alerts))
     origins = [o.strip() for o in ws_origins.split(",") if o.strip()]
-    streams.register(app.server, store, push or PushService.embedded(store), origins)
+    push = push or PushService.embedded(store)
+    if alerts is not None:
+        push.follow_alerts(alerts.events)
+    streams.register(app.server, store, push, origins)
     return app

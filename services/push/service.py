@@ -64,6 +64,7 @@ class PushService:
         self.relay = BookRelay(store, self.hub, interval_s=min(0.1, self.limits.coalesce_s))
         self.tap = StreamTap(self.hub)
         self.reader: object | None = None
+        self.alert_relay: object | None = None
         self._paused = False
 
     @classmethod
@@ -79,6 +80,12 @@ class PushService:
         service = cls(store, **options)  # type: ignore[arg-type]
         service.reader = RedisPushReader(redis_url, service.hub, service.events)
         return service
+
+    def follow_alerts(self, event_log: object) -> None:
+        """Relay the alerts room's logged events (an ``EventLog``) to ``/ws/alerts/``."""
+        from services.push.alert_relay import AlertRelay
+
+        self.alert_relay = AlertRelay(event_log, self.events)  # type: ignore[arg-type]
 
     def use_history(self, history: TradeArchive | None) -> None:
         """Serve resumes older than the trade window from ``history`` too (None: no-op)."""
@@ -104,11 +111,15 @@ class PushService:
         idempotent."""
         self.relay.start()
         self.hub.start_reaper()
+        if self.alert_relay is not None:
+            self.alert_relay.start()  # type: ignore[attr-defined]
         if self.reader is not None:
             self.reader.start()  # type: ignore[attr-defined]
 
     def stop(self) -> None:
         self.relay.stop()
         self.hub.stop_reaper()
+        if self.alert_relay is not None:
+            self.alert_relay.stop()  # type: ignore[attr-defined]
         if self.reader is not None:
             self.reader.stop()  # type: ignore[attr-defined]

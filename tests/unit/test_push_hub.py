@@ -145,3 +145,35 @@ def test_a_resume_marks_what_it_replays_and_not_what_is_live():
     first, live = sub.take(0), sub.take(0)
     assert first.replay and first.trades.trade_id.tolist() == list(range(11, 30))
     assert not live.replay and live.trades.trade_id.tolist() == [30, 31]
+
+
+def test_the_alert_relay_publishes_new_logged_events_oldest_first():
+    from dataclasses import dataclass
+
+    from services.push.alert_relay import AlertRelay
+    from services.push.events import EventHub
+
+    @dataclass
+    class Event:
+        id: int
+        symbol: str
+
+        def to_json(self):
+            return {"id": self.id, "symbol": self.symbol}
+
+    class Log:
+        def __init__(self):
+            self.events = [Event(1, "OLD")]
+
+        def since(self, since=0, limit=200):
+            return sorted((e for e in self.events if e.id > since), key=lambda e: -e.id)[:limit]
+
+    log, hub = Log(), EventHub(keep=0)
+    relay = AlertRelay(log, hub)
+    sub = hub.subscribe()
+    assert relay.poll_once() == 0  # starts after what is already logged
+    log.events += [Event(2, "BTCUSDT"), Event(3, "ETHUSDT")]
+    assert relay.poll_once() == 2
+    got = [sub.take(0), sub.take(0)]
+    assert [b'"id":2' in m for m in got] == [True, False]
+    assert b'"type":"alert"' in got[1] and relay.poll_once() == 0
