@@ -487,26 +487,31 @@ def trade_view(symbol: str, kind: str, frame: pl.DataFrame) -> TradeView:
 
 
 def stats_of(symbol: str, kind: str, trades: pl.LazyFrame) -> dict[str, object]:
-    """``history stats`` figures of stored trade rows (see ``HistoryReader.stats``)."""
-    row = (
-        trades.select(
-            pl.len().alias("n"),
-            pl.col("qty_e8").sum().alias("volume"),
-            pl.col("qty_e8").filter(~pl.col("buyer_maker")).sum().alias("buy"),
-            (pl.col("price_e8").cast(pl.Float64) * pl.col("qty_e8").cast(pl.Float64))
-            .sum()
-            .alias("quote"),
-            pl.col("price_e8").max().alias("high"),
-            pl.col("price_e8").min().alias("low"),
-            pl.col("trade_id").first().alias("first_id"),
-            pl.col("trade_id").last().alias("last_id"),
-            pl.col("time_ms").first().alias("first_ms"),
-            pl.col("time_ms").last().alias("last_ms"),
-            pl.col("buyer_maker").sum().alias("buyer_maker"),
-        )
-        .collect()
-        .row(0, named=True)
+    """``history stats`` figures of stored trade rows (see ``HistoryReader.stats``).
+
+    One streaming pass computes the sums and extremes; the first and last trade (id order)
+    come from a head and a tail query, which read only the first and last row groups
+    rather than decoding the id and time columns of every row."""
+    edges = trades.select("trade_id", "time_ms")
+    sums, first, last = pl.collect_all(
+        [
+            trades.select(
+                pl.len().alias("n"),
+                pl.col("qty_e8").sum().alias("volume"),
+                (pl.col("qty_e8") * (~pl.col("buyer_maker"))).sum().alias("buy"),
+                (pl.col("price_e8").cast(pl.Float64) * pl.col("qty_e8").cast(pl.Float64))
+                .sum()
+                .alias("quote"),
+                pl.col("price_e8").max().alias("high"),
+                pl.col("price_e8").min().alias("low"),
+                pl.col("buyer_maker").sum().alias("buyer_maker"),
+            ),
+            edges.head(1),
+            edges.tail(1),
+        ],
+        engine="streaming",
     )
+    row = sums.row(0, named=True)
     if not row["n"]:
         return {"symbol": symbol, "kind": kind, "trades": 0}
     volume, buy = int(row["volume"]), int(row["buy"] or 0)
@@ -522,10 +527,10 @@ def stats_of(symbol: str, kind: str, trades: pl.LazyFrame) -> dict[str, object]:
         "vwap": quote / (volume / schema.SCALE) if volume else None,
         "high": schema.e8_text(int(row["high"])),
         "low": schema.e8_text(int(row["low"])),
-        "first_trade_id": int(row["first_id"]),
-        "last_trade_id": int(row["last_id"]),
-        "first_time_ms": int(row["first_ms"]),
-        "last_time_ms": int(row["last_ms"]),
+        "first_trade_id": int(first["trade_id"][0]),
+        "last_trade_id": int(last["trade_id"][0]),
+        "first_time_ms": int(first["time_ms"][0]),
+        "last_time_ms": int(last["time_ms"][0]),
         "buyer_maker_count": int(row["buyer_maker"]),
     }
 
@@ -548,7 +553,7 @@ def minute_bars_from_trades(trades: pl.LazyFrame) -> pl.DataFrame:
             .alias("buy_volume"),
             pl.len().cast(pl.Int64).alias("trades"),
         )
-        .collect()
+        .collect(engine="streaming")
     )
 
 
