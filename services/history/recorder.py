@@ -8,8 +8,8 @@ queues it (``HistoryWriter`` does the rest on its own thread):
   the last id stored, reports a jump (the first trade after a restart, a kill -9, a network
   loss, or a gap the feed abandoned) as a hole to ``on_hole`` — the REST backfill.
 - ``on_book``: the best bid/ask and LIVE state whenever they change (O(1) reads; an
-  unchanged top is not queued), and the levels within the recorded band every
-  ``sample_ms`` (see ``BookSampler``);
+  unchanged top is not queued), and a copy of the levels every ``sample_ms`` (see
+  ``BookSampler``);
 - ``on_candle``: closed 1-minute bars.
 """
 
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from services.binance.messages import KlineBar
-from services.history.book_grid import DEFAULT_BAND_PCT, implied_tick
+from services.history.book_grid import implied_tick
 from services.history.schema import to_e8
 from services.history.writer import HistoryWriter
 from services.market.book_sync import BookSync
@@ -35,38 +35,30 @@ NewSymbolHandler = Callable[[str, int], None]
 """Called with (symbol, time of its first delivered trade) once per symbol and run."""
 
 
-Band = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
-"""Bid prices (best first), their quantities, ask prices (best first), their quantities."""
-
-
 @dataclass(slots=True)
 class BookSampler:
     """When to copy a book's levels: at most every ``sample_ms`` of exchange time while the
-    book is LIVE (and at once when it turns LIVE). A copy is only the levels within
-    ``band_pct`` % of the mid (two O(log n) counts, then ``OrderBook.bid_arrays``/
-    ``ask_arrays`` of that many levels), never the whole book."""
+    book is LIVE (and at once when it turns LIVE). A copy is the two sides' price → qty
+    dicts (``OrderBook.bids()``/``asks()``, one C-level dict copy per side); the writer
+    thread sorts them, selects the band and buckets it. Measured on the 2024 BTCUSDT book
+    (~5,000 levels, ~3,600 of them within ±2 %): 0.19 ms for both copies against 0.45 ms
+    for ``bid_arrays``/``ask_arrays`` of only the band's levels (a Python-level lookup per
+    level), so the whole-side C copy is the cheaper one for the feed's thread."""
 
     sample_ms: int = DEFAULT_SAMPLE_MS
-    band_pct: float = DEFAULT_BAND_PCT
     last_sample_ms: int = -(10**15)
     was_live: bool = False
 
-    def band(self, sync: BookSync, time_ms: int) -> Band | None:
+    def band(
+        self, sync: BookSync, time_ms: int
+    ) -> tuple[dict[float, float], dict[float, float]] | None:
         live = sync.state is SyncState.LIVE
         due = live and (not self.was_live or time_ms - self.last_sample_ms >= self.sample_ms)
         self.was_live = live
         if not due:
             return None
         self.last_sample_ms = time_ms
-        book = sync.book
-        bid, ask = book.best_bid(), book.best_ask()
-        if bid is None or ask is None:
-            return None
-        mid = (bid[0] + ask[0]) / 2.0
-        half = mid * self.band_pct / 100.0
-        bids = book.bid_arrays(book.n_bids_at_or_above(mid - half))
-        asks = book.ask_arrays(book.n_asks_at_or_below(mid + half))
-        return bids[0], bids[1], asks[0], asks[1]
+        return sync.book.bids(), sync.book.asks()
 
 
 def top_of(sync: BookSync) -> tuple[float, float, float, float]:
@@ -119,8 +111,7 @@ class HistoryRecorder:
         time_ms = book.event_time_ms or int(time.time() * 1000)
         sampler = self._samplers.get(symbol)
         if sampler is None:
-            sampler = BookSampler(self.sample_ms, self.writer.grid.band_pct)
-            self._samplers[symbol] = sampler
+            sampler = self._samplers[symbol] = BookSampler(self.sample_ms)
         band = sampler.band(book, time_ms)
         live = book.state is SyncState.LIVE
         top = top_of(book)
@@ -130,7 +121,7 @@ class HistoryRecorder:
         self._tops[symbol] = state
         tick = self.ticks.get(symbol, 0.0)
         if tick <= 0.0 and band is not None:
-            tick = self.ticks[symbol] = implied_tick(band[0])
+            tick = self.ticks[symbol] = implied_tick(np.fromiter(band[0], np.float64))
         self.writer.add_book(self.market, symbol, time_ms, live, tick, top, band)
 
     def on_candle(self, symbol: str, candle: Candle) -> None:

@@ -140,6 +140,14 @@ COLUMNS: dict[str, dict[str, pl.DataType]] = {
 }
 
 
+def _sorted_side(levels: dict[float, float], descending: bool) -> tuple[np.ndarray, np.ndarray]:
+    """One side's price → qty copy as (prices, qtys), best first."""
+    prices = np.fromiter(levels.keys(), np.float64, len(levels))
+    qtys = np.fromiter(levels.values(), np.float64, len(levels))
+    order = np.argsort(-prices if descending else prices, kind="stable")
+    return prices[order], qtys[order]
+
+
 def columns_of(dataset: str) -> dict[str, pl.DataType]:
     """The columns of a dataset (every ``trades-*`` dataset has the trade columns)."""
     return schema.TRADES if dataset.startswith("trades-") else COLUMNS[dataset]
@@ -201,11 +209,11 @@ class HistoryWriter:
         live: bool,
         tick: float,
         top: tuple[float, float, float, float],
-        band: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None,
+        band: tuple[dict[float, float], dict[float, float]] | None,
     ) -> None:
         """Queue one book state: ``top`` = (best bid, its qty, best ask, its qty), 0.0 for an
-        empty side; ``band`` = (bid prices, bid qtys, ask prices, ask qtys), each side best
-        first, when the producer sampled the levels this time."""
+        empty side; ``band`` = (bids, asks) as price → qty copies, when the producer sampled
+        the levels this time."""
         self._put(_Item("book", (market, symbol, BOOK_TOP), (time_ms, live, tick, top, band)))
 
     def add_candles(self, market: str, symbol: str, columns: dict[str, np.ndarray]) -> None:
@@ -444,8 +452,8 @@ class HistoryWriter:
         if state.grid is None:
             state.grid = SecondGrid(second)
         pct = self.grid.band_pct
-        bp, bq = band_levels(band[0], band[1], mid, pct, is_bid=True)
-        ap, aq = band_levels(band[2], band[3], mid, pct, is_bid=False)
+        bp, bq = band_levels(*_sorted_side(band[0], descending=True), mid, pct, is_bid=True)
+        ap, aq = band_levels(*_sorted_side(band[1], descending=False), mid, pct, is_bid=False)
         state.grid.merge(state.grid.bids, *bucket_maxima(bp, bq, state.height))
         state.grid.merge(state.grid.asks, *bucket_maxima(ap, aq, state.height))
 

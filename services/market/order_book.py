@@ -124,14 +124,6 @@ class OrderBook:
         book = self._asks
         return [(-k, book[-k]) for k in reversed(self._ask_keys[-n:])] if n > 0 else []
 
-    def n_bids_at_or_above(self, price: float) -> int:
-        """How many bids are priced at or above ``price``. O(log n)."""
-        return len(self._bid_keys) - bisect_left(self._bid_keys, price)
-
-    def n_asks_at_or_below(self, price: float) -> int:
-        """How many asks are priced at or below ``price``. O(log n)."""
-        return len(self._ask_keys) - bisect_left(self._ask_keys, -price)
-
     def bid_arrays(self, n: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Prices (descending) and quantities of the best ``n`` bids (all when None)."""
         keys = self._bid_keys if n is None else self._bid_keys[-n:] if n > 0 else []

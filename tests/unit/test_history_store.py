@@ -23,12 +23,9 @@ from services.binance.messages import AggTrade, Trade, decode_frame
 from services.history import schema
 from services.history.compaction import compact, mergeable_runs
 from services.history.reader import HistoryError, HistoryReader, merged_ranges
-from services.history.recorder import BookSampler
 from services.history.retention import all_segments, apply_retention
 from services.history.segments import TRADES_PREFIX, WriterId, list_segments, parse_segment
 from services.history.writer import HistoryWriter
-from services.market.book_sync import BookSync
-from services.market.views import SyncState
 from services.replay.recording import SPOT_2021, SPOT_2024, USDM_2024, read_recording
 
 MARKETS = {SPOT_2021.name: "spot", SPOT_2024.name: "spot", USDM_2024.name: "usdm"}
@@ -452,27 +449,3 @@ def test_polars_stats_equal_the_analytics_over_the_same_rows(imported, market, k
             assert row["volume"] == pytest.approx(float(view.qty[sel].sum()), rel=1e-12)
             buy = float(view.qty[sel][view.side[sel] > 0].sum())
             assert row["buy_volume"] == pytest.approx(buy, rel=1e-12, abs=1e-12)
-
-
-@settings(max_examples=60, deadline=None)
-@given(
-    bids=st.dictionaries(st.integers(9_000, 10_999), st.integers(1, 50), min_size=1),
-    asks=st.dictionaries(st.integers(11_000, 13_000), st.integers(1, 50), min_size=1),
-    pct=st.sampled_from([0.5, 2.0, 10.0]),
-)
-def test_sampled_band_is_exactly_the_books_levels_within_the_band(bids, asks, pct):
-    """The tap copies only the levels within ±band of the mid (never the whole book), best
-    first, and they are exactly the book's levels in that band."""
-    sync = BookSync("TESTUSDT", "spot")
-    sync.book.load_snapshot(
-        [(p / 100, q / 10) for p, q in bids.items()], [(p / 100, q / 10) for p, q in asks.items()]
-    )
-    sync.state = SyncState.LIVE
-    band = BookSampler(1000, pct).band(sync, 1_000)
-    assert band is not None
-    mid = (max(bids) / 100 + min(asks) / 100) / 2.0
-    lo, hi = mid - mid * pct / 100, mid + mid * pct / 100
-    want_bids = sorted(((p / 100, q / 10) for p, q in bids.items() if p / 100 >= lo), reverse=True)
-    want_asks = sorted((p / 100, q / 10) for p, q in asks.items() if p / 100 <= hi)
-    assert list(zip(band[0].tolist(), band[1].tolist(), strict=True)) == want_bids
-    assert list(zip(band[2].tolist(), band[3].tolist(), strict=True)) == want_asks
