@@ -13,7 +13,9 @@ from 650.6 s) are measured on the compacted result.
 Queries: the recording's trades tiled to 3,000,000 stored trades (ids continuous, each tile
 shifted by the recording's span, ~27 h), written by the writer and compacted to hourly
 segments. Stats (count, volume, buy volume, quote volume, high, low, first/last id), a
-50-row volume profile and 1-minute candles over all of them; "cold" = a fresh reader (no
+50-row volume profile (as the API computes it: per-price sums in polars, then the
+analytics' ``volume_profile``; checked equal to it over the trades) and 1-minute candles
+over all of them; "cold" = a fresh reader (no
 app-level cache; the OS page cache is warm), "cached" = the flask-caching lookup the API
 does for a past range. Peers: DuckDB SQL and pyarrow (dataset + compute) over the same
 files, checked against ours. Medians of 5. Prints a table and one JSON line.
@@ -40,7 +42,7 @@ from flask import Flask
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from app.history_api import make_cache
+from app.history_api import make_cache, ranged_profile
 from services.analytics.profile import volume_profile
 from services.binance.messages import DepthUpdate, Trade, decode_depth_snapshot, decode_frame
 from services.history import schema, segments
@@ -217,9 +219,9 @@ def run(tmp: Path) -> None:
     def ours_stats() -> dict:
         return HistoryReader(stored).stats(market, symbol)
 
-    def ours_profile() -> object:
-        view = HistoryReader(stored).trades(market, symbol)
-        return volume_profile(view, tick_size=TICK, rows=50, count_trades=True)
+    def ours_profile() -> dict:
+        levels = HistoryReader(stored).price_levels(market, symbol)
+        return ranged_profile(levels, TICK, 50)["profile"]
 
     def ours_candles() -> pl.DataFrame:
         return HistoryReader(stored).candles(market, symbol, "1m")
@@ -293,7 +295,11 @@ def run(tmp: Path) -> None:
     # Agreement checks before timing.
     stats = ours_stats()
     profile = ours_profile()
-    bucket = round(profile.bucket * schema.SCALE)  # type: ignore[attr-defined]
+    reference = volume_profile(reader.trades(market, symbol), tick_size=TICK, rows=50,
+                               count_trades=True)  # fmt: skip
+    assert profile["trades"].tolist() == reference.trades.tolist()  # type: ignore[union-attr]
+    assert np.allclose(profile["volume"], reference.volume, rtol=1e-9)
+    bucket = round(profile["bucket"] * schema.SCALE)
     candles = ours_candles()
     duck = duck_stats()
     arrow = arrow_stats()
@@ -307,7 +313,7 @@ def run(tmp: Path) -> None:
     app = Flask("bench")
     cache = make_cache("")
     cache.init_app(app)
-    results = {"stats": stats, "profile": {"rows": len(profile.volume)},  # type: ignore[attr-defined]
+    results = {"stats": stats, "profile": {"rows": len(profile["volume"])},
                "candles": {"rows": candles.height}}  # fmt: skip
     for name, value in results.items():
         cache.set(name, value)

@@ -235,6 +235,21 @@ class HistoryReader:
                                                                    end_ms, kind))
         )  # fmt: skip
 
+    def price_levels(
+        self,
+        market: str,
+        symbol: str,
+        start_ms: int | None = None,
+        end_ms: int | None = None,
+        kind: str | None = None,
+    ) -> PriceLevels:
+        """The range's trades summed per (price, taker side): see ``price_levels_of``."""
+        kind = self.resolve_kind(market, symbol, kind)
+        return retrying(
+            lambda: price_levels_of(symbol.upper(), kind, self.trade_scan(market, symbol,
+                                                                          start_ms, end_ms, kind))
+        )  # fmt: skip
+
     # -- candles --------------------------------------------------------------------------
 
     def candles(
@@ -470,6 +485,45 @@ def merged_ranges(segments: list[Segment]) -> list[dict]:
     for r in ranges:
         r["trades"] = r["last_id"] - r["first_id"] + 1
     return ranges
+
+
+@dataclass(frozen=True, slots=True)
+class PriceLevels:
+    """A range's trades summed per (price, taker side), in a streaming pass that never
+    materialises the trades: ``volume`` is a ``TradeView`` with one row per level (qty = the
+    level's summed quantity, side ±1, time 0) and ``counts`` the same rows with qty = the
+    number of trades at that level. Every analytic that only adds quantities by price
+    (the volume profile) gives the same rows over ``volume`` as over the trades; run over
+    ``counts`` it gives trades per row. ``trades``: the number of trades in the range."""
+
+    volume: TradeView
+    counts: TradeView
+    trades: int
+
+
+def price_levels_of(symbol: str, kind: str, trades: pl.LazyFrame) -> PriceLevels:
+    """``PriceLevels`` of stored trade rows."""
+    levels = (
+        trades.group_by("price_e8", "buyer_maker")
+        .agg(pl.col("qty_e8").sum(), pl.len().alias("n"))
+        .sort("price_e8", "buyer_maker")
+        .collect(engine="streaming")
+    )
+    n = levels.height
+    price = schema.from_e8(levels["price_e8"].to_numpy())
+    side = np.where(levels["buyer_maker"].to_numpy(), -1.0, 1.0)
+    counts = levels["n"].to_numpy().astype(np.float64)
+
+    def view(qty: np.ndarray) -> TradeView:
+        return TradeView(symbol=symbol, trade_id=np.arange(n, dtype=np.int64),
+                         time_ms=np.zeros(n, np.int64), price=price, qty=qty, side=side,
+                         kind=kind)  # fmt: skip
+
+    return PriceLevels(
+        volume=view(schema.from_e8(levels["qty_e8"].to_numpy())),
+        counts=view(counts),
+        trades=int(counts.sum()),
+    )
 
 
 def trade_view(symbol: str, kind: str, frame: pl.DataFrame) -> TradeView:
