@@ -503,15 +503,19 @@ class PriceLevels:
 
 def price_levels_of(symbol: str, kind: str, trades: pl.LazyFrame) -> PriceLevels:
     """``PriceLevels`` of stored trade rows."""
+    # One int64 key per (price, side) groups about twice as fast as two key columns.
     levels = (
-        trades.group_by("price_e8", "buyer_maker")
+        trades.group_by(
+            (pl.col("price_e8") * 2 + pl.col("buyer_maker").cast(pl.Int64)).alias("key")
+        )
         .agg(pl.col("qty_e8").sum(), pl.len().alias("n"))
-        .sort("price_e8", "buyer_maker")
+        .sort("key")
         .collect(engine="streaming")
     )
     n = levels.height
-    price = schema.from_e8(levels["price_e8"].to_numpy())
-    side = np.where(levels["buyer_maker"].to_numpy(), -1.0, 1.0)
+    key = levels["key"].to_numpy()
+    price = schema.from_e8(key // 2)
+    side = np.where(key % 2 == 1, -1.0, 1.0)
     counts = levels["n"].to_numpy().astype(np.float64)
 
     def view(qty: np.ndarray) -> TradeView:
