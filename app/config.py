@@ -26,6 +26,8 @@ class Settings:
         ``usdm``); ``ws_url``/``rest_url`` override it (point the client anywhere).
     recording/speed/loop: what the local exchange replays, how fast (1 = real time,
         ``max`` = as fast as the client reads) and whether it loops.
+    replay_time: ``recording`` (default: a replay shows when things really happened) or
+        ``today`` (moved by whole days to today, same time of day; bars stay aligned).
     symbols: symbols streamed from the start (empty: up to 10 of the source's trading
         symbols live, every symbol of the recording in a replay; ``all``: every TRADING
         symbol of the source). max_on_demand_symbols:
@@ -51,6 +53,7 @@ class Settings:
     recording: Path = DEFAULT_REPLAY
     speed: str = "1"
     loop: bool = True
+    replay_time: str = "recording"
     symbols: tuple[str, ...] = ()
     max_on_demand_symbols: int = 5
     host: str = "127.0.0.1"
@@ -72,6 +75,7 @@ class Settings:
 
 
 _SOURCES = ("auto", "live", "replay")
+_REPLAY_TIMES = ("recording", "today")
 
 
 def _parse_bool(text: str) -> bool:
@@ -114,6 +118,10 @@ def validate(settings: Settings) -> None:
     """Raise ``ValueError`` with a clear message for settings that cannot work."""
     if settings.source not in _SOURCES:
         raise ValueError(f"source must be one of {', '.join(_SOURCES)}, not {settings.source!r}")
+    if settings.replay_time not in _REPLAY_TIMES:
+        raise ValueError(
+            f"replay_time must be one of {', '.join(_REPLAY_TIMES)}, not {settings.replay_time!r}"
+        )
     if settings.speed != "max":
         try:
             speed = float(settings.speed)
@@ -138,6 +146,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--loop", dest="loop", action="store_true", default=None)
     parser.add_argument("--no-loop", dest="loop", action="store_false")
     parser.add_argument(
+        "--replay-time",
+        choices=_REPLAY_TIMES,
+        help="replay times: recording (default, the original UTC times) or today",
+    )
+    parser.add_argument(
         "--symbols", help="comma-separated symbols to stream from the start, or 'all'"
     )
     parser.add_argument("--host", help="address the web server binds (default 127.0.0.1)")
@@ -155,7 +168,7 @@ def from_args(args: argparse.Namespace, base: Settings | None = None) -> Setting
     settings = from_env() if base is None else base
     updates: dict[str, object] = {}
     for name in (
-        *("source", "preset", "ws_url", "rest_url", "recording", "speed", "loop"),
+        *("source", "preset", "ws_url", "rest_url", "recording", "speed", "loop", "replay_time"),
         *("host", "port", "debug", "redis_url"),
         *("history", "history_dir", "history_days", "history_max_gb"),
     ):

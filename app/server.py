@@ -6,16 +6,19 @@ from pathlib import Path
 
 import dash
 
-from app import api, history_api
+from app import api, history_api, views_api
 from app.callbacks import (
     depth,
     export,
     flow,
+    footprint,
+    heatmap,
     liquidity,
     profile,
     status,
     symbol,
     tape,
+    view,
     watchlist,
 )
 from app.callbacks.derived import DerivedCache
@@ -54,9 +57,11 @@ def create_app(
     app.layout = create_layout(store, refresh_ms, slow_refresh_ms)
     symbol.register(app, store)
     status.register(app, store)
+    view.register(app)
     watchlist.register(app, store)
-    for panel in (depth, tape, flow, profile, liquidity, export):
+    for panel in (depth, tape, flow, profile, liquidity, export, heatmap, footprint):
         panel.register(app, store, cache)
     history = history_api.register(app.server, store, history_dir) if history_dir else None
     app.server.register_blueprint(api.create_api(store, cache, history))
+    app.server.register_blueprint(views_api.create_views_api(store, cache))
     return app
