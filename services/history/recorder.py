@@ -96,6 +96,7 @@ class HistoryRecorder:
         self.on_new_symbol = on_new_symbol
         self._samplers: dict[str, BookSampler] = {}
         self._tops: dict[str, tuple[float, float, float, float, bool]] = {}
+        self._last_ms: dict[str, int] = {}
         self._seen: set[str] = set()
 
     def on_trades(self, symbol: str, trades: TradeView) -> None:
@@ -108,7 +109,11 @@ class HistoryRecorder:
         self.writer.add_trade_view(self.market, symbol, trades)
 
     def on_book(self, symbol: str, book: BookSync) -> None:
-        time_ms = book.event_time_ms or int(time.time() * 1000)
+        # A state change without an event (a disconnect) takes the symbol's last exchange
+        # time: the store keeps market time, never this machine's clock (a replay plays at
+        # the recording's own time).
+        time_ms = book.event_time_ms or self._last_ms.get(symbol) or int(time.time() * 1000)
+        self._last_ms[symbol] = time_ms
         sampler = self._samplers.get(symbol)
         if sampler is None:
             sampler = self._samplers[symbol] = BookSampler(self.sample_ms)

@@ -264,9 +264,13 @@ def test_retention_deletes_oldest_first(tmp_path):
     writer.stop()
     segments = all_segments(tmp_path)
     assert len(segments) == 6
+    # Age is measured against the market's time (the newest stored trade, days in the past
+    # here, as in a replay at the recording's time), never this machine's clock.
+    assert apply_retention(tmp_path, None, max_days=5.5).deleted == []
+    assert len(apply_retention(tmp_path, None, max_days=4.99).deleted) == 1
     by_age = apply_retention(tmp_path, base + 6 * day, max_days=4.5)
     assert [parse_segment(p).t0 // day for p in by_age.deleted] == [  # type: ignore[union-attr]
-        (base + 0 * day) // day, (base + 1 * day) // day]  # fmt: skip
+        (base + 1 * day) // day]  # fmt: skip
     sizes = [s.bytes for s in all_segments(tmp_path)]
     by_size = apply_retention(tmp_path, base + 6 * day, max_bytes=sum(sizes[2:]))
     assert len(by_size.deleted) == 2
