@@ -2,7 +2,8 @@
 Redis store (``REDIS_URL`` or ``--redis-url``), which the web processes (gunicorn with any
 number of workers) read. The market source is chosen as for ``run``: Binance live, or the
 bundled recording replayed through the local exchange. Like ``run`` it records the history
-(``--history-dir``; its files carry this process's writer id).
+(``--history-dir``; its files carry this process's writer id) and evaluates the alert rules
+that the web workers write to Redis.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import sys
 from urllib.parse import urlsplit
 
 from app import config, market_source
+from app.alerting import make_alerts, start_tap
 from app.history_setup import past_trades, start_history
 from services.market.feed import Feed
 from services.redis_store import RedisStore
@@ -52,10 +54,11 @@ def main(argv: list[str]) -> int:
     where = urlsplit(settings.redis_url)
     print(f"Tapescope worker: {label} -> Redis {where.hostname}:{where.port}", flush=True)
     history = start_history(settings, source)
+    tap = start_tap(make_alerts(settings))
     feed = Feed(
         market_source.feed_config(settings, source),
         store,
-        taps=(history.recorder,) if history is not None else (),
+        taps=(history.recorder, tap) if history is not None else (tap,),
         shared_weight=market_source.shared_weight(settings),
         past_trades=past_trades(settings, source),
     )
@@ -65,6 +68,7 @@ def main(argv: list[str]) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     finally:
+        tap.stop()
         if history is not None:
             history.stop()
         source.close()
