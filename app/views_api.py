@@ -155,7 +155,7 @@ def create_views_api(
 
     @api.get("/api/assets/crypto/<symbol>/heatmap")
     def heatmap_view(symbol: str) -> Response:
-        return _heatmap(store, cache, lambda: snapshot_of(symbol), recorded)
+        return _heatmap(store, cache, lambda: snapshot_of(symbol), recorded, history)
 
     return api
 
@@ -268,6 +268,7 @@ def _heatmap(
     cache: DerivedCache,
     snapshot_of: Callable[[], SymbolSnapshot],
     recorded: RecordedBook | None = None,
+    history: HistoryQueries | None = None,
 ) -> Response:
     """The heatmap of the requested range (parameters first, then the symbol)."""
     now = int(time.time() * 1000)
@@ -306,7 +307,11 @@ def _heatmap(
         store, snapshot, start_ms=start, end_ms=end, time_bucket_ms=bucket,
         low=low, high=high, row_ticks=ticks, unit=unit, recorded=recorded,
     )  # fmt: skip
-    trades = derived.filtered_trades(cache, snapshot, band.min_notional, band.max_notional)
+    live = snapshot.trades
+    if history is not None and len(live) and start < int(live.time_ms[0]):
+        trades = filter_trades(window_trades(snapshot, history, start, end), band)
+    else:
+        trades = derived.filtered_trades(cache, snapshot, band.min_notional, band.max_notional)
     dots = trade_dots(
         trades_between(trades, start, end),
         time_bucket_ms=bucket,

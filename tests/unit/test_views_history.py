@@ -78,6 +78,12 @@ def test_heatmap_api_reads_the_recorded_book(client, root, store):
     np.testing.assert_allclose(asks, expected.asks, rtol=1e-6)
     assert np.nanmax(bids) > 0 and np.nanmax(asks) > 0
     assert all(b < a for b, a in zip(body["best_bid"], body["best_ask"], strict=True) if b)
+    # a range starting before the live trade window: the dots are the stored trades'
+    early = int(store.snapshot("BTCUSDT").trades.time_ms[0]) - 1000
+    dots = client.get(f"{BASE}/BTCUSDT/heatmap?start={early}&end={end}&time_bucket_ms=5000"
+                      "&price_bucket_ticks=100&band_pct=0.5").json["dots"]  # fmt: skip
+    stored = HistoryReader(root).trades("spot", "BTCUSDT", early, end - 1)
+    assert sum(dots["count"]) == len(stored) > 0
 
 
 def test_heatmap_window_lays_the_live_ring_over_stored_columns(root, store):
