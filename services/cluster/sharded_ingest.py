@@ -11,12 +11,16 @@ task does not release the shards (a crash must not either): a clean stop calls
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from services.cluster.coordinator import ShardCoordinator
+from services.cluster.coordinator import ShardChanges, ShardCoordinator
+from services.cluster.leases import Lease
 from services.cluster.shards import shard_of
 from services.market.feed import Feed
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,23 +57,52 @@ class ShardedIngest:
         self.universe = {s.upper() for s in universe}
         self.tick_s = tick_s
         self.share = ShardedShare((), (), {})
+        self._held: dict[int, Lease] = {}
+        self._followed: tuple[str, ...] | None = None
 
     async def run(self) -> None:
-        """Tick the coordinator and follow its shards until cancelled."""
+        """Tick the coordinator and follow its shards until cancelled. Leases are renewed
+        in their own task (in a thread), so a slow follow (paced unsubscriptions, a
+        reconnect) never lets them expire."""
+        ticking = asyncio.create_task(self._tick_forever())
         shards = self.coordinator.leases.shards
+        try:
+            while True:
+                if ticking.done():
+                    ticking.result()  # a failed ticker fails the worker
+                held = self._held
+                candidates = self.universe or set(self.feed.trading_symbols())
+                symbols = share_of(candidates, held.keys(), shards)
+                self.share = ShardedShare(
+                    tuple(sorted(held)),
+                    symbols,
+                    {s: lease.since_ms / 1000 for s, lease in held.items()},
+                )
+                if candidates and symbols != self._followed:
+                    await self.feed.follow(symbols)
+                    self._followed = symbols
+                await asyncio.sleep(self.tick_s / 4)
+        finally:
+            ticking.cancel()
+
+    async def _tick_forever(self) -> None:
         while True:
-            await asyncio.to_thread(self.coordinator.tick)
-            held = dict(self.coordinator.held)
-            candidates = self.universe or set(self.feed.trading_symbols())
-            symbols = share_of(candidates, held.keys(), shards)
-            self.share = ShardedShare(
-                tuple(sorted(held)),
-                symbols,
-                {s: lease.since_ms / 1000 for s, lease in held.items()},
-            )
-            if candidates:
-                await self.feed.follow(symbols)
+            changes, held = await asyncio.to_thread(self._tick)
+            self._held = held
+            if changes.gained or changes.lost:
+                log.info(
+                    "shards gained %s, lost %s (fair share %d, holding %d)",
+                    [(s, held[s].epoch) for s in changes.gained if s in held],
+                    list(changes.lost),
+                    changes.fair_share,
+                    len(held),
+                )
             await asyncio.sleep(self.tick_s)
+
+    def _tick(self) -> tuple[ShardChanges, dict[int, Lease]]:
+        """One coordinator tick and a copy of the held leases (taken in the same thread)."""
+        changes = self.coordinator.tick()
+        return changes, dict(self.coordinator.held)
 
     def since(self, symbol: str) -> float | None:
         """Since when (wall s) this worker owns ``symbol``'s shard (None: not its)."""
