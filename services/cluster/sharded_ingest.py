@@ -1,6 +1,7 @@
 """A worker's share of the market: the feed streams exactly the symbols of the shards its
-coordinator holds, and follows every change (shards gained are synced, lost ones
-released).
+coordinator holds, and follows every change: shards gained are synced, lost ones released
+``keep_s`` later (meanwhile their books stay synced but nothing is written for them, so a
+shard that returns to the same worker is LIVE at once, without a resync).
 
 Run ``ShardedIngest.run()`` beside ``Feed.run()`` (feed configured with ``follow=True``) in
 the same event loop. The coordinator's blocking Redis calls run in a thread. Stopping the
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Collection
 from dataclasses import dataclass
 
@@ -43,6 +45,8 @@ class ShardedIngest:
 
     universe: the symbols to share (empty: every TRADING symbol of the source).
     tick_s: how often leases are renewed and the share re-read (a few times per lease).
+    keep_s: a lost shard's symbols stay streamed (not written) this long, so a shard that
+        returns is not resynced from scratch (default: two leases).
     """
 
     def __init__(
@@ -51,6 +55,7 @@ class ShardedIngest:
         coordinator: ShardCoordinator,
         universe: Collection[str] = (),
         tick_s: float = 1.0,
+        keep_s: float | None = None,
     ) -> None:
         self.feed = feed
         self.coordinator = coordinator
@@ -58,6 +63,9 @@ class ShardedIngest:
         self.tick_s = tick_s
         self.share = ShardedShare((), (), {})
         self._held: dict[int, Lease] = {}
+        self._previous: set[int] = set()
+        self._lost_at: dict[int, float] = {}
+        self.keep_s = 2 * coordinator.leases.lease_ms / 1000 if keep_s is None else keep_s
         self._followed: tuple[str, ...] | None = None
 
     async def run(self) -> None:
@@ -78,9 +86,11 @@ class ShardedIngest:
                     symbols,
                     {s: lease.since_ms / 1000 for s, lease in held.items()},
                 )
-                if candidates and symbols != self._followed:
-                    await self.feed.follow(symbols)
-                    self._followed = symbols
+                kept = self._kept(held.keys(), time.monotonic())
+                followed = share_of(candidates, held.keys() | kept, shards)
+                if candidates and followed != self._followed:
+                    await self.feed.follow(followed)
+                    self._followed = followed
                 await asyncio.sleep(self.tick_s / 4)
         finally:
             ticking.cancel()
@@ -98,6 +108,19 @@ class ShardedIngest:
                     len(held),
                 )
             await asyncio.sleep(self.tick_s)
+
+    def _kept(self, held: Collection[int], now: float) -> set[int]:
+        """Shards lost less than ``keep_s`` ago: their books stay synced (nothing is
+        written for them), so a shard that comes back is LIVE at once, without a resync."""
+        for shard in self._previous - set(held):
+            self._lost_at[shard] = now
+        for shard in held:
+            self._lost_at.pop(shard, None)
+        self._previous = set(held)
+        for shard, at in list(self._lost_at.items()):
+            if now - at > self.keep_s:
+                del self._lost_at[shard]
+        return set(self._lost_at)
 
     def _tick(self) -> tuple[ShardChanges, dict[int, Lease]]:
         """One coordinator tick and a copy of the held leases (taken in the same thread)."""

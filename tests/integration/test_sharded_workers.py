@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from app.api import health
 from app.cli.worker import LEASE_MS
 from services.redis_store import RedisStore
 from services.replay.exchange import LocalExchange
@@ -216,6 +217,10 @@ def test_three_workers_share_the_market_and_hand_over(
                 "every book LIVE, shared by three workers",
             )
             print(f"\n{len(symbols)} symbols LIVE on 3 workers {took:.1f} s after start")
+            books = health(reader)["books"]
+            ids = {w.writer_id for w in workers}
+            assert {s: books[s]["owner"] in ids for s in symbols} == dict.fromkeys(symbols, True)
+            assert all(books[s]["owner_since"].endswith("Z") for s in symbols)
             _books_equal_exchange(reader, exchange, symbols, 30)
             _assert_continuous(reader, symbols, {})
 
@@ -229,6 +234,7 @@ def test_three_workers_share_the_market_and_hand_over(
                 lambda: _all_live_without(reader, symbols, {victim.writer_id}),
                 HANDOVER_S,
                 "the killed worker's books LIVE on the others",
+                lambda: _books(reader, symbols),
             )
             print(f"{len(orphaned)} symbols of a kill -9'd worker LIVE again in {took:.1f} s")
             _books_equal_exchange(reader, exchange, orphaned, 20)
@@ -257,6 +263,7 @@ def test_three_workers_share_the_market_and_hand_over(
                 lambda: _all_live_without(reader, symbols, {victim.writer_id}),
                 HANDOVER_S,
                 "every book LIVE after the rejoin",
+                lambda: _books(reader, symbols),
             )
             _books_equal_exchange(reader, exchange, symbols, 30)
 
@@ -267,6 +274,7 @@ def test_three_workers_share_the_market_and_hand_over(
                 lambda: _all_live_without(reader, symbols, {victim.writer_id}),
                 30,
                 "every book LIVE after a master failover",
+                lambda: _books(reader, symbols),
             )
             print(f"every book LIVE {took:.1f} s after a master was killed")
             _books_equal_exchange(reader, exchange, symbols, 30)
