@@ -266,6 +266,7 @@ def test_three_workers_share_the_market_and_hand_over(
                 lambda: _books(reader, symbols),
             )
             _books_equal_exchange(reader, exchange, symbols, 30)
+            _assert_continuous(reader, symbols, {})
 
             # A Redis master killed: its replica is promoted, every book LIVE again.
             stored = {s: int(ids[-1]) for s in symbols if (ids := _trade_ids(reader, s)).size}
