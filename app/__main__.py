@@ -1,4 +1,4 @@
-"""Command line: ``python -m app [run|check|exchange|record|worker] ...``.
+"""Command line: ``python -m app [run|check|exchange|record|worker|history] ...``.
 
 Without a command it runs the dashboard (``run``). Each command lives in its own module
 under ``app/cli`` and is imported only when asked for.
@@ -15,6 +15,7 @@ COMMANDS = {
     "exchange": "app.cli.exchange",
     "record": "app.cli.record",
     "worker": "app.cli.worker",
+    "history": "app.cli.history",
 }
 
 

@@ -1,7 +1,8 @@
 """JSON API on the dashboard's Flask server (read-only, from the store).
 
 ``/api/assets/crypto/<symbol>/{orderbook,trades,trade-stats,trade-flow,large-trades,
-volume-profile}`` and ``/healthz``. Every payload carries ``time`` (UTC, ISO 8601),
+volume-profile}`` and ``/healthz``; with ``start``/``end`` the trade endpoints answer over a
+stored range (``app.history_api``). Every payload carries ``time`` (UTC, ISO 8601),
 ``published_at`` and the book's ``sync_state``. Errors are JSON: 404 for an unknown symbol
 (naming valid ones) and for any path under ``/api/`` that is not an endpoint (never the
 dashboard page), 405 for a method an endpoint does not serve (naming the allowed ones), 400
@@ -24,6 +25,7 @@ from werkzeug.routing import Map, Rule
 from app.callbacks import derived
 from app.callbacks.derived import DerivedCache
 from app.callbacks.symbol import trading_symbols
+from app.history_api import HistoryQueries, range_hook
 from components.symbol_picker import close_matches
 from services.analytics.window import WINDOWS_MS
 from services.store import MarketStore, SymbolSnapshot
@@ -103,9 +105,14 @@ def _payload(snapshot: SymbolSnapshot, **body: Any) -> Response:
     )
 
 
-def create_api(store: MarketStore, cache: DerivedCache) -> Blueprint:
-    """The API blueprint reading ``store``, sharing the dashboard's derived-results cache."""
+def create_api(
+    store: MarketStore, cache: DerivedCache, history: HistoryQueries | None = None
+) -> Blueprint:
+    """The API blueprint reading ``store``, sharing the dashboard's derived-results cache;
+    requests with ``start``/``end`` are answered from ``history`` (``app.history_api``)."""
     api = Blueprint("api", __name__)
+
+    api.before_request(range_hook(history))
 
     def snapshot_of(symbol: str) -> SymbolSnapshot:
         """The symbol's snapshot; only a known symbol ever reaches the store."""

@@ -26,6 +26,8 @@ class Settings:
         ``usdm``); ``ws_url``/``rest_url`` override it (point the client anywhere).
     recording/speed/loop: what the local exchange replays, how fast (1 = real time,
         ``max`` = as fast as the client reads) and whether it loops.
+    replay_time: ``recording`` (default: a replay shows when things really happened) or
+        ``today`` (moved by whole days to today, same time of day; bars stay aligned).
     symbols: symbols streamed from the start (empty: up to 10 of the source's trading
         symbols live, every symbol of the recording in a replay; ``all``: every TRADING
         symbol of the source). max_on_demand_symbols:
@@ -39,6 +41,9 @@ class Settings:
         host share it through a counter in Redis.
     live_probe_timeout_s: how long ``auto`` waits for Binance before replaying.
     redis_url: Redis store for several processes (empty: in-process memory store).
+    history: record and serve history (``--no-history``: neither). history_dir: where the
+        history (trades, recorded book, candles) is kept. history_days / history_max_gb:
+        retention by age and by size (0: none).
     """
 
     source: str = "auto"
@@ -48,6 +53,7 @@ class Settings:
     recording: Path = DEFAULT_REPLAY
     speed: str = "1"
     loop: bool = True
+    replay_time: str = "recording"
     symbols: tuple[str, ...] = ()
     max_on_demand_symbols: int = 5
     host: str = "127.0.0.1"
@@ -62,9 +68,14 @@ class Settings:
     live_probe_timeout_s: float = 3.0
     redis_url: str = ""
     exchange_port: int = 0
+    history: bool = True
+    history_dir: Path = Path("data/history")
+    history_days: float = 30.0
+    history_max_gb: float = 5.0
 
 
 _SOURCES = ("auto", "live", "replay")
+_REPLAY_TIMES = ("recording", "today")
 
 
 def _parse_bool(text: str) -> bool:
@@ -107,6 +118,10 @@ def validate(settings: Settings) -> None:
     """Raise ``ValueError`` with a clear message for settings that cannot work."""
     if settings.source not in _SOURCES:
         raise ValueError(f"source must be one of {', '.join(_SOURCES)}, not {settings.source!r}")
+    if settings.replay_time not in _REPLAY_TIMES:
+        raise ValueError(
+            f"replay_time must be one of {', '.join(_REPLAY_TIMES)}, not {settings.replay_time!r}"
+        )
     if settings.speed != "max":
         try:
             speed = float(settings.speed)
@@ -131,12 +146,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--loop", dest="loop", action="store_true", default=None)
     parser.add_argument("--no-loop", dest="loop", action="store_false")
     parser.add_argument(
+        "--replay-time",
+        choices=_REPLAY_TIMES,
+        help="replay times: recording (default, the original UTC times) or today",
+    )
+    parser.add_argument(
         "--symbols", help="comma-separated symbols to stream from the start, or 'all'"
     )
     parser.add_argument("--host", help="address the web server binds (default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="web server port (default 8050)")
     parser.add_argument("--debug", action="store_true", default=None, help="Dash debug mode")
     parser.add_argument("--redis-url", help="Redis store URL (several processes)")
+    parser.add_argument("--no-history", dest="history", action="store_false", default=None)
+    parser.add_argument("--history-dir", type=Path, help="history directory (data/history)")
+    parser.add_argument("--history-days", type=float, help="keep this many days (0 = all)")
+    parser.add_argument("--history-max-gb", type=float, help="history size cap (0 = none)")
 
 
 def from_args(args: argparse.Namespace, base: Settings | None = None) -> Settings:
@@ -144,8 +168,9 @@ def from_args(args: argparse.Namespace, base: Settings | None = None) -> Setting
     settings = from_env() if base is None else base
     updates: dict[str, object] = {}
     for name in (
-        *("source", "preset", "ws_url", "rest_url", "recording", "speed", "loop"),
+        *("source", "preset", "ws_url", "rest_url", "recording", "speed", "loop", "replay_time"),
         *("host", "port", "debug", "redis_url"),
+        *("history", "history_dir", "history_days", "history_max_gb"),
     ):
         value = getattr(args, name, None)
         if value is not None:

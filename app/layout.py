@@ -9,7 +9,9 @@ from dash import dcc, html
 
 from app import ids
 from app.callbacks.symbol import symbols_key, trading_symbols
+from app.main_view import create_main_panel
 from components.depth_chart import ZOOM_PRESETS_PCT
+from components.flow_filter import create_flow_filter_control
 from components.flow_meter import FLOW_WINDOWS
 from components.header import create_header
 from components.large_trades_export import create_export_controls
@@ -47,7 +49,8 @@ def _radio(radio_id: str, options: list[dict], value: object) -> dbc.RadioItems:
 
 
 def create_body() -> html.Div:
-    """The panels: depth and tape on top; flow, profile and liquidity below."""
+    """The panels: the main chart (heatmap or footprint), depth and tape on top; flow,
+    profile and liquidity below."""
     depth = create_panel(
         "Depth",
         _graph(ids.DEPTH_CHART, "graph-depth"),
@@ -72,6 +75,7 @@ def create_body() -> html.Div:
         ),
         panel_id="tape-panel",
         definition=f"{DEFINITIONS['time_and_sales']} {DEFINITIONS['large_trades']}",
+        badge_id=ids.TAPE_FILTER_BADGE,
     )
     flow = create_panel(
         "Aggressor flow & CVD",
@@ -79,6 +83,7 @@ def create_body() -> html.Div:
         _radio(ids.FLOW_WINDOW, [{"label": w, "value": w} for w in FLOW_WINDOWS], "1m"),
         panel_id="flow-panel",
         definition=f"{DEFINITIONS['direction']} {DEFINITIONS['cvd']}",
+        badge_id=ids.FLOW_FILTER_BADGE,
     )
     profile = create_panel(
         "Volume profile",
@@ -105,8 +110,9 @@ def create_body() -> html.Div:
         [
             dbc.Row(
                 [
-                    dbc.Col(depth, lg=8, className="col-panel"),
-                    dbc.Col(tape, lg=4, className="col-panel"),
+                    dbc.Col(create_main_panel(), id=ids.MAIN_COL, lg=6, className="col-panel"),
+                    dbc.Col(depth, id=ids.DEPTH_COL, lg=3, className="col-panel"),
+                    dbc.Col(tape, id=ids.TAPE_COL, lg=3, className="col-panel"),
                 ]
             ),
             dbc.Row(
@@ -139,6 +145,8 @@ def create_layout(
                 dcc.Store(id=ids.FLOW_RENDERED),
                 dcc.Store(id=ids.PROFILE_RENDERED),
                 dcc.Store(id=ids.LIQUIDITY_RENDERED),
+                dcc.Store(id=ids.HEATMAP_RENDERED),
+                dcc.Store(id=ids.FOOTPRINT_RENDERED),
                 dcc.Store(id=ids.WATCHLIST_FAVOURITES, storage_type="local", data=[]),
                 dcc.Store(id=ids.WATCHLIST_SEEN),
                 create_watchlist(
@@ -158,7 +166,15 @@ def create_layout(
                         className="header-picker",
                     ),
                     ids.STATUS_BAR,
-                    create_export_controls(ids.LARGE_TRADES_EXPORT, ids.LARGE_TRADES_DOWNLOAD),
+                    html.Div(
+                        [
+                            create_flow_filter_control(ids.FLOW_FILTER_MIN, ids.FLOW_FILTER_MAX),
+                            create_export_controls(
+                                ids.LARGE_TRADES_EXPORT, ids.LARGE_TRADES_DOWNLOAD
+                            ),
+                        ],
+                        className="header-tools",
+                    ),
                 ),
                 html.Div(id=ids.SYMBOL_MESSAGE),
                 create_body(),

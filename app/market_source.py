@@ -76,6 +76,7 @@ def start_replay(settings: Settings) -> MarketSource:
         speed=settings.speed,
         loop=settings.loop,
         port=settings.exchange_port,
+        time_base=settings.replay_time,
     )
     exchange.start_in_thread()
     started = datetime.fromtimestamp(exchange.recording_start_ms / 1000, tz=UTC)
@@ -120,4 +121,5 @@ def feed_config(settings: Settings, source: MarketSource) -> FeedConfig:
         publish_interval_s=settings.publish_interval_s,
         max_on_demand_symbols=settings.max_on_demand_symbols,
         rest_weight_budget=settings.rest_weight_budget,
+        exchange_clock=getattr(source.exchange, "clock_ms", None),
     )

@@ -6,16 +6,19 @@ from pathlib import Path
 
 import dash
 
-from app import api
+from app import api, history_api, views_api
 from app.callbacks import (
     depth,
     export,
     flow,
+    footprint,
+    heatmap,
     liquidity,
     profile,
     status,
     symbol,
     tape,
+    view,
     watchlist,
 )
 from app.callbacks.derived import DerivedCache
@@ -31,13 +34,15 @@ def create_app(
     refresh_ms: int = 500,
     slow_refresh_ms: int = 2000,
     debug: bool = False,
+    history_dir: Path | None = None,
 ) -> dash.Dash:
     """The dashboard reading ``store`` (which the feed fills; the app only reads it).
 
-    The store should hold the symbol list (``publish_symbols``), the feed status and a
-    snapshot per streamed symbol; missing pieces are shown as "waiting", never as errors.
-    Panels refresh every ``refresh_ms`` (depth, tape, flow, status) and ``slow_refresh_ms``
-    (volume profile, liquidity). The JSON API is served under ``/api``.
+        The store should hold the symbol list (``publish_symbols``), the feed status and a
+        snapshot per streamed symbol; missing pieces are shown as "waiting", never as errors.
+        Panels refresh every ``refresh_ms`` (depth, tape, flow, status) and ``slow_refresh_ms``
+        (volume profile, liquidity). The JSON API is served under ``/api``; with ``history_dir``
+    it also answers past ranges, ``/candles`` and ``/history`` from the history store.
     """
     app = dash.Dash(
         __name__,
@@ -52,8 +57,11 @@ def create_app(
     app.layout = create_layout(store, refresh_ms, slow_refresh_ms)
     symbol.register(app, store)
     status.register(app, store)
+    view.register(app)
     watchlist.register(app, store)
-    for panel in (depth, tape, flow, profile, liquidity, export):
+    for panel in (depth, tape, flow, profile, liquidity, export, heatmap, footprint):
         panel.register(app, store, cache)
-    app.server.register_blueprint(api.create_api(store, cache))
+    history = history_api.register(app.server, store, history_dir) if history_dir else None
+    app.server.register_blueprint(api.create_api(store, cache, history))
+    app.server.register_blueprint(views_api.create_views_api(store, cache))
     return app

@@ -31,6 +31,7 @@ def build_server(settings: config.Settings | None = None) -> Flask:
         refresh_ms=settings.refresh_ms,
         slow_refresh_ms=settings.slow_refresh_ms,
         debug=settings.debug,
+        history_dir=settings.history_dir if settings.history else None,
     )
     server: Flask = dash_app.server
 

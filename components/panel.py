@@ -14,11 +14,14 @@ def create_panel(
     *,
     panel_id: str,
     definition: str = "",
+    badge_id: str | None = None,
 ) -> dbc.Card:
-    """A card whose header holds the title (with its definition as a tooltip, if given)
-    and optional controls."""
+    """A card whose header holds the title (with its definition as a tooltip, if given),
+    an optional badge a callback fills (e.g. an active filter) and optional controls."""
     title_id = f"{panel_id}-title"
     header: list = [html.Span(title, id=title_id, className="panel-title")]
+    if badge_id is not None:
+        header.append(html.Span(id=badge_id, className="panel-badge"))
     if definition:
         header.append(dbc.Tooltip(definition, target=title_id, placement="bottom"))
     if controls is not None:

@@ -20,6 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 PANEL_SELECTORS = (
+    "#heatmap-chart .js-plotly-plot .heatmaplayer image",
     "#depth-chart .js-plotly-plot .scatterlayer .trace",
     "#trade-tape .tape-row",
     "#flow-meter .js-plotly-plot .barlayer",
@@ -82,7 +83,7 @@ def take_screenshot(url: str, output: Path, settle_s: float, timeout_s: float) -
         "--no-sandbox",
         "--disable-gpu",
         "--disable-dev-shm-usage",
-        "--window-size=1600,1000",
+        "--window-size=1600,1150",
         "--hide-scrollbars",
     ):
         options.add_argument(flag)

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from services.market.book_samples import BookSamples
 from services.market.market_board import WatchlistRows
 from services.market.views import BookView, SymbolInfo, TradeView
 
@@ -117,10 +118,12 @@ class MarketStore(Protocol):
 
 
 class MemoryStore:
-    """In-process store: the latest snapshot per symbol behind one short lock."""
+    """In-process store: the latest snapshot per symbol behind one short lock, and the
+    recent book samples per symbol (``book_samples``, for the liquidity heatmap)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self.book_samples = BookSamples()
         self._snapshots: dict[str, SymbolSnapshot] = {}
         self._status: FeedStatus | None = None
         self._symbols: list[SymbolInfo] = []

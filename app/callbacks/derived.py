@@ -16,7 +16,8 @@ from typing import Any, TypeVar
 
 from components.status_bar import STALE_AFTER_S
 from services.analytics import book, flow, impact, large_trades, liquidity, profile, trades
-from services.market.views import SyncState
+from services.analytics.flow_filter import FlowFilter, filter_trades
+from services.market.views import SyncState, TradeView
 from services.store import SymbolSnapshot
 
 T = TypeVar("T")
@@ -208,4 +209,17 @@ def large_trades_of(
     return cache.get(
         _key(snapshot, "large_trades", tiers_quote),
         lambda: large_trades.large_trades(snapshot.trades, tiers_quote=tiers_quote),
+    )
+
+
+def filtered_trades(
+    cache: DerivedCache, snapshot: SymbolSnapshot, low: float | None, high: float | None
+) -> TradeView:
+    """The snapshot's trades within the flow filter's notional band (all when both bounds
+    are open)."""
+    band = FlowFilter(low, high)
+    if not band.active:
+        return snapshot.trades
+    return cache.get(
+        _key(snapshot, "filtered", low, high), lambda: filter_trades(snapshot.trades, band)
     )

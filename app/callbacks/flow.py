@@ -10,8 +10,10 @@ from dash import Input, Output, Patch, State
 from app import ids
 from app.callbacks import derived
 from app.callbacks.derived import DerivedCache
+from components.flow_filter import notional_band
 from components.flow_meter import create_flow_figure
 from components.theme import create_notice_figure
+from services.analytics.flow import cvd
 from services.analytics.window import WINDOWS_MS
 from services.store import MarketStore
 
@@ -22,9 +24,13 @@ def render_flow(
     symbol: str | None,
     window: str,
     rendered: dict | None,
+    filter_min: str | None = None,
+    filter_max: str | None = None,
 ) -> tuple[Any, dict]:
-    """The flow figure (or a Patch of its data) and what is now on screen."""
-    key = f"{symbol}|{window}"
+    """The flow figure (or a Patch of its data) and what is now on screen; the CVD line
+    counts only trades within the flow filter's notional band."""
+    low, high = notional_band(filter_min, filter_max)
+    key = f"{symbol}|{window}|{low}|{high}"
     snapshot = store.snapshot(symbol) if symbol else None
     rendered = rendered or {}
     state = {"key": key, "seq": snapshot.seq if snapshot else None}
@@ -35,7 +41,11 @@ def render_flow(
         return create_notice_figure(text, uirevision="waiting"), state
     window_ms = WINDOWS_MS.get(window, WINDOWS_MS["1m"])
     flow = derived.trade_flow(cache, snapshot, window_ms)
-    series = derived.cvd(cache, snapshot)
+    if low is None and high is None:
+        series = derived.cvd(cache, snapshot)
+    else:
+        trades = derived.filtered_trades(cache, snapshot, low, high)
+        series = cvd(trades, max_points=derived.CVD_MAX_POINTS, unit="quote")
     figure = create_flow_figure(
         buy_volume=flow.buy_quote,
         sell_volume=flow.sell_quote,
@@ -63,7 +73,9 @@ def register(app: dash.Dash, store: MarketStore, cache: DerivedCache) -> None:
         Input(ids.FAST_INTERVAL, "n_intervals"),
         Input(ids.SYMBOL_DROPDOWN, "value"),
         Input(ids.FLOW_WINDOW, "value"),
+        Input(ids.FLOW_FILTER_MIN, "value"),
+        Input(ids.FLOW_FILTER_MAX, "value"),
         State(ids.FLOW_RENDERED, "data"),
     )
-    def update_flow(_n: int, symbol: str | None, window: str, rendered: dict | None):
-        return render_flow(store, cache, symbol, window or "1m", rendered)
+    def update_flow(_n, symbol, window, filter_min, filter_max, rendered):
+        return render_flow(store, cache, symbol, window or "1m", rendered, filter_min, filter_max)

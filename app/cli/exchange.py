@@ -28,7 +28,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--speed", default="1", help="recording seconds per second, or 'max'")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=9443, help="0 picks a free port")
-    parser.add_argument("--loop", action="store_true", help="replay forever, ids increasing")
+    parser.add_argument(
+        "--loop", action="store_true", help="replay forever; each pass a whole day later"
+    )
+    parser.add_argument(
+        "--replay-time",
+        choices=("recording", "today"),
+        default="recording",
+        help="event times: the recording's own (default) or moved by whole days to today",
+    )
     parser.add_argument("--ping-interval", type=float, default=20.0, help="server ping, seconds")
     parser.add_argument("--fault-disconnect-every", type=float, metavar="S")
     parser.add_argument("--fault-gap-every", type=float, metavar="S")
@@ -51,6 +59,7 @@ async def serve(args: argparse.Namespace) -> None:
         host=args.host,
         port=args.port,
         ping_interval=args.ping_interval,
+        time_base=args.replay_time,
     )
     async with exchange:
         faults = exchange.faults

@@ -10,6 +10,7 @@ import logging
 import sys
 
 from app import config, market_source
+from app.history_setup import past_trades, start_history
 from app.server import create_app
 from app.stores import make_store
 from services.market.feed import Feed
@@ -25,10 +26,14 @@ def main(argv: list[str]) -> int:
         return 2
     source = market_source.resolve(settings)
     store = make_store(settings)
+    history = start_history(settings, source)
+    taps = (history.recorder,) if history is not None else ()
     feed = Feed(
         market_source.feed_config(settings, source),
         store,
+        taps=taps,
         shared_weight=market_source.shared_weight(settings),
+        past_trades=past_trades(settings, source),
     )
     feed.start_in_thread()
     dash_app = create_app(
@@ -36,6 +41,7 @@ def main(argv: list[str]) -> int:
         refresh_ms=settings.refresh_ms,
         slow_refresh_ms=settings.slow_refresh_ms,
         debug=settings.debug,
+        history_dir=settings.history_dir if settings.history else None,
     )
     where = f"http://{settings.host}:{settings.port}/"
     label = f"{source.source} {source.recording} ({source.recording_date})".strip()
@@ -44,5 +50,7 @@ def main(argv: list[str]) -> int:
         dash_app.run(host=settings.host, port=settings.port, debug=settings.debug)
     finally:
         feed.stop()
+        if history is not None:
+            history.stop()
         source.close()
     return 0

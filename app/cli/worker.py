@@ -1,7 +1,8 @@
 """``python -m app worker``: the ingest worker. It runs the feed and publishes to the Redis
 store (``REDIS_URL`` or ``--redis-url``), which the web processes (gunicorn with any number
 of workers) read. The market source is chosen as for ``run``: Binance live, or the bundled
-recording replayed through the local exchange.
+recording replayed through the local exchange. Like ``run`` it records the history
+(``--history-dir``; its files carry this process's writer id).
 
 On a Redis Cluster URL (detected, no other setting) the worker joins the others: its
 coordinator holds leases on an equal part of the shards, the feed streams only their
@@ -22,6 +23,7 @@ from dataclasses import replace
 from urllib.parse import urlsplit
 
 from app import config, market_source
+from app.history_setup import past_trades, start_history
 from services.cluster.coordinator import ShardCoordinator
 from services.cluster.leases import ShardLeases
 from services.cluster.sharded_ingest import ShardedIngest
@@ -85,17 +87,26 @@ def main(argv: list[str]) -> int:
     if not cluster:
         mode = f"Redis {where.hostname}:{where.port}"
     print(f"Tapescope worker: {label} -> {mode}", flush=True)
+    history = start_history(settings, source)
+    feed_config = market_source.feed_config(settings, source)
+    if cluster:
+        feed_config = replace(feed_config, follow=True)
+    feed = Feed(
+        feed_config,
+        store,
+        taps=(history.recorder,) if history is not None else (),
+        shared_weight=market_source.shared_weight(settings),
+        past_trades=past_trades(settings, source),
+    )
     try:
-        feed_config = market_source.feed_config(settings, source)
-        if cluster:
-            feed_config = replace(feed_config, follow=True)
-        feed = Feed(feed_config, store, shared_weight=market_source.shared_weight(settings))
         ingest = sharded(feed, store, settings.redis_url, settings.symbols) if cluster else None
         asyncio.run(run_feed(feed, ingest))
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     finally:
+        if history is not None:
+            history.stop()
         source.close()
         store.close()
         if store.refused["FENCED"] or store.refused["BACKWARDS"]:

@@ -69,4 +69,23 @@ DEFINITIONS: dict[str, str] = {
         " is at least k times the window's mean; one aggTrade is one taker order."
     ),
     "time_and_sales": "The newest trades, newest first, coloured by taker side.",
+    "liquidity_heatmap": (
+        "Resting size at each price row during each time bucket (the maximum seen), bids green"
+        " and asks red, scaled to the largest in view between the cut-offs; lines: best bid"
+        " and ask; dots: trades sized by quantity, coloured by aggressor. Shaded: no LIVE book."
+    ),
+    "footprint": (
+        "Each bar split into price rows of taker sells × taker buys, coloured by delta; box:"
+        " the bar's POC (most volume); under each bar: volume, delta and CVD at its close."
+    ),
+    "diagonal_imbalance": (
+        "▶ buy imbalance: buys at row P+1 ≥ ratio × sells at row P (default 300 %, with a"
+        " minimum volume); ◀ sell imbalance: the mirror. A thick edge marks a stacked run of"
+        " 3 or more rows."
+    ),
+    "naked_poc": "Dotted line: a bar's POC that no later bar has traded through yet.",
+    "flow_filter": (
+        "Only trades whose notional (price × qty) is within the min/max bounds count on the"
+        " tape, the CVD line, the footprint and the heatmap's dots."
+    ),
 }

@@ -130,10 +130,15 @@ def volume_profile(
     now_ms: int | None = None,
     count_trades: bool = False,
 ) -> VolumeProfile:
-    """Volume per price row (``bucket_ticks`` × ``tick_size`` high, or sized so that the
-    window's range fits in ``rows`` rows; ``bucket_ticks`` wins if both are given) over the
-    trades in ``(now_ms − window_ms, now_ms]``, with POC and value area; trades per row
-    too with ``count_trades`` (a second pass over the window)."""
+    """Volume per price row over the trades in ``(now_ms − window_ms, now_ms]``, with POC
+    and value area; trades per row too with ``count_trades`` (a second pass over the
+    window).
+
+    Rows are ``bucket_ticks`` × ``tick_size`` high, aligned to multiples of their height.
+    Or, when only ``rows`` is given, exactly ``rows`` rows: the fewest whole ticks per row
+    that fit the window's range in ``rows`` aligned rows, with empty rows added evenly
+    below and above the traded range (never below price 0) to make up the count.
+    ``bucket_ticks`` wins if both are given."""
     if not tick_size > 0:
         raise ValueError("tick_size must be positive")
     now = resolve_now(view, now_ms)
@@ -147,6 +152,14 @@ def volume_profile(
     half_tick = tick_size / 2.0
     base = math.floor((low + half_tick) / bucket) * bucket
     n = math.floor((high - base + half_tick) / bucket) + 1
+    if bucket_ticks is None and rows is not None:
+        while n > rows:  # aligning the rows added one: one tick taller
+            bucket += tick_size
+            base = math.floor((low + half_tick) / bucket) * bucket
+            n = math.floor((high - base + half_tick) / bucket) + 1
+        below = min((rows - n) // 2, math.floor((base + half_tick) / bucket))
+        base -= below * bucket
+        n = rows
     by_side, trades = _row_sums(p, q, w.side, base - half_tick, 1.0 / bucket, n, high, count_trades)
     n = by_side.shape[0]
     sell, buy = by_side[:, 0], by_side[:, 1]

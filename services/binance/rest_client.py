@@ -143,6 +143,10 @@ _WEIGHTS: dict[Market, dict[str, int]] = {
 }
 
 
+class _ServerTime(msgspec.Struct):
+    serverTime: int
+
+
 class _RestAggTrade(msgspec.Struct):
     a: int
     p: float
@@ -224,6 +228,7 @@ class BinanceRestClient:
         self.max_ban_wait_s = max_ban_wait_s
         self._session = session
         self._owns_session = session is None
+        self._clock_offset_ms: int | None = None
 
     async def __aenter__(self) -> BinanceRestClient:
         return self
@@ -314,6 +319,22 @@ class BinanceRestClient:
 
     # -- endpoints ------------------------------------------------------------------------
 
+    async def server_time_ms(self) -> int:
+        """The server's clock now, in ms: this machine's clock plus the offset measured
+        once by ``GET time`` (weight 1) against the request's midpoint. A server that
+        cannot tell its time (an error, a body without ``serverTime``) leaves the offset
+        at 0, and is not asked again."""
+        if self._clock_offset_ms is None:
+            self._clock_offset_ms = 0
+            sent = time.time() * 1000
+            try:
+                body = await self.get("time", {}, 1)
+                server = msgspec.json.decode(body, type=_ServerTime).serverTime
+            except (BinanceHttpError, msgspec.DecodeError, msgspec.ValidationError):
+                return int(time.time() * 1000)
+            self._clock_offset_ms = int(server - (sent + time.time() * 1000) / 2)
+        return int(time.time() * 1000) + self._clock_offset_ms
+
     async def depth_snapshot_raw(self, symbol: str, limit: int = 1000) -> bytes:
         """Body of ``depth`` (``{lastUpdateId, bids, asks}``) for ``limit`` levels."""
         weight = depth_weight(limit, self.endpoints.market)
@@ -382,7 +403,8 @@ class BinanceRestClient:
         limit: int = 500,
     ) -> list[KlineBar]:
         """Candles identified by open time, oldest first. ``x`` (closed) is true for bars
-        whose close time has passed on this machine's clock."""
+        whose close time has passed on the server's clock (``server_time_ms``: a replay
+        exchange's clock can be years behind this machine's)."""
         params = {
             "symbol": symbol.upper(),
             "interval": interval,
@@ -391,7 +413,7 @@ class BinanceRestClient:
             "limit": limit,
         }
         body = await self.get("klines", params, klines_weight(limit, self.endpoints.market))
-        now_ms = int(time.time() * 1000)
+        now_ms = await self.server_time_ms()
         name = symbol.upper()
         return [
             KlineBar(

@@ -27,10 +27,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import statistics
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
 import msgspec
@@ -62,6 +63,7 @@ from services.binance.ws_client import (
     Received,
 )
 from services.logs import EventLog
+from services.market.book_samples import book_samples_of
 from services.market.book_sync import BookSync, SyncAction
 from services.market.market_board import MarketBoard, ticker_from_rest
 from services.market.snapshot_desk import (
@@ -113,6 +115,10 @@ class FeedConfig:
         then (a quiet market) is checked against a snapshot.
     heartbeat_s: an unchanged symbol is republished this often, so readers can tell a
         quiet market (fresh ``published_at``) from a dead feed (an old one).
+    exchange_clock: the exchange's clock (ms) at a wall-clock second — the replay clock of
+        a local exchange, whose event times are the recording's. When set, the status lag
+        is the median of ``exchange_clock(receive time) − E`` over the last frames; when
+        None, the WebSocket client's lag against the wall clock.
     """
 
     endpoints: Endpoints
@@ -138,6 +144,7 @@ class FeedConfig:
     log_period_s: float = 10.0
     confirm_after_s: float = 2.0
     heartbeat_s: float = 1.0
+    exchange_clock: Callable[[float], int] | None = None
 
 
 @dataclass(slots=True)
@@ -205,7 +212,9 @@ class _SymbolFeed:
 class Feed:
     """Runs the market-data pipeline for a set of symbols and publishes to ``store``;
     ``taps`` receive the accepted trades, book changes and candles as they happen
-    (``services.market.taps``)."""
+    (``services.market.taps``). ``past_trades(symbol)``, when given, seeds each symbol's
+    trade window before its stream starts (the history's recent trades, so a restart shows
+    what came before; the gap up to the first streamed trade is then backfilled as any)."""
 
     def __init__(
         self,
@@ -213,10 +222,12 @@ class Feed:
         store: MarketStore,
         taps: Sequence[FeedTap] = (),
         shared_weight: SharedWeightWindow | None = None,
+        past_trades: Callable[[str], Iterable[TradeRow]] | None = None,
     ) -> None:
         self.config = config
         self.store = store
         self._taps = tuple(taps)
+        self._past_trades = past_trades
         self._shared_weight = shared_weight
         self._in_flight: set[str] = set()
         self._board = MarketBoard()
@@ -240,6 +251,8 @@ class Feed:
         self.counters = FeedCounters()
         self.events = EventLog(log, config.log_period_s)
         self._malformed_seen = 0
+        self.book_samples = book_samples_of(store)
+        self._clock_lags: deque[int] = deque(maxlen=512)
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -361,6 +374,8 @@ class Feed:
             streams=self._streams_for(symbol),
             on_demand=on_demand,
         )
+        if self._past_trades is not None:  # e.g. the stored history's last hour
+            feed.trades.warm_up(self._past_trades(symbol))
         self._symbols[symbol] = feed
         return feed
 
@@ -423,6 +438,12 @@ class Feed:
     def _on_frame(self, item: Received) -> None:
         """Hand one frame to its symbol; a frame that cannot be handled is counted."""
         try:
+            if self.config.exchange_clock is not None:
+                event_time = getattr(item.frame.event, "E", None)
+                if event_time:
+                    self._clock_lags.append(
+                        self.config.exchange_clock(item.received_at) - event_time
+                    )
             self._dispatch(item)
         except Exception as exc:
             self.counters.frame_errors += 1
@@ -875,6 +896,10 @@ class Feed:
             else:
                 feed.snapshot = replace(feed.snapshot, published_at=now)
             self.store.publish(feed.snapshot)
+        if self.book_samples is not None:
+            for symbol, feed in self._symbols.items():
+                if feed.snapshot is not None:
+                    self.book_samples.record(symbol, feed.snapshot.book, int(now * 1000))
         self._publish_board(now)
         state = "CONNECTED" if self._connected and all(self._connected.values()) else "DOWN"
         if not self._connected:
@@ -891,6 +916,8 @@ class Feed:
         first_at, first_total = self._message_marks[0]
         rate = (total - first_total) / (now - first_at) if now > first_at else 0.0
         lags = [s.lag_ms_median for s in stats if s.lag_ms_median is not None]
+        if self.config.exchange_clock is not None:
+            lags = [statistics.median(self._clock_lags)] if self._clock_lags else []
         ages = [s.last_message_age_s for s in stats if s.last_message_age_s is not None]
         return FeedStatus(
             source=self.config.source,

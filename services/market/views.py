@@ -12,7 +12,7 @@ import numpy as np
 
 from services.binance.symbol_rules import SymbolInfo
 
-__all__ = ["BookView", "SymbolInfo", "SyncState", "TradeView"]
+__all__ = ["BookSample", "BookView", "SymbolInfo", "SyncState", "TradeView"]
 
 
 class SyncState(enum.StrEnum):
@@ -79,3 +79,44 @@ class TradeView:
 
     def __len__(self) -> int:
         return int(self.price.shape[0])
+
+
+@dataclass(frozen=True, slots=True)
+class BookSample:
+    """The resting book of one symbol around its mid during one sampling period.
+
+    time_ms: start of the period (epoch ms, the wall clock of the process that sampled).
+    is_live: the book was LIVE through the whole period; a sample that is not live carries
+        no levels and must be drawn empty, never interpolated.
+    bid_prices (descending) / bid_qtys, ask_prices (ascending) / ask_qtys: the levels within
+        the sampled band; a level's quantity is the largest it rested during the period
+        (base units).
+
+    Columns only, no objects, so a sequence of samples persists as two flat tables (one row
+    per sample: ``time_ms``, ``is_live``; one row per level: ``time_ms``, ``side``, ``price``,
+    ``qty``).
+    """
+
+    time_ms: int
+    is_live: bool
+    bid_prices: np.ndarray = field(default_factory=lambda: _EMPTY_F)
+    bid_qtys: np.ndarray = field(default_factory=lambda: _EMPTY_F)
+    ask_prices: np.ndarray = field(default_factory=lambda: _EMPTY_F)
+    ask_qtys: np.ndarray = field(default_factory=lambda: _EMPTY_F)
+
+    @property
+    def best_bid(self) -> float:
+        """Highest bid price that rested during the period (NaN without bids)."""
+        return float(self.bid_prices[0]) if self.bid_prices.shape[0] else float("nan")
+
+    @property
+    def best_ask(self) -> float:
+        """Lowest ask price that rested during the period (NaN without asks)."""
+        return float(self.ask_prices[0]) if self.ask_prices.shape[0] else float("nan")
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held by the sample's level columns."""
+        return sum(
+            a.nbytes for a in (self.bid_prices, self.bid_qtys, self.ask_prices, self.ask_qtys)
+        )

@@ -242,6 +242,18 @@ class TickerStats:
         return {"symbol": symbol} | {name: event[key] for key, name in names.items()}
 
 
+WEEK_OPEN_MS = 4 * 86_400_000
+"""Binance's weekly klines open on Monday 00:00 UTC; the epoch (1970-01-01) was a Thursday,
+four days after a Monday."""
+
+
+def kline_open_time(time_ms: int, interval_ms: int) -> int:
+    """Open time of the kline of ``interval_ms`` holding ``time_ms``: a multiple of the
+    interval since the epoch (weeks since a Monday, as Binance aligns them)."""
+    phase = WEEK_OPEN_MS if interval_ms == INTERVAL_MS["1w"] else 0
+    return time_ms - (time_ms - phase) % interval_ms
+
+
 def kline_rows(
     trades: list[AggTradeRecord],
     interval_ms: int,
@@ -253,7 +265,7 @@ def kline_rows(
     rows: list[list] = []
     bar: dict | None = None
     for trade in trades:
-        open_time = trade.T - trade.T % interval_ms
+        open_time = kline_open_time(trade.T, interval_ms)
         p, q = Decimal(trade.p), Decimal(trade.q)
         if bar is None or bar["t"] != open_time:
             if bar is not None:
@@ -320,13 +332,26 @@ def kline_event(symbol: str, interval: str, row: list, event_ms: int) -> dict:
     }
 
 
-def partial_depth(book: ExchangeBook, levels: int, market: str, symbol: str, ms: int) -> dict:
+def continuous_kline_event(event: dict) -> dict:
+    """A USD-M ``<pair>_perpetual@continuousKline_<interval>`` event from a kline event of
+    the perpetual (the pair's trades are the contract's)."""
+    bar = {key: value for key, value in event["k"].items() if key != "s"}
+    head = {"e": "continuous_kline", "E": event["E"], "ps": event["s"], "ct": "PERPETUAL"}
+    return head | {"k": bar}
+
+
+def partial_depth(
+    book: ExchangeBook, levels: int, market: str, symbol: str, ms: int, previous: int = -1
+) -> dict:
     """``@depth<N>`` payload: spot ``{lastUpdateId, bids, asks}``; USD-M adds the event
-    fields and names the sides ``b``/``a``."""
+    fields and names the sides ``b``/``a``, with the update ids since the previous push as
+    Binance sends them: ``pu`` = the previous push's ``u`` (``previous``), ``U = pu + 1``,
+    ``u`` = the book's update id."""
     bids, asks = book.top_bids(levels), book.top_asks(levels)
     if market == "usdm":
         u = book.last_update_id
-        head = {"e": "depthUpdate", "E": ms, "T": ms, "s": symbol, "U": u, "u": u, "pu": u}
+        pu = u if previous < 0 else previous
+        head = {"e": "depthUpdate", "E": ms, "T": ms, "s": symbol, "U": pu + 1, "u": u, "pu": pu}
         return head | {"b": bids, "a": asks}
     return {"lastUpdateId": book.last_update_id, "bids": bids, "asks": asks}
 

@@ -3,23 +3,33 @@ playing a recorded session.
 
 One aiohttp application serves both protocols on one port:
 
-* ``ws://HOST:PORT/ws/<stream>`` (raw payloads) and ``/stream?streams=a/b`` (combined);
-* ``http://HOST:PORT/api/v3/...`` (spot recordings) or ``/fapi/v1/...`` (USD-M);
+* ``ws://HOST:PORT/ws/<stream>`` (raw payloads), a bare ``/ws`` or ``/ws/<id>`` (streams
+  come by ``SUBSCRIBE``; ccxt.pro opens ``/ws/0``) and ``/stream?streams=a/b`` (combined);
+* USD-M also as on Binance since its route split: ``/public/ws``, ``/public/stream`` carry
+  the high-frequency book streams (diff and partial depth, bookTicker), ``/market/ws``,
+  ``/market/stream`` every other stream; a stream asked on the wrong route is refused;
+* ``http://HOST:PORT/api/v3/...`` (spot recordings) or ``/fapi/v1/...`` (USD-M); unknown
+  paths answer Binance's JSON error (404, code -5000);
 * ``/tapescope/stats`` — replay position, connections and injected faults (JSON).
 
-Stream names served for a recorded stream (the recorded name always works):
+Time: the exchange runs on the replay clock (``services.replay.player``): by default the
+recording's own time, so event times, klines and ``/api/v3/time`` say when things really
+happened.
 
-=====================  =========================================================
-recorded               also served as
-=====================  =========================================================
-``s@depth@100ms``      ``s@depth`` (spot; the 1000 ms stream gets every 100 ms diff)
-``s@depth@0ms``        ``s@depth``, ``s@depth@100ms`` (USD-M; every diff, unbatched)
-=====================  =========================================================
+Diff depth is served at every documented speed (``services.replay.depth_speeds``): the
+recorded speed as recorded, coarser ones batched from it.
 
 Derived streams (computed by the exchange, see ``services.replay.derived``):
 ``s@depth5/10/20[@100ms|@250ms|@500ms|@1000ms]``, ``s@miniTicker``, ``s@ticker``,
-``s@kline_<interval>`` when that interval is not recorded, ``s@aggTrade`` when only trades
-are recorded and ``s@bookTicker`` when it is not recorded.
+``s@kline_<interval>`` when that interval is not recorded (USD-M also
+``s_perpetual@continuousKline_<interval>``, the same bars), ``!miniTicker@arr`` (see
+``services.replay.market_tickers``) and ``!ticker@arr`` (every second, every symbol that has
+traded), ``s@aggTrade`` when only trades
+are recorded, ``s@trade`` when only aggTrades are recorded (one trade per aggTrade, id
+``f``: the same rows and ids as ``/api/v3/trades`` serves then) and ``s@bookTicker`` when it
+is not recorded. A stream the recording cannot feed (a kind the exchange does not derive, a
+symbol it does not list) is refused at ``SUBSCRIBE`` (or with HTTP 400 in the URL), never
+accepted and left silent.
 
 The exchange is a market, not a tape: each symbol's book is updated as diffs are played, so
 a REST depth snapshot taken at any moment has ``lastUpdateId`` = the last ``u`` sent and
@@ -32,7 +42,6 @@ import asyncio
 import contextlib
 import re
 import threading
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -41,10 +50,20 @@ from pathlib import Path
 import orjson
 from aiohttp import web
 
+from services.binance.endpoints import USDM_PUBLIC_KINDS
+from services.binance.messages import stream_kind
+from services.replay.depth_speeds import (
+    DepthSpeeds,
+    depth_names,
+    derived_speeds,
+    diff_depth_speed,
+)
 from services.replay.derived import (
     INTERVAL_MS,
     book_ticker,
+    continuous_kline_event,
     kline_event,
+    kline_open_time,
     kline_rows,
     partial_depth,
 )
@@ -52,7 +71,7 @@ from services.replay.faults import Faults
 from services.replay.market_tickers import ALL_MINI_TICKERS, PERIOD_TICKS, AllMiniTickers
 from services.replay.player import Offsets, Player
 from services.replay.recording import DEFAULT_REPLAY
-from services.replay.rest_api import RestApi
+from services.replay.rest_api import RestApi, unknown_path_error
 from services.replay.session import RecordedSession, ReplayEvent, load_session
 from services.replay.stream_connection import (
     MAX_INCOMING_PER_SECOND,
@@ -63,6 +82,22 @@ from services.replay.stream_connection import (
 from services.replay.symbol_market import SymbolMarket
 
 _PARTIAL = re.compile(r"^depth(5|10|20)(?:@(100|250|500|1000)ms)?$")
+PERPETUAL = "_PERPETUAL"  # USD-M continuous contract streams: <pair>_perpetual@continuousKline_1m
+ALL_MARKET_TICKERS = {"!ticker@arr": "ticker"}
+ROUTES = {"spot": ("",), "usdm": ("", "/public", "/market")}
+
+
+def route_problem(route: str, stream: str) -> str | None:
+    """Why a USD-M route does not carry a stream (``None``: it does). ``/public`` carries
+    the book streams (diff and partial depth, bookTicker), ``/market`` the rest, the legacy
+    root everything."""
+    if not route:
+        return None
+    public = stream_kind(stream) in USDM_PUBLIC_KINDS
+    if public == (route == "/public"):
+        return None
+    other = "/market" if public else "/public"
+    return f"Invalid request: {stream} is served on {other}, not on {route}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +142,7 @@ class LocalExchange:
         ping_interval: float = 20.0,
         pong_timeout: float = 60.0,
         queue_size: int = 50_000,
+        time_base: str = "recording",
     ) -> None:
         if recordings is None:
             recordings = [DEFAULT_REPLAY]
@@ -120,6 +156,7 @@ class LocalExchange:
         self.ping_interval = ping_interval
         self.pong_timeout = pong_timeout
         self.queue_size = queue_size
+        self.time_base = time_base
         self.faults = Faults()
         self.session: RecordedSession | None = None
         self.player: Player | None = None
@@ -129,11 +166,16 @@ class LocalExchange:
         self.frames_sent_closed = 0
         self._aliases: dict[str, list[str]] = {}
         self._depth_streams: dict[str, list[str]] = {}
+        self._batched: dict[str, dict[int, list[str]]] = {}  # symbol → speed → names
+        self._batch_source: dict[str, str] = {}  # finest recorded diff stream → symbol
+        self._served: set[str] = set()
+        self._depth_speeds: dict[str, DepthSpeeds] = {}
         self._derived: dict[str, DerivedStream] = {}
         self._held: list[tuple[str, bytes]] | None = None
         self._listening = asyncio.Event()
         self._ticks = 0
         self._last_book_ticker: dict[str, tuple] = {}
+        self._partial_pushed: dict[str, int] = {}  # partial depth stream → last u pushed
         self._all_mini_tickers = AllMiniTickers()
         self._runner: web.AppRunner | None = None
         self._play_task: asyncio.Task | None = None
@@ -149,10 +191,11 @@ class LocalExchange:
         self._listening = asyncio.Event()
         self.session = await asyncio.to_thread(load_session, self.paths)
         self._prepare(self.session)
-        app = web.Application()
-        app.router.add_get("/ws", self._ws_raw)
-        app.router.add_get("/ws/{streams:.*}", self._ws_raw)
-        app.router.add_get("/stream", self._ws_combined)
+        app = web.Application(middlewares=[unknown_path_error])
+        for route in ROUTES[self.session.market]:
+            app.router.add_get(f"{route}/ws", self._ws_raw)
+            app.router.add_get(f"{route}/ws/{{streams:.*}}", self._ws_raw)
+            app.router.add_get(f"{route}/stream", self._ws_combined)
         app.router.add_get("/tapescope/stats", self._stats_route)
         RestApi(self).add_routes(app)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
@@ -164,7 +207,7 @@ class LocalExchange:
         self.ws_url = f"ws://{self.host}:{self.port}"
         self.rest_url = f"http://{self.host}:{self.port}"
         self.faults.install(self._drop_all, self._shutdown_all, lambda: list(self.markets))
-        self.player = Player(self.session, self, self.speed, self.loop)
+        self.player = Player(self.session, self, self.speed, self.loop, time_base=self.time_base)
         self._play_task = asyncio.get_running_loop().create_task(self.player.run())
         return self
 
@@ -240,6 +283,13 @@ class LocalExchange:
     def replay_of(self) -> str:
         return datetime.fromtimestamp(self.recording_start_ms / 1000, UTC).isoformat()
 
+    def clock_ms(self, wall_s: float | None = None) -> int:
+        """The replay clock in ms since the epoch, now or at a ``time.time()`` instant (what
+        ``/api/v3/time`` answers and lag is measured against)."""
+        if self.player is None:
+            return self.recording_start_ms
+        return self.player.clock_ms(wall_s)
+
     @property
     def finished(self) -> asyncio.Event:
         """Set when the last pass has been played (never with ``loop``)."""
@@ -259,7 +309,9 @@ class LocalExchange:
             "passes": player.passes if player else 0,
             "position": player.position if player else 0,
             "events": len(self.session.events) if self.session else 0,
+            "time_base": self.time_base,
             "time_offset_ms": player.offsets.time_ms if player else 0,
+            "clock_ms": self.clock_ms(),
             "connections": len(self.connections),
             "frames_sent": self.frames_sent_closed + sum(c.frames_sent for c in self.connections),
             "faults": self.faults.stats(),
@@ -276,27 +328,72 @@ class LocalExchange:
             for symbol, start in session.symbols.items()
         }
         recorded = {event.stream for event in session.events}
+        finest: dict[str, tuple[int, str]] = {}  # symbol → finest recorded speed, stream
         for stream in recorded:
-            names = [stream]
-            symbol = stream.split("@", 1)[0]
-            if stream.endswith("@depth@100ms") or stream.endswith("@depth@0ms"):
-                names.append(f"{symbol}@depth")
-                if stream.endswith("@depth@0ms"):
-                    names.append(f"{symbol}@depth@100ms")
-            served = [n for n in names if n == stream or n not in recorded]
-            self._aliases[stream] = served
-            if "@depth" in stream and not _PARTIAL.match(stream.split("@", 1)[1]):
-                self._depth_streams[symbol.upper()] = served
+            speed = diff_depth_speed(stream, session.market)
+            if speed is None:
+                self._aliases[stream] = [stream]
+                continue
+            symbol, speed_ms = speed
+            names = depth_names(symbol, speed_ms, session.market)
+            self._aliases[stream] = [n for n in names if n == stream or n not in recorded]
+            self._depth_streams.setdefault(symbol.upper(), []).extend(self._aliases[stream])
+            if symbol not in finest or speed_ms < finest[symbol][0]:
+                finest[symbol] = (speed_ms, stream)
+        for symbol, (speed_ms, stream) in finest.items():
+            batched: dict[int, list[str]] = {}
+            for speed in derived_speeds(speed_ms, session.market):
+                names = [n for n in depth_names(symbol, speed, session.market) if n not in recorded]
+                if names:
+                    batched[speed] = names
+                    self._depth_streams[symbol.upper()].extend(names)
+            self._batched[symbol.upper()] = batched
+            self._batch_source[stream] = symbol.upper()
+            self._depth_speeds[symbol.upper()] = DepthSpeeds()
+        self._served = {name for names in self._depth_streams.values() for name in names}
+        self._served.update(name for names in self._aliases.values() for name in names)
+
+    def refusal(self, route: str, names: list[str]) -> str | None:
+        """Why streams cannot be served on a route (``None``: they all can)."""
+        for name in names:
+            problem = route_problem(route, name)
+            if problem is None and name not in self._served and self.derived_stream(name) is None:
+                problem = self._unfed(name)
+            if problem is not None:
+                return problem
+        return None
+
+    def _unfed(self, name: str) -> str:
+        """The message refusing a stream this replay cannot feed."""
+        symbol, _, kind = name.partition("@")
+        listed = ", ".join(s.lower() for s in sorted(self.markets))
+        if symbol.upper() not in self.markets:
+            return f"Invalid request: {name}: this replay serves only {listed}"
+        recorded = ", ".join(sorted(self.session.recorded_kinds(symbol.upper())))  # type: ignore[union-attr]
+        return (
+            f"Invalid request: {name} cannot be served: the recording has {recorded} for "
+            f"{symbol.upper()}, and {kind} is neither recorded nor derivable from them"
+        )
 
     def derived_stream(self, name: str) -> DerivedStream | None:
         """What a stream name means when the exchange computes it (``None``: recorded or
         unknown)."""
         if name == ALL_MINI_TICKERS:
             return DerivedStream("", "miniTicker@arr", "", PERIOD_TICKS)
-        if name in self._aliases or "@" not in name:
+        if name in self._served or "@" not in name:
             return None
+        if name in ALL_MARKET_TICKERS:
+            return DerivedStream("", ALL_MARKET_TICKERS[name], "", 10)
         symbol, kind = name.split("@", 1)
         symbol = symbol.upper()
+        if (
+            self.market == "usdm"
+            and symbol.endswith(PERPETUAL)
+            and kind.startswith("continuousKline_")
+            and symbol.removesuffix(PERPETUAL) in self.markets
+            and kind[16:] in INTERVAL_MS
+        ):
+            return DerivedStream(symbol.removesuffix(PERPETUAL), "continuousKline", kind[16:], 20)
         if symbol not in self.markets:
             return None
         kinds = self.session.recorded_kinds(symbol) if self.session else set()
@@ -307,6 +404,8 @@ class LocalExchange:
             return DerivedStream(symbol, kind, "", 10)
         if kind.startswith("kline_") and kind[6:] in INTERVAL_MS:
             return DerivedStream(symbol, "kline", kind[6:], 10 if kind == "kline_1s" else 20)
+        if kind == "trade" and "trade" not in kinds and "aggTrade" in kinds:
+            return DerivedStream(symbol, "trade")
         if kind in ("bookTicker", "aggTrade") and kind not in kinds:
             return DerivedStream(symbol, kind)
         return None
@@ -332,6 +431,8 @@ class LocalExchange:
 
     async def _ws_raw(self, request: web.Request) -> web.StreamResponse:
         names = [n for n in request.match_info.get("streams", "").split("/") if n]
+        if all("@" not in n and not n.startswith("!") for n in names):
+            names = []  # a bare connection (``/ws/0``): streams come by SUBSCRIBE
         return await self._serve_ws(request, names, combined=False)
 
     async def _ws_combined(self, request: web.Request) -> web.StreamResponse:
@@ -342,9 +443,13 @@ class LocalExchange:
         self, request: web.Request, names: list[str], combined: bool
     ) -> web.StreamResponse:
         names = list(dict.fromkeys(names))
+        route = request.path[: request.path.index("/", 1)] if request.path.count("/") > 1 else ""
+        route = route if route in ROUTES[self.market] else ""
         problem = invalid_streams(names)
         if problem is None and len(names) > MAX_STREAMS:
             problem = f"Invalid request: too many streams (max {MAX_STREAMS})"
+        if problem is None:
+            problem = self.refusal(route, names)
         if problem is not None:
             return web.json_response({"code": -1, "msg": problem}, status=400)
         ws = web.WebSocketResponse(autoping=False, compress=False, max_msg_size=1 << 20)
@@ -359,6 +464,7 @@ class LocalExchange:
             self.ping_interval,
             self.pong_timeout,
             MAX_INCOMING_PER_SECOND[self.market],
+            lambda new: self.refusal(route, new),
         )
         self.connections.add(conn)
         conn.streams.update(dict.fromkeys(names))
@@ -387,7 +493,7 @@ class LocalExchange:
         return len(conns)
 
     def _now_ms(self) -> int:
-        return time.time_ns() // 1_000_000
+        return self.clock_ms()
 
     async def _emit(self, frames: list[tuple[str, bytes]]) -> None:
         """Send payloads to their streams' subscribers, applying armed frame faults (at
@@ -442,6 +548,8 @@ class LocalExchange:
             market.apply_depth(data)
             if self.faults.take_gap(event.symbol):
                 served = []
+            if event.stream in self._batch_source:
+                self._batch_depth(event.symbol, data)
             frames.extend(self._derived_book_ticker(market))
         elif kind == "trade":
             closed = market.apply_trade(data)
@@ -449,17 +557,48 @@ class LocalExchange:
                 frames.extend(self._agg_trade_frames(market, closed))
         elif kind == "aggTrade":
             market.apply_agg_trade(data)
+            frames.extend(self._derived_trade_frames(market, data))
         elif kind == "kline":
             market.apply_kline(data)
         frames[:0] = [(name, data) for name in self._listened(served)]
         if frames or self._held is not None:
             await self._emit(frames)
 
+    def _batch_depth(self, symbol: str, data: bytes) -> None:
+        """Merge a played diff into the batches of the coarser speeds someone listens to."""
+        speeds = [
+            speed
+            for speed, names in self._batched[symbol].items()
+            if any(name in self.subscribers for name in names)
+        ]
+        if speeds:
+            self._depth_speeds[symbol].add(orjson.loads(data), speeds)
+
+    def _batched_depth_frames(self, exchange_ms: int, everything: bool = False) -> list:
+        """Merged diffs whose period ends now (or all pending ones), for their listeners."""
+        frames: list[tuple[str, bytes]] = []
+        for symbol, speeds in self._depth_speeds.items():
+            for speed, batch in speeds.due(exchange_ms, everything):
+                payload = batch.payload(symbol, exchange_ms)
+                frames.extend((n, payload) for n in self._listened(self._batched[symbol][speed]))
+        return frames
+
     def _agg_trade_frames(self, market: SymbolMarket, record: object) -> list[tuple[str, bytes]]:
         name = f"{market.symbol.lower()}@aggTrade"
         if name not in self.subscribers:
             return []
         return [(name, orjson.dumps(record.event(market.symbol, record.T)))]  # type: ignore[attr-defined]
+
+    def _derived_trade_frames(self, market: SymbolMarket, data: bytes) -> list:
+        """``@trade`` from an aggTrade-only recording: one trade per aggTrade, id ``f`` and
+        the aggTrade's whole quantity — the rows ``/api/v3/trades`` serves for it."""
+        name = f"{market.symbol.lower()}@trade"
+        if name not in self._derived:
+            return []
+        agg = orjson.loads(data)
+        body = {"e": "trade", "E": agg["E"], "s": market.symbol, "t": agg["f"], "p": agg["p"]}
+        body |= {"q": agg["q"], "T": agg["T"], "m": agg["m"], "M": True}
+        return [(name, orjson.dumps(body))]
 
     def _derived_book_ticker(self, market: SymbolMarket) -> list[tuple[str, bytes]]:
         name = f"{market.symbol.lower()}@bookTicker"
@@ -485,9 +624,11 @@ class LocalExchange:
         return events[position].ts_ns // 1_000_000 + self.player.offsets.time_ms
 
     async def tick(self, exchange_ms: int) -> None:
-        """Every 100 ms of recording time: close derived aggTrades, push periodic streams."""
+        """Every 100 ms of recording time: close derived aggTrades, push periodic streams and
+        the diff batches whose period ends (all of them at the end of a pass)."""
         self._ticks += 1
-        frames: list[tuple[str, bytes]] = []
+        pass_over = self.player is not None and self.player.position >= len(self.session.events)  # type: ignore[union-attr]
+        frames: list[tuple[str, bytes]] = self._batched_depth_frames(exchange_ms, pass_over)
         for market in self.markets.values():
             closed = market.close_agg_trade()
             if closed is not None:
@@ -503,23 +644,30 @@ class LocalExchange:
     def _periodic_body(self, spec: DerivedStream, exchange_ms: int) -> dict | list | None:
         if spec.kind == "miniTicker@arr":
             return self._all_mini_tickers.payload(self.markets, exchange_ms) or None
+        if not spec.symbol:  # !ticker@arr: the 24 h tickers of the symbols that have traded
+            traded = [m for _, m in sorted(self.markets.items()) if m.stats.count]
+            return [m.stats.ticker_event(m.symbol, exchange_ms, m.book) for m in traded] or None
         market = self.markets[spec.symbol]
         if spec.kind == "partial":
+            name = f"{spec.symbol.lower()}@depth{spec.argument}@{spec.period}"
+            previous = self._partial_pushed.get(name, -1)
+            self._partial_pushed[name] = market.book.last_update_id
             return partial_depth(
-                market.book, int(spec.argument), self.market, spec.symbol, exchange_ms
+                market.book, int(spec.argument), self.market, spec.symbol, exchange_ms, previous
             )
         if spec.kind == "miniTicker":
             return market.stats.mini_ticker_event(spec.symbol, exchange_ms)
         if spec.kind == "ticker":
             return market.stats.ticker_event(spec.symbol, exchange_ms, market.book)
-        if spec.kind == "kline":
+        if spec.kind in ("kline", "continuousKline"):
             interval_ms = INTERVAL_MS[spec.argument]
-            open_time = exchange_ms - exchange_ms % interval_ms
+            open_time = kline_open_time(exchange_ms, interval_ms)
             fills = market.fills_since(open_time)
             rows = kline_rows(fills, interval_ms, market.price_places, market.qty_places)
             if not rows:
                 return None
-            return kline_event(spec.symbol, spec.argument, rows[-1], exchange_ms)
+            event = kline_event(spec.symbol, spec.argument, rows[-1], exchange_ms)
+            return event if spec.kind == "kline" else continuous_kline_event(event)
         return None
 
     async def seam(self, offsets: Offsets) -> None:
@@ -527,7 +675,7 @@ class LocalExchange:
         start book, ids continuing from the last ``u`` sent."""
         assert self.session is not None
         event_ms = self.recording_start_ms + offsets.time_ms
-        frames: list[tuple[str, bytes]] = []
+        frames: list[tuple[str, bytes]] = self._batched_depth_frames(event_ms, everything=True)
         for symbol, market in self.markets.items():
             start = self.session.symbols[symbol]
             closed = market.close_agg_trade()

@@ -36,15 +36,23 @@ REST_ERROR_BODIES: dict[int, dict] = {
 }
 
 
-def rest_error_body(status: int, retry_after: int) -> dict:
-    """Binance's error body for an HTTP status."""
+def rest_error_body(
+    status: int, retry_after: int, now_ms: int | None = None, weight_limit: int = 6000
+) -> dict:
+    """Binance's error body for an HTTP status; ``now_ms`` is the exchange's clock (a 418
+    ban lasts until ``now_ms + retry_after``), ``weight_limit`` the market's per-minute
+    weight limit named by a 429."""
     if status == 418:
-        until = time.time_ns() // 1_000_000 + retry_after * 1000
+        now = time.time_ns() // 1_000_000 if now_ms is None else now_ms
+        until = now + retry_after * 1000
         return {
             "code": -1003,
             "msg": f"Way too much request weight used; IP banned until {until}. Please use "
             "WebSocket Streams for live updates to avoid bans.",
         }
+    if status == 429:
+        body = REST_ERROR_BODIES[429]
+        return body | {"msg": body["msg"].replace("6000", str(weight_limit))}
     if status in REST_ERROR_BODIES:
         return REST_ERROR_BODIES[status]
     return {"code": -1000, "msg": "An unknown error occurred while processing the request."}

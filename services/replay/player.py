@@ -6,11 +6,17 @@ Definitions:
   played as fast as the slowest subscribed client reads them (bounded per-connection queues
   give back-pressure; nothing is buffered without bound). At max speed playback waits while
   no client is subscribed.
-* **time offset** — ``now − recording start`` (ms), fixed per pass. Every event time
-  (``E``, ``T``, kline ``t``/``T``) is shifted by it, in every mode, so lag figures mean
-  something at speed 1 (at other speeds event times run ahead of or behind the wall clock).
-  Later passes use a larger offset so times keep increasing. Recorded kline open/close
-  times move by the same offset, so they are no longer on minute boundaries.
+* **replay clock** — the exchange's time: the recorder's receive time of the frame being
+  played now, plus the pass's time offset. At speed ``s`` it advances ``s`` ms per wall ms
+  (between frames too); at speed *max* it is the time of the last frame played. It is what
+  ``/api/v3/time`` answers and what lag is measured against, so lag means the same thing
+  at any speed.
+* **time offset** — added to every event time (``E``, ``T``, kline ``t``/``T``). With the
+  default time base ``recording`` it is 0 on the first pass: the replay shows when things
+  really happened. With ``today`` it is the whole number of days that moves the recording's
+  first frame to today (same time of day). Each further pass adds the recording's span
+  rounded up to whole days, so times keep increasing and every kline interval up to 1 d
+  stays aligned (recorded 1m bars open on minute boundaries in every pass).
 * **id offsets** — per symbol, added to update ids (``U``, ``u``, ``pu``, bookTicker ``u``),
   trade ids (``t``, aggTrade ``f``/``l``, kline ``f``/``L``) and aggregate ids (``a``).
   They are 0 on the first pass. On each loop they are chosen so ids stay continuous after
@@ -29,6 +35,8 @@ from dataclasses import dataclass, field
 from services.replay.session import RecordedSession, ReplayEvent
 
 TICK_NS = 100_000_000  # derived periodic streams run on a 100 ms recording-time grid
+DAY_MS = 86_400_000
+TIME_BASES = ("recording", "today")
 
 _INTEGER_FIELD = re.compile(rb'"(\w+)":(-?\d+)(?=[,}])')
 _TIME, _UPDATE, _TRADE, _AGG = 0, 1, 2, 3
@@ -71,6 +79,21 @@ class Offsets:
         return _INTEGER_FIELD.sub(replace, event.data)
 
 
+def pass_shift_ms(span_ms: int) -> int:
+    """Time added per loop pass: the span rounded up to whole days (at least one day)."""
+    return max(1, -(-span_ms // DAY_MS)) * DAY_MS
+
+
+def first_offset_ms(time_base: str, recording_start_ms: int, now_ms: int) -> int:
+    """Time offset of the first pass: 0 for ``recording``; for ``today`` the whole days
+    between the recording's first frame and ``now_ms``."""
+    if time_base not in TIME_BASES:
+        raise ValueError(f"time base must be one of {', '.join(TIME_BASES)}, not {time_base!r}")
+    if time_base == "recording":
+        return 0
+    return max(0, now_ms - recording_start_ms) // DAY_MS * DAY_MS
+
+
 class ReplayClock:
     """Maps recording time to wall time: a frame recorded at ``ts`` is due at
     ``wall_start + (ts − recording_start) / speed``; with speed ``None`` everything is due."""
@@ -79,10 +102,20 @@ class ReplayClock:
         self.speed = speed
         self._wall_start = time.monotonic()
         self._recording_start = 0
+        self.played_ns = 0  # recording time of the last frame played (speed max)
 
     def start(self, recording_ns: int) -> None:
         self._wall_start = time.monotonic()
         self._recording_start = recording_ns
+        self.played_ns = recording_ns
+
+    def recording_ns(self, monotonic_s: float | None = None) -> int:
+        """Recording time at a ``time.monotonic()`` instant (default: now); at speed max,
+        the time of the last frame played."""
+        if self.speed is None:
+            return self.played_ns
+        at = time.monotonic() if monotonic_s is None else monotonic_s
+        return self._recording_start + int((at - self._wall_start) * self.speed * 1e9)
 
     def shift(self, seconds: float) -> None:
         """Delay everything still to come (after a stall)."""
@@ -117,12 +150,16 @@ class Player:
         speed: float | None = 1.0,
         loop: bool = False,
         now_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+        time_base: str = "recording",
     ) -> None:
         self.session = session
         self.sink = sink
         self.clock = ReplayClock(speed)
+        self.clock.start(session.start_ns)
         self.loop = loop
         self.now_ms = now_ms
+        self.time_base = time_base
+        first_offset_ms(time_base, 0, 0)  # rejects an unknown time base now
         self.offsets = Offsets()
         self.passes = 0
         self.position = 0  # events played in the current pass
@@ -133,15 +170,18 @@ class Player:
         """Original (recorder) time of the recording's first frame, ms since the epoch."""
         return self.session.start_ns // 1_000_000
 
+    def clock_ms(self, wall_s: float | None = None) -> int:
+        """The replay clock (ms since the epoch) at a ``time.time()`` instant (default now);
+        see the module docstring."""
+        monotonic_s = None if wall_s is None else wall_s - time.time() + time.monotonic()
+        return self.clock.recording_ns(monotonic_s) // 1_000_000 + self.offsets.time_ms
+
     def next_offsets(self) -> Offsets:
         """Offsets for the next pass (see the module docstring)."""
-        span_ms = (self.session.end_ns - self.session.start_ns) // 1_000_000 + 1
-        time_ms = self.now_ms() - self.recording_start_ms
-        if self.passes:
-            time_ms = max(time_ms, self.offsets.time_ms + span_ms)
-        offsets = Offsets(time_ms)
         if not self.passes:
-            return offsets
+            return Offsets(first_offset_ms(self.time_base, self.recording_start_ms, self.now_ms()))
+        span_ms = (self.session.end_ns - self.session.start_ns) // 1_000_000 + 1
+        offsets = Offsets(self.offsets.time_ms + pass_shift_ms(span_ms))
         for symbol, start in self.session.symbols.items():
             last_update, last_trade, last_agg = self.sink.last_ids(symbol)
             if start.first_diff_ids is not None:
@@ -181,8 +221,9 @@ class Player:
             for index, event in enumerate(events):
                 self.position = index
                 next_tick = await self._wait(event.ts_ns, next_tick)
+                self.clock.played_ns = event.ts_ns
                 await self.sink.play(event, self.offsets.restamp(event))
-                if self.clock.speed is None and index % 64 == 0:
+                if index % 64 == 0:  # behind schedule or at max: let connections run
                     await asyncio.sleep(0)
             self.position = len(events)
             await self.sink.tick(self.session.end_ns // 1_000_000 + self.offsets.time_ms)

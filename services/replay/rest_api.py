@@ -4,7 +4,12 @@ Spot recordings are served under ``/api/v3``, USD-M recordings under ``/fapi/v1`
 response carries ``X-MBX-USED-WEIGHT-1M``: the request weight used in the last 60 seconds
 (a rolling window). Above the market's limit (6000 spot, 2400 USD-M) requests get 429 with
 ``Retry-After``. Responses computed by the exchange rather than recorded carry
-``X-Tapescope-Derived: true``.
+``X-Tapescope-Derived: true``. Times (``serverTime``, USD-M ``E``/``T``) are the replay
+clock's. A path the exchange does not serve answers like Binance: HTTP 404 with
+``{"code":-5000,"msg":"Path <path>, Method GET is invalid"}``.
+
+The API reads the exchange through ``ReplayedMarkets`` (what it needs, nothing more), so
+this module does not depend on ``services.replay.exchange``, which builds it.
 """
 
 from __future__ import annotations
@@ -14,26 +19,65 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import Protocol
 
 import orjson
 from aiohttp import web
 
 from services.replay.derived import INTERVAL_MS
-from services.replay.faults import rest_error_body
+from services.replay.faults import Faults, rest_error_body
+from services.replay.market_quotes import (
+    average_price,
+    book_ticker_rest,
+    premium_index,
+    price_ticker,
+    symbol_filters,
+)
 from services.replay.session import split_symbol
-
-if TYPE_CHECKING:
-    from services.replay.exchange import LocalExchange
-    from services.replay.symbol_market import SymbolMarket
+from services.replay.symbol_market import SymbolMarket
 
 Handler = Callable[[web.Request], Awaitable[web.Response]]
 WEIGHT_LIMIT = {"spot": 6000, "usdm": 2400}
 DERIVED_NOTE = (
     "Tapescope local exchange replaying a recording: tickSize/stepSize are derived from the "
-    "recorded decimals; tickers, klines of unrecorded intervals, partial depth, and "
-    "aggTrades or bookTicker absent from the recording are computed by the exchange."
+    "recorded decimals, maxPrice/maxQty/notional filters from the recorded prices and "
+    "quantities; tickers, average price, premium index, klines of unrecorded intervals, "
+    "partial depth, and aggTrades or bookTicker absent from the recording are computed by "
+    "the exchange."
 )
+
+
+class ReplayedMarkets(Protocol):
+    """What the REST API reads of the exchange it serves."""
+
+    markets: dict[str, SymbolMarket]
+    faults: Faults
+    paths: list[Path]
+
+    @property
+    def market(self) -> str: ...
+
+    @property
+    def recording_start_ms(self) -> int: ...
+
+    @property
+    def replay_of(self) -> str: ...
+
+    def clock_ms(self, wall_s: float | None = None) -> int: ...
+
+
+@web.middleware
+async def unknown_path_error(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Binance's JSON error for a path or method it does not serve (404, code -5000)."""
+    try:
+        return await handler(request)
+    except web.HTTPNotFound:
+        status = 404
+    except web.HTTPMethodNotAllowed:
+        status = 405
+    body = {"code": -5000, "msg": f"Path {request.path}, Method {request.method} is invalid"}
+    return _json(body, status)
 
 
 class BinanceError(Exception):
@@ -82,7 +126,7 @@ def tick_text(decimals: int, width: int) -> str:
 class RestApi:
     """Routes and handlers of one exchange's REST API."""
 
-    def __init__(self, exchange: LocalExchange) -> None:
+    def __init__(self, exchange: ReplayedMarkets) -> None:
         self.exchange = exchange
         self.used: deque[tuple[float, int]] = deque()
 
@@ -107,9 +151,22 @@ class RestApi:
             ("/aggTrades", self.agg_trades, lambda r: 20 if self.market == "usdm" else 4),
             ("/klines", self.klines, lambda r: 2),
             ("/ticker/24hr", self.ticker, self._ticker_weight),
+            ("/ticker/price", self.price_ticker, self._quote_weight),
+            ("/ticker/bookTicker", self.book_ticker, self._quote_weight),
         ]
+        if self.market == "usdm":
+            routes.append(
+                ("/premiumIndex", self.premium_index, lambda r: 1 if "symbol" in r.query else 10)
+            )
+        else:
+            routes.append(("/avgPrice", self.average_price, lambda r: 2))
+            routes.append(("/uiKlines", self.klines, lambda r: 2))
         for path, handler, weight in routes:
             app.router.add_get(prefix + path, self._wrap(handler, weight))
+        if self.market == "usdm":  # the v2 price ticker (python-binance asks for it)
+            app.router.add_get(
+                "/fapi/v2/ticker/price", self._wrap(self.price_ticker, self._quote_weight)
+            )
 
     def _depth_weight(self, request: web.Request) -> int:
         try:
@@ -117,6 +174,11 @@ class RestApi:
         except BinanceError:
             limit = 100
         return depth_weight(self.market, limit)
+
+    def _quote_weight(self, request: web.Request) -> int:
+        if "symbol" in request.query:
+            return 1 if self.market == "usdm" else 2
+        return 2 if self.market == "usdm" else 4
 
     def _ticker_weight(self, request: web.Request) -> int:
         if "symbol" in request.query:
@@ -146,7 +208,9 @@ class RestApi:
             if armed_status:
                 if armed_status in (429, 418):
                     headers["Retry-After"] = str(max(1, retry_after))
-                body = rest_error_body(armed_status, retry_after)
+                body = rest_error_body(
+                    armed_status, retry_after, self.exchange.clock_ms(), WEIGHT_LIMIT[self.market]
+                )
                 return _json(body, armed_status, headers)
             try:
                 response = await handler(request)
@@ -170,7 +234,7 @@ class RestApi:
         return _json({})
 
     async def time(self, request: web.Request) -> web.Response:
-        return _json({"serverTime": time.time_ns() // 1_000_000})
+        return _json({"serverTime": self.exchange.clock_ms()})
 
     async def depth(self, request: web.Request) -> web.Response:
         market = self._symbol(request)
@@ -179,7 +243,7 @@ class RestApi:
             raise BinanceError(400, -1100, "Illegal characters found in parameter 'limit'.")
         body = market.depth(limit)
         if self.market == "usdm":
-            now = self.exchange._exchange_ms()
+            now = self.exchange.clock_ms()
             body = {"lastUpdateId": body["lastUpdateId"], "E": now, "T": now} | {
                 "bids": body["bids"],
                 "asks": body["asks"],
@@ -232,9 +296,59 @@ class RestApi:
         body = [m.stats.rest_ticker(m.symbol, m.book) for m in self.exchange.markets.values()]
         return _json(body, derived=True)
 
+    def _each(self, request: web.Request, body: Callable[[SymbolMarket], dict]) -> web.Response:
+        """One symbol's body with ``symbol=``, else a list of every symbol's."""
+        if "symbol" in request.query:
+            return _json(body(self._symbol(request)), derived=True)
+        return _json([body(m) for _, m in sorted(self.exchange.markets.items())], derived=True)
+
+    async def price_ticker(self, request: web.Request) -> web.Response:
+        now = self.exchange.clock_ms()
+        return self._each(request, lambda m: price_ticker(m, self.market == "usdm", now))
+
+    async def book_ticker(self, request: web.Request) -> web.Response:
+        now = self.exchange.clock_ms()
+        return self._each(request, lambda m: book_ticker_rest(m, self.market == "usdm", now))
+
+    async def average_price(self, request: web.Request) -> web.Response:
+        market = self._symbol(request)
+        return _json(average_price(market, self.exchange.clock_ms()), derived=True)
+
+    async def premium_index(self, request: web.Request) -> web.Response:
+        now = self.exchange.clock_ms()
+        return self._each(request, lambda m: premium_index(m, now))
+
+    def _listed(self, request: web.Request) -> list[SymbolMarket]:
+        """The symbols exchangeInfo lists: ``symbol=``, ``symbols=["A","B"]`` or all."""
+        markets = self.exchange.markets
+        if "symbol" in request.query and "symbols" in request.query:
+            raise BinanceError(
+                400, -1101, "Parameter 'symbol' and 'symbols' were provided; only one is allowed."
+            )
+        if "symbol" in request.query:
+            return [self._symbol(request)]
+        if "symbols" not in request.query:
+            return [m for _, m in sorted(markets.items())]
+        try:
+            wanted = orjson.loads(request.query["symbols"])
+        except orjson.JSONDecodeError:
+            wanted = None
+        if not isinstance(wanted, list) or not all(isinstance(w, str) for w in wanted):
+            raise BinanceError(
+                400,
+                -1100,
+                "Illegal characters found in parameter 'symbols'; legal range is "
+                'a JSON array of symbols, e.g. ["BTCUSDT","ETHUSDT"].',
+            )
+        unknown = [w for w in wanted if w not in markets]
+        if unknown or not wanted:
+            raise BinanceError(400, -1121, f"Invalid symbol: {', '.join(unknown) or '[]'}.")
+        return [markets[w] for w in dict.fromkeys(wanted)]
+
     async def exchange_info(self, request: web.Request) -> web.Response:
         symbols = []
-        for symbol, market in sorted(self.exchange.markets.items()):
+        for market in self._listed(request):
+            symbol = market.symbol
             start = market.start
             base, quote = split_symbol(symbol)
             tick = tick_text(start.price_decimals, start.price_width)
@@ -250,16 +364,16 @@ class RestApi:
                     "pricePrecision": start.price_decimals,
                     "quantityPrecision": start.quantity_decimals,
                 }
-            entry["filters"] = [
-                {"filterType": "PRICE_FILTER", "minPrice": tick, "maxPrice": "0", "tickSize": tick},
-                {"filterType": "LOT_SIZE", "minQty": step, "maxQty": "0", "stepSize": step},
-            ]
-            entry["permissionSets"] = [["SPOT"]] if self.market == "spot" else []
+            entry["filters"] = symbol_filters(market, self.market == "usdm", tick, step)
+            if self.market == "spot":
+                entry |= {"orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET"]}
+                entry |= {"isSpotTradingAllowed": True, "isMarginTradingAllowed": False}
+                entry |= {"permissions": ["SPOT"], "permissionSets": [["SPOT"]]}
             symbols.append(entry)
         limit = WEIGHT_LIMIT[self.market]
         body = {
             "timezone": "UTC",
-            "serverTime": time.time_ns() // 1_000_000,
+            "serverTime": self.exchange.clock_ms(),
             "rateLimits": [
                 {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1}
                 | {"limit": limit}

@@ -3,8 +3,20 @@
 * ``/ws/<stream>`` sends raw payloads, ``/stream?streams=a/b`` the combined envelope
   ``{"stream":..,"data":..}``; ``SET_PROPERTY combined`` switches between them.
 * Control messages: ``SUBSCRIBE``, ``UNSUBSCRIBE``, ``LIST_SUBSCRIPTIONS``, ``SET_PROPERTY``,
-  ``GET_PROPERTY``, answered ``{"result":..,"id":..}`` or ``{"code":N,"msg":..,"id":..}``
-  (0 unknown property, 1 value not Boolean, 2 invalid request, 3 invalid JSON).
+  ``GET_PROPERTY``, answered ``{"result":..,"id":..}`` or
+  ``{"error":{"code":N,"msg":..},"id":..}`` (0 unknown property, 1 value not Boolean,
+  2 invalid request, 3 invalid JSON). ``SUBSCRIBE`` of a stream the exchange cannot feed is
+  refused with code 2 (all or none).
+
+  Why the error is wrapped in ``"error"`` although Binance's stream documentation shows a
+  flat ``{"code":2,"msg":..,"id":..}``: the live stream servers answer the wrapped shape.
+  It was logged verbatim from stream.binance.com —
+  ``{"error":{"code":2,"msg":"Invalid request: invalid stream"},"id":2}``
+  (github.com/ctubio/Krypto-trading-bot issue #1121, 2021) — and clients written against
+  the real servers read it there: ccxt.pro's ``binance.handle_ws_error`` (ccxt/pro/binance.py,
+  added in ccxt pull request #19833) takes ``message["error"]["code"]``/``["msg"]`` and
+  its ``handle_message`` routes a message to it only when it has an ``error`` key; a flat
+  answer would leave a refused ``watch_*`` call waiting forever.
 * Limits: more than ``max_incoming_per_second`` incoming messages (text, ping and pong frames
   all count; Binance allows 5 on spot, 10 on USD-M) within one second closes the connection
   with 1008 "Too many requests"; at most
@@ -31,7 +43,7 @@ from aiohttp import WSMsgType, web
 
 MAX_INCOMING_PER_SECOND = {"spot": 5, "usdm": 10}
 MAX_STREAMS = 1024
-STREAM_NAME = re.compile(r"^(![A-Za-z]+(@[a-z]+)?|[a-z0-9]+@[A-Za-z0-9_@.:+-]+)$")
+STREAM_NAME = re.compile(r"^(![A-Za-z]+(@[a-z]+)?|[a-z0-9_]+@[A-Za-z0-9_@.:+-]+)$")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9]{1,36}$")
 
 
@@ -43,11 +55,19 @@ class ControlError(Exception):
         self.code, self.msg = code, msg
 
 
+def error_reply(code: int, msg: str, request_id: object) -> dict:
+    """A refused control message as the stream servers answer it (see the module
+    docstring for the evidence)."""
+    return {"error": {"code": code, "msg": msg}, "id": request_id}
+
+
 def invalid_streams(names: list[Any]) -> str | None:
     """Why a list of stream names is not acceptable, or ``None``."""
     for name in names:
-        if not isinstance(name, str) or not STREAM_NAME.match(name):
-            return f"Invalid request: invalid stream name {name!r}"
+        if not isinstance(name, str):  # never repr() it: deeply nested params would recurse
+            return f"Invalid request: a stream name must be a string, not {type(name).__name__}"
+        if not STREAM_NAME.match(name):
+            return f"Invalid request: invalid stream name {name[:200]!r}"
     return None
 
 
@@ -65,6 +85,7 @@ class StreamConnection:
         ping_interval: float = 20.0,
         pong_timeout: float = 60.0,
         max_incoming_per_second: int = 5,
+        refusal: Callable[[list[str]], str | None] = lambda names: None,
     ) -> None:
         self.request = request
         self.ws = ws
@@ -79,6 +100,7 @@ class StreamConnection:
         self.frames_sent = 0
         self._on_subscribe = on_subscribe
         self._on_unsubscribe = on_unsubscribe
+        self._refusal = refusal
         self._closing = False
 
     @property
@@ -185,12 +207,12 @@ class StreamConnection:
         try:
             request = orjson.loads(text)
         except orjson.JSONDecodeError as exc:
-            return {"code": 3, "msg": f"Invalid JSON: {exc}", "id": None}
+            return error_reply(3, f"Invalid JSON: {exc}", None)
         request_id = request.get("id") if isinstance(request, dict) else None
         try:
             result = self._dispatch(request)
         except ControlError as exc:
-            return {"code": exc.code, "msg": exc.msg, "id": request_id}
+            return error_reply(exc.code, exc.msg, request_id)
         return {"result": result, "id": request_id}
 
     def _dispatch(self, request: Any) -> Any:
@@ -257,6 +279,8 @@ class StreamConnection:
         new = [name for name in dict.fromkeys(params) if name not in self.streams]
         if len(self.streams) + len(new) > MAX_STREAMS:
             raise ControlError(2, f"Invalid request: too many streams (max {MAX_STREAMS})")
+        if refused := self._refusal(new):
+            raise ControlError(2, refused)
         for name in new:
             self.streams[name] = None
         self._on_subscribe(self, new)

@@ -95,15 +95,11 @@ def test_bins_beyond_the_limit_are_refused_naming_it(client, bins):
 
 @pytest.mark.parametrize("bins", [1, 7, 50, 299, PROFILE_MAX_ROWS])
 def test_bins_within_the_limit_are_honoured(client, bins):
-    """The range is cut into ``bins`` rows of whole ticks: at most one more when the rows
-    are aligned to their height, fewer only when the range spans fewer ticks."""
+    """The answer has exactly ``bins`` rows covering every trade of the window."""
     body = client.get(f"{BASE}/BTCUSDT/volume-profile?bins={bins}").get_json()
     profile = body["profile"]
-    rows = len(profile["price"])
-    assert body["bins"] == bins and body["rows"] == rows
-    span_ticks = round((profile["price"][-1] - profile["price"][0]) / 0.01) + 1
-    assert rows <= bins + 1
-    assert rows >= min(bins, span_ticks // max(round(profile["bucket"] / 0.01), 1))
+    assert body["bins"] == bins and body["rows"] == bins == len(profile["price"])
+    assert sum(profile["volume"]) == pytest.approx(profile["total_volume"])
 
 
 def test_api_routes_of_other_blueprints_are_left_to_them():

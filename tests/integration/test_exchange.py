@@ -107,9 +107,17 @@ async def test_raw_stream_and_depth_alias(recordings):
     ]
     got = [unstamp(f, offset) for f in raw_frames]
     assert got == expected[len(expected) - len(got) :]
-    assert len(alias_frames) > 500  # joined a moment after the first client started play
+    # btcusdt@depth is the 1000 ms speed, batched from the recorded 100 ms diffs: about one
+    # merged diff per second of the 91 s recording, each continuing the previous one's ids
+    diffs = [orjson.loads(f)["data"] for f in alias_frames]
     assert all(
         f.startswith(b'{"stream":"btcusdt@depth","data":{"e":"depthUpdate"') for f in alias_frames
+    )
+    assert 60 <= len(diffs) <= 95
+    assert all(b["U"] == a["u"] + 1 for a, b in itertools.pairwise(diffs))
+    assert all(
+        b["E"] - a["E"] >= 1000 and b["E"] % 1000 == a["E"] % 1000
+        for a, b in itertools.pairwise(diffs[:-1])  # the last is flushed at the end
     )
 
 
@@ -127,13 +135,14 @@ async def test_subscription_protocol_and_errors(recordings):
                 if "id" in answer:
                     return answer
 
-        sub = {"method": "SUBSCRIBE", "params": ["xrpusdt@trade", "xrpusdt@depth"], "id": 1}
+        sub = {"method": "SUBSCRIBE", "params": ["btcusdt@aggTrade", "btcusdt@depth"], "id": 1}
         assert await ask(sub) == {"result": None, "id": 1}
         listing = await ask({"method": "LIST_SUBSCRIPTIONS", "id": 2})
-        assert listing == {"result": ["xrpusdt@trade", "xrpusdt@depth"], "id": 2}
-        unsub = {"method": "UNSUBSCRIBE", "params": ["xrpusdt@depth"], "id": 3}
+        assert listing == {"result": ["btcusdt@aggTrade", "btcusdt@depth"], "id": 2}
+        unsub = {"method": "UNSUBSCRIBE", "params": ["btcusdt@depth"], "id": 3}
         assert await ask(unsub) == {"result": None, "id": 3}
-        assert (await ask({"method": "LIST_SUBSCRIPTIONS", "id": 4}))["result"] == ["xrpusdt@trade"]
+        listing = await ask({"method": "LIST_SUBSCRIPTIONS", "id": 4})
+        assert listing["result"] == ["btcusdt@aggTrade"]
         assert await ask({"method": "GET_PROPERTY", "params": ["combined"], "id": 5}) == {
             "result": False,
             "id": 5,
@@ -144,16 +153,26 @@ async def test_subscription_protocol_and_errors(recordings):
             "result"
         ] is True
         bad_type = {"method": "SET_PROPERTY", "params": ["combined", "yes"], "id": 8}
-        assert (await ask(bad_type))["code"] == 1
-        assert (await ask({"method": "GET_PROPERTY", "params": ["colour"], "id": 9}))["code"] == 0
-        assert (await ask({"method": "SUBSCRIBED", "params": [], "id": 10}))["code"] == 2
-        assert (await ask({"params": ["btcusdt@trade"], "id": 11}))["code"] == 2
+        assert (await ask(bad_type))["error"]["code"] == 1
+        colour = await ask({"method": "GET_PROPERTY", "params": ["colour"], "id": 9})
+        assert colour == {"error": {"code": 0, "msg": "Unknown property"}, "id": 9}
+        assert (await ask({"method": "SUBSCRIBED", "params": [], "id": 10}))["error"]["code"] == 2
+        assert (await ask({"params": ["btcusdt@trade"], "id": 11}))["error"]["code"] == 2
         too_many = [f"s{i}usdt@trade" for i in range(1024)]
         answer = await ask({"method": "SUBSCRIBE", "params": too_many, "id": 12})
-        assert answer["code"] == 2 and answer["id"] == 12
+        assert answer["error"]["code"] == 2 and answer["id"] == 12
+        # streams the recording cannot feed are refused, all or none
+        unfed = {"method": "SUBSCRIBE", "params": ["ethusdt@depth", "btcusdt@markPrice"], "id": 13}
+        answer = await ask(unfed)
+        assert answer["error"]["code"] == 2 and "btcusdt@markPrice" in answer["error"]["msg"]
+        assert "aggTrade" in answer["error"]["msg"]  # it names what the recording has
+        unknown = await ask({"method": "SUBSCRIBE", "params": ["xrpusdt@aggTrade"], "id": 14})
+        assert "btcusdt, dotusdt, ethusdt" in unknown["error"]["msg"]
+        listing = await ask({"method": "LIST_SUBSCRIPTIONS", "id": 15})
+        assert listing["result"] == ["btcusdt@aggTrade"]
         await ws.send("{not json")
         answer = json.loads(await asyncio.wait_for(ws.recv(), 5))
-        assert answer["code"] == 3
+        assert answer["error"]["code"] == 3
 
 
 async def test_more_than_five_messages_per_second_closes_1008(recordings):
@@ -184,8 +203,8 @@ async def sync_book(ex: LocalExchange, stream: str, usdm: bool, read_first: int)
     diffs = [orjson.loads(f)["data"] for f in frames]
     diffs = [d for d in diffs if (d["u"] >= last if usdm else d["u"] > last)]
     first = diffs[0]
-    if usdm:  # the last diff sent before the snapshot is the first one kept
-        assert first["U"] <= last == first["u"]
+    if usdm:  # the first diff kept contains the snapshot's update id
+        assert first["U"] <= last <= first["u"]
     else:  # lastUpdateId is the last u sent: the chain continues exactly after it
         assert first["U"] == last + 1
     for diff in diffs:
@@ -297,7 +316,9 @@ async def test_rest_weights_and_errors(recordings):
         status, _, body = await get(rest, "/api/v3/klines?symbol=BTCUSDT&interval=7m")
         assert (status, body["code"]) == (400, -1120)
         status, _, body = await get(rest, "/api/v3/time")
-        assert abs(body["serverTime"] - time.time() * 1000) < 5000
+        # the replay clock: the recording's own time (it ran 2021-04-04 20:03 UTC)
+        assert abs(body["serverTime"] - ex.clock_ms()) < 5000
+        assert 1617566580000 <= body["serverTime"] <= 1617566700000
         assert (await get(rest, "/api/v3/ping"))[2] == {}
 
 
@@ -490,3 +511,28 @@ def test_thread_runner_for_synchronous_callers(recordings):
         assert asyncio.run(fetch()) == 200
     finally:
         ex.stop()
+
+
+async def test_trade_stream_from_an_agg_trade_recording_matches_rest(recordings):
+    """``@trade`` of an aggTrade-only recording is derived as REST ``/trades`` is: the same
+    rows (one per aggTrade), the same ids."""
+    async with LocalExchange(recordings["spot_2021"], speed="max") as ex:
+        async with connect(f"{ex.ws_url}/ws/dotusdt@trade") as ws:
+            trades = [orjson.loads(f) for f in await read_until_quiet(ws)]
+        _, headers, rows = await get(ex.rest_url, "/api/v3/trades?symbol=DOTUSDT&limit=1000")
+    assert trades and headers["X-Tapescope-Derived"] == "true"
+    assert all(t["e"] == "trade" and t["s"] == "DOTUSDT" for t in trades)
+    streamed = [(t["t"], t["p"], t["q"], t["T"], t["m"]) for t in trades]
+    served = [(r["id"], r["price"], r["qty"], r["time"], r["isBuyerMaker"]) for r in rows]
+    assert streamed == served[len(served) - len(streamed) :]
+
+
+async def test_all_market_ticker_arrays(recordings):
+    async with (
+        LocalExchange(recordings["spot_2021"], speed="max") as ex,
+        connect(f"{ex.ws_url}/ws/!ticker@arr") as ws,
+    ):
+        arrays = [orjson.loads(f) for f in await read_until_quiet(ws)]
+    assert arrays and all(isinstance(a, list) for a in arrays)
+    assert {t["s"] for t in arrays[-1]} == {"BTCUSDT", "DOTUSDT", "ETHUSDT"}
+    assert all(t["e"] == "24hrTicker" for t in arrays[-1])

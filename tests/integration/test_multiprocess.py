@@ -44,6 +44,7 @@ def wait_for(probe: Callable[[], T | None], timeout_s: float, what: str) -> T:
 
 def env_with(redis_url: str | None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TAPESCOPE_")}
+    env["TAPESCOPE_HISTORY"] = "0"  # these tests are about the store, not the history
     env.pop("REDIS_URL", None)
     if redis_url:
         env["REDIS_URL"] = redis_url

@@ -131,6 +131,7 @@ class FakeRest:
                 ]
             ],
             "/api/v3/ticker/24hr": {"symbol": "BTCUSDT", "lastPrice": "4.00000200"},
+            "/api/v3/time": {"serverTime": 1499644799999 + 60_000},
         }.get(path, {})
 
     async def handle(self, request: web.Request) -> web.Response:
@@ -243,7 +244,18 @@ async def test_endpoints_decode_and_track_used_weight(rest: FakeRest) -> None:
         assert bars[0].t == 1499040000000 and bars[0].n == 308 and bars[0].x
         assert pytest.approx(1756.87402397) == bars[0].V
         assert (await client.ticker_24hr("btcusdt"))["lastPrice"] == "4.00000200"
-        assert client.budget.stats().granted_weight == 50 + 4 + 25 + 25 + 2 + 2
+        assert client.budget.stats().granted_weight == 50 + 4 + 25 + 25 + 2 + 1 + 2
+
+
+async def test_kline_closed_is_judged_by_the_servers_clock(rest: FakeRest) -> None:
+    """A replay exchange's clock is years behind this machine's: a bar whose close time
+    is after the server's time is still open, whatever the local clock says."""
+    rest.script["/api/v3/time"] = [Reply(200, {"serverTime": 1499644799999 - 1})]
+    async with client_for(rest) as client:
+        bars = await client.klines("BTCUSDT", "1h", limit=1)
+        assert not bars[0].x
+        assert await client.server_time_ms() < 1499644799999 + 1000
+        assert [hit[1] for hit in rest.hits].count("/api/v3/time") == 1
 
 
 async def test_exchange_info_gives_symbol_rules(rest: FakeRest) -> None:

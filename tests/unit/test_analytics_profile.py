@@ -43,7 +43,12 @@ def test_wider_rows_are_aligned_to_the_bucket():
 
 def test_rows_mode_and_windows():
     p = volume_profile(TAPE, tick_size=1.0, rows=2)
-    assert p.bucket == 2 and len(p.price) <= 3
+    assert p.bucket == 3 and p.price.tolist() == [99, 102] and p.volume.tolist() == [11, 4]
+    padded = volume_profile(TAPE, tick_size=1.0, rows=9)
+    assert padded.bucket == 1 and padded.price.tolist() == list(range(97, 106))
+    assert padded.volume.tolist() == [0, 0, 3, 6, 2, 4, 0, 0, 0]
+    floor = volume_profile(make_tape([1, 2], [0.01, 0.02], [1, 1], [1, 1]), tick_size=0.01, rows=5)
+    assert floor.price.tolist() == pytest.approx([0.0, 0.01, 0.02, 0.03, 0.04])
     recent = volume_profile(TAPE, tick_size=1.0, bucket_ticks=1, window_ms=60_000)
     assert recent.total_volume == 12
     early = volume_profile(TAPE, tick_size=1.0, bucket_ticks=1, window_ms=60_000, now_ms=2000)
@@ -117,7 +122,7 @@ def test_profile_properties(tape, bucket_ticks, rows, target):
     prices = tape.price
     assert p.price[0] <= prices.min() + 0.005 and prices.max() - 0.005 < p.price[-1] + p.bucket
     if bucket_ticks is None:
-        assert len(p.price) <= rows + 1
+        assert len(p.price) == rows and p.price[0] > -p.bucket / 2
 
 
 @pytest.mark.parametrize("bucket_ticks", [None, 1, 3, 40])

@@ -1,0 +1,163 @@
+"""Footprint callback: footprint bars (or candles with delta) of the live trade window,
+redrawn when new trades arrive; the figure's ``uirevision`` keeps the user's zoom."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dash
+import numpy as np
+from dash import Input, Output, State
+
+from app import ids
+from app.callbacks import derived
+from app.callbacks.derived import DerivedCache
+from components.flow_filter import notional_band, parse_notional
+from components.footprint import create_candles_figure, create_footprint_figure
+from components.theme import create_notice_figure
+from services.analytics.flow_filter import FlowFilter
+from services.analytics.footprint import (
+    DEFAULT_IMBALANCE_RATIO,
+    INTERVALS_MS,
+    auto_row_ticks,
+    candles_with_delta,
+    footprint,
+)
+from services.store import MarketStore, SymbolSnapshot
+
+AUTO_ROWS = 40
+MAX_ROWS = 300
+
+
+def row_ticks_for(snapshot: SymbolSnapshot, choice: str | int | None) -> int:
+    """Ticks per row: the choice, raised so the window's price range fits ``MAX_ROWS`` rows;
+    "auto" sizes rows for about ``AUTO_ROWS`` rows."""
+    trades = snapshot.trades
+    tick = snapshot.info.tick_size
+    if not len(trades):
+        return 1
+    low, high = float(trades.price.min()), float(trades.price.max())
+    floor = auto_row_ticks(low, high, tick, MAX_ROWS)
+    if choice in (None, "auto"):
+        return max(floor, auto_row_ticks(low, high, tick, AUTO_ROWS))
+    return max(floor, int(choice))
+
+
+def imbalance_ratio_of(text: str | None) -> float:
+    """The imbalance ratio from a percentage (``300`` or ``300%`` → 3.0); the default when
+    unreadable or ≤ 100 %."""
+    value = parse_notional((text or "").replace("%", ""))
+    return value / 100.0 if value is not None and value > 100 else DEFAULT_IMBALANCE_RATIO
+
+
+def render_footprint(
+    store: MarketStore,
+    cache: DerivedCache,
+    symbol: str | None,
+    view: str | None,
+    interval: str,
+    rows_choice: str | int | None,
+    mode: str,
+    ratio_text: str | None,
+    filter_min: str | None,
+    filter_max: str | None,
+    rendered: dict | None,
+) -> tuple[Any, dict | None]:
+    """The footprint (or candles) figure and a key of what it shows."""
+    if view != "footprint":
+        return dash.no_update, rendered
+    snapshot = store.snapshot(symbol) if symbol else None
+    band = FlowFilter(*notional_band(filter_min, filter_max))
+    trades = snapshot.trades if snapshot is not None else None
+    last_id = int(trades.trade_id[-1]) if trades is not None and len(trades) else None
+    candle_mark = (snapshot.candles[-1].close, snapshot.candles[-1].volume) if (
+        snapshot is not None and snapshot.candles
+    ) else None  # fmt: skip
+    key = (
+        f"{symbol}|{interval}|{rows_choice}|{mode}|{ratio_text}|{band.label()}|{last_id}"
+        f"|{candle_mark}"
+    )
+    if rendered is not None and rendered.get("key") == key:
+        return dash.no_update, rendered
+    state = {"key": key}
+    interval_ms = INTERVALS_MS.get(interval, INTERVALS_MS["1m"])
+    uirevision = f"{symbol}|{interval}|{mode}"
+    if snapshot is None:
+        text = f"Waiting for data for {symbol}" if symbol else "Choose a symbol"
+        return create_notice_figure(text, uirevision="waiting"), state
+    info = snapshot.info
+    if mode == "candles":
+        return _candles(snapshot, interval, interval_ms, uirevision), state
+    view_trades = derived.filtered_trades(cache, snapshot, band.min_notional, band.max_notional)
+    row_ticks = row_ticks_for(snapshot, rows_choice)
+    fp = footprint(
+        view_trades,
+        interval_ms=interval_ms,
+        tick_size=info.tick_size,
+        row_ticks=row_ticks,
+        imbalance_ratio=imbalance_ratio_of(ratio_text),
+    )
+    if fp.bars == 0:
+        text = "No trades in the window" + (f" within filter {band.label()}" if band.active else "")
+        return create_notice_figure(text, uirevision=uirevision), state
+    title = (
+        f"{interval} bars · rows {row_ticks * info.tick_size:g} · imbalance"
+        f" {fp.imbalance_ratio * 100:g} % · {fp.bars} bars"
+    )
+    if band.active:
+        title += f" · filter {band.label()}"
+    figure = create_footprint_figure(
+        fp,
+        mode=mode,
+        uirevision=uirevision,
+        price_decimals=info.price_decimals,
+        unit_label=info.base_asset,
+        title=title,
+    )
+    return figure, state
+
+
+def _candles(snapshot: SymbolSnapshot, interval: str, interval_ms: int, uirevision: str) -> dict:
+    klines = snapshot.candles
+    if not klines:
+        return create_notice_figure("No klines received yet", uirevision=uirevision)
+    candles = candles_with_delta(
+        time_ms=np.array([k.open_time_ms for k in klines], dtype=np.int64),
+        open=np.array([k.open for k in klines]),
+        high=np.array([k.high for k in klines]),
+        low=np.array([k.low for k in klines]),
+        close=np.array([k.close for k in klines]),
+        volume=np.array([k.volume for k in klines]),
+        taker_buy_volume=np.array([k.taker_buy_volume for k in klines]),
+        interval_ms=interval_ms,
+    )
+    return create_candles_figure(
+        candles,
+        uirevision=uirevision,
+        unit_label=snapshot.info.base_asset,
+        title=f"{interval} candles with delta from klines (taker-buy volume) · CVD",
+    )
+
+
+def register(app: dash.Dash, store: MarketStore, cache: DerivedCache) -> None:
+    """Wire the footprint to the fast interval, the symbol, the view and its controls."""
+
+    @app.callback(
+        Output(ids.FOOTPRINT_CHART, "figure"),
+        Output(ids.FOOTPRINT_RENDERED, "data"),
+        Input(ids.FAST_INTERVAL, "n_intervals"),
+        Input(ids.SYMBOL_DROPDOWN, "value"),
+        Input(ids.VIEW_DROPDOWN, "value"),
+        Input(ids.FOOTPRINT_INTERVAL, "value"),
+        Input(ids.FOOTPRINT_ROWS, "value"),
+        Input(ids.FOOTPRINT_MODE, "value"),
+        Input(ids.FOOTPRINT_RATIO, "value"),
+        Input(ids.FLOW_FILTER_MIN, "value"),
+        Input(ids.FLOW_FILTER_MAX, "value"),
+        State(ids.FOOTPRINT_RENDERED, "data"),
+    )
+    def update_footprint(_n, symbol, view, interval, rows, mode, ratio, fmin, fmax, rendered):
+        return render_footprint(
+            store, cache, symbol, view, interval or "1m", rows, mode or "bidask", ratio,
+            fmin, fmax, rendered,
+        )  # fmt: skip

@@ -1,0 +1,333 @@
+"""Liquidity heatmap callback: a full figure when the symbol or a control changes (or the
+mid leaves the band drawn), then only the new complete columns as a Patch (appended at the
+right, as many dropped at the left), so zoom and pan survive (``uirevision``)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import dash
+import numpy as np
+from dash import Input, Output, Patch, State
+
+from app import ids
+from app.callbacks import derived
+from app.callbacks.derived import DerivedCache
+from components.flow_filter import notional_band
+from components.heatmap import (
+    DEFAULT_CUTOFF_PCT,
+    MAX_ROWS,
+    TIME_RANGES_MS,
+    column_payload,
+    create_heatmap_figure,
+    dot_sizes,
+    not_live_shapes,
+    time_bucket_for,
+)
+from components.theme import create_notice_figure
+from services.analytics.flow_filter import FlowFilter
+from services.analytics.footprint import auto_row_ticks, trades_between
+from services.analytics.heatmap import LiquidityHeatmap, liquidity_heatmap, trade_dots
+from services.market.book_samples import book_samples_of
+from services.store import MarketStore, SymbolSnapshot
+
+SETTLE_MS = 500
+"""A second's sample is closed by the first view of the next one (≤ 250 ms later): columns
+ending more than this long ago are complete."""
+REBUILD_SHARE = 0.2
+"""A full redraw once the grid has slid by this share of its columns (drops stale dots)."""
+RECENTRE_SHARE = 0.5
+SAMPLED_BAND_PCT = 2.0
+"""The band the live sampler keeps around the mid: a zoom beyond it has no rows to show."""
+
+
+def zoomed_range(
+    relayout: dict | None, previous: list[float] | None, mid: float | None
+) -> list[float] | None:
+    """The price range the user zoomed the heatmap to, or None to follow the mid.
+
+    A relayout with a y range sets it, an autorange (double click) clears it, anything else
+    (an x-only zoom, no event) keeps ``previous``. A range not inside ±``SAMPLED_BAND_PCT``
+    of the mid (e.g. left over from another symbol) is ignored.
+    """
+    relayout = relayout or {}
+    zoom = previous
+    if relayout.get("yaxis.autorange"):
+        zoom = None
+    elif "yaxis.range[0]" in relayout and "yaxis.range[1]" in relayout:
+        zoom = [float(relayout["yaxis.range[0]"]), float(relayout["yaxis.range[1]"])]
+    elif isinstance(relayout.get("yaxis.range"), list):
+        zoom = [float(v) for v in relayout["yaxis.range"][:2]]
+    if zoom is None or mid is None:
+        return None
+    low, high = sorted(zoom)
+    reach = mid * SAMPLED_BAND_PCT / 100.0
+    if not (mid - reach <= low < high <= mid + reach):
+        return None
+    return [low, high]
+
+
+def heatmap_rows(mid: float, band_pct: float, tick_size: float) -> tuple[float, float, int]:
+    """(low, high, ticks per row) of the band ±``band_pct`` % around ``mid``."""
+    low, high = mid * (1 - band_pct / 100.0), mid * (1 + band_pct / 100.0)
+    return low, high, auto_row_ticks(low, high, tick_size, MAX_ROWS)
+
+
+def heatmap_window(
+    store: MarketStore,
+    snapshot: SymbolSnapshot,
+    *,
+    start_ms: int,
+    end_ms: int,
+    time_bucket_ms: int,
+    low: float,
+    high: float,
+    row_ticks: int,
+    unit: str,
+) -> LiquidityHeatmap:
+    """The heatmap of the live book samples of ``snapshot``'s symbol in [start, end)."""
+    samples = book_samples_of(store)
+    rows = samples.samples(snapshot.symbol, start_ms, end_ms) if samples is not None else []
+    return liquidity_heatmap(
+        rows,
+        start_ms=start_ms,
+        end_ms=end_ms,
+        time_bucket_ms=time_bucket_ms,
+        price_low=low,
+        price_high=high,
+        tick_size=snapshot.info.tick_size,
+        price_bucket_ticks=row_ticks,
+        unit="quote" if unit == "quote" else "base",
+    )
+
+
+def _mid(snapshot: SymbolSnapshot) -> float | None:
+    book = snapshot.book
+    if not (book.is_live and book.bid_prices.shape[0] and book.ask_prices.shape[0]):
+        return None
+    return (float(book.bid_prices[0]) + float(book.ask_prices[0])) / 2.0
+
+
+def _dots(
+    cache: DerivedCache,
+    snapshot: SymbolSnapshot,
+    band: FlowFilter,
+    start_ms: int,
+    end_ms: int,
+    bucket_ms: int,
+    row_ticks: int,
+) -> dict[str, np.ndarray]:
+    view = derived.filtered_trades(cache, snapshot, band.min_notional, band.max_notional)
+    d = trade_dots(
+        trades_between(view, start_ms, end_ms),
+        time_bucket_ms=bucket_ms,
+        tick_size=snapshot.info.tick_size,
+        price_bucket_ticks=row_ticks,
+    )
+    return {"time_ms": d.time_ms, "price": d.price, "qty": d.qty, "side": d.side}
+
+
+def render_heatmap(
+    store: MarketStore,
+    cache: DerivedCache,
+    symbol: str | None,
+    view: str | None,
+    range_name: str,
+    band_pct: float,
+    unit: str,
+    cutoff: list[float] | None,
+    filter_min: str | None,
+    filter_max: str | None,
+    rendered: dict | None,
+    now_ms: int | None = None,
+    relayout: dict | None = None,
+) -> tuple[Any, dict | None]:
+    """The heatmap figure (or a Patch of new columns) and what is now on screen.
+
+    Rows follow the mid (the band preset, rows merged to ≤ ``MAX_ROWS``); once the user
+    zooms the price axis (``relayout``), the grid is redrawn for the zoomed range with rows
+    as fine as ``MAX_ROWS`` allows, so zooming in splits merged rows back into ticks.
+    """
+    if view != "heatmap":
+        return dash.no_update, rendered
+    rendered = rendered or {}
+    snapshot = store.snapshot(symbol) if symbol else None
+    if snapshot is None or book_samples_of(store) is None:
+        text = (
+            f"Waiting for data for {symbol}"
+            if snapshot is None
+            else "The heatmap needs the book samples of the embedded store"
+        )
+        state = {"kind": "notice", "text": text}
+        if rendered == state:
+            return dash.no_update, state
+        return create_notice_figure(text, uirevision="waiting"), state
+    low_pct, high_pct = (cutoff or DEFAULT_CUTOFF_PCT)[:2]
+    band = FlowFilter(*notional_band(filter_min, filter_max))
+    range_ms = TIME_RANGES_MS.get(range_name, TIME_RANGES_MS["5m"])
+    bucket = time_bucket_for(range_ms)
+    now = int(time.time() * 1000) if now_ms is None else now_ms
+    end = (now - SETTLE_MS) // bucket * bucket
+    mid = _mid(snapshot)
+    zoom = zoomed_range(relayout, rendered.get("zoom"), mid)
+    key = f"{symbol}|{range_name}|{band_pct}|{unit}|{low_pct}|{high_pct}|{band.label()}|{zoom}"
+    info = snapshot.info
+    rows = rendered.get("rows")
+    same = rendered.get("kind") == "chart" and rendered.get("key") == key and rows
+    if same and mid is not None and zoom is None:
+        low, high = rows[0], rows[1]
+        half = (high - low) / 2
+        same = abs(mid - (low + half)) <= RECENTRE_SHARE * half
+    if same and (end - rendered["full_end"]) >= REBUILD_SHARE * range_ms:
+        same = False
+    if same:
+        return _patch(store, cache, snapshot, band, rendered, end, bucket, range_ms)
+    if mid is None:
+        if rendered.get("kind") == "chart" and rendered.get("key") == key:
+            return dash.no_update, rendered
+        text = f"Order book of {symbol} not LIVE: nothing to draw yet"
+        state = {"kind": "notice", "text": text}
+        return (dash.no_update if rendered == state else create_notice_figure(text)), state
+    if zoom is None:
+        low, high, row_ticks = heatmap_rows(mid, band_pct, info.tick_size)
+    else:
+        low, high = zoom
+        row_ticks = auto_row_ticks(low, high, info.tick_size, MAX_ROWS)
+    start = end - range_ms
+    grid = heatmap_window(
+        store, snapshot, start_ms=start, end_ms=end, time_bucket_ms=bucket,
+        low=low, high=high, row_ticks=row_ticks, unit=unit,
+    )  # fmt: skip
+    unit_label = info.quote_asset if unit == "quote" else info.base_asset
+    dots = _dots(cache, snapshot, band, start, end, bucket, row_ticks)
+    figure = create_heatmap_figure(
+        time_ms=grid.time_ms,
+        bucket_ms=bucket,
+        price=grid.price,
+        price_bucket=grid.price_bucket,
+        bids=grid.bids,
+        asks=grid.asks,
+        live=grid.live,
+        best_bid=grid.best_bid,
+        best_ask=grid.best_ask,
+        dots=dots,
+        price_range=(low, high),
+        cutoff_pct=(float(low_pct), float(high_pct)),
+        uirevision=f"{symbol}|{range_name}|{band_pct}",
+        unit_label=unit_label,
+        price_decimals=info.price_decimals,
+        title=_title(range_name, grid, row_ticks, info.tick_size, band),
+    )
+    meta = figure["layout"]["meta"]
+    state = {
+        "kind": "chart",
+        "key": key,
+        "zoom": zoom,
+        "unit": unit,
+        "rows": [low, high, row_ticks],
+        "end": end,
+        "full_end": end,
+        "columns": grid.columns,
+        "live": grid.live.astype(int).tolist(),
+        "peak": meta["peak"],
+        "decimals": meta["decimals"],
+        "upper_pct": float(high_pct),
+        "dot_peak": float(dots["qty"].max()) if dots["qty"].shape[0] else 0.0,
+    }
+    return figure, state
+
+
+def _title(range_name: str, grid: LiquidityHeatmap, row_ticks: int, tick: float, band) -> str:
+    rows = f"rows {row_ticks * tick:g}"
+    columns = f"columns {grid.time_bucket_ms / 1000:g} s"
+    text = f"last {range_name} · {columns} · {rows}"
+    return f"{text} · dots {band.label()}" if band.active else text
+
+
+def _patch(
+    store: MarketStore,
+    cache: DerivedCache,
+    snapshot: SymbolSnapshot,
+    band: FlowFilter,
+    rendered: dict,
+    end: int,
+    bucket: int,
+    range_ms: int,
+) -> tuple[Any, dict]:
+    """The columns in [rendered end, end) appended, as many dropped at the left."""
+    last_end = int(rendered["end"])
+    if end <= last_end:
+        return dash.no_update, rendered
+    low, high, row_ticks = rendered["rows"]
+    grid = heatmap_window(
+        store, snapshot, start_ms=last_end, end_ms=end, time_bucket_ms=bucket,
+        low=low, high=high, row_ticks=int(row_ticks), unit=rendered["unit"],
+    )  # fmt: skip
+    decimals = int(rendered["decimals"])
+    cols = column_payload(
+        time_ms=grid.time_ms, bucket_ms=bucket, bids=grid.bids, asks=grid.asks,
+        best_bid=grid.best_bid, best_ask=grid.best_ask, decimals=decimals,
+    )  # fmt: skip
+    keep = range_ms // bucket
+    total = int(rendered["columns"]) + grid.columns
+    drop = max(0, total - keep)
+    patch = Patch()
+    for index, values in ((0, {"x": cols["x"], "z": cols["z"]}),
+                          (1, {"x": cols["x"], "y": cols["best_bid"]}),
+                          (2, {"x": cols["x"], "y": cols["best_ask"]})):  # fmt: skip
+        for name, new in values.items():
+            patch["data"][index][name].extend(new)
+            for _ in range(drop):
+                del patch["data"][index][name][0]
+    state = dict(rendered, end=end, columns=total - drop)
+    new_peak = float(np.nanmax(np.fmax(grid.bids, grid.asks))) if grid.live.any() else 0.0
+    if new_peak > float(rendered["peak"]):
+        upper = new_peak * float(rendered["upper_pct"]) / 100.0
+        patch["data"][0]["zmin"] = -upper
+        patch["data"][0]["zmax"] = upper
+        state["peak"] = new_peak
+    live = (list(rendered["live"]) + grid.live.astype(int).tolist())[drop:]
+    state["live"] = live
+    if not grid.live.all() or (drop and not all(rendered["live"][:drop])):
+        first = end - len(live) * bucket
+        times = first + np.arange(len(live), dtype=np.int64) * bucket
+        patch["layout"]["shapes"] = not_live_shapes(times, np.array(live, dtype=bool), bucket)
+    dots = _dots(cache, snapshot, band, last_end, end, bucket, int(row_ticks))
+    peak_qty = max(float(rendered["dot_peak"]), float(dots["qty"].max()) if len(dots["qty"]) else 0)
+    for index, sign in ((3, 1.0), (4, -1.0)):
+        mask = dots["side"] == sign
+        if not mask.any():
+            continue
+        patch["data"][index]["x"].extend((dots["time_ms"][mask] + bucket // 2).tolist())
+        patch["data"][index]["y"].extend(np.round(dots["price"][mask], 8).tolist())
+        patch["data"][index]["customdata"].extend(np.round(dots["qty"][mask], 6).tolist())
+        patch["data"][index]["marker"]["size"].extend(dot_sizes(dots["qty"][mask], peak_qty))
+    return patch, state
+
+
+def register(app: dash.Dash, store: MarketStore, cache: DerivedCache) -> None:
+    """Wire the heatmap to the fast interval, the symbol, the view and its controls."""
+
+    @app.callback(
+        Output(ids.HEATMAP_CHART, "figure"),
+        Output(ids.HEATMAP_RENDERED, "data"),
+        Input(ids.FAST_INTERVAL, "n_intervals"),
+        Input(ids.SYMBOL_DROPDOWN, "value"),
+        Input(ids.VIEW_DROPDOWN, "value"),
+        Input(ids.HEATMAP_RANGE, "value"),
+        Input(ids.HEATMAP_BAND, "value"),
+        Input(ids.HEATMAP_UNIT, "value"),
+        Input(ids.HEATMAP_CUTOFF, "value"),
+        Input(ids.FLOW_FILTER_MIN, "value"),
+        Input(ids.FLOW_FILTER_MAX, "value"),
+        Input(ids.HEATMAP_CHART, "relayoutData"),
+        State(ids.HEATMAP_RENDERED, "data"),
+    )
+    def update_heatmap(
+        _n, symbol, view, range_name, band_pct, unit, cutoff, fmin, fmax, relayout, rendered
+    ):
+        return render_heatmap(
+            store, cache, symbol, view, range_name or "5m", float(band_pct or 0.5),
+            unit or "base", cutoff, fmin, fmax, rendered, relayout=relayout,
+        )  # fmt: skip

@@ -1,0 +1,251 @@
+"""History over the JSON API: past ranges of the trade endpoints, ``/candles`` and
+``/history``.
+
+- ``/api/assets/crypto/<symbol>/{trades,trade-stats,trade-flow,large-trades,
+  volume-profile}?start=…&end=…``: with ``start`` or ``end`` (ISO 8601 UTC or epoch ms) the
+  endpoint answers over that range of the stored trades (``app.api`` hands such requests
+  here), computed by the same analytics functions as the live window, the whole range being
+  the window (``now_ms`` = ``end`` or the last trade).
+- ``/api/assets/crypto/<symbol>/candles?interval=1m|5m|15m|1h|4h|1d&start=…&end=…``: OHLC,
+  volume, buy and sell volume, delta and trade count per bar.
+- ``/api/assets/crypto/<symbol>/history`` and ``/api/history``: coverage — stored id ranges,
+  gaps (with why), book and candle spans.
+
+A range that ends in the past is immutable: its result is cached with flask-caching (Redis
+when ``REDIS_URL`` is set, so several web workers compute it once; in-process otherwise).
+Errors are JSON: 400 for a bad or reversed range or one over ``MAX_SPAN_DAYS``, 404 for a
+symbol without history, 413 for a range holding more than the reader's row limit.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from flask import Blueprint, Response, jsonify, request
+from flask_caching import Cache
+
+from services.analytics import flow, large_trades, profile, trades
+from services.history.book_grid import implied_tick
+from services.history.ranges import checked_range
+from services.history.reader import HistoryError, HistoryReader
+from services.market.views import TradeView
+from services.store import MarketStore
+
+MAX_SPAN_DAYS = 31
+SETTLED_MS = 10_000
+"""A range ending at least this long ago is treated as immutable (cached)."""
+CACHE_TIMEOUT_S = 3600
+MAX_TRADES = 1000
+MAX_BINS = 300
+RANGE_ENDPOINTS = ("trades", "trade-stats", "trade-flow", "large-trades", "volume-profile")
+
+
+def make_cache(redis_url: str | None = None) -> Cache:
+    """A flask-caching cache: Redis when a URL is given (or ``REDIS_URL`` is set)."""
+    url = redis_url if redis_url is not None else os.environ.get("REDIS_URL", "")
+    if url:
+        config = {"CACHE_TYPE": "RedisCache", "CACHE_REDIS_URL": url,
+                  "CACHE_KEY_PREFIX": "tapescope:history:"}  # fmt: skip
+    else:
+        config = {"CACHE_TYPE": "SimpleCache", "CACHE_THRESHOLD": 2000}
+    return Cache(config={**config, "CACHE_DEFAULT_TIMEOUT": CACHE_TIMEOUT_S})
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _clean(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
+class HistoryQueries:
+    """Range queries for the API, cached once a range is in the past."""
+
+    def __init__(self, root: Path, store: MarketStore, cache: Cache) -> None:
+        self.reader = HistoryReader(root)
+        self.store = store
+        self.cache = cache
+
+    def market_of(self, symbol: str) -> str:
+        market = request.args.get("market") or self.reader.market_of(symbol)
+        if market is None or market not in {m for m, _ in self.reader.symbols()}:
+            raise HistoryError(f"no history for {symbol}", 404, symbol=symbol)
+        return market
+
+    def cached(self, key: str, end_ms: int | None, compute: Callable[[], dict]) -> dict:
+        """``compute()``, cached under ``key`` when the range ended ``SETTLED_MS`` ago."""
+        settled = end_ms is not None and end_ms < time.time() * 1000 - SETTLED_MS
+        if settled:
+            hit = self.cache.get(key)
+            if hit is not None:
+                return hit
+        value = _clean(compute())
+        if settled:
+            self.cache.set(key, value)
+        return value
+
+    def tick_size(self, symbol: str, view: TradeView) -> float:
+        for info in self.store.symbols():
+            if info.symbol == symbol:
+                return info.tick_size
+        return implied_tick(np.unique(view.price)) or 0.01
+
+    def range_result(self, endpoint: str, symbol: str) -> dict:
+        """The body of a trade endpoint over ``start``..``end`` of the stored trades."""
+        symbol = symbol.upper()
+        start, end = checked_range(
+            request.args.get("start"), request.args.get("end"), MAX_SPAN_DAYS * 86_400_000
+        )
+        params = _endpoint_params(endpoint)
+        asked = request.args.get("market", "")
+        key = f"{endpoint}:{asked}:{symbol}:{start}:{end}:{sorted(params.items())}"
+
+        def compute() -> dict:
+            market = self.market_of(symbol)
+            view = self.reader.trades(market, symbol, start, end)
+            body = _analytics(endpoint, view, params, end, self.tick_size(symbol, view))
+            return {"symbol": symbol, "market": market, "source": "history", "kind": view.kind,
+                    "start_ms": start, "end_ms": end, "count": len(view), **body}  # fmt: skip
+
+        return self.cached(key, end, compute)
+
+
+def _endpoint_params(endpoint: str) -> dict[str, Any]:
+    def integer(name: str, default: int, low: int, high: int) -> int:
+        raw = request.args.get(name)
+        try:
+            value = default if raw is None else int(raw)
+        except ValueError:
+            raise HistoryError(f"{name} must be an integer", 400, parameter=name) from None
+        if not low <= value <= high:
+            raise HistoryError(f"{name} must be between {low} and {high}", 400, parameter=name)
+        return value
+
+    if endpoint == "trades":
+        return {"limit": integer("limit", 100, 1, MAX_TRADES)}
+    if endpoint == "volume-profile":
+        return {"bins": integer("bins", 50, 1, MAX_BINS)}
+    if endpoint == "large-trades":
+        raw = request.args.get("threshold", "100000")
+        try:
+            threshold = float(raw)
+        except ValueError:
+            raise HistoryError("threshold must be a number", 400, parameter="threshold") from None
+        if not (np.isfinite(threshold) and threshold > 0):
+            raise HistoryError("threshold must be positive", 400, parameter="threshold")
+        return {"threshold": threshold}
+    return {}
+
+
+def _analytics(
+    endpoint: str, view: TradeView, params: dict[str, Any], end: int | None, tick: float
+) -> dict:
+    """The same analytics the live endpoints run, with the whole range as the window."""
+    if endpoint == "trades":
+        tape = trades.time_and_sales(view, params["limit"])
+        return {"trades": [asdict(row) for row in tape.rows]}
+    if endpoint == "trade-stats":
+        return {"stats": asdict(trades.trade_stats(view, now_ms=end))}
+    if endpoint == "trade-flow":
+        first = int(view.time_ms[0]) if len(view) else 0
+        now = end if end is not None else (int(view.time_ms[-1]) if len(view) else 0)
+        window = max(now - first + 1, 1)
+        return {"flow": asdict(flow.trade_flow(view, window_ms=window, now_ms=now))}
+    if endpoint == "large-trades":
+        result = large_trades.large_trades(view, tiers_quote=(params["threshold"],))
+        return {"threshold": params["threshold"], "window_count": result.window_count,
+                "trades": [asdict(row) for row in result.rows]}  # fmt: skip
+    result = profile.volume_profile(view, tick_size=tick, rows=params["bins"], count_trades=True)
+    return {"bins": params["bins"], "profile": asdict(result)}
+
+
+def range_hook(queries: HistoryQueries | None) -> Callable[[], Any]:
+    """A ``before_request`` hook for the trade endpoints' blueprint: a request naming
+    ``start`` or ``end`` is answered here from the history (404 JSON without one)."""
+
+    def ranged() -> Any:
+        rule = request.url_rule.rule if request.url_rule is not None else ""
+        endpoint = rule.rsplit("/", 1)[-1]
+        if endpoint not in RANGE_ENDPOINTS:
+            return None
+        if "start" not in request.args and "end" not in request.args:
+            return None
+        if queries is None:
+            return jsonify({"error": "this server keeps no history (--no-history)"}), 404
+        try:
+            return jsonify(queries.range_result(endpoint, (request.view_args or {})["symbol"]))
+        except HistoryError as exc:
+            return jsonify({"error": str(exc), **exc.extra}), exc.status
+
+    return ranged
+
+
+def create_history_api(queries: HistoryQueries) -> Blueprint:
+    """``/candles``, ``/history`` and the error handler of history queries."""
+    api = Blueprint("history_api", __name__)
+
+    @api.errorhandler(HistoryError)
+    def history_error(error: HistoryError) -> tuple[Response, int]:
+        return jsonify({"error": str(error), **error.extra}), error.status
+
+    @api.get("/api/assets/crypto/<symbol>/candles")
+    def candles(symbol: str) -> Response:
+        symbol = symbol.upper()
+        interval = request.args.get("interval", "1m")
+        start, end = checked_range(
+            request.args.get("start"), request.args.get("end"), MAX_SPAN_DAYS * 86_400_000
+        )
+        key = f"candles:{request.args.get('market', '')}:{symbol}:{interval}:{start}:{end}"
+
+        def compute() -> dict:
+            market = queries.market_of(symbol)
+            bars = queries.reader.candles(market, symbol, interval, start, end)
+            return {"symbol": symbol, "market": market, "interval": interval,
+                    "start_ms": start, "end_ms": end, "candles": bars.to_dicts()}  # fmt: skip
+
+        return jsonify(queries.cached(key, end, compute))
+
+    @api.get("/api/assets/crypto/<symbol>/history")
+    def symbol_history(symbol: str) -> Response:
+        symbol = symbol.upper()
+        market = queries.market_of(symbol)
+        kinds = queries.reader.trade_kinds(market, symbol)
+        return jsonify(_clean({"symbol": symbol, "market": market,
+                               "coverage": [asdict(queries.reader.coverage(market, symbol, k))
+                                            for k in kinds]}))  # fmt: skip
+
+    @api.get("/api/history")
+    def all_history() -> Response:
+        reader = queries.reader
+        body = []
+        for market, symbol in reader.symbols():
+            for kind in reader.trade_kinds(market, symbol):
+                body.append(asdict(reader.coverage(market, symbol, kind)))
+        problems = [{"path": str(p.path), "kind": p.kind, "detail": p.detail}
+                    for p in reader.problems.values()]  # fmt: skip
+        return jsonify(_clean({"symbols": body, "skipped_files": problems}))
+
+    return api
+
+
+def register(server: Any, store: MarketStore, root: Path) -> HistoryQueries:
+    """Serve history from ``root`` on the Flask ``server``; returns the query object the
+    trade endpoints hand ranged requests to."""
+    cache = make_cache()
+    cache.init_app(server)
+    queries = HistoryQueries(root, store, cache)
+    server.register_blueprint(create_history_api(queries))
+    return queries

@@ -1,0 +1,76 @@
+"""The history of a ``run`` or ``worker`` process: the recording service for the feed's
+market, and — on an offline replay's first run — the bundled recording imported, so a fresh
+clone's dashboard shows a past."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from app.config import Settings
+from app.market_source import MarketSource
+from services.history.importer import import_recording
+from services.history.reader import HistoryReader, recent_trade_rows
+from services.history.service import HistoryConfig, HistoryService
+from services.history.writer import HistoryWriter
+
+log = logging.getLogger(__name__)
+
+SEED_S = 3600
+
+
+def history_config(settings: Settings) -> HistoryConfig:
+    """The service's configuration from the settings (0 days / 0 GB: unbounded)."""
+    return HistoryConfig(
+        root=settings.history_dir,
+        max_days=settings.history_days or None,
+        max_gb=settings.history_max_gb or None,
+    )
+
+
+def start_history(settings: Settings, source: MarketSource) -> HistoryService | None:
+    """Start recording (None with ``--no-history``). An offline replay whose history is
+    empty imports its recording first (the default one in under a second), so the replay's
+    first pass — the same trade ids — is known as stored rather than recorded twice."""
+    if not settings.history:
+        return None
+    if source.source == "REPLAY" and not HistoryReader(settings.history_dir).symbols():
+        import_first_run(settings)
+    return HistoryService(
+        history_config(settings), source.endpoints, str(source.endpoints.market)
+    ).start()
+
+
+def import_first_run(settings: Settings) -> None:
+    """Import the replayed recording into the (empty) history."""
+    writer = HistoryWriter(settings.history_dir, flush_interval_s=5.0).start()
+    try:
+        result = import_recording(settings.recording, writer)
+        log.info("history: imported %s (%s)", result.file, result.trades)
+    except Exception:
+        log.exception("history: importing %s failed", settings.recording)
+    finally:
+        writer.stop()
+
+
+def past_trades(
+    settings: Settings, source: MarketSource
+) -> Callable[[str], list[tuple[int, int, float, float, bool]]] | None:
+    """The feed's seed of each symbol's trade window: the last ``SEED_S`` of stored
+    aggTrades, for a LIVE source (a replay restarts its trade ids on every start, so its
+    stored past cannot precede its stream)."""
+    if not settings.history or source.source != "LIVE":
+        return None
+    reader = HistoryReader(settings.history_dir)
+    market = str(source.endpoints.market)
+
+    def seed(symbol: str) -> list[tuple[int, int, float, float, bool]]:
+        since = int(time.time() * 1000) - SEED_S * 1000
+        try:
+            return recent_trade_rows(reader, market, symbol, "aggTrade", since)
+        except Exception:  # history trouble must never keep the feed from starting
+            log.exception("history: cannot seed %s", symbol)
+            return []
+
+    return seed

@@ -1,0 +1,311 @@
+"""JSON API of the order-flow views: ``/api/assets/crypto/<symbol>/footprint`` and
+``/heatmap``.
+
+Both select a time range with ``start`` and ``end`` (ISO 8601 UTC or epoch ms; ``end``
+exclusive). Today they read the live window (the trades of the symbol's snapshot, the book
+samples of the embedded store); ranges outside it come back empty (heatmap columns not
+live). Grids are compact: the heatmap's bids and asks are base64 of little-endian float32,
+columns × rows, NaN where the book was not LIVE. A bad parameter is a 400 naming it.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+from flask import Blueprint, Response, jsonify, request
+
+from app.api import ApiError, _clean, _iso
+from app.callbacks import derived
+from app.callbacks.derived import DerivedCache
+from app.callbacks.heatmap import heatmap_window
+from app.callbacks.symbol import trading_symbols
+from components.symbol_picker import close_matches
+from services.analytics.flow_filter import FlowFilter, filter_trades
+from services.analytics.footprint import (
+    DEFAULT_IMBALANCE_RATIO,
+    DEFAULT_STACKED_ROWS,
+    INTERVALS_MS,
+    auto_row_ticks,
+    footprint,
+    trades_between,
+)
+from services.analytics.heatmap import trade_dots
+from services.market.book_samples import book_samples_of
+from services.store import MarketStore, SymbolSnapshot
+
+MAX_RANGE_MS = 7 * 24 * 3_600_000
+MAX_COLUMNS = 5000
+MAX_ROWS = 2000
+DEFAULT_HEATMAP_MS = 5 * 60_000
+DEFAULT_BAND_PCT = 0.5
+MAX_FOOTPRINT_CELLS = 200_000
+
+
+def parse_time(name: str, raw: str | None) -> int | None:
+    """Epoch ms from ``raw`` (epoch ms, or ISO 8601; a time without zone is UTC)."""
+    if raw is None or raw == "":
+        return None
+    text = raw.strip()
+    if text.lstrip("-").isdigit():
+        return int(text)
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise ApiError(
+            400, f"{name} must be ISO 8601 UTC or epoch milliseconds", parameter=name
+        ) from exc
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1000)
+
+
+def _number(name: str, default: float | None, low: float, high: float) -> float | None:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise ApiError(400, f"{name} must be a number", parameter=name) from exc
+    if not (math.isfinite(value) and low <= value <= high):
+        raise ApiError(400, f"{name} must be between {low:g} and {high:g}", parameter=name)
+    return value
+
+
+def _integer(name: str, default: int | None, low: int, high: int) -> int | None:
+    value = _number(name, None, low, high)
+    if value is None:
+        return default
+    if value != int(value):
+        raise ApiError(400, f"{name} must be an integer", parameter=name)
+    return int(value)
+
+
+def _range(default_end: int, default_span_ms: int | None) -> tuple[int | None, int | None]:
+    start = parse_time("start", request.args.get("start"))
+    end = parse_time("end", request.args.get("end"))
+    if default_span_ms is not None:
+        end = default_end if end is None else end
+        start = end - default_span_ms if start is None else start
+    if start is not None and end is not None:
+        if end <= start:
+            raise ApiError(400, "end must be after start", parameter="end")
+        if end - start > MAX_RANGE_MS:
+            raise ApiError(400, "the range is longer than 7 days", parameter="start")
+    return start, end
+
+
+def _flow_filter() -> FlowFilter:
+    low = _number("min_notional", None, 0, 1e15)
+    high = _number("max_notional", None, 0, 1e15)
+    if low is not None and high is not None and high < low:
+        raise ApiError(400, "max_notional must not be below min_notional", parameter="max_notional")
+    return FlowFilter(low, high)
+
+
+def f32_base64(grid: np.ndarray) -> str:
+    """A grid as base64 of its little-endian float32 bytes, row-major."""
+    return base64.b64encode(np.ascontiguousarray(grid, dtype="<f4").tobytes()).decode("ascii")
+
+
+def create_views_api(store: MarketStore, cache: DerivedCache) -> Blueprint:
+    """The footprint and heatmap endpoints, reading ``store``."""
+    api = Blueprint("views_api", __name__)
+
+    def snapshot_of(symbol: str) -> SymbolSnapshot:
+        symbol = symbol.upper()
+        known = trading_symbols(store)
+        if symbol not in known:
+            raise ApiError(
+                404,
+                f"unknown symbol {symbol}",
+                close_matches=close_matches(symbol, known),
+                valid_symbols=known,
+            )
+        snapshot = store.snapshot(symbol)
+        if snapshot is None:
+            store.request_symbol(symbol)
+            raise ApiError(503, f"no data yet for {symbol}; requested from the feed")
+        return snapshot
+
+    @api.errorhandler(ApiError)
+    def api_error(error: ApiError) -> tuple[Response, int]:
+        return jsonify(error.body), error.status
+
+    @api.get("/api/assets/crypto/<symbol>/footprint")
+    def footprint_view(symbol: str) -> Response:
+        return _footprint(lambda: snapshot_of(symbol))
+
+    @api.get("/api/assets/crypto/<symbol>/heatmap")
+    def heatmap_view(symbol: str) -> Response:
+        return _heatmap(store, cache, lambda: snapshot_of(symbol))
+
+    return api
+
+
+def _footprint(snapshot_of: Callable[[], SymbolSnapshot]) -> Response:
+    """The footprint of the requested range (parameters first, then the symbol)."""
+    interval = request.args.get("interval", "1m")
+    if interval not in INTERVALS_MS:
+        raise ApiError(
+            400, f"interval must be one of {', '.join(INTERVALS_MS)}", parameter="interval"
+        )
+    start, end = _range(0, None)
+    row_ticks = _integer("row_ticks", None, 1, 10_000_000)
+    ratio = _number("imbalance", DEFAULT_IMBALANCE_RATIO * 100, 100.000001, 100_000)
+    min_volume = _number("min_volume", 0.0, 0, 1e15)
+    stacked = _integer("stacked", DEFAULT_STACKED_ROWS, 1, 1000)
+    band = _flow_filter()
+    snapshot = snapshot_of()
+    trades = filter_trades(snapshot.trades, band)
+    tick = snapshot.info.tick_size
+    if row_ticks is None:
+        prices = trades.price
+        row_ticks = (
+            auto_row_ticks(float(prices.min()), float(prices.max()), tick, 40) if len(trades) else 1
+        )
+    fp = footprint(
+        trades,
+        interval_ms=INTERVALS_MS[interval],
+        tick_size=tick,
+        row_ticks=row_ticks,
+        start_ms=start,
+        end_ms=end,
+        imbalance_ratio=(ratio or 300.0) / 100.0,
+        imbalance_min_volume=min_volume or 0.0,
+        stacked_rows=stacked or DEFAULT_STACKED_ROWS,
+    )
+    if fp.cell_price.shape[0] > MAX_FOOTPRINT_CELLS:
+        raise ApiError(
+            400,
+            f"{fp.cell_price.shape[0]} cells is over {MAX_FOOTPRINT_CELLS}: raise row_ticks"
+            " or narrow the range",
+            parameter="row_ticks",
+        )
+    bars = {
+        name: getattr(fp, name)
+        for name in (
+            "bar_time_ms", "open", "high", "low", "close", "volume", "buy_volume",
+            "sell_volume", "delta", "trades", "cvd", "poc_price", "naked_until_ms",
+        )
+    }  # fmt: skip
+    cells = {
+        name: getattr(fp, name)
+        for name in ("cell_bar", "cell_price", "cell_buy", "cell_sell", "cell_trades")
+    }
+    for name in ("buy_imbalance", "sell_imbalance", "stacked_buy", "stacked_sell"):
+        cells[name] = getattr(fp, name).astype(np.int8)
+    runs = {name: getattr(fp, name) for name in ("run_bar", "run_side", "run_low", "run_high")}
+    return _payload(
+        snapshot,
+        interval=interval,
+        start=start,
+        end=end,
+        row_ticks=row_ticks,
+        row_size=fp.row_size,
+        imbalance_pct=fp.imbalance_ratio * 100,
+        imbalance_min_volume=fp.imbalance_min_volume,
+        stacked_rows=fp.stacked_rows,
+        flow_filter=band.label(),
+        total_volume=fp.total_volume,
+        bars=bars,
+        cells=cells,
+        stacked_runs=runs,
+    )
+
+
+def _heatmap(
+    store: MarketStore, cache: DerivedCache, snapshot_of: Callable[[], SymbolSnapshot]
+) -> Response:
+    """The heatmap of the requested range (parameters first, then the symbol)."""
+    now = int(time.time() * 1000)
+    start, end = _range(now, DEFAULT_HEATMAP_MS)
+    assert start is not None and end is not None
+    bucket = _integer("time_bucket_ms", max(1000, (end - start) // 300), 100, MAX_RANGE_MS)
+    assert bucket is not None
+    if (end - start) / bucket > MAX_COLUMNS:
+        raise ApiError(
+            400, f"more than {MAX_COLUMNS} columns: raise time_bucket_ms",
+            parameter="time_bucket_ms",
+        )  # fmt: skip
+    band_pct = _number("band_pct", DEFAULT_BAND_PCT, 0.01, 2.0)
+    ticks = _integer("price_bucket_ticks", None, 1, 10_000_000)
+    unit = request.args.get("unit", "base")
+    if unit not in ("base", "quote"):
+        raise ApiError(400, "unit must be base or quote", parameter="unit")
+    band = _flow_filter()
+    snapshot = snapshot_of()
+    if book_samples_of(store) is None:
+        raise ApiError(503, "this store keeps no book samples (the heatmap needs them)")
+    book = snapshot.book
+    if not (book.bid_prices.shape[0] and book.ask_prices.shape[0]):
+        raise ApiError(503, f"no two-sided book for {snapshot.symbol} yet")
+    mid = (float(book.bid_prices[0]) + float(book.ask_prices[0])) / 2.0
+    low = mid * (1 - (band_pct or DEFAULT_BAND_PCT) / 100)
+    high = mid * (1 + (band_pct or DEFAULT_BAND_PCT) / 100)
+    tick = snapshot.info.tick_size
+    ticks = ticks or auto_row_ticks(low, high, tick, 200)
+    if (high - low) / (tick * ticks) > MAX_ROWS:
+        raise ApiError(
+            400, f"more than {MAX_ROWS} rows: raise price_bucket_ticks",
+            parameter="price_bucket_ticks",
+        )  # fmt: skip
+    grid = heatmap_window(
+        store, snapshot, start_ms=start, end_ms=end, time_bucket_ms=bucket,
+        low=low, high=high, row_ticks=ticks, unit=unit,
+    )  # fmt: skip
+    trades = derived.filtered_trades(cache, snapshot, band.min_notional, band.max_notional)
+    dots = trade_dots(
+        trades_between(trades, start, end),
+        time_bucket_ms=bucket,
+        tick_size=tick,
+        price_bucket_ticks=ticks,
+    )
+    return _payload(
+        snapshot,
+        start=start,
+        end=end,
+        time_bucket_ms=bucket,
+        price_bucket_ticks=ticks,
+        price_bucket=grid.price_bucket,
+        unit=unit,
+        flow_filter=band.label(),
+        time_ms=grid.time_ms,
+        price=grid.price,
+        live=grid.live.astype(np.int8),
+        best_bid=grid.best_bid,
+        best_ask=grid.best_ask,
+        grid={
+            "encoding": "base64 float32 LE, row-major [columns][rows], NaN: no LIVE book",
+            "shape": [grid.columns, grid.rows],
+            "bids": f32_base64(grid.bids),
+            "asks": f32_base64(grid.asks),
+        },
+        dots={
+            "time_ms": dots.time_ms,
+            "price": dots.price,
+            "qty": dots.qty,
+            "side": dots.side.astype(np.int8),
+            "count": dots.count,
+        },
+    )
+
+
+def _payload(snapshot: SymbolSnapshot, **body: Any) -> Response:
+    return jsonify(
+        _clean(
+            {
+                "symbol": snapshot.symbol,
+                "time": _iso(time.time()),
+                "published_at": _iso(snapshot.published_at),
+                "sync_state": str(snapshot.book.sync_state),
+                **body,
+            }
+        )
+    )

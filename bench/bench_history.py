@@ -1,0 +1,346 @@
+"""Benchmark: the history store — write-path CPU, bytes on disk, and range queries against
+DuckDB and plain pyarrow reading the same Parquet files.
+
+Write path: the bundled spot BTCUSDT 2024 recording (650.6 s, 19,904 trades, 6,495 diffs)
+is replayed through the feed's own ``BookSync`` twice in one process — once bare, once with
+the ``HistoryRecorder`` tap called as the feed calls it (``on_book`` after every diff,
+``on_trades`` per released trade) and the writer flushing once per second of market time
+and compacting once per minute, as it does live. CPU % of one core at real rate =
+(process CPU with the recorder − without) / 650.6 s. The tap's own time per message is what
+the feed's loop pays. Bytes per trade and the recorded book's bytes per day (extrapolated
+from 650.6 s) are measured on the compacted result.
+
+Queries: the recording's trades tiled to 3,000,000 stored trades (ids continuous, each tile
+shifted by the recording's span, ~27 h), written by the writer and compacted to hourly
+segments. Stats (count, volume, buy volume, quote volume, high, low, first/last id), a
+50-row volume profile and 1-minute candles over all of them; "cold" = a fresh reader (no
+app-level cache; the OS page cache is warm), "cached" = the flask-caching lookup the API
+does for a past range. Peers: DuckDB SQL and pyarrow (dataset + compute) over the same
+files, checked against ours. Medians of 5. Prints a table and one JSON line.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+from flask import Flask
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from app.history_api import make_cache
+from services.analytics.profile import volume_profile
+from services.binance.messages import DepthUpdate, Trade, decode_depth_snapshot, decode_frame
+from services.history import schema, segments
+from services.history.compaction import compact
+from services.history.reader import HistoryReader
+from services.history.recorder import HistoryRecorder
+from services.history.retention import all_segments
+from services.history.writer import HistoryWriter
+from services.market.book_sync import BookSync
+from services.market.views import TradeView
+from services.replay.recording import SPOT_2024, read_recording
+
+SPAN_S = 650.6
+N_STORED = 3_000_000
+REPEAT = 5
+TICK = 0.01
+
+
+def _messages() -> list[tuple[str, object]]:
+    out: list[tuple[str, object]] = []
+    for message in read_recording(SPOT_2024):
+        if message.src == "rest":
+            out.append(("snapshot", decode_depth_snapshot(message.raw)))
+        elif b"@bookTicker" not in message.raw[:40]:
+            out.append(("ws", decode_frame(message.raw).event))
+    return out
+
+
+def _replay(messages: list[tuple[str, object]], root: Path | None) -> dict[str, float]:
+    """Replay through BookSync; with ``root``, through the recorder and writer too."""
+    sync = BookSync("BTCUSDT", "spot")
+    writer = HistoryWriter(root, flush_interval_s=3600.0).start() if root else None
+    recorder = HistoryRecorder(writer, "spot", ticks={"BTCUSDT": TICK}) if writer else None
+    tap_s = 0.0
+    taps = 0
+    next_flush = next_compact = 0
+    cpu0 = time.process_time()
+    for kind, event in messages:
+        if kind == "snapshot":
+            sync.on_snapshot(event)  # type: ignore[arg-type]
+            changed_book = True
+        elif isinstance(event, DepthUpdate):
+            sync.on_diff(event)
+            changed_book = True
+        else:
+            changed_book = False
+        if recorder is None or writer is None or root is None:
+            continue
+        t0 = time.perf_counter()
+        if changed_book and sync.event_time_ms:
+            recorder.on_book("BTCUSDT", sync)
+        elif isinstance(event, Trade):
+            recorder.on_trades("BTCUSDT", _one_trade(event))
+        tap_s += time.perf_counter() - t0
+        taps += 1
+        now_s = (getattr(event, "E", 0) or 0) // 1000
+        if now_s >= next_flush:  # the writer's 1 s flush, in market time
+            writer.flush()
+            next_flush = now_s + 1
+        if now_s >= next_compact:
+            compact(root)
+            next_compact = now_s + 60
+    if writer is not None and root is not None:
+        writer.stop()
+        compact(root)
+    return {"cpu_s": time.process_time() - cpu0, "tap_us": 1e6 * tap_s / max(taps, 1)}
+
+
+def _one_trade(event: Trade) -> TradeView:
+    return TradeView(
+        symbol="BTCUSDT",
+        trade_id=np.array([event.t], np.int64),
+        time_ms=np.array([event.T], np.int64),
+        price=np.array([event.p]),
+        qty=np.array([event.q]),
+        side=np.array([-1.0 if event.m else 1.0]),
+        kind="trade",
+    )
+
+
+def _bytes(root: Path, dataset: str) -> int:
+    return sum(p.stat().st_size for p in root.rglob(f"*/{dataset}/*/*.parquet"))
+
+
+def _build_stored(root: Path, source: Path) -> None:
+    """Tile the recorded trades to N_STORED stored trades through the writer, compacted."""
+    base = HistoryReader(source).trade_frame("spot", "BTCUSDT", kind="trade")
+    n = base.height
+    ids0 = base["trade_id"].to_numpy() - int(base["trade_id"][0])
+    times0 = base["time_ms"].to_numpy()
+    span = int(times0[-1] - times0[0]) + 1
+    writer = HistoryWriter(root, flush_interval_s=3600.0, max_rows=400_000).start()
+    written = 0
+    tile = 0
+    while written < N_STORED:
+        take = min(n, N_STORED - written)
+        writer.add_trades("spot", "BTCUSDT", "trade", {
+            "trade_id": ids0[:take] + tile * n + 1,
+            "time_ms": times0[:take] + tile * span,
+            "price_e8": base["price_e8"].to_numpy()[:take] + (tile % 50) * 1_000_000,
+            "qty_e8": base["qty_e8"].to_numpy()[:take],
+            "buyer_maker": base["buyer_maker"].to_numpy()[:take],
+        })  # fmt: skip
+        written += take
+        tile += 1
+        if tile % 20 == 0:
+            writer.flush()
+    writer.stop()
+    compact(root)
+
+
+def _median_ms(fn: Callable[[], object], prepare: Callable[[], None] | None = None) -> float:
+    times = []
+    for _ in range(REPEAT):
+        if prepare is not None:
+            prepare()
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(times)
+
+
+def _cold() -> None:
+    segments._VALID.clear()
+
+
+def main() -> None:
+    tmp = Path(tempfile.mkdtemp(prefix="bench-history-"))
+    try:
+        run(tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run(tmp: Path) -> None:
+    messages = _messages()
+    bare = _replay(messages, None)
+    recorded_root = tmp / "recorded"
+    taped = _replay(messages, recorded_root)
+    cpu_pct = 100.0 * (taped["cpu_s"] - bare["cpu_s"]) / SPAN_S
+    trades_bytes = _bytes(recorded_root, "trades-trade")
+    book_bytes = _bytes(recorded_root, "book-grid") + _bytes(recorded_root, "book-top")
+    book_per_day_mb = book_bytes / SPAN_S * 86_400 / 1e6
+    per_trade = trades_bytes / 19_904
+
+    stored = tmp / "stored"
+    _build_stored(stored, recorded_root)
+    files = [str(s.path) for s in all_segments(stored)]
+    stored_bytes = sum(Path(f).stat().st_size for f in files)
+    reader = HistoryReader(stored)
+    market, symbol = "spot", "BTCUSDT"
+
+    def ours_stats() -> dict:
+        return HistoryReader(stored).stats(market, symbol)
+
+    def ours_profile() -> object:
+        view = HistoryReader(stored).trades(market, symbol)
+        return volume_profile(view, tick_size=TICK, rows=50, count_trades=True)
+
+    def ours_candles() -> pl.DataFrame:
+        return HistoryReader(stored).candles(market, symbol, "1m")
+
+    scan = "read_parquet([" + ",".join(f"'{f}'" for f in files) + "])"
+    con = duckdb.connect()
+
+    def duck_stats() -> tuple:
+        return con.execute(
+            f"select count(*), sum(qty_e8), sum(qty_e8) filter (where not buyer_maker), "
+            f"sum(price_e8::double * qty_e8), max(price_e8), min(price_e8), min(trade_id), "
+            f"max(trade_id) from {scan}"
+        ).fetchone()
+
+    bucket = None
+
+    def duck_profile() -> list:
+        return con.execute(
+            f"select floor(price_e8 / {bucket}) b, sum(qty_e8), "
+            f"sum(qty_e8) filter (where not buyer_maker), count(*) from {scan} group by b "
+            "order by b"
+        ).fetchall()
+
+    def duck_candles() -> list:
+        return con.execute(
+            f"select time_ms // 60000 m, arg_min(price_e8, trade_id), max(price_e8), "
+            f"min(price_e8), arg_max(price_e8, trade_id), sum(qty_e8), "
+            f"sum(qty_e8) filter (where not buyer_maker), count(*) from {scan} group by m "
+            "order by m"
+        ).fetchall()
+
+    def arrow_table() -> pa.Table:
+        return ds.dataset(files, format="parquet").to_table()
+
+    def arrow_stats() -> tuple:
+        t = arrow_table()
+        qty = t["qty_e8"]
+        buy = pc.sum(pc.filter(qty, pc.invert(t["buyer_maker"])))
+        quote = pc.sum(
+            pc.multiply(pc.cast(t["price_e8"], pa.float64()), pc.cast(qty, pa.float64()))
+        )
+        mm = pc.min_max(t["price_e8"])
+        ids = pc.min_max(t["trade_id"])
+        return (t.num_rows, pc.sum(qty).as_py(), buy.as_py(), quote.as_py(), mm["max"].as_py(),
+                mm["min"].as_py(), ids["min"].as_py(), ids["max"].as_py())  # fmt: skip
+
+    def arrow_profile() -> pa.Table:
+        t = arrow_table()
+        b = pc.floor(pc.divide(pc.cast(t["price_e8"], pa.float64()), float(bucket)))
+        buy = pc.if_else(t["buyer_maker"], 0, t["qty_e8"])
+        g = pa.table({"b": b, "q": t["qty_e8"], "buy": buy})
+        return g.group_by("b").aggregate([("q", "sum"), ("buy", "sum"), ("q", "count")])
+
+    def arrow_candles() -> pa.Table:
+        t = arrow_table()
+        m = pc.divide(t["time_ms"], 60_000)
+        buy = pc.if_else(t["buyer_maker"], 0, t["qty_e8"])
+        g = pa.table({"m": m, "p": t["price_e8"], "q": t["qty_e8"], "buy": buy})
+        return g.group_by("m", use_threads=False).aggregate(
+            [
+                ("p", "first"),
+                ("p", "max"),
+                ("p", "min"),
+                ("p", "last"),
+                ("q", "sum"),
+                ("buy", "sum"),
+                ("q", "count"),
+            ]
+        )
+
+    # Agreement checks before timing.
+    stats = ours_stats()
+    profile = ours_profile()
+    bucket = round(profile.bucket * schema.SCALE)  # type: ignore[attr-defined]
+    candles = ours_candles()
+    duck = duck_stats()
+    arrow = arrow_stats()
+    assert stats["trades"] == duck[0] == arrow[0] == N_STORED
+    assert schema.decimal_e8(stats["volume"]) == duck[1] == arrow[1]
+    assert stats["last_trade_id"] == duck[7] == arrow[7]
+    assert len(duck_profile()) == arrow_profile().num_rows
+    assert candles.height == len(duck_candles()) == arrow_candles().num_rows
+    assert int(candles["trades"].sum()) == N_STORED
+
+    app = Flask("bench")
+    cache = make_cache("")
+    cache.init_app(app)
+    results = {"stats": stats, "profile": {"rows": len(profile.volume)},  # type: ignore[attr-defined]
+               "candles": {"rows": candles.height}}  # fmt: skip
+    for name, value in results.items():
+        cache.set(name, value)
+
+    rows = []
+    figures: dict[str, float] = {}
+    for name, ours, duck_fn, arrow_fn in (
+        ("stats", ours_stats, duck_stats, arrow_stats),
+        ("profile_50", ours_profile, duck_profile, arrow_profile),
+        ("candles_1m", ours_candles, duck_candles, arrow_candles),
+    ):
+        cold = _median_ms(ours, _cold)
+        duck_ms = _median_ms(duck_fn)
+        arrow_ms = _median_ms(arrow_fn)
+        key = name.split("_")[0]
+        cached = _median_ms(lambda k=key: cache.get(k))
+        rows.append((name, cold, cached, duck_ms, arrow_ms))
+        figures[f"{name}_cold_ms"] = round(cold, 2)
+        figures[f"{name}_cached_ms"] = round(cached, 4)
+        figures[f"{name}_duckdb_ms"] = round(duck_ms, 2)
+        figures[f"{name}_pyarrow_ms"] = round(arrow_ms, 2)
+
+    last_hour = int(candles["open_ms"][-1]) - 3_600_000
+    restart_ms = _median_ms(
+        lambda: (reader.trades(market, symbol, last_hour), reader.candles(market, symbol, "1m",
+                                                                          last_hour)),
+        _cold,
+    )  # fmt: skip
+
+    print(f"write path (spot BTCUSDT 2024 at its real rate, {SPAN_S} s):")
+    print(f"  replay without recorder  {bare['cpu_s']:8.2f} s CPU")
+    print(f"  replay with recorder     {taped['cpu_s']:8.2f} s CPU")
+    print(f"  recorder + writer        {cpu_pct:8.2f} % of one core (target ≤ 2 %)")
+    print(f"  tap time per message     {taped['tap_us']:8.2f} µs on the feed's loop")
+    print(f"  trades on disk           {per_trade:8.2f} bytes/trade (target ≤ 16)")
+    print(f"  recorded book            {book_per_day_mb:8.1f} MB/day extrapolated (≤ 150)")
+    print(f"stored: {N_STORED:,} trades, {len(files)} segments, "
+          f"{stored_bytes / N_STORED:.2f} bytes/trade")  # fmt: skip
+    print(f"{'query':<12}{'ours cold':>12}{'ours cached':>13}{'duckdb':>10}{'pyarrow':>10}"
+          f"{'duck/ours':>11}{'arrow/ours':>11}")  # fmt: skip
+    for name, cold, cached, duck_ms, arrow_ms in rows:
+        print(f"{name:<12}{cold:>10.1f}ms{cached:>11.4f}ms{duck_ms:>8.1f}ms{arrow_ms:>8.1f}ms"
+              f"{duck_ms / cold:>11.2f}{arrow_ms / cold:>11.2f}")  # fmt: skip
+    print(f"last hour's trades + 1m candles read (restart proxy): {restart_ms:.1f} ms")
+    print(json.dumps({
+        "write_cpu_pct_one_core": round(cpu_pct, 3),
+        "tap_us_per_message": round(taped["tap_us"], 2),
+        "trade_bytes_per_trade": round(per_trade, 2),
+        "stored_bytes_per_trade_3m": round(stored_bytes / N_STORED, 2),
+        "book_mb_per_day": round(book_per_day_mb, 1),
+        **figures,
+        "last_hour_read_ms": round(restart_ms, 1),
+    }))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,367 @@
+"""Server cost and payload of the order-flow views (liquidity heatmap, footprint).
+
+Data, built from the 2024 spot BTCUSDT recording (650 s, real book and trades):
+- book samples: the recorded book replayed diff by diff and handed to the live sampler
+  (``BookSampleRing``) every 250 ms of exchange time, as the feed does at publication;
+  the 650 real one-second samples are then repeated to fill 4 hours, each repeat shifted
+  by a random walk of whole ticks (so walls drift like a real market) — a ±2 % band;
+- trades: the recording's ≈ 20k trades repeated with the same shifts and times moved on,
+  ≈ 440k trades in 4 hours (a busy BTCUSDT rate).
+
+Measured, median of repeated runs, payloads JSON-encoded as Dash sends them
+(``plotly.io.json.to_json_plotly``):
+- heatmap live update: one new 1 s column of the ±2 % band (the callback's Patch), against
+  the naive peer that resends the whole 5 min figure every second;
+- heatmap 4 h view: the grid (48 s columns × ≤ 200 rows), dots and figure, from samples;
+- footprint 4 h of 1 m bars: analytics, figure and payload; the peer is a plain-Python
+  loop computing the same rows (the reference of the unit tests);
+- the sampler's cost per publication.
+The last line is one JSON object (names carry their units).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from plotly.io.json import to_json_plotly
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from app.callbacks.derived import DerivedCache
+from app.callbacks.footprint import render_footprint
+from app.callbacks.heatmap import render_heatmap
+from services.analytics.footprint import footprint
+from services.binance.messages import DepthUpdate, Trade, decode_depth_snapshot, decode_frame
+from services.market.book_samples import BookSampleRing
+from services.market.views import BookSample, BookView, SymbolInfo, SyncState, TradeView
+from services.replay.recording import SPOT_2024, read_recording
+from services.store import MemoryStore, SymbolSnapshot
+
+SYMBOL = "BTCUSDT"
+TICK = 0.01
+HOURS = 4
+REPEATS = 15
+INFO = SymbolInfo(SYMBOL, "TRADING", "BTC", "USDT", TICK, 0.00001, 2, 5)
+
+
+def replay_recording() -> tuple[list[BookSample], TradeView, list[float]]:
+    """One-second book samples (via the live sampler), the trades, and the sampler's cost
+    per publication (seconds)."""
+    bids: dict[float, float] = {}
+    asks: dict[float, float] = {}
+    last_id = -1
+    ring = BookSampleRing(max_samples=10_000, max_bytes=1 << 34)
+    next_publication = 0
+    record_cost: list[float] = []
+    trades: list[tuple[int, int, float, float, float]] = []
+    for msg in read_recording(SPOT_2024):
+        if msg.src == "rest":
+            snap = decode_depth_snapshot(msg.raw)
+            bids, asks, last_id = dict(snap.bids), dict(snap.asks), snap.lastUpdateId
+            continue
+        event = decode_frame(msg.raw).event
+        if isinstance(event, Trade):
+            trades.append((event.t, event.T, event.p, event.q, -1.0 if event.m else 1.0))
+        if not isinstance(event, DepthUpdate) or last_id < 0 or event.u <= last_id:
+            continue
+        for side, levels in ((bids, event.b), (asks, event.a)):
+            for p, q in levels:
+                if q == 0:
+                    side.pop(p, None)
+                else:
+                    side[p] = q
+        last_id = event.u
+        if next_publication <= event.E:
+            next_publication = event.E - event.E % 250 + 250
+            bp = np.array(sorted(bids, reverse=True))
+            ap = np.array(sorted(asks))
+            view = BookView(
+                SYMBOL, bp, np.array([bids[p] for p in bp.tolist()]), ap,
+                np.array([asks[p] for p in ap.tolist()]), sync_state=SyncState.LIVE,
+            )  # fmt: skip
+            started = time.perf_counter()
+            ring.record(view, event.E)
+            record_cost.append(time.perf_counter() - started)
+    cols = list(zip(*trades, strict=True))
+    view = TradeView(
+        SYMBOL, np.array(cols[0], dtype=np.int64), np.array(cols[1], dtype=np.int64),
+        np.array(cols[2]), np.array(cols[3]), np.array(cols[4]), kind="trade",
+    )  # fmt: skip
+    return ring.samples(), view, record_cost
+
+
+def extend_to_hours(
+    samples: list[BookSample], trades: TradeView, hours: int, rng: np.random.Generator
+) -> tuple[list[BookSample], TradeView, int]:
+    """The real samples and trades repeated to fill ``hours``, each repeat shifted by a
+    random walk of ticks; returns them and the end time (ms)."""
+    span_ms = samples[-1].time_ms - samples[0].time_ms + 1000
+    repeats = hours * 3_600_000 // span_ms + 1
+    base = samples[0].time_ms
+    out: list[BookSample] = []
+    t_cols: list[np.ndarray] = []
+    p_cols: list[np.ndarray] = []
+    shift = 0.0
+    for r in range(repeats):
+        dt = r * span_ms
+        for s in samples:
+            out.append(
+                BookSample(
+                    s.time_ms + dt, True, s.bid_prices + shift, s.bid_qtys,
+                    s.ask_prices + shift, s.ask_qtys,
+                )
+            )  # fmt: skip
+        t_cols.append(trades.time_ms + dt)
+        p_cols.append(trades.price + shift)
+        shift += TICK * float(rng.integers(-20_000, 20_000))
+    end = base + hours * 3_600_000
+    out = [s for s in out if s.time_ms < end]
+    t = np.concatenate(t_cols)
+    keep = t < end
+    n = int(keep.sum())
+    view = TradeView(
+        SYMBOL, np.arange(n, dtype=np.int64), t[keep], np.concatenate(p_cols)[keep],
+        np.tile(trades.qty, repeats)[keep], np.tile(trades.side, repeats)[keep], kind="trade",
+    )  # fmt: skip
+    return out, view, end
+
+
+def median_ms(run, repeats: int = REPEATS) -> tuple[float, object]:
+    times, result = [], None
+    for _ in range(repeats):
+        started = time.perf_counter()
+        result = run()
+        times.append(time.perf_counter() - started)
+    return 1000 * statistics.median(times), result
+
+
+def footprint_loop(view: TradeView, interval_ms: int, row_size: float) -> dict:
+    """The plain-Python peer: buy/sell volume per (bar, row) in one loop."""
+    cells: dict[tuple[int, int], list[float]] = {}
+    half = TICK / 2
+    for t, p, q, s in zip(
+        view.time_ms.tolist(), view.price.tolist(), view.qty.tolist(), view.side.tolist(),
+        strict=True,
+    ):  # fmt: skip
+        key = (t // interval_ms, int((p + half) // row_size))
+        cell = cells.setdefault(key, [0.0, 0.0])
+        cell[0 if s > 0 else 1] += q
+    return cells
+
+
+PAINT_JS = """
+const graph = arguments[0];
+window.__paint = []; window.__resp = null;
+const original = window.fetch;
+window.fetch = async (...args) => {
+  const response = await original(...args);
+  const body = args[1] && args[1].body;
+  if (String(args[0]).includes('_dash-update-component') && body
+      && String(body).includes(graph + '.figure')) {
+    response.clone().text().then(() => { window.__resp = performance.now(); });
+  }
+  return response;
+};
+const gd = document.querySelector('#' + graph + ' .js-plotly-plot');
+gd.on('plotly_afterplot', () => {
+  if (window.__resp === null) return;
+  const t0 = window.__resp; window.__resp = null;
+  requestAnimationFrame(() => window.__paint.push(performance.now() - t0));
+});
+return true;
+"""
+
+
+def browser_paint_ms(
+    real: list[BookSample], trades: TradeView, seconds: float
+) -> dict[str, list[float]]:
+    """Times (ms) from a graph callback's response to the update painted, measured in
+    headless Chromium with ``requestAnimationFrame`` after ``plotly_afterplot``, while a
+    publisher adds one real book sample per second (re-timed to the wall clock): the
+    heatmap's live columns, then, as a peer on the same page and machine, the depth
+    chart's updates (``?view=depth``)."""
+    import shutil
+    import threading
+
+    from selenium import webdriver
+    from werkzeug.serving import make_server
+
+    from app.server import create_app
+
+    if shutil.which("chromedriver") is None:
+        return {}
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    store = MemoryStore()
+    store.publish_symbols([INFO])
+    stop = threading.Event()
+
+    def publish() -> None:
+        i, seq = 0, 0
+        while not stop.is_set():
+            now = int(time.time() * 1000)
+            s = real[i % len(real)]
+            ring = store.book_samples.ring(SYMBOL)
+            second = now - now % 1000
+            if not len(ring) or ring.samples()[-1].time_ms < second:
+                ring.add(BookSample(second, True, s.bid_prices, s.bid_qtys, s.ask_prices,
+                                    s.ask_qtys))  # fmt: skip
+                i += 1
+            seq += 1
+            book = BookView(SYMBOL, s.bid_prices, s.bid_qtys, s.ask_prices, s.ask_qtys,
+                            sync_state=SyncState.LIVE)  # fmt: skip
+            shift = now - int(trades.time_ms[-1])
+            moved = TradeView(SYMBOL, trades.trade_id, trades.time_ms + shift, trades.price,
+                              trades.qty, trades.side, trades.kind)  # fmt: skip
+            store.publish(SymbolSnapshot(SYMBOL, seq, book, moved, INFO))
+            stop.wait(0.25)
+
+    publisher = threading.Thread(target=publish, daemon=True)
+    publisher.start()
+    server = make_server("127.0.0.1", 0, create_app(store, refresh_ms=250).server, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    options = webdriver.ChromeOptions()
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--window-size=1500,1000"):  # fmt: skip
+        options.add_argument(flag)
+    driver = webdriver.Chrome(options=options)
+    try:
+        driver.get(f"http://127.0.0.1:{server.server_port}/{SYMBOL}?view=heatmap")
+        deadline = time.time() + 30
+        while time.time() < deadline and not driver.execute_script(
+            "const g = document.querySelector('#heatmap-chart .js-plotly-plot');"
+            "return !!(g && g.data && g.data.length && g.data[0].type === 'heatmap');"
+        ):
+            time.sleep(0.2)
+        driver.execute_script(PAINT_JS, "heatmap-chart")
+        time.sleep(seconds)
+        result = {"heatmap": list(driver.execute_script("return window.__paint;"))}
+        driver.get(f"http://127.0.0.1:{server.server_port}/{SYMBOL}?view=depth")
+        time.sleep(5)
+        driver.execute_script(PAINT_JS, "depth-chart")
+        time.sleep(seconds)
+        result["depth"] = list(driver.execute_script("return window.__paint;"))
+        return result
+    finally:
+        driver.quit()
+        server.shutdown()
+        stop.set()
+
+
+def main() -> None:
+    rng = np.random.default_rng(15)
+    started = time.perf_counter()
+    real, real_trades, record_cost = replay_recording()
+    samples, trades, end = extend_to_hours(real, real_trades, HOURS, rng)
+    levels = statistics.median(s.bid_prices.shape[0] + s.ask_prices.shape[0] for s in real)
+    print(
+        f"data: {len(real)} real 1 s samples (median {levels:.0f} levels in ±2 %),"
+        f" {len(samples):,} samples and {len(trades):,} trades over {HOURS} h"
+        f" (built in {time.perf_counter() - started:.1f} s)"
+    )
+    store = MemoryStore()
+    ring = store.book_samples.ring(SYMBOL)
+    ring.max_samples, ring.max_bytes = len(samples) + 1, 1 << 36
+    for s in samples:
+        ring.add(s)
+    last = samples[-1]
+    book = BookView(
+        SYMBOL, last.bid_prices, last.bid_qtys, last.ask_prices, last.ask_qtys,
+        sync_state=SyncState.LIVE,
+    )  # fmt: skip
+    store.publish(SymbolSnapshot(SYMBOL, 1, book, trades, INFO))
+    cache = DerivedCache()
+    now = end + 500
+
+    def heatmap(range_name: str, band: float, rendered: dict | None, at: int):
+        return render_heatmap(
+            store, cache, SYMBOL, "heatmap", range_name, band, "base", [2, 60], None, None,
+            rendered, now_ms=at,
+        )  # fmt: skip
+
+    full5_ms, (full5, state5) = median_ms(lambda: heatmap("5m", 2.0, None, now - 1000))
+    full5_bytes = len(to_json_plotly(full5))
+    patch_ms, (patch, _s) = median_ms(lambda: heatmap("5m", 2.0, state5, now))
+    patch_json_ms, patch_text = median_ms(lambda: to_json_plotly(patch))
+    patch_bytes = len(patch_text)
+    rows = len(full5["data"][0]["y"])
+    full4h_ms, (full4h, _s4) = median_ms(lambda: heatmap("4h", 2.0, None, now), repeats=5)
+    json4h_ms, text4h = median_ms(lambda: to_json_plotly(full4h), repeats=5)
+    heat_cols = len(full4h["data"][0]["x"])
+
+    fp_state: dict = {}
+
+    def footprint_view():
+        fp_state.clear()
+        figure, state = render_footprint(
+            store, cache, SYMBOL, "footprint", "1m", 1000, "bidask", "300%", None, None, None
+        )
+        fp_state.update(state)
+        return figure
+
+    fp_ms, fp_fig = median_ms(footprint_view, repeats=7)
+    fp_json_ms, fp_text = median_ms(lambda: to_json_plotly(fp_fig), repeats=7)
+    analytics_ms, fp = median_ms(
+        lambda: footprint(trades, interval_ms=60_000, tick_size=TICK, row_ticks=1000), repeats=7
+    )
+    loop_ms, _cells = median_ms(lambda: footprint_loop(trades, 60_000, 10.0), repeats=3)
+    sampler_us = 1e6 * statistics.median(record_cost)
+    measured = browser_paint_ms(real, real_trades, seconds=20.0)
+    paints, depth_paints = measured.get("heatmap", []), measured.get("depth", [])
+    paint_ms = statistics.median(paints) if paints else float("nan")
+    depth_paint_ms = statistics.median(depth_paints) if depth_paints else float("nan")
+
+    rows_out = [
+        ("heatmap live column (±2 %, 1 s): server", f"{patch_ms + patch_json_ms:.2f} ms",
+         f"{patch_bytes / 1024:.1f} KB", f"{rows} rows"),
+        ("  peer: whole 5 min figure every second", f"{full5_ms:.1f} ms",
+         f"{full5_bytes / 1024:.1f} KB", f"× {full5_bytes / max(patch_bytes, 1):.0f} bytes"),
+        ("heatmap 4 h view: server", f"{full4h_ms + json4h_ms:.1f} ms",
+         f"{len(text4h) / 1024:.1f} KB", f"{heat_cols} cols × {len(full4h['data'][0]['y'])} rows"),
+        ("footprint 4 h of 1m bars: server", f"{fp_ms + fp_json_ms:.1f} ms",
+         f"{len(fp_text) / 1024:.1f} KB", f"{fp.bars} bars, {fp.cell_price.shape[0]:,} cells"),
+        ("  footprint analytics alone", f"{analytics_ms:.1f} ms", "", ""),
+        ("  peer: plain-Python loop (rows only)", f"{loop_ms:.1f} ms", "",
+         f"× {loop_ms / analytics_ms:.1f} slower"),
+        ("book sampler per publication", f"{sampler_us:.0f} µs", "", "median"),
+        ("chromium: live column response → painted", f"{paint_ms:.1f} ms", "",
+         f"median of {len(paints)} updates"),
+        ("  peer: depth chart update → painted", f"{depth_paint_ms:.1f} ms", "",
+         f"median of {len(depth_paints)} updates"),
+    ]  # fmt: skip
+    print(f"{'measure':<44}{'time':>12}{'payload':>12}  note")
+    for name, t, size, note in rows_out:
+        print(f"{name:<44}{t:>12}{size:>12}  {note}")
+    print(
+        json.dumps(
+            {
+                "bench": "views",
+                "heatmap_live_column_server_ms": round(patch_ms + patch_json_ms, 3),
+                "heatmap_live_column_kb": round(patch_bytes / 1024, 2),
+                "heatmap_full_5m_figure_kb": round(full5_bytes / 1024, 1),
+                "heatmap_4h_server_ms": round(full4h_ms + json4h_ms, 1),
+                "heatmap_4h_kb": round(len(text4h) / 1024, 1),
+                "footprint_4h_1m_server_ms": round(fp_ms + fp_json_ms, 1),
+                "footprint_4h_1m_kb": round(len(fp_text) / 1024, 1),
+                "footprint_analytics_ms": round(analytics_ms, 2),
+                "footprint_python_loop_ms": round(loop_ms, 1),
+                "sampler_per_publication_us": round(sampler_us, 1),
+                "chromium_live_update_paint_ms": round(paint_ms, 1),
+                "chromium_depth_update_paint_ms": round(depth_paint_ms, 1),
+                "chromium_updates_measured": len(paints),
+                "load_average_1m": round(os.getloadavg()[0], 2),
+                "trades": len(trades),
+                "samples": len(samples),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,133 @@
+"""The recorded book: what is kept of the order book so a liquidity heatmap of any past
+range can be redrawn, and how it is reduced (pure functions, no I/O).
+
+Form chosen (DESIGN note)
+-------------------------
+Two tables, both plain columns:
+
+* **book-grid** — for every second, side and price bucket within ``band_pct`` (±2 % by
+  default) of the mid: the **maximum** resting quantity seen at any price of that bucket in
+  the book states sampled during that second (the recorder copies the levels at most every
+  ``sample_ms`` of exchange time: 1000 by default, i.e. the book at its first change in each
+  second — a copy of a 2000-level side costs ~1 ms on the feed's loop, measured in
+  ``bench/bench_history.py``; 250 makes a cell the maximum over up to four states; the best
+  levels are read at every change).
+  Columns: ``time_s``, ``side`` +1 bid / −1 ask, ``bucket`` = the bucket's index, its
+  lower price = ``bucket × bucket_e8``, ``max_qty_e8``. A bucket's
+  quantity is the largest single level in it, not the sum: that is the size a heatmap cell
+  shows in flowsurface and Sierra Chart (the maximum during the time bucket), and it does
+  not grow with the bucket height.
+* **book-top** — the best bid and ask (price and size) at every change, and every change of
+  the book's LIVE state (``live`` false = from here on not LIVE: nothing is recorded into
+  the grid until the book is LIVE again, so a heatmap leaves that band empty).
+
+Why this form: it is the heatmap's own shape (time × price cells of maxima), so a reader
+turns a range into a grid with one pivot and no replay of diffs; a fixed 1 s × bucket cell
+bounds the size whatever the diff rate (100 ms spot or 0 ms USD-M), while run-lengths or
+change-only samples grow with the message rate of a busy book. The bucket height is
+``bucket_bps`` basis points of the first mid rounded to whole ticks and stays fixed for the
+life of a writer (rows carry ``bucket_e8``, so a later writer may choose another). Only
+LIVE books are sampled; a crossed or unsynced book never enters the grid.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from services.history.schema import SCALE
+
+DEFAULT_BAND_PCT = 2.0
+DEFAULT_BUCKET_BPS = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class GridConfig:
+    """``band_pct``: half-width of the recorded band around the mid, in %;
+    ``bucket_bps``: bucket height in basis points of the mid (whole ticks, at least one)."""
+
+    band_pct: float = DEFAULT_BAND_PCT
+    bucket_bps: float = DEFAULT_BUCKET_BPS
+
+
+def bucket_height(mid: float, tick: float, bucket_bps: float) -> float:
+    """Bucket height in price units: ``bucket_bps`` of ``mid`` rounded to whole ticks."""
+    ticks = max(1, round(mid * bucket_bps / 10_000.0 / tick)) if tick > 0 else 1
+    return ticks * tick if tick > 0 else mid * bucket_bps / 10_000.0
+
+
+def band_levels(
+    prices: np.ndarray, qtys: np.ndarray, mid: float, band_pct: float, is_bid: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """The levels of one side (best first) within ``band_pct`` % of ``mid``."""
+    if is_bid:
+        stop = int(np.searchsorted(-prices, -mid * (1.0 - band_pct / 100.0), side="right"))
+    else:
+        stop = int(np.searchsorted(prices, mid * (1.0 + band_pct / 100.0), side="right"))
+    return prices[:stop], qtys[:stop]
+
+
+def bucket_maxima(
+    prices: np.ndarray, qtys: np.ndarray, height: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """(bucket index, max quantity) per bucket holding at least one level; the bucket of a
+    price p is ``floor(p / height + 1e-9)``. Prices must be sorted (either way)."""
+    if prices.shape[0] == 0:
+        return np.empty(0, np.int64), np.empty(0, np.float64)
+    buckets = np.floor(prices / height + 1e-9).astype(np.int64)
+    starts = np.flatnonzero(np.r_[True, buckets[1:] != buckets[:-1]])
+    return buckets[starts], np.maximum.reduceat(qtys, starts)
+
+
+@dataclass
+class SecondGrid:
+    """Maxima of the current second of one symbol, side by side, as bucket → qty."""
+
+    time_s: int
+    bids: dict[int, float] = field(default_factory=dict)
+    asks: dict[int, float] = field(default_factory=dict)
+
+    def merge(self, side: dict[int, float], buckets: np.ndarray, maxima: np.ndarray) -> None:
+        for bucket, qty in zip(buckets.tolist(), maxima.tolist(), strict=True):
+            if qty > side.get(bucket, 0.0):
+                side[bucket] = qty
+
+    def rows(self, height: float) -> dict[str, list[int]]:
+        """The second as grid rows (columns of the ``book-grid`` dataset)."""
+        out: dict[str, list[int]] = {
+            "time_s": [],
+            "side": [],
+            "bucket": [],
+            "bucket_e8": [],
+            "max_qty_e8": [],
+        }
+        height_e8 = round(height * SCALE)
+        for sign, side in ((1, self.bids), (-1, self.asks)):
+            for bucket in sorted(side):
+                out["time_s"].append(self.time_s)
+                out["side"].append(sign)
+                out["bucket"].append(bucket)
+                out["bucket_e8"].append(height_e8)
+                out["max_qty_e8"].append(round(side[bucket] * SCALE))
+        return out
+
+
+def implied_tick(prices: np.ndarray) -> float:
+    """The tick a side's prices imply: their smallest gap, as a power of ten (0.0 when
+    fewer than two distinct prices)."""
+    if prices.shape[0] < 2:
+        return 0.0
+    gaps = np.abs(np.diff(np.sort(prices)))
+    gaps = gaps[gaps > 1e-12]
+    if not gaps.shape[0]:
+        return 0.0
+    return 10.0 ** math.floor(math.log10(float(gaps.min())) + 1e-9)
+
+
+def mid_of(bid: float, ask: float) -> float:
+    """Mid price of a two-sided book, NaN when a side is missing."""
+    if bid > 0 and ask > 0:
+        return (bid + ask) / 2.0
+    return math.nan

@@ -1,0 +1,577 @@
+"""The history query layer: polars lazy scans over one symbol's segments, returning the same
+column views the live window gives (``TradeView``), so every analytics function runs over a
+past range with the same definitions.
+
+Ranges are ``start_ms <= time <= end_ms`` (either bound may be None: open). Only the date
+directories and segments whose names overlap the range are opened. A segment that vanishes
+between listing and reading (the compactor replaced it) makes the read start over from a
+fresh listing; a foreign or corrupt file is recorded in ``problems`` and skipped. Because
+the compactor writes the merged segment *before* deleting its sources, a reader sees either
+the sources, or the merged file, or both — the latter is caught by overlapping id ranges and
+the rows are de-duplicated by trade id — so it always reads one consistent set of trades.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
+import polars as pl
+
+from services.history import schema
+from services.history.segments import (
+    BOOK_GRID,
+    BOOK_TOP,
+    CANDLES_1M,
+    GAPS,
+    TRADES_PREFIX,
+    Listing,
+    Problem,
+    Segment,
+    dataset_dir,
+    list_segments,
+    symbols_in,
+    trades_dataset,
+)
+from services.market.views import TradeView
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+DEFAULT_MAX_ROWS = 10_000_000
+READ_ATTEMPTS = 50
+RETRY_S = 0.01
+
+CANDLE_INTERVALS_MS: dict[str, int] = {
+    "1m": 60_000,
+    "5m": 300_000,
+    "15m": 900_000,
+    "1h": 3_600_000,
+    "4h": 14_400_000,
+    "1d": 86_400_000,
+}
+
+
+class HistoryError(ValueError):
+    """A history query that cannot be answered; ``status`` is the HTTP status to give."""
+
+    def __init__(self, message: str, status: int = 400, **extra: object) -> None:
+        super().__init__(message)
+        self.status = status
+        self.extra = extra
+
+
+@dataclass(frozen=True, slots=True)
+class Coverage:
+    """What is stored of one symbol's trades: ``ranges`` of continuous ids and the ``gaps``
+    between them (id range, the times around it and why it is missing), plus the time span
+    of the recorded book and of the candles."""
+
+    market: str
+    symbol: str
+    kind: str
+    ranges: tuple[dict, ...]
+    gaps: tuple[dict, ...]
+    trades: int
+    bytes: int
+    book_from_ms: int | None
+    book_to_ms: int | None
+    candles_from_ms: int | None
+    candles_to_ms: int | None
+
+
+class HistoryReader:
+    """Range queries over the history under ``root``."""
+
+    def __init__(self, root: Path, max_rows: int = DEFAULT_MAX_ROWS) -> None:
+        self.root = Path(root)
+        self.max_rows = max_rows
+        self.problems: dict[Path, Problem] = {}
+        self._lock = threading.Lock()
+
+    # -- what is there --------------------------------------------------------------------
+
+    def symbols(self) -> list[tuple[str, str]]:
+        """(market, symbol) pairs with any history."""
+        return symbols_in(self.root)
+
+    def market_of(self, symbol: str, prefer: str = "spot") -> str | None:
+        """The market whose history holds ``symbol`` (``prefer`` when several do)."""
+        markets = [m for m, s in self.symbols() if s == symbol.upper()]
+        if not markets:
+            return None
+        return prefer if prefer in markets else markets[0]
+
+    def trade_kinds(self, market: str, symbol: str) -> list[str]:
+        """Trade kinds stored for the symbol, ``aggTrade`` first."""
+        base = dataset_dir(self.root, market, symbol, "x").parent
+        if not base.is_dir():
+            return []
+        kinds = [p.name.removeprefix(TRADES_PREFIX) for p in base.iterdir() if p.is_dir()
+                 and p.name.startswith(TRADES_PREFIX)]  # fmt: skip
+        return sorted(k for k in kinds if k in ("aggTrade", "trade"))
+
+    def _listing(
+        self,
+        market: str,
+        symbol: str,
+        dataset: str,
+        columns: dict[str, pl.DataType],
+        start_ms: int | None,
+        end_ms: int | None,
+    ) -> Listing:
+        listing = list_segments(self.root, market, symbol, dataset, columns, start_ms, end_ms)
+        if listing.problems:
+            with self._lock:
+                for problem in listing.problems:
+                    if problem.path not in self.problems:
+                        log.warning("history: skipped %s file %s (%s)", problem.kind,
+                                    problem.path, problem.detail)  # fmt: skip
+                    self.problems[problem.path] = problem
+        return listing
+
+    # -- trades ---------------------------------------------------------------------------
+
+    def resolve_kind(self, market: str, symbol: str, kind: str | None) -> str:
+        kinds = self.trade_kinds(market, symbol)
+        if kind is not None:
+            if kind not in kinds:
+                raise HistoryError(f"no {kind} history for {symbol}", 404, kinds=kinds)
+            return kind
+        if not kinds:
+            raise HistoryError(f"no trade history for {symbol}", 404)
+        return kinds[0]
+
+    def trade_frame(
+        self,
+        market: str,
+        symbol: str,
+        start_ms: int | None = None,
+        end_ms: int | None = None,
+        kind: str | None = None,
+    ) -> pl.DataFrame:
+        """Trades in the range in id order, one row per id (``schema.TRADES`` columns).
+        Raises ``HistoryError`` (413) when the range holds more than ``max_rows``."""
+        kind = self.resolve_kind(market, symbol, kind)
+        return retrying(lambda: self.trade_scan(market, symbol, start_ms, end_ms, kind).collect())
+
+    def _trade_scan(
+        self, segments: list[Segment], start_ms: int | None, end_ms: int | None
+    ) -> pl.LazyFrame:
+        """A lazy scan of the segments' trades in the range, id order, one row per id."""
+        if not segments:
+            return pl.LazyFrame(schema=dict(schema.TRADES.items()))
+        segments = sorted(segments, key=lambda s: (s.lo, s.hi))
+        upper_bound = sum(s.hi - s.lo + 1 for s in segments)
+        overlap = any(b.lo <= a.hi for a, b in itertools.pairwise(segments))
+        scan = pl.scan_parquet([s.path for s in segments], schema=schema.TRADES)
+        if start_ms is not None:
+            scan = scan.filter(pl.col("time_ms") >= start_ms)
+        if end_ms is not None:
+            scan = scan.filter(pl.col("time_ms") <= end_ms)
+        if upper_bound > self.max_rows:
+            count = scan.select(pl.len()).collect().item()
+            if count > self.max_rows:
+                raise HistoryError(
+                    f"the range holds {count} trades, more than the limit of {self.max_rows}; "
+                    "ask for a shorter range",
+                    413,
+                    limit=self.max_rows,
+                    trades=count,
+                )
+        if overlap:
+            scan = scan.unique(subset="trade_id", keep="first").sort("trade_id")
+        return scan
+
+    def trade_scan(
+        self,
+        market: str,
+        symbol: str,
+        start_ms: int | None = None,
+        end_ms: int | None = None,
+        kind: str | None = None,
+    ) -> pl.LazyFrame:
+        """The range's trades as a lazy frame, for aggregations that need not load them."""
+        kind = self.resolve_kind(market, symbol, kind)
+        listing = self._listing(market, symbol, trades_dataset(kind), schema.TRADES, start_ms,
+                                end_ms)  # fmt: skip
+        return self._trade_scan(listing.segments, start_ms, end_ms)
+
+    def trades(
+        self,
+        market: str,
+        symbol: str,
+        start_ms: int | None = None,
+        end_ms: int | None = None,
+        kind: str | None = None,
+    ) -> TradeView:
+        """The range as a ``TradeView`` (what the analytics take)."""
+        kind = self.resolve_kind(market, symbol, kind)
+        return trade_view(symbol.upper(), kind, self.trade_frame(market, symbol, start_ms,
+                                                                 end_ms, kind))  # fmt: skip
+
+    def stats(
+        self,
+        market: str,
+        symbol: str,
+        start_ms: int | None = None,
+        end_ms: int | None = None,
+        kind: str | None = None,
+    ) -> dict[str, object]:
+        """Exact figures of the range: trade count, volume, buy and sell volume (decimal
+        strings, summed in fixed point), quote volume and VWAP (floats: Σ price·qty and
+        quote volume / volume), high, low, first and last trade id and time."""
+        kind = self.resolve_kind(market, symbol, kind)
+        return retrying(
+            lambda: stats_of(symbol.upper(), kind, self.trade_scan(market, symbol, start_ms,
+                                                                   end_ms, kind))
+        )  # fmt: skip
+
+    # -- candles --------------------------------------------------------------------------
+
+    def candles(
+        self,
+        market: str,
+        symbol: str,
+        interval: str = "1m",
+        start_ms: int | None = None,
+        end_ms: int | None = None,
+    ) -> pl.DataFrame:
+        """Candles of ``interval``: ``open_ms``, open/high/low/close, ``volume``,
+        ``buy_volume`` (taker buys), ``sell_volume``, ``delta`` = buy − sell and ``trades``.
+
+        Built from the stored trades wherever there are any (exact, with counts); minutes
+        without stored trades come from stored 1-minute klines (stream or REST backfill;
+        their delta is 2·taker-buy − volume, their count −1 when unknown)."""
+        if interval not in CANDLE_INTERVALS_MS:
+            raise HistoryError(
+                f"interval must be one of {', '.join(CANDLE_INTERVALS_MS)}", 400,
+                parameter="interval",
+            )  # fmt: skip
+        step = CANDLE_INTERVALS_MS[interval]
+        minute = 60_000
+        parts = []
+        kinds = self.trade_kinds(market, symbol)
+        if kinds:
+            bars = retrying(lambda: minute_bars_from_trades(
+                self.trade_scan(market, symbol, start_ms, end_ms, kinds[0])))  # fmt: skip
+            if bars.height:
+                parts.append(bars)
+        klines = retrying(lambda: self.kline_frame(market, symbol, start_ms, end_ms))
+        if klines.height:
+            parts.append(klines)
+        if not parts:
+            return _empty_candles()
+        bars = pl.concat(parts, how="vertical")
+        bars = bars.unique(subset="open_ms", keep="first", maintain_order=True)
+        bars = bars.sort("open_ms")
+        if step != minute:
+            bars = (
+                bars.with_columns((pl.col("open_ms") // step * step).alias("open_ms"))
+                .group_by("open_ms", maintain_order=True)
+                .agg(
+                    pl.col("open").first(),
+                    pl.col("high").max(),
+                    pl.col("low").min(),
+                    pl.col("close").last(),
+                    pl.col("volume").sum(),
+                    pl.col("buy_volume").sum(),
+                    pl.col("trades").sum(),
+                )
+            )
+        return bars.with_columns(
+            (pl.col("volume") - pl.col("buy_volume")).alias("sell_volume"),
+            (2 * pl.col("buy_volume") - pl.col("volume")).alias("delta"),
+        ).select(
+            "open_ms", "open", "high", "low", "close", "volume", "buy_volume",
+            "sell_volume", "delta", "trades",
+        )  # fmt: skip
+
+    def kline_frame(
+        self, market: str, symbol: str, start_ms: int | None, end_ms: int | None
+    ) -> pl.DataFrame:
+        """Stored 1-minute klines as minute bars (latest row per minute, closed first)."""
+        listing = self._listing(market, symbol, CANDLES_1M, schema.CANDLES, start_ms, end_ms)
+        if not listing.segments:
+            return _empty_candles()
+        scan = pl.scan_parquet([s.path for s in listing.segments], schema=schema.CANDLES)
+        scan = scan.with_columns((pl.col("open_ms") // 60_000 * 60_000).alias("open_ms"))
+        if start_ms is not None:
+            scan = scan.filter(pl.col("open_ms") >= start_ms // 60_000 * 60_000)
+        if end_ms is not None:
+            scan = scan.filter(pl.col("open_ms") <= end_ms)
+        e8 = schema.SCALE
+        frame = (
+            scan.with_row_index("row")
+            .sort(["open_ms", "closed", "row"], descending=[False, True, True])
+            .unique(subset="open_ms", keep="first", maintain_order=True)
+            .select(
+                "open_ms",
+                (pl.col("open_e8") / e8).round(8).alias("open"),
+                (pl.col("high_e8") / e8).round(8).alias("high"),
+                (pl.col("low_e8") / e8).round(8).alias("low"),
+                (pl.col("close_e8") / e8).round(8).alias("close"),
+                (pl.col("volume_e8") / e8).round(8).alias("volume"),
+                (pl.col("taker_buy_e8") / e8).round(8).alias("buy_volume"),
+                pl.col("trades"),
+            )
+            .collect()
+        )
+        return frame
+
+    # -- book ------------------------------------------------------------------------------
+
+    def book_top(
+        self, market: str, symbol: str, start_ms: int | None = None, end_ms: int | None = None
+    ) -> pl.DataFrame:
+        """Best bid/ask changes and LIVE-state changes in the range, time order."""
+        return retrying(lambda: self._book_top(market, symbol, start_ms, end_ms))
+
+    def _book_top(
+        self, market: str, symbol: str, start_ms: int | None, end_ms: int | None
+    ) -> pl.DataFrame:
+        listing = self._listing(market, symbol, BOOK_TOP, schema.BOOK_TOP, start_ms, end_ms)
+        if not listing.segments:
+            return pl.DataFrame(schema=schema.BOOK_TOP)
+        scan = pl.scan_parquet([s.path for s in listing.segments], schema=schema.BOOK_TOP)
+        return _time_filter(scan, "time_ms", start_ms, end_ms, 1).sort("time_ms").collect()
+
+    def book_grid(
+        self, market: str, symbol: str, start_ms: int | None = None, end_ms: int | None = None
+    ) -> pl.DataFrame:
+        """Recorded heatmap cells in the range: ``time_s``, ``side``, ``price`` (bucket's
+        lower price), ``bucket_size`` and ``max_qty`` (floats), one row per cell."""
+        return retrying(lambda: self._book_grid(market, symbol, start_ms, end_ms))
+
+    def _book_grid(
+        self, market: str, symbol: str, start_ms: int | None, end_ms: int | None
+    ) -> pl.DataFrame:
+        listing = self._listing(market, symbol, BOOK_GRID, schema.BOOK_GRID, start_ms, end_ms)
+        if not listing.segments:
+            return pl.DataFrame(
+                schema={
+                    "time_s": pl.Int64,
+                    "side": pl.Int8,
+                    "price": pl.Float64,
+                    "bucket_size": pl.Float64,
+                    "max_qty": pl.Float64,
+                }
+            )
+        scan = pl.scan_parquet([s.path for s in listing.segments], schema=schema.BOOK_GRID)
+        e8 = schema.SCALE
+        return (
+            _time_filter(scan, "time_s", start_ms, end_ms, 1000)
+            .group_by(["time_s", "side", "bucket", "bucket_e8"])
+            .agg(pl.col("max_qty_e8").max())
+            .sort(["time_s", "side", "bucket"])
+            .select(
+                "time_s",
+                "side",
+                (pl.col("bucket") * pl.col("bucket_e8") / e8).round(8).alias("price"),
+                (pl.col("bucket_e8") / e8).round(8).alias("bucket_size"),
+                (pl.col("max_qty_e8") / e8).round(8).alias("max_qty"),
+            )
+            .collect()
+        )
+
+    # -- coverage -------------------------------------------------------------------------
+
+    def coverage(self, market: str, symbol: str, kind: str | None = None) -> Coverage:
+        """Stored id ranges, gaps between them and the book/candle spans of a symbol."""
+        kind = self.resolve_kind(market, symbol, kind)
+        listing = self._listing(market, symbol, trades_dataset(kind), schema.TRADES, None, None)
+        ranges = merged_ranges(listing.segments)
+        recorded = self.recorded_gaps(market, symbol)
+        gaps = []
+        for before, after in itertools.pairwise(ranges):
+            first, last = before["last_id"] + 1, after["first_id"] - 1
+            reason = next(
+                (g["reason"] for g in recorded if g["first_id"] <= first and g["last_id"] >= last),
+                "not backfilled (yet)",
+            )
+            gaps.append({"first_id": first, "last_id": last, "from_ms": before["to_ms"],
+                         "to_ms": after["from_ms"], "trades": last - first + 1,
+                         "reason": reason})  # fmt: skip
+        book = self._listing(market, symbol, BOOK_TOP, schema.BOOK_TOP, None, None).segments
+        candles = self._listing(market, symbol, CANDLES_1M, schema.CANDLES, None, None).segments
+        return Coverage(
+            market=market,
+            symbol=symbol.upper(),
+            kind=kind,
+            ranges=tuple(ranges),
+            gaps=tuple(gaps),
+            trades=sum(r["trades"] for r in ranges),
+            bytes=sum(s.bytes for s in listing.segments),
+            book_from_ms=min((s.t0 for s in book), default=None),
+            book_to_ms=max((s.t1 for s in book), default=None),
+            candles_from_ms=min((s.t0 for s in candles), default=None),
+            candles_to_ms=max((s.t1 for s in candles), default=None),
+        )
+
+    def recorded_gaps(self, market: str, symbol: str) -> list[dict]:
+        """Gap records (id ranges the backfill could not fill, and why)."""
+
+        def read() -> list[dict]:
+            listing = self._listing(market, symbol, GAPS, schema.GAPS, None, None)
+            if not listing.segments:
+                return []
+            return pl.read_parquet([s.path for s in listing.segments]).to_dicts()
+
+        return retrying(read)
+
+
+def recent_trade_rows(
+    reader: HistoryReader, market: str, symbol: str, kind: str, since_ms: int
+) -> list[tuple[int, int, float, float, bool]]:
+    """Stored trades at or after ``since_ms`` as trade-log rows (id, time, price, qty,
+    buyer is maker); empty when the symbol has no history of that kind."""
+    if kind not in reader.trade_kinds(market, symbol):
+        return []
+    view = reader.trades(market, symbol, since_ms, None, kind)
+    return list(
+        zip(view.trade_id.tolist(), view.time_ms.tolist(), view.price.tolist(),
+            view.qty.tolist(), (view.side < 0).tolist(), strict=True)
+    )  # fmt: skip
+
+
+def retrying(read: Callable[[], T]) -> T:
+    """``read()``, listed and read again when a listed segment vanished meanwhile (the
+    compactor swapped it for the merged one), up to ``READ_ATTEMPTS`` times."""
+    for attempt in range(READ_ATTEMPTS):
+        try:
+            return read()
+        except FileNotFoundError:
+            if attempt == READ_ATTEMPTS - 1:
+                raise
+            time.sleep(RETRY_S)
+    raise AssertionError("unreachable")
+
+
+def merged_ranges(segments: list[Segment]) -> list[dict]:
+    """Segments' id ranges merged where they touch or overlap: continuous stored ids."""
+    ranges: list[dict] = []
+    for s in sorted(segments, key=lambda s: (s.lo, s.hi)):
+        if ranges and s.lo <= ranges[-1]["last_id"] + 1:
+            last = ranges[-1]
+            if s.hi > last["last_id"]:
+                last["last_id"] = s.hi
+                last["to_ms"] = max(last["to_ms"], s.t1)
+            last["from_ms"] = min(last["from_ms"], s.t0)
+        else:
+            ranges.append({"first_id": s.lo, "last_id": s.hi, "from_ms": s.t0, "to_ms": s.t1})
+    for r in ranges:
+        r["trades"] = r["last_id"] - r["first_id"] + 1
+    return ranges
+
+
+def trade_view(symbol: str, kind: str, frame: pl.DataFrame) -> TradeView:
+    """Stored trade rows as a ``TradeView`` (side +1 taker buy, −1 taker sell)."""
+    maker = frame["buyer_maker"].to_numpy()
+    return TradeView(
+        symbol=symbol,
+        trade_id=frame["trade_id"].to_numpy(),
+        time_ms=frame["time_ms"].to_numpy(),
+        price=schema.from_e8(frame["price_e8"].to_numpy()),
+        qty=schema.from_e8(frame["qty_e8"].to_numpy()),
+        side=np.where(maker, -1.0, 1.0),
+        kind=kind,
+    )
+
+
+def stats_of(symbol: str, kind: str, trades: pl.LazyFrame) -> dict[str, object]:
+    """``history stats`` figures of stored trade rows (see ``HistoryReader.stats``)."""
+    row = (
+        trades.select(
+            pl.len().alias("n"),
+            pl.col("qty_e8").sum().alias("volume"),
+            pl.col("qty_e8").filter(~pl.col("buyer_maker")).sum().alias("buy"),
+            (pl.col("price_e8").cast(pl.Float64) * pl.col("qty_e8").cast(pl.Float64))
+            .sum()
+            .alias("quote"),
+            pl.col("price_e8").max().alias("high"),
+            pl.col("price_e8").min().alias("low"),
+            pl.col("trade_id").first().alias("first_id"),
+            pl.col("trade_id").last().alias("last_id"),
+            pl.col("time_ms").first().alias("first_ms"),
+            pl.col("time_ms").last().alias("last_ms"),
+            pl.col("buyer_maker").sum().alias("buyer_maker"),
+        )
+        .collect()
+        .row(0, named=True)
+    )
+    if not row["n"]:
+        return {"symbol": symbol, "kind": kind, "trades": 0}
+    volume, buy = int(row["volume"]), int(row["buy"] or 0)
+    quote = float(row["quote"]) / schema.SCALE / schema.SCALE
+    return {
+        "symbol": symbol,
+        "kind": kind,
+        "trades": int(row["n"]),
+        "volume": schema.e8_text(volume),
+        "buy_volume": schema.e8_text(buy),
+        "sell_volume": schema.e8_text(volume - buy),
+        "quote_volume": quote,
+        "vwap": quote / (volume / schema.SCALE) if volume else None,
+        "high": schema.e8_text(int(row["high"])),
+        "low": schema.e8_text(int(row["low"])),
+        "first_trade_id": int(row["first_id"]),
+        "last_trade_id": int(row["last_id"]),
+        "first_time_ms": int(row["first_ms"]),
+        "last_time_ms": int(row["last_ms"]),
+        "buyer_maker_count": int(row["buyer_maker"]),
+    }
+
+
+def minute_bars_from_trades(trades: pl.LazyFrame) -> pl.DataFrame:
+    """1-minute bars of trade rows (id order): OHLC, volume, taker-buy volume, count."""
+    e8 = schema.SCALE
+    return (
+        trades.group_by(
+            (pl.col("time_ms") // 60_000 * 60_000).alias("open_ms"), maintain_order=True
+        )
+        .agg(
+            (pl.col("price_e8").first() / e8).round(8).alias("open"),
+            (pl.col("price_e8").max() / e8).round(8).alias("high"),
+            (pl.col("price_e8").min() / e8).round(8).alias("low"),
+            (pl.col("price_e8").last() / e8).round(8).alias("close"),
+            (pl.col("qty_e8").sum() / e8).round(8).alias("volume"),
+            (pl.col("qty_e8").filter(~pl.col("buyer_maker")).sum() / e8)
+            .round(8)
+            .alias("buy_volume"),
+            pl.len().cast(pl.Int64).alias("trades"),
+        )
+        .collect()
+    )
+
+
+def _empty_candles() -> pl.DataFrame:
+    return pl.DataFrame(
+        schema={
+            "open_ms": pl.Int64,
+            "open": pl.Float64,
+            "high": pl.Float64,
+            "low": pl.Float64,
+            "close": pl.Float64,
+            "volume": pl.Float64,
+            "buy_volume": pl.Float64,
+            "trades": pl.Int64,
+        }
+    )
+
+
+def _time_filter(
+    scan: pl.LazyFrame, column: str, start_ms: int | None, end_ms: int | None, unit_ms: int
+) -> pl.LazyFrame:
+    if start_ms is not None:
+        scan = scan.filter(pl.col(column) >= start_ms // unit_ms)
+    if end_ms is not None:
+        scan = scan.filter(pl.col(column) <= end_ms // unit_ms)
+    return scan

@@ -1,0 +1,156 @@
+"""The feed's history tap: hands trades, book states and candles to the history writer.
+
+Everything here runs on the feed's event-loop thread, so it only copies what it needs and
+queues it (``HistoryWriter`` does the rest on its own thread):
+
+- ``on_trades``: the released trades (an immutable view) go to the writer as they are;
+  the writer thread turns them into columns and, as it knows
+  the last id stored, reports a jump (the first trade after a restart, a kill -9, a network
+  loss, or a gap the feed abandoned) as a hole to ``on_hole`` — the REST backfill.
+- ``on_book``: the best bid/ask and LIVE state at every call (O(1) reads), and a copy of
+  the levels every ``sample_ms`` (see ``BookSampler``);
+- ``on_candle``: closed 1-minute bars.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from services.binance.messages import KlineBar
+from services.history.book_grid import implied_tick
+from services.history.schema import to_e8
+from services.history.writer import HistoryWriter
+from services.market.book_sync import BookSync
+from services.market.views import SyncState, TradeView
+from services.store import Candle
+
+DEFAULT_SAMPLE_MS = 1000
+
+NewSymbolHandler = Callable[[str, int], None]
+"""Called with (symbol, time of its first delivered trade) once per symbol and run."""
+
+
+@dataclass(slots=True)
+class BookSampler:
+    """When to copy a book's levels: at most every ``sample_ms`` of exchange time while the
+    book is LIVE (and at once when it turns LIVE). A copy is the two sides' price → qty
+    dicts (``OrderBook.bids()``/``asks()``, about 1 ms for a few thousand levels after many
+    updates); the writer thread selects the band and buckets it."""
+
+    sample_ms: int = DEFAULT_SAMPLE_MS
+    last_sample_ms: int = -(10**15)
+    was_live: bool = False
+
+    def band(
+        self, sync: BookSync, time_ms: int
+    ) -> tuple[dict[float, float], dict[float, float]] | None:
+        live = sync.state is SyncState.LIVE
+        due = live and (not self.was_live or time_ms - self.last_sample_ms >= self.sample_ms)
+        self.was_live = live
+        if not due:
+            return None
+        self.last_sample_ms = time_ms
+        return sync.book.bids(), sync.book.asks()
+
+
+def top_of(sync: BookSync) -> tuple[float, float, float, float]:
+    """(best bid, its qty, best ask, its qty), 0.0 for an empty side."""
+    bid, ask = sync.book.best_bid(), sync.book.best_ask()
+    return (
+        bid[0] if bid else 0.0,
+        bid[1] if bid else 0.0,
+        ask[0] if ask else 0.0,
+        ask[1] if ask else 0.0,
+    )
+
+
+class HistoryRecorder:
+    """A ``FeedTap`` recording one feed's market (``spot`` or ``usdm``) into ``writer``.
+
+    ``ticks``: tick size per symbol (for the grid's bucket height; implied from the book's
+    levels when missing). ``on_new_symbol``: told of each symbol's first delivered trade
+    (the kline backfill). Holes in the ids are found by the writer (``on_hole``), which
+    knows what is stored."""
+
+    def __init__(
+        self,
+        writer: HistoryWriter,
+        market: str,
+        *,
+        ticks: Mapping[str, float] | None = None,
+        sample_ms: int = DEFAULT_SAMPLE_MS,
+        on_new_symbol: NewSymbolHandler | None = None,
+    ) -> None:
+        self.writer = writer
+        self.market = market
+        self.ticks = dict(ticks or {})
+        self.sample_ms = sample_ms
+        self.on_new_symbol = on_new_symbol
+        self._samplers: dict[str, BookSampler] = {}
+        self._seen: set[str] = set()
+
+    def on_trades(self, symbol: str, trades: TradeView) -> None:
+        if len(trades) == 0:
+            return
+        if symbol not in self._seen:
+            self._seen.add(symbol)
+            if self.on_new_symbol is not None:
+                self.on_new_symbol(symbol, int(trades.time_ms[0]))
+        self.writer.add_trade_view(self.market, symbol, trades)
+
+    def on_book(self, symbol: str, book: BookSync) -> None:
+        time_ms = book.event_time_ms or int(time.time() * 1000)
+        sampler = self._samplers.get(symbol)
+        if sampler is None:
+            sampler = self._samplers[symbol] = BookSampler(self.sample_ms)
+        band = sampler.band(book, time_ms)
+        tick = self.ticks.get(symbol, 0.0)
+        if tick <= 0.0 and band is not None:
+            tick = self.ticks[symbol] = implied_tick(np.fromiter(band[0], np.float64))
+        self.writer.add_book(
+            self.market, symbol, time_ms, book.state is SyncState.LIVE, tick, top_of(book), band
+        )
+
+    def on_candle(self, symbol: str, candle: Candle) -> None:
+        if not candle.closed or candle.interval != "1m":
+            return
+        self.writer.add_candles(self.market, symbol, candle_row(candle, "stream"))
+
+
+def candle_row(candle: Candle, source: str, trades: int = -1) -> dict[str, np.ndarray]:
+    """One ``Candle`` as ``candles-1m`` columns."""
+    prices = to_e8([candle.open, candle.high, candle.low, candle.close])
+    volumes = to_e8([candle.volume, candle.taker_buy_volume])
+    return {
+        "open_ms": np.array([candle.open_time_ms], np.int64),
+        "open_e8": prices[0:1],
+        "high_e8": prices[1:2],
+        "low_e8": prices[2:3],
+        "close_e8": prices[3:4],
+        "volume_e8": volumes[0:1],
+        "taker_buy_e8": volumes[1:2],
+        "trades": np.array([trades], np.int64),
+        "closed": np.array([candle.closed]),
+        "source": np.array([source], dtype=object),
+    }
+
+
+def kline_columns(bars: list[KlineBar], source: str) -> dict[str, np.ndarray]:
+    """Kline bars as ``candles-1m`` columns."""
+    n = len(bars)
+    return {
+        "open_ms": np.fromiter((b.t for b in bars), np.int64, n),
+        "open_e8": to_e8([b.o for b in bars]),
+        "high_e8": to_e8([b.h for b in bars]),
+        "low_e8": to_e8([b.l for b in bars]),
+        "close_e8": to_e8([b.c for b in bars]),
+        "volume_e8": to_e8([b.v for b in bars]),
+        "taker_buy_e8": to_e8([b.V for b in bars]),
+        "trades": np.fromiter((b.n for b in bars), np.int64, n),
+        "closed": np.fromiter((b.x for b in bars), bool, n),
+        "source": np.array([source] * n, dtype=object),
+    }

@@ -1,0 +1,71 @@
+"""Retention: history older than ``max_days`` and, beyond ``max_bytes`` in total, the oldest
+segments are deleted — oldest first by the time of their last row, whatever the dataset or
+symbol — and what was deleted is reported."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from services.history.compaction import DATASETS
+from services.history.segments import DAY_MS, Segment, list_segments, symbols_in
+from services.history.writer import columns_of
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class RetentionReport:
+    """deleted: segments removed (oldest first); bytes_freed; bytes_kept: what remains;
+    oldest_kept_ms: time of the oldest row still stored (None when nothing is)."""
+
+    deleted: list[Path] = field(default_factory=list)
+    bytes_freed: int = 0
+    bytes_kept: int = 0
+    oldest_kept_ms: int | None = None
+
+
+def all_segments(root: Path) -> list[Segment]:
+    """Every valid segment under ``root``, oldest last row first."""
+    segments = []
+    for market, symbol in symbols_in(root):
+        for dataset in DATASETS:
+            segments += list_segments(root, market, symbol, dataset, columns_of(dataset)).segments
+    return sorted(segments, key=lambda s: (s.t1, s.t0))
+
+
+def apply_retention(
+    root: Path, now_ms: int, max_days: float | None = None, max_bytes: int | None = None
+) -> RetentionReport:
+    """Delete segments whose last row is older than ``max_days`` before ``now_ms``, then the
+    oldest until the total is at most ``max_bytes``."""
+    report = RetentionReport()
+    segments = all_segments(root)
+    sizes = {s.path: s.bytes for s in segments}
+    total = sum(sizes.values())
+    cutoff = now_ms - int(max_days * DAY_MS) if max_days is not None else None
+    kept = []
+    for segment in segments:
+        too_old = cutoff is not None and segment.t1 < cutoff
+        too_big = max_bytes is not None and total > max_bytes
+        if too_old or too_big:
+            segment.path.unlink(missing_ok=True)
+            report.deleted.append(segment.path)
+            report.bytes_freed += sizes[segment.path]
+            total -= sizes[segment.path]
+            _remove_empty_parents(segment.path.parent, root)
+        else:
+            kept.append(segment)
+    report.bytes_kept = total
+    report.oldest_kept_ms = min((s.t0 for s in kept), default=None)
+    if report.deleted:
+        log.info("history retention: deleted %d segments (%d bytes), %d bytes kept",
+                 len(report.deleted), report.bytes_freed, total)  # fmt: skip
+    return report
+
+
+def _remove_empty_parents(directory: Path, root: Path) -> None:
+    while directory != root and directory.is_dir() and not any(directory.iterdir()):
+        directory.rmdir()
+        directory = directory.parent
