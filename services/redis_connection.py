@@ -49,8 +49,14 @@ def sync_client(
     )
 
 
-def async_client(url: str) -> redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster:
-    """An asyncio client for ``url``, cluster-aware when the server is a cluster node."""
+def async_client(
+    url: str, socket_timeout_s: float | None = None
+) -> redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster:
+    """An asyncio client for ``url``, cluster-aware when the server is a cluster node; with
+    ``socket_timeout_s`` no call waits longer on a silent connection."""
+    timeouts = {}
+    if socket_timeout_s is not None:
+        timeouts = {"socket_connect_timeout": 0.5, "socket_timeout": socket_timeout_s}
     if is_cluster(url):
-        return redis.asyncio.cluster.RedisCluster.from_url(url)
-    return redis.asyncio.Redis.from_url(url)
+        return redis.asyncio.cluster.RedisCluster.from_url(url, **timeouts)
+    return redis.asyncio.Redis.from_url(url, **timeouts)

@@ -61,7 +61,8 @@ async def run_feed(feed: Feed, ingest: ShardedIngest | None = None) -> None:
 def sharded(feed: Feed, store: RedisStore, url: str, universe: tuple[str, ...]) -> ShardedIngest:
     """The worker's share of a Redis Cluster: a coordinator whose token is the store's
     writer id, and the store's writes fenced with its leases."""
-    leases = ShardLeases(sync_client(url), store.writer_id, lease_ms=LEASE_MS)
+    client = sync_client(url, socket_timeout_s=2.0)  # a renewal never outwaits its lease
+    leases = ShardLeases(client, store.writer_id, lease_ms=LEASE_MS)
     coordinator = ShardCoordinator(leases)
     store.fence_with(lambda symbol: coordinator.held.get(shard_of(symbol, leases.shards)))
     wanted = () if tuple(s.upper() for s in universe) == (ALL_SYMBOLS,) else universe

@@ -571,6 +571,11 @@ class Feed:
                 await self._serve_queued(symbol, feed)
             finally:
                 self._in_flight.discard(symbol)
+                # Released and added again meanwhile: the new book's request was skipped
+                # while this one was in flight.
+                current = self._symbols.get(symbol)
+                if current is not None and current is not feed and current.book.snapshot_due():
+                    self._queue_snapshot(symbol)
 
     async def _serve_queued(self, symbol: str, feed: _SymbolFeed) -> None:
         """Confirm a quiet book, or sync one that waits for a snapshot."""
