@@ -19,10 +19,22 @@ MULTI_WORKER_NEEDS_REDIS = (
 
 
 def on_starting(server: object) -> None:
-    """Refuse to start several web workers without the shared store."""
+    """Refuse to start several web workers without the shared store, and a non-loopback
+    bind without authentication (``app.auth``)."""
     workers = int(server.cfg.workers)  # type: ignore[attr-defined]
     if workers > 1 and not os.environ.get("REDIS_URL"):
         sys.exit(MULTI_WORKER_NEEDS_REDIS.format(workers=workers))
+    from dataclasses import replace
+
+    from app import auth, config
+
+    settings = config.from_env()
+    for bind in server.cfg.bind:  # type: ignore[attr-defined]
+        if not bind.startswith(("unix:", "fd://")):
+            try:
+                auth.check(replace(settings, host=bind.rsplit(":", 1)[0].strip("[]")))
+            except auth.AuthRequired as exc:
+                sys.exit(f"Tapescope: {exc}")
 
 
 def nworkers_changed(server: object, new_value: int, old_value: int | None) -> None:

@@ -41,6 +41,11 @@ class Settings:
         host share it through a counter in Redis.
     live_probe_timeout_s: how long ``auto`` waits for Binance before replaying.
     redis_url: Redis store for several processes (empty: in-process memory store).
+    alerts_dir: alert rules and events of the embedded mode (with Redis they live there).
+    webhook_allow: hosts, IPs or CIDRs alert webhooks may reach (comma-separated; ``*``:
+        any public address; private/loopback/link-local only when listed).
+    auth_users / auth_users_file: basic-auth users as ``user:password`` pairs (comma- or
+        line-separated); required when ``host`` is not loopback unless ``no_auth``.
     history: record and serve history (``--no-history``: neither). history_dir: where the
         history (trades, recorded book, candles) is kept. history_days / history_max_gb:
         retention by age and by size (0: none).
@@ -68,6 +73,11 @@ class Settings:
     live_probe_timeout_s: float = 3.0
     redis_url: str = ""
     exchange_port: int = 0
+    alerts_dir: Path = Path(__file__).resolve().parents[1] / "data" / "alerts"
+    webhook_allow: str = "*"
+    auth_users: str = ""
+    auth_users_file: str = ""
+    no_auth: bool = False
     history: bool = True
     history_dir: Path = Path("data/history")
     history_days: float = 30.0
@@ -157,6 +167,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, help="web server port (default 8050)")
     parser.add_argument("--debug", action="store_true", default=None, help="Dash debug mode")
     parser.add_argument("--redis-url", help="Redis store URL (several processes)")
+    parser.add_argument("--alerts-dir", type=Path, help="alert rules and events (embedded)")
+    parser.add_argument("--webhook-allow", help="hosts/IPs/CIDRs webhooks may reach, or *")
+    parser.add_argument("--auth-users-file", help="basic-auth users file (user:password lines)")
+    parser.add_argument(
+        "--no-auth", action="store_true", default=None, help="serve a non-loopback host unguarded"
+    )
     parser.add_argument("--no-history", dest="history", action="store_false", default=None)
     parser.add_argument("--history-dir", type=Path, help="history directory (data/history)")
     parser.add_argument("--history-days", type=float, help="keep this many days (0 = all)")
@@ -170,6 +186,7 @@ def from_args(args: argparse.Namespace, base: Settings | None = None) -> Setting
     for name in (
         *("source", "preset", "ws_url", "rest_url", "recording", "speed", "loop", "replay_time"),
         *("host", "port", "debug", "redis_url"),
+        *("alerts_dir", "webhook_allow", "auth_users_file", "no_auth"),
         *("history", "history_dir", "history_days", "history_max_gb"),
     ):
         value = getattr(args, name, None)

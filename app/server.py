@@ -6,7 +6,9 @@ from pathlib import Path
 
 import dash
 
-from app import api, history_api, views_api
+from app import alerts_api, api, history_api, views_api
+from app.alerting import Alerts
+from app.callbacks import alerts as alerts_page
 from app.callbacks import (
     depth,
     export,
@@ -35,14 +37,16 @@ def create_app(
     slow_refresh_ms: int = 2000,
     debug: bool = False,
     history_dir: Path | None = None,
+    alerts: Alerts | None = None,
 ) -> dash.Dash:
     """The dashboard reading ``store`` (which the feed fills; the app only reads it).
 
-        The store should hold the symbol list (``publish_symbols``), the feed status and a
-        snapshot per streamed symbol; missing pieces are shown as "waiting", never as errors.
-        Panels refresh every ``refresh_ms`` (depth, tape, flow, status) and ``slow_refresh_ms``
-        (volume profile, liquidity). The JSON API is served under ``/api``; with ``history_dir``
-    it also answers past ranges, ``/candles`` and ``/history`` from the history store.
+    The store should hold the symbol list (``publish_symbols``), the feed status and a
+    snapshot per streamed symbol; missing pieces are shown as "waiting", never as errors.
+    Panels refresh every ``refresh_ms`` (depth, tape, flow, status) and ``slow_refresh_ms``
+    (volume profile, liquidity). The JSON API is served under ``/api``; with ``history_dir``
+    it also answers past ranges, ``/candles`` and ``/history`` from the history store. With
+    ``alerts`` the page gains the alerts section and ``/api/alerts`` is served.
     """
     app = dash.Dash(
         __name__,
@@ -64,4 +68,7 @@ def create_app(
     history = history_api.register(app.server, store, history_dir) if history_dir else None
     app.server.register_blueprint(api.create_api(store, cache, history))
     app.server.register_blueprint(views_api.create_views_api(store, cache))
+    if alerts is not None:
+        alerts_page.register(app, store, alerts)
+        app.server.register_blueprint(alerts_api.create_alerts_api(store, alerts))
     return app

@@ -2,8 +2,10 @@
 
 The Dash app is built when ``app.server`` is first looked up; the feed is started once per
 process on the first request, never at import time, so that ``--preload`` (which forks
-after import) cannot freeze it. With ``REDIS_URL`` set the web process only reads the
-store and the feed runs in ``python -m app worker``.
+after import) cannot freeze it, and with it the alert tap. With ``REDIS_URL`` set the web
+process only reads the store (and writes alert rules) and the feed runs in
+``python -m app worker``. Basic auth guards every route when users are configured
+(``app.auth``; gunicorn.conf.py refuses a non-loopback bind without them).
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import threading
 
 from flask import Flask
 
-from app import config, market_source
+from app import auth, config, market_source
+from app.alerting import make_alerts, start_tap
 from app.server import create_app
 from app.stores import make_store
 from services.market.feed import Feed
@@ -26,13 +29,16 @@ def build_server(settings: config.Settings | None = None) -> Flask:
     """The Flask server of a Dash app whose feed starts on the first request."""
     settings = settings or config.from_env()
     store = make_store(settings)
+    alerts = make_alerts(settings)
     dash_app = create_app(
         store,
         refresh_ms=settings.refresh_ms,
         slow_refresh_ms=settings.slow_refresh_ms,
         debug=settings.debug,
         history_dir=settings.history_dir if settings.history else None,
+        alerts=alerts,
     )
+    auth.protect(dash_app, settings)
     server: Flask = dash_app.server
 
     if not settings.redis_url:
@@ -46,7 +52,8 @@ def build_server(settings: config.Settings | None = None) -> Flask:
                 if _started_in == os.getpid():
                     return
                 source = market_source.resolve(settings)
-                Feed(market_source.feed_config(settings, source), store).start_in_thread()
+                feed_settings = market_source.feed_config(settings, source)
+                Feed(feed_settings, store, taps=[start_tap(alerts)]).start_in_thread()
                 _started_in = os.getpid()
 
     return server

@@ -1,7 +1,9 @@
 """``python -m app [run]``: the dashboard with its feed in one process.
 
 Binance live when it can be reached, else (``--source auto``, the default) the bundled
-recording replayed through the local exchange. See ``app.config`` for every flag.
+recording replayed through the local exchange. See ``app.config`` for every flag. The feed
+hands its messages to the history recorder and the alert tap; a non-loopback ``--host``
+needs users for basic auth (``app.auth``) or ``--no-auth``.
 """
 
 from __future__ import annotations
@@ -9,7 +11,8 @@ from __future__ import annotations
 import logging
 import sys
 
-from app import config, market_source
+from app import auth, config, market_source
+from app.alerting import make_alerts, start_tap
 from app.history_setup import past_trades, start_history
 from app.server import create_app
 from app.stores import make_store
@@ -24,10 +27,25 @@ def main(argv: list[str]) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    source = market_source.resolve(settings)
     store = make_store(settings)
+    alerts = make_alerts(settings)
+    dash_app = create_app(
+        store,
+        refresh_ms=settings.refresh_ms,
+        slow_refresh_ms=settings.slow_refresh_ms,
+        debug=settings.debug,
+        history_dir=settings.history_dir if settings.history else None,
+        alerts=alerts,
+    )
+    try:
+        auth.protect(dash_app, settings)
+    except (auth.AuthRequired, ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    source = market_source.resolve(settings)
     history = start_history(settings, source)
-    taps = (history.recorder,) if history is not None else ()
+    tap = start_tap(alerts)
+    taps = (history.recorder, tap) if history is not None else (tap,)
     feed = Feed(
         market_source.feed_config(settings, source),
         store,
@@ -36,13 +54,6 @@ def main(argv: list[str]) -> int:
         past_trades=past_trades(settings, source),
     )
     feed.start_in_thread()
-    dash_app = create_app(
-        store,
-        refresh_ms=settings.refresh_ms,
-        slow_refresh_ms=settings.slow_refresh_ms,
-        debug=settings.debug,
-        history_dir=settings.history_dir if settings.history else None,
-    )
     where = f"http://{settings.host}:{settings.port}/"
     label = f"{source.source} {source.recording} ({source.recording_date})".strip()
     print(f"Tapescope on {where} — {label if source.source == 'REPLAY' else 'LIVE'}", flush=True)
@@ -50,6 +61,7 @@ def main(argv: list[str]) -> int:
         dash_app.run(host=settings.host, port=settings.port, debug=settings.debug)
     finally:
         feed.stop()
+        tap.stop()
         if history is not None:
             history.stop()
         source.close()

@@ -2,7 +2,8 @@
 store (``REDIS_URL`` or ``--redis-url``), which the web processes (gunicorn with any number
 of workers) read. The market source is chosen as for ``run``: Binance live, or the bundled
 recording replayed through the local exchange. Like ``run`` it records the history
-(``--history-dir``; its files carry this process's writer id).
+(``--history-dir``; its files carry this process's writer id) and evaluates the alert rules
+that the web workers write to Redis.
 
 On a Redis Cluster URL (detected, no other setting) the worker joins the others: its
 coordinator holds leases on an equal part of the shards, the feed streams only their
@@ -23,6 +24,7 @@ from dataclasses import replace
 from urllib.parse import urlsplit
 
 from app import config, market_source
+from app.alerting import make_alerts, start_tap
 from app.history_setup import past_trades, start_history
 from services.cluster.coordinator import ShardCoordinator
 from services.cluster.leases import ShardLeases
@@ -89,13 +91,14 @@ def main(argv: list[str]) -> int:
         mode = f"Redis {where.hostname}:{where.port}"
     print(f"Tapescope worker: {label} -> {mode}", flush=True)
     history = start_history(settings, source)
+    tap = start_tap(make_alerts(settings))
     feed_config = market_source.feed_config(settings, source)
     if cluster:
         feed_config = replace(feed_config, follow=True)
     feed = Feed(
         feed_config,
         store,
-        taps=(history.recorder,) if history is not None else (),
+        taps=(history.recorder, tap) if history is not None else (tap,),
         shared_weight=market_source.shared_weight(settings),
         past_trades=past_trades(settings, source),
     )
@@ -106,6 +109,7 @@ def main(argv: list[str]) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     finally:
+        tap.stop()
         if history is not None:
             history.stop()
         source.close()

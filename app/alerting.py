@@ -1,0 +1,39 @@
+"""Alerts for a process: where rules and events live (the alerts directory in the
+embedded mode, Redis with ``REDIS_URL``), the webhook allow-list, and the ``AlertTap``
+handed to the feed wherever one is created (``run``, ``worker``, the WSGI app)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from app.config import Settings
+from services.alerts.delivery import Dispatcher, Retry
+from services.alerts.events import EventLog, FileEventLog
+from services.alerts.rule_store import FileRuleStore, RuleStore
+from services.alerts.tap import AlertTap
+from services.alerts.webhook_policy import WebhookPolicy
+
+
+@dataclass(slots=True)
+class Alerts:
+    """The rule store, the event log and the webhook policy of one process."""
+
+    rules: RuleStore
+    events: EventLog
+    policy: WebhookPolicy
+
+
+def make_alerts(settings: Settings) -> Alerts:
+    """Rules and events in Redis when the settings name one, else in ``alerts_dir``."""
+    policy = WebhookPolicy(tuple(e.strip() for e in settings.webhook_allow.split(",")))
+    if settings.redis_url:
+        from services.alerts.redis_backend import RedisEventLog, RedisRuleStore
+
+        return Alerts(RedisRuleStore(settings.redis_url), RedisEventLog(settings.redis_url), policy)
+    directory = settings.alerts_dir
+    return Alerts(FileRuleStore(directory), FileEventLog(directory), policy)
+
+
+def start_tap(alerts: Alerts, retry: Retry | None = None) -> AlertTap:
+    """A started ``AlertTap`` (its dispatcher and rule watcher running) for a feed."""
+    return AlertTap(alerts.rules, Dispatcher(alerts.events, alerts.policy, retry)).start()

@@ -1,0 +1,230 @@
+"""Alerts: what evaluating rules adds to the feed's per-message time, and how long a
+triggering message takes to become a webhook request.
+
+1. Per-message cost. The 2021 three-symbol recording's WebSocket frames (aggTrade,
+   depth@100ms, kline_1m; its REST snapshots make the books LIVE), decoded once, are handed
+   to a fresh ``Feed`` frame by frame (``Feed._on_frame``: book sync, trade log, taps) in
+   one process, in four variants: no tap; a tap that does nothing (the feed's tap seam
+   builds a trade view per trade); an ``AlertTap`` with 1,000 rules over 200
+   symbols (5 per symbol: large_trade, price, wall, imbalance, flow — the three recorded
+   symbols among them); the same 1,000 rules all on 200 *other* symbols. Metric: wall time
+   of the whole pass ÷ frames (µs per message), median of the runs; "added" = variant −
+   no tap.
+2. Latency. Trades handed to the feed one at a time (every 5 ms) with a large_trade rule
+   whose webhook is a real HTTP server on loopback; latency = the server receiving the
+   POST − the frame entering ``Feed._on_frame`` (so it includes evaluation, the queue, the
+   event log's append and the request). p50 and p95 over the trades.
+
+Run: ``.venv/bin/python bench/bench_alerts.py [--runs N] [--trades N]``. Ends with one
+JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import orjson
+
+from services.alerts.delivery import Dispatcher
+from services.alerts.events import FileEventLog
+from services.alerts.rule_store import FileRuleStore
+from services.alerts.rules import Rule, new_rule_id
+from services.alerts.tap import AlertTap
+from services.alerts.webhook_policy import WebhookPolicy
+from services.binance.endpoints import custom
+from services.binance.messages import decode_depth_snapshot, decode_frame
+from services.binance.ws_client import Received
+from services.market.feed import Feed, FeedConfig
+from services.market.views import SymbolInfo
+from services.replay.recording import SPOT_2021, read_recording
+from services.store import MemoryStore
+
+RECORDED = ("BTCUSDT", "DOTUSDT", "ETHUSDT")
+N_SYMBOLS = 200
+RULES_PER_SYMBOL = 5
+
+
+def recorded_messages() -> list[tuple[str, object]]:
+    """("ws", Received) and ("rest", (symbol, DepthSnapshot)) in recorded order."""
+    out: list[tuple[str, object]] = []
+    for message in read_recording(SPOT_2021):
+        if message.src == "ws":
+            out.append(("ws", Received(decode_frame(message.raw), message.ts_ns / 1e9, 1)))
+        elif "/depth" in message.url:
+            symbol, _ = message.rest_target()
+            out.append(("rest", (symbol, decode_depth_snapshot(message.raw))))
+    return out
+
+
+def rules_for(symbols: list[str]) -> list[Rule]:
+    """Five rules per symbol, with thresholds the recording rarely reaches."""
+    rules = []
+    for i, symbol in enumerate(symbols):
+        params = [
+            ("large_trade", {"min_notional": 50_000.0 + i, "side": None}),
+            ("price", {"level": 1_000_000.0 + i, "direction": "any", "rearm_bps": 0.0}),
+            ("wall", {"min_notional": 5e6, "band_bps": 50.0, "event": "any",
+                      "pulled_fraction": 0.5}),
+            ("imbalance", {"band_bps": 25.0, "threshold": 0.95, "side": "any", "hold_s": 5.0}),
+            ("flow", {"window_s": 60.0, "threshold": 5e6, "direction": "any",
+                      "min_trade_notional": 0.0}),
+        ]  # fmt: skip
+        rules += [Rule(new_rule_id(), kind, symbol, p) for kind, p in params]
+    return rules
+
+
+class NoTap:
+    """A tap that does nothing: what the feed's tap seam itself costs."""
+
+    def on_trades(self, symbol: str, trades: object) -> None:
+        return
+
+    def on_book(self, symbol: str, book: object) -> None:
+        return
+
+    def on_candle(self, symbol: str, candle: object) -> None:
+        return
+
+
+def new_feed(taps: list) -> Feed:
+    config = FeedConfig(endpoints=custom("ws://127.0.0.1:9", "http://127.0.0.1:9"))
+    feed = Feed(config, MemoryStore(), taps=taps)
+    feed._infos = {s: SymbolInfo(s) for s in RECORDED}
+    for symbol in RECORDED:
+        feed._add_symbol(symbol, on_demand=False)
+    return feed
+
+
+def make_tap(rules: list[Rule], directory: Path, policy: WebhookPolicy | None = None):
+    store = FileRuleStore(directory)
+    for rule in rules:
+        store.put(rule)
+    return AlertTap(store, Dispatcher(FileEventLog(directory), policy)).start()
+
+
+def one_pass(messages: list[tuple[str, object]], taps: list) -> float:
+    """µs per WebSocket frame over the whole recording."""
+    feed = new_feed(taps)
+    frames = 0
+    started = time.perf_counter()
+    for kind, item in messages:
+        if kind == "ws":
+            feed._on_frame(item)  # type: ignore[arg-type]
+            frames += 1
+        else:
+            symbol, snapshot = item  # type: ignore[misc]
+            feed._symbols[symbol].book.on_snapshot(snapshot)
+    elapsed = time.perf_counter() - started
+    assert feed.counters.tap_errors == 0
+    return elapsed / frames * 1e6
+
+
+def cost(runs: int) -> dict[str, float]:
+    messages = recorded_messages()
+    others = [f"S{i:03d}USDT" for i in range(N_SYMBOLS)]
+    with_recorded = rules_for(list(RECORDED) + others[: N_SYMBOLS - len(RECORDED)])
+    with_others = rules_for(others)
+    assert len(with_recorded) == len(with_others) == N_SYMBOLS * RULES_PER_SYMBOL
+    variants = {"no tap": None, "a tap doing nothing": [],
+                "1000 rules on other symbols": with_others,
+                "1000 rules (5 on each recorded symbol)": with_recorded}  # fmt: skip
+    results: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(runs):
+        for name, rules in variants.items():
+            if rules is None:
+                results[name].append(one_pass(messages, []))
+                continue
+            if not rules:
+                results[name].append(one_pass(messages, [NoTap()]))
+                continue
+            with tempfile.TemporaryDirectory() as tmp:
+                tap = make_tap(rules, Path(tmp))
+                results[name].append(one_pass(messages, [tap]))
+                tap.stop()
+    medians = {name: statistics.median(values) for name, values in results.items()}
+    base = medians["no tap"]
+    frames = sum(1 for kind, _ in messages if kind == "ws")
+    print(f"\nPer-message cost: {frames} recorded frames, median of {runs} runs")
+    print(f"    {'variant':<40} {'µs/msg':>8} {'added µs':>9}")
+    for name, value in medians.items():
+        print(f"    {name:<40} {value:>8.2f} {value - base:>9.2f}")
+    return {
+        "feed_us_per_msg": base,
+        "seam_us_per_msg": medians["a tap doing nothing"] - base,
+        "added_us_per_msg_1000_rules": medians["1000 rules (5 on each recorded symbol)"] - base,
+        "added_us_per_msg_rules_elsewhere": medians["1000 rules on other symbols"] - base,
+    }
+
+
+class _Hook:
+    def __init__(self) -> None:
+        self.arrivals: dict[int, float] = {}
+        hook = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                hook.arrivals[orjson.loads(body)["details"]["trade_id"]] = time.perf_counter()
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                return
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def latency(n_trades: int) -> dict[str, float]:
+    hook = _Hook()
+    rule = Rule(new_rule_id(), "large_trade", "BTCUSDT", {"min_notional": 1.0, "side": None},
+                webhook=hook.url)  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        tap = make_tap([rule], Path(tmp), WebhookPolicy(("127.0.0.1",)))
+        feed = new_feed([tap])
+        entered: dict[int, float] = {}
+        for trade_id in range(1, n_trades + 1):
+            fields = {"e": "aggTrade", "E": trade_id, "s": "BTCUSDT", "a": trade_id,
+                      "p": "58000", "q": "0.5", "f": trade_id, "l": trade_id, "T": trade_id,
+                      "m": False}  # fmt: skip
+            raw = orjson.dumps({"stream": "btcusdt@aggTrade", "data": fields})
+            item = Received(decode_frame(raw), time.time(), 1)
+            entered[trade_id] = time.perf_counter()
+            feed._on_frame(item)
+            time.sleep(0.005)
+        deadline = time.monotonic() + 10
+        while len(hook.arrivals) < n_trades and time.monotonic() < deadline:
+            time.sleep(0.01)
+        tap.stop()
+    hook.server.shutdown()
+    waits = sorted((hook.arrivals[i] - entered[i]) * 1000 for i in hook.arrivals)
+    p50 = statistics.median(waits)
+    p95 = waits[int(0.95 * (len(waits) - 1))]
+    print(f"\nMessage → webhook received on loopback: {len(waits)}/{n_trades} trades")
+    print(f"    p50 {p50:.2f} ms   p95 {p95:.2f} ms   max {waits[-1]:.2f} ms")
+    return {"webhook_p50_ms": p50, "webhook_p95_ms": p95, "webhooks_delivered": len(waits)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--trades", type=int, default=300)
+    args = parser.parse_args()
+    figures = {"bench": "alerts", **cost(args.runs), **latency(args.trades)}
+    print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in figures.items()}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,109 @@
+"""Rules and events in Redis (``REDIS_URL``), so web workers write rules that the ingest
+worker reads, and every worker serves the events the ingest worker fired.
+
+Keys: ``tapescope:alerts:rules`` (hash id → rule JSON), ``tapescope:alerts:rules_version``
+(incremented on each write), ``tapescope:alerts:event_seq`` (last event id),
+``tapescope:alerts:events`` (hash id → event JSON) and ``tapescope:alerts:event_ids``
+(sorted set of ids, trimmed to ``MAX_EVENTS``).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import redis
+
+from services.alerts.events import (
+    MAX_EVENTS,
+    TIME_MS_FLOOR,
+    AlertEvent,
+    newest_trade_ids,
+    select,
+)
+from services.alerts.firing import Firing
+from services.alerts.rules import Rule, from_json
+
+PREFIX = "tapescope:alerts:"
+RULES = PREFIX + "rules"
+RULES_VERSION = PREFIX + "rules_version"
+EVENT_SEQ = PREFIX + "event_seq"
+EVENTS = PREFIX + "events"
+EVENT_IDS = PREFIX + "event_ids"
+
+
+def connect(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url, socket_connect_timeout=1.0, socket_timeout=2.0)
+
+
+class RedisRuleStore:
+    """``RuleStore`` on Redis."""
+
+    def __init__(self, url: str) -> None:
+        self._redis = connect(url)
+
+    def all(self) -> list[Rule]:
+        return [from_json(json.loads(raw)) for raw in self._redis.hvals(RULES)]
+
+    def get(self, rule_id: str) -> Rule | None:
+        raw = self._redis.hget(RULES, rule_id)
+        return None if raw is None else from_json(json.loads(raw))
+
+    def put(self, rule: Rule) -> None:
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.hset(RULES, rule.id, json.dumps(rule.to_json()))
+        pipe.incr(RULES_VERSION)
+        pipe.execute()
+
+    def delete(self, rule_id: str) -> bool:
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.hdel(RULES, rule_id)
+        pipe.incr(RULES_VERSION)
+        removed, _ = pipe.execute()
+        return bool(removed)
+
+    def version(self) -> int:
+        return int(self._redis.get(RULES_VERSION) or 0)
+
+
+class RedisEventLog:
+    """``EventLog`` on Redis (ids from one counter shared by every process)."""
+
+    def __init__(self, url: str, max_events: int = MAX_EVENTS) -> None:
+        self._redis = connect(url)
+        self._max = max_events
+
+    def append(self, firing: Firing) -> AlertEvent:
+        event = AlertEvent.of(int(self._redis.incr(EVENT_SEQ)), firing)
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.hset(EVENTS, str(event.id), json.dumps(event.to_json()))
+        pipe.zadd(EVENT_IDS, {str(event.id): event.id})
+        pipe.zrange(EVENT_IDS, 0, -self._max - 1)
+        pipe.zremrangebyrank(EVENT_IDS, 0, -self._max - 1)
+        dropped = pipe.execute()[2]
+        if dropped:
+            self._redis.hdel(EVENTS, *dropped)
+        return event
+
+    def record_delivery(self, event_id: int, delivery: dict[str, Any]) -> None:
+        raw = self._redis.hget(EVENTS, str(event_id))
+        if raw is None:
+            return
+        data = json.loads(raw)
+        data["delivery"] = delivery
+        self._redis.hset(EVENTS, str(event_id), json.dumps(data))
+
+    def _events(self, ids: list[bytes]) -> list[AlertEvent]:
+        if not ids:
+            return []
+        raws = self._redis.hmget(EVENTS, ids)
+        return [AlertEvent.from_json(json.loads(raw)) for raw in raws if raw is not None]
+
+    def since(self, since: int = 0, limit: int = 200) -> list[AlertEvent]:
+        if since >= TIME_MS_FLOOR:
+            return select(self._events(self._redis.zrange(EVENT_IDS, 0, -1)), since, limit)
+        ids = self._redis.zrangebyscore(EVENT_IDS, f"({since}", "+inf")
+        return select(self._events(ids[-limit:]), since, limit)
+
+    def fired_trade_ids(self) -> dict[tuple[str, str], int]:
+        return newest_trade_ids(self._events(self._redis.zrange(EVENT_IDS, 0, -1)))

@@ -1,0 +1,84 @@
+"""The alerts section in real headless Chromium: a rule created on the page fires on the
+replayed recording (the feed's AlertTap evaluates it) and its toast shows on the page."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from app import market_source
+from app.alerting import make_alerts, start_tap
+from app.config import Settings
+from app.server import create_app
+from services.market.feed import Feed
+from services.store import MemoryStore
+from tests.conftest import SPOT_2021
+from tests.redis_server import free_port
+
+
+@pytest.fixture(scope="module")
+def alerting_replay(tmp_path_factory) -> Iterator[tuple[MemoryStore, object]]:
+    """The real feed on the replayed 2021 recording (looping), with the alert tap."""
+    settings = Settings(
+        source="replay",
+        recording=SPOT_2021,
+        speed="4",
+        loop=True,
+        symbols=("BTCUSDT", "ETHUSDT"),
+        publish_interval_s=0.2,
+        alerts_dir=tmp_path_factory.mktemp("alerts"),
+    )
+    source = market_source.resolve(settings)
+    store = MemoryStore()
+    alerts = make_alerts(settings)
+    tap = start_tap(alerts)
+    feed = Feed(market_source.feed_config(settings, source), store, taps=[tap])
+    feed.start_in_thread()
+    deadline = time.monotonic() + 30
+    while store.snapshot("BTCUSDT") is None or not store.snapshot("BTCUSDT").book.is_live:
+        assert time.monotonic() < deadline, "the feed did not sync BTCUSDT"
+        time.sleep(0.1)
+    yield store, alerts
+    feed.stop()
+    tap.stop()
+    source.close()
+
+
+def click(dash_duo, selector: str) -> None:
+    """Click the element through the DOM: the page is taller than the window and fixed
+    elements (the toast, the footer) may cover where a pointer click would land."""
+    element = dash_duo.find_element(selector)
+    dash_duo.driver.execute_script("arguments[0].click();", element)
+
+
+def test_a_rule_created_on_the_page_fires_a_toast(dash_duo, alerting_replay):
+    store, alerts = alerting_replay
+    app = create_app(store, refresh_ms=500, slow_refresh_ms=2000, alerts=alerts)
+    dash_duo.start_server(app, port=free_port())
+    dash_duo.driver.set_window_size(1400, 1000)
+    dash_duo.wait_for_element("#alerts-create", timeout=15)
+    dash_duo.find_element("#alerts-symbol").send_keys("BTCUSDT")
+    dash_duo.find_element("#alerts-threshold").send_keys("1000")
+    click(dash_duo, "#alerts-create")
+    dash_duo.wait_for_contains_text("#alerts-message", "added", timeout=10)
+    dash_duo.wait_for_contains_text("#alerts-rules", "min_notional 1,000.00", timeout=10)
+    [rule] = alerts.rules.all()
+    assert rule.kind == "large_trade" and rule.symbol == "BTCUSDT"
+    dash_duo.wait_for_contains_text("#alerts-toast", "BTCUSDT large trade", timeout=30)
+    toast = dash_duo.find_element("#alerts-toast").text
+    assert "@" in toast and "trade" in toast
+    fired = alerts.events.since(0, 100)
+    assert fired and all(e.details["notional"] >= 1000 for e in fired)
+    dash_duo.wait_for_contains_text("#alerts-events", "BTCUSDT large trade", timeout=10)
+    first = dash_duo.driver.execute_script(
+        "const row = document.querySelector('#alerts-events .alert-event');"
+        "return row ? row.textContent : '';"
+    )
+    assert first.startswith("20") and "Z" in first and "BTCUSDT" in first
+    # disable it from the page: the store follows
+    click(dash_duo, "#alerts-rules button")
+    dash_duo.wait_for_contains_text("#alerts-rules", "enable", timeout=10)
+    assert not alerts.rules.all()[0].enabled
+    assert dash_duo.get_logs() == []
