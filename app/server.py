@@ -6,7 +6,7 @@ from pathlib import Path
 
 import dash
 
-from app import alerts_api, api, history_api, views_api
+from app import alerts_api, api, history_api, streams, views_api
 from app.alerting import Alerts
 from app.callbacks import alerts as alerts_page
 from app.callbacks import (
@@ -23,8 +23,10 @@ from app.callbacks import (
     view,
     watchlist,
 )
+from app.callbacks import push as push_page
 from app.callbacks.derived import DerivedCache
 from app.layout import create_layout
+from services.push.service import PushService
 from services.store import MarketStore
 
 ASSETS_DIR = Path(__file__).resolve().parents[1] / "assets"
@@ -36,6 +38,8 @@ def create_app(
     refresh_ms: int = 500,
     slow_refresh_ms: int = 2000,
     debug: bool = False,
+    push: PushService | None = None,
+    ws_origins: str = "",
     history_dir: Path | None = None,
     alerts: Alerts | None = None,
 ) -> dash.Dash:
@@ -46,7 +50,10 @@ def create_app(
     Panels refresh every ``refresh_ms`` (depth, tape, flow, status) and ``slow_refresh_ms``
     (volume profile, liquidity). The JSON API is served under ``/api``; with ``history_dir``
     it also answers past ranges, ``/candles`` and ``/history`` from the history store. With
-    ``alerts`` the page gains the alerts section and ``/api/alerts`` is served.
+    ``alerts`` the page gains the alerts section and ``/api/alerts`` is served. The
+    push streams of ``push`` are served under ``/ws`` (``app.streams``); the page paints
+    from them when ``push`` is given (a service some feed or Redis reader feeds), else it
+    polls and ``/ws`` serves a hub nothing feeds.
     """
     app = dash.Dash(
         __name__,
@@ -61,6 +68,7 @@ def create_app(
     app.layout = create_layout(store, refresh_ms, slow_refresh_ms)
     symbol.register(app, store)
     status.register(app, store)
+    push_page.register(app, store, refresh_ms, enabled=push is not None)
     view.register(app)
     watchlist.register(app, store)
     for panel in (depth, tape, flow, profile, liquidity, export, heatmap, footprint):
@@ -71,4 +79,9 @@ def create_app(
     if alerts is not None:
         alerts_page.register(app, store, alerts)
         app.server.register_blueprint(alerts_api.create_alerts_api(store, alerts))
+    origins = [o.strip() for o in ws_origins.split(",") if o.strip()]
+    push = push or PushService.embedded(store)
+    if alerts is not None:
+        push.follow_alerts(alerts.events)
+    streams.register(app.server, store, push, origins)
     return app

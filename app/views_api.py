@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from flask import Blueprint, Response, jsonify, request
 
-from app.api import ApiError, _clean, _iso
+from app.api import ApiError, iso_time, json_ready
 from app.callbacks import derived
 from app.callbacks.derived import DerivedCache
 from app.callbacks.heatmap import heatmap_window
@@ -299,11 +299,11 @@ def _heatmap(
 
 def _payload(snapshot: SymbolSnapshot, **body: Any) -> Response:
     return jsonify(
-        _clean(
+        json_ready(
             {
                 "symbol": snapshot.symbol,
-                "time": _iso(time.time()),
-                "published_at": _iso(snapshot.published_at),
+                "time": iso_time(time.time()),
+                "published_at": iso_time(snapshot.published_at),
                 "sync_state": str(snapshot.book.sync_state),
                 **body,
             }

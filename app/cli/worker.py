@@ -1,7 +1,8 @@
-"""``python -m app worker``: the ingest worker. It runs the feed and publishes to the Redis
-store (``REDIS_URL`` or ``--redis-url``), which the web processes (gunicorn with any number
-of workers) read. The market source is chosen as for ``run``: Binance live, or the bundled
-recording replayed through the local exchange. Like ``run`` it records the history
+"""``python -m app worker``: the ingest worker. It runs the feed alone and publishes to the
+Redis store (``REDIS_URL`` or ``--redis-url``) and to the push streams' Redis Streams
+(``services.redis_push``), which the web processes (gunicorn with any number of workers)
+read. The market source is chosen as for ``run``: Binance live, or the
+bundled recording replayed through the local exchange. Like ``run`` it records the history
 (``--history-dir``; its files carry this process's writer id) and evaluates the alert rules
 that the web workers write to Redis.
 
@@ -31,7 +32,9 @@ from services.cluster.leases import ShardLeases
 from services.cluster.sharded_ingest import ShardedIngest
 from services.cluster.shards import shard_of
 from services.market.feed import ALL_SYMBOLS, Feed
+from services.push.tap import StreamTap
 from services.redis_connection import is_cluster, sync_client
+from services.redis_push import RedisPushWriter
 from services.redis_store import RedisStore
 
 NEEDS_REDIS = (
@@ -92,13 +95,15 @@ def main(argv: list[str]) -> int:
     print(f"Tapescope worker: {label} -> {mode}", flush=True)
     history = start_history(settings, source)
     tap = start_tap(make_alerts(settings))
+    push = RedisPushWriter(settings.redis_url)
+    streams = StreamTap(sinks=(push,))
     feed_config = market_source.feed_config(settings, source)
     if cluster:
         feed_config = replace(feed_config, follow=True)
     feed = Feed(
         feed_config,
         store,
-        taps=(history.recorder, tap) if history is not None else (tap,),
+        taps=(history.recorder, tap, streams) if history is not None else (tap, streams),
         shared_weight=market_source.shared_weight(settings),
         past_trades=past_trades(settings, source),
     )
@@ -113,6 +118,7 @@ def main(argv: list[str]) -> int:
         if history is not None:
             history.stop()
         source.close()
+        push.close()
         store.close()
         if store.refused["FENCED"] or store.refused["BACKWARDS"]:
             print(f"writes refused: {store.refused}", flush=True)
