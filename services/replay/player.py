@@ -151,6 +151,8 @@ class Player:
         loop: bool = False,
         now_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
         time_base: str = "recording",
+        first_pass: int = 0,
+        first_offsets: Offsets | None = None,
     ) -> None:
         self.session = session
         self.sink = sink
@@ -161,7 +163,9 @@ class Player:
         self.time_base = time_base
         first_offset_ms(time_base, 0, 0)  # rejects an unknown time base now
         self.offsets = Offsets()
-        self.passes = 0
+        self.first_pass = first_pass  # > 0: resume a whole number of passes later
+        self.first_offsets = first_offsets  # that pass's offsets (``services.replay.passes``)
+        self.passes = first_pass
         self.position = 0  # events played in the current pass
         self.finished = asyncio.Event()
 
@@ -178,7 +182,9 @@ class Player:
 
     def next_offsets(self) -> Offsets:
         """Offsets for the next pass (see the module docstring)."""
-        if not self.passes:
+        if self.passes == self.first_pass:
+            if self.first_offsets is not None:
+                return self.first_offsets
             return Offsets(first_offset_ms(self.time_base, self.recording_start_ms, self.now_ms()))
         span_ms = (self.session.end_ns - self.session.start_ns) // 1_000_000 + 1
         offsets = Offsets(self.offsets.time_ms + pass_shift_ms(span_ms))
@@ -214,7 +220,7 @@ class Player:
         events = self.session.events
         while True:
             self.offsets = self.next_offsets()
-            if self.passes:
+            if self.passes > self.first_pass:
                 await self.sink.seam(self.offsets)
             self.clock.start(self.session.start_ns)
             next_tick = self.session.start_ns + TICK_NS
