@@ -240,6 +240,8 @@ class LocalExchange:
             book_id = start_book_id(session, symbol, offsets)
             if book_id is not None:
                 market.book.last_update_id = book_id
+            if market.agg_trades_derived and symbol in offsets.agg_ids:
+                market.agg_builder.next_id = offsets.agg_ids[symbol] + 1
         return first_pass, offsets
 
     async def close(self) -> None:

@@ -5,22 +5,26 @@ A ``--loop`` replay's pass ``n`` is the recording shifted by ``n`` pass shifts o
 (the **pass step**), so ids continue exactly across every seam. The step of a sequence is
 
 * trade ids (``t``, aggTrade ``f``/``l``): last − first recorded trade id + 1;
-* aggregate ids (``a``, recorded aggTrades only): last − first recorded aggregate id + 1;
+* aggregate ids (``a``): recorded, last − first recorded aggregate id + 1; derived from
+  trades (numbered from 1 while playing), the number of aggTrades one pass derives — the
+  exchange closes an open one at every 100 ms tick, so they are counted on the same ticks;
 * update ids: spot ``last u + 2 − first U`` (one seam diff between passes), USD-M
   ``last u + 1 − first pu``.
 
 Pass ``n`` therefore needs nothing from the passes before it: a replay can start at pass
 ``n`` directly. ``first_pass_after`` picks the first pass whose trades come after trades
 already stored, so a restarted offline replay continues the stored tape instead of
-repeating it. Recordings whose aggTrades are derived from trades (their aggregate ids are
-numbered while playing) always start at pass 0.
+repeating it.
 """
 
 from __future__ import annotations
 
 import re
 
-from services.replay.player import Offsets, pass_shift_ms
+import orjson
+
+from services.replay.derived import AggTradeBuilder, TradeRecord
+from services.replay.player import TICK_NS, Offsets, pass_shift_ms, tick_after
 from services.replay.session import RecordedSession
 
 _ID = {name: re.compile(b'"%s":(-?\\d+)' % name) for name in (b"a", b"f", b"l", b"t", b"u", b"T")}
@@ -57,6 +61,7 @@ def pass_steps(session: RecordedSession) -> Offsets:
             final = _field(event.data, b"u")
             seen(event.symbol, b"u", final, final)
     steps = Offsets(shift_ms(session))
+    steps.agg_ids.update(derived_agg_counts(session))
     for symbol, start in session.symbols.items():
         if (symbol, b"t") in first:
             steps.trade_ids[symbol] = last[(symbol, b"t")] + 1 - first[(symbol, b"t")]
@@ -69,6 +74,34 @@ def pass_steps(session: RecordedSession) -> Offsets:
             else:
                 steps.update_ids[symbol] = last[(symbol, b"u")] + 2 - first_u
     return steps
+
+
+def derived_agg_counts(session: RecordedSession) -> dict[str, int]:
+    """Per symbol whose aggTrades are derived from recorded trades: how many one pass
+    derives (trades of one taker order grouped as ``AggTradeBuilder`` does, an open group
+    closed at each tick of the replay's 100 ms grid and at the end of the pass)."""
+    kinds: dict[str, set[str]] = {}
+    for event in session.events:
+        kinds.setdefault(event.symbol, set()).add(event.kind)
+    derived = {s for s, k in kinds.items() if "trade" in k and "aggTrade" not in k}
+    builders = {s: AggTradeBuilder(0) for s in derived}
+    counts = dict.fromkeys(derived, 0)
+
+    def close_all() -> None:
+        for symbol, builder in builders.items():
+            counts[symbol] += builder.flush() is not None
+
+    next_tick = session.start_ns + TICK_NS
+    for event in session.events:
+        while next_tick <= event.ts_ns:
+            close_all()
+            next_tick = tick_after(next_tick, event.ts_ns)
+        if event.kind == "trade" and event.symbol in builders:
+            body = orjson.loads(event.data)
+            trade = TradeRecord(body["t"], body["p"], body["q"], body["T"], body["m"])
+            counts[event.symbol] += builders[event.symbol].add(trade) is not None
+    close_all()
+    return counts
 
 
 def pass_offsets(steps: Offsets, first_offset_ms: int, n: int) -> Offsets:
@@ -100,13 +133,13 @@ def first_pass_after(
     symbol to its newest stored aggregate id and trade time (ms). A symbol's stored past
     counts only when it is this recording's: its newest aggTrade, moved back by whole
     passes, is one of the recording's (id within its ids, time within its span). 0 when
-    nothing stored is this recording's, or its aggTrades are derived."""
+    nothing stored is this recording's."""
     steps = pass_steps(session)
     span_ms = (session.start_ns // 1_000_000, session.end_ns // 1_000_000)
     resume = 0
     for symbol, (agg_id, time_ms) in stored.items():
         step = steps.agg_ids.get(symbol)
-        first_agg = _first_agg_id(session, symbol)
+        first_agg = _first_agg_id(session, symbol) or 1
         if not step or first_agg is None or agg_id < first_agg:
             continue
         n = (agg_id - first_agg) // step
@@ -114,8 +147,6 @@ def first_pass_after(
         if not span_ms[0] - 60_000 <= moved_ms <= span_ms[1]:
             continue  # same symbol, another recording (or a live market)
         resume = max(resume, n + 1)
-    if any(s not in steps.agg_ids for s in session.symbols if s in steps.trade_ids):
-        return 0  # derived aggTrades are numbered while playing: cannot start mid-sequence
     return resume
 
 

@@ -84,6 +84,16 @@ def pass_shift_ms(span_ms: int) -> int:
     return max(1, -(-span_ms // DAY_MS)) * DAY_MS
 
 
+def tick_after(tick_ns: int, recording_ns: int) -> int:
+    """The derived-stream tick after ``tick_ns`` when the next frame is at ``recording_ns``:
+    one ``TICK_NS`` later, or, before a long quiet stretch, the first tick after that frame's
+    grid step (skipping the empty ticks)."""
+    tick_ns += TICK_NS
+    if recording_ns - tick_ns > 50 * TICK_NS:
+        tick_ns = recording_ns - recording_ns % TICK_NS + TICK_NS
+    return tick_ns
+
+
 def first_offset_ms(time_base: str, recording_start_ms: int, now_ms: int) -> int:
     """Time offset of the first pass: 0 for ``recording``; for ``today`` the whole days
     between the recording's first frame and ``now_ms``."""
@@ -254,9 +264,7 @@ class Player:
             if next_tick > recording_ns:
                 return next_tick
             await self.sink.tick((next_tick // 1_000_000) + self.offsets.time_ms)
-            next_tick += TICK_NS
-            if recording_ns - next_tick > 50 * TICK_NS:  # a long quiet stretch: skip ahead
-                next_tick = recording_ns - recording_ns % TICK_NS + TICK_NS
+            next_tick = tick_after(next_tick, recording_ns)
 
 
 def _field(data: bytes, name: bytes) -> int | None:
