@@ -229,6 +229,8 @@ class LocalExchange:
         id and time already stored, per (market, symbol)) when they are this recording's,
         with each book's ``lastUpdateId`` set as that pass's seam would have left it."""
         stored = {s: v for (m, s), v in self.after_trades.items() if m == session.market}
+        if not stored:
+            return 0, None
         base = first_offset_ms(
             self.time_base, session.start_ns // 1_000_000, time.time_ns() // 1_000_000
         )
