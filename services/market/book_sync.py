@@ -136,9 +136,11 @@ class BookSync:
             return SyncAction.NONE
         return self._hold(diff)
 
-    def on_snapshot(self, snapshot: DepthSnapshot) -> SyncAction:
-        """Take a REST depth snapshot; returns FETCH_SNAPSHOT when it cannot be used (older
-        than the first buffered diff, or followed by a gap in the buffered diffs)."""
+    def on_snapshot(self, snapshot: DepthSnapshot, limit: int | None = None) -> SyncAction:
+        """Take a REST depth snapshot (asked with ``limit`` levels per side, when known: it
+        bounds the book's known range, see ``OrderBook``); returns FETCH_SNAPSHOT when it
+        cannot be used (older than the first buffered diff, or followed by a gap in the
+        buffered diffs)."""
         if self._has_book:
             if self.awaits_confirmation and snapshot.lastUpdateId >= self.last_update_id:
                 return self._confirm(snapshot)
@@ -149,7 +151,7 @@ class BookSync:
         if self._buffer and self._too_old(lid, self._buffer[0]):
             self.counters.snapshots_too_old += 1
             return self._request_snapshot()
-        self.book.load_snapshot(snapshot.bids, snapshot.asks)
+        self.book.load_snapshot(snapshot.bids, snapshot.asks, limit)
         self.counters.snapshots_applied += 1
         self.last_update_id = lid
         self._has_book = True

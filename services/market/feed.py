@@ -613,7 +613,7 @@ class Feed:
         )
         self.counters.snapshots_fetched += 1
         had_book = not feed.book.needs_snapshot
-        if feed.book.on_snapshot(snapshot) is SyncAction.FETCH_SNAPSHOT:
+        if feed.book.on_snapshot(snapshot, limit) is SyncAction.FETCH_SNAPSHOT:
             self._queue_snapshot(symbol)
         elif not had_book:
             feed.depth_limit = limit

@@ -7,6 +7,14 @@ levels that change most often sit where inserting and deleting move the least me
 * bids: ``_bid_keys`` ascending, best bid = ``_bid_keys[-1]``;
 * asks: ``_ask_keys`` holds the *negated* prices ascending, best ask = ``-_ask_keys[-1]``.
 
+A snapshot limited to its best N levels per side (Binance's ``limit``) covers prices only
+down to its worst bid and up to its worst ask: beyond them the book is unknown — a diff
+there is real, but the levels around it that no diff has touched are missing. The book
+therefore keeps a *known range* per side (``bid_floor``, ``ask_ceiling``): a side the
+snapshot gave in full (fewer levels than the limit) is known all the way; a truncated one
+only up to its worst level, and diffs for prices beyond that are not stored. Every reader
+then sees a side without holes.
+
 A quantity of ``0.0`` deletes a level. Because every decimal string decodes to one exact
 float, ``"0"``, ``"0.000"`` and ``"0.00000000"`` all compare equal to ``0.0``; deleting a level
 the book does not hold is normal on Binance and is a no-op here.
@@ -36,13 +44,15 @@ Level = tuple[float, float]
 class OrderBook:
     """Bids and asks as price → quantity, readable best-first without sorting."""
 
-    __slots__ = ("_ask_keys", "_asks", "_bid_keys", "_bids")
+    __slots__ = ("_ask_keys", "_asks", "_bid_keys", "_bids", "ask_ceiling", "bid_floor")
 
     def __init__(self) -> None:
         self._bids: dict[float, float] = {}
         self._asks: dict[float, float] = {}
         self._bid_keys: list[float] = []
         self._ask_keys: list[float] = []
+        self.bid_floor = -np.inf
+        self.ask_ceiling = np.inf
 
     def clear(self) -> None:
         """Remove every level from both sides."""
@@ -50,19 +60,36 @@ class OrderBook:
         self._asks.clear()
         self._bid_keys.clear()
         self._ask_keys.clear()
+        self.bid_floor = -np.inf
+        self.ask_ceiling = np.inf
 
-    def load_snapshot(self, bids: Iterable[Level], asks: Iterable[Level]) -> None:
-        """Replace both sides with the given levels (levels with quantity 0 are skipped)."""
-        self._bids = {p: q for p, q in bids if q != 0.0}
-        self._asks = {p: q for p, q in asks if q != 0.0}
+    def load_snapshot(
+        self, bids: Iterable[Level], asks: Iterable[Level], limit: int | None = None
+    ) -> None:
+        """Replace both sides with the given levels (levels with quantity 0 are skipped).
+
+        ``limit``: the most levels per side the snapshot could hold. A side with that many
+        is truncated: the known range ends at its worst level. A side with fewer, or any
+        side when no limit is given, is taken as the whole side."""
+        bid_levels, ask_levels = list(bids), list(asks)
+        self._bids = {p: q for p, q in bid_levels if q != 0.0}
+        self._asks = {p: q for p, q in ask_levels if q != 0.0}
         self._bid_keys = sorted(self._bids)
         self._ask_keys = sorted(-p for p in self._asks)
+        cut_bids = limit is not None and len(bid_levels) >= limit
+        cut_asks = limit is not None and len(ask_levels) >= limit
+        self.bid_floor = self._bid_keys[0] if cut_bids and self._bid_keys else -np.inf
+        self.ask_ceiling = -self._ask_keys[0] if cut_asks and self._ask_keys else np.inf
 
     def apply_bids(self, levels: Iterable[Level]) -> None:
-        """Set each bid level to its absolute quantity; quantity 0 deletes the level."""
+        """Set each bid level to its absolute quantity; quantity 0 deletes the level;
+        prices below the known range are not stored."""
         book = self._bids
         keys = self._bid_keys
+        floor = self.bid_floor
         for price, qty in levels:
+            if price < floor:
+                continue
             if qty == 0.0:
                 if book.pop(price, None) is not None:
                     del keys[bisect_left(keys, price)]
@@ -72,10 +99,14 @@ class OrderBook:
                 book[price] = qty
 
     def apply_asks(self, levels: Iterable[Level]) -> None:
-        """Set each ask level to its absolute quantity; quantity 0 deletes the level."""
+        """Set each ask level to its absolute quantity; quantity 0 deletes the level;
+        prices above the known range are not stored."""
         book = self._asks
         keys = self._ask_keys
+        ceiling = self.ask_ceiling
         for price, qty in levels:
+            if price > ceiling:
+                continue
             if qty == 0.0:
                 if book.pop(price, None) is not None:
                     del keys[bisect_left(keys, -price)]

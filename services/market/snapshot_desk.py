@@ -120,7 +120,7 @@ class ShadowBook:
 
     def on_snapshot(self, snapshot: DepthSnapshot) -> bool:
         """Sync the shadow with the deep snapshot; True when it is LIVE."""
-        self.sync.on_snapshot(snapshot)
+        self.sync.on_snapshot(snapshot, self.limit)
         return self.sync.state is SyncState.LIVE
 
     def swap_into(self, live: BookSync) -> bool:

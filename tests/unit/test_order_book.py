@@ -94,3 +94,21 @@ def test_5000_by_2_book_fits_in_one_mebibyte():
     book, size = loaded_book_bytes(deep_snapshot_body(5000))
     assert book.n_bids == book.n_asks == 5000
     assert size <= 1 << 20, size
+
+
+def test_a_truncated_snapshot_bounds_the_known_range():
+    """A 2-level snapshot asked with limit 2 covers bids down to 99 and asks up to 102:
+    diffs beyond are not stored (the levels between would be missing), diffs inside are."""
+    book = OrderBook()
+    book.load_snapshot([(100.0, 1.0), (99.0, 2.0)], [(101.0, 1.0), (102.0, 2.0)], limit=2)
+    assert (book.bid_floor, book.ask_ceiling) == (99.0, 102.0)
+    book.apply_bids([(95.0, 5.0), (99.5, 3.0), (99.0, 0.0)])
+    book.apply_asks([(110.0, 5.0), (101.5, 3.0)])
+    assert book.bids() == {100.0: 1.0, 99.5: 3.0}
+    assert book.asks() == {101.0: 1.0, 101.5: 3.0, 102.0: 2.0}
+    whole = OrderBook()
+    whole.load_snapshot([(100.0, 1.0)], [(101.0, 1.0), (102.0, 2.0)], limit=2)
+    whole.apply_bids([(95.0, 5.0)])
+    whole.apply_asks([(110.0, 5.0)])
+    assert whole.bids() == {100.0: 1.0, 95.0: 5.0}  # one bid of two allowed: the whole side
+    assert 110.0 not in whole.asks()
