@@ -194,34 +194,46 @@ class Walls:
                         self._fire(symbol, "appear", price, walls[price], mid, now, cooldown, out)
         self._seeded = True
 
-    def on_level(
+    def on_levels(
         self,
         symbol: str,
-        side: str,
-        price: float,
-        qty: float,
+        bids: dict[float, float],
+        asks: dict[float, float],
         mid: float,
         now: int,
         cooldown: Cooldown,
         out: list[Firing],
     ) -> None:
-        """The incremental path: one level a diff set to ``qty`` (0: removed), with the
-        band where the last ``on_book`` put it."""
-        if not self._low <= price <= self._high:
-            return
-        wall = self._walls.get(price)
-        if wall is not None:
-            if wall.side == side and self._track(wall, price, qty, now):
-                self._decide(symbol, price, mid, now, cooldown, out)
-        elif price * qty >= self._min:
-            wall = self._walls[price] = _Wall(side, qty, qty, 0.0)
-            self._fire(symbol, "appear", price, wall, mid, now, cooldown, out)
+        """The incremental path: the levels of the band a diff changed (price → new qty,
+        0: removed), with the band where the last ``on_book`` put it. O(levels changed +
+        walls); events come in the full path's order (walls watched first, then new walls
+        best price first), which decides which one a cooldown lets through."""
+        low, high = self._low, self._high
+        walls = self._walls
+        if walls:
+            for price in list(walls):
+                wall = walls[price]
+                qty = (bids if wall.side == "bid" else asks).get(price)
+                if qty is None and price not in self._leaving:
+                    continue
+                if self._track(wall, price, wall.qty if qty is None else qty, now):
+                    self._decide(symbol, price, mid, now, cooldown, out)
+        for side, changed, best_first in (("bid", bids, True), ("ask", asks, False)):
+            new = [
+                price
+                for price, qty in changed.items()
+                if low <= price <= high and price * qty >= self._min and price not in walls
+            ]
+            for price in sorted(new, reverse=best_first):
+                wall = walls[price] = _Wall(side, changed[price], changed[price], 0.0)
+                if self._seeded:
+                    self._fire(symbol, "appear", price, wall, mid, now, cooldown, out)
 
     def on_time(self, symbol: str, mid: float, now: int, cooldown: Cooldown, out: list[Firing]):
         """Decide the pulls whose confirmation time has passed (O(walls leaving))."""
         if not self._leaving:
             return
-        for price in list(self._leaving):
+        for price in [p for p in self._walls if p in self._leaving]:  # the full path's order
             if now - self._walls[price].left_ms >= CONFIRM_MS:
                 self._decide(symbol, price, mid, now, cooldown, out)
 

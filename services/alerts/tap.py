@@ -200,23 +200,22 @@ class AlertTap:
             self._read_band(symbol, book, rules, centre, out)
         else:
             now, low, high = book.event_time_ms, rules.low, rules.high
-            walls, imbalances, cooldown = rules.walls, rules.imbalances, self.cooldown
-            for side, changed, held in (
-                ("bid", bids_changed, rules.bids),
-                ("ask", asks_changed, rules.asks),
-            ):
-                for price, qty in dict(changed).items():  # a price set twice counts once
-                    if price < low or price > high:
-                        continue
+            # the band's levels the diff set (a price set twice: its last quantity)
+            bids = {p: q for p, q in bids_changed if low <= p <= high}
+            asks = {p: q for p, q in asks_changed if low <= p <= high}
+            for side, changed, held in (("bid", bids, rules.bids), ("ask", asks, rules.asks)):
+                for price, qty in list(changed.items()):
                     old = held.pop(price, 0.0)
                     if qty:
                         held[price] = qty
                     if qty == old:
+                        del changed[price]
                         continue
-                    for wall in walls:
-                        wall.on_level(symbol, side, price, qty, mid, now, cooldown, out)
-                    for imbalance in imbalances:
+                    for imbalance in rules.imbalances:
                         imbalance.on_level(side, price, old, qty)
+            if bids or asks:
+                for wall in rules.walls:
+                    wall.on_levels(symbol, bids, asks, mid, now, self.cooldown, out)
             rules.followed_id = book.last_update_id
         if out:
             self.dispatcher.submit(out)
@@ -229,7 +228,7 @@ class AlertTap:
         if mid is None:
             for evaluator in (*rules.walls, *rules.imbalances):
                 evaluator.reset()
-            rules.followed_id = None
+            rules.followed_id = rules.centre = None
             return
         out: list[Firing] = []
         now = book.event_time_ms
