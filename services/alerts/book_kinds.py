@@ -337,17 +337,21 @@ class Imbalance:
         mid = mid_price(sync.book) or levels.mid
         self.check(symbol, mid, sync.event_time_ms, cooldown, out)
 
-    def on_level(self, side: str, price: float, old: float, qty: float) -> None:
-        """The incremental path: one level of the band went from ``old`` to ``qty``."""
-        if not self._low <= price <= self._high:
-            return
-        count = (qty > 0) - (old > 0)
+    def on_levels(self, side: str, moved: dict[float, tuple[float, float]]) -> None:
+        """The incremental path: levels of one side of the band that went from ``old`` to
+        ``qty`` (``moved``: price → (old, qty))."""
+        low, high = self._low, self._high
+        count, change = 0, 0.0
+        for price, (old, qty) in moved.items():
+            if low <= price <= high:
+                count += (qty > 0) - (old > 0)
+                change += price * (qty - old)
         if side == "bid":
             self._n_bids += count
-            self.bids = self.bids + price * (qty - old) if self._n_bids else 0.0
+            self.bids = self.bids + change if self._n_bids else 0.0
         else:
             self._n_asks += count
-            self.asks = self.asks + price * (qty - old) if self._n_asks else 0.0
+            self.asks = self.asks + change if self._n_asks else 0.0
 
     def check(self, symbol: str, mid: float, now: int, cooldown: Cooldown, out: list) -> None:
         """Whether the imbalance of the current sums is beyond the threshold, and has been

@@ -109,6 +109,22 @@ def _build(rules: list[Rule], fired: dict, old: _Index) -> _Index:
     return index
 
 
+def _follow(changed: dict[float, float], held: dict[float, float]) -> dict:
+    """Set the band's ``held`` quantities to the ``changed`` ones; returns price → (old,
+    new) for those that did change, and drops the others from ``changed``."""
+    moved: dict[float, tuple[float, float]] = {}
+    for price, qty in changed.items():
+        old = held.pop(price, 0.0)
+        if qty:
+            held[price] = qty
+        if qty != old:
+            moved[price] = (old, qty)
+    if len(moved) != len(changed):
+        for price in [p for p in changed if p not in moved]:
+            del changed[price]
+    return moved
+
+
 def _trade_list(index: _Index, symbol: str) -> list:
     if symbol == ANY_SYMBOL:
         return index.any_trades
@@ -204,15 +220,10 @@ class AlertTap:
             bids = {p: q for p, q in bids_changed if low <= p <= high}
             asks = {p: q for p, q in asks_changed if low <= p <= high}
             for side, changed, held in (("bid", bids, rules.bids), ("ask", asks, rules.asks)):
-                for price, qty in list(changed.items()):
-                    old = held.pop(price, 0.0)
-                    if qty:
-                        held[price] = qty
-                    if qty == old:
-                        del changed[price]
-                        continue
+                moved = _follow(changed, held)
+                if moved:
                     for imbalance in rules.imbalances:
-                        imbalance.on_level(side, price, old, qty)
+                        imbalance.on_levels(side, moved)
             if bids or asks:
                 for wall in rules.walls:
                     wall.on_levels(symbol, bids, asks, mid, now, self.cooldown, out)
