@@ -2,7 +2,9 @@
 
 ``/api/assets/crypto/<symbol>/{orderbook,trades,trade-stats,trade-flow,large-trades,
 volume-profile}`` and ``/healthz``; with ``start``/``end`` the trade endpoints answer over a
-stored range (``app.history_api``). Every payload carries ``time`` (UTC, ISO 8601),
+stored range (``app.history_api``). ``trade-flow?trades=N`` is the flow of the last N trades
+and ``large-trades?multiple=K`` the trades of K × the mean size (the Python API's meaning).
+Every payload carries ``time`` (UTC, ISO 8601),
 ``published_at`` and the book's ``sync_state``. Errors are JSON: 404 for an unknown symbol
 (naming valid ones) and for any path under ``/api/`` that is not an endpoint (never the
 dashboard page), 405 for a method an endpoint does not serve (naming the allowed ones), 400
@@ -27,11 +29,16 @@ from app.callbacks.derived import DerivedCache
 from app.callbacks.symbol import trading_symbols
 from app.history_api import HistoryQueries, range_hook
 from components.symbol_picker import close_matches
+from services.analytics.large_trades import LargeTrades
+from services.analytics.large_trades import large_trades as find_large_trades
+from services.analytics.trades import TradeStats
+from services.analytics.trades import trade_stats as trade_stats_of
 from services.analytics.window import WINDOWS_MS
 from services.store import MarketStore, SymbolSnapshot
 
 MAX_LEVELS = 5000
 MAX_TRADES = 1000
+MAX_FLOW_TRADES = 100_000
 MAX_BINS = derived.PROFILE_MAX_ROWS
 """Most rows a volume profile is divided into; a larger ``bins`` is refused, not capped."""
 HEALTH_MAX_AGE_S = 10.0
@@ -48,20 +55,20 @@ class ApiError(Exception):
         self.body = {"error": message, **extra}
 
 
-def _iso(epoch_s: float) -> str:
+def iso_time(epoch_s: float) -> str:
     return datetime.fromtimestamp(epoch_s, tz=UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
-def _clean(value: Any) -> Any:
+def json_ready(value: Any) -> Any:
     """JSON-safe: NaN and infinities become null, numpy scalars and arrays plain."""
     if isinstance(value, dict):
-        return {key: _clean(item) for key, item in value.items()}
+        return {key: json_ready(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
-        return [_clean(item) for item in value]
+        return [json_ready(item) for item in value]
     if isinstance(value, np.ndarray):
         if value.dtype.kind in "biu" or (value.dtype.kind == "f" and np.isfinite(value).all()):
             return value.tolist()  # nothing to replace: skip the walk over every element
-        return _clean(value.tolist())
+        return json_ready(value.tolist())
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
@@ -82,6 +89,44 @@ def _int_arg(name: str, default: int, low: int, high: int) -> int:
     return value
 
 
+def _positive_arg(name: str) -> float:
+    try:
+        value = float(request.args.get(name, ""))
+    except ValueError as exc:
+        raise ApiError(400, f"{name} must be a number", parameter=name) from exc
+    if not (math.isfinite(value) and value > 0):
+        raise ApiError(400, f"{name} must be positive", parameter=name)
+    return value
+
+
+def last_trades_flow(snapshot: SymbolSnapshot, last_n: int) -> TradeStats:
+    """Flow over the last ``last_n`` trades: the trade statistics of exactly those trades
+    (buy/sell volume, delta, buy ratio, direction; see ``TradeStats``)."""
+    return trade_stats_of(snapshot.trades, last_n=last_n)
+
+
+def large_by_multiple(snapshot: SymbolSnapshot, multiple: float) -> LargeTrades:
+    """Trades of the whole window with qty ≥ ``multiple`` × the window's mean qty (no
+    absolute tier), newest first."""
+    return find_large_trades(snapshot.trades, tiers_quote=(), relative_k=multiple)
+
+
+def _last_trades_payload(snapshot: SymbolSnapshot, last_n: int) -> Response:
+    return _payload(snapshot, trades=last_n, flow=asdict(last_trades_flow(snapshot, last_n)))
+
+
+def _multiple_payload(snapshot: SymbolSnapshot, multiple: float) -> Response:
+    result = large_by_multiple(snapshot, multiple)
+    return _payload(
+        snapshot,
+        multiple=multiple,
+        mean_qty=result.mean_qty,
+        threshold_qty=result.relative_threshold_qty,
+        window_count=result.window_count,
+        trades=[asdict(row) for row in result.rows],
+    )
+
+
 def _window_arg() -> tuple[str, int]:
     window = request.args.get("window", "1m")
     if window not in WINDOWS_MS:
@@ -91,11 +136,11 @@ def _window_arg() -> tuple[str, int]:
 
 def _payload(snapshot: SymbolSnapshot, **body: Any) -> Response:
     return jsonify(
-        _clean(
+        json_ready(
             {
                 "symbol": snapshot.symbol,
-                "time": _iso(time.time()),
-                "published_at": _iso(snapshot.published_at),
+                "time": iso_time(time.time()),
+                "published_at": iso_time(snapshot.published_at),
                 "seq": snapshot.seq,
                 "sync_state": str(snapshot.book.sync_state),
                 "market_time_ms": derived.market_now_ms(snapshot),
@@ -167,6 +212,10 @@ def create_api(
 
     @api.get("/api/assets/crypto/<symbol>/trade-flow")
     def trade_flow(symbol: str) -> Response:
+        if "trades" in request.args:  # the last N trades instead of a time window
+            return _last_trades_payload(
+                snapshot_of(symbol), _int_arg("trades", 100, 1, MAX_FLOW_TRADES)
+            )
         window, window_ms = _window_arg()
         snapshot = snapshot_of(symbol)
         flow = derived.trade_flow(cache, snapshot, window_ms)
@@ -174,6 +223,8 @@ def create_api(
 
     @api.get("/api/assets/crypto/<symbol>/large-trades")
     def large_trades(symbol: str) -> Response:
+        if "multiple" in request.args:  # qty ≥ multiple × the window's mean trade size
+            return _multiple_payload(snapshot_of(symbol), _positive_arg("multiple"))
         raw = request.args.get("threshold", "100000")
         try:
             threshold = float(raw)
@@ -273,11 +324,11 @@ def health(store: MarketStore) -> dict[str, Any]:
     publishing = age is not None and age <= HEALTH_MAX_AGE_S
     feed = None
     if status is not None:
-        feed = {**asdict(status), "published_at": _iso(status.published_at), "age_s": age}
-    return _clean(
+        feed = {**asdict(status), "published_at": iso_time(status.published_at), "age_s": age}
+    return json_ready(
         {
             "status": "ok" if publishing else "unavailable",
-            "time": _iso(now),
+            "time": iso_time(now),
             "feed": feed,
             "books": books,
         }

@@ -41,6 +41,8 @@ class Settings:
         host share it through a counter in Redis.
     live_probe_timeout_s: how long ``auto`` waits for Binance before replaying.
     redis_url: Redis store for several processes (empty: in-process memory store).
+    ws_origins: comma-separated origins (scheme://host[:port], or ``*``) allowed to open
+        the push streams (empty: the dashboard's own host only).
     alerts_dir: alert rules and events of the embedded mode (with Redis they live there).
     webhook_allow: hosts, IPs or CIDRs alert webhooks may reach (comma-separated; ``*``:
         any public address; private/loopback/link-local only when listed).
@@ -73,6 +75,7 @@ class Settings:
     live_probe_timeout_s: float = 3.0
     redis_url: str = ""
     exchange_port: int = 0
+    ws_origins: str = ""
     alerts_dir: Path = Path(__file__).resolve().parents[1] / "data" / "alerts"
     webhook_allow: str = "*"
     auth_users: str = ""

@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ from flask_caching import Cache
 from services.analytics import flow, large_trades, profile, trades
 from services.history.book_grid import implied_tick
 from services.history.ranges import checked_range
-from services.history.reader import HistoryError, HistoryReader
+from services.history.reader import HistoryError, HistoryReader, PriceLevels
 from services.market.views import TradeView
 from services.store import MarketStore
 
@@ -115,10 +115,16 @@ class HistoryQueries:
 
         def compute() -> dict:
             market = self.market_of(symbol)
-            view = self.reader.trades(market, symbol, start, end)
-            body = _analytics(endpoint, view, params, end, self.tick_size(symbol, view))
+            if endpoint == "volume-profile":
+                levels = self.reader.price_levels(market, symbol, start, end)
+                view, count = levels.volume, levels.trades
+                body = ranged_profile(levels, self.tick_size(symbol, view), params["bins"])
+            else:
+                view = self.reader.trades(market, symbol, start, end)
+                count = len(view)
+                body = _analytics(endpoint, view, params, end, self.tick_size(symbol, view))
             return {"symbol": symbol, "market": market, "source": "history", "kind": view.kind,
-                    "start_ms": start, "end_ms": end, "count": len(view), **body}  # fmt: skip
+                    "start_ms": start, "end_ms": end, "count": count, **body}  # fmt: skip
 
         return self.cached(key, end, compute)
 
@@ -168,8 +174,18 @@ def _analytics(
         result = large_trades.large_trades(view, tiers_quote=(params["threshold"],))
         return {"threshold": params["threshold"], "window_count": result.window_count,
                 "trades": [asdict(row) for row in result.rows]}  # fmt: skip
-    result = profile.volume_profile(view, tick_size=tick, rows=params["bins"], count_trades=True)
-    return {"bins": params["bins"], "profile": asdict(result)}
+    raise ValueError(f"no analytics for {endpoint}")
+
+
+def ranged_profile(levels: PriceLevels, tick: float, bins: int) -> dict:
+    """The volume profile of a stored range, from its per-price sums (the analytics'
+    ``volume_profile`` over ``levels.volume``; trades per row = the same function over
+    ``levels.counts``, whose rows are the same since the prices are)."""
+    result = profile.volume_profile(levels.volume, tick_size=tick, rows=bins, count_trades=True)
+    if len(levels.volume):
+        counts = profile.volume_profile(levels.counts, tick_size=tick, rows=bins)
+        result = replace(result, trades=np.rint(counts.volume).astype(np.int64))
+    return {"bins": bins, "profile": asdict(result)}
 
 
 def range_hook(queries: HistoryQueries | None) -> Callable[[], Any]:

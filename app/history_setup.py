@@ -14,6 +14,7 @@ from services.history.importer import import_recording
 from services.history.reader import HistoryReader, recent_trade_rows
 from services.history.service import HistoryConfig, HistoryService
 from services.history.writer import HistoryWriter
+from services.push.history_archive import HistoryArchive
 
 log = logging.getLogger(__name__)
 
@@ -74,3 +75,11 @@ def past_trades(
             return []
 
     return seed
+
+
+def push_history(settings: Settings, source: MarketSource) -> HistoryArchive | None:
+    """Where a push-stream resume (``from_id``) older than the trade window is served from:
+    the stored aggTrades, for a LIVE source (a replay's ids restart on every start)."""
+    if not settings.history or source.source != "LIVE":
+        return None
+    return HistoryArchive(HistoryReader(settings.history_dir), str(source.endpoints.market))

@@ -8,6 +8,7 @@ import dash_bootstrap_components as dbc
 from dash import dcc, html
 
 from app import ids
+from app.callbacks.push import create_push_stores
 from app.callbacks.symbol import symbols_key, trading_symbols
 from app.main_view import create_main_panel
 from components.depth_chart import ZOOM_PRESETS_PCT
@@ -64,7 +65,12 @@ def create_body() -> html.Div:
     )
     tape = create_panel(
         "Trade tape",
-        html.Div(id=ids.TRADE_TAPE, className="tape-container"),
+        html.Div(
+            [
+                html.Div(id=ids.TRADE_TAPE, className="tape-container"),
+                html.Div(id=ids.PUSHED_TAPE, className="tape-container"),
+            ]
+        ),
         dcc.Input(
             id=ids.TAPE_TIERS,
             value="100k, 250k, 1M",
@@ -140,6 +146,7 @@ def create_layout(
                 dcc.Location(id=ids.URL, refresh="callback-nav"),
                 dcc.Interval(id=ids.FAST_INTERVAL, interval=refresh_ms),
                 dcc.Interval(id=ids.SLOW_INTERVAL, interval=slow_refresh_ms),
+                *create_push_stores(refresh_ms),
                 dcc.Store(id=ids.DEPTH_RENDERED),
                 dcc.Store(id=ids.TAPE_RENDERED),
                 dcc.Store(id=ids.FLOW_RENDERED),
@@ -176,6 +183,7 @@ def create_layout(
                         className="header-tools",
                     ),
                 ),
+                html.Div(id=ids.PUSH_BADGE, className="push-badge"),
                 html.Div(id=ids.SYMBOL_MESSAGE),
                 create_body(),
             ],

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import dash
 
-from app import alerts_api, api, history_api, views_api
+from app import alerts_api, api, history_api, streams, views_api
 from app.alerting import Alerts
 from app.callbacks import alerts as alerts_page
 from app.callbacks import (
@@ -23,8 +23,11 @@ from app.callbacks import (
     view,
     watchlist,
 )
+from app.callbacks import push as push_page
 from app.callbacks.derived import DerivedCache
 from app.layout import create_layout
+from services.history.book_heatmap import RecordedBook
+from services.push.service import PushService
 from services.store import MarketStore
 
 ASSETS_DIR = Path(__file__).resolve().parents[1] / "assets"
@@ -36,6 +39,8 @@ def create_app(
     refresh_ms: int = 500,
     slow_refresh_ms: int = 2000,
     debug: bool = False,
+    push: PushService | None = None,
+    ws_origins: str = "",
     history_dir: Path | None = None,
     alerts: Alerts | None = None,
 ) -> dash.Dash:
@@ -46,7 +51,10 @@ def create_app(
     Panels refresh every ``refresh_ms`` (depth, tape, flow, status) and ``slow_refresh_ms``
     (volume profile, liquidity). The JSON API is served under ``/api``; with ``history_dir``
     it also answers past ranges, ``/candles`` and ``/history`` from the history store. With
-    ``alerts`` the page gains the alerts section and ``/api/alerts`` is served.
+    ``alerts`` the page gains the alerts section and ``/api/alerts`` is served. The
+    push streams of ``push`` are served under ``/ws`` (``app.streams``); the page paints
+    from them when ``push`` is given (a service some feed or Redis reader feeds), else it
+    polls and ``/ws`` serves a hub nothing feeds.
     """
     app = dash.Dash(
         __name__,
@@ -61,14 +69,23 @@ def create_app(
     app.layout = create_layout(store, refresh_ms, slow_refresh_ms)
     symbol.register(app, store)
     status.register(app, store)
+    push_page.register(app, store, refresh_ms, enabled=push is not None)
     view.register(app)
     watchlist.register(app, store)
-    for panel in (depth, tape, flow, profile, liquidity, export, heatmap, footprint):
+    for panel in (depth, tape, flow, profile, liquidity, export):
         panel.register(app, store, cache)
     history = history_api.register(app.server, store, history_dir) if history_dir else None
+    recorded = RecordedBook(history.reader) if history else None
+    heatmap.register(app, store, cache, recorded)
+    footprint.register(app, store, cache, history.reader if history else None)
     app.server.register_blueprint(api.create_api(store, cache, history))
-    app.server.register_blueprint(views_api.create_views_api(store, cache))
+    app.server.register_blueprint(views_api.create_views_api(store, cache, history, recorded))
     if alerts is not None:
         alerts_page.register(app, store, alerts)
         app.server.register_blueprint(alerts_api.create_alerts_api(store, alerts))
+    origins = [o.strip() for o in ws_origins.split(",") if o.strip()]
+    push = push or PushService.embedded(store)
+    if alerts is not None:
+        push.follow_alerts(alerts.events)
+    streams.register(app.server, store, push, origins)
     return app

@@ -2,9 +2,11 @@
 ``/heatmap``.
 
 Both select a time range with ``start`` and ``end`` (ISO 8601 UTC or epoch ms; ``end``
-exclusive). Today they read the live window (the trades of the symbol's snapshot, the book
-samples of the embedded store); ranges outside it come back empty (heatmap columns not
-live). Grids are compact: the heatmap's bids and asks are base64 of little-endian float32,
+exclusive). They read the live window (the trades of the symbol's snapshot, the book
+samples of the embedded store) and, with a history store, the past before it: the stored
+trades (then the live trades after the last stored id) and the recorded book's grid under
+the live samples. Ranges neither covers come back empty (heatmap columns not live).
+Grids are compact: the heatmap's bids and asks are base64 of little-endian float32,
 columns × rows, NaN where the book was not LIVE. A bad parameter is a 400 naming it.
 """
 
@@ -20,11 +22,12 @@ from typing import Any
 import numpy as np
 from flask import Blueprint, Response, jsonify, request
 
-from app.api import ApiError, _clean, _iso
+from app.api import ApiError, iso_time, json_ready
 from app.callbacks import derived
 from app.callbacks.derived import DerivedCache
 from app.callbacks.heatmap import heatmap_window
 from app.callbacks.symbol import trading_symbols
+from app.history_api import HistoryQueries
 from components.symbol_picker import close_matches
 from services.analytics.flow_filter import FlowFilter, filter_trades
 from services.analytics.footprint import (
@@ -36,7 +39,9 @@ from services.analytics.footprint import (
     trades_between,
 )
 from services.analytics.heatmap import trade_dots
+from services.history.book_heatmap import RecordedBook
 from services.market.book_samples import book_samples_of
+from services.market.views import TradeView
 from services.store import MarketStore, SymbolSnapshot
 
 MAX_RANGE_MS = 7 * 24 * 3_600_000
@@ -114,8 +119,14 @@ def f32_base64(grid: np.ndarray) -> str:
     return base64.b64encode(np.ascontiguousarray(grid, dtype="<f4").tobytes()).decode("ascii")
 
 
-def create_views_api(store: MarketStore, cache: DerivedCache) -> Blueprint:
-    """The footprint and heatmap endpoints, reading ``store``."""
+def create_views_api(
+    store: MarketStore,
+    cache: DerivedCache,
+    history: HistoryQueries | None = None,
+    recorded: RecordedBook | None = None,
+) -> Blueprint:
+    """The footprint and heatmap endpoints, reading ``store`` (and ``history``/``recorded``
+    for the past before the live window)."""
     api = Blueprint("views_api", __name__)
 
     def snapshot_of(symbol: str) -> SymbolSnapshot:
@@ -140,16 +151,48 @@ def create_views_api(store: MarketStore, cache: DerivedCache) -> Blueprint:
 
     @api.get("/api/assets/crypto/<symbol>/footprint")
     def footprint_view(symbol: str) -> Response:
-        return _footprint(lambda: snapshot_of(symbol))
+        return _footprint(lambda: snapshot_of(symbol), history)
 
     @api.get("/api/assets/crypto/<symbol>/heatmap")
     def heatmap_view(symbol: str) -> Response:
-        return _heatmap(store, cache, lambda: snapshot_of(symbol))
+        return _heatmap(store, cache, lambda: snapshot_of(symbol), recorded, history)
 
     return api
 
 
-def _footprint(snapshot_of: Callable[[], SymbolSnapshot]) -> Response:
+def window_trades(
+    snapshot: SymbolSnapshot, history: HistoryQueries | None, start: int | None, end: int | None
+) -> TradeView:
+    """The trades of [start, end): the live window's, or when ``start`` is before it and
+    the history holds the symbol, the stored trades then the live ones after the last
+    stored id (never one twice)."""
+    live = snapshot.trades
+    first = int(live.time_ms[0]) if len(live) else None
+    if history is None or start is None or (first is not None and start >= first):
+        return live
+    market = history.reader.market_of(snapshot.symbol)
+    if market is None:
+        return live
+    stored = history.reader.trades(market, snapshot.symbol, start, end)
+    if not len(stored):
+        return live
+    if stored.kind != live.kind and len(live):
+        return stored
+    after = live.trade_id > stored.trade_id[-1]
+    return TradeView(
+        symbol=stored.symbol,
+        trade_id=np.concatenate((stored.trade_id, live.trade_id[after])),
+        time_ms=np.concatenate((stored.time_ms, live.time_ms[after])),
+        price=np.concatenate((stored.price, live.price[after])),
+        qty=np.concatenate((stored.qty, live.qty[after])),
+        side=np.concatenate((stored.side, live.side[after])),
+        kind=stored.kind,
+    )
+
+
+def _footprint(
+    snapshot_of: Callable[[], SymbolSnapshot], history: HistoryQueries | None = None
+) -> Response:
     """The footprint of the requested range (parameters first, then the symbol)."""
     interval = request.args.get("interval", "1m")
     if interval not in INTERVALS_MS:
@@ -163,7 +206,7 @@ def _footprint(snapshot_of: Callable[[], SymbolSnapshot]) -> Response:
     stacked = _integer("stacked", DEFAULT_STACKED_ROWS, 1, 1000)
     band = _flow_filter()
     snapshot = snapshot_of()
-    trades = filter_trades(snapshot.trades, band)
+    trades = filter_trades(window_trades(snapshot, history, start, end), band)
     tick = snapshot.info.tick_size
     if row_ticks is None:
         prices = trades.price
@@ -221,7 +264,11 @@ def _footprint(snapshot_of: Callable[[], SymbolSnapshot]) -> Response:
 
 
 def _heatmap(
-    store: MarketStore, cache: DerivedCache, snapshot_of: Callable[[], SymbolSnapshot]
+    store: MarketStore,
+    cache: DerivedCache,
+    snapshot_of: Callable[[], SymbolSnapshot],
+    recorded: RecordedBook | None = None,
+    history: HistoryQueries | None = None,
 ) -> Response:
     """The heatmap of the requested range (parameters first, then the symbol)."""
     now = int(time.time() * 1000)
@@ -258,9 +305,13 @@ def _heatmap(
         )  # fmt: skip
     grid = heatmap_window(
         store, snapshot, start_ms=start, end_ms=end, time_bucket_ms=bucket,
-        low=low, high=high, row_ticks=ticks, unit=unit,
+        low=low, high=high, row_ticks=ticks, unit=unit, recorded=recorded,
     )  # fmt: skip
-    trades = derived.filtered_trades(cache, snapshot, band.min_notional, band.max_notional)
+    live = snapshot.trades
+    if history is not None and len(live) and start < int(live.time_ms[0]):
+        trades = filter_trades(window_trades(snapshot, history, start, end), band)
+    else:
+        trades = derived.filtered_trades(cache, snapshot, band.min_notional, band.max_notional)
     dots = trade_dots(
         trades_between(trades, start, end),
         time_bucket_ms=bucket,
@@ -299,11 +350,11 @@ def _heatmap(
 
 def _payload(snapshot: SymbolSnapshot, **body: Any) -> Response:
     return jsonify(
-        _clean(
+        json_ready(
             {
                 "symbol": snapshot.symbol,
-                "time": _iso(time.time()),
-                "published_at": _iso(snapshot.published_at),
+                "time": iso_time(time.time()),
+                "published_at": iso_time(snapshot.published_at),
                 "sync_state": str(snapshot.book.sync_state),
                 **body,
             }

@@ -20,6 +20,7 @@ from app.alerting import make_alerts, start_tap
 from app.server import create_app
 from app.stores import make_store
 from services.market.feed import Feed
+from services.push.service import PushService
 
 _lock = threading.Lock()
 _started_in: int | None = None
@@ -30,6 +31,10 @@ def build_server(settings: config.Settings | None = None) -> Flask:
     settings = settings or config.from_env()
     store = make_store(settings)
     alerts = make_alerts(settings)
+    if settings.redis_url:
+        push = PushService.from_redis(store, settings.redis_url)
+    else:
+        push = PushService.embedded(store)
     dash_app = create_app(
         store,
         refresh_ms=settings.refresh_ms,
@@ -37,6 +42,8 @@ def build_server(settings: config.Settings | None = None) -> Flask:
         debug=settings.debug,
         history_dir=settings.history_dir if settings.history else None,
         alerts=alerts,
+        push=push,
+        ws_origins=settings.ws_origins,
     )
     auth.protect(dash_app, settings)
     server: Flask = dash_app.server
@@ -53,7 +60,8 @@ def build_server(settings: config.Settings | None = None) -> Flask:
                     return
                 source = market_source.resolve(settings)
                 feed_settings = market_source.feed_config(settings, source)
-                Feed(feed_settings, store, taps=[start_tap(alerts)]).start_in_thread()
+                taps = [start_tap(alerts), push.tap]
+                Feed(feed_settings, store, taps=taps).start_in_thread()
                 _started_in = os.getpid()
 
     return server

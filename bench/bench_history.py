@@ -13,7 +13,9 @@ from 650.6 s) are measured on the compacted result.
 Queries: the recording's trades tiled to 3,000,000 stored trades (ids continuous, each tile
 shifted by the recording's span, ~27 h), written by the writer and compacted to hourly
 segments. Stats (count, volume, buy volume, quote volume, high, low, first/last id), a
-50-row volume profile and 1-minute candles over all of them; "cold" = a fresh reader (no
+50-row volume profile (as the API computes it: per-price sums in polars, then the
+analytics' ``volume_profile``; checked equal to it over the trades) and 1-minute candles
+over all of them; "cold" = a fresh reader (no
 app-level cache; the OS page cache is warm), "cached" = the flask-caching lookup the API
 does for a past range. Peers: DuckDB SQL and pyarrow (dataset + compute) over the same
 files, checked against ours. Medians of 5. Prints a table and one JSON line.
@@ -40,7 +42,7 @@ from flask import Flask
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from app.history_api import make_cache
+from app.history_api import make_cache, ranged_profile
 from services.analytics.profile import volume_profile
 from services.binance.messages import DepthUpdate, Trade, decode_depth_snapshot, decode_frame
 from services.history import schema, segments
@@ -70,15 +72,20 @@ def _messages() -> list[tuple[str, object]]:
 
 
 def _replay(messages: list[tuple[str, object]], root: Path | None) -> dict[str, float]:
-    """Replay through BookSync; with ``root``, through the recorder and writer too."""
+    """Replay through BookSync as the feed's thread does; with ``root``, with the recorder
+    tap too (and the writer thread behind it). Per message, the wall time and the feed
+    thread's own CPU time (``time.thread_time``, the writer thread excluded) of handling it
+    and calling the tap; the bench's stand-in for the writer's 1 s flushes and compaction
+    is outside the timed part."""
     sync = BookSync("BTCUSDT", "spot")
     writer = HistoryWriter(root, flush_interval_s=3600.0).start() if root else None
     recorder = HistoryRecorder(writer, "spot", ticks={"BTCUSDT": TICK}) if writer else None
-    tap_s = 0.0
-    taps = 0
+    wall = np.empty(len(messages))
+    cpu = np.empty(len(messages))
     next_flush = next_compact = 0
     cpu0 = time.process_time()
-    for kind, event in messages:
+    for i, (kind, event) in enumerate(messages):
+        t0, c0 = time.perf_counter(), time.thread_time()
         if kind == "snapshot":
             sync.on_snapshot(event)  # type: ignore[arg-type]
             changed_book = True
@@ -87,15 +94,15 @@ def _replay(messages: list[tuple[str, object]], root: Path | None) -> dict[str, 
             changed_book = True
         else:
             changed_book = False
-        if recorder is None or writer is None or root is None:
+        if recorder is not None:
+            if changed_book and sync.event_time_ms:
+                recorder.on_book("BTCUSDT", sync)
+            elif isinstance(event, Trade):
+                recorder.on_trades("BTCUSDT", _one_trade(event))
+        wall[i] = time.perf_counter() - t0
+        cpu[i] = time.thread_time() - c0
+        if writer is None or root is None:
             continue
-        t0 = time.perf_counter()
-        if changed_book and sync.event_time_ms:
-            recorder.on_book("BTCUSDT", sync)
-        elif isinstance(event, Trade):
-            recorder.on_trades("BTCUSDT", _one_trade(event))
-        tap_s += time.perf_counter() - t0
-        taps += 1
         now_s = (getattr(event, "E", 0) or 0) // 1000
         if now_s >= next_flush:  # the writer's 1 s flush, in market time
             writer.flush()
@@ -106,7 +113,13 @@ def _replay(messages: list[tuple[str, object]], root: Path | None) -> dict[str, 
     if writer is not None and root is not None:
         writer.stop()
         compact(root)
-    return {"cpu_s": time.process_time() - cpu0, "tap_us": 1e6 * tap_s / max(taps, 1)}
+    return {
+        "cpu_s": time.process_time() - cpu0,
+        "msg_us_mean": 1e6 * float(wall.mean()),
+        "msg_us_median": 1e6 * float(np.median(wall)),
+        "msg_us_p99": 1e6 * float(np.percentile(wall, 99)),
+        "msg_cpu_us_mean": 1e6 * float(cpu.mean()),
+    }
 
 
 def _one_trade(event: Trade) -> TradeView:
@@ -152,15 +165,19 @@ def _build_stored(root: Path, source: Path) -> None:
     compact(root)
 
 
-def _median_ms(fn: Callable[[], object], prepare: Callable[[], None] | None = None) -> float:
-    times = []
+def _median_ms(
+    fn: Callable[[], object], prepare: Callable[[], None] | None = None
+) -> tuple[float, float]:
+    """Median wall and median process CPU time (all threads) of ``fn``, in ms."""
+    times, cpu = [], []
     for _ in range(REPEAT):
         if prepare is not None:
             prepare()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         fn()
         times.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(times)
+        cpu.append((time.process_time() - c0) * 1000)
+    return statistics.median(times), statistics.median(cpu)
 
 
 def _cold() -> None:
@@ -177,9 +194,15 @@ def main() -> None:
 
 def run(tmp: Path) -> None:
     messages = _messages()
-    bare = _replay(messages, None)
+    _replay(messages, None)  # warm-up
     recorded_root = tmp / "recorded"
-    taped = _replay(messages, recorded_root)
+    runs = {"off": [], "on": []}
+    for round_ in range(3):  # interleaved, so load changes hit both alike
+        runs["off"].append(_replay(messages, None))
+        root = recorded_root if round_ == 0 else tmp / f"recorded-{round_}"
+        runs["on"].append(_replay(messages, root))
+    bare = {k: statistics.median(r[k] for r in runs["off"]) for k in runs["off"][0]}
+    taped = {k: statistics.median(r[k] for r in runs["on"]) for k in runs["on"][0]}
     cpu_pct = 100.0 * (taped["cpu_s"] - bare["cpu_s"]) / SPAN_S
     trades_bytes = _bytes(recorded_root, "trades-trade")
     book_bytes = _bytes(recorded_root, "book-grid") + _bytes(recorded_root, "book-top")
@@ -196,9 +219,9 @@ def run(tmp: Path) -> None:
     def ours_stats() -> dict:
         return HistoryReader(stored).stats(market, symbol)
 
-    def ours_profile() -> object:
-        view = HistoryReader(stored).trades(market, symbol)
-        return volume_profile(view, tick_size=TICK, rows=50, count_trades=True)
+    def ours_profile() -> dict:
+        levels = HistoryReader(stored).price_levels(market, symbol)
+        return ranged_profile(levels, TICK, 50)["profile"]
 
     def ours_candles() -> pl.DataFrame:
         return HistoryReader(stored).candles(market, symbol, "1m")
@@ -272,7 +295,11 @@ def run(tmp: Path) -> None:
     # Agreement checks before timing.
     stats = ours_stats()
     profile = ours_profile()
-    bucket = round(profile.bucket * schema.SCALE)  # type: ignore[attr-defined]
+    reference = volume_profile(reader.trades(market, symbol), tick_size=TICK, rows=50,
+                               count_trades=True)  # fmt: skip
+    assert profile["trades"].tolist() == reference.trades.tolist()  # type: ignore[union-attr]
+    assert np.allclose(profile["volume"], reference.volume, rtol=1e-9)
+    bucket = round(profile["bucket"] * schema.SCALE)
     candles = ours_candles()
     duck = duck_stats()
     arrow = arrow_stats()
@@ -286,7 +313,7 @@ def run(tmp: Path) -> None:
     app = Flask("bench")
     cache = make_cache("")
     cache.init_app(app)
-    results = {"stats": stats, "profile": {"rows": len(profile.volume)},  # type: ignore[attr-defined]
+    results = {"stats": stats, "profile": {"rows": len(profile["volume"])},
                "candles": {"rows": candles.height}}  # fmt: skip
     for name, value in results.items():
         cache.set(name, value)
@@ -298,19 +325,22 @@ def run(tmp: Path) -> None:
         ("profile_50", ours_profile, duck_profile, arrow_profile),
         ("candles_1m", ours_candles, duck_candles, arrow_candles),
     ):
-        cold = _median_ms(ours, _cold)
-        duck_ms = _median_ms(duck_fn)
-        arrow_ms = _median_ms(arrow_fn)
+        cold, cold_cpu = _median_ms(ours, _cold)
+        duck_ms, duck_cpu = _median_ms(duck_fn)
+        arrow_ms, arrow_cpu = _median_ms(arrow_fn)
         key = name.split("_")[0]
-        cached = _median_ms(lambda k=key: cache.get(k))
-        rows.append((name, cold, cached, duck_ms, arrow_ms))
+        cached, _ = _median_ms(lambda k=key: cache.get(k))
+        rows.append((name, cold, cached, duck_ms, arrow_ms, cold_cpu, duck_cpu, arrow_cpu))
         figures[f"{name}_cold_ms"] = round(cold, 2)
+        figures[f"{name}_cold_cpu_ms"] = round(cold_cpu, 2)
         figures[f"{name}_cached_ms"] = round(cached, 4)
         figures[f"{name}_duckdb_ms"] = round(duck_ms, 2)
+        figures[f"{name}_duckdb_cpu_ms"] = round(duck_cpu, 2)
         figures[f"{name}_pyarrow_ms"] = round(arrow_ms, 2)
+        figures[f"{name}_pyarrow_cpu_ms"] = round(arrow_cpu, 2)
 
     last_hour = int(candles["open_ms"][-1]) - 3_600_000
-    restart_ms = _median_ms(
+    restart_ms, _ = _median_ms(
         lambda: (reader.trades(market, symbol, last_hour), reader.candles(market, symbol, "1m",
                                                                           last_hour)),
         _cold,
@@ -320,20 +350,37 @@ def run(tmp: Path) -> None:
     print(f"  replay without recorder  {bare['cpu_s']:8.2f} s CPU")
     print(f"  replay with recorder     {taped['cpu_s']:8.2f} s CPU")
     print(f"  recorder + writer        {cpu_pct:8.2f} % of one core (target ≤ 2 %)")
-    print(f"  tap time per message     {taped['tap_us']:8.2f} µs on the feed's loop")
+    print("  feed thread per message     writer off    writer on    on − off")
+    for key, label in (
+        ("msg_us_mean", "wall mean"),
+        ("msg_us_median", "wall median"),
+        ("msg_us_p99", "wall p99"),
+        ("msg_cpu_us_mean", "thread CPU mean"),
+    ):
+        print(f"    {label:<22}{bare[key]:>10.2f} µs{taped[key]:>10.2f} µs"
+              f"{taped[key] - bare[key]:>+10.2f} µs")  # fmt: skip
     print(f"  trades on disk           {per_trade:8.2f} bytes/trade (target ≤ 16)")
     print(f"  recorded book            {book_per_day_mb:8.1f} MB/day extrapolated (≤ 150)")
     print(f"stored: {N_STORED:,} trades, {len(files)} segments, "
           f"{stored_bytes / N_STORED:.2f} bytes/trade")  # fmt: skip
     print(f"{'query':<12}{'ours cold':>12}{'ours cached':>13}{'duckdb':>10}{'pyarrow':>10}"
           f"{'duck/ours':>11}{'arrow/ours':>11}")  # fmt: skip
-    for name, cold, cached, duck_ms, arrow_ms in rows:
+    for name, cold, cached, duck_ms, arrow_ms, *_ in rows:
         print(f"{name:<12}{cold:>10.1f}ms{cached:>11.4f}ms{duck_ms:>8.1f}ms{arrow_ms:>8.1f}ms"
               f"{duck_ms / cold:>11.2f}{arrow_ms / cold:>11.2f}")  # fmt: skip
+    print("process CPU time (all threads), medians:")
+    for name, *_, cold_cpu, duck_cpu, arrow_cpu in rows:
+        print(f"{name:<12}{cold_cpu:>10.1f}ms{'':>13}{duck_cpu:>8.1f}ms{arrow_cpu:>8.1f}ms"
+              f"{duck_cpu / cold_cpu:>11.2f}{arrow_cpu / cold_cpu:>11.2f}")  # fmt: skip
     print(f"last hour's trades + 1m candles read (restart proxy): {restart_ms:.1f} ms")
     print(json.dumps({
         "write_cpu_pct_one_core": round(cpu_pct, 3),
-        "tap_us_per_message": round(taped["tap_us"], 2),
+        "feed_msg_us_mean_writer_off": round(bare["msg_us_mean"], 2),
+        "feed_msg_us_mean_writer_on": round(taped["msg_us_mean"], 2),
+        "feed_msg_us_median_writer_off": round(bare["msg_us_median"], 2),
+        "feed_msg_us_median_writer_on": round(taped["msg_us_median"], 2),
+        "feed_msg_cpu_us_mean_writer_off": round(bare["msg_cpu_us_mean"], 2),
+        "feed_msg_cpu_us_mean_writer_on": round(taped["msg_cpu_us_mean"], 2),
         "trade_bytes_per_trade": round(per_trade, 2),
         "stored_bytes_per_trade_3m": round(stored_bytes / N_STORED, 2),
         "book_mb_per_day": round(book_per_day_mb, 1),

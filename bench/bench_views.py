@@ -12,7 +12,13 @@ Measured, median of repeated runs, payloads JSON-encoded as Dash sends them
 (``plotly.io.json.to_json_plotly``):
 - heatmap live update: one new 1 s column of the ±2 % band (the callback's Patch), against
   the naive peer that resends the whole 5 min figure every second;
-- heatmap 4 h view: the grid (48 s columns × ≤ 200 rows), dots and figure, from samples;
+- heatmap 4 h view: the grid (48 s columns × ≤ 200 rows), dots and figure, from samples
+  in memory, and from the history store: the same 4 h of samples written as the recorder
+  writes them (``book-grid``: per second and 1 bp bucket the bucket's summed size, in
+  hourly segments as compaction leaves them, plus ``book-top``), read by the page's
+  callback with an empty live ring (``RecordedBook``: 1 min columns, rows of 2^k stored
+  buckets, from the minute pyramid ``book-grid-1m``), first read and again; the pyramid's
+  one-off build for the 4 h backlog is timed apart (live, it grows a minute at a time);
 - footprint 4 h of 1 m bars: analytics, figure and payload; the peer is a plain-Python
   loop computing the same rows (the reference of the unit tests);
 - the sampler's cost per publication.
@@ -26,10 +32,12 @@ import logging
 import os
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 from plotly.io.json import to_json_plotly
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -39,6 +47,12 @@ from app.callbacks.footprint import render_footprint
 from app.callbacks.heatmap import render_heatmap
 from services.analytics.footprint import footprint
 from services.binance.messages import DepthUpdate, Trade, decode_depth_snapshot, decode_frame
+from services.history.book_grid import bucket_height, bucket_sums
+from services.history.book_heatmap import RecordedBook
+from services.history.book_pyramid import extend
+from services.history.reader import HistoryReader
+from services.history.schema import SCALE
+from services.history.segments import BOOK_GRID, BOOK_TOP, write_segment
 from services.market.book_samples import BookSampleRing
 from services.market.views import BookSample, BookView, SymbolInfo, SyncState, TradeView
 from services.replay.recording import SPOT_2024, read_recording
@@ -133,6 +147,46 @@ def extend_to_hours(
     return out, view, end
 
 
+def write_history(samples: list[BookSample], root: Path) -> int:
+    """The samples stored as the recorder stores them (one sample per second: each is its
+    second's state): ``book-grid`` rows of bucket sums in hourly segments and one
+    ``book-top`` row per second. Returns the grid rows written."""
+    mid = (samples[0].best_bid + samples[0].best_ask) / 2
+    height = bucket_height(mid, TICK, 1.0)
+    height_e8 = round(height * SCALE)
+    rows = 0
+    for hour in range(0, len(samples), 3600):
+        part = samples[hour : hour + 3600]
+        cols: dict[str, list[np.ndarray]] = {k: [] for k in ("time_s", "side", "bucket", "q")}
+        for s in part:
+            for sign, prices, qtys in ((1, s.bid_prices, s.bid_qtys), (-1, s.ask_prices,
+                                                                    s.ask_qtys)):  # fmt: skip
+                buckets, sums = bucket_sums(prices, qtys, height)
+                cols["time_s"].append(np.full(buckets.shape[0], s.time_ms // 1000, np.int64))
+                cols["side"].append(np.full(buckets.shape[0], sign, np.int8))
+                cols["bucket"].append(buckets)
+                cols["q"].append(np.round(sums * SCALE).astype(np.int64))
+        frame = pl.DataFrame({
+            "time_s": np.concatenate(cols["time_s"]), "side": np.concatenate(cols["side"]),
+            "bucket": np.concatenate(cols["bucket"]),
+            "bucket_e8": np.full(sum(a.shape[0] for a in cols["q"]), height_e8, np.int64),
+            "max_qty_e8": np.concatenate(cols["q"]),
+        })  # fmt: skip
+        rows += frame.height
+        t0, t1 = part[0].time_ms // 1000 * 1000, part[-1].time_ms // 1000 * 1000
+        write_segment(root, "spot", SYMBOL, BOOK_GRID, frame, t0=t0, t1=t1, lo=0, hi=0,
+                      writer=f"wbench.{hour}")  # fmt: skip
+        top = pl.DataFrame({
+            "time_ms": [s.time_ms for s in part],
+            "bid_e8": [round(s.best_bid * SCALE) for s in part], "bid_qty_e8": [0] * len(part),
+            "ask_e8": [round(s.best_ask * SCALE) for s in part], "ask_qty_e8": [0] * len(part),
+            "live": [True] * len(part),
+        })  # fmt: skip
+        write_segment(root, "spot", SYMBOL, BOOK_TOP, top, t0=part[0].time_ms,
+                      t1=part[-1].time_ms, lo=0, hi=0, writer=f"wbench.t{hour}")  # fmt: skip
+    return rows
+
+
 def median_ms(run, repeats: int = REPEATS) -> tuple[float, object]:
     times, result = [], None
     for _ in range(repeats):
@@ -179,6 +233,37 @@ return true;
 """
 
 
+PLOTLY_UPDATE_JS = """
+const [kind, n, done] = [arguments[0], arguments[1], arguments[arguments.length - 1]];
+const gd = document.querySelector('#heatmap-chart .js-plotly-plot');
+const frame = () => new Promise(r => requestAnimationFrame(() => r()));
+(async () => {
+  const out = [];
+  if (kind === 'bare') {  // the heatmap trace alone: no dots, lines or shapes
+    await Plotly.react(gd, [gd.data[0]], Object.assign({}, gd.layout, {shapes: []}));
+  }
+  for (let i = 0; i < n; i++) {
+    const tr = gd.data[0];
+    const col = Array.from(tr.z[tr.z.length - 1]);
+    const x = tr.x[tr.x.length - 1] + 1000;
+    await frame();
+    const t0 = performance.now();
+    if (kind === 'extend') {
+      await Plotly.extendTraces(gd, {x: [[x]], z: [[col]]}, [0], tr.x.length);
+    } else {
+      const data = gd.data.slice();
+      data[0] = Object.assign({}, tr, {x: Array.from(tr.x).slice(1).concat([x]),
+                                       z: Array.from(tr.z).slice(1).concat([col])});
+      await Plotly.react(gd, data, gd.layout);
+    }
+    await frame();
+    out.push(performance.now() - t0);
+  }
+  done(out);
+})();
+"""
+
+
 def browser_paint_ms(
     real: list[BookSample], trades: TradeView, seconds: float
 ) -> dict[str, list[float]]:
@@ -186,7 +271,11 @@ def browser_paint_ms(
     headless Chromium with ``requestAnimationFrame`` after ``plotly_afterplot``, while a
     publisher adds one real book sample per second (re-timed to the wall clock): the
     heatmap's live columns, then, as a peer on the same page and machine, the depth
-    chart's updates (``?view=depth``)."""
+    chart's updates (``?view=depth``). Then, with the publisher stopped (a quiet page),
+    the client side alone of one new column on the drawn heatmap: ``Plotly.react`` with
+    the grid slid by one column (what a Dash ``Patch`` ends in) against
+    ``Plotly.extendTraces`` (what ``dcc.Graph.extendData`` calls), call → next frame, and
+    ``Plotly.react`` of the heatmap trace alone (no dots, bid/ask lines or shapes)."""
     import shutil
     import threading
 
@@ -247,6 +336,14 @@ def browser_paint_ms(
         driver.execute_script(PAINT_JS, "depth-chart")
         time.sleep(seconds)
         result["depth"] = list(driver.execute_script("return window.__paint;"))
+        stop.set()  # no more updates: the page is quiet for the client-side comparison
+        driver.get(f"http://127.0.0.1:{server.server_port}/{SYMBOL}?view=heatmap")
+        time.sleep(5)
+        driver.set_script_timeout(120)
+        for kind in ("react", "extend", "react", "extend", "bare"):
+            result.setdefault(kind, []).extend(
+                driver.execute_async_script(PLOTLY_UPDATE_JS, kind, 15)
+            )
         return result
     finally:
         driver.quit()
@@ -295,6 +392,29 @@ def main() -> None:
     json4h_ms, text4h = median_ms(lambda: to_json_plotly(full4h), repeats=5)
     heat_cols = len(full4h["data"][0]["x"])
 
+    with tempfile.TemporaryDirectory() as tmp:
+        grid_rows = write_history(samples, Path(tmp))
+        grid_mb = sum(f.stat().st_size for f in Path(tmp).rglob("*.parquet")) / 1e6
+        built = time.perf_counter()
+        pyramid_rows = extend(Path(tmp), "spot", SYMBOL)
+        pyramid_s = time.perf_counter() - built
+        recorded = RecordedBook(HistoryReader(Path(tmp)))
+        empty = MemoryStore()
+        empty.publish(SymbolSnapshot(SYMBOL, 1, book, trades, INFO))
+
+        def stored_view():
+            return render_heatmap(
+                empty, DerivedCache(), SYMBOL, "heatmap", "4h", 2.0, "base", [2, 60], None,
+                None, None, now_ms=now, recorded=recorded,
+            )  # fmt: skip
+
+        cold_started = time.perf_counter()
+        stored_view()
+        stored_cold_ms = 1000 * (time.perf_counter() - cold_started)
+        stored_ms, (stored_fig, stored_state) = median_ms(stored_view, repeats=5)
+        stored_json_ms, stored_text = median_ms(lambda: to_json_plotly(stored_fig), repeats=5)
+    stored_live = sum(stored_state["live"])
+
     fp_state: dict = {}
 
     def footprint_view():
@@ -316,6 +436,9 @@ def main() -> None:
     paints, depth_paints = measured.get("heatmap", []), measured.get("depth", [])
     paint_ms = statistics.median(paints) if paints else float("nan")
     depth_paint_ms = statistics.median(depth_paints) if depth_paints else float("nan")
+    react_ms = statistics.median(measured["react"]) if measured.get("react") else float("nan")
+    extend_ms = statistics.median(measured["extend"]) if measured.get("extend") else float("nan")
+    bare_ms = statistics.median(measured["bare"]) if measured.get("bare") else float("nan")
 
     rows_out = [
         ("heatmap live column (±2 %, 1 s): server", f"{patch_ms + patch_json_ms:.2f} ms",
@@ -324,6 +447,12 @@ def main() -> None:
          f"{full5_bytes / 1024:.1f} KB", f"× {full5_bytes / max(patch_bytes, 1):.0f} bytes"),
         ("heatmap 4 h view: server", f"{full4h_ms + json4h_ms:.1f} ms",
          f"{len(text4h) / 1024:.1f} KB", f"{heat_cols} cols × {len(full4h['data'][0]['y'])} rows"),
+        ("heatmap 4 h view from history: server", f"{stored_ms + stored_json_ms:.1f} ms",
+         f"{len(stored_text) / 1024:.1f} KB",
+         f"first {stored_cold_ms:.0f} ms; {stored_live} live cols; {grid_rows:,} rows,"
+         f" {grid_mb:.1f} MB"),
+        ("  pyramid build, 4 h backlog (one-off)", f"{pyramid_s * 1000:.0f} ms", "",
+         f"{pyramid_rows:,} minute rows"),
         ("footprint 4 h of 1m bars: server", f"{fp_ms + fp_json_ms:.1f} ms",
          f"{len(fp_text) / 1024:.1f} KB", f"{fp.bars} bars, {fp.cell_price.shape[0]:,} cells"),
         ("  footprint analytics alone", f"{analytics_ms:.1f} ms", "", ""),
@@ -334,6 +463,10 @@ def main() -> None:
          f"median of {len(paints)} updates"),
         ("  peer: depth chart update → painted", f"{depth_paint_ms:.1f} ms", "",
          f"median of {len(depth_paints)} updates"),
+        ("quiet page: Plotly.react, one column", f"{react_ms:.1f} ms", "", "client only"),
+        ("quiet page: Plotly.extendTraces, one column", f"{extend_ms:.1f} ms", "",
+         "client only"),
+        ("quiet page: react, heatmap trace alone", f"{bare_ms:.1f} ms", "", "client only"),
     ]  # fmt: skip
     print(f"{'measure':<44}{'time':>12}{'payload':>12}  note")
     for name, t, size, note in rows_out:
@@ -347,6 +480,11 @@ def main() -> None:
                 "heatmap_full_5m_figure_kb": round(full5_bytes / 1024, 1),
                 "heatmap_4h_server_ms": round(full4h_ms + json4h_ms, 1),
                 "heatmap_4h_kb": round(len(text4h) / 1024, 1),
+                "heatmap_4h_history_server_ms": round(stored_ms + stored_json_ms, 1),
+                "heatmap_4h_history_first_read_ms": round(stored_cold_ms, 1),
+                "heatmap_4h_history_kb": round(len(stored_text) / 1024, 1),
+                "history_grid_rows_4h": grid_rows,
+                "history_pyramid_build_4h_ms": round(pyramid_s * 1000, 1),
                 "footprint_4h_1m_server_ms": round(fp_ms + fp_json_ms, 1),
                 "footprint_4h_1m_kb": round(len(fp_text) / 1024, 1),
                 "footprint_analytics_ms": round(analytics_ms, 2),
@@ -355,6 +493,9 @@ def main() -> None:
                 "chromium_live_update_paint_ms": round(paint_ms, 1),
                 "chromium_depth_update_paint_ms": round(depth_paint_ms, 1),
                 "chromium_updates_measured": len(paints),
+                "chromium_quiet_react_column_ms": round(react_ms, 1),
+                "chromium_quiet_extend_traces_column_ms": round(extend_ms, 1),
+                "chromium_quiet_react_heatmap_alone_ms": round(bare_ms, 1),
                 "load_average_1m": round(os.getloadavg()[0], 2),
                 "trades": len(trades),
                 "samples": len(samples),

@@ -38,8 +38,11 @@ NOT_LIVE_FILL = "rgba(138, 148, 166, 0.10)"
 
 
 def time_bucket_for(range_ms: int) -> int:
-    """Column width for a time range: ≈ ``TARGET_COLUMNS`` columns, whole seconds, ≥ 1 s."""
-    return max(MIN_TIME_BUCKET_MS, range_ms // TARGET_COLUMNS // 1000 * 1000)
+    """Column width for a time range: ≈ ``TARGET_COLUMNS`` columns, whole seconds, ≥ 1 s;
+    from 45 s on, whole minutes (the recorded book's minute pyramid serves those: 4 h →
+    240 columns of 1 min, 24 h → 288 of 5 min)."""
+    bucket = max(MIN_TIME_BUCKET_MS, range_ms // TARGET_COLUMNS // 1000 * 1000)
+    return round(bucket / 60_000) * 60_000 if bucket >= 45_000 else bucket
 
 
 def value_decimals(peak: float) -> int:

@@ -1,8 +1,10 @@
-"""Footprint callback: footprint bars (or candles with delta) of the live trade window,
-redrawn when new trades arrive; the figure's ``uirevision`` keeps the user's zoom."""
+"""Footprint callback: footprint bars (or candles with delta, stored bars first) of the live
+trade window, redrawn when new trades arrive; the figure's ``uirevision`` keeps the user's zoom."""
 
 from __future__ import annotations
 
+import functools
+import time
 from typing import Any
 
 import dash
@@ -23,6 +25,7 @@ from services.analytics.footprint import (
     candles_with_delta,
     footprint,
 )
+from services.history.reader import HistoryReader
 from services.store import MarketStore, SymbolSnapshot
 
 AUTO_ROWS = 40
@@ -62,8 +65,10 @@ def render_footprint(
     filter_min: str | None,
     filter_max: str | None,
     rendered: dict | None,
+    reader: HistoryReader | None = None,
 ) -> tuple[Any, dict | None]:
-    """The footprint (or candles) figure and a key of what it shows."""
+    """The footprint (or candles) figure and a key of what it shows; with a history
+    ``reader`` the candles mode starts with stored bars before the live klines."""
     if view != "footprint":
         return dash.no_update, rendered
     snapshot = store.snapshot(symbol) if symbol else None
@@ -87,7 +92,7 @@ def render_footprint(
         return create_notice_figure(text, uirevision="waiting"), state
     info = snapshot.info
     if mode == "candles":
-        return _candles(snapshot, interval, interval_ms, uirevision), state
+        return _candles(snapshot, interval, interval_ms, uirevision, reader), state
     view_trades = derived.filtered_trades(cache, snapshot, band.min_notional, band.max_notional)
     row_ticks = row_ticks_for(snapshot, rows_choice)
     fp = footprint(
@@ -117,18 +122,70 @@ def render_footprint(
     return figure, state
 
 
-def _candles(snapshot: SymbolSnapshot, interval: str, interval_ms: int, uirevision: str) -> dict:
+PAST_BARS = 300
+"""Bars of the chosen interval read from the history before the live klines."""
+
+
+@functools.lru_cache(maxsize=32)
+def stored_minutes(
+    reader: HistoryReader, symbol: str, start_ms: int, end_ms: int
+) -> dict[str, np.ndarray]:
+    """Stored 1-minute candles of ``symbol`` in [start, end) as kline columns (a past
+    range never changes, so it is read once)."""
+    market = reader.market_of(symbol)
+    if market is None:
+        return {}
+    bars = reader.candles(market, symbol, "1m", start_ms, end_ms - 1)
+    bars = bars.filter(bars["open_ms"] < end_ms)
+    return {name: bars[name].to_numpy() for name in
+            ("open_ms", "open", "high", "low", "close", "volume", "buy_volume")}  # fmt: skip
+
+
+def kline_columns(
+    snapshot: SymbolSnapshot, interval_ms: int, reader: HistoryReader | None
+) -> dict[str, np.ndarray]:
+    """The live klines as columns, preceded by the stored 1-minute candles of the
+    ``PAST_BARS`` bars before them when a history ``reader`` is given (taker-buy volume
+    in both, so every bar's delta is exact)."""
     klines = snapshot.candles
-    if not klines:
+    live = {
+        "open_ms": np.array([k.open_time_ms for k in klines], dtype=np.int64),
+        "open": np.array([k.open for k in klines], dtype=np.float64),
+        "high": np.array([k.high for k in klines], dtype=np.float64),
+        "low": np.array([k.low for k in klines], dtype=np.float64),
+        "close": np.array([k.close for k in klines], dtype=np.float64),
+        "volume": np.array([k.volume for k in klines], dtype=np.float64),
+        "buy_volume": np.array([k.taker_buy_volume for k in klines], dtype=np.float64),
+    }
+    if reader is None:
+        return live
+    first = int(live["open_ms"][0]) if klines else int(time.time() * 1000) // 60_000 * 60_000
+    first = first // interval_ms * interval_ms  # a stored bar never splits a live one
+    past = stored_minutes(reader, snapshot.symbol, first - PAST_BARS * interval_ms, first)
+    if not past or not past["open_ms"].shape[0]:
+        return live
+    keep = live["open_ms"] >= first
+    return {k: np.concatenate((past[k], live[k][keep])) for k in live}
+
+
+def _candles(
+    snapshot: SymbolSnapshot,
+    interval: str,
+    interval_ms: int,
+    uirevision: str,
+    reader: HistoryReader | None = None,
+) -> dict:
+    columns = kline_columns(snapshot, interval_ms, reader)
+    if not columns["open_ms"].shape[0]:
         return create_notice_figure("No klines received yet", uirevision=uirevision)
     candles = candles_with_delta(
-        time_ms=np.array([k.open_time_ms for k in klines], dtype=np.int64),
-        open=np.array([k.open for k in klines]),
-        high=np.array([k.high for k in klines]),
-        low=np.array([k.low for k in klines]),
-        close=np.array([k.close for k in klines]),
-        volume=np.array([k.volume for k in klines]),
-        taker_buy_volume=np.array([k.taker_buy_volume for k in klines]),
+        time_ms=columns["open_ms"],
+        open=columns["open"],
+        high=columns["high"],
+        low=columns["low"],
+        close=columns["close"],
+        volume=columns["volume"],
+        taker_buy_volume=columns["buy_volume"],
         interval_ms=interval_ms,
     )
     return create_candles_figure(
@@ -139,7 +196,9 @@ def _candles(snapshot: SymbolSnapshot, interval: str, interval_ms: int, uirevisi
     )
 
 
-def register(app: dash.Dash, store: MarketStore, cache: DerivedCache) -> None:
+def register(
+    app: dash.Dash, store: MarketStore, cache: DerivedCache, reader: HistoryReader | None = None
+) -> None:
     """Wire the footprint to the fast interval, the symbol, the view and its controls."""
 
     @app.callback(
@@ -159,5 +218,5 @@ def register(app: dash.Dash, store: MarketStore, cache: DerivedCache) -> None:
     def update_footprint(_n, symbol, view, interval, rows, mode, ratio, fmin, fmax, rendered):
         return render_footprint(
             store, cache, symbol, view, interval or "1m", rows, mode or "bidask", ratio,
-            fmin, fmax, rendered,
+            fmin, fmax, rendered, reader,
         )  # fmt: skip

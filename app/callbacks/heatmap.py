@@ -29,6 +29,7 @@ from components.theme import create_notice_figure
 from services.analytics.flow_filter import FlowFilter
 from services.analytics.footprint import auto_row_ticks, trades_between
 from services.analytics.heatmap import LiquidityHeatmap, liquidity_heatmap, trade_dots
+from services.history.book_heatmap import RecordedBook, with_live
 from services.market.book_samples import book_samples_of
 from services.store import MarketStore, SymbolSnapshot
 
@@ -38,6 +39,9 @@ ending more than this long ago are complete."""
 REBUILD_SHARE = 0.2
 """A full redraw once the grid has slid by this share of its columns (drops stale dots)."""
 RECENTRE_SHARE = 0.5
+HISTORY_RANGE_MS = 3_600_000
+"""From this range on, rows are sized as whole stored buckets (2^k), so the recorded book's
+minute pyramid draws the stored part exactly."""
 SAMPLED_BAND_PCT = 2.0
 """The band the live sampler keeps around the mid: a zoom beyond it has no rows to show."""
 
@@ -85,21 +89,28 @@ def heatmap_window(
     high: float,
     row_ticks: int,
     unit: str,
+    recorded: RecordedBook | None = None,
 ) -> LiquidityHeatmap:
-    """The heatmap of the live book samples of ``snapshot``'s symbol in [start, end)."""
+    """The heatmap of ``snapshot``'s symbol in [start, end): the live book samples, and
+    where they do not reach back to ``start_ms``, the ``recorded`` book (history) under
+    them (a column from the live ring where it was LIVE there, else from the store)."""
     samples = book_samples_of(store)
     rows = samples.samples(snapshot.symbol, start_ms, end_ms) if samples is not None else []
-    return liquidity_heatmap(
-        rows,
-        start_ms=start_ms,
-        end_ms=end_ms,
-        time_bucket_ms=time_bucket_ms,
-        price_low=low,
-        price_high=high,
-        tick_size=snapshot.info.tick_size,
-        price_bucket_ticks=row_ticks,
-        unit="quote" if unit == "quote" else "base",
-    )
+    grid = {
+        "start_ms": start_ms,
+        "end_ms": end_ms,
+        "time_bucket_ms": time_bucket_ms,
+        "price_low": low,
+        "price_high": high,
+        "tick_size": snapshot.info.tick_size,
+        "price_bucket_ticks": row_ticks,
+        "unit": "quote" if unit == "quote" else "base",
+    }
+    live = liquidity_heatmap(rows, **grid)
+    if recorded is None or (rows and rows[0].time_ms < start_ms + time_bucket_ms):
+        return live
+    stored = recorded.heatmap(snapshot.symbol, **grid)
+    return live if stored is None else with_live(stored, live)
 
 
 def _mid(snapshot: SymbolSnapshot) -> float | None:
@@ -142,6 +153,7 @@ def render_heatmap(
     rendered: dict | None,
     now_ms: int | None = None,
     relayout: dict | None = None,
+    recorded: RecordedBook | None = None,
 ) -> tuple[Any, dict | None]:
     """The heatmap figure (or a Patch of new columns) and what is now on screen.
 
@@ -191,13 +203,15 @@ def render_heatmap(
         return (dash.no_update if rendered == state else create_notice_figure(text)), state
     if zoom is None:
         low, high, row_ticks = heatmap_rows(mid, band_pct, info.tick_size)
+        if recorded is not None and range_ms >= HISTORY_RANGE_MS:
+            row_ticks = recorded.row_ticks(symbol, low, high, info.tick_size, MAX_ROWS) or row_ticks
     else:
         low, high = zoom
         row_ticks = auto_row_ticks(low, high, info.tick_size, MAX_ROWS)
     start = end - range_ms
     grid = heatmap_window(
         store, snapshot, start_ms=start, end_ms=end, time_bucket_ms=bucket,
-        low=low, high=high, row_ticks=row_ticks, unit=unit,
+        low=low, high=high, row_ticks=row_ticks, unit=unit, recorded=recorded,
     )  # fmt: skip
     unit_label = info.quote_asset if unit == "quote" else info.base_asset
     dots = _dots(cache, snapshot, band, start, end, bucket, row_ticks)
@@ -306,8 +320,11 @@ def _patch(
     return patch, state
 
 
-def register(app: dash.Dash, store: MarketStore, cache: DerivedCache) -> None:
-    """Wire the heatmap to the fast interval, the symbol, the view and its controls."""
+def register(
+    app: dash.Dash, store: MarketStore, cache: DerivedCache, recorded: RecordedBook | None = None
+) -> None:
+    """Wire the heatmap to the fast interval, the symbol, the view and its controls; with
+    ``recorded`` (the history store's book) longer ranges show the stored past too."""
 
     @app.callback(
         Output(ids.HEATMAP_CHART, "figure"),
@@ -329,5 +346,5 @@ def register(app: dash.Dash, store: MarketStore, cache: DerivedCache) -> None:
     ):
         return render_heatmap(
             store, cache, symbol, view, range_name or "5m", float(band_pct or 0.5),
-            unit or "base", cutoff, fmin, fmax, rendered, relayout=relayout,
+            unit or "base", cutoff, fmin, fmax, rendered, relayout=relayout, recorded=recorded,
         )  # fmt: skip

@@ -54,12 +54,13 @@ def render_tape(
 
 
 def register(app: dash.Dash, store: MarketStore, cache: DerivedCache) -> None:
-    """Wire the tape to the fast interval, the symbol and the tier thresholds."""
+    """Wire the tape to its polling interval (off while the push stream paints it, see
+    ``app.callbacks.push``), the symbol and the tier thresholds."""
 
     @app.callback(
         Output(ids.TRADE_TAPE, "children"),
         Output(ids.TAPE_RENDERED, "data"),
-        Input(ids.FAST_INTERVAL, "n_intervals"),
+        Input(ids.TAPE_INTERVAL, "n_intervals"),
         Input(ids.SYMBOL_DROPDOWN, "value"),
         Input(ids.TAPE_TIERS, "value"),
         Input(ids.FLOW_FILTER_MIN, "value"),

@@ -13,10 +13,11 @@ import sys
 
 from app import auth, config, market_source
 from app.alerting import make_alerts, start_tap
-from app.history_setup import past_trades, start_history
+from app.history_setup import past_trades, push_history, start_history
 from app.server import create_app
 from app.stores import make_store
 from services.market.feed import Feed
+from services.push.service import PushService
 
 
 def main(argv: list[str]) -> int:
@@ -29,6 +30,7 @@ def main(argv: list[str]) -> int:
         return 2
     store = make_store(settings)
     alerts = make_alerts(settings)
+    push = PushService.embedded(store)
     dash_app = create_app(
         store,
         refresh_ms=settings.refresh_ms,
@@ -36,6 +38,8 @@ def main(argv: list[str]) -> int:
         debug=settings.debug,
         history_dir=settings.history_dir if settings.history else None,
         alerts=alerts,
+        push=push,
+        ws_origins=settings.ws_origins,
     )
     try:
         auth.protect(dash_app, settings)
@@ -44,8 +48,9 @@ def main(argv: list[str]) -> int:
         return 2
     source = market_source.resolve(settings)
     history = start_history(settings, source)
+    push.use_history(push_history(settings, source))
     tap = start_tap(alerts)
-    taps = (history.recorder, tap) if history is not None else (tap,)
+    taps = (history.recorder, tap, push.tap) if history is not None else (tap, push.tap)
     feed = Feed(
         market_source.feed_config(settings, source),
         store,

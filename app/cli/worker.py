@@ -1,6 +1,7 @@
 """``python -m app worker``: the ingest worker. It runs the feed alone and publishes to the
-Redis store (``REDIS_URL`` or ``--redis-url``), which the web processes (gunicorn with any
-number of workers) read. The market source is chosen as for ``run``: Binance live, or the
+Redis store (``REDIS_URL`` or ``--redis-url``) and to the push streams' Redis Streams
+(``services.redis_push``), which the web processes (gunicorn with any number of workers)
+read. The market source is chosen as for ``run``: Binance live, or the
 bundled recording replayed through the local exchange. Like ``run`` it records the history
 (``--history-dir``; its files carry this process's writer id) and evaluates the alert rules
 that the web workers write to Redis.
@@ -19,6 +20,8 @@ from app import config, market_source
 from app.alerting import make_alerts, start_tap
 from app.history_setup import past_trades, start_history
 from services.market.feed import Feed
+from services.push.tap import StreamTap
+from services.redis_push import RedisPushWriter
 from services.redis_store import RedisStore
 
 NEEDS_REDIS = (
@@ -55,10 +58,12 @@ def main(argv: list[str]) -> int:
     print(f"Tapescope worker: {label} -> Redis {where.hostname}:{where.port}", flush=True)
     history = start_history(settings, source)
     tap = start_tap(make_alerts(settings))
+    push = RedisPushWriter(settings.redis_url)
+    streams = StreamTap(sinks=(push,))
     feed = Feed(
         market_source.feed_config(settings, source),
         store,
-        taps=(history.recorder, tap) if history is not None else (tap,),
+        taps=(history.recorder, tap, streams) if history is not None else (tap, streams),
         shared_weight=market_source.shared_weight(settings),
         past_trades=past_trades(settings, source),
     )
@@ -72,5 +77,6 @@ def main(argv: list[str]) -> int:
         if history is not None:
             history.stop()
         source.close()
+        push.close()
         store.close()
     return 0

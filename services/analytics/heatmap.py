@@ -243,9 +243,13 @@ def trade_dots(
     col = view.time_ms // time_bucket_ms
     row = np.floor((view.price + tick_size / 2.0) / bucket).astype(np.int64)
     buy = (view.side > 0).astype(np.int64)
-    keys = np.stack((col, row, buy))
-    uniq, inv = np.unique(keys, axis=1, return_inverse=True)
+    # one int64 key in (column, row, side) order: a 1-D unique, not a slow axis=1 one
+    col0, row0 = int(col.min()), int(row.min())
+    rows = int(row.max()) - row0 + 1
+    keys = ((col - col0) * rows + (row - row0)) * 2 + buy
+    uniq_keys, inv = np.unique(keys, return_inverse=True)
     inv = inv.reshape(-1)
+    uniq = (uniq_keys // 2 // rows + col0, uniq_keys // 2 % rows + row0, uniq_keys % 2)
     qty = np.bincount(inv, weights=view.qty)
     notional = np.bincount(inv, weights=view.qty * view.price)
     return TradeDots(

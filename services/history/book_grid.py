@@ -6,20 +6,33 @@ Form chosen (DESIGN note)
 Two tables, both plain columns:
 
 * **book-grid** — for every second, side and price bucket within ``band_pct`` (±2 % by
-  default) of the mid: the **maximum** resting quantity seen at any price of that bucket in
-  the book states sampled during that second (the recorder copies the levels at most every
-  ``sample_ms`` of exchange time: 1000 by default, i.e. the book at its first change in each
-  second — a copy of a 2000-level side costs ~1 ms on the feed's loop, measured in
-  ``bench/bench_history.py``; 250 makes a cell the maximum over up to four states; the best
-  levels are read at every change).
+  default) of the mid: the **maximum**, over the LIVE book states sampled during that
+  second, of the resting quantity **summed over every level of the bucket** (the recorder
+  copies the levels at most every ``sample_ms`` of exchange time: 1000 by default, i.e.
+  the book at its first change in each second; 250 makes a cell the maximum over up to
+  four states; the best levels are read at every change). Bids and asks are kept apart
+  (a bucket may hold both while the book moves through it in a second).
   Columns: ``time_s``, ``side`` +1 bid / −1 ask, ``bucket`` = the bucket's index, its
-  lower price = ``bucket × bucket_e8``, ``max_qty_e8``. A bucket's
-  quantity is the largest single level in it, not the sum: that is the size a heatmap cell
-  shows in flowsurface and Sierra Chart (the maximum during the time bucket), and it does
-  not grow with the bucket height.
+  lower price = ``bucket × bucket_e8``, ``max_qty_e8`` = that maximum of the bucket's sum.
 * **book-top** — the best bid and ask (price and size) at every change, and every change of
   the book's LIVE state (``live`` false = from here on not LIVE: nothing is recorded into
   the grid until the book is LIVE again, so a heatmap leaves that band empty).
+
+Why the sum (and not the largest single level, as this table held at first): the
+liquidity heatmap's cell is the maximum over its time bucket of the size resting in its
+price row, the row's levels **summed** (``services.analytics.heatmap``; Bookmap, TradingLite
+and flowsurface's merged rows all show the liquidity of the whole row). A row is one or
+more buckets, and Σ over a row's buckets of each bucket's sum is exactly that row's size in
+that second, so a stored range draws the same cells as the live heatmap — with the
+largest single level a wall spread over five ticks would show as a fifth of itself and
+no row could ever be summed back. The sum grows with the bucket height, which is why the
+height is stored with every row. The maximum is taken per second after summing (max of
+sums, not sum of maxima): a level that moves from one price to the next inside the bucket
+counts once.
+
+NOT LIVE is marked, never filled in: ``book-top`` rows with ``live`` false open a period in
+which nothing enters the grid (``live_seconds`` turns them into a per-second mask) and a
+second the recorder did not run has no rows at all; both are drawn empty.
 
 Why this form: it is the heatmap's own shape (time × price cells of maxima), so a reader
 turns a range into a grid with one pivot and no replay of diffs; a fixed 1 s × bucket cell
@@ -69,28 +82,51 @@ def band_levels(
     return prices[:stop], qtys[:stop]
 
 
-def bucket_maxima(
+def bucket_sums(
     prices: np.ndarray, qtys: np.ndarray, height: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(bucket index, max quantity) per bucket holding at least one level; the bucket of a
-    price p is ``floor(p / height + 1e-9)``. Prices must be sorted (either way)."""
+    """(bucket index, Σ quantity of the bucket's levels) per bucket holding at least one
+    level, for one book state; the bucket of a price p is ``floor(p / height + 1e-9)``.
+    Prices must be sorted (either way)."""
     if prices.shape[0] == 0:
         return np.empty(0, np.int64), np.empty(0, np.float64)
     buckets = np.floor(prices / height + 1e-9).astype(np.int64)
     starts = np.flatnonzero(np.r_[True, buckets[1:] != buckets[:-1]])
-    return buckets[starts], np.maximum.reduceat(qtys, starts)
+    return buckets[starts], np.add.reduceat(np.asarray(qtys, np.float64), starts)
+
+
+def live_seconds(
+    top_time_ms: np.ndarray, top_live: np.ndarray, start_s: int, end_s: int
+) -> np.ndarray:
+    """Per second of [``start_s``, ``end_s``): whether the recorded book was LIVE in it,
+    from the ``book-top`` rows (time order): a second is LIVE when the last state change at
+    or before its end says LIVE and no change inside it says not LIVE. Before the first
+    row nothing is known (False)."""
+    n = max(0, end_s - start_s)
+    if n == 0 or top_time_ms.shape[0] == 0:
+        return np.zeros(n, bool)
+    seconds = np.asarray(top_time_ms, np.int64) // 1000
+    live = np.asarray(top_live, bool)
+    ends = np.arange(start_s, end_s, dtype=np.int64)
+    last = np.searchsorted(seconds, ends, side="right") - 1
+    state = np.where(last >= 0, live[np.maximum(last, 0)], False)
+    dead = seconds[~live]
+    dead = dead[(dead >= start_s) & (dead < end_s)] - start_s
+    state[dead] = False
+    return state
 
 
 @dataclass
 class SecondGrid:
-    """Maxima of the current second of one symbol, side by side, as bucket → qty."""
+    """The current second of one symbol, side by side, as bucket → the largest bucket sum
+    of the states sampled so far (``merge`` takes ``bucket_sums`` of one more state)."""
 
     time_s: int
     bids: dict[int, float] = field(default_factory=dict)
     asks: dict[int, float] = field(default_factory=dict)
 
-    def merge(self, side: dict[int, float], buckets: np.ndarray, maxima: np.ndarray) -> None:
-        for bucket, qty in zip(buckets.tolist(), maxima.tolist(), strict=True):
+    def merge(self, side: dict[int, float], buckets: np.ndarray, sums: np.ndarray) -> None:
+        for bucket, qty in zip(buckets.tolist(), sums.tolist(), strict=True):
             if qty > side.get(bucket, 0.0):
                 side[bucket] = qty
 

@@ -7,8 +7,9 @@ queues it (``HistoryWriter`` does the rest on its own thread):
   the writer thread turns them into columns and, as it knows
   the last id stored, reports a jump (the first trade after a restart, a kill -9, a network
   loss, or a gap the feed abandoned) as a hole to ``on_hole`` — the REST backfill.
-- ``on_book``: the best bid/ask and LIVE state at every call (O(1) reads), and a copy of
-  the levels every ``sample_ms`` (see ``BookSampler``);
+- ``on_book``: the best bid/ask and LIVE state whenever they change (O(1) reads; an
+  unchanged top is not queued), and a copy of the levels every ``sample_ms`` (see
+  ``BookSampler``);
 - ``on_candle``: closed 1-minute bars.
 """
 
@@ -38,8 +39,11 @@ NewSymbolHandler = Callable[[str, int], None]
 class BookSampler:
     """When to copy a book's levels: at most every ``sample_ms`` of exchange time while the
     book is LIVE (and at once when it turns LIVE). A copy is the two sides' price → qty
-    dicts (``OrderBook.bids()``/``asks()``, about 1 ms for a few thousand levels after many
-    updates); the writer thread selects the band and buckets it."""
+    dicts (``OrderBook.bids()``/``asks()``, one C-level dict copy per side); the writer
+    thread sorts them, selects the band and buckets it. Measured on the 2024 BTCUSDT book
+    (~5,000 levels, ~3,600 of them within ±2 %): 0.19 ms for both copies against 0.45 ms
+    for ``bid_arrays``/``ask_arrays`` of only the band's levels (a Python-level lookup per
+    level), so the whole-side C copy is the cheaper one for the feed's thread."""
 
     sample_ms: int = DEFAULT_SAMPLE_MS
     last_sample_ms: int = -(10**15)
@@ -91,6 +95,8 @@ class HistoryRecorder:
         self.sample_ms = sample_ms
         self.on_new_symbol = on_new_symbol
         self._samplers: dict[str, BookSampler] = {}
+        self._tops: dict[str, tuple[float, float, float, float, bool]] = {}
+        self._last_ms: dict[str, int] = {}
         self._seen: set[str] = set()
 
     def on_trades(self, symbol: str, trades: TradeView) -> None:
@@ -103,17 +109,25 @@ class HistoryRecorder:
         self.writer.add_trade_view(self.market, symbol, trades)
 
     def on_book(self, symbol: str, book: BookSync) -> None:
-        time_ms = book.event_time_ms or int(time.time() * 1000)
+        # A state change without an event (a disconnect) takes the symbol's last exchange
+        # time: the store keeps market time, never this machine's clock (a replay plays at
+        # the recording's own time).
+        time_ms = book.event_time_ms or self._last_ms.get(symbol) or int(time.time() * 1000)
+        self._last_ms[symbol] = time_ms
         sampler = self._samplers.get(symbol)
         if sampler is None:
             sampler = self._samplers[symbol] = BookSampler(self.sample_ms)
         band = sampler.band(book, time_ms)
+        live = book.state is SyncState.LIVE
+        top = top_of(book)
+        state = (*top, live)
+        if band is None and self._tops.get(symbol) == state:
+            return  # nothing new: the writer keeps the last top and the second's grid
+        self._tops[symbol] = state
         tick = self.ticks.get(symbol, 0.0)
         if tick <= 0.0 and band is not None:
             tick = self.ticks[symbol] = implied_tick(np.fromiter(band[0], np.float64))
-        self.writer.add_book(
-            self.market, symbol, time_ms, book.state is SyncState.LIVE, tick, top_of(book), band
-        )
+        self.writer.add_book(self.market, symbol, time_ms, live, tick, top, band)
 
     def on_candle(self, symbol: str, candle: Candle) -> None:
         if not candle.closed or candle.interval != "1m":

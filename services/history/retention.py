@@ -9,7 +9,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from services.history.compaction import DATASETS
-from services.history.segments import DAY_MS, Segment, list_segments, symbols_in
+from services.history.segments import (
+    DAY_MS,
+    TRADES_PREFIX,
+    Segment,
+    list_segments,
+    symbols_in,
+)
 from services.history.writer import columns_of
 
 log = logging.getLogger(__name__)
@@ -36,12 +42,19 @@ def all_segments(root: Path) -> list[Segment]:
 
 
 def apply_retention(
-    root: Path, now_ms: int, max_days: float | None = None, max_bytes: int | None = None
+    root: Path, now_ms: int | None, max_days: float | None = None, max_bytes: int | None = None
 ) -> RetentionReport:
     """Delete segments whose last row is older than ``max_days`` before ``now_ms``, then the
-    oldest until the total is at most ``max_bytes``."""
+    oldest until the total is at most ``max_bytes``. ``now_ms`` None: the time of the newest
+    stored trade (of any row when no trades are stored) — the market's time: the wall
+    clock's for a live feed, the recording's for a replay or an import (a replay plays at
+    the recording's own time, so age against the wall clock would delete what it just
+    recorded)."""
     report = RetentionReport()
     segments = all_segments(root)
+    if now_ms is None:
+        trades = [s.t1 for s in segments if s.path.parent.parent.name.startswith(TRADES_PREFIX)]
+        now_ms = max(trades or [s.t1 for s in segments] or [0])
     sizes = {s.path: s.bytes for s in segments}
     total = sum(sizes.values())
     cutoff = now_ms - int(max_days * DAY_MS) if max_days is not None else None

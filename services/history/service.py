@@ -112,6 +112,6 @@ class HistoryService:
                 if time.monotonic() - last_retention >= cfg.retention_every_s:
                     last_retention = time.monotonic()
                     max_bytes = int(cfg.max_gb * GB) if cfg.max_gb is not None else None
-                    apply_retention(cfg.root, int(time.time() * 1000), cfg.max_days, max_bytes)
+                    apply_retention(cfg.root, None, cfg.max_days, max_bytes)
             except Exception:
                 log.exception("history maintenance failed (retried next period)")

@@ -38,7 +38,7 @@ from services.history.book_grid import (
     SecondGrid,
     band_levels,
     bucket_height,
-    bucket_maxima,
+    bucket_sums,
     mid_of,
 )
 from services.history.reader import merged_ranges
@@ -454,8 +454,8 @@ class HistoryWriter:
         pct = self.grid.band_pct
         bp, bq = band_levels(*_sorted_side(band[0], descending=True), mid, pct, is_bid=True)
         ap, aq = band_levels(*_sorted_side(band[1], descending=False), mid, pct, is_bid=False)
-        state.grid.merge(state.grid.bids, *bucket_maxima(bp, bq, state.height))
-        state.grid.merge(state.grid.asks, *bucket_maxima(ap, aq, state.height))
+        state.grid.merge(state.grid.bids, *bucket_sums(bp, bq, state.height))
+        state.grid.merge(state.grid.asks, *bucket_sums(ap, aq, state.height))
 
     def _close_second(self, market: str, symbol: str, state: _BookState, at: float) -> None:
         grid, state.grid = state.grid, None

@@ -6,11 +6,15 @@ from __future__ import annotations
 
 import shutil
 
+import numpy as np
 import pytest
 import redis
 
+from app.history_api import ranged_profile
 from app.server import create_app
+from services.analytics.profile import volume_profile
 from services.analytics.trades import trade_stats
+from services.history.book_grid import implied_tick
 from services.history.importer import import_recording
 from services.history.reader import HistoryReader
 from services.history.writer import HistoryWriter
@@ -121,3 +125,24 @@ def test_past_ranges_are_cached_in_redis_for_every_web_worker(root, tmp_path, mo
         shutil.rmtree(copy / "spot" / "ETHUSDT")
         other_worker = create_app(MemoryStore(), history_dir=copy).server.test_client()
         assert other_worker.get(url).get_json() == first.get_json()
+
+
+@pytest.mark.parametrize("symbol", ["BTCUSDT", "ETHUSDT", "DOTUSDT"])
+@pytest.mark.parametrize("bins", [7, 50])
+def test_ranged_profile_from_price_sums_equals_the_profile_of_the_trades(root, symbol, bins):
+    """The stored range's profile is computed from per-price sums (never loading the
+    trades); row for row it is the analytics' profile of the trades themselves."""
+    reader = HistoryReader(root)
+    for start, end in ((None, None), (START_MS, END_MS)):
+        view = reader.trades("spot", symbol, start, end)
+        tick = implied_tick(np.unique(view.price)) or 0.01
+        want = volume_profile(view, tick_size=tick, rows=bins, count_trades=True)
+        levels = reader.price_levels("spot", symbol, start, end)
+        got = ranged_profile(levels, tick, bins)["profile"]
+        assert levels.trades == len(view)
+        assert got["price"].tolist() == want.price.tolist() and got["bucket"] == want.bucket
+        assert got["trades"].tolist() == want.trades.tolist()
+        for key in ("volume", "buy_volume", "sell_volume", "delta"):
+            assert got[key] == pytest.approx(getattr(want, key), rel=1e-9, abs=1e-12)
+        for key in ("poc_index", "va_low_index", "va_high_index"):
+            assert got[key] == getattr(want, key)

@@ -1,0 +1,77 @@
+"""The page driven by the push streams (``assets/push.js``).
+
+While the symbol's streams are open the browser paints the tape from the ``trades`` stream
+straight into ``#pushed-tape`` (no server round trip, no React render; the body's
+``push-live`` class shows it instead of the polled ``#trade-tape``), redraws the depth
+traces from the ``book`` stream and shows best bid/ask and sync state from the ``prices``
+stream in the push badge; the tape's
+polling interval is then off and the fast interval slows to ``PUSHED_REFRESH_MS`` (flow and
+the status bar's feed figures, and the depth chart's overlays). When a socket drops the badge
+says so and polling comes back at the normal rate until the socket is open again (it
+reconnects by itself, resuming trades with ``from_id``).
+
+``?push=off`` in the page's URL keeps the page on polling (the latency benchmark compares
+both on one server).
+"""
+
+from __future__ import annotations
+
+import dash
+from dash import ClientsideFunction, Input, Output, State, dcc
+
+from app import ids
+from components.trade_tape import TAPE_ROWS
+from services.store import MarketStore
+
+PUSHED_REFRESH_MS = 2000
+
+
+def create_push_stores(refresh_ms: int) -> list:
+    """The tape's own polling interval and the stores the push script reads and writes."""
+    return [
+        dcc.Interval(id=ids.TAPE_INTERVAL, interval=refresh_ms),
+        dcc.Store(id=ids.PUSH_CONFIG),
+        dcc.Store(id=ids.PUSH_STATE, data={"state": "off", "refresh_ms": refresh_ms}),
+    ]
+
+
+def push_config(store: MarketStore, symbol: str | None, refresh_ms: int) -> dict | None:
+    """What the script needs to open and paint a symbol's streams (None: no symbol)."""
+    if not symbol:
+        return None
+    snapshot = store.snapshot(symbol)
+    info = snapshot.info if snapshot is not None else None
+    infos = {i.symbol: i for i in store.symbols()}
+    info = info or infos.get(symbol)
+    return {
+        "symbol": symbol,
+        "price_decimals": info.price_decimals if info else 2,
+        "qty_decimals": info.qty_decimals if info else 5,
+        "quote_asset": info.quote_asset if info else "",
+        "rows": TAPE_ROWS,
+        "refresh_ms": refresh_ms,
+        "pushed_refresh_ms": max(PUSHED_REFRESH_MS, refresh_ms),
+    }
+
+
+def register(app: dash.Dash, store: MarketStore, refresh_ms: int, enabled: bool) -> None:
+    """The symbol's push configuration (server; None keeps the page polling when the push
+    streams are not ``enabled``) and the clientside wiring."""
+
+    @app.callback(Output(ids.PUSH_CONFIG, "data"), Input(ids.SYMBOL_DROPDOWN, "value"))
+    def update_push_config(symbol: str | None) -> dict | None:
+        return push_config(store, symbol, refresh_ms) if enabled else None
+
+    app.clientside_callback(
+        ClientsideFunction("tapescope", "connect"),
+        Output(ids.PUSH_BADGE, "title"),
+        Input(ids.PUSH_CONFIG, "data"),
+        State(ids.URL, "search"),
+    )
+    app.clientside_callback(
+        ClientsideFunction("tapescope", "pollingFor"),
+        Output(ids.TAPE_INTERVAL, "disabled"),
+        Output(ids.FAST_INTERVAL, "interval"),
+        Output(ids.PUSH_BADGE, "className"),
+        Input(ids.PUSH_STATE, "data"),
+    )

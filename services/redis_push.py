@@ -1,0 +1,338 @@
+"""The push streams across processes, over Redis Streams (beside ``redis_store``).
+
+The ingest worker's ``RedisPushWriter`` (a sink of ``StreamTap``) appends:
+
+- trades to ``tapescope:push:<SYMBOL>:trades``, one entry per batch whose entry id is
+  ``<last trade id>-0``: ids grow with trade ids, so a reader's cursor *is* a trade id and
+  ``XREAD`` after ``N-0`` returns exactly the batches holding trades after N;
+- prices to ``tapescope:push:<SYMBOL>:prices`` (the encoded ``prices`` message);
+- alert events to ``tapescope:push:alerts`` (``RedisEventSink.publish``).
+
+Each stream is capped with ``XADD ... MAXLEN ~`` (trades: ``TRADE_ENTRIES`` batches). The
+writer works from its own thread and queue, so the feed never waits for Redis; while Redis
+is down it keeps what it could not write (up to ``max_pending`` batches, then the oldest
+are dropped and counted) and writes it once Redis answers again. Trades at or below the
+stream's newest id (a restarted worker's warm-up) are not written twice.
+
+Each web worker's ``RedisPushReader`` reads, with ``XREAD BLOCK``, every symbol any of its
+clients has watched, from its own cursors, and publishes to its local ``PushHub`` /
+``EventHub``. It is a reader of streams, not a pub/sub subscriber: after a lost Redis
+connection it resumes from its cursors and loses nothing still retained.
+
+Every key name comes from ``key()`` / ``ALERTS_KEY``, so cluster hash tags can be added in
+one place.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Mapping
+
+import numpy as np
+import orjson
+import redis
+
+from services.market.views import TradeView
+from services.push.events import EventHub
+from services.push.hub import PushHub
+from services.push.messages import Prices, prices_message, slice_after
+
+log = logging.getLogger(__name__)
+
+PREFIX = "tapescope:push:"
+ALERTS_KEY = f"{PREFIX}alerts"
+TRADE_ENTRIES = 20_000
+PRICE_ENTRIES = 1_000
+ALERT_ENTRIES = 1_000
+PRIME_ENTRIES = 2_000
+"""Trade batches a reader loads when it starts watching a symbol (for resumes)."""
+_ERRORS = (redis.RedisError, OSError)
+
+
+def key(symbol: str, stream: str) -> str:
+    """The Redis key of a symbol's ``trades`` or ``prices`` push stream."""
+    return f"{PREFIX}{symbol}:{stream}"
+
+
+def encode_trades(trades: TradeView) -> bytes:
+    """A batch as JSON columns: ids, times (ms), prices, quantities, sides (+1/-1)."""
+    return orjson.dumps(
+        [
+            trades.trade_id.tolist(),
+            trades.time_ms.tolist(),
+            trades.price.tolist(),
+            trades.qty.tolist(),
+            trades.side.tolist(),
+            trades.kind,
+        ]
+    )
+
+
+def decode_trades(symbol: str, data: bytes) -> TradeView:
+    ids, times, prices, qtys, sides, kind = orjson.loads(data)
+    return TradeView(
+        symbol=symbol,
+        trade_id=np.asarray(ids, dtype=np.int64),
+        time_ms=np.asarray(times, dtype=np.int64),
+        price=np.asarray(prices, dtype=np.float64),
+        qty=np.asarray(qtys, dtype=np.float64),
+        side=np.asarray(sides, dtype=np.float64),
+        kind=kind,
+    )
+
+
+def _entry_trade_id(entry_id: bytes | str) -> int:
+    text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    return int(text.split("-", 1)[0])
+
+
+class RedisPushWriter:
+    """Appends trades, prices and events to Redis Streams from a thread of its own."""
+
+    def __init__(self, url: str, max_pending: int = 100_000, retry_s: float = 0.2) -> None:
+        self._redis = redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=2.0)
+        self.max_pending = max_pending
+        self.retry_s = retry_s
+        self._pending: deque[tuple[str, str, object]] = deque()
+        self._cond = threading.Condition()
+        self._tops: dict[str, int] = {}
+        self._latest_prices: dict[str, Prices] = {}
+        self._stopped = False
+        self._busy = False
+        self.dropped = 0
+        self.written = 0
+        self.failures = 0
+        self._thread = threading.Thread(target=self._run, name="tapescope-push-writer")
+        self._thread.daemon = True
+        self._thread.start()
+
+    # -- what the StreamTap (or the alerts room) hands over, on the caller's thread --------
+
+    def publish_trades(self, symbol: str, trades: TradeView) -> None:
+        self._put(("trades", symbol, trades))
+
+    def publish_prices(self, prices: Prices) -> None:
+        """Only the newest prices of a symbol waiting to be written are written (one entry
+        per symbol per write cycle, not one per book change)."""
+        with self._cond:
+            fresh = prices.symbol not in self._latest_prices
+            self._latest_prices[prices.symbol] = prices
+            if fresh:
+                self._pending.append(("prices", prices.symbol, None))
+            self._cond.notify()
+
+    def publish_event(self, event: Mapping[str, object]) -> None:
+        self._put(("alert", "", orjson.dumps(dict(event))))
+
+    def _put(self, item: tuple[str, str, object]) -> None:
+        with self._cond:
+            self._pending.append(item)
+            if len(self._pending) > self.max_pending:
+                self._pending.popleft()
+                self.dropped += 1
+            self._cond.notify()
+
+    # -- the writer thread ----------------------------------------------------------------
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until everything handed over is written (True) or ``timeout`` passes."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while (self._pending or self._busy) and time.monotonic() < deadline:
+                self._cond.wait(0.05)
+            return not self._pending and not self._busy
+
+    def close(self) -> None:
+        with self._cond:
+            self._stopped = True
+            self._cond.notify_all()
+        self._thread.join(timeout=5)
+        self._redis.close()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._pending and not self._stopped:
+                    self._cond.wait()
+                if self._stopped:
+                    return
+                batch = [
+                    (kind, symbol, self._latest_prices.pop(symbol) if kind == "prices" else data)
+                    for kind, symbol, data in self._pending
+                    if kind != "prices" or symbol in self._latest_prices
+                ]
+                self._pending.clear()
+                self._busy = True
+            try:
+                self._write(batch)
+            except _ERRORS as exc:
+                self.failures += 1
+                if isinstance(exc, redis.ResponseError):
+                    self._tops.clear()  # re-read each stream's newest id before retrying
+                log.warning("push writer: Redis unavailable (%s); keeping %d", exc, len(batch))
+                with self._cond:
+                    self._busy = False
+                    self._pending.extendleft(reversed(self._requeued(batch)))
+                    while len(self._pending) > self.max_pending:
+                        self._pending.popleft()
+                        self.dropped += 1
+                time.sleep(self.retry_s)
+                continue
+            with self._cond:
+                self._busy = False
+                self.written += len(batch)
+                self._cond.notify_all()
+
+    def _requeued(self, batch: list[tuple[str, str, object]]) -> list[tuple[str, str, object]]:
+        """What a failed write puts back (under the lock): everything, except prices a
+        newer value of which is already waiting."""
+        kept = []
+        for kind, symbol, data in batch:
+            if kind != "prices":
+                kept.append((kind, symbol, data))
+            elif symbol not in self._latest_prices:
+                self._latest_prices[symbol] = data  # type: ignore[assignment]
+                kept.append((kind, symbol, None))
+        return kept
+
+    def _write(self, batch: list[tuple[str, str, object]]) -> None:
+        """One pipeline for everything pending; trades at or below a stream's newest id
+        are skipped (the stream already has them)."""
+        pipe = self._redis.pipeline(transaction=False)
+        tops = dict(self._tops)
+        for kind, symbol, payload in batch:
+            if kind == "trades":
+                trades: TradeView = payload  # type: ignore[assignment]
+                stream = key(symbol, "trades")
+                if symbol not in tops:
+                    tops[symbol] = self._top(stream)
+                trades = slice_after(trades, tops[symbol])
+                if not len(trades):
+                    continue
+                last = int(trades.trade_id[-1])
+                pipe.xadd(
+                    stream,
+                    {"d": encode_trades(trades)},
+                    id=f"{last}-0",
+                    maxlen=TRADE_ENTRIES,
+                    approximate=True,
+                )
+                tops[symbol] = last
+            elif kind == "prices":
+                message = prices_message(payload)  # type: ignore[arg-type]
+                pipe.xadd(
+                    key(symbol, "prices"), {"d": message}, maxlen=PRICE_ENTRIES, approximate=True
+                )
+            else:
+                pipe.xadd(ALERTS_KEY, {"d": payload}, maxlen=ALERT_ENTRIES, approximate=True)
+        pipe.execute()
+        self._tops = tops
+
+    def _top(self, stream: str) -> int:
+        newest = self._redis.xrevrange(stream, count=1)
+        return _entry_trade_id(newest[0][0]) if newest else -1
+
+
+class RedisEventSink:
+    """The ``publish(event)`` seam of the alerts room in the several-process mode."""
+
+    def __init__(self, writer: RedisPushWriter) -> None:
+        self.writer = writer
+
+    def publish(self, event: Mapping[str, object]) -> None:
+        self.writer.publish_event(event)
+
+
+class RedisPushReader:
+    """Feeds a web worker's hubs from the push streams (see the module docstring)."""
+
+    def __init__(
+        self, url: str, hub: PushHub, events: EventHub, block_ms: int = 500, retry_s: float = 0.2
+    ) -> None:
+        self._redis = redis.Redis.from_url(
+            url, socket_connect_timeout=0.5, socket_timeout=block_ms / 1000 + 2.0
+        )
+        self.hub = hub
+        self.events = events
+        self.block_ms = block_ms
+        self.retry_s = retry_s
+        self._cursors: dict[str, str] = {}
+        self._symbols: dict[str, str] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self.reconnects = 0
+
+    def start(self) -> None:
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="tapescope-push-reader")
+                self._thread.daemon = True
+                self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        failing = False
+        while not self._stop.is_set():
+            try:
+                self.read_once()
+            except _ERRORS as exc:
+                if not failing:
+                    log.warning("push reader: Redis unavailable (%s); resuming from cursors", exc)
+                failing = True
+                self.reconnects += 1
+                self._stop.wait(self.retry_s)
+                continue
+            failing = False
+
+    def read_once(self) -> int:
+        """Watch new symbols, then one ``XREAD BLOCK``; how many entries were handed on."""
+        for symbol in self.hub.watched() - set(self._symbols.values()):
+            self._watch(symbol)
+        if ALERTS_KEY not in self._cursors:
+            newest = self._redis.xrevrange(ALERTS_KEY, count=1)
+            self._cursors[ALERTS_KEY] = newest[0][0].decode() if newest else "0-0"
+        answer = self._redis.xread(self._cursors, count=1000, block=self.block_ms) or []
+        handed = 0
+        for stream, entries in answer:
+            name = stream.decode() if isinstance(stream, bytes) else stream
+            for entry_id, fields in entries:
+                self._hand_on(name, fields[b"d"])
+                self._cursors[name] = entry_id.decode()
+                handed += 1
+        return handed
+
+    def _watch(self, symbol: str) -> None:
+        """Load the symbol's recent trades (for resumes) and its latest prices, then read
+        both streams from there."""
+        trades, prices = key(symbol, "trades"), key(symbol, "prices")
+        recent = self._redis.xrevrange(trades, count=PRIME_ENTRIES)
+        for entry_id, fields in reversed(recent):
+            self._hand_on(trades, fields[b"d"])
+            self._cursors[trades] = entry_id.decode()
+        self._cursors.setdefault(trades, "0-0")
+        newest = self._redis.xrevrange(prices, count=1)
+        if newest:
+            self._hand_on(prices, newest[0][1][b"d"])
+        self._cursors[prices] = newest[0][0].decode() if newest else "0-0"
+        self._symbols[trades] = symbol
+        self._symbols[prices] = symbol
+
+    def _hand_on(self, stream: str, data: bytes) -> None:
+        if stream == ALERTS_KEY:
+            self.events.publish(orjson.loads(data))
+            return
+        symbol = self._symbols.get(stream) or stream[len(PREFIX) :].rsplit(":", 1)[0]
+        if stream.endswith(":prices"):
+            self.hub.publish_prices(data, symbol)
+            return
+        trades = decode_trades(symbol, data)
+        last = self.hub.last_trade_id(symbol)
+        if last is not None:
+            trades = slice_after(trades, last)
+        self.hub.publish_trades(symbol, trades)

@@ -1,0 +1,191 @@
+"""``Session``: Tapescope in-process — the feed (Binance live, or the local exchange
+replaying a recording) in a background thread, a memory store, and the push hub — with the
+API's async methods reading what the feed publishes.
+
+The methods mirror the seed's task functions (see ``tapescope.__init__`` for the table);
+every figure comes from ``tapescope.metrics``, the same computation as the JSON API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+from app import config, market_source
+from app.api import health, json_ready
+from app.callbacks.derived import DerivedCache
+from services.market.feed import Feed
+from services.push.service import PushService
+from services.store import MemoryStore, SymbolSnapshot
+from tapescope import metrics
+
+
+class NotStreaming(RuntimeError):
+    """The session has not been started, or the symbol is not streamed."""
+
+
+class Session:
+    """One in-process Tapescope (``start`` → queries → ``stop``)."""
+
+    def __init__(self) -> None:
+        self.store: MemoryStore | None = None
+        self.push: PushService | None = None
+        self.feed: Feed | None = None
+        self.source: market_source.MarketSource | None = None
+        self.cache = DerivedCache()
+
+    @property
+    def running(self) -> bool:
+        return self.feed is not None
+
+    async def start(
+        self,
+        symbols: Sequence[str] = (),
+        *,
+        source: str = "replay",
+        recording: str | Path | None = None,
+        speed: float | str = 1.0,
+        loop: bool = True,
+        wait_s: float = 30.0,
+    ) -> list[str]:
+        """Stream ``symbols`` (empty: the source's default set) from ``source`` ("live",
+        "replay" or "auto"); returns the streamed symbols once each has a LIVE book or
+        ``wait_s`` passed. Starting a running session raises."""
+        if self.running:
+            raise RuntimeError("already streaming; stop() first")
+        settings = replace(
+            config.Settings(),
+            source=source,
+            symbols=tuple(s.upper() for s in symbols),
+            speed=str(speed),
+            loop=loop,
+        )
+        if recording is not None:
+            settings = replace(settings, recording=Path(recording))
+        config.validate(settings)
+        self.source = await asyncio.to_thread(market_source.resolve, settings)
+        self.store = MemoryStore()
+        self.push = PushService.embedded(self.store)
+        self.push.start()
+        feed_config = market_source.feed_config(settings, self.source)
+        self.feed = Feed(feed_config, self.store, taps=[self.push.tap])
+        self.feed.start_in_thread()
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            streamed = self.store.published_symbols()
+            wanted = settings.symbols or tuple(streamed)
+            snaps = [self.store.snapshot(s) for s in wanted]
+            if wanted and all(s is not None and s.book.is_live for s in snaps):
+                break
+            await asyncio.sleep(0.1)
+        return self.store.published_symbols()
+
+    async def stop(self) -> None:
+        """Stop the feed and the local exchange (if a replay); the session can start again."""
+        feed, source, push = self.feed, self.source, self.push
+        self.feed = self.source = self.push = self.store = None
+        if feed is not None:
+            await asyncio.to_thread(feed.stop)
+        if push is not None:
+            push.stop()
+        if source is not None:
+            await asyncio.to_thread(source.close)
+
+    def _snapshot(self, symbol: str) -> SymbolSnapshot:
+        if self.store is None:
+            raise NotStreaming("not streaming: call start() first")
+        snapshot = self.store.snapshot(symbol.upper())
+        if snapshot is None:
+            streamed = ", ".join(self.store.published_symbols())
+            raise NotStreaming(f"{symbol.upper()} is not streamed (streamed: {streamed})")
+        return snapshot
+
+    async def order_book(self, symbol: str, levels: int = 10) -> dict[str, Any]:
+        """The order book's top ``levels`` per side and its summary."""
+        return metrics.order_book(self.cache, self._snapshot(symbol), levels)
+
+    async def trade_stats(self, symbol: str, window: str = "1m") -> dict[str, Any]:
+        """Trade statistics over a time window ("1m", "5m", "15m", "1h")."""
+        return metrics.trade_stats(self.cache, self._snapshot(symbol), window)
+
+    async def trade_flow(self, symbol: str, window: int | str = 100) -> dict[str, Any]:
+        """Buy vs sell aggression over the last ``window`` trades (or a time window)."""
+        return metrics.trade_flow(self.cache, self._snapshot(symbol), window)
+
+    async def large_trades(self, symbol: str, threshold: float = 10.0) -> dict[str, Any]:
+        """Trades of ``threshold`` × the mean trade size or more, newest first."""
+        return metrics.large_trades(self._snapshot(symbol), threshold)
+
+    async def volume_profile(self, symbol: str, bins: int = 50) -> dict[str, Any]:
+        """Volume by price over the trade window: POC, value area, per-row volumes."""
+        return metrics.volume_profile(self.cache, self._snapshot(symbol), bins)
+
+    async def websocket_stats(self) -> dict[str, Any]:
+        """The feed's connections (messages, reconnects, lag, malformed frames), counters,
+        and the push streams' subscribers."""
+        if self.feed is None or self.push is None:
+            raise NotStreaming("not streaming: call start() first")
+        stats = self.feed.stats()
+        return json_ready(
+            {
+                "connections": [{**asdict(c), "messages": c.messages} for c in stats.connections],
+                "counters": asdict(stats.counters),
+                "resyncs": stats.resyncs,
+                "gaps": stats.gaps,
+                "trade_duplicates": stats.trade_duplicates,
+                "push": asdict(self.push.hub.stats()),
+            }
+        )
+
+    async def health(self) -> dict[str, Any]:
+        """``ok`` while the feed publishes, with each book's sync state (as ``/healthz``)."""
+        if self.store is None:
+            raise NotStreaming("not streaming: call start() first")
+        return health(self.store)
+
+    async def health_checks(self, interval_s: float = 30.0) -> AsyncIterator[dict[str, Any]]:
+        """``health()`` now and every ``interval_s`` after, for as long as it is iterated."""
+        while True:
+            yield await self.health()
+            await asyncio.sleep(interval_s)
+
+    async def trades(self, symbol: str, from_id: int | None = None) -> AsyncIterator[dict]:
+        """Trades as the ``trades`` stream sends them (dicts with id, time, price, qty,
+        side), after ``from_id`` first when given, then live; ends when the session stops."""
+        if self.push is None:
+            raise NotStreaming("not streaming: call start() first")
+        hub = self.push.hub
+        name = symbol.upper()
+        sub = hub.subscribe_trades(name, from_id)
+        last = from_id
+        try:
+            while self.push is not None:
+                batch = await asyncio.to_thread(sub.take, 0.5)
+                if batch is None:
+                    if sub.cut_reason is not None:
+                        raise NotStreaming(sub.cut_reason)
+                    continue
+                view = batch.trades
+                for row in zip(
+                    view.trade_id.tolist(),
+                    view.time_ms.tolist(),
+                    view.price.tolist(),
+                    view.qty.tolist(),
+                    view.side.tolist(),
+                    strict=True,
+                ):
+                    if last is None or row[0] > last:
+                        last = row[0]
+                        yield {
+                            "id": row[0],
+                            "time": row[1],
+                            "price": row[2],
+                            "qty": row[3],
+                            "side": "buy" if row[4] > 0 else "sell",
+                        }
+        finally:
+            hub.unsubscribe("trades", name, sub)

@@ -1,0 +1,81 @@
+"""The page driven by the push streams, in headless Chromium: the tape is painted from the
+trades stream (``#pushed-tape``), the badge shows pushed prices; when the streams go away the
+page says so and polls (``#trade-tape`` updates again), and it returns to push when they are
+back."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+from dash.testing.wait import until
+
+from app import market_source
+from app.config import Settings
+from app.server import create_app
+from services.market.feed import Feed
+from services.push.service import PushService
+from services.store import MemoryStore
+from tests.conftest import SPOT_2021
+from tests.redis_server import free_port
+
+pytestmark = pytest.mark.browser
+
+LIVE = "return document.body.classList.contains('push-live');"
+FIRST_ROW = (
+    "const row = document.querySelector('{} .tape-row');"
+    "return row && row.offsetParent !== null ? row.textContent : null;"
+)
+PUSHED, POLLED = FIRST_ROW.format("#pushed-tape"), FIRST_ROW.format("#trade-tape")
+
+
+@pytest.fixture(scope="module")
+def pushed_replay() -> Iterator[tuple[MemoryStore, PushService]]:
+    settings = Settings(
+        source="replay", recording=SPOT_2021, speed="2", loop=True, symbols=("BTCUSDT",),
+        publish_interval_s=0.2,
+    )  # fmt: skip
+    source = market_source.resolve(settings)
+    store = MemoryStore()
+    push = PushService.embedded(store)
+    feed = Feed(market_source.feed_config(settings, source), store, taps=[push.tap])
+    feed.start_in_thread()
+    deadline = time.monotonic() + 30
+    while not ((s := store.snapshot("BTCUSDT")) and s.book.is_live and len(s.trades)):
+        assert time.monotonic() < deadline, "the feed did not sync BTCUSDT"
+        time.sleep(0.1)
+    yield store, push
+    feed.stop()
+    source.close()
+
+
+def test_tape_is_pushed_and_falls_back_to_polling_while_the_streams_are_away(
+    dash_duo, pushed_replay
+):
+    store, push = pushed_replay
+    dash_duo.start_server(create_app(store, push=push), port=free_port())
+    run = dash_duo.driver.execute_script
+    try:
+        until(lambda: run(LIVE) and run(PUSHED), timeout=15)
+        dash_duo.wait_for_contains_text("#push-badge", "bid", timeout=10)
+        first = run(PUSHED)
+        until(lambda: run(PUSHED) not in (None, first), timeout=10)  # new trades painted
+        assert run(POLLED) is None  # the polled tape is hidden
+        push.pause("restart")
+        dash_duo.wait_for_contains_text("#push-badge", "polling", timeout=10)
+        until(lambda: not run(LIVE) and run(POLLED), timeout=10)
+        polled = run(POLLED)
+        until(lambda: run(POLLED) not in (None, polled), timeout=10)  # polling updates it
+        push.resume()
+        until(lambda: run(LIVE) and run(PUSHED), timeout=15)
+        assert "live" in dash_duo.find_element("#push-badge").get_attribute("class")
+        # Only the refused handshakes of the pause may be logged as errors.
+        errors = [
+            e for e in dash_duo.get_logs() if "Unexpected response code: 503" not in e["message"]
+        ]
+        assert errors == []
+    finally:
+        push.pause("test over")  # close the page's sockets before the server stops
+        dash_duo.driver.get("about:blank")
+        push.resume()
