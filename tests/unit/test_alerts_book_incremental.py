@@ -191,3 +191,59 @@ def test_following_levels_equals_reading_the_whole_band_after_every_diff(
                 got = followed[r.id]
                 assert (got.bids, got.asks) == plain_sums(sync.book, centre, r.params["band_bps"])
         assert sorted(map(key, delivered.firings)) == sorted(map(key, expected))
+
+
+class LevelsSeen:
+    """A tap that follows levels: checks each call sees the diff already applied."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.wrong = 0
+
+    def on_levels(self, symbol, book, bids_changed, asks_changed) -> None:
+        self.calls += 1
+        bids, asks = book.book.bids(), book.book.asks()
+        for held, changed in ((bids, dict(bids_changed)), (asks, dict(asks_changed))):
+            self.wrong += sum(held.get(p, 0.0) != q for p, q in changed.items())
+
+    def on_trades(self, symbol, trades) -> None:
+        return
+
+    def on_book(self, symbol, book) -> None:
+        return
+
+    def on_candle(self, symbol, candle) -> None:
+        return
+
+
+class BooksSeen:
+    """A tap of the plain seam (no ``on_levels``), as the history recorder is."""
+
+    def __init__(self) -> None:
+        self.books = 0
+
+    def on_trades(self, symbol, trades) -> None:
+        return
+
+    def on_book(self, symbol, book) -> None:
+        self.books += 1
+
+    def on_candle(self, symbol, candle) -> None:
+        return
+
+
+def test_the_feed_hands_applied_levels_only_to_taps_that_follow_levels():
+    from bench.bench_alerts import new_feed, recorded_messages
+
+    follower, plain = LevelsSeen(), BooksSeen()
+    feed = new_feed([follower, plain])
+    for kind, item in recorded_messages():
+        if kind == "ws":
+            feed._on_frame(item)  # type: ignore[arg-type]
+        else:
+            symbol, snapshot = item  # type: ignore[misc]
+            feed._symbols[symbol].book.on_snapshot(snapshot)
+    applied = sum(f.book.counters.diffs_applied for f in feed._symbols.values())
+    assert feed.counters.tap_errors == 0
+    assert 0 < follower.calls <= applied and follower.wrong == 0
+    assert plain.books >= follower.calls
