@@ -80,7 +80,8 @@ def test_a_rule_created_on_the_page_fires_a_toast(dash_duo, alerting_replay):
     # a click on an event shows its symbol
     dash_duo.driver.get(dash_duo.server_url + "/ETHUSDT")
     dash_duo.wait_for_contains_text("#alerts-events", "BTCUSDT large trade", timeout=15)
-    click(dash_duo, "#alerts-events .alert-event")
+    # found and clicked in one step: the list is redrawn every second
+    dash_duo.driver.execute_script("document.querySelector('#alerts-events .alert-event').click();")
     deadline = time.monotonic() + 10
     while not dash_duo.driver.current_url.endswith("/BTCUSDT") and time.monotonic() < deadline:
         time.sleep(0.1)
