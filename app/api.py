@@ -307,11 +307,13 @@ def _answer_unrouted_api_paths(api: Blueprint) -> None:
 
 
 def health(store: MarketStore) -> dict[str, Any]:
-    """Feed status and per-symbol book state; ``status`` is ``ok`` while the feed publishes
+    """Feed status and per-symbol book state (and, with sharded workers, which worker owns
+    the symbol's shard and since when); ``status`` is ``ok`` while the feed publishes
     (its status is at most ``HEALTH_MAX_AGE_S`` old), else ``unavailable``."""
     status = store.status()
     now = time.time()
     books = {}
+    owner_of = getattr(store, "owner", None)  # the Redis store over sharded workers
     for symbol in store.published_symbols():
         snapshot = store.snapshot(symbol)
         if snapshot is not None:
@@ -320,6 +322,9 @@ def health(store: MarketStore) -> dict[str, Any]:
                 "seq": snapshot.seq,
                 "age_s": round(now - snapshot.published_at, 3),
             }
+            owner = owner_of(symbol) if owner_of is not None else None
+            if owner is not None:
+                books[symbol] |= {"owner": owner[0], "owner_since": iso_time(owner[1])}
     age = None if status is None else now - status.published_at
     publishing = age is not None and age <= HEALTH_MAX_AGE_S
     feed = None

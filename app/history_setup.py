@@ -58,16 +58,22 @@ def import_first_run(settings: Settings) -> None:
 def past_trades(
     settings: Settings, source: MarketSource
 ) -> Callable[[str], list[tuple[int, int, float, float, bool]]] | None:
-    """The feed's seed of each symbol's trade window: the last ``SEED_S`` of stored
-    aggTrades, for a LIVE source (a replay restarts its trade ids on every start, so its
-    stored past cannot precede its stream)."""
-    if not settings.history or source.source != "LIVE":
+    """The feed's seed of each symbol's trade window: the stored aggTrades of the last
+    ``SEED_S`` — before now for a LIVE source; for a replay, before the newest stored trade
+    (the replay resumes right after it, ``services.replay.passes``)."""
+    if not settings.history:
         return None
     reader = HistoryReader(settings.history_dir)
     market = str(source.endpoints.market)
+    newest = {s: t for (m, s), (_, t) in reader.newest_trades().items() if m == market}
 
     def seed(symbol: str) -> list[tuple[int, int, float, float, bool]]:
-        since = int(time.time() * 1000) - SEED_S * 1000
+        if source.source == "LIVE":
+            since = int(time.time() * 1000) - SEED_S * 1000
+        elif symbol in newest:
+            since = newest[symbol] - SEED_S * 1000
+        else:
+            return []
         try:
             return recent_trade_rows(reader, market, symbol, "aggTrade", since)
         except Exception:  # history trouble must never keep the feed from starting

@@ -13,6 +13,7 @@ from app.config import Settings
 from services.binance.backoff import Backoff
 from services.binance.endpoints import Endpoints, custom, preset
 from services.binance.rest_client import BinanceHttpError, BinanceRestClient, RestrictedLocation
+from services.history.reader import HistoryReader
 from services.market.feed import FeedConfig
 from services.redis_weight import RedisWeightWindow
 
@@ -77,6 +78,7 @@ def start_replay(settings: Settings) -> MarketSource:
         loop=settings.loop,
         port=settings.exchange_port,
         time_base=settings.replay_time,
+        after_trades=stored_trades(settings),
     )
     exchange.start_in_thread()
     started = datetime.fromtimestamp(exchange.recording_start_ms / 1000, tz=UTC)
@@ -87,6 +89,20 @@ def start_replay(settings: Settings) -> MarketSource:
         recording_date=started.isoformat(timespec="seconds").replace("+00:00", "Z"),
         exchange=exchange,
     )
+
+
+def stored_trades(settings: Settings) -> dict[tuple[str, str], tuple[int, int]]:
+    """The history's newest aggTrade (id, time) per (market, symbol): a replay resumes
+    after them when they are its recording's (``services.replay.passes``)."""
+    if not settings.history:
+        return {}
+    try:
+        return HistoryReader(settings.history_dir).newest_trades()
+    except OSError:
+        log.exception(
+            "history: cannot read %s; the replay starts at its first pass", settings.history_dir
+        )
+        return {}
 
 
 def resolve(settings: Settings) -> MarketSource:

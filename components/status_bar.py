@@ -8,6 +8,7 @@ for the live market; a snapshot older than ``STALE_AFTER_S`` is shown as stale, 
 from __future__ import annotations
 
 import functools
+import time
 from dataclasses import dataclass
 
 from dash import html
@@ -43,8 +44,11 @@ def status_items(
     event_lag_ms: float | None = None,
     sync_state: str | None = None,
     update_age_s: float | None = None,
+    owner: tuple[str, float] | None = None,
 ) -> list[StatusItem]:
-    """The badges for a feed status and a symbol's latest snapshot (``None`` = not yet)."""
+    """The badges for a feed status and a symbol's latest snapshot (``None`` = not yet);
+    ``owner``: the ingest worker holding the symbol's shard and since when (wall s), when
+    workers share the market over a Redis Cluster."""
     if source is None:
         return [StatusItem("feed", "not started", "bad")]
     items = []
@@ -66,6 +70,9 @@ def status_items(
         items.append(StatusItem("book", "STALE", "bad"))
     else:
         items.append(StatusItem("book", sync_state, "ok" if sync_state == "LIVE" else "warn"))
+    if owner is not None:
+        since = time.strftime("%H:%M:%S", time.gmtime(owner[1]))
+        items.append(StatusItem("worker", f"{owner[0]} since {since} UTC", "ok"))
     if event_lag_ms is None:
         items.append(StatusItem("lag", "–", "warn"))
     else:

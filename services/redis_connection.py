@@ -14,6 +14,8 @@ import redis
 import redis.asyncio
 import redis.asyncio.cluster
 import redis.cluster
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 
 @functools.lru_cache(maxsize=16)
@@ -26,15 +28,35 @@ def is_cluster(url: str) -> bool:
         probe.close()
 
 
-def sync_client(url: str) -> redis.Redis | redis.cluster.RedisCluster:
-    """A blocking client for ``url``, cluster-aware when the server is a cluster node."""
+def sync_client(
+    url: str, socket_timeout_s: float | None = None
+) -> redis.Redis | redis.cluster.RedisCluster:
+    """A blocking client for ``url``, cluster-aware when the server is a cluster node.
+    With ``socket_timeout_s`` a single Redis's client fails fast (0.5 s to connect, no
+    retry) so the caller's own backoff decides; a cluster client keeps redis-py's retries,
+    which follow a failover to the promoted replica."""
     if is_cluster(url):
-        return redis.cluster.RedisCluster.from_url(url)
-    return redis.Redis.from_url(url)
+        return redis.cluster.RedisCluster.from_url(
+            url, socket_connect_timeout=0.5, socket_timeout=socket_timeout_s
+        )
+    if socket_timeout_s is None:
+        return redis.Redis.from_url(url)
+    return redis.Redis.from_url(
+        url,
+        socket_connect_timeout=0.5,
+        socket_timeout=socket_timeout_s,
+        retry=Retry(NoBackoff(), 0),
+    )
 
 
-def async_client(url: str) -> redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster:
-    """An asyncio client for ``url``, cluster-aware when the server is a cluster node."""
+def async_client(
+    url: str, socket_timeout_s: float | None = None
+) -> redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster:
+    """An asyncio client for ``url``, cluster-aware when the server is a cluster node; with
+    ``socket_timeout_s`` no call waits longer on a silent connection."""
+    timeouts = {}
+    if socket_timeout_s is not None:
+        timeouts = {"socket_connect_timeout": 0.5, "socket_timeout": socket_timeout_s}
     if is_cluster(url):
-        return redis.asyncio.cluster.RedisCluster.from_url(url)
-    return redis.asyncio.Redis.from_url(url)
+        return redis.asyncio.cluster.RedisCluster.from_url(url, **timeouts)
+    return redis.asyncio.Redis.from_url(url, **timeouts)

@@ -1,25 +1,40 @@
 """RedisStore: the MarketStore shared by one ingest worker (the writer) and any number of
 stateless web processes (readers).
 
+The same code serves a single Redis and a Redis Cluster (detected from the URL,
+``services.redis_connection``): every key of a symbol carries its shard's hash tag
+``{sNNN}`` (``services.cluster.shards``), so one server-side script reads or writes a
+symbol's keys, its shard's heartbeat and its shard's lease in one slot.
+
 Keys (all under ``tapescope:``):
 
-- ``sym:{SYMBOL}``: hash ``seq`` + ``rec`` (``store_codec`` record: header and raw float64
-  book columns), with a TTL so a dead worker's state expires.
-- ``trades:{SYMBOL}:{generation}``: a stream of packed trade blocks, entry ids ``{n}-0``
+- ``sym:{sNNN}:SYMBOL``: hash ``seq`` + ``rec`` (``store_codec`` record: header and raw
+  float64 book columns), the book's ``update_id`` (highest stored), the writing ``epoch``
+  and ``owner`` and the ``last_trade`` id stored, with a TTL so a dead worker's state
+  expires.
+- ``trades:{sNNN}:SYMBOL:{generation}``: a stream of packed trade blocks, entry ids ``{n}-0``
   numbered by the writer. Each publication appends only the trades that are new since the
   last one; the writer trims the stream to the blocks covering its trade window. Each
   reader keeps its own bounded window and fetches only blocks it has not seen; a reader
   that is too far behind (or sees a new generation) reloads the retained tail.
-- ``status``, ``symbols``: the feed status and the tradable symbols; ``writer``: the
-  writer's heartbeat ``{writer id}|{time}``, refreshed with every status.
+- ``status``, ``symbols``: the feed status (the latest of any worker's) and the tradable
+  symbols; ``writer:{sNNN}``: the heartbeat ``{writer id}|{time}`` of the worker writing the
+  shard, refreshed with every status it publishes.
 - ``requests``: hash symbol -> time of the latest UI request (on-demand symbols).
 - ``watchlist``: the market board (``market_board.encode_watchlist``).
 
+Fencing (sharded workers, ``fence_with``): every write carries the writer's lease on the
+symbol's shard; the write script refuses it (``refused``, logged) unless that lease is still
+the shard's lease at that epoch and no higher epoch has written (the fence), and refuses a
+book update id below the stored one; record, trade blocks and fence move in that one
+script. A symbol whose shard the writer does not hold is not written at all.
+
 Staleness: every record carries ``published_at``. A reader also checks the heartbeat: when
-no writer is alive, or the record came from a previous writer, the book is handed out as
-STALE, never as LIVE. Published ``seq`` values start from the writer's start time in
-microseconds, so they keep increasing across worker restarts and per-(symbol, seq) caches
-never mix two workers' data.
+no writer is alive, the record came from a previous writer, or another worker holds the
+shard's lease, the book is handed out as STALE, never as LIVE. ``owner(symbol)`` tells
+which worker holds the symbol's shard and since when. Published ``seq`` values start from
+the writer's start time in microseconds, so they keep increasing across worker restarts and
+per-(symbol, seq) caches never mix two workers' data.
 
 Failures: a Redis error never reaches the caller. Readers get ``None`` (or a STORE_DOWN
 status), the writer drops that publication; both retry after a short, growing backoff and
@@ -42,12 +57,13 @@ from typing import TypeVar
 
 import numpy as np
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from services import store_codec as codec
+from services.cluster.leases import Lease, parse_lease
+from services.cluster.shards import fence_key, lease_key, shard_of, shard_tag
 from services.market.market_board import WatchlistRows, decode_watchlist, encode_watchlist
 from services.market.views import SymbolInfo, SyncState, TradeView
+from services.redis_connection import sync_client
 from services.store import FeedStatus, SymbolSnapshot
 
 log = logging.getLogger(__name__)
@@ -61,9 +77,54 @@ T = TypeVar("T")
 _SNAPSHOT_SCRIPT = """
 local seq = redis.call('HGET', KEYS[1], 'seq') or ''
 local beat = redis.call('GET', KEYS[2]) or ''
-if seq == '' or seq == ARGV[1] then return {seq, beat} end
-return {seq, beat, redis.call('HGET', KEYS[1], 'rec')}
+local lease = redis.call('GET', KEYS[3]) or ''
+if seq == '' or seq == ARGV[1] then return {seq, beat, lease} end
+return {seq, beat, lease, redis.call('HGET', KEYS[1], 'rec')}
 """
+
+# KEYS: sym, trade stream, lease, fence, shard heartbeat. ARGV: owner, epoch ('' =
+# unfenced), update_id, seq, record, ttl_ms, trim min id ('' = none), last trade id ('' =
+# none), heartbeat, then (entry id, block) pairs. Returns {result, stream length before}.
+_WRITE_SCRIPT = """
+local epoch = ARGV[2]
+local uid = tonumber(ARGV[3])
+local stored = tonumber(redis.call('HGET', KEYS[1], 'update_id') or '0')
+if epoch ~= '' then
+  local lease = redis.call('GET', KEYS[3])
+  local mine = ARGV[1] .. '|' .. epoch .. '|'
+  local fence = tonumber(redis.call('GET', KEYS[4]) or '0')
+  if not lease or string.sub(lease, 1, #mine) ~= mine or tonumber(epoch) < fence then
+    return {'FENCED', 0, lease or '', fence}
+  end
+  if uid > 0 and stored > uid then return {'BACKWARDS', 0} end
+  if tonumber(epoch) > fence then redis.call('SET', KEYS[4], epoch) end
+end
+local length = redis.call('XLEN', KEYS[2])
+for i = 10, #ARGV, 2 do redis.call('XADD', KEYS[2], ARGV[i], 'd', ARGV[i + 1]) end
+if ARGV[7] ~= '' then redis.call('XTRIM', KEYS[2], 'MINID', ARGV[7]) end
+redis.call('PEXPIRE', KEYS[2], ARGV[6])
+redis.call('HSET', KEYS[1], 'seq', ARGV[4], 'rec', ARGV[5], 'epoch', epoch, 'owner', ARGV[1])
+if epoch == '' or uid > stored then redis.call('HSET', KEYS[1], 'update_id', ARGV[3]) end
+if ARGV[8] ~= '' then redis.call('HSET', KEYS[1], 'last_trade', ARGV[8]) end
+redis.call('PEXPIRE', KEYS[1], ARGV[6])
+redis.call('SET', KEYS[5], ARGV[9], 'PX', ARGV[6])
+return {'OK', length}
+"""
+
+
+def sym_key(symbol: str) -> str:
+    """The symbol's record (hash-tagged with its shard)."""
+    return f"{PREFIX}sym:{shard_tag(shard_of(symbol))}:{symbol}"
+
+
+def trades_key(symbol: str, generation: str) -> str:
+    """One generation of the symbol's trade stream (same slot as its record)."""
+    return f"{PREFIX}trades:{shard_tag(shard_of(symbol))}:{symbol}:{generation}"
+
+
+def beat_key(shard: int) -> str:
+    """The heartbeat of the worker writing ``shard``."""
+    return f"{PREFIX}writer:{shard_tag(shard)}"
 
 
 def valid_symbol(symbol: str) -> bool:
@@ -119,6 +180,8 @@ class _StreamState:
     blocks: deque[tuple[int, int]] = field(default_factory=deque)
     written: bool = False
     published_at: float = 0.0
+    epoch: int = 0
+    first_trade_id: int | None = None
 
 
 class TradeWindow:
@@ -172,6 +235,7 @@ class _Cached:
     shown: SymbolSnapshot
     writer: str
     checked_at: float
+    owner: tuple[str, float] | None = None
 
 
 class RedisStore:
@@ -195,17 +259,15 @@ class RedisStore:
         socket_timeout_s: float = 2.0,
     ) -> None:
         self.url = url
-        self._redis = redis.Redis.from_url(
-            url,
-            socket_connect_timeout=0.5,
-            socket_timeout=socket_timeout_s,
-            retry=Retry(NoBackoff(), 0),
-        )
+        self._redis = sync_client(url, socket_timeout_s=socket_timeout_s)
         self._ttl_ms = int(ttl_s * 1000)
         self._stale_after_s = stale_after_s
         self._poll_s = poll_s
         self._max_catchup = max_catchup_blocks
         self._snapshot_script = self._redis.register_script(_SNAPSHOT_SCRIPT)
+        self._write_script = self._redis.register_script(_WRITE_SCRIPT)
+        self._leases: Callable[[str], Lease | None] | None = None
+        self.refused: dict[str, int] = {"FENCED": 0, "BACKWARDS": 0}
         self.availability = Availability()
         self.writer_id = f"{os.getpid()}-{secrets.token_hex(4)}"
         self._seq_base = time.time_ns() // 1000
@@ -229,59 +291,109 @@ class RedisStore:
             raise ValueError(f"invalid symbol {symbol!r}")
         if not self.availability.ready():
             return
+        lease = None
+        if self._leases is not None:
+            lease = self._leases(symbol)
+            if lease is None:
+                return
         with self._write_lock:
             state = self._streams.setdefault(symbol, _StreamState())
+            if lease is not None and state.epoch != lease.epoch:
+                # A new claim of the shard: others may have written since, start over.
+                state = self._streams[symbol] = _StreamState(epoch=lease.epoch)
             try:
-                self._write_symbol(symbol, snapshot, state)
+                self._write_symbol(symbol, snapshot, state, lease)
             except _ERRORS as exc:
                 self._streams = {s: _StreamState() for s in self._streams}
                 self.availability.failed(exc)
                 return
         self.availability.succeeded()
 
-    def _write_symbol(self, symbol: str, snapshot: SymbolSnapshot, state: _StreamState) -> None:
+    def fence_with(self, leases: Callable[[str], Lease | None]) -> None:
+        """Fence every write with ``leases(symbol)``: the writer's lease on the symbol's
+        shard, or None when it does not hold it (nothing is written then)."""
+        self._leases = leases
+
+    def _write_symbol(
+        self, symbol: str, snapshot: SymbolSnapshot, state: _StreamState, lease: Lease | None
+    ) -> None:
         trades = snapshot.trades
         ids = trades.trade_id
         newest = int(ids[-1]) if len(trades) else None
-        if not state.generation or (
-            newest is not None and state.last_trade_id is not None and newest < state.last_trade_id
+        oldest = int(ids[0]) if len(trades) else None
+        if (
+            not state.generation
+            or (
+                newest is not None
+                and state.last_trade_id is not None
+                and newest < state.last_trade_id
+            )
+            or (
+                # older trades merged in (a REST warm-up) after the first publication
+                oldest is not None
+                and state.first_trade_id is not None
+                and oldest < state.first_trade_id
+            )
         ):
             self._generations += 1
             state.generation = f"{self.writer_id}.{self._generations}"
             state.block, state.last_trade_id, state.written = 0, None, False
+            state.first_trade_id = None
             state.blocks.clear()
         start = 0
         if state.last_trade_id is not None:
             start = int(np.searchsorted(ids, state.last_trade_id, side="right"))
-        stream_key = f"{PREFIX}trades:{symbol}:{state.generation}"
-        sym_key = f"{PREFIX}sym:{symbol}"
         blocks = list(state.blocks)
         block = state.block
-        pipe = self._redis.pipeline(transaction=True)
-        pipe.xlen(stream_key)
+        entries: list[bytes | str] = []
         for lo in range(start, len(trades), BLOCK_TRADES):
             hi = min(lo + BLOCK_TRADES, len(trades))
             block += 1
-            pipe.xadd(stream_key, {"d": codec.encode_trades(trades, lo, hi)}, id=f"{block}-0")
+            entries += [f"{block}-0", codec.encode_trades(trades, lo, hi)]
             blocks.append((block, hi - lo))
         retained = sum(count for _, count in blocks)
         while blocks and retained - blocks[0][1] >= len(trades):
             retained -= blocks.pop(0)[1]
-        if blocks:
-            pipe.xtrim(stream_key, minid=f"{blocks[0][0]}-0", approximate=False)
-        pipe.pexpire(stream_key, self._ttl_ms)
         pointer = codec.TradePointer(state.generation, block, len(trades))
         seq = self._seq_base + snapshot.seq
         record = codec.encode_record(replace(snapshot, seq=seq), pointer, self.writer_id)
-        pipe.hset(sym_key, mapping={"seq": str(seq), "rec": record})
-        pipe.pexpire(sym_key, self._ttl_ms)
-        length = pipe.execute()[0]
-        if state.written and length == 0:
+        shard = shard_of(symbol)
+        keys = [sym_key(symbol), trades_key(symbol, state.generation), lease_key(shard)]
+        keys += [fence_key(shard), beat_key(shard)]
+        args = [
+            self.writer_id,
+            "" if lease is None else str(lease.epoch),
+            str(snapshot.book.last_update_id),
+            str(seq),
+            record,
+            str(self._ttl_ms),
+            f"{blocks[0][0]}-0" if blocks else "",
+            "" if newest is None else str(newest),
+            f"{self.writer_id}|{time.time()!r}",
+            *entries,
+        ]
+        reply = self._write_script(keys=keys, args=args)
+        result, length = reply[0], reply[1]
+        result = result.decode() if isinstance(result, bytes) else str(result)
+        if result != "OK":
+            self.refused[result] += 1
+            log.warning(
+                "write refused (%s): %s at update id %s, epoch %s (lease %s, fence %s)",
+                result,
+                symbol,
+                snapshot.book.last_update_id,
+                args[1],
+                *[(x.decode() if isinstance(x, bytes) else x) for x in reply[2:4]],
+            )
+            return
+        if state.written and int(length) == 0:
             state.generation = ""
         state.block, state.blocks, state.written = block, deque(blocks), True
         state.published_at = time.time()
         if newest is not None:
             state.last_trade_id = newest
+        if state.first_trade_id is None:
+            state.first_trade_id = oldest
 
     def publish_status(self, status: FeedStatus) -> None:
         """Store the feed status and the writer's heartbeat; keep recent symbols alive."""
@@ -289,17 +401,21 @@ class RedisStore:
         recent = [
             (s, st.generation)
             for s, st in list(self._streams.items())
-            if st.generation and now - st.published_at < 10 * self._ttl_ms / 1000
+            if st.generation
+            and now - st.published_at < 10 * self._ttl_ms / 1000
+            and (self._leases is None or self._leases(s) is not None)
         ]
+        shards = {shard_of(symbol) for symbol, _ in recent}
 
         def write() -> None:
             pipe = self._redis.pipeline(transaction=False)
             pipe.set(f"{PREFIX}status", codec.encode_status(status), px=self._ttl_ms)
-            pipe.set(f"{PREFIX}writer", f"{self.writer_id}|{now!r}", px=self._ttl_ms)
+            for shard in sorted(shards):
+                pipe.set(beat_key(shard), f"{self.writer_id}|{now!r}", px=self._ttl_ms)
             pipe.pexpire(f"{PREFIX}symbols", self._ttl_ms)
             for symbol, generation in recent:
-                pipe.pexpire(f"{PREFIX}sym:{symbol}", self._ttl_ms)
-                pipe.pexpire(f"{PREFIX}trades:{symbol}:{generation}", self._ttl_ms)
+                pipe.pexpire(sym_key(symbol), self._ttl_ms)
+                pipe.pexpire(trades_key(symbol, generation), self._ttl_ms)
             pipe.execute()
 
         self._call(write, None)
@@ -325,30 +441,45 @@ class RedisStore:
 
     def published_symbols(self) -> list[str]:
         """The symbols that have a snapshot in Redis, sorted (empty when Redis is down)."""
-        prefix = f"{PREFIX}sym:"
         return self._call(
             lambda: sorted(
-                key.decode()[len(prefix) :] for key in self._redis.scan_iter(match=f"{prefix}*")
+                key.decode().rpartition(":")[2]
+                for key in self._redis.scan_iter(match=f"{PREFIX}sym:*")
             ),
             [],
         )
 
+    def owner(self, symbol: str) -> tuple[str, float] | None:
+        """Which worker holds ``symbol``'s shard and since when (wall s), as last read
+        (``snapshot`` reads it); None when no worker holds a lease on it."""
+        cached = self._cache.get(symbol)
+        return None if cached is None else cached.owner
+
+    def stored_trades(self, symbol: str) -> TradeView | None:
+        """The trade window the store holds for ``symbol`` (a new owner of its shard
+        continues from it), None when there is none or Redis is down."""
+        snapshot = self.snapshot(symbol)
+        return None if snapshot is None or not len(snapshot.trades) else snapshot.trades
+
     def _read_snapshot(
         self, symbol: str, cached: _Cached | None, now: float
     ) -> SymbolSnapshot | None:
-        keys = [f"{PREFIX}sym:{symbol}", f"{PREFIX}writer"]
+        shard = shard_of(symbol)
+        keys = [sym_key(symbol), beat_key(shard), lease_key(shard)]
         reply = self._snapshot_script(keys=keys, args=[cached.seq if cached else ""])
         seq, beat = reply[0].decode(), reply[1].decode()
         if not seq:
             self._cache.pop(symbol, None)
             self._windows.pop(symbol, None)
             return None
-        if len(reply) == 3:
-            record = codec.decode_record(reply[2])
+        if len(reply) == 4:
+            record = codec.decode_record(reply[3])
             trades = self._read_trades(symbol, record.trades, record.snapshot.trades.kind)
             fresh = replace(record.snapshot, trades=trades)
             cached = _Cached(seq, fresh, fresh, record.writer, now)
         assert cached is not None
+        lease = parse_lease(shard, reply[2] or None)
+        cached.owner = None if lease is None else (lease.token, lease.since_ms / 1000)
         cached.shown = self._with_liveness(cached, beat)
         cached.checked_at = now
         self._cache[symbol] = cached
@@ -360,6 +491,8 @@ class RedisStore:
         writer, _, beat_at = beat.partition("|")
         if not writer:
             reason = "no ingest worker is publishing"
+        elif cached.owner is not None and cached.owner[0] != cached.writer:
+            reason = f"shard taken over by worker {cached.owner[0]}"
         elif writer != cached.writer:
             reason = "published by a previous ingest worker"
         elif time.time() - float(beat_at) > self._stale_after_s:
@@ -372,7 +505,7 @@ class RedisStore:
         return replace(snapshot, book=book)
 
     def _read_trades(self, symbol: str, pointer: codec.TradePointer, kind: str) -> TradeView:
-        key = f"{PREFIX}trades:{symbol}:{pointer.generation}"
+        key = trades_key(symbol, pointer.generation)
         window = self._windows.get(symbol)
         behind = pointer.last_block - window.last_block if window else 0
         if (

@@ -48,7 +48,7 @@ class RedisWeightWindow:
     @classmethod
     def from_url(cls, url: str, host: str | None = None) -> RedisWeightWindow:
         """A window on the Redis (or Redis Cluster) at ``url``."""
-        return cls(async_client(url), host)
+        return cls(async_client(url, socket_timeout_s=2.0), host)
 
     def key(self, window_s: float) -> str:
         """The counter's key for the current window."""

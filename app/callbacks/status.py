@@ -26,6 +26,7 @@ def render_status(
     """The status badges and the message under the header (unknown symbol, waiting)."""
     status = store.status()
     snapshot = store.snapshot(symbol) if symbol else None
+    owner_of = getattr(store, "owner", None)  # the Redis store over sharded workers
     items = status_items(
         source=status.source if status else None,
         recording_date=status.recording_date if status else "",
@@ -35,6 +36,7 @@ def render_status(
         event_lag_ms=status.event_lag_ms if status else None,
         sync_state=str(snapshot.book.sync_state) if snapshot else None,
         update_age_s=max(now - snapshot.published_at, 0.0) if snapshot else None,
+        owner=owner_of(symbol) if owner_of is not None and snapshot else None,
     )
     requested = symbol_from_path(pathname) or DEFAULT_SYMBOL
     message: object = None

@@ -1,10 +1,11 @@
 """Rules and events in Redis (``REDIS_URL``), so web workers write rules that the ingest
 worker reads, and every worker serves the events the ingest worker fired.
 
-Keys: ``tapescope:alerts:rules`` (hash id → rule JSON), ``tapescope:alerts:rules_version``
-(incremented on each write), ``tapescope:alerts:event_seq`` (last event id),
-``tapescope:alerts:events`` (hash id → event JSON) and ``tapescope:alerts:event_ids``
-(sorted set of ids, trimmed to ``MAX_EVENTS``).
+Keys: ``tapescope:{alerts}:rules`` (hash id → rule JSON), ``tapescope:{alerts}:rules_version``
+(incremented on each write), ``tapescope:{alerts}:event_seq`` (last event id),
+``tapescope:{alerts}:events`` (hash id → event JSON) and ``tapescope:{alerts}:event_ids``
+(sorted set of ids, trimmed to ``MAX_EVENTS``). The ``{alerts}`` hash tag keeps them in one
+slot of a Redis Cluster, so the transactions work there too (the client is cluster-aware).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import json
 from typing import Any
 
 import redis
+import redis.cluster
 
 from services.alerts.events import (
     MAX_EVENTS,
@@ -23,8 +25,9 @@ from services.alerts.events import (
 )
 from services.alerts.firing import Firing
 from services.alerts.rules import Rule, from_json
+from services.redis_connection import sync_client
 
-PREFIX = "tapescope:alerts:"
+PREFIX = "tapescope:{alerts}:"
 RULES = PREFIX + "rules"
 RULES_VERSION = PREFIX + "rules_version"
 EVENT_SEQ = PREFIX + "event_seq"
@@ -32,8 +35,8 @@ EVENTS = PREFIX + "events"
 EVENT_IDS = PREFIX + "event_ids"
 
 
-def connect(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url, socket_connect_timeout=1.0, socket_timeout=2.0)
+def connect(url: str) -> redis.Redis | redis.cluster.RedisCluster:
+    return sync_client(url, socket_timeout_s=2.0)
 
 
 class RedisRuleStore:

@@ -138,6 +138,19 @@ class HistoryReader:
                     self.problems[problem.path] = problem
         return listing
 
+    def newest_trades(self, kind: str = "aggTrade") -> dict[tuple[str, str], tuple[int, int]]:
+        """Per (market, symbol): the newest stored trade's id and the time (ms) of its
+        segment's last row, from segment names alone (no file is read)."""
+        newest: dict[tuple[str, str], tuple[int, int]] = {}
+        for market, symbol in self.symbols():
+            if kind not in self.trade_kinds(market, symbol):
+                continue
+            listing = self._listing(market, symbol, trades_dataset(kind), schema.TRADES, None, None)
+            if listing.segments:
+                last = max(listing.segments, key=lambda s: s.hi)
+                newest[(market, symbol)] = (last.hi, last.t1)
+        return newest
+
     # -- trades ---------------------------------------------------------------------------
 
     def resolve_kind(self, market: str, symbol: str, kind: str | None) -> str:

@@ -387,8 +387,8 @@ class Feed:
         requests = self.store.requested_symbols()
         on_demand = [s for s, feed in self._symbols.items() if feed.on_demand]
         for symbol, asked_at in requests.items():
-            if symbol in self._symbols or symbol not in self._infos:
-                continue
+            if symbol in self._symbols or symbol not in self._infos or self.config.follow:
+                continue  # a sharded feed streams its shards' symbols only
             if now - asked_at > self.config.on_demand_idle_s:
                 continue
             if len(on_demand) >= self.config.max_on_demand_symbols:
@@ -414,11 +414,14 @@ class Feed:
         await self._ready.wait()
         assert self._client is not None
         wanted = {s for s in symbols if s in self._infos}
+        released: list[str] = []
         for symbol, feed in list(self._symbols.items()):
             if symbol in wanted:
                 feed.on_demand = False
             elif not feed.on_demand:
-                await self._release(symbol)
+                released.extend(self._symbols.pop(symbol).streams)
+        if released:
+            await self._client.unsubscribe(released)  # one paced request per connection
         added = [self._add_symbol(s, on_demand=False) for s in sorted(wanted - set(self._symbols))]
         if added:
             await self._client.subscribe([name for feed in added for name in feed.streams])
@@ -572,6 +575,11 @@ class Feed:
                 await self._serve_queued(symbol, feed)
             finally:
                 self._in_flight.discard(symbol)
+                # Released and added again meanwhile: the new book's request was skipped
+                # while this one was in flight.
+                current = self._symbols.get(symbol)
+                if current is not None and current is not feed and current.book.snapshot_due():
+                    self._queue_snapshot(symbol)
 
     async def _serve_queued(self, symbol: str, feed: _SymbolFeed) -> None:
         """Confirm a quiet book, or sync one that waits for a snapshot."""
@@ -681,19 +689,52 @@ class Feed:
             feed.deepen_failed_at = time.monotonic()
 
     async def _warm_up(self, symbol: str) -> None:
-        """Seed the trade window from REST so the panels are never empty."""
+        """Seed the trade window from REST so the panels are never empty. A symbol taken
+        over from another worker (``follow``) continues the window the store holds: the
+        trades after its last stored id are fetched from REST (``fromId``), so none is lost
+        or duplicated across the hand-over."""
         assert self._rest is not None
+        stored = self._stored_trades(symbol)
         try:
-            rows = await self._rest.agg_trades(symbol, limit=BACKFILL_PAGE)
+            if stored:
+                rows = stored + await self._trades_since(symbol, int(stored[-1][0]) + 1)
+            else:
+                rows = _rows(await self._rest.agg_trades(symbol, limit=BACKFILL_PAGE))
         except (BinanceHttpError, MalformedFrame) as exc:
             self.events.fault("warm_up_failed", symbol=symbol, error=str(exc))
             return
         feed = self._symbols.get(symbol)
         if feed is not None:
-            feed.trades.warm_up(_rows(rows))
+            feed.trades.warm_up(rows)
             feed.dirty = feed.trades_changed = True
             if self._taps:
                 self._tap_trades(symbol, feed)
+
+    def _stored_trades(self, symbol: str) -> list[TradeRow]:
+        """The store's trade window of ``symbol`` when this feed follows shards and the
+        store keeps one (``RedisStore.stored_trades``), else nothing."""
+        read = getattr(self.store, "stored_trades", None)
+        view = read(symbol) if self.config.follow and read is not None else None
+        if view is None:
+            return []
+        return [
+            (int(i), int(t), float(p), abs(float(q)), float(side) < 0)
+            for i, t, p, q, side in zip(
+                view.trade_id, view.time_ms, view.price, view.qty, view.side, strict=True
+            )
+        ]
+
+    async def _trades_since(self, symbol: str, from_id: int) -> list[TradeRow]:
+        """aggTrades from ``from_id`` on, page by page (at most ``MAX_BACKFILL_PAGES``)."""
+        assert self._rest is not None
+        rows: list[TradeRow] = []
+        for _ in range(MAX_BACKFILL_PAGES):
+            page = await self._rest.agg_trades(symbol, from_id=from_id, limit=BACKFILL_PAGE)
+            rows.extend(_rows(page))
+            if len(page) < BACKFILL_PAGE:
+                break
+            from_id = page[-1].a + 1
+        return rows
 
     async def _backfill(self, symbol: str, gap: TradeGap) -> None:
         """Fetch the missing trade ids of ``gap`` page by page, then release held trades."""

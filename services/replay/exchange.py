@@ -42,7 +42,8 @@ import asyncio
 import contextlib
 import re
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -69,7 +70,8 @@ from services.replay.derived import (
 )
 from services.replay.faults import Faults
 from services.replay.market_tickers import ALL_MINI_TICKERS, PERIOD_TICKS, AllMiniTickers
-from services.replay.player import Offsets, Player
+from services.replay.passes import first_pass_after, pass_offsets, pass_steps, start_book_id
+from services.replay.player import Offsets, Player, first_offset_ms
 from services.replay.recording import DEFAULT_REPLAY
 from services.replay.rest_api import RestApi, unknown_path_error
 from services.replay.session import RecordedSession, ReplayEvent, load_session
@@ -143,6 +145,7 @@ class LocalExchange:
         pong_timeout: float = 60.0,
         queue_size: int = 50_000,
         time_base: str = "recording",
+        after_trades: Mapping[tuple[str, str], tuple[int, int]] | None = None,
     ) -> None:
         if recordings is None:
             recordings = [DEFAULT_REPLAY]
@@ -157,6 +160,7 @@ class LocalExchange:
         self.pong_timeout = pong_timeout
         self.queue_size = queue_size
         self.time_base = time_base
+        self.after_trades = dict(after_trades or {})
         self.faults = Faults()
         self.session: RecordedSession | None = None
         self.player: Player | None = None
@@ -207,9 +211,40 @@ class LocalExchange:
         self.ws_url = f"ws://{self.host}:{self.port}"
         self.rest_url = f"http://{self.host}:{self.port}"
         self.faults.install(self._drop_all, self._shutdown_all, lambda: list(self.markets))
-        self.player = Player(self.session, self, self.speed, self.loop, time_base=self.time_base)
+        first_pass, offsets = self._resume(self.session)
+        self.player = Player(
+            self.session,
+            self,
+            self.speed,
+            self.loop,
+            time_base=self.time_base,
+            first_pass=first_pass,
+            first_offsets=offsets,
+        )
         self._play_task = asyncio.get_running_loop().create_task(self.player.run())
         return self
+
+    def _resume(self, session: RecordedSession) -> tuple[int, Offsets | None]:
+        """The first pass to play and its offsets: past ``after_trades`` (newest aggTrade
+        id and time already stored, per (market, symbol)) when they are this recording's,
+        with each book's ``lastUpdateId`` set as that pass's seam would have left it."""
+        stored = {s: v for (m, s), v in self.after_trades.items() if m == session.market}
+        if not stored:
+            return 0, None
+        base = first_offset_ms(
+            self.time_base, session.start_ns // 1_000_000, time.time_ns() // 1_000_000
+        )
+        first_pass = first_pass_after(session, base, stored)
+        if not first_pass:
+            return 0, None
+        offsets = pass_offsets(pass_steps(session), base, first_pass)
+        for symbol, market in self.markets.items():
+            book_id = start_book_id(session, symbol, offsets)
+            if book_id is not None:
+                market.book.last_update_id = book_id
+            if market.agg_trades_derived and symbol in offsets.agg_ids:
+                market.agg_builder.next_id = offsets.agg_ids[symbol] + 1
+        return first_pass, offsets
 
     async def close(self) -> None:
         """Stop playing, close every connection (1001) and release the port."""

@@ -84,6 +84,16 @@ def pass_shift_ms(span_ms: int) -> int:
     return max(1, -(-span_ms // DAY_MS)) * DAY_MS
 
 
+def tick_after(tick_ns: int, recording_ns: int) -> int:
+    """The derived-stream tick after ``tick_ns`` when the next frame is at ``recording_ns``:
+    one ``TICK_NS`` later, or, before a long quiet stretch, the first tick after that frame's
+    grid step (skipping the empty ticks)."""
+    tick_ns += TICK_NS
+    if recording_ns - tick_ns > 50 * TICK_NS:
+        tick_ns = recording_ns - recording_ns % TICK_NS + TICK_NS
+    return tick_ns
+
+
 def first_offset_ms(time_base: str, recording_start_ms: int, now_ms: int) -> int:
     """Time offset of the first pass: 0 for ``recording``; for ``today`` the whole days
     between the recording's first frame and ``now_ms``."""
@@ -151,6 +161,8 @@ class Player:
         loop: bool = False,
         now_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
         time_base: str = "recording",
+        first_pass: int = 0,
+        first_offsets: Offsets | None = None,
     ) -> None:
         self.session = session
         self.sink = sink
@@ -161,7 +173,9 @@ class Player:
         self.time_base = time_base
         first_offset_ms(time_base, 0, 0)  # rejects an unknown time base now
         self.offsets = Offsets()
-        self.passes = 0
+        self.first_pass = first_pass  # > 0: resume a whole number of passes later
+        self.first_offsets = first_offsets  # that pass's offsets (``services.replay.passes``)
+        self.passes = first_pass
         self.position = 0  # events played in the current pass
         self.finished = asyncio.Event()
 
@@ -178,7 +192,9 @@ class Player:
 
     def next_offsets(self) -> Offsets:
         """Offsets for the next pass (see the module docstring)."""
-        if not self.passes:
+        if self.passes == self.first_pass:
+            if self.first_offsets is not None:
+                return self.first_offsets
             return Offsets(first_offset_ms(self.time_base, self.recording_start_ms, self.now_ms()))
         span_ms = (self.session.end_ns - self.session.start_ns) // 1_000_000 + 1
         offsets = Offsets(self.offsets.time_ms + pass_shift_ms(span_ms))
@@ -214,7 +230,7 @@ class Player:
         events = self.session.events
         while True:
             self.offsets = self.next_offsets()
-            if self.passes:
+            if self.passes > self.first_pass:
                 await self.sink.seam(self.offsets)
             self.clock.start(self.session.start_ns)
             next_tick = self.session.start_ns + TICK_NS
@@ -248,9 +264,7 @@ class Player:
             if next_tick > recording_ns:
                 return next_tick
             await self.sink.tick((next_tick // 1_000_000) + self.offsets.time_ms)
-            next_tick += TICK_NS
-            if recording_ns - next_tick > 50 * TICK_NS:  # a long quiet stretch: skip ahead
-                next_tick = recording_ns - recording_ns % TICK_NS + TICK_NS
+            next_tick = tick_after(next_tick, recording_ns)
 
 
 def _field(data: bytes, name: bytes) -> int | None:

@@ -33,6 +33,7 @@ def replay_store() -> Iterator[tuple[MemoryStore, Feed]]:
         loop=True,
         symbols=("BTCUSDT", "ETHUSDT"),
         publish_interval_s=0.2,
+        history=False,  # never resume from a developer's data/history
     )
     source = market_source.resolve(settings)
     store = MemoryStore()

@@ -26,6 +26,7 @@ def alerting_replay(tmp_path_factory) -> Iterator[tuple[MemoryStore, object]]:
         recording=SPOT_2021,
         speed="4",
         loop=True,
+        history=False,
         symbols=("BTCUSDT", "ETHUSDT"),
         publish_interval_s=0.2,
         alerts_dir=tmp_path_factory.mktemp("alerts"),

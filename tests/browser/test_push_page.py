@@ -34,7 +34,7 @@ PUSHED, POLLED = FIRST_ROW.format("#pushed-tape"), FIRST_ROW.format("#trade-tape
 def pushed_replay() -> Iterator[tuple[MemoryStore, PushService]]:
     settings = Settings(
         source="replay", recording=SPOT_2021, speed="2", loop=True, symbols=("BTCUSDT",),
-        publish_interval_s=0.2,
+        publish_interval_s=0.2, history=False,
     )  # fmt: skip
     source = market_source.resolve(settings)
     store = MemoryStore()

@@ -73,7 +73,9 @@ async def test_replay_clock_runs_at_the_replay_speed(recordings):
 
 
 def test_dashboard_feed_shows_recorded_times_and_lag_against_the_replay_clock(recordings):
-    settings = Settings(source="replay", recording=recordings["spot_2021"], speed="4", loop=False)
+    settings = Settings(
+        source="replay", recording=recordings["spot_2021"], speed="4", loop=False, history=False
+    )
     source = market_source.start_replay(settings)
     store = MemoryStore()
     feed = Feed(market_source.feed_config(settings, source), store)

@@ -67,3 +67,16 @@ def test_not_in_sync_and_no_feed():
     assert levels(status_items(source=None)) == {"feed": ("not started", "bad")}
     spans = create_status_bar(status_items(source=None))
     assert spans[0].className == "status-item status-bad"
+
+
+def test_the_owning_worker_and_since_when_are_shown() -> None:
+    items = status_items(
+        source="LIVE",
+        connection_state="CONNECTED",
+        sync_state="LIVE",
+        update_age_s=0.1,
+        owner=("4242-ab12cd34", 1_700_000_000.0),
+    )
+    worker = next(item for item in items if item.label == "worker")
+    assert worker.value == "4242-ab12cd34 since 22:13:20 UTC"
+    assert "worker" not in {i.label for i in status_items(source="LIVE", sync_state="LIVE")}

@@ -1,0 +1,157 @@
+"""Where a replay resumes when its market already has a past: a whole loop pass later.
+
+A ``--loop`` replay's pass ``n`` is the recording shifted by ``n`` pass shifts of time
+(``pass_shift_ms``) and, per symbol, by ``n`` times what one pass adds to each id sequence
+(the **pass step**), so ids continue exactly across every seam. The step of a sequence is
+
+* trade ids (``t``, aggTrade ``f``/``l``): last − first recorded trade id + 1;
+* aggregate ids (``a``): recorded, last − first recorded aggregate id + 1; derived from
+  trades (numbered from 1 while playing), the number of aggTrades one pass derives — the
+  exchange closes an open one at every 100 ms tick, so they are counted on the same ticks;
+* update ids: spot ``last u + 2 − first U`` (one seam diff between passes), USD-M
+  ``last u + 1 − first pu``.
+
+Pass ``n`` therefore needs nothing from the passes before it: a replay can start at pass
+``n`` directly. ``first_pass_after`` picks the first pass whose trades come after trades
+already stored, so a restarted offline replay continues the stored tape instead of
+repeating it.
+"""
+
+from __future__ import annotations
+
+import re
+
+import orjson
+
+from services.replay.derived import AggTradeBuilder, TradeRecord
+from services.replay.player import TICK_NS, Offsets, pass_shift_ms, tick_after
+from services.replay.session import RecordedSession
+
+_ID = {name: re.compile(b'"%s":(-?\\d+)' % name) for name in (b"a", b"f", b"l", b"t", b"u", b"T")}
+
+
+def _field(data: bytes, name: bytes) -> int:
+    match = _ID[name].search(data)
+    return -1 if match is None else int(match.group(1))
+
+
+def shift_ms(session: RecordedSession) -> int:
+    """Time added per pass: the recording's span rounded up to whole days."""
+    return pass_shift_ms((session.end_ns - session.start_ns) // 1_000_000 + 1)
+
+
+def pass_steps(session: RecordedSession) -> Offsets:
+    """What one pass adds to each symbol's ids (``time_ms`` = the pass shift)."""
+    first: dict[tuple[str, bytes], int] = {}
+    last: dict[tuple[str, bytes], int] = {}
+
+    def seen(symbol: str, name: bytes, first_value: int, last_value: int) -> None:
+        first.setdefault((symbol, name), first_value)
+        last[(symbol, name)] = last_value
+
+    for event in session.events:
+        if event.kind == "trade":
+            trade_id = _field(event.data, b"t")
+            seen(event.symbol, b"t", trade_id, trade_id)
+        elif event.kind == "aggTrade":
+            seen(event.symbol, b"t", _field(event.data, b"f"), _field(event.data, b"l"))
+            agg_id = _field(event.data, b"a")
+            seen(event.symbol, b"a", agg_id, agg_id)
+        elif event.kind == "depth":
+            final = _field(event.data, b"u")
+            seen(event.symbol, b"u", final, final)
+    steps = Offsets(shift_ms(session))
+    steps.agg_ids.update(derived_agg_counts(session))
+    for symbol, start in session.symbols.items():
+        if (symbol, b"t") in first:
+            steps.trade_ids[symbol] = last[(symbol, b"t")] + 1 - first[(symbol, b"t")]
+        if (symbol, b"a") in first:
+            steps.agg_ids[symbol] = last[(symbol, b"a")] + 1 - first[(symbol, b"a")]
+        if start.first_diff_ids is not None and (symbol, b"u") in last:
+            first_u, _, previous = start.first_diff_ids
+            if session.market == "usdm" and previous is not None:
+                steps.update_ids[symbol] = last[(symbol, b"u")] + 1 - previous
+            else:
+                steps.update_ids[symbol] = last[(symbol, b"u")] + 2 - first_u
+    return steps
+
+
+def derived_agg_counts(session: RecordedSession) -> dict[str, int]:
+    """Per symbol whose aggTrades are derived from recorded trades: how many one pass
+    derives (trades of one taker order grouped as ``AggTradeBuilder`` does, an open group
+    closed at each tick of the replay's 100 ms grid and at the end of the pass)."""
+    kinds: dict[str, set[str]] = {}
+    for event in session.events:
+        kinds.setdefault(event.symbol, set()).add(event.kind)
+    derived = {s for s, k in kinds.items() if "trade" in k and "aggTrade" not in k}
+    builders = {s: AggTradeBuilder(0) for s in derived}
+    counts = dict.fromkeys(derived, 0)
+
+    def close_all() -> None:
+        for symbol, builder in builders.items():
+            counts[symbol] += builder.flush() is not None
+
+    next_tick = session.start_ns + TICK_NS
+    for event in session.events:
+        while next_tick <= event.ts_ns:
+            close_all()
+            next_tick = tick_after(next_tick, event.ts_ns)
+        if event.kind == "trade" and event.symbol in builders:
+            body = orjson.loads(event.data)
+            trade = TradeRecord(body["t"], body["p"], body["q"], body["T"], body["m"])
+            counts[event.symbol] += builders[event.symbol].add(trade) is not None
+    close_all()
+    return counts
+
+
+def pass_offsets(steps: Offsets, first_offset_ms: int, n: int) -> Offsets:
+    """Offsets of pass ``n`` (pass 0 is shifted by ``first_offset_ms`` only)."""
+    return Offsets(
+        first_offset_ms + n * steps.time_ms,
+        {s: n * v for s, v in steps.update_ids.items()},
+        {s: n * v for s, v in steps.trade_ids.items()},
+        {s: n * v for s, v in steps.agg_ids.items()},
+    )
+
+
+def start_book_id(session: RecordedSession, symbol: str, offsets: Offsets) -> int | None:
+    """The book's ``lastUpdateId`` at the start of a pass > 0 with these offsets (what the
+    seam diff would have left), or None when the symbol has no diffs."""
+    start = session.symbols[symbol]
+    if start.first_diff_ids is None or symbol not in offsets.update_ids:
+        return None
+    first_u, _, previous = start.first_diff_ids
+    if session.market == "usdm" and previous is not None:
+        return previous + offsets.update_ids[symbol]
+    return first_u - 1 + offsets.update_ids[symbol]
+
+
+def first_pass_after(
+    session: RecordedSession, first_offset_ms: int, stored: dict[str, tuple[int, int]]
+) -> int:
+    """The first pass whose aggTrades all come after the stored ones: ``stored`` maps a
+    symbol to its newest stored aggregate id and trade time (ms). A symbol's stored past
+    counts only when it is this recording's: its newest aggTrade, moved back by whole
+    passes, is one of the recording's (id within its ids, time within its span). 0 when
+    nothing stored is this recording's."""
+    steps = pass_steps(session)
+    span_ms = (session.start_ns // 1_000_000, session.end_ns // 1_000_000)
+    resume = 0
+    for symbol, (agg_id, time_ms) in stored.items():
+        step = steps.agg_ids.get(symbol)
+        first_agg = _first_agg_id(session, symbol) or 1
+        if not step or first_agg is None or agg_id < first_agg:
+            continue
+        n = (agg_id - first_agg) // step
+        moved_ms = time_ms - first_offset_ms - n * steps.time_ms
+        if not span_ms[0] - 60_000 <= moved_ms <= span_ms[1]:
+            continue  # same symbol, another recording (or a live market)
+        resume = max(resume, n + 1)
+    return resume
+
+
+def _first_agg_id(session: RecordedSession, symbol: str) -> int | None:
+    for event in session.events:
+        if event.symbol == symbol and event.kind == "aggTrade":
+            return _field(event.data, b"a")
+    return None
