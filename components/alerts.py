@@ -78,7 +78,8 @@ def _delivery(event: dict[str, Any]) -> str:
 
 
 def create_event_rows(events: list[dict[str, Any]]) -> list[html.Li]:
-    """The events list, newest first (as given)."""
+    """The events list, newest first (as given); each row's id carries its symbol and time
+    so a click can jump the views there."""
     if not events:
         return [html.Li("No alerts fired yet.", className="alert-event empty")]
     return [
@@ -89,7 +90,8 @@ def create_event_rows(events: list[dict[str, Any]]) -> list[html.Li]:
                 html.Span(_delivery(e), className="alert-delivery"),
             ],
             className=f"alert-event kind-{e['kind']}",
-            id={"type": "alert-event", "id": e["id"]},
+            id={"type": "alert-event", "id": e["id"], "symbol": e["symbol"], "time": e["time_ms"]},
+            title="Show this moment: its symbol, over the heatmap range that reaches it",
         )
         for e in events
     ]

@@ -9,6 +9,7 @@ evaluated by the feed's ``AlertTap``, never by these callbacks.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -27,6 +28,7 @@ from components.alerts import (
     create_toast,
     describe_event,
 )
+from components.heatmap import TIME_RANGES_MS
 from services.alerts.rules import RuleError, help_text, validate
 from services.store import MarketStore
 
@@ -86,6 +88,16 @@ def form_payload(
         "webhook": webhook or None,
         "sound": bool(sound),
     }
+
+
+def moment_range(time_ms: int, now_ms: int) -> str | None:
+    """The shortest heatmap range (which ends now) that still shows ``time_ms``, with a
+    tenth of it to spare; None when the moment is older than the longest range."""
+    age = now_ms - time_ms
+    for name, span in TIME_RANGES_MS.items():
+        if age <= span * 0.9:
+            return name
+    return None
 
 
 def with_alerts(layout: Callable[[], html.Div], alerts: Alerts) -> Callable[[], html.Div]:
@@ -194,6 +206,20 @@ def register(app: dash.Dash, store: MarketStore, alerts: Alerts) -> None:
         more = f" (+{len(fresh) - 1} more)" if len(fresh) > 1 else ""
         header = f"{newest['symbol']} {newest['kind'].replace('_', ' ')}{more}"
         return rows, newest["id"], fresh, True, header, newest["text"]
+
+    @app.callback(
+        Output(ids.URL, "pathname", allow_duplicate=True),
+        Output(ids.HEATMAP_RANGE, "value", allow_duplicate=True),
+        Input({"type": "alert-event", "id": ALL, "symbol": ALL, "time": ALL}, "n_clicks"),
+        prevent_initial_call=True,
+    )
+    def jump_to_event(_clicks):
+        """A click on an event shows its symbol, over the heatmap range that reaches it."""
+        clicked = ctx.triggered_id
+        if not clicked or not ctx.triggered[0]["value"]:  # rows redrawn, not clicked
+            return no_update, no_update
+        span = moment_range(int(clicked["time"]), int(time.time() * 1000))
+        return f"/{clicked['symbol']}", span or no_update
 
     @app.callback(
         Output(IDS["kind"], "value"),

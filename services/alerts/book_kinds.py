@@ -1,10 +1,21 @@
 """Kinds evaluated on the order book: wall and imbalance.
 
-The tap evaluates them at most every ``BOOK_EVERY_MS`` of exchange time per symbol (a
-wall or an imbalance lives for seconds; reading the band costs O(levels in the band)).
-Both are handed only a LIVE book (an unsynced book is never taken for the market; the tap
-calls ``reset()`` when the book leaves LIVE) and only the levels within their band around
-the mid, walked best-first, so their cost follows the band, not the book's depth.
+Both watch the levels within ± ``band_bps`` of a *centre*: the mid, re-centred only when
+the mid has moved away from the centre by ``RECENTRE_FRACTION`` of the narrowest band on
+the symbol (``recentred``), so the band stays put between re-centres and each diff is
+followed level by level:
+
+- ``on_book`` (the full path, O(levels in the band)): reads the whole band — when the book
+  turns LIVE, and at each re-centre (walls the band left behind are dropped silently,
+  levels it reaches are taken as they come);
+- ``on_level`` (the incremental path, O(1) per level a diff changed within the band):
+  a wall's size, a new wall, the imbalance's running band sums;
+- ``on_time``/``check`` (O(walls leaving) / O(1)): decisions that wait on time (a pull's
+  confirmation, an imbalance's hold).
+
+Evaluating the full path after every diff (the plain loop the tests compare with) and the
+incremental one give the same firings. Both kinds are handed only a LIVE book (an unsynced
+book is never taken for the market; the tap calls ``reset()`` when the book leaves LIVE).
 """
 
 from __future__ import annotations
@@ -20,9 +31,11 @@ from services.market.order_book import OrderBook
 from services.market.views import TradeView
 
 CONFIRM_MS = 1000
-BOOK_EVERY_MS = 250
 """How long (exchange time) trades may still arrive for a level that left the book before
 a wall's pull is decided: trades and depth come on separate streams."""
+RECENTRE_FRACTION = 0.1
+"""The band is re-centred on the mid once the mid is this fraction of the narrowest band
+(in bps of the centre) away from the centre."""
 
 
 def mid_price(book: OrderBook) -> float | None:
@@ -32,10 +45,25 @@ def mid_price(book: OrderBook) -> float | None:
     return (bid[0] + ask[0]) / 2.0
 
 
+def recentred(centre: float | None, mid: float, bucket_bps: float) -> float:
+    """The band's centre once the mid is ``mid``: ``centre`` while the mid is less than
+    ``bucket_bps`` of it away, else the mid (also when there is no centre yet)."""
+    if centre is not None and abs(mid - centre) < centre * bucket_bps / 10_000.0:
+        return centre
+    return mid
+
+
+def bounds(centre: float, bps: float) -> tuple[float, float]:
+    """The lowest and highest price within ± ``bps`` of ``centre`` (inclusive); every
+    path uses this one expression so they agree on the levels at the edge."""
+    span = centre * bps / 10_000.0
+    return centre - span, centre + span
+
+
 @dataclass(frozen=True, slots=True)
 class Band:
-    """The book within ± ``bps`` of ``mid``: bid prices descending and ask prices
-    ascending, with their quantities (numpy arrays)."""
+    """The book within ± ``bps`` of ``mid`` (the band's centre): bid prices descending and
+    ask prices ascending, with their quantities (numpy arrays)."""
 
     mid: float
     bps: float
@@ -71,21 +99,21 @@ def _side_within(arrays_of, limit: float, below: bool, guess: int) -> tuple[np.n
 def band(book: OrderBook, mid: float, bps: float, last: Band | None = None) -> Band:
     """The book within ± ``bps`` of ``mid`` (``last``: the previous band, whose size is a
     good first guess of how many levels to read)."""
-    span = mid * bps / 10_000.0
+    low, high = bounds(mid, bps)
     bid_guess = ask_guess = 64
     if last is not None:
         bid_guess = last.bid_prices.size * 5 // 4 + 8
         ask_guess = last.ask_prices.size * 5 // 4 + 8
-    bid_p, bid_q = _side_within(book.bid_arrays, mid - span, True, bid_guess)
-    ask_p, ask_q = _side_within(book.ask_arrays, mid + span, False, ask_guess)
+    bid_p, bid_q = _side_within(book.bid_arrays, low, True, bid_guess)
+    ask_p, ask_q = _side_within(book.ask_arrays, high, False, ask_guess)
     return Band(mid, bps, bid_p, bid_q, ask_p, ask_q)
 
 
 def _within(levels: Band, bps: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The band narrowed to ± ``bps`` (a rule's own band inside the widest one)."""
-    span = levels.mid * bps / 10_000.0
-    nb = int(np.count_nonzero(levels.bid_prices >= levels.mid - span))
-    na = int(np.count_nonzero(levels.ask_prices <= levels.mid + span))
+    low, high = bounds(levels.mid, bps)
+    nb = int(np.count_nonzero(levels.bid_prices >= low))
+    na = int(np.count_nonzero(levels.ask_prices <= high))
     return (
         levels.bid_prices[:nb],
         levels.bid_qtys[:nb],
@@ -104,17 +132,18 @@ class _Wall:
 
 
 class Walls:
-    """A wall rule on one symbol: one price within ± ``band_bps`` of the mid resting at
-    least ``min_notional`` (price × qty).
+    """A wall rule on one symbol: one price within ± ``band_bps`` of the band's centre
+    resting at least ``min_notional`` (price × qty).
 
     ``appear``: a price becomes a wall (walls already there when the book turns LIVE are
     taken as they are, not reported). ``pulled``: a wall leaves (drops below
     ``min_notional`` or out of the book) and more than ``pulled_fraction`` of its fall from
     its peak was not traded at its price — trades up to ``CONFIRM_MS`` after it left still
-    count. A wall the mid moves away from is dropped silently.
+    count. A wall the band leaves behind when it re-centres is dropped silently.
 
     Details: ``event`` (appear/pulled), ``side`` (bid/ask), ``price``, ``qty``, ``notional``,
-    ``mid``, ``distance_bps``; for pulled also ``peak_qty``, ``traded_qty``, ``pulled_qty``.
+    ``mid``, ``distance_bps`` (from the mid); for pulled also ``peak_qty``, ``traded_qty``,
+    ``pulled_qty``.
     """
 
     def __init__(self, rule: Rule) -> None:
@@ -122,11 +151,14 @@ class Walls:
         self.bps = rule.params["band_bps"]
         self._min = rule.params["min_notional"]
         self._walls: dict[float, _Wall] = {}
+        self._leaving: set[float] = set()
+        self._low = self._high = 0.0
         self._seeded = False
 
     def reset(self) -> None:
         """The book left LIVE: forget the walls; the next LIVE book is taken as it is."""
         self._walls.clear()
+        self._leaving.clear()
         self._seeded = False
 
     def on_trades(self, view: TradeView) -> None:
@@ -141,17 +173,18 @@ class Walls:
     def on_book(
         self, symbol: str, sync: BookSync, levels: Band, cooldown: Cooldown, out: list[Firing]
     ) -> None:
-        now, mid = sync.event_time_ms, levels.mid
-        span = mid * self.bps / 10_000.0
+        """The full path: the whole band around ``levels.mid`` (its centre)."""
+        now, mid = sync.event_time_ms, mid_price(sync.book) or levels.mid
+        self._low, self._high = low, high = bounds(levels.mid, self.bps)
         bid_p, bid_q, ask_p, ask_q = _within(levels, self.bps)
         walls = self._walls
         for price in list(walls):
             wall = walls[price]
-            if abs(price - mid) > span:
+            if not low <= price <= high:
                 del walls[price]
+                self._leaving.discard(price)
             elif self._track(wall, price, levels.qty_at(wall.side, price), now):
-                del walls[price]
-                self._decide(symbol, price, wall, mid, now, cooldown, out)
+                self._decide(symbol, price, mid, now, cooldown, out)
         for side, prices, qtys in (("bid", bid_p, bid_q), ("ask", ask_p, ask_q)):
             big = np.flatnonzero(prices * qtys >= self._min)
             for price, qty in zip(prices[big].tolist(), qtys[big].tolist(), strict=True):
@@ -161,11 +194,55 @@ class Walls:
                         self._fire(symbol, "appear", price, walls[price], mid, now, cooldown, out)
         self._seeded = True
 
+    def on_levels(
+        self,
+        symbol: str,
+        bids: dict[float, float],
+        asks: dict[float, float],
+        mid: float,
+        now: int,
+        cooldown: Cooldown,
+        out: list[Firing],
+    ) -> None:
+        """The incremental path: the levels of the band a diff changed (price → new qty,
+        0: removed), with the band where the last ``on_book`` put it. O(levels changed +
+        walls); events come in the full path's order (walls watched first, then new walls
+        best price first), which decides which one a cooldown lets through."""
+        low, high = self._low, self._high
+        walls = self._walls
+        if walls:
+            for price in list(walls):
+                wall = walls[price]
+                qty = (bids if wall.side == "bid" else asks).get(price)
+                if qty is None and price not in self._leaving:
+                    continue
+                if self._track(wall, price, wall.qty if qty is None else qty, now):
+                    self._decide(symbol, price, mid, now, cooldown, out)
+        for side, changed, best_first in (("bid", bids, True), ("ask", asks, False)):
+            new = [
+                price
+                for price, qty in changed.items()
+                if low <= price <= high and price * qty >= self._min and price not in walls
+            ]
+            for price in sorted(new, reverse=best_first):
+                wall = walls[price] = _Wall(side, changed[price], changed[price], 0.0)
+                if self._seeded:
+                    self._fire(symbol, "appear", price, wall, mid, now, cooldown, out)
+
+    def on_time(self, symbol: str, mid: float, now: int, cooldown: Cooldown, out: list[Firing]):
+        """Decide the pulls whose confirmation time has passed (O(walls leaving))."""
+        if not self._leaving:
+            return
+        for price in [p for p in self._walls if p in self._leaving]:  # the full path's order
+            if now - self._walls[price].left_ms >= CONFIRM_MS:
+                self._decide(symbol, price, mid, now, cooldown, out)
+
     def _track(self, wall: _Wall, price: float, qty: float, now: int) -> bool:
         """Follow one wall's size; True when it left the book long enough ago to decide."""
         if wall.left_ms:
             if qty * price >= self._min:  # back before the pull was decided
                 wall.left_ms, wall.qty, wall.peak = 0, qty, max(wall.peak, qty)
+                self._leaving.discard(price)
                 return False
             wall.qty = qty
             return now - wall.left_ms >= CONFIRM_MS
@@ -174,18 +251,16 @@ class Walls:
         wall.qty = qty
         if qty * price < self._min:
             wall.left_ms = now or 1
+            self._leaving.add(price)
         return False
 
     def _decide(
-        self,
-        symbol: str,
-        price: float,
-        wall: _Wall,
-        mid: float,
-        now: int,
-        cooldown: Cooldown,
-        out: list[Firing],
+        self, symbol: str, price: float, mid: float, now: int, cooldown: Cooldown, out: list
     ) -> None:
+        """The wall at ``price`` left long enough ago: forget it, reporting a pull when
+        its fall was not explained by trades there."""
+        wall = self._walls.pop(price)
+        self._leaving.discard(price)
         fall = wall.peak - wall.qty
         unexplained = fall - wall.traded
         if fall > 0 and unexplained > self.rule.params["pulled_fraction"] * fall:
@@ -227,9 +302,13 @@ class Walls:
 
 class Imbalance:
     """An imbalance rule on one symbol: book imbalance (bid − ask notional) / (bid + ask
-    notional) over the levels within ± ``band_bps`` of the mid stays beyond ``threshold``
-    (bid: ≥ +threshold, ask: ≤ −threshold) for at least ``hold_s`` of exchange time. Fires
-    once, re-arms when it is back inside the threshold.
+    notional) over the levels within ± ``band_bps`` of the band's centre stays beyond
+    ``threshold`` (bid: ≥ +threshold, ask: ≤ −threshold) for at least ``hold_s`` of
+    exchange time. Fires once, re-arms when it is back inside the threshold.
+
+    The band's notionals are running sums: set by ``on_book`` (the full path), moved by
+    ``on_level`` by each level's change of notional; a side whose last level in the band
+    left is exactly 0 (no rounding residue left to pass for an imbalance).
 
     Details: ``imbalance``, ``bid_notional``, ``ask_notional``, ``band_bps``, ``held_s``,
     ``mid``."""
@@ -237,6 +316,9 @@ class Imbalance:
     def __init__(self, rule: Rule) -> None:
         self.rule = rule
         self.bps = rule.params["band_bps"]
+        self.bids = self.asks = 0.0
+        self._n_bids = self._n_asks = 0
+        self._low = self._high = 0.0
         self._since_ms: int | None = None
         self._armed = True
 
@@ -247,9 +329,34 @@ class Imbalance:
     def on_book(
         self, symbol: str, sync: BookSync, levels: Band, cooldown: Cooldown, out: list[Firing]
     ) -> None:
-        now, mid = sync.event_time_ms, levels.mid
+        """The full path: the band's notionals summed afresh, then ``check``."""
+        self._low, self._high = bounds(levels.mid, self.bps)
         bid_p, bid_q, ask_p, ask_q = _within(levels, self.bps)
-        bids, asks = float(bid_p @ bid_q), float(ask_p @ ask_q)
+        self.bids, self.asks = float(bid_p @ bid_q), float(ask_p @ ask_q)
+        self._n_bids, self._n_asks = bid_p.size, ask_p.size
+        mid = mid_price(sync.book) or levels.mid
+        self.check(symbol, mid, sync.event_time_ms, cooldown, out)
+
+    def on_levels(self, side: str, moved: dict[float, tuple[float, float]]) -> None:
+        """The incremental path: levels of one side of the band that went from ``old`` to
+        ``qty`` (``moved``: price → (old, qty))."""
+        low, high = self._low, self._high
+        count, change = 0, 0.0
+        for price, (old, qty) in moved.items():
+            if low <= price <= high:
+                count += (qty > 0) - (old > 0)
+                change += price * (qty - old)
+        if side == "bid":
+            self._n_bids += count
+            self.bids = self.bids + change if self._n_bids else 0.0
+        else:
+            self._n_asks += count
+            self.asks = self.asks + change if self._n_asks else 0.0
+
+    def check(self, symbol: str, mid: float, now: int, cooldown: Cooldown, out: list) -> None:
+        """Whether the imbalance of the current sums is beyond the threshold, and has been
+        long enough to fire."""
+        bids, asks = self.bids, self.asks
         total = bids + asks
         imbalance = (bids - asks) / total if total > 0 else 0.0
         params = self.rule.params

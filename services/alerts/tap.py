@@ -5,6 +5,13 @@ when its symbol has no rules, whatever the rules on other symbols; within a symb
 kind keeps its thresholds precomputed (``trade_kinds``, ``book_kinds``). Firings go to the
 ``Dispatcher``'s queue; nothing slow runs on the feed's thread.
 
+Book kinds follow the feed's diffs level by level: the feed hands ``on_levels`` the levels
+each applied diff carried, the tap keeps the quantities within the symbol's widest band
+(to know each level's change) and passes on only those within it; the whole band is read
+only when the book turns LIVE and when the mid moves enough to re-centre the band
+(``book_kinds``). A feed that does not call ``on_levels`` still gets the right answers:
+``on_book`` then sees a book the tap has not followed and reads the whole band.
+
 The index is rebuilt on a thread of its own when the rule store's version changes (a web
 worker wrote), and swapped in whole; evaluator state (armed flags, the last price, walls
 being watched) carries over for rules that did not change.
@@ -16,12 +23,22 @@ import logging
 import threading
 from dataclasses import dataclass, field
 
-from services.alerts.book_kinds import BOOK_EVERY_MS, Band, Imbalance, Walls, band, mid_price
+from services.alerts.book_kinds import (
+    RECENTRE_FRACTION,
+    Band,
+    Imbalance,
+    Walls,
+    band,
+    bounds,
+    mid_price,
+    recentred,
+)
 from services.alerts.delivery import Dispatcher
 from services.alerts.firing import Cooldown, Firing
 from services.alerts.rule_store import RuleStore
 from services.alerts.rules import ANY_SYMBOL, Rule
 from services.alerts.trade_kinds import FlowChange, LargeTrades, PriceCrossings, PriceMove
+from services.binance.messages import Level
 from services.market.book_sync import BookSync
 from services.market.views import SyncState, TradeView
 from services.store import Candle
@@ -31,11 +48,22 @@ log = logging.getLogger(__name__)
 
 @dataclass(slots=True)
 class _BookRules:
+    """A symbol's book rules and the band they are followed in: ``bps`` the widest band,
+    ``narrowest`` the narrowest (it sets how far the mid may move before re-centring),
+    ``centre`` and ``low``/``high`` the band now, ``bids``/``asks`` the quantities within
+    it, ``followed_id`` the book's update id they match (None: not followed)."""
+
     walls: list[Walls] = field(default_factory=list)
     imbalances: list[Imbalance] = field(default_factory=list)
     bps: float = 0.0
+    narrowest: float = float("inf")
     last: Band | None = None
-    last_ms: int = -BOOK_EVERY_MS
+    centre: float | None = None
+    low: float = 0.0
+    high: float = 0.0
+    bids: dict[float, float] = field(default_factory=dict)
+    asks: dict[float, float] = field(default_factory=dict)
+    followed_id: int | None = None
 
 
 @dataclass(slots=True)
@@ -69,6 +97,7 @@ def _build(rules: list[Rule], fired: dict, old: _Index) -> _Index:
                 book = index.books.setdefault(rule.symbol, _BookRules())
                 (book.walls if isinstance(kept, Walls) else book.imbalances).append(kept)
                 book.bps = max(book.bps, kept.bps)
+                book.narrowest = min(book.narrowest, kept.bps)
             if isinstance(kept, FlowChange | PriceMove):
                 _trade_list(index, rule.symbol).append(kept)
     for symbol, group in large.items():
@@ -78,6 +107,22 @@ def _build(rules: list[Rule], fired: dict, old: _Index) -> _Index:
         index.prices[symbol] = crossings
         _trade_list(index, symbol).append(crossings)
     return index
+
+
+def _follow(changed: dict[float, float], held: dict[float, float]) -> dict:
+    """Set the band's ``held`` quantities to the ``changed`` ones; returns price → (old,
+    new) for those that did change, and drops the others from ``changed``."""
+    moved: dict[float, tuple[float, float]] = {}
+    for price, qty in changed.items():
+        old = held.pop(price, 0.0)
+        if qty:
+            held[price] = qty
+        if qty != old:
+            moved[price] = (old, qty)
+    if len(moved) != len(changed):
+        for price in [p for p in changed if p not in moved]:
+            del changed[price]
+    return moved
 
 
 def _trade_list(index: _Index, symbol: str) -> list:
@@ -154,6 +199,38 @@ class AlertTap:
         if out:
             self.dispatcher.submit(out)
 
+    def on_levels(
+        self, symbol: str, book: BookSync, bids_changed: list[Level], asks_changed: list[Level]
+    ) -> None:
+        """A diff was applied to ``book``: follow the levels it set (O(levels changed),
+        plus a full band read when the mid moved far enough to re-centre it)."""
+        rules = self._index.books.get(symbol)
+        if rules is None or rules.followed_id is None or book.state is not SyncState.LIVE:
+            return
+        mid = mid_price(book.book)
+        if mid is None:
+            return
+        out: list[Firing] = []
+        centre = recentred(rules.centre, mid, rules.narrowest * RECENTRE_FRACTION)
+        if centre != rules.centre:
+            self._read_band(symbol, book, rules, centre, out)
+        else:
+            now, low, high = book.event_time_ms, rules.low, rules.high
+            # the band's levels the diff set (a price set twice: its last quantity)
+            bids = {p: q for p, q in bids_changed if low <= p <= high}
+            asks = {p: q for p, q in asks_changed if low <= p <= high}
+            for side, changed, held in (("bid", bids, rules.bids), ("ask", asks, rules.asks)):
+                moved = _follow(changed, held)
+                if moved:
+                    for imbalance in rules.imbalances:
+                        imbalance.on_levels(side, moved)
+            if bids or asks:
+                for wall in rules.walls:
+                    wall.on_levels(symbol, bids, asks, mid, now, self.cooldown, out)
+            rules.followed_id = book.last_update_id
+        if out:
+            self.dispatcher.submit(out)
+
     def on_book(self, symbol: str, book: BookSync) -> None:
         rules = self._index.books.get(symbol)
         if rules is None:
@@ -162,18 +239,32 @@ class AlertTap:
         if mid is None:
             for evaluator in (*rules.walls, *rules.imbalances):
                 evaluator.reset()
-            rules.last_ms = -BOOK_EVERY_MS
+            rules.followed_id = rules.centre = None
             return
-        now = book.event_time_ms
-        if 0 <= now - rules.last_ms < BOOK_EVERY_MS:
-            return
-        rules.last_ms = now
-        levels = rules.last = band(book.book, mid, rules.bps, rules.last)
         out: list[Firing] = []
-        for evaluator in (*rules.walls, *rules.imbalances):
-            evaluator.on_book(symbol, book, levels, self.cooldown, out)
+        now = book.event_time_ms
+        if rules.followed_id != book.last_update_id:
+            centre = recentred(rules.centre, mid, rules.narrowest * RECENTRE_FRACTION)
+            self._read_band(symbol, book, rules, centre, out)
+        for wall in rules.walls:
+            wall.on_time(symbol, mid, now, self.cooldown, out)
+        for imbalance in rules.imbalances:
+            imbalance.check(symbol, mid, now, self.cooldown, out)
         if out:
             self.dispatcher.submit(out)
+
+    def _read_band(
+        self, symbol: str, book: BookSync, rules: _BookRules, centre: float, out: list[Firing]
+    ) -> None:
+        """The full path: read the band around ``centre`` and hand it to every rule."""
+        levels = rules.last = band(book.book, centre, rules.bps, rules.last)
+        rules.centre = centre
+        rules.low, rules.high = bounds(centre, rules.bps)
+        rules.bids = dict(zip(levels.bid_prices.tolist(), levels.bid_qtys.tolist(), strict=True))
+        rules.asks = dict(zip(levels.ask_prices.tolist(), levels.ask_qtys.tolist(), strict=True))
+        rules.followed_id = book.last_update_id
+        for evaluator in (*rules.walls, *rules.imbalances):
+            evaluator.on_book(symbol, book, levels, self.cooldown, out)
 
     def on_candle(self, symbol: str, candle: Candle) -> None:
         """Candles are not needed: every kind reads trades or the book."""

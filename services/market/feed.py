@@ -227,6 +227,7 @@ class Feed:
         self.config = config
         self.store = store
         self._taps = tuple(taps)
+        self._level_taps = tuple(t for t in self._taps if callable(getattr(t, "on_levels", None)))
         self._past_trades = past_trades
         self._shared_weight = shared_weight
         self._in_flight: set[str] = set()
@@ -484,6 +485,7 @@ class Feed:
             self._unknown_symbol(item)
             return
         resyncs = feed.book.counters.resyncs
+        applied = feed.book.counters.diffs_applied
         if feed.shadow is not None:
             feed.shadow.on_diff(event)
         if feed.book.on_diff(event) is SyncAction.FETCH_SNAPSHOT:
@@ -492,6 +494,8 @@ class Feed:
             self.events.fault("resync", symbol=event.s, reason=feed.book.resync_reason)
         feed.dirty = True
         if self._taps:
+            if self._level_taps and feed.book.counters.diffs_applied != applied:
+                self._tap_levels(event, feed)
             self._tap_book(event.s, feed)
 
     def _unknown_symbol(self, item: Received) -> None:
@@ -819,6 +823,14 @@ class Feed:
                 tap.on_book(symbol, feed.book)
             except Exception as exc:
                 self._tap_failed(tap, symbol, exc)
+
+    def _tap_levels(self, diff: DepthUpdate, feed: _SymbolFeed) -> None:
+        """Hand the levels an applied diff set to the taps that follow levels."""
+        for tap in self._level_taps:
+            try:
+                tap.on_levels(diff.s, feed.book, diff.b, diff.a)
+            except Exception as exc:
+                self._tap_failed(tap, diff.s, exc)
 
     def _tap_candle(self, symbol: str, candle: Candle) -> None:
         for tap in self._taps:

@@ -18,12 +18,19 @@ What each call guarantees:
   sync state. Read what you need right away (``book.state``, ``book.book.best_bid()``,
   ``book.book.bid_arrays(n)``); never keep a reference, the next frame mutates it.
 - ``on_candle(symbol, candle)``: after each kline frame (the bar so far, or closed).
+- ``on_levels(symbol, book, bids_changed, asks_changed)`` — optional, called only on taps
+  that define it: right after each diff is applied to the book (before that diff's
+  ``on_book``), with the ``(price, qty)`` levels it set (qty 0: removed), so a tap can
+  follow the book in O(levels changed). Not called for the diffs a snapshot replays from
+  its buffer: the ``on_book`` after a snapshot has a new ``book.last_update_id`` and the
+  tap reads the book afresh.
 """
 
 from __future__ import annotations
 
 from typing import Protocol
 
+from services.binance.messages import Level
 from services.market.book_sync import BookSync
 from services.market.views import TradeView
 from services.store import Candle
@@ -37,3 +44,11 @@ class FeedTap(Protocol):
     def on_book(self, symbol: str, book: BookSync) -> None: ...
 
     def on_candle(self, symbol: str, candle: Candle) -> None: ...
+
+
+class LevelTap(FeedTap, Protocol):
+    """A ``FeedTap`` that also follows the book level by level (``on_levels``)."""
+
+    def on_levels(
+        self, symbol: str, book: BookSync, bids_changed: list[Level], asks_changed: list[Level]
+    ) -> None: ...

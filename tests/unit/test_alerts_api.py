@@ -156,3 +156,13 @@ def test_a_public_bind_without_users_refuses_to_start_unless_no_auth(tmp_path, c
     assert "without authentication" in caplog.text
     assert auth.check(Settings(host="127.0.0.1")) == {}
     assert auth.check(Settings(host="0.0.0.0", auth_users="a:b,c:d")) == {"a": "b", "c": "d"}
+
+
+def test_an_event_is_shown_over_the_shortest_heatmap_range_that_reaches_it():
+    from app.callbacks.alerts import moment_range
+
+    now = 1_700_000_000_000
+    assert moment_range(now - 60_000, now) == "5m"
+    assert moment_range(now - 5 * 60_000, now) == "15m"  # the 5 m range would end on it
+    assert moment_range(now - 3 * 3_600_000, now) == "4h"
+    assert moment_range(now - 2 * 86_400_000, now) is None
