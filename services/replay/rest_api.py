@@ -163,6 +163,8 @@ class RestApi:
             routes.append(("/uiKlines", self.klines, lambda r: 2))
         for path, handler, weight in routes:
             app.router.add_get(prefix + path, self._wrap(handler, weight))
+        for other in OTHER_MARKETS_INFO[self.market]:
+            app.router.add_get(other, self._wrap(self.other_market_info, lambda r: 1))
         if self.market == "usdm":  # the v2 price ticker (python-binance asks for it)
             app.router.add_get(
                 "/fapi/v2/ticker/price", self._wrap(self.price_ticker, self._quote_weight)
@@ -388,6 +390,26 @@ class RestApi:
             },
         }
         return _json(body, derived=True)
+
+    async def other_market_info(self, request: web.Request) -> web.Response:
+        """exchangeInfo of a market this recording does not hold: no symbols."""
+        body = {
+            "timezone": "UTC",
+            "serverTime": self.exchange.clock_ms(),
+            "rateLimits": [],
+            "exchangeFilters": [],
+            "symbols": [],
+        }
+        return _json(body, derived=True)
+
+
+OTHER_MARKETS_INFO = {
+    "spot": ("/fapi/v1/exchangeInfo", "/dapi/v1/exchangeInfo"),
+    "usdm": ("/api/v3/exchangeInfo", "/dapi/v1/exchangeInfo"),
+}
+"""exchangeInfo paths of the markets a recording does not hold. A multi-market client
+(ccxt's ``binance`` loads spot, USD-M and COIN-M markets at start) whose base URLs all
+point here finds those markets empty instead of failing on a 404."""
 
 
 def _json(

@@ -1,7 +1,7 @@
 """ccxt (``binance`` for spot, ``binanceusdm`` for USD-M) and ccxt.pro against the local
-exchange, unchanged but for base URLs — and, for spot, the market types to load: ccxt's
-``binance`` loads spot, USD-M and COIN-M markets from three hosts, while a local exchange
-replays one market."""
+exchange, unchanged but for base URLs: ccxt's ``binance`` loads spot, USD-M and COIN-M
+markets from three hosts; the local exchange answers the markets it does not replay with
+no symbols."""
 
 from __future__ import annotations
 
@@ -27,8 +27,6 @@ def configure(exchange: ccxt.Exchange, venue: Venue) -> None:
         for key, url in list(api["ws"].items()):
             if isinstance(url, str) and url.startswith("wss://"):
                 api["ws"][key] = f"{venue.ws}/{url.split('/', 3)[3]}"
-    if venue.market == "spot":
-        exchange.options["fetchMarkets"] = {"types": ["spot"]}
 
 
 def unified(venue: Venue) -> str:
