@@ -22,13 +22,11 @@ from typing import Any
 import numpy as np
 from flask import Blueprint, Response, jsonify, request
 
-from app.api import ApiError, iso_time, json_ready
+from app.api import ApiError, iso_time, json_ready, symbol_snapshot
 from app.callbacks import derived
 from app.callbacks.derived import DerivedCache
 from app.callbacks.heatmap import heatmap_window
-from app.callbacks.symbol import trading_symbols
 from app.history_api import HistoryQueries
-from components.symbol_picker import close_matches
 from services.analytics.flow_filter import FlowFilter, filter_trades
 from services.analytics.footprint import (
     DEFAULT_IMBALANCE_RATIO,
@@ -129,33 +127,17 @@ def create_views_api(
     for the past before the live window)."""
     api = Blueprint("views_api", __name__)
 
-    def snapshot_of(symbol: str) -> SymbolSnapshot:
-        symbol = symbol.upper()
-        known = trading_symbols(store)
-        if symbol not in known:
-            raise ApiError(
-                404,
-                f"unknown symbol {symbol}",
-                close_matches=close_matches(symbol, known),
-                valid_symbols=known,
-            )
-        snapshot = store.snapshot(symbol)
-        if snapshot is None:
-            store.request_symbol(symbol)
-            raise ApiError(503, f"no data yet for {symbol}; requested from the feed")
-        return snapshot
-
     @api.errorhandler(ApiError)
     def api_error(error: ApiError) -> tuple[Response, int]:
         return jsonify(error.body), error.status
 
     @api.get("/api/assets/crypto/<symbol>/footprint")
     def footprint_view(symbol: str) -> Response:
-        return _footprint(lambda: snapshot_of(symbol), history)
+        return _footprint(lambda: symbol_snapshot(store, symbol), history)
 
     @api.get("/api/assets/crypto/<symbol>/heatmap")
     def heatmap_view(symbol: str) -> Response:
-        return _heatmap(store, cache, lambda: snapshot_of(symbol), recorded, history)
+        return _heatmap(store, cache, lambda: symbol_snapshot(store, symbol), recorded, history)
 
     return api
 
