@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from services.analytics.heatmap import LiquidityHeatmap, Unit, row_range
+from services.analytics.heatmap import LiquidityHeatmap, Unit, column_range, row_range
 from services.history import schema
 from services.history.book_grid import live_seconds
 from services.history.book_pyramid import (
@@ -84,8 +84,8 @@ def _stored_heatmap(
 ) -> LiquidityHeatmap:
     height = tick * ticks
     rows = row_range(price_low, price_high, tick, height)
-    first_col = start_ms // bucket_ms
-    ncols = (end_ms - 1) // bucket_ms - first_col + 1
+    columns = column_range(start_ms, end_ms, bucket_ms)
+    first_col, ncols = columns.start, len(columns)
     start_s, end_s = -(-start_ms // 1000), -(-end_ms // 1000)
     top = _top(root, market, symbol, end_ms)
     top_ms = top["time_ms"].to_numpy()
@@ -109,7 +109,7 @@ def _stored_heatmap(
         grid[col[pick], row[pick]] = value[pick]
     best_bid, best_ask = _best(top, first_col, ncols, bucket_ms, live)
     return LiquidityHeatmap(
-        time_ms=(first_col + np.arange(ncols, dtype=np.int64)) * bucket_ms,
+        time_ms=np.arange(columns.start, columns.stop, dtype=np.int64) * bucket_ms,
         time_bucket_ms=bucket_ms,
         price=np.arange(rows.start, rows.stop, dtype=np.float64) * height,
         price_bucket=height,

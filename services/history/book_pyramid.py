@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from services.analytics.heatmap import LiquidityHeatmap, Unit
+from services.analytics.heatmap import LiquidityHeatmap, Unit, column_range, row_range
 from services.history import schema
 from services.history.segments import (
     BOOK_GRID,
@@ -165,12 +165,10 @@ def pyramid_heatmap(
         raise ValueError("time_bucket_ms must be whole minutes and span one of SPANS")
     symbol = symbol.upper()
     height = span * bucket
-    half = tick_size / 2.0
-    first_row = int(np.floor((price_low + half) / height))
-    last_row = max(int(np.floor((price_high + half) / height)), first_row)
-    nrows = last_row - first_row + 1
-    first_col = start_ms // time_bucket_ms
-    ncols = (end_ms - 1) // time_bucket_ms - first_col + 1
+    rows = row_range(price_low, price_high, tick_size, height)
+    columns = column_range(start_ms, end_ms, time_bucket_ms)
+    first_row, nrows = rows.start, len(rows)
+    first_col, ncols = columns.start, len(columns)
     listing = list_segments(root, market, symbol, BOOK_GRID_1M, PYRAMID, start_ms, end_ms - 1)
     bids = np.full((ncols, nrows), np.nan)
     asks = np.full((ncols, nrows), np.nan)
@@ -207,9 +205,9 @@ def pyramid_heatmap(
     best_bid, best_ask = _best(root, market, symbol, start_ms, end_ms, first_col, ncols,
                                time_bucket_ms, live)  # fmt: skip
     return LiquidityHeatmap(
-        time_ms=(first_col + np.arange(ncols, dtype=np.int64)) * time_bucket_ms,
+        time_ms=np.arange(columns.start, columns.stop, dtype=np.int64) * time_bucket_ms,
         time_bucket_ms=time_bucket_ms,
-        price=np.arange(first_row, last_row + 1, dtype=np.float64) * height,
+        price=np.arange(rows.start, rows.stop, dtype=np.float64) * height,
         price_bucket=height,
         tick_size=tick_size,
         bids=bids,
