@@ -31,9 +31,9 @@ from services.analytics.flow_filter import FlowFilter, filter_trades
 from services.analytics.footprint import (
     DEFAULT_IMBALANCE_RATIO,
     DEFAULT_STACKED_ROWS,
-    INTERVALS_MS,
     auto_row_ticks,
     footprint,
+    interval_ms_of,
     trades_between,
 )
 from services.analytics.heatmap import trade_dots
@@ -177,10 +177,10 @@ def _footprint(
 ) -> Response:
     """The footprint of the requested range (parameters first, then the symbol)."""
     interval = request.args.get("interval", "1m")
-    if interval not in INTERVALS_MS:
-        raise ApiError(
-            400, f"interval must be one of {', '.join(INTERVALS_MS)}", parameter="interval"
-        )
+    try:
+        interval_ms = interval_ms_of(interval)
+    except ValueError as exc:
+        raise ApiError(400, str(exc), parameter="interval") from exc
     start, end = _range(0, None)
     row_ticks = _integer("row_ticks", None, 1, 10_000_000)
     ratio = _number("imbalance", DEFAULT_IMBALANCE_RATIO * 100, 100.000001, 100_000)
@@ -197,7 +197,7 @@ def _footprint(
         )
     fp = footprint(
         trades,
-        interval_ms=INTERVALS_MS[interval],
+        interval_ms=interval_ms,
         tick_size=tick,
         row_ticks=row_ticks,
         start_ms=start,
