@@ -28,6 +28,7 @@ from typing import Literal
 
 import numpy as np
 
+from services.analytics.footprint import price_rows
 from services.market.views import BookSample, TradeView
 
 Unit = Literal["base", "quote"]
@@ -246,7 +247,7 @@ def trade_dots(
         return TradeDots(ei, e, e, e, e, ei)
     bucket = tick_size * price_bucket_ticks
     col = view.time_ms // time_bucket_ms
-    row = np.floor((view.price + tick_size / 2.0) / bucket).astype(np.int64)
+    row = price_rows(view.price, tick_size, bucket)
     buy = (view.side > 0).astype(np.int64)
     # one int64 key in (column, row, side) order: a 1-D unique, not a slow axis=1 one
     col0, row0 = int(col.min()), int(row.min())
