@@ -34,6 +34,7 @@ from services.history.book_grid import live_seconds
 from services.history.book_pyramid import (
     SPANS,
     bucket_size,
+    column_best,
     extend,
     pyramid_heatmap,
     span_for,
@@ -107,7 +108,7 @@ def _stored_heatmap(
     for grid, sign in ((bids, 1), (asks, -1)):
         pick = (side == sign) & live[col]
         grid[col[pick], row[pick]] = value[pick]
-    best_bid, best_ask = _best(top, first_col, ncols, bucket_ms, live)
+    best_bid, best_ask = column_best(top.lazy(), first_col, ncols, bucket_ms, live)
     return LiquidityHeatmap(
         time_ms=np.arange(columns.start, columns.stop, dtype=np.int64) * bucket_ms,
         time_bucket_ms=bucket_ms,
@@ -186,27 +187,6 @@ def _top(root: Path, market: str, symbol: str, end_ms: int) -> pl.DataFrame:
         return pl.DataFrame(schema=schema.BOOK_TOP)
     scan = pl.scan_parquet([s.path for s in listing.segments], schema=schema.BOOK_TOP)
     return scan.filter(pl.col("time_ms") < end_ms).sort("time_ms").collect()
-
-
-def _best(
-    top: pl.DataFrame, first_col: int, ncols: int, bucket_ms: int, live: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Best bid and ask of each LIVE column: its last LIVE ``book-top`` row."""
-    best_bid = np.full(ncols, np.nan)
-    best_ask = np.full(ncols, np.nan)
-    rows = top.filter(pl.col("live") & (pl.col("bid_e8") > 0) & (pl.col("ask_e8") > 0))
-    if rows.height == 0:
-        return best_bid, best_ask
-    col = rows["time_ms"].to_numpy() // bucket_ms - first_col
-    inside = (col >= 0) & (col < ncols)
-    col = col[inside]
-    last = np.flatnonzero(np.r_[col[1:] != col[:-1], True]) if col.shape[0] else col
-    e8 = float(schema.SCALE)
-    best_bid[col[last]] = rows["bid_e8"].to_numpy()[inside][last] / e8
-    best_ask[col[last]] = rows["ask_e8"].to_numpy()[inside][last] / e8
-    best_bid[~live] = np.nan
-    best_ask[~live] = np.nan
-    return best_bid, best_ask
 
 
 def with_live(stored: LiquidityHeatmap, live: LiquidityHeatmap) -> LiquidityHeatmap:

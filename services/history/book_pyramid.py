@@ -202,8 +202,8 @@ def pyramid_heatmap(
             pick = inside & (s == sign)
             grid[c[pick], r[pick]] = v[pick]
     live = counts > 0
-    best_bid, best_ask = _best(root, market, symbol, start_ms, end_ms, first_col, ncols,
-                               time_bucket_ms, live)  # fmt: skip
+    top = _top_between(root, market, symbol, start_ms, end_ms)
+    best_bid, best_ask = column_best(top, first_col, ncols, time_bucket_ms, live)
     return LiquidityHeatmap(
         time_ms=np.arange(columns.start, columns.stop, dtype=np.int64) * time_bucket_ms,
         time_bucket_ms=time_bucket_ms,
@@ -220,34 +220,18 @@ def pyramid_heatmap(
     )
 
 
-def _best(
-    root: Path,
-    market: str,
-    symbol: str,
-    start_ms: int,
-    end_ms: int,
-    first_col: int,
-    ncols: int,
-    bucket_ms: int,
-    live: np.ndarray,
+def column_best(
+    top: pl.LazyFrame, first_col: int, ncols: int, bucket_ms: int, live: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Best bid and ask of each LIVE column: its last LIVE two-sided ``book-top`` row."""
+    """Best bid and ask of each LIVE column from ``book-top`` rows: the column's last LIVE
+    two-sided row (NaN in columns not ``live`` and in those without such a row)."""
     best_bid = np.full(ncols, np.nan)
     best_ask = np.full(ncols, np.nan)
-    listing = list_segments(root, market, symbol, BOOK_TOP, schema.BOOK_TOP, start_ms, end_ms)
-    if not listing.segments:
-        return best_bid, best_ask
     rows = (
-        pl.scan_parquet([s.path for s in listing.segments], schema=schema.BOOK_TOP)
-        .filter(
-            (pl.col("time_ms") >= start_ms)
-            & (pl.col("time_ms") < end_ms)
-            & pl.col("live")
-            & (pl.col("bid_e8") > 0)
-            & (pl.col("ask_e8") > 0)
-        )
+        top.filter(pl.col("live") & (pl.col("bid_e8") > 0) & (pl.col("ask_e8") > 0))
         .group_by((pl.col("time_ms") // bucket_ms - first_col).alias("col"))
         .agg(pl.col("bid_e8").sort_by("time_ms").last(), pl.col("ask_e8").sort_by("time_ms").last())
+        .filter((pl.col("col") >= 0) & (pl.col("col") < ncols))
         .collect()
     )
     col = rows["col"].to_numpy()
@@ -257,3 +241,12 @@ def _best(
     best_bid[~live] = np.nan
     best_ask[~live] = np.nan
     return best_bid, best_ask
+
+
+def _top_between(root: Path, market: str, symbol: str, start_ms: int, end_ms: int) -> pl.LazyFrame:
+    """The ``book-top`` rows with ``start_ms ≤ time_ms < end_ms``."""
+    listing = list_segments(root, market, symbol, BOOK_TOP, schema.BOOK_TOP, start_ms, end_ms)
+    if not listing.segments:
+        return pl.LazyFrame(schema=schema.BOOK_TOP)
+    scan = pl.scan_parquet([s.path for s in listing.segments], schema=schema.BOOK_TOP)
+    return scan.filter((pl.col("time_ms") >= start_ms) & (pl.col("time_ms") < end_ms))
