@@ -25,7 +25,7 @@ from flask import Blueprint, Response, jsonify, request
 from app.api import ApiError, iso_time, json_ready, symbol_snapshot
 from app.callbacks import derived
 from app.callbacks.derived import DerivedCache
-from app.callbacks.heatmap import heatmap_window
+from app.callbacks.heatmap import heatmap_rows, heatmap_window
 from app.history_api import HistoryQueries
 from services.analytics.flow_filter import FlowFilter, filter_trades
 from services.analytics.footprint import (
@@ -276,10 +276,9 @@ def _heatmap(
     if not (book.bid_prices.shape[0] and book.ask_prices.shape[0]):
         raise ApiError(503, f"no two-sided book for {snapshot.symbol} yet")
     mid = (float(book.bid_prices[0]) + float(book.ask_prices[0])) / 2.0
-    low = mid * (1 - (band_pct or DEFAULT_BAND_PCT) / 100)
-    high = mid * (1 + (band_pct or DEFAULT_BAND_PCT) / 100)
     tick = snapshot.info.tick_size
-    ticks = ticks or auto_row_ticks(low, high, tick, 200)
+    low, high, auto_ticks = heatmap_rows(mid, band_pct or DEFAULT_BAND_PCT, tick)
+    ticks = ticks or auto_ticks
     if (high - low) / (tick * ticks) > MAX_ROWS:
         raise ApiError(
             400, f"more than {MAX_ROWS} rows: raise price_bucket_ticks",
