@@ -35,12 +35,13 @@ from services.history.book_pyramid import (
     SPANS,
     bucket_size,
     column_best,
+    deduplicated,
     extend,
     pyramid_heatmap,
     span_for,
 )
 from services.history.reader import HistoryReader, retrying
-from services.history.segments import BOOK_GRID, BOOK_TOP, Segment, list_segments
+from services.history.segments import BOOK_GRID, BOOK_TOP, list_segments
 
 
 def stored_heatmap(
@@ -125,19 +126,6 @@ def _stored_heatmap(
     )
 
 
-def _grid_scan(segments: list[Segment]) -> pl.LazyFrame:
-    """The segments' rows; rows of overlapping segments (a compaction in progress) are
-    de-duplicated per (second, side, bucket) by their maximum."""
-    scan = pl.scan_parquet([s.path for s in segments], schema=schema.BOOK_GRID)
-    reach = np.maximum.accumulate(np.array([s.t1 for s in segments], np.int64))
-    starts = np.array([s.t0 for s in segments], np.int64)
-    if bool((starts[1:] <= reach[:-1]).any()):
-        scan = scan.group_by(["time_s", "side", "bucket", "bucket_e8"]).agg(
-            pl.col("max_qty_e8").max()
-        )
-    return scan
-
-
 def _cells(
     root: Path,
     market: str,
@@ -157,8 +145,9 @@ def _cells(
         cells = pl.DataFrame(schema={"col": pl.Int64, "side": pl.Int8, "row": pl.Int64,
                                      "value": pl.Float64})  # fmt: skip
         return cells, np.empty(0, np.int64)
-    scan = _grid_scan(listing.segments).filter(
-        (pl.col("time_s") >= start_s) & (pl.col("time_s") < end_s)
+    scan = pl.scan_parquet([s.path for s in listing.segments], schema=schema.BOOK_GRID)
+    scan = deduplicated(
+        scan.filter((pl.col("time_s") >= start_s) & (pl.col("time_s") < end_s)), listing.segments
     )
     e8 = float(schema.SCALE)
     price = pl.col("bucket") * pl.col("bucket_e8") / e8

@@ -93,7 +93,7 @@ def extend(root: Path, market: str, symbol: str) -> int:
         scan = pl.scan_parquet([s.path for s in grid.segments], schema=schema.BOOK_GRID)
         if since_ms is not None:
             scan = scan.filter(pl.col("time_s") >= since_ms // 1000)
-        frame = _deduplicated(scan.filter(pl.col("time_s") < upto_s), grid.segments).collect()
+        frame = deduplicated(scan.filter(pl.col("time_s") < upto_s), grid.segments).collect()
         if frame.height == 0:
             return 0
         rows = minute_rows(frame)
@@ -114,7 +114,7 @@ def _drop_expired(root: Path, market: str, symbol: str, built: list[Segment]) ->
             segment.path.unlink(missing_ok=True)
 
 
-def _deduplicated(scan: pl.LazyFrame, segments: list) -> pl.LazyFrame:
+def deduplicated(scan: pl.LazyFrame, segments: list[Segment]) -> pl.LazyFrame:
     """Rows of overlapping segments (a compaction in progress) once, by their maximum."""
     reach = np.maximum.accumulate(np.array([s.t1 for s in segments], np.int64))
     starts = np.array([s.t0 for s in segments], np.int64)
