@@ -40,6 +40,7 @@ from services.analytics.heatmap import trade_dots
 from services.history.book_heatmap import RecordedBook
 from services.market.book_samples import book_samples_of
 from services.market.views import TradeView
+from services.push.messages import concat, slice_after
 from services.store import MarketStore, SymbolSnapshot
 
 MAX_RANGE_MS = 7 * 24 * 3_600_000
@@ -160,16 +161,7 @@ def window_trades(
         return live
     if stored.kind != live.kind and len(live):
         return stored
-    after = live.trade_id > stored.trade_id[-1]
-    return TradeView(
-        symbol=stored.symbol,
-        trade_id=np.concatenate((stored.trade_id, live.trade_id[after])),
-        time_ms=np.concatenate((stored.time_ms, live.time_ms[after])),
-        price=np.concatenate((stored.price, live.price[after])),
-        qty=np.concatenate((stored.qty, live.qty[after])),
-        side=np.concatenate((stored.side, live.side[after])),
-        kind=stored.kind,
-    )
+    return concat([stored, slice_after(live, int(stored.trade_id[-1]))])
 
 
 def _footprint(
