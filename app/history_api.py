@@ -30,6 +30,7 @@ import numpy as np
 from flask import Blueprint, Response, jsonify, request
 from flask_caching import Cache
 
+from app.api_args import int_arg, json_ready, positive_arg
 from services.analytics import flow, large_trades, profile, trades
 from services.history.book_grid import implied_tick
 from services.history.ranges import checked_range
@@ -57,20 +58,6 @@ def make_cache(redis_url: str | None = None) -> Cache:
     return Cache(config={**config, "CACHE_DEFAULT_TIMEOUT": CACHE_TIMEOUT_S})
 
 
-def _clean(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _clean(value.tolist())
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    return value
-
-
 class HistoryQueries:
     """Range queries for the API, cached once a range is in the past."""
 
@@ -92,7 +79,7 @@ class HistoryQueries:
             hit = self.cache.get(key)
             if hit is not None:
                 return hit
-        value = _clean(compute())
+        value = json_ready(compute())
         if settled:
             self.cache.set(key, value)
         return value
@@ -130,29 +117,12 @@ class HistoryQueries:
 
 
 def _endpoint_params(endpoint: str) -> dict[str, Any]:
-    def integer(name: str, default: int, low: int, high: int) -> int:
-        raw = request.args.get(name)
-        try:
-            value = default if raw is None else int(raw)
-        except ValueError:
-            raise HistoryError(f"{name} must be an integer", 400, parameter=name) from None
-        if not low <= value <= high:
-            raise HistoryError(f"{name} must be between {low} and {high}", 400, parameter=name)
-        return value
-
     if endpoint == "trades":
-        return {"limit": integer("limit", 100, 1, MAX_TRADES)}
+        return {"limit": int_arg("limit", 100, 1, MAX_TRADES)}
     if endpoint == "volume-profile":
-        return {"bins": integer("bins", 50, 1, MAX_BINS)}
+        return {"bins": int_arg("bins", 50, 1, MAX_BINS)}
     if endpoint == "large-trades":
-        raw = request.args.get("threshold", "100000")
-        try:
-            threshold = float(raw)
-        except ValueError:
-            raise HistoryError("threshold must be a number", 400, parameter="threshold") from None
-        if not (np.isfinite(threshold) and threshold > 0):
-            raise HistoryError("threshold must be positive", 400, parameter="threshold")
-        return {"threshold": threshold}
+        return {"threshold": positive_arg("threshold", "100000")}
     return {}
 
 
@@ -239,7 +209,7 @@ def create_history_api(queries: HistoryQueries) -> Blueprint:
         symbol = symbol.upper()
         market = queries.market_of(symbol)
         kinds = queries.reader.trade_kinds(market, symbol)
-        return jsonify(_clean({"symbol": symbol, "market": market,
+        return jsonify(json_ready({"symbol": symbol, "market": market,
                                "coverage": [asdict(queries.reader.coverage(market, symbol, k))
                                             for k in kinds]}))  # fmt: skip
 
@@ -252,7 +222,7 @@ def create_history_api(queries: HistoryQueries) -> Blueprint:
                 body.append(asdict(reader.coverage(market, symbol, kind)))
         problems = [{"path": str(p.path), "kind": p.kind, "detail": p.detail}
                     for p in reader.problems.values()]  # fmt: skip
-        return jsonify(_clean({"symbols": body, "skipped_files": problems}))
+        return jsonify(json_ready({"symbols": body, "skipped_files": problems}))
 
     return api
 
