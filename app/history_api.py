@@ -93,9 +93,7 @@ class HistoryQueries:
     def range_result(self, endpoint: str, symbol: str) -> dict:
         """The body of a trade endpoint over ``start``..``end`` of the stored trades."""
         symbol = symbol.upper()
-        start, end = checked_range(
-            request.args.get("start"), request.args.get("end"), MAX_SPAN_DAYS * 86_400_000
-        )
+        start, end = _asked_range()
         params = _endpoint_params(endpoint)
         asked = request.args.get("market", "")
         key = f"{endpoint}:{asked}:{symbol}:{start}:{end}:{sorted(params.items())}"
@@ -114,6 +112,13 @@ class HistoryQueries:
                     "start_ms": start, "end_ms": end, "count": count, **body}  # fmt: skip
 
         return self.cached(key, end, compute)
+
+
+def _asked_range() -> tuple[int | None, int | None]:
+    """The request's ``start``..``end`` in ms (400 when bad, reversed or too long)."""
+    return checked_range(
+        request.args.get("start"), request.args.get("end"), MAX_SPAN_DAYS * 86_400_000
+    )
 
 
 def _endpoint_params(endpoint: str) -> dict[str, Any]:
@@ -158,6 +163,11 @@ def ranged_profile(levels: PriceLevels, tick: float, bins: int) -> dict:
     return {"bins": bins, "profile": asdict(result)}
 
 
+def history_error(error: HistoryError) -> tuple[Response, int]:
+    """A history query's error as JSON with its status."""
+    return jsonify({"error": str(error), **error.extra}), error.status
+
+
 def range_hook(queries: HistoryQueries | None) -> Callable[[], Any]:
     """A ``before_request`` hook for the trade endpoints' blueprint: a request naming
     ``start`` or ``end`` is answered here from the history (404 JSON without one)."""
@@ -174,7 +184,7 @@ def range_hook(queries: HistoryQueries | None) -> Callable[[], Any]:
         try:
             return jsonify(queries.range_result(endpoint, (request.view_args or {})["symbol"]))
         except HistoryError as exc:
-            return jsonify({"error": str(exc), **exc.extra}), exc.status
+            return history_error(exc)
 
     return ranged
 
@@ -183,17 +193,13 @@ def create_history_api(queries: HistoryQueries) -> Blueprint:
     """``/candles``, ``/history`` and the error handler of history queries."""
     api = Blueprint("history_api", __name__)
 
-    @api.errorhandler(HistoryError)
-    def history_error(error: HistoryError) -> tuple[Response, int]:
-        return jsonify({"error": str(error), **error.extra}), error.status
+    api.register_error_handler(HistoryError, history_error)
 
     @api.get("/api/assets/crypto/<symbol>/candles")
     def candles(symbol: str) -> Response:
         symbol = symbol.upper()
         interval = request.args.get("interval", "1m")
-        start, end = checked_range(
-            request.args.get("start"), request.args.get("end"), MAX_SPAN_DAYS * 86_400_000
-        )
+        start, end = _asked_range()
         key = f"candles:{request.args.get('market', '')}:{symbol}:{interval}:{start}:{end}"
 
         def compute() -> dict:
