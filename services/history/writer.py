@@ -286,10 +286,6 @@ class HistoryWriter:
         stats.lag_s = time.monotonic() - min(oldest) if oldest else 0.0
         return stats
 
-    def stored_last_id(self, market: str, symbol: str, kind: str) -> int:
-        """The highest trade id stored or buffered for the dataset (-1 when none)."""
-        return self._last_id((market, symbol, trades_dataset(kind)))
-
     # -- the thread -----------------------------------------------------------------------
 
     def _run(self) -> None:
