@@ -16,7 +16,6 @@ import base64
 import math
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -37,7 +36,9 @@ from services.analytics.footprint import (
     trades_between,
 )
 from services.analytics.heatmap import trade_dots
+from services.history import ranges
 from services.history.book_heatmap import RecordedBook
+from services.history.reader import HistoryError
 from services.market.book_samples import book_samples_of
 from services.market.views import TradeView
 from services.push.messages import concat, slice_after
@@ -52,21 +53,14 @@ MAX_FOOTPRINT_CELLS = 200_000
 
 
 def parse_time(name: str, raw: str | None) -> int | None:
-    """Epoch ms from ``raw`` (epoch ms, or ISO 8601; a time without zone is UTC)."""
+    """Epoch ms from ``raw`` as the history's ranges read it (epoch ms, or ISO 8601; a
+    time without zone is UTC); None when absent."""
     if raw is None or raw == "":
         return None
-    text = raw.strip()
-    if text.lstrip("-").isdigit():
-        return int(text)
     try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise ApiError(
-            400, f"{name} must be ISO 8601 UTC or epoch milliseconds", parameter=name
-        ) from exc
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp() * 1000)
+        return ranges.parse_time(raw, name)
+    except HistoryError as exc:
+        raise ApiError(exc.status, str(exc), parameter=name) from None
 
 
 def _number(name: str, default: float | None, low: float, high: float) -> float | None:
