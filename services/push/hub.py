@@ -249,17 +249,21 @@ class PushHub:
 
     def disconnect_all(self, reason: str) -> int:
         """Cut every subscription with ``reason`` (their senders close them); how many."""
+        subs = self._every_subscription()
+        for stream, symbol, sub in subs:
+            sub.cut(reason)
+            self.unsubscribe(stream, symbol, sub)
+        return len(subs)
+
+    def _every_subscription(self) -> list[tuple[str, str, Subscription]]:
+        """(stream, symbol, subscription) of every open subscription, taken under the lock."""
         with self._lock:
-            subs = [
+            return [
                 (stream, symbol, sub)
                 for stream, by in self._subs.items()
                 for symbol, group in by.items()
                 for sub in group
             ]
-        for stream, symbol, sub in subs:
-            sub.cut(reason)
-            self.unsubscribe(stream, symbol, sub)
-        return len(subs)
 
     def watched(self) -> set[str]:
         """Symbols with at least one subscriber on any stream."""
@@ -307,15 +311,8 @@ class PushHub:
 
     def reap_stalled(self, now: float) -> int:
         """Abort clients blocked in one send for ``stall_s`` or more; how many."""
-        with self._lock:
-            subs = [
-                (stream, symbol, sub)
-                for stream, by in self._subs.items()
-                for symbol, group in by.items()
-                for sub in group
-            ]
         aborted = 0
-        for stream, symbol, sub in subs:
+        for stream, symbol, sub in self._every_subscription():
             since = sub.sending_since
             if since is not None and now - since >= self.stall_s and sub.abort is not None:
                 sub.cut(f"slow consumer: a send was blocked for {self.stall_s:g} s")
