@@ -37,6 +37,7 @@ from services.push.messages import (
     slice_after,
     trades_message,
 )
+from services.push.poller import Poller
 from services.push.subscription import Latest, Queue, Subscription
 
 STREAMS = ("trades", "prices", "book")
@@ -124,8 +125,11 @@ class PushHub:
         self._sent_closed = 0
         self._cut = 0
         self._aborted = 0
-        self._reaper: threading.Thread | None = None
-        self._stopped = threading.Event()
+        self._reaper = Poller(
+            "tapescope-push-reaper",
+            lambda: self.reap_stalled(time.monotonic()),
+            min(1.0, stall_s / 4),
+        )
 
     # -- publishing ---------------------------------------------------------------------
 
@@ -295,19 +299,10 @@ class PushHub:
 
     def start_reaper(self) -> None:
         """Check for stalled clients in a daemon thread (once; ``stop_reaper`` ends it)."""
-        with self._lock:
-            if self._reaper is None:
-                self._reaper = threading.Thread(
-                    target=self._reap_forever, name="tapescope-push-reaper", daemon=True
-                )
-                self._reaper.start()
+        self._reaper.start()
 
     def stop_reaper(self) -> None:
-        self._stopped.set()
-
-    def _reap_forever(self) -> None:
-        while not self._stopped.wait(min(1.0, self.stall_s / 4)):
-            self.reap_stalled(time.monotonic())
+        self._reaper.stop()
 
     def reap_stalled(self, now: float) -> int:
         """Abort clients blocked in one send for ``stall_s`` or more; how many."""
