@@ -160,6 +160,25 @@ def _window_arg() -> tuple[str, int]:
     return window, WINDOWS_MS[window]
 
 
+def symbol_snapshot(store: MarketStore, symbol: str) -> SymbolSnapshot:
+    """The symbol's snapshot; only a known symbol ever reaches the store (404 with close
+    matches for an unknown one, 503 while the feed has no data for it yet)."""
+    symbol = symbol.upper()
+    known = trading_symbols(store)
+    if symbol not in known:
+        raise ApiError(
+            404,
+            f"unknown symbol {symbol}",
+            close_matches=close_matches(symbol, known),
+            valid_symbols=known,
+        )
+    snapshot = store.snapshot(symbol)
+    if snapshot is not None:
+        return snapshot
+    store.request_symbol(symbol)
+    raise ApiError(503, f"no data yet for {symbol}; requested from the feed")
+
+
 def _payload(snapshot: SymbolSnapshot, **body: Any) -> Response:
     return jsonify({"time": iso_time(time.time()), **snapshot_body(snapshot, **body)})
 
@@ -174,21 +193,7 @@ def create_api(
     api.before_request(range_hook(history))
 
     def snapshot_of(symbol: str) -> SymbolSnapshot:
-        """The symbol's snapshot; only a known symbol ever reaches the store."""
-        symbol = symbol.upper()
-        known = trading_symbols(store)
-        if symbol not in known:
-            raise ApiError(
-                404,
-                f"unknown symbol {symbol}",
-                close_matches=close_matches(symbol, known),
-                valid_symbols=known,
-            )
-        snapshot = store.snapshot(symbol)
-        if snapshot is not None:
-            return snapshot
-        store.request_symbol(symbol)
-        raise ApiError(503, f"no data yet for {symbol}; requested from the feed")
+        return symbol_snapshot(store, symbol)
 
     _answer_unrouted_api_paths(api)
 
