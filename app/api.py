@@ -29,9 +29,7 @@ from app.callbacks.derived import DerivedCache
 from app.callbacks.symbol import trading_symbols
 from app.history_api import HistoryQueries, range_hook
 from components.symbol_picker import close_matches
-from services.analytics.large_trades import LargeTrades
 from services.analytics.large_trades import large_trades as find_large_trades
-from services.analytics.trades import TradeStats
 from services.analytics.trades import trade_stats as trade_stats_of
 from services.analytics.window import WINDOWS_MS
 from services.store import MarketStore, SymbolSnapshot
@@ -50,32 +48,60 @@ def iso_time(epoch_s: float) -> str:
     return datetime.fromtimestamp(epoch_s, tz=UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
-def last_trades_flow(snapshot: SymbolSnapshot, last_n: int) -> TradeStats:
+def snapshot_body(snapshot: SymbolSnapshot, **body: Any) -> dict[str, Any]:
+    """JSON-ready ``body`` under the snapshot's identity: ``symbol``, ``published_at``
+    (UTC, ISO 8601), ``seq``, ``sync_state`` and ``market_time_ms`` (the snapshot's clock).
+    The JSON API and the Python API (``tapescope.metrics``) both answer with it."""
+    return json_ready(
+        {
+            "symbol": snapshot.symbol,
+            "published_at": iso_time(snapshot.published_at),
+            "seq": snapshot.seq,
+            "sync_state": str(snapshot.book.sync_state),
+            "market_time_ms": derived.market_now_ms(snapshot),
+            **body,
+        }
+    )
+
+
+def order_book_fields(cache: DerivedCache, snapshot: SymbolSnapshot, levels: int) -> dict[str, Any]:
+    """The top ``levels`` per side ([price, qty], best first) and the book summary."""
+    view = snapshot.book
+    return {
+        "last_update_id": view.last_update_id,
+        "event_time_ms": view.event_time_ms,
+        "summary": asdict(derived.book_summary(cache, snapshot)),
+        "bids": np.column_stack((view.bid_prices[:levels], view.bid_qtys[:levels])),
+        "asks": np.column_stack((view.ask_prices[:levels], view.ask_qtys[:levels])),
+    }
+
+
+def last_trades_fields(snapshot: SymbolSnapshot, last_n: int) -> dict[str, Any]:
     """Flow over the last ``last_n`` trades: the trade statistics of exactly those trades
     (buy/sell volume, delta, buy ratio, direction; see ``TradeStats``)."""
-    return trade_stats_of(snapshot.trades, last_n=last_n)
+    return {"trades": last_n, "flow": asdict(trade_stats_of(snapshot.trades, last_n=last_n))}
 
 
-def large_by_multiple(snapshot: SymbolSnapshot, multiple: float) -> LargeTrades:
+def multiple_fields(snapshot: SymbolSnapshot, multiple: float) -> dict[str, Any]:
     """Trades of the whole window with qty ≥ ``multiple`` × the window's mean qty (no
-    absolute tier), newest first."""
-    return find_large_trades(snapshot.trades, tiers_quote=(), relative_k=multiple)
+    absolute tier), newest first, with that mean and threshold."""
+    result = find_large_trades(snapshot.trades, tiers_quote=(), relative_k=multiple)
+    return {
+        "multiple": multiple,
+        "mean_qty": result.mean_qty,
+        "threshold_qty": result.relative_threshold_qty,
+        "window_count": result.window_count,
+        "trades": [asdict(row) for row in result.rows],
+    }
 
 
-def _last_trades_payload(snapshot: SymbolSnapshot, last_n: int) -> Response:
-    return _payload(snapshot, trades=last_n, flow=asdict(last_trades_flow(snapshot, last_n)))
-
-
-def _multiple_payload(snapshot: SymbolSnapshot, multiple: float) -> Response:
-    result = large_by_multiple(snapshot, multiple)
-    return _payload(
-        snapshot,
-        multiple=multiple,
-        mean_qty=result.mean_qty,
-        threshold_qty=result.relative_threshold_qty,
-        window_count=result.window_count,
-        trades=[asdict(row) for row in result.rows],
-    )
+def volume_profile_fields(
+    cache: DerivedCache, snapshot: SymbolSnapshot, bins: int
+) -> dict[str, Any]:
+    """Volume profile of the trade window in ``bins`` rows (POC, value area, per-row
+    volumes and trade counts)."""
+    result = derived.volume_profile(cache, snapshot, rows=bins, count_trades=True)
+    return {"bins": bins, "rows": len(result.price), "profile": asdict(result)}
 
 
 def _window_arg() -> tuple[str, int]:
@@ -105,19 +131,7 @@ def symbol_snapshot(store: MarketStore, symbol: str) -> SymbolSnapshot:
 
 
 def _payload(snapshot: SymbolSnapshot, **body: Any) -> Response:
-    return jsonify(
-        json_ready(
-            {
-                "symbol": snapshot.symbol,
-                "time": iso_time(time.time()),
-                "published_at": iso_time(snapshot.published_at),
-                "seq": snapshot.seq,
-                "sync_state": str(snapshot.book.sync_state),
-                "market_time_ms": derived.market_now_ms(snapshot),
-                **body,
-            }
-        )
-    )
+    return jsonify({"time": iso_time(time.time()), **snapshot_body(snapshot, **body)})
 
 
 def create_api(
@@ -142,15 +156,7 @@ def create_api(
     def orderbook(symbol: str) -> Response:
         levels = int_arg("levels", 100, 1, MAX_LEVELS)
         snapshot = snapshot_of(symbol)
-        view = snapshot.book
-        return _payload(
-            snapshot,
-            last_update_id=view.last_update_id,
-            event_time_ms=view.event_time_ms,
-            summary=asdict(derived.book_summary(cache, snapshot)),
-            bids=np.column_stack((view.bid_prices[:levels], view.bid_qtys[:levels])),
-            asks=np.column_stack((view.ask_prices[:levels], view.ask_qtys[:levels])),
-        )
+        return _payload(snapshot, **order_book_fields(cache, snapshot, levels))
 
     @api.get("/api/assets/crypto/<symbol>/trades")
     def trades(symbol: str) -> Response:
@@ -169,9 +175,9 @@ def create_api(
     @api.get("/api/assets/crypto/<symbol>/trade-flow")
     def trade_flow(symbol: str) -> Response:
         if "trades" in request.args:  # the last N trades instead of a time window
-            return _last_trades_payload(
-                snapshot_of(symbol), int_arg("trades", 100, 1, MAX_FLOW_TRADES)
-            )
+            snapshot = snapshot_of(symbol)
+            flow = last_trades_fields(snapshot, int_arg("trades", 100, 1, MAX_FLOW_TRADES))
+            return _payload(snapshot, **flow)
         window, window_ms = _window_arg()
         snapshot = snapshot_of(symbol)
         flow = derived.trade_flow(cache, snapshot, window_ms)
@@ -180,7 +186,8 @@ def create_api(
     @api.get("/api/assets/crypto/<symbol>/large-trades")
     def large_trades(symbol: str) -> Response:
         if "multiple" in request.args:  # qty ≥ multiple × the window's mean trade size
-            return _multiple_payload(snapshot_of(symbol), positive_arg("multiple"))
+            snapshot = snapshot_of(symbol)
+            return _payload(snapshot, **multiple_fields(snapshot, positive_arg("multiple")))
         threshold = positive_arg("threshold", "100000")
         snapshot = snapshot_of(symbol)
         result = derived.large_trades_of(cache, snapshot, (threshold,))
@@ -195,8 +202,7 @@ def create_api(
     def volume_profile(symbol: str) -> Response:
         bins = int_arg("bins", 50, 1, MAX_BINS)
         snapshot = snapshot_of(symbol)
-        result = derived.volume_profile(cache, snapshot, rows=bins, count_trades=True)
-        return _payload(snapshot, bins=bins, rows=len(result.price), profile=asdict(result))
+        return _payload(snapshot, **volume_profile_fields(cache, snapshot, bins))
 
     @api.get("/healthz")
     def healthz() -> tuple[Response, int]:
