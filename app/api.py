@@ -13,7 +13,6 @@ for a bad parameter, 503 while a symbol has no data yet.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -24,6 +23,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.routing import Map, Rule
 
+from app.api_args import ApiError, int_arg, json_ready, positive_arg
 from app.callbacks import derived
 from app.callbacks.derived import DerivedCache
 from app.callbacks.symbol import trading_symbols
@@ -46,57 +46,8 @@ _PAGE_ROUTE = "/<path:path>"
 """Dash's catch-all page route, which answers any path no other route takes."""
 
 
-class ApiError(Exception):
-    """An error answered as JSON with an HTTP status."""
-
-    def __init__(self, status: int, message: str, **extra: Any) -> None:
-        super().__init__(message)
-        self.status = status
-        self.body = {"error": message, **extra}
-
-
 def iso_time(epoch_s: float) -> str:
     return datetime.fromtimestamp(epoch_s, tz=UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
-
-
-def json_ready(value: Any) -> Any:
-    """JSON-safe: NaN and infinities become null, numpy scalars and arrays plain."""
-    if isinstance(value, dict):
-        return {key: json_ready(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_ready(item) for item in value]
-    if isinstance(value, np.ndarray):
-        if value.dtype.kind in "biu" or (value.dtype.kind == "f" and np.isfinite(value).all()):
-            return value.tolist()  # nothing to replace: skip the walk over every element
-        return json_ready(value.tolist())
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def _int_arg(name: str, default: int, low: int, high: int) -> int:
-    raw = request.args.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError as exc:
-        raise ApiError(400, f"{name} must be an integer", parameter=name) from exc
-    if not low <= value <= high:
-        raise ApiError(400, f"{name} must be between {low} and {high}", parameter=name)
-    return value
-
-
-def _positive_arg(name: str) -> float:
-    try:
-        value = float(request.args.get(name, ""))
-    except ValueError as exc:
-        raise ApiError(400, f"{name} must be a number", parameter=name) from exc
-    if not (math.isfinite(value) and value > 0):
-        raise ApiError(400, f"{name} must be positive", parameter=name)
-    return value
 
 
 def last_trades_flow(snapshot: SymbolSnapshot, last_n: int) -> TradeStats:
@@ -134,6 +85,25 @@ def _window_arg() -> tuple[str, int]:
     return window, WINDOWS_MS[window]
 
 
+def symbol_snapshot(store: MarketStore, symbol: str) -> SymbolSnapshot:
+    """The symbol's snapshot; only a known symbol ever reaches the store (404 with close
+    matches for an unknown one, 503 while the feed has no data for it yet)."""
+    symbol = symbol.upper()
+    known = trading_symbols(store)
+    if symbol not in known:
+        raise ApiError(
+            404,
+            f"unknown symbol {symbol}",
+            close_matches=close_matches(symbol, known),
+            valid_symbols=known,
+        )
+    snapshot = store.snapshot(symbol)
+    if snapshot is not None:
+        return snapshot
+    store.request_symbol(symbol)
+    raise ApiError(503, f"no data yet for {symbol}; requested from the feed")
+
+
 def _payload(snapshot: SymbolSnapshot, **body: Any) -> Response:
     return jsonify(
         json_ready(
@@ -160,21 +130,7 @@ def create_api(
     api.before_request(range_hook(history))
 
     def snapshot_of(symbol: str) -> SymbolSnapshot:
-        """The symbol's snapshot; only a known symbol ever reaches the store."""
-        symbol = symbol.upper()
-        known = trading_symbols(store)
-        if symbol not in known:
-            raise ApiError(
-                404,
-                f"unknown symbol {symbol}",
-                close_matches=close_matches(symbol, known),
-                valid_symbols=known,
-            )
-        snapshot = store.snapshot(symbol)
-        if snapshot is not None:
-            return snapshot
-        store.request_symbol(symbol)
-        raise ApiError(503, f"no data yet for {symbol}; requested from the feed")
+        return symbol_snapshot(store, symbol)
 
     _answer_unrouted_api_paths(api)
 
@@ -184,7 +140,7 @@ def create_api(
 
     @api.get("/api/assets/crypto/<symbol>/orderbook")
     def orderbook(symbol: str) -> Response:
-        levels = _int_arg("levels", 100, 1, MAX_LEVELS)
+        levels = int_arg("levels", 100, 1, MAX_LEVELS)
         snapshot = snapshot_of(symbol)
         view = snapshot.book
         return _payload(
@@ -198,7 +154,7 @@ def create_api(
 
     @api.get("/api/assets/crypto/<symbol>/trades")
     def trades(symbol: str) -> Response:
-        limit = _int_arg("limit", 100, 1, MAX_TRADES)
+        limit = int_arg("limit", 100, 1, MAX_TRADES)
         snapshot = snapshot_of(symbol)
         tape = derived.time_and_sales(cache, snapshot, limit)
         return _payload(snapshot, kind=snapshot.trades.kind, trades=[asdict(r) for r in tape.rows])
@@ -214,7 +170,7 @@ def create_api(
     def trade_flow(symbol: str) -> Response:
         if "trades" in request.args:  # the last N trades instead of a time window
             return _last_trades_payload(
-                snapshot_of(symbol), _int_arg("trades", 100, 1, MAX_FLOW_TRADES)
+                snapshot_of(symbol), int_arg("trades", 100, 1, MAX_FLOW_TRADES)
             )
         window, window_ms = _window_arg()
         snapshot = snapshot_of(symbol)
@@ -224,14 +180,8 @@ def create_api(
     @api.get("/api/assets/crypto/<symbol>/large-trades")
     def large_trades(symbol: str) -> Response:
         if "multiple" in request.args:  # qty ≥ multiple × the window's mean trade size
-            return _multiple_payload(snapshot_of(symbol), _positive_arg("multiple"))
-        raw = request.args.get("threshold", "100000")
-        try:
-            threshold = float(raw)
-        except ValueError as exc:
-            raise ApiError(400, "threshold must be a number", parameter="threshold") from exc
-        if not (math.isfinite(threshold) and threshold > 0):
-            raise ApiError(400, "threshold must be positive", parameter="threshold")
+            return _multiple_payload(snapshot_of(symbol), positive_arg("multiple"))
+        threshold = positive_arg("threshold", "100000")
         snapshot = snapshot_of(symbol)
         result = derived.large_trades_of(cache, snapshot, (threshold,))
         return _payload(
@@ -243,7 +193,7 @@ def create_api(
 
     @api.get("/api/assets/crypto/<symbol>/volume-profile")
     def volume_profile(symbol: str) -> Response:
-        bins = _int_arg("bins", 50, 1, MAX_BINS)
+        bins = int_arg("bins", 50, 1, MAX_BINS)
         snapshot = snapshot_of(symbol)
         result = derived.volume_profile(cache, snapshot, rows=bins, count_trades=True)
         return _payload(snapshot, bins=bins, rows=len(result.price), profile=asdict(result))
