@@ -239,10 +239,13 @@ def _answer_unrouted_api_paths(api: Blueprint) -> None:
 
     @api.before_app_request
     def unrouted_api_path() -> Response | None:
-        rule, path = request.url_rule, request.path
+        rule = request.url_rule  # every request (Dash's callbacks too): one lookup, no more
         if rule is not None and rule.rule != _PAGE_ROUTE:
-            return None  # routed to an endpoint (this API's or another blueprint's)
+            return None  # routed to an endpoint (this API's, Dash's or another blueprint's)
+        path = request.path
         under_api = path.startswith("/api/") or path == "/api"
+        if rule is not None and not under_api:
+            return None  # a dashboard page (a GET, which every API route outside /api serves)
         try:
             api_map().bind("").match(path, request.method)
         except MethodNotAllowed as exc:

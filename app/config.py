@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
+from services.replay.player import TIME_BASES
 from services.replay.recording import DEFAULT_REPLAY
 
 
@@ -88,7 +89,6 @@ class Settings:
 
 
 _SOURCES = ("auto", "live", "replay")
-_REPLAY_TIMES = ("recording", "today")
 
 
 def _parse_bool(text: str) -> bool:
@@ -131,9 +131,9 @@ def validate(settings: Settings) -> None:
     """Raise ``ValueError`` with a clear message for settings that cannot work."""
     if settings.source not in _SOURCES:
         raise ValueError(f"source must be one of {', '.join(_SOURCES)}, not {settings.source!r}")
-    if settings.replay_time not in _REPLAY_TIMES:
+    if settings.replay_time not in TIME_BASES:
         raise ValueError(
-            f"replay_time must be one of {', '.join(_REPLAY_TIMES)}, not {settings.replay_time!r}"
+            f"replay_time must be one of {', '.join(TIME_BASES)}, not {settings.replay_time!r}"
         )
     if settings.speed != "max":
         try:
@@ -160,7 +160,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-loop", dest="loop", action="store_false")
     parser.add_argument(
         "--replay-time",
-        choices=_REPLAY_TIMES,
+        choices=TIME_BASES,
         help="replay times: recording (default, the original UTC times) or today",
     )
     parser.add_argument(

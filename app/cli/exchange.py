@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 
 from services.replay.exchange import LocalExchange, parse_speed
+from services.replay.player import TIME_BASES
 from services.replay.recording import DEFAULT_REPLAY
 
 
@@ -33,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--replay-time",
-        choices=("recording", "today"),
+        choices=TIME_BASES,
         default="recording",
         help="event times: the recording's own (default) or moved by whole days to today",
     )

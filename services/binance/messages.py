@@ -350,20 +350,18 @@ def _frame_decoder(stream: bytes) -> msgspec.json.Decoder | None:
     return decoder
 
 
-@_malformed_on_any_error
-def decode_payload(stream: str, data: bytes | memoryview) -> Event:
+def _payload(stream: str, data: bytes | memoryview) -> Event:
     """Decode the ``data`` of a combined-stream frame, knowing its stream name."""
     decoder = _DECODERS_BY_KIND.get(stream_kind(stream))
     try:
         if decoder is not None:
             return decoder.decode(data)
-        return decode_raw_event(data)
+        return _raw_event(data)
     except msgspec.DecodeError as exc:
         raise MalformedFrame(f"{stream}: {exc}") from exc
 
 
-@_malformed_on_any_error
-def decode_raw_event(data: bytes | memoryview) -> Event:
+def _raw_event(data: bytes | memoryview) -> Event:
     """Decode a raw-stream payload by its ``e`` field (``/ws/<stream>`` connections)."""
     try:
         name = _EVENT_NAME.decode(data).e
@@ -383,7 +381,10 @@ def decode_raw_event(data: bytes | memoryview) -> Event:
         raise MalformedFrame(f"{name}: {exc}") from exc
 
 
-@_malformed_on_any_error
+decode_payload = _malformed_on_any_error(_payload)
+decode_raw_event = _malformed_on_any_error(_raw_event)
+
+
 def decode_frame(raw: bytes | str) -> Frame:
     """Decode one WebSocket text frame (combined envelope, raw payload or control answer).
 
@@ -417,9 +418,9 @@ def _decode_envelope(raw: bytes | str) -> Frame:
     except msgspec.DecodeError as exc:
         raise MalformedFrame(str(exc)) from exc
     if envelope.stream is not None and len(envelope.data):
-        return Frame(envelope.stream, decode_payload(envelope.stream, envelope.data))
+        return Frame(envelope.stream, _payload(envelope.stream, envelope.data))
     if envelope.e is not None:
-        return Frame("", decode_raw_event(raw.encode() if isinstance(raw, str) else raw))
+        return Frame("", _raw_event(raw.encode() if isinstance(raw, str) else raw))
     if envelope.error is not None:
         return Frame(
             "",
@@ -434,7 +435,7 @@ def _decode_envelope(raw: bytes | str) -> Frame:
         )
     if envelope.stream is not None:
         raise MalformedFrame(f"{envelope.stream}: envelope without data")
-    return Frame("", decode_raw_event(raw.encode() if isinstance(raw, str) else raw))
+    return Frame("", _raw_event(raw.encode() if isinstance(raw, str) else raw))
 
 
 class DepthSnapshot(msgspec.Struct, frozen=True, gc=False):

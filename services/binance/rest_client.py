@@ -172,6 +172,7 @@ _AGG_TRADES = msgspec.json.Decoder(list[_RestAggTrade], strict=False)
 _TRADES = msgspec.json.Decoder(list[_RestTrade], strict=False)
 _KLINES = msgspec.json.Decoder(list[KlineRow], strict=False)
 _ANY_JSON = msgspec.json.Decoder()
+_SERVER_TIME = msgspec.json.Decoder(_ServerTime)
 _Decoded = TypeVar("_Decoded")
 
 
@@ -328,9 +329,8 @@ class BinanceRestClient:
             self._clock_offset_ms = 0
             sent = time.time() * 1000
             try:
-                body = await self.get("time", {}, 1)
-                server = msgspec.json.decode(body, type=_ServerTime).serverTime
-            except (BinanceHttpError, msgspec.DecodeError, msgspec.ValidationError):
+                server = _decoded(_SERVER_TIME, await self.get("time", {}, 1), "time").serverTime
+            except (BinanceHttpError, MalformedFrame):
                 return int(time.time() * 1000)
             self._clock_offset_ms = int(server - (sent + time.time() * 1000) / 2)
         return int(time.time() * 1000) + self._clock_offset_ms

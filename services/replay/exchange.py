@@ -580,11 +580,11 @@ class LocalExchange:
         if market is None:
             pass
         elif kind == "depth":
-            market.apply_depth(data)
+            diff = market.apply_depth(data)
             if self.faults.take_gap(event.symbol):
                 served = []
             if event.stream in self._batch_source:
-                self._batch_depth(event.symbol, data)
+                self._batch_depth(event.symbol, diff)
             frames.extend(self._derived_book_ticker(market))
         elif kind == "trade":
             closed = market.apply_trade(data)
@@ -599,7 +599,7 @@ class LocalExchange:
         if frames or self._held is not None:
             await self._emit(frames)
 
-    def _batch_depth(self, symbol: str, data: bytes) -> None:
+    def _batch_depth(self, symbol: str, diff: dict) -> None:
         """Merge a played diff into the batches of the coarser speeds someone listens to."""
         speeds = [
             speed
@@ -607,7 +607,7 @@ class LocalExchange:
             if any(name in self.subscribers for name in names)
         ]
         if speeds:
-            self._depth_speeds[symbol].add(orjson.loads(data), speeds)
+            self._depth_speeds[symbol].add(diff, speeds)
 
     def _batched_depth_frames(self, exchange_ms: int, everything: bool = False) -> list:
         """Merged diffs whose period ends now (or all pending ones), for their listeners."""

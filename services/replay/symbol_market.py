@@ -54,9 +54,11 @@ class SymbolMarket:
         self.last_trade_id = -1
         self.last_agg_id = -1
 
-    def apply_depth(self, data: bytes) -> None:
+    def apply_depth(self, data: bytes) -> dict:
+        """Apply one diff to the book; returns the decoded diff."""
         body = orjson.loads(data)
         self.book.apply(body["b"], body["a"], body["u"])
+        return body
 
     def apply_trade(self, data: bytes) -> AggTradeRecord | None:
         """Record a trade; returns an aggTrade it closed when aggTrades are derived."""

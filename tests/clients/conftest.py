@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pytest
@@ -30,17 +31,22 @@ class Venue:
         return self.symbol.lower()
 
 
-def start_venue(path) -> tuple[LocalExchange, Venue]:
+@contextmanager
+def running_venue(path) -> Iterator[Venue]:
+    """The local exchange of one recording, running until the block ends."""
     exchange = LocalExchange([path], speed=1, loop=True, ping_interval=5.0)
     ws, rest = exchange.start_in_thread()
-    symbol = sorted(exchange.markets)[0]
-    kinds = exchange.session.recorded_kinds(symbol)
-    trade_kind = "trade" if "trade" in kinds else "aggTrade"
-    market = exchange.markets[symbol]
-    deadline = time.monotonic() + 30
-    while len(market.trades) + len(market.agg_trades) < 40 and time.monotonic() < deadline:
-        time.sleep(0.1)  # a market with some trades behind it, as a client finds Binance
-    return exchange, Venue(exchange, ws, rest, exchange.market, symbol, trade_kind)
+    try:
+        symbol = sorted(exchange.markets)[0]
+        kinds = exchange.session.recorded_kinds(symbol)
+        trade_kind = "trade" if "trade" in kinds else "aggTrade"
+        market = exchange.markets[symbol]
+        deadline = time.monotonic() + 30
+        while len(market.trades) + len(market.agg_trades) < 40 and time.monotonic() < deadline:
+            time.sleep(0.1)  # a market with some trades behind it, as a client finds Binance
+        yield Venue(exchange, ws, rest, exchange.market, symbol, trade_kind)
+    finally:
+        exchange.stop()
 
 
 @pytest.fixture(
@@ -49,17 +55,11 @@ def start_venue(path) -> tuple[LocalExchange, Venue]:
     ids=["spot2021", "spot2024", "usdm2024"],
 )
 def venue(request) -> Iterator[Venue]:
-    exchange, venue = start_venue(request.param)
-    try:
+    with running_venue(request.param) as venue:
         yield venue
-    finally:
-        exchange.stop()
 
 
 @pytest.fixture(scope="module", params=[SPOT_2021, SPOT_2024], ids=["spot2021", "spot2024"])
 def spot_venue(request) -> Iterator[Venue]:
-    exchange, venue = start_venue(request.param)
-    try:
+    with running_venue(request.param) as venue:
         yield venue
-    finally:
-        exchange.stop()

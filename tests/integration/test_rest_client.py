@@ -309,6 +309,19 @@ async def test_hostile_bodies_are_malformed_never_another_exception(
                 await call(client)
 
 
+@pytest.mark.parametrize("body", HOSTILE_BODIES)
+async def test_a_hostile_time_body_leaves_the_clock_offset_at_zero(
+    rest: FakeRest, body: bytes
+) -> None:
+    """``server_time_ms`` (asked by ``klines``) survives any body, as a server that cannot
+    tell its time: this machine's clock, and the server is not asked again."""
+    rest.script["/api/v3/time"] = [Reply(body=body)]
+    async with client_for(rest) as client:
+        assert len(await client.klines("BTCUSDT", limit=1)) == 1
+        assert abs(await client.server_time_ms() - time.time() * 1000) < 5000
+        assert [hit[1] for hit in rest.hits].count("/api/v3/time") == 1
+
+
 async def test_usdm_paths_and_weights(rest: FakeRest) -> None:
     async with client_for(rest, market="usdm") as client:
         await client.depth_snapshot("BTCUSDT", limit=500)
