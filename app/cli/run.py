@@ -14,7 +14,7 @@ import sys
 from app import auth, config, market_source
 from app.alerting import make_alerts, start_tap
 from app.history_setup import past_trades, push_history, start_history
-from app.server import create_app
+from app.server import create_app_for
 from app.stores import make_store
 from services.market.feed import Feed
 from services.push.service import PushService
@@ -31,16 +31,7 @@ def main(argv: list[str]) -> int:
     store = make_store(settings)
     alerts = make_alerts(settings)
     push = PushService.embedded(store)
-    dash_app = create_app(
-        store,
-        refresh_ms=settings.refresh_ms,
-        slow_refresh_ms=settings.slow_refresh_ms,
-        debug=settings.debug,
-        history_dir=settings.history_dir if settings.history else None,
-        alerts=alerts,
-        push=push,
-        ws_origins=settings.ws_origins,
-    )
+    dash_app = create_app_for(settings, store, alerts, push)
     try:
         auth.protect(dash_app, settings)
     except (auth.AuthRequired, ValueError, OSError) as exc:
