@@ -13,7 +13,6 @@ for a bad parameter, 503 while a symbol has no data yet.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -24,14 +23,13 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.routing import Map, Rule
 
+from app.api_args import ApiError, int_arg, json_ready, positive_arg
 from app.callbacks import derived
 from app.callbacks.derived import DerivedCache
 from app.callbacks.symbol import trading_symbols
 from app.history_api import HistoryQueries, range_hook
 from components.symbol_picker import close_matches
-from services.analytics.large_trades import LargeTrades
 from services.analytics.large_trades import large_trades as find_large_trades
-from services.analytics.trades import TradeStats
 from services.analytics.trades import trade_stats as trade_stats_of
 from services.analytics.window import WINDOWS_MS
 from services.store import MarketStore, SymbolSnapshot
@@ -46,85 +44,64 @@ _PAGE_ROUTE = "/<path:path>"
 """Dash's catch-all page route, which answers any path no other route takes."""
 
 
-class ApiError(Exception):
-    """An error answered as JSON with an HTTP status."""
-
-    def __init__(self, status: int, message: str, **extra: Any) -> None:
-        super().__init__(message)
-        self.status = status
-        self.body = {"error": message, **extra}
-
-
 def iso_time(epoch_s: float) -> str:
     return datetime.fromtimestamp(epoch_s, tz=UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
-def json_ready(value: Any) -> Any:
-    """JSON-safe: NaN and infinities become null, numpy scalars and arrays plain."""
-    if isinstance(value, dict):
-        return {key: json_ready(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_ready(item) for item in value]
-    if isinstance(value, np.ndarray):
-        if value.dtype.kind in "biu" or (value.dtype.kind == "f" and np.isfinite(value).all()):
-            return value.tolist()  # nothing to replace: skip the walk over every element
-        return json_ready(value.tolist())
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
+def snapshot_body(snapshot: SymbolSnapshot, **body: Any) -> dict[str, Any]:
+    """JSON-ready ``body`` under the snapshot's identity: ``symbol``, ``published_at``
+    (UTC, ISO 8601), ``seq``, ``sync_state`` and ``market_time_ms`` (the snapshot's clock).
+    The JSON API and the Python API (``tapescope.metrics``) both answer with it."""
+    return json_ready(
+        {
+            "symbol": snapshot.symbol,
+            "published_at": iso_time(snapshot.published_at),
+            "seq": snapshot.seq,
+            "sync_state": str(snapshot.book.sync_state),
+            "market_time_ms": derived.market_now_ms(snapshot),
+            **body,
+        }
+    )
 
 
-def _int_arg(name: str, default: int, low: int, high: int) -> int:
-    raw = request.args.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError as exc:
-        raise ApiError(400, f"{name} must be an integer", parameter=name) from exc
-    if not low <= value <= high:
-        raise ApiError(400, f"{name} must be between {low} and {high}", parameter=name)
-    return value
+def order_book_fields(cache: DerivedCache, snapshot: SymbolSnapshot, levels: int) -> dict[str, Any]:
+    """The top ``levels`` per side ([price, qty], best first) and the book summary."""
+    view = snapshot.book
+    return {
+        "last_update_id": view.last_update_id,
+        "event_time_ms": view.event_time_ms,
+        "summary": asdict(derived.book_summary(cache, snapshot)),
+        "bids": np.column_stack((view.bid_prices[:levels], view.bid_qtys[:levels])),
+        "asks": np.column_stack((view.ask_prices[:levels], view.ask_qtys[:levels])),
+    }
 
 
-def _positive_arg(name: str) -> float:
-    try:
-        value = float(request.args.get(name, ""))
-    except ValueError as exc:
-        raise ApiError(400, f"{name} must be a number", parameter=name) from exc
-    if not (math.isfinite(value) and value > 0):
-        raise ApiError(400, f"{name} must be positive", parameter=name)
-    return value
-
-
-def last_trades_flow(snapshot: SymbolSnapshot, last_n: int) -> TradeStats:
+def last_trades_fields(snapshot: SymbolSnapshot, last_n: int) -> dict[str, Any]:
     """Flow over the last ``last_n`` trades: the trade statistics of exactly those trades
     (buy/sell volume, delta, buy ratio, direction; see ``TradeStats``)."""
-    return trade_stats_of(snapshot.trades, last_n=last_n)
+    return {"trades": last_n, "flow": asdict(trade_stats_of(snapshot.trades, last_n=last_n))}
 
 
-def large_by_multiple(snapshot: SymbolSnapshot, multiple: float) -> LargeTrades:
+def multiple_fields(snapshot: SymbolSnapshot, multiple: float) -> dict[str, Any]:
     """Trades of the whole window with qty ≥ ``multiple`` × the window's mean qty (no
-    absolute tier), newest first."""
-    return find_large_trades(snapshot.trades, tiers_quote=(), relative_k=multiple)
+    absolute tier), newest first, with that mean and threshold."""
+    result = find_large_trades(snapshot.trades, tiers_quote=(), relative_k=multiple)
+    return {
+        "multiple": multiple,
+        "mean_qty": result.mean_qty,
+        "threshold_qty": result.relative_threshold_qty,
+        "window_count": result.window_count,
+        "trades": [asdict(row) for row in result.rows],
+    }
 
 
-def _last_trades_payload(snapshot: SymbolSnapshot, last_n: int) -> Response:
-    return _payload(snapshot, trades=last_n, flow=asdict(last_trades_flow(snapshot, last_n)))
-
-
-def _multiple_payload(snapshot: SymbolSnapshot, multiple: float) -> Response:
-    result = large_by_multiple(snapshot, multiple)
-    return _payload(
-        snapshot,
-        multiple=multiple,
-        mean_qty=result.mean_qty,
-        threshold_qty=result.relative_threshold_qty,
-        window_count=result.window_count,
-        trades=[asdict(row) for row in result.rows],
-    )
+def volume_profile_fields(
+    cache: DerivedCache, snapshot: SymbolSnapshot, bins: int
+) -> dict[str, Any]:
+    """Volume profile of the trade window in ``bins`` rows (POC, value area, per-row
+    volumes and trade counts)."""
+    result = derived.volume_profile(cache, snapshot, rows=bins, count_trades=True)
+    return {"bins": bins, "rows": len(result.price), "profile": asdict(result)}
 
 
 def _window_arg() -> tuple[str, int]:
@@ -134,20 +111,27 @@ def _window_arg() -> tuple[str, int]:
     return window, WINDOWS_MS[window]
 
 
-def _payload(snapshot: SymbolSnapshot, **body: Any) -> Response:
-    return jsonify(
-        json_ready(
-            {
-                "symbol": snapshot.symbol,
-                "time": iso_time(time.time()),
-                "published_at": iso_time(snapshot.published_at),
-                "seq": snapshot.seq,
-                "sync_state": str(snapshot.book.sync_state),
-                "market_time_ms": derived.market_now_ms(snapshot),
-                **body,
-            }
+def symbol_snapshot(store: MarketStore, symbol: str) -> SymbolSnapshot:
+    """The symbol's snapshot; only a known symbol ever reaches the store (404 with close
+    matches for an unknown one, 503 while the feed has no data for it yet)."""
+    symbol = symbol.upper()
+    known = trading_symbols(store)
+    if symbol not in known:
+        raise ApiError(
+            404,
+            f"unknown symbol {symbol}",
+            close_matches=close_matches(symbol, known),
+            valid_symbols=known,
         )
-    )
+    snapshot = store.snapshot(symbol)
+    if snapshot is not None:
+        return snapshot
+    store.request_symbol(symbol)
+    raise ApiError(503, f"no data yet for {symbol}; requested from the feed")
+
+
+def _payload(snapshot: SymbolSnapshot, **body: Any) -> Response:
+    return jsonify({"time": iso_time(time.time()), **snapshot_body(snapshot, **body)})
 
 
 def create_api(
@@ -160,21 +144,7 @@ def create_api(
     api.before_request(range_hook(history))
 
     def snapshot_of(symbol: str) -> SymbolSnapshot:
-        """The symbol's snapshot; only a known symbol ever reaches the store."""
-        symbol = symbol.upper()
-        known = trading_symbols(store)
-        if symbol not in known:
-            raise ApiError(
-                404,
-                f"unknown symbol {symbol}",
-                close_matches=close_matches(symbol, known),
-                valid_symbols=known,
-            )
-        snapshot = store.snapshot(symbol)
-        if snapshot is not None:
-            return snapshot
-        store.request_symbol(symbol)
-        raise ApiError(503, f"no data yet for {symbol}; requested from the feed")
+        return symbol_snapshot(store, symbol)
 
     _answer_unrouted_api_paths(api)
 
@@ -184,21 +154,13 @@ def create_api(
 
     @api.get("/api/assets/crypto/<symbol>/orderbook")
     def orderbook(symbol: str) -> Response:
-        levels = _int_arg("levels", 100, 1, MAX_LEVELS)
+        levels = int_arg("levels", 100, 1, MAX_LEVELS)
         snapshot = snapshot_of(symbol)
-        view = snapshot.book
-        return _payload(
-            snapshot,
-            last_update_id=view.last_update_id,
-            event_time_ms=view.event_time_ms,
-            summary=asdict(derived.book_summary(cache, snapshot)),
-            bids=np.column_stack((view.bid_prices[:levels], view.bid_qtys[:levels])),
-            asks=np.column_stack((view.ask_prices[:levels], view.ask_qtys[:levels])),
-        )
+        return _payload(snapshot, **order_book_fields(cache, snapshot, levels))
 
     @api.get("/api/assets/crypto/<symbol>/trades")
     def trades(symbol: str) -> Response:
-        limit = _int_arg("limit", 100, 1, MAX_TRADES)
+        limit = int_arg("limit", 100, 1, MAX_TRADES)
         snapshot = snapshot_of(symbol)
         tape = derived.time_and_sales(cache, snapshot, limit)
         return _payload(snapshot, kind=snapshot.trades.kind, trades=[asdict(r) for r in tape.rows])
@@ -213,9 +175,9 @@ def create_api(
     @api.get("/api/assets/crypto/<symbol>/trade-flow")
     def trade_flow(symbol: str) -> Response:
         if "trades" in request.args:  # the last N trades instead of a time window
-            return _last_trades_payload(
-                snapshot_of(symbol), _int_arg("trades", 100, 1, MAX_FLOW_TRADES)
-            )
+            snapshot = snapshot_of(symbol)
+            flow = last_trades_fields(snapshot, int_arg("trades", 100, 1, MAX_FLOW_TRADES))
+            return _payload(snapshot, **flow)
         window, window_ms = _window_arg()
         snapshot = snapshot_of(symbol)
         flow = derived.trade_flow(cache, snapshot, window_ms)
@@ -224,14 +186,9 @@ def create_api(
     @api.get("/api/assets/crypto/<symbol>/large-trades")
     def large_trades(symbol: str) -> Response:
         if "multiple" in request.args:  # qty ≥ multiple × the window's mean trade size
-            return _multiple_payload(snapshot_of(symbol), _positive_arg("multiple"))
-        raw = request.args.get("threshold", "100000")
-        try:
-            threshold = float(raw)
-        except ValueError as exc:
-            raise ApiError(400, "threshold must be a number", parameter="threshold") from exc
-        if not (math.isfinite(threshold) and threshold > 0):
-            raise ApiError(400, "threshold must be positive", parameter="threshold")
+            snapshot = snapshot_of(symbol)
+            return _payload(snapshot, **multiple_fields(snapshot, positive_arg("multiple")))
+        threshold = positive_arg("threshold", "100000")
         snapshot = snapshot_of(symbol)
         result = derived.large_trades_of(cache, snapshot, (threshold,))
         return _payload(
@@ -243,10 +200,9 @@ def create_api(
 
     @api.get("/api/assets/crypto/<symbol>/volume-profile")
     def volume_profile(symbol: str) -> Response:
-        bins = _int_arg("bins", 50, 1, MAX_BINS)
+        bins = int_arg("bins", 50, 1, MAX_BINS)
         snapshot = snapshot_of(symbol)
-        result = derived.volume_profile(cache, snapshot, rows=bins, count_trades=True)
-        return _payload(snapshot, bins=bins, rows=len(result.price), profile=asdict(result))
+        return _payload(snapshot, **volume_profile_fields(cache, snapshot, bins))
 
     @api.get("/healthz")
     def healthz() -> tuple[Response, int]:

@@ -30,6 +30,7 @@ import numpy as np
 from flask import Blueprint, Response, jsonify, request
 from flask_caching import Cache
 
+from app.api_args import int_arg, json_ready, positive_arg
 from services.analytics import flow, large_trades, profile, trades
 from services.history.book_grid import implied_tick
 from services.history.ranges import checked_range
@@ -57,20 +58,6 @@ def make_cache(redis_url: str | None = None) -> Cache:
     return Cache(config={**config, "CACHE_DEFAULT_TIMEOUT": CACHE_TIMEOUT_S})
 
 
-def _clean(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _clean(value.tolist())
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    return value
-
-
 class HistoryQueries:
     """Range queries for the API, cached once a range is in the past."""
 
@@ -92,7 +79,7 @@ class HistoryQueries:
             hit = self.cache.get(key)
             if hit is not None:
                 return hit
-        value = _clean(compute())
+        value = json_ready(compute())
         if settled:
             self.cache.set(key, value)
         return value
@@ -106,9 +93,7 @@ class HistoryQueries:
     def range_result(self, endpoint: str, symbol: str) -> dict:
         """The body of a trade endpoint over ``start``..``end`` of the stored trades."""
         symbol = symbol.upper()
-        start, end = checked_range(
-            request.args.get("start"), request.args.get("end"), MAX_SPAN_DAYS * 86_400_000
-        )
+        start, end = _asked_range()
         params = _endpoint_params(endpoint)
         asked = request.args.get("market", "")
         key = f"{endpoint}:{asked}:{symbol}:{start}:{end}:{sorted(params.items())}"
@@ -129,30 +114,20 @@ class HistoryQueries:
         return self.cached(key, end, compute)
 
 
-def _endpoint_params(endpoint: str) -> dict[str, Any]:
-    def integer(name: str, default: int, low: int, high: int) -> int:
-        raw = request.args.get(name)
-        try:
-            value = default if raw is None else int(raw)
-        except ValueError:
-            raise HistoryError(f"{name} must be an integer", 400, parameter=name) from None
-        if not low <= value <= high:
-            raise HistoryError(f"{name} must be between {low} and {high}", 400, parameter=name)
-        return value
+def _asked_range() -> tuple[int | None, int | None]:
+    """The request's ``start``..``end`` in ms (400 when bad, reversed or too long)."""
+    return checked_range(
+        request.args.get("start"), request.args.get("end"), MAX_SPAN_DAYS * 86_400_000
+    )
 
+
+def _endpoint_params(endpoint: str) -> dict[str, Any]:
     if endpoint == "trades":
-        return {"limit": integer("limit", 100, 1, MAX_TRADES)}
+        return {"limit": int_arg("limit", 100, 1, MAX_TRADES)}
     if endpoint == "volume-profile":
-        return {"bins": integer("bins", 50, 1, MAX_BINS)}
+        return {"bins": int_arg("bins", 50, 1, MAX_BINS)}
     if endpoint == "large-trades":
-        raw = request.args.get("threshold", "100000")
-        try:
-            threshold = float(raw)
-        except ValueError:
-            raise HistoryError("threshold must be a number", 400, parameter="threshold") from None
-        if not (np.isfinite(threshold) and threshold > 0):
-            raise HistoryError("threshold must be positive", 400, parameter="threshold")
-        return {"threshold": threshold}
+        return {"threshold": positive_arg("threshold", "100000")}
     return {}
 
 
@@ -188,6 +163,11 @@ def ranged_profile(levels: PriceLevels, tick: float, bins: int) -> dict:
     return {"bins": bins, "profile": asdict(result)}
 
 
+def history_error(error: HistoryError) -> tuple[Response, int]:
+    """A history query's error as JSON with its status."""
+    return jsonify({"error": str(error), **error.extra}), error.status
+
+
 def range_hook(queries: HistoryQueries | None) -> Callable[[], Any]:
     """A ``before_request`` hook for the trade endpoints' blueprint: a request naming
     ``start`` or ``end`` is answered here from the history (404 JSON without one)."""
@@ -204,7 +184,7 @@ def range_hook(queries: HistoryQueries | None) -> Callable[[], Any]:
         try:
             return jsonify(queries.range_result(endpoint, (request.view_args or {})["symbol"]))
         except HistoryError as exc:
-            return jsonify({"error": str(exc), **exc.extra}), exc.status
+            return history_error(exc)
 
     return ranged
 
@@ -213,17 +193,13 @@ def create_history_api(queries: HistoryQueries) -> Blueprint:
     """``/candles``, ``/history`` and the error handler of history queries."""
     api = Blueprint("history_api", __name__)
 
-    @api.errorhandler(HistoryError)
-    def history_error(error: HistoryError) -> tuple[Response, int]:
-        return jsonify({"error": str(error), **error.extra}), error.status
+    api.register_error_handler(HistoryError, history_error)
 
     @api.get("/api/assets/crypto/<symbol>/candles")
     def candles(symbol: str) -> Response:
         symbol = symbol.upper()
         interval = request.args.get("interval", "1m")
-        start, end = checked_range(
-            request.args.get("start"), request.args.get("end"), MAX_SPAN_DAYS * 86_400_000
-        )
+        start, end = _asked_range()
         key = f"candles:{request.args.get('market', '')}:{symbol}:{interval}:{start}:{end}"
 
         def compute() -> dict:
@@ -239,7 +215,7 @@ def create_history_api(queries: HistoryQueries) -> Blueprint:
         symbol = symbol.upper()
         market = queries.market_of(symbol)
         kinds = queries.reader.trade_kinds(market, symbol)
-        return jsonify(_clean({"symbol": symbol, "market": market,
+        return jsonify(json_ready({"symbol": symbol, "market": market,
                                "coverage": [asdict(queries.reader.coverage(market, symbol, k))
                                             for k in kinds]}))  # fmt: skip
 
@@ -252,7 +228,7 @@ def create_history_api(queries: HistoryQueries) -> Blueprint:
                 body.append(asdict(reader.coverage(market, symbol, kind)))
         problems = [{"path": str(p.path), "kind": p.kind, "detail": p.detail}
                     for p in reader.problems.values()]  # fmt: skip
-        return jsonify(_clean({"symbols": body, "skipped_files": problems}))
+        return jsonify(json_ready({"symbols": body, "skipped_files": problems}))
 
     return api
 

@@ -16,37 +16,12 @@ from components.flow_filter import create_flow_filter_control
 from components.flow_meter import FLOW_WINDOWS
 from components.header import create_header
 from components.large_trades_export import create_export_controls
-from components.panel import create_panel
+from components.panel import create_graph, create_panel, create_radio
 from components.symbol_picker import create_symbol_picker
-from components.theme import create_notice_figure
 from components.volume_profile import BUCKET_TICKS_CHOICES
 from components.watchlist import create_watchlist, create_watchlist_toggle
 from services.analytics.definitions import DEFINITIONS
 from services.store import MarketStore
-
-GRAPH_CONFIG = {"displaylogo": False, "displayModeBar": False, "responsive": True}
-
-
-def _graph(graph_id: str, class_name: str) -> dcc.Graph:
-    return dcc.Graph(
-        id=graph_id,
-        figure=create_notice_figure("Loading…"),
-        config=GRAPH_CONFIG,
-        className=class_name,
-    )
-
-
-def _radio(radio_id: str, options: list[dict], value: object) -> dbc.RadioItems:
-    return dbc.RadioItems(
-        id=radio_id,
-        options=options,
-        value=value,
-        inline=True,
-        className="btn-group btn-group-sm",
-        inputClassName="btn-check",
-        labelClassName="btn btn-outline-secondary btn-sm",
-        labelCheckedClassName="active",
-    )
 
 
 def create_body() -> html.Div:
@@ -54,8 +29,8 @@ def create_body() -> html.Div:
     profile and liquidity below."""
     depth = create_panel(
         "Depth",
-        _graph(ids.DEPTH_CHART, "graph-depth"),
-        _radio(
+        create_graph(ids.DEPTH_CHART, "graph-depth"),
+        create_radio(
             ids.DEPTH_ZOOM,
             [{"label": f"±{pct:g}%", "value": pct} for pct in ZOOM_PRESETS_PCT],
             0.5,
@@ -85,15 +60,15 @@ def create_body() -> html.Div:
     )
     flow = create_panel(
         "Aggressor flow & CVD",
-        _graph(ids.FLOW_METER, "graph-flow"),
-        _radio(ids.FLOW_WINDOW, [{"label": w, "value": w} for w in FLOW_WINDOWS], "1m"),
+        create_graph(ids.FLOW_METER, "graph-flow"),
+        create_radio(ids.FLOW_WINDOW, [{"label": w, "value": w} for w in FLOW_WINDOWS], "1m"),
         panel_id="flow-panel",
         definition=f"{DEFINITIONS['direction']} {DEFINITIONS['cvd']}",
         badge_id=ids.FLOW_FILTER_BADGE,
     )
     profile = create_panel(
         "Volume profile",
-        _graph(ids.VOLUME_PROFILE, "graph-profile"),
+        create_graph(ids.VOLUME_PROFILE, "graph-profile"),
         dcc.Dropdown(
             id=ids.PROFILE_BUCKET,
             options=[{"label": "auto rows", "value": "auto"}]

@@ -9,29 +9,14 @@ from dash import dcc, html
 from app import ids
 from components.footprint import INTERVALS, MODES, ROW_TICK_CHOICES
 from components.heatmap import BAND_PRESETS_PCT, DEFAULT_CUTOFF_PCT, TIME_RANGES_MS
-from components.panel import create_panel
-from components.theme import create_notice_figure
+from components.panel import create_graph, create_panel, create_radio
 from services.analytics.definitions import DEFINITIONS
 
-GRAPH_CONFIG = {"displaylogo": False, "displayModeBar": False, "responsive": True}
 VIEW_LABELS = {"heatmap": "Heatmap", "footprint": "Footprint", "depth": "Depth only"}
 HEATMAP_DEFINITION = DEFINITIONS["liquidity_heatmap"]
 FOOTPRINT_DEFINITION = " ".join(
     DEFINITIONS[key] for key in ("footprint", "diagonal_imbalance", "naked_poc")
 )
-
-
-def _radio(radio_id: str, options: list[dict], value: object) -> dbc.RadioItems:
-    return dbc.RadioItems(
-        id=radio_id,
-        options=options,
-        value=value,
-        inline=True,
-        className="btn-group btn-group-sm",
-        inputClassName="btn-check",
-        labelClassName="btn btn-outline-secondary btn-sm",
-        labelCheckedClassName="active",
-    )
 
 
 def _dropdown(dropdown_id: str, options: list[dict], value: object, width: str) -> dcc.Dropdown:
@@ -46,27 +31,20 @@ def _dropdown(dropdown_id: str, options: list[dict], value: object, width: str) 
     )
 
 
-def _graph(graph_id: str) -> dcc.Graph:
-    return dcc.Graph(
-        id=graph_id,
-        figure=create_notice_figure("Loading…"),
-        config=GRAPH_CONFIG,
-        style={"height": "100%"},
-    )
-
-
 def create_main_panel() -> dbc.Card:
     """The panel holding the heatmap and the footprint (one shown at a time)."""
     heatmap_controls = html.Div(
         [
-            _radio(ids.HEATMAP_RANGE, [{"label": r, "value": r} for r in TIME_RANGES_MS], "5m"),
+            create_radio(
+                ids.HEATMAP_RANGE, [{"label": r, "value": r} for r in TIME_RANGES_MS], "5m"
+            ),
             _dropdown(
                 ids.HEATMAP_BAND,
                 [{"label": f"±{b:g}%", "value": b} for b in BAND_PRESETS_PCT],
                 0.5,
                 "80px",
             ),
-            _radio(
+            create_radio(
                 ids.HEATMAP_UNIT,
                 [{"label": "size", "value": "base"}, {"label": "notional", "value": "quote"}],
                 "base",
@@ -90,7 +68,9 @@ def create_main_panel() -> dbc.Card:
     )
     footprint_controls = html.Div(
         [
-            _radio(ids.FOOTPRINT_INTERVAL, [{"label": i, "value": i} for i in INTERVALS], "1m"),
+            create_radio(
+                ids.FOOTPRINT_INTERVAL, [{"label": i, "value": i} for i in INTERVALS], "1m"
+            ),
             _dropdown(
                 ids.FOOTPRINT_ROWS,
                 [{"label": "auto rows", "value": "auto"}]
@@ -121,9 +101,13 @@ def create_main_panel() -> dbc.Card:
     )
     body = html.Div(
         [
-            html.Div(_graph(ids.HEATMAP_CHART), id=ids.HEATMAP_BOX, className="main-box"),
             html.Div(
-                _graph(ids.FOOTPRINT_CHART),
+                create_graph(ids.HEATMAP_CHART, style={"height": "100%"}),
+                id=ids.HEATMAP_BOX,
+                className="main-box",
+            ),
+            html.Div(
+                create_graph(ids.FOOTPRINT_CHART, style={"height": "100%"}),
                 id=ids.FOOTPRINT_BOX,
                 className="main-box",
                 style={"display": "none"},

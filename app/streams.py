@@ -125,13 +125,10 @@ def register(
             push.start()
         return refused
 
-    def known_symbol(ws: object, symbol: str) -> str | None:
-        return _admit(ws, store, symbol)
-
     @sock.route("/ws/asset/<symbol>/trades/", bp=bp)
     def trades(ws: object, symbol: str) -> None:
         with _session(ws):
-            if (name := known_symbol(ws, symbol)) is None:
+            if (name := _admit(ws, store, symbol)) is None:
                 return
             from_id = _int_param("from_id", -1, 2**63 - 1)
             sub = push.hub.subscribe_trades(name, from_id)
@@ -140,30 +137,31 @@ def register(
             finally:
                 push.hub.unsubscribe("trades", name, sub)
 
+    def serve_latest(
+        ws: object,
+        stream: str,
+        symbol: str,
+        subscribe: Callable[[str], Latest],
+        encode: Callable[[object], bytes],
+    ) -> None:
+        """Serve a coalesced stream (prices, book) of ``symbol`` to ``ws``."""
+        with _session(ws):
+            if (name := _admit(ws, store, symbol)) is None:
+                return
+            sub = subscribe(name)
+            try:
+                _serve_latest(ws, sub, limits.send_buffer, limits.coalesce_s, encode)
+            finally:
+                push.hub.unsubscribe(stream, name, sub)
+
     @sock.route("/ws/asset/<symbol>/prices/", bp=bp)
     def prices(ws: object, symbol: str) -> None:
-        with _session(ws):
-            if (name := known_symbol(ws, symbol)) is None:
-                return
-            sub = push.hub.subscribe_prices(name)
-            try:
-                _serve_latest(ws, sub, limits.send_buffer, limits.coalesce_s, lambda m: m)
-            finally:
-                push.hub.unsubscribe("prices", name, sub)
+        serve_latest(ws, "prices", symbol, push.hub.subscribe_prices, lambda m: m)
 
     @sock.route("/ws/asset/<symbol>/book/", bp=bp)
     def book(ws: object, symbol: str) -> None:
-        with _session(ws):
-            if (name := known_symbol(ws, symbol)) is None:
-                return
-            levels = _int_param("levels", 1, limits.max_levels) or 20
-            sub = push.hub.subscribe_book(name)
-            try:
-                _serve_latest(
-                    ws, sub, limits.send_buffer, limits.coalesce_s, lambda s: s.message(levels)
-                )
-            finally:
-                push.hub.unsubscribe("book", name, sub)
+        levels = _int_param("levels", 1, limits.max_levels) or 20
+        serve_latest(ws, "book", symbol, push.hub.subscribe_book, lambda s: s.message(levels))
 
     @sock.route("/ws/alerts/", bp=bp)
     def alerts(ws: object) -> None:

@@ -16,32 +16,32 @@ import base64
 import math
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 from flask import Blueprint, Response, jsonify, request
 
-from app.api import ApiError, iso_time, json_ready
+from app.api import ApiError, iso_time, json_ready, symbol_snapshot
 from app.callbacks import derived
 from app.callbacks.derived import DerivedCache
-from app.callbacks.heatmap import heatmap_window
-from app.callbacks.symbol import trading_symbols
+from app.callbacks.heatmap import heatmap_rows, heatmap_window
 from app.history_api import HistoryQueries
-from components.symbol_picker import close_matches
 from services.analytics.flow_filter import FlowFilter, filter_trades
 from services.analytics.footprint import (
     DEFAULT_IMBALANCE_RATIO,
     DEFAULT_STACKED_ROWS,
-    INTERVALS_MS,
     auto_row_ticks,
     footprint,
+    interval_ms_of,
     trades_between,
 )
 from services.analytics.heatmap import trade_dots
+from services.history import ranges
 from services.history.book_heatmap import RecordedBook
+from services.history.reader import HistoryError
 from services.market.book_samples import book_samples_of
 from services.market.views import TradeView
+from services.push.messages import concat, slice_after
 from services.store import MarketStore, SymbolSnapshot
 
 MAX_RANGE_MS = 7 * 24 * 3_600_000
@@ -53,21 +53,14 @@ MAX_FOOTPRINT_CELLS = 200_000
 
 
 def parse_time(name: str, raw: str | None) -> int | None:
-    """Epoch ms from ``raw`` (epoch ms, or ISO 8601; a time without zone is UTC)."""
+    """Epoch ms from ``raw`` as the history's ranges read it (epoch ms, or ISO 8601; a
+    time without zone is UTC); None when absent."""
     if raw is None or raw == "":
         return None
-    text = raw.strip()
-    if text.lstrip("-").isdigit():
-        return int(text)
     try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise ApiError(
-            400, f"{name} must be ISO 8601 UTC or epoch milliseconds", parameter=name
-        ) from exc
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp() * 1000)
+        return ranges.parse_time(raw, name)
+    except HistoryError as exc:
+        raise ApiError(exc.status, str(exc), parameter=name) from None
 
 
 def _number(name: str, default: float | None, low: float, high: float) -> float | None:
@@ -129,33 +122,17 @@ def create_views_api(
     for the past before the live window)."""
     api = Blueprint("views_api", __name__)
 
-    def snapshot_of(symbol: str) -> SymbolSnapshot:
-        symbol = symbol.upper()
-        known = trading_symbols(store)
-        if symbol not in known:
-            raise ApiError(
-                404,
-                f"unknown symbol {symbol}",
-                close_matches=close_matches(symbol, known),
-                valid_symbols=known,
-            )
-        snapshot = store.snapshot(symbol)
-        if snapshot is None:
-            store.request_symbol(symbol)
-            raise ApiError(503, f"no data yet for {symbol}; requested from the feed")
-        return snapshot
-
     @api.errorhandler(ApiError)
     def api_error(error: ApiError) -> tuple[Response, int]:
         return jsonify(error.body), error.status
 
     @api.get("/api/assets/crypto/<symbol>/footprint")
     def footprint_view(symbol: str) -> Response:
-        return _footprint(lambda: snapshot_of(symbol), history)
+        return _footprint(lambda: symbol_snapshot(store, symbol), history)
 
     @api.get("/api/assets/crypto/<symbol>/heatmap")
     def heatmap_view(symbol: str) -> Response:
-        return _heatmap(store, cache, lambda: snapshot_of(symbol), recorded, history)
+        return _heatmap(store, cache, lambda: symbol_snapshot(store, symbol), recorded, history)
 
     return api
 
@@ -178,16 +155,7 @@ def window_trades(
         return live
     if stored.kind != live.kind and len(live):
         return stored
-    after = live.trade_id > stored.trade_id[-1]
-    return TradeView(
-        symbol=stored.symbol,
-        trade_id=np.concatenate((stored.trade_id, live.trade_id[after])),
-        time_ms=np.concatenate((stored.time_ms, live.time_ms[after])),
-        price=np.concatenate((stored.price, live.price[after])),
-        qty=np.concatenate((stored.qty, live.qty[after])),
-        side=np.concatenate((stored.side, live.side[after])),
-        kind=stored.kind,
-    )
+    return concat([stored, slice_after(live, int(stored.trade_id[-1]))])
 
 
 def _footprint(
@@ -195,10 +163,10 @@ def _footprint(
 ) -> Response:
     """The footprint of the requested range (parameters first, then the symbol)."""
     interval = request.args.get("interval", "1m")
-    if interval not in INTERVALS_MS:
-        raise ApiError(
-            400, f"interval must be one of {', '.join(INTERVALS_MS)}", parameter="interval"
-        )
+    try:
+        interval_ms = interval_ms_of(interval)
+    except ValueError as exc:
+        raise ApiError(400, str(exc), parameter="interval") from exc
     start, end = _range(0, None)
     row_ticks = _integer("row_ticks", None, 1, 10_000_000)
     ratio = _number("imbalance", DEFAULT_IMBALANCE_RATIO * 100, 100.000001, 100_000)
@@ -215,7 +183,7 @@ def _footprint(
         )
     fp = footprint(
         trades,
-        interval_ms=INTERVALS_MS[interval],
+        interval_ms=interval_ms,
         tick_size=tick,
         row_ticks=row_ticks,
         start_ms=start,
@@ -294,10 +262,9 @@ def _heatmap(
     if not (book.bid_prices.shape[0] and book.ask_prices.shape[0]):
         raise ApiError(503, f"no two-sided book for {snapshot.symbol} yet")
     mid = (float(book.bid_prices[0]) + float(book.ask_prices[0])) / 2.0
-    low = mid * (1 - (band_pct or DEFAULT_BAND_PCT) / 100)
-    high = mid * (1 + (band_pct or DEFAULT_BAND_PCT) / 100)
     tick = snapshot.info.tick_size
-    ticks = ticks or auto_row_ticks(low, high, tick, 200)
+    low, high, auto_ticks = heatmap_rows(mid, band_pct or DEFAULT_BAND_PCT, tick)
+    ticks = ticks or auto_ticks
     if (high - low) / (tick * ticks) > MAX_ROWS:
         raise ApiError(
             400, f"more than {MAX_ROWS} rows: raise price_bucket_ticks",

@@ -2,7 +2,7 @@
  * the push badge; polling is the fallback while the trades socket is down.
  *
  * Pushed trades are painted straight into #pushed-tape (an element React renders once and
- * never updates), not through Dash props: one DOM write per message, no React round. State
+ * never updates), not through Dash props: one DOM write per frame, no React round. State
  * changes (live <-> down) go through the push-state store, which switches the polling
  * intervals (app/callbacks/push.py). Message schemas: docs/streams.md. */
 (function () {
@@ -12,7 +12,8 @@
   const BOOK_LEVELS = 200;
   const DEPTH_PAINT_MS = 1000;  // a Plotly redraw is the page's costliest work: keep it rare
   const DEFAULT_TIERS = [100000, 250000, 1000000];
-  const s = {config: null, generation: 0, sockets: [], open: {}, rows: [], lastId: null, state: null};
+  const s = {config: null, generation: 0, sockets: [], open: {}, rows: [], lastId: null, state: null,
+    paintQueued: false};
 
   function wsBase() {
     return (window.location.protocol === "https:" ? "wss://" : "ws://") + window.location.host;
@@ -148,7 +149,13 @@
     }
     if (fresh.length) {
       s.rows = fresh.reverse().concat(s.rows).slice(0, s.config.rows);
-      paintTape();
+      if (!s.paintQueued) {  // one tape rebuild per frame, however many messages came
+        s.paintQueued = true;
+        window.requestAnimationFrame(function () {
+          s.paintQueued = false;
+          paintTape();
+        });
+      }
     }
   }
 

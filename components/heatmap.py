@@ -154,6 +154,26 @@ def column_payload(
     }
 
 
+def dot_points(
+    *,
+    time_ms: np.ndarray,
+    price: np.ndarray,
+    qty: np.ndarray,
+    bucket_ms: int,
+    peak_qty: float,
+    price_decimals: int,
+) -> dict[str, list]:
+    """Some dots' x (middle of their time bucket), y (VWAP price), customdata (qty) and
+    marker sizes (against ``peak_qty``), JSON-ready: what a dot trace holds or a Patch
+    appends."""
+    return {
+        "x": (time_ms + bucket_ms // 2).tolist(),
+        "y": np.round(price, price_decimals).tolist(),
+        "customdata": np.round(qty, 6).tolist(),
+        "size": dot_sizes(qty, peak_qty),
+    }
+
+
 def dot_traces(
     *,
     time_ms: np.ndarray,
@@ -170,16 +190,20 @@ def dot_traces(
     traces = []
     for name, sign, colour in (("taker buys", 1.0, BID), ("taker sells", -1.0, ASK)):
         mask = s == sign
+        points = dot_points(
+            time_ms=t[mask], price=p[mask], qty=q[mask], bucket_ms=bucket_ms,
+            peak_qty=peak_qty, price_decimals=price_decimals,
+        )  # fmt: skip
         traces.append(
             {
                 "type": "scatter",
                 "mode": "markers",
                 "name": name,
-                "x": (t[mask] + bucket_ms // 2).tolist(),
-                "y": np.round(p[mask], price_decimals).tolist(),
-                "customdata": np.round(q[mask], 6).tolist(),
+                "x": points["x"],
+                "y": points["y"],
+                "customdata": points["customdata"],
                 "marker": {
-                    "size": dot_sizes(q[mask], peak_qty),
+                    "size": points["size"],
                     "color": colour,
                     "opacity": 0.75,
                     "line": {"color": "#111", "width": 0.5},

@@ -39,6 +39,7 @@ from services.market.views import TradeView
 from services.push.events import EventHub
 from services.push.hub import PushHub
 from services.push.messages import Prices, prices_message, slice_after
+from services.push.poller import Poller
 
 log = logging.getLogger(__name__)
 
@@ -258,37 +259,22 @@ class RedisPushReader:
         self.hub = hub
         self.events = events
         self.block_ms = block_ms
-        self.retry_s = retry_s
         self._cursors: dict[str, str] = {}
         self._symbols: dict[str, str] = {}
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
-        self.reconnects = 0
+        self._poller = Poller(
+            "tapescope-push-reader", self.read_once, 0, retry_s=retry_s, errors=_ERRORS
+        )
+
+    @property
+    def reconnects(self) -> int:
+        """Reads that failed (Redis unavailable) and were retried from the cursors."""
+        return self._poller.failures
 
     def start(self) -> None:
-        with self._lock:
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="tapescope-push-reader")
-                self._thread.daemon = True
-                self._thread.start()
+        self._poller.start()
 
     def stop(self) -> None:
-        self._stop.set()
-
-    def _run(self) -> None:
-        failing = False
-        while not self._stop.is_set():
-            try:
-                self.read_once()
-            except _ERRORS as exc:
-                if not failing:
-                    log.warning("push reader: Redis unavailable (%s); resuming from cursors", exc)
-                failing = True
-                self.reconnects += 1
-                self._stop.wait(self.retry_s)
-                continue
-            failing = False
+        self._poller.stop()
 
     def read_once(self) -> int:
         """Watch new symbols, then one ``XREAD BLOCK``; how many entries were handed on."""

@@ -12,26 +12,17 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-import numpy as np
-
-from app.api import iso_time, json_ready, large_by_multiple, last_trades_flow
+from app.api import (
+    last_trades_fields,
+    multiple_fields,
+    order_book_fields,
+    snapshot_body,
+    volume_profile_fields,
+)
 from app.callbacks import derived
 from app.callbacks.derived import DerivedCache
 from services.analytics.window import WINDOWS_MS
 from services.store import SymbolSnapshot
-
-
-def _head(snapshot: SymbolSnapshot, **body: Any) -> dict[str, Any]:
-    return json_ready(
-        {
-            "symbol": snapshot.symbol,
-            "seq": snapshot.seq,
-            "sync_state": str(snapshot.book.sync_state),
-            "published_at": iso_time(snapshot.published_at),
-            "market_time_ms": derived.market_now_ms(snapshot),
-            **body,
-        }
-    )
 
 
 def window_ms(window: str) -> int:
@@ -43,21 +34,13 @@ def window_ms(window: str) -> int:
 
 def order_book(cache: DerivedCache, snapshot: SymbolSnapshot, levels: int) -> dict[str, Any]:
     """The top ``levels`` per side ([price, qty], best first) and the book summary."""
-    view = snapshot.book
-    return _head(
-        snapshot,
-        last_update_id=view.last_update_id,
-        event_time_ms=view.event_time_ms,
-        summary=asdict(derived.book_summary(cache, snapshot)),
-        bids=np.column_stack((view.bid_prices[:levels], view.bid_qtys[:levels])),
-        asks=np.column_stack((view.ask_prices[:levels], view.ask_qtys[:levels])),
-    )
+    return snapshot_body(snapshot, **order_book_fields(cache, snapshot, levels))
 
 
 def trade_stats(cache: DerivedCache, snapshot: SymbolSnapshot, window: str) -> dict[str, Any]:
     """``TradeStats`` over the time ``window`` ending at the snapshot's clock."""
     stats = derived.trade_stats(cache, snapshot, window_ms(window))
-    return _head(snapshot, window=window, stats=asdict(stats))
+    return snapshot_body(snapshot, window=window, stats=asdict(stats))
 
 
 def trade_flow(cache: DerivedCache, snapshot: SymbolSnapshot, window: int | str) -> dict[str, Any]:
@@ -66,28 +49,19 @@ def trade_flow(cache: DerivedCache, snapshot: SymbolSnapshot, window: int | str)
     if isinstance(window, int):
         if window < 1:
             raise ValueError("window must be at least 1 trade")
-        return _head(snapshot, trades=window, flow=asdict(last_trades_flow(snapshot, window)))
+        return snapshot_body(snapshot, **last_trades_fields(snapshot, window))
     flow = derived.trade_flow(cache, snapshot, window_ms(window))
-    return _head(snapshot, window=window, flow=asdict(flow))
+    return snapshot_body(snapshot, window=window, flow=asdict(flow))
 
 
 def large_trades(snapshot: SymbolSnapshot, threshold: float) -> dict[str, Any]:
     """Trades of the window with qty ≥ ``threshold`` × the window's mean trade size."""
     if not threshold > 0:
         raise ValueError("threshold must be positive (a multiple of the mean trade size)")
-    result = large_by_multiple(snapshot, threshold)
-    return _head(
-        snapshot,
-        multiple=threshold,
-        mean_qty=result.mean_qty,
-        threshold_qty=result.relative_threshold_qty,
-        window_count=result.window_count,
-        trades=[asdict(row) for row in result.rows],
-    )
+    return snapshot_body(snapshot, **multiple_fields(snapshot, threshold))
 
 
 def volume_profile(cache: DerivedCache, snapshot: SymbolSnapshot, bins: int) -> dict[str, Any]:
     """Volume profile of the trade window in ``bins`` rows (POC, value area, per-row
     volumes and trade counts)."""
-    result = derived.volume_profile(cache, snapshot, rows=bins, count_trades=True)
-    return _head(snapshot, bins=bins, rows=len(result.price), profile=asdict(result))
+    return snapshot_body(snapshot, **volume_profile_fields(cache, snapshot, bins))

@@ -19,6 +19,7 @@ from app import config, market_source
 from app.api import health, json_ready
 from app.callbacks.derived import DerivedCache
 from services.market.feed import Feed
+from services.push.messages import slice_after, trade_rows
 from services.push.service import PushService
 from services.store import MemoryStore, SymbolSnapshot
 from tapescope import metrics
@@ -169,23 +170,9 @@ class Session:
                     if sub.cut_reason is not None:
                         raise NotStreaming(sub.cut_reason)
                     continue
-                view = batch.trades
-                for row in zip(
-                    view.trade_id.tolist(),
-                    view.time_ms.tolist(),
-                    view.price.tolist(),
-                    view.qty.tolist(),
-                    view.side.tolist(),
-                    strict=True,
-                ):
-                    if last is None or row[0] > last:
-                        last = row[0]
-                        yield {
-                            "id": row[0],
-                            "time": row[1],
-                            "price": row[2],
-                            "qty": row[3],
-                            "side": "buy" if row[4] > 0 else "sell",
-                        }
+                fresh = batch.trades if last is None else slice_after(batch.trades, last)
+                for row in trade_rows(fresh):
+                    last = row["id"]
+                    yield row
         finally:
             hub.unsubscribe("trades", name, sub)

@@ -73,15 +73,14 @@ def render_footprint(
         return dash.no_update, rendered
     snapshot = store.snapshot(symbol) if symbol else None
     band = FlowFilter(*notional_band(filter_min, filter_max))
-    trades = snapshot.trades if snapshot is not None else None
-    last_id = int(trades.trade_id[-1]) if trades is not None and len(trades) else None
-    candle_mark = (snapshot.candles[-1].close, snapshot.candles[-1].volume) if (
-        snapshot is not None and snapshot.candles
-    ) else None  # fmt: skip
-    key = (
-        f"{symbol}|{interval}|{rows_choice}|{mode}|{ratio_text}|{band.label()}|{last_id}"
-        f"|{candle_mark}"
-    )
+    if mode == "candles":  # drawn from the klines alone: a new trade changes nothing
+        mark = (snapshot.candles[-1].close, snapshot.candles[-1].volume) if (
+            snapshot is not None and snapshot.candles
+        ) else None  # fmt: skip
+    else:
+        trades = snapshot.trades if snapshot is not None else None
+        mark = int(trades.trade_id[-1]) if trades is not None and len(trades) else None
+    key = f"{symbol}|{interval}|{rows_choice}|{mode}|{ratio_text}|{band.label()}|{mark}"
     if rendered is not None and rendered.get("key") == key:
         return dash.no_update, rendered
     state = {"key": key}

@@ -21,7 +21,7 @@ from components.heatmap import (
     TIME_RANGES_MS,
     column_payload,
     create_heatmap_figure,
-    dot_sizes,
+    dot_points,
     not_live_shapes,
     time_bucket_for,
 )
@@ -313,10 +313,14 @@ def _patch(
         mask = dots["side"] == sign
         if not mask.any():
             continue
-        patch["data"][index]["x"].extend((dots["time_ms"][mask] + bucket // 2).tolist())
-        patch["data"][index]["y"].extend(np.round(dots["price"][mask], 8).tolist())
-        patch["data"][index]["customdata"].extend(np.round(dots["qty"][mask], 6).tolist())
-        patch["data"][index]["marker"]["size"].extend(dot_sizes(dots["qty"][mask], peak_qty))
+        points = dot_points(
+            time_ms=dots["time_ms"][mask], price=dots["price"][mask], qty=dots["qty"][mask],
+            bucket_ms=bucket, peak_qty=peak_qty, price_decimals=snapshot.info.price_decimals,
+        )  # fmt: skip
+        trace = patch["data"][index]
+        for name in ("x", "y", "customdata"):
+            trace[name].extend(points[name])
+        trace["marker"]["size"].extend(points["size"])
     return patch, state
 
 

@@ -41,8 +41,8 @@ def push_config(store: MarketStore, symbol: str | None, refresh_ms: int) -> dict
         return None
     snapshot = store.snapshot(symbol)
     info = snapshot.info if snapshot is not None else None
-    infos = {i.symbol: i for i in store.symbols()}
-    info = info or infos.get(symbol)
+    if info is None:
+        info = next((i for i in store.symbols() if i.symbol == symbol), None)
     return {
         "symbol": symbol,
         "price_decimals": info.price_decimals if info else 2,

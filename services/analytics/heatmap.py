@@ -28,6 +28,7 @@ from typing import Literal
 
 import numpy as np
 
+from services.analytics.footprint import price_rows
 from services.market.views import BookSample, TradeView
 
 Unit = Literal["base", "quote"]
@@ -80,6 +81,12 @@ def row_range(price_low: float, price_high: float, tick_size: float, price_bucke
     return range(first, max(last, first) + 1)
 
 
+def column_range(start_ms: int, end_ms: int, time_bucket_ms: int) -> range:
+    """Column indexes (open time // ``time_bucket_ms``) from the column holding
+    ``start_ms`` to the one holding ``end_ms − 1``."""
+    return range(start_ms // time_bucket_ms, (end_ms - 1) // time_bucket_ms + 1)
+
+
 def liquidity_heatmap(
     samples: Sequence[BookSample],
     *,
@@ -103,9 +110,8 @@ def liquidity_heatmap(
         raise ValueError("end_ms must be after start_ms")
     bucket = tick_size * price_bucket_ticks
     rows = row_range(price_low, price_high, tick_size, bucket)
-    first_col = start_ms // time_bucket_ms
-    ncols = (end_ms - 1) // time_bucket_ms - first_col + 1
-    nrows = len(rows)
+    columns = column_range(start_ms, end_ms, time_bucket_ms)
+    first_col, ncols, nrows = columns.start, len(columns), len(rows)
     bids = np.full((ncols, nrows), np.nan)
     asks = np.full((ncols, nrows), np.nan)
     best_bid = np.full(ncols, np.nan)
@@ -134,7 +140,7 @@ def liquidity_heatmap(
         best_bid[c] = column[-1].best_bid
         best_ask[c] = column[-1].best_ask
     return LiquidityHeatmap(
-        time_ms=(first_col + np.arange(ncols, dtype=np.int64)) * time_bucket_ms,
+        time_ms=np.arange(columns.start, columns.stop, dtype=np.int64) * time_bucket_ms,
         time_bucket_ms=time_bucket_ms,
         price=np.arange(rows.start, rows.stop, dtype=np.float64) * bucket,
         price_bucket=bucket,
@@ -241,7 +247,7 @@ def trade_dots(
         return TradeDots(ei, e, e, e, e, ei)
     bucket = tick_size * price_bucket_ticks
     col = view.time_ms // time_bucket_ms
-    row = np.floor((view.price + tick_size / 2.0) / bucket).astype(np.int64)
+    row = price_rows(view.price, tick_size, bucket)
     buy = (view.side > 0).astype(np.int64)
     # one int64 key in (column, row, side) order: a 1-D unique, not a slow axis=1 one
     col0, row0 = int(col.min()), int(row.min())

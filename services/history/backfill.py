@@ -217,22 +217,13 @@ class TradeBackfill:
         self, rest: BinanceRestClient, hole: _Hole, from_id: int
     ) -> dict[str, np.ndarray] | None:
         if hole.kind == "aggTrade":
-            rows = await rest.agg_trades(hole.symbol, from_id=from_id, limit=PAGE)
-            ids = [r.a for r in rows]
-        else:
-            try:
-                rows = await rest.historical_trades(hole.symbol, from_id=from_id, limit=PAGE)
-            except BinanceHttpError:
-                return None
-            ids = [r.t for r in rows]  # type: ignore[attr-defined]
-        n = len(rows)
-        return {
-            "trade_id": np.array(ids, dtype=np.int64),
-            "time_ms": np.fromiter((r.T for r in rows), np.int64, n),
-            "price_e8": schema.to_e8([r.p for r in rows]),
-            "qty_e8": schema.to_e8([r.q for r in rows]),
-            "buyer_maker": np.fromiter((r.m for r in rows), bool, n),
-        }
+            aggs = await rest.agg_trades(hole.symbol, from_id=from_id, limit=PAGE)
+            return schema.trade_row_columns([(r.a, r.T, r.p, r.q, r.m) for r in aggs])
+        try:
+            trades = await rest.historical_trades(hole.symbol, from_id=from_id, limit=PAGE)
+        except BinanceHttpError:
+            return None
+        return schema.trade_row_columns([(r.t, r.T, r.p, r.q, r.m) for r in trades])
 
     def _gap(self, hole: _Hole, first: int, last: int, from_ms: int, reason: str) -> None:
         self.stats.gaps += 1

@@ -28,18 +28,20 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from services.analytics.heatmap import LiquidityHeatmap, Unit, row_range
+from services.analytics.heatmap import LiquidityHeatmap, Unit, column_range, row_range
 from services.history import schema
 from services.history.book_grid import live_seconds
 from services.history.book_pyramid import (
     SPANS,
     bucket_size,
+    column_best,
+    deduplicated,
     extend,
     pyramid_heatmap,
     span_for,
 )
 from services.history.reader import HistoryReader, retrying
-from services.history.segments import BOOK_GRID, BOOK_TOP, Segment, list_segments
+from services.history.segments import BOOK_GRID, BOOK_TOP, list_segments
 
 
 def stored_heatmap(
@@ -84,8 +86,8 @@ def _stored_heatmap(
 ) -> LiquidityHeatmap:
     height = tick * ticks
     rows = row_range(price_low, price_high, tick, height)
-    first_col = start_ms // bucket_ms
-    ncols = (end_ms - 1) // bucket_ms - first_col + 1
+    columns = column_range(start_ms, end_ms, bucket_ms)
+    first_col, ncols = columns.start, len(columns)
     start_s, end_s = -(-start_ms // 1000), -(-end_ms // 1000)
     top = _top(root, market, symbol, end_ms)
     top_ms = top["time_ms"].to_numpy()
@@ -107,9 +109,9 @@ def _stored_heatmap(
     for grid, sign in ((bids, 1), (asks, -1)):
         pick = (side == sign) & live[col]
         grid[col[pick], row[pick]] = value[pick]
-    best_bid, best_ask = _best(top, first_col, ncols, bucket_ms, live)
+    best_bid, best_ask = column_best(top.lazy(), first_col, ncols, bucket_ms, live)
     return LiquidityHeatmap(
-        time_ms=(first_col + np.arange(ncols, dtype=np.int64)) * bucket_ms,
+        time_ms=np.arange(columns.start, columns.stop, dtype=np.int64) * bucket_ms,
         time_bucket_ms=bucket_ms,
         price=np.arange(rows.start, rows.stop, dtype=np.float64) * height,
         price_bucket=height,
@@ -122,19 +124,6 @@ def _stored_heatmap(
         samples=counts.astype(np.int64),
         unit=unit,
     )
-
-
-def _grid_scan(segments: list[Segment]) -> pl.LazyFrame:
-    """The segments' rows; rows of overlapping segments (a compaction in progress) are
-    de-duplicated per (second, side, bucket) by their maximum."""
-    scan = pl.scan_parquet([s.path for s in segments], schema=schema.BOOK_GRID)
-    reach = np.maximum.accumulate(np.array([s.t1 for s in segments], np.int64))
-    starts = np.array([s.t0 for s in segments], np.int64)
-    if bool((starts[1:] <= reach[:-1]).any()):
-        scan = scan.group_by(["time_s", "side", "bucket", "bucket_e8"]).agg(
-            pl.col("max_qty_e8").max()
-        )
-    return scan
 
 
 def _cells(
@@ -156,8 +145,9 @@ def _cells(
         cells = pl.DataFrame(schema={"col": pl.Int64, "side": pl.Int8, "row": pl.Int64,
                                      "value": pl.Float64})  # fmt: skip
         return cells, np.empty(0, np.int64)
-    scan = _grid_scan(listing.segments).filter(
-        (pl.col("time_s") >= start_s) & (pl.col("time_s") < end_s)
+    scan = pl.scan_parquet([s.path for s in listing.segments], schema=schema.BOOK_GRID)
+    scan = deduplicated(
+        scan.filter((pl.col("time_s") >= start_s) & (pl.col("time_s") < end_s)), listing.segments
     )
     e8 = float(schema.SCALE)
     price = pl.col("bucket") * pl.col("bucket_e8") / e8
@@ -186,27 +176,6 @@ def _top(root: Path, market: str, symbol: str, end_ms: int) -> pl.DataFrame:
         return pl.DataFrame(schema=schema.BOOK_TOP)
     scan = pl.scan_parquet([s.path for s in listing.segments], schema=schema.BOOK_TOP)
     return scan.filter(pl.col("time_ms") < end_ms).sort("time_ms").collect()
-
-
-def _best(
-    top: pl.DataFrame, first_col: int, ncols: int, bucket_ms: int, live: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Best bid and ask of each LIVE column: its last LIVE ``book-top`` row."""
-    best_bid = np.full(ncols, np.nan)
-    best_ask = np.full(ncols, np.nan)
-    rows = top.filter(pl.col("live") & (pl.col("bid_e8") > 0) & (pl.col("ask_e8") > 0))
-    if rows.height == 0:
-        return best_bid, best_ask
-    col = rows["time_ms"].to_numpy() // bucket_ms - first_col
-    inside = (col >= 0) & (col < ncols)
-    col = col[inside]
-    last = np.flatnonzero(np.r_[col[1:] != col[:-1], True]) if col.shape[0] else col
-    e8 = float(schema.SCALE)
-    best_bid[col[last]] = rows["bid_e8"].to_numpy()[inside][last] / e8
-    best_ask[col[last]] = rows["ask_e8"].to_numpy()[inside][last] / e8
-    best_bid[~live] = np.nan
-    best_ask[~live] = np.nan
-    return best_bid, best_ask
 
 
 def with_live(stored: LiquidityHeatmap, live: LiquidityHeatmap) -> LiquidityHeatmap:

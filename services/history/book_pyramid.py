@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from services.analytics.heatmap import LiquidityHeatmap, Unit
+from services.analytics.heatmap import LiquidityHeatmap, Unit, column_range, row_range
 from services.history import schema
 from services.history.segments import (
     BOOK_GRID,
@@ -93,7 +93,7 @@ def extend(root: Path, market: str, symbol: str) -> int:
         scan = pl.scan_parquet([s.path for s in grid.segments], schema=schema.BOOK_GRID)
         if since_ms is not None:
             scan = scan.filter(pl.col("time_s") >= since_ms // 1000)
-        frame = _deduplicated(scan.filter(pl.col("time_s") < upto_s), grid.segments).collect()
+        frame = deduplicated(scan.filter(pl.col("time_s") < upto_s), grid.segments).collect()
         if frame.height == 0:
             return 0
         rows = minute_rows(frame)
@@ -114,7 +114,7 @@ def _drop_expired(root: Path, market: str, symbol: str, built: list[Segment]) ->
             segment.path.unlink(missing_ok=True)
 
 
-def _deduplicated(scan: pl.LazyFrame, segments: list) -> pl.LazyFrame:
+def deduplicated(scan: pl.LazyFrame, segments: list[Segment]) -> pl.LazyFrame:
     """Rows of overlapping segments (a compaction in progress) once, by their maximum."""
     reach = np.maximum.accumulate(np.array([s.t1 for s in segments], np.int64))
     starts = np.array([s.t0 for s in segments], np.int64)
@@ -165,12 +165,10 @@ def pyramid_heatmap(
         raise ValueError("time_bucket_ms must be whole minutes and span one of SPANS")
     symbol = symbol.upper()
     height = span * bucket
-    half = tick_size / 2.0
-    first_row = int(np.floor((price_low + half) / height))
-    last_row = max(int(np.floor((price_high + half) / height)), first_row)
-    nrows = last_row - first_row + 1
-    first_col = start_ms // time_bucket_ms
-    ncols = (end_ms - 1) // time_bucket_ms - first_col + 1
+    rows = row_range(price_low, price_high, tick_size, height)
+    columns = column_range(start_ms, end_ms, time_bucket_ms)
+    first_row, nrows = rows.start, len(rows)
+    first_col, ncols = columns.start, len(columns)
     listing = list_segments(root, market, symbol, BOOK_GRID_1M, PYRAMID, start_ms, end_ms - 1)
     bids = np.full((ncols, nrows), np.nan)
     asks = np.full((ncols, nrows), np.nan)
@@ -204,12 +202,12 @@ def pyramid_heatmap(
             pick = inside & (s == sign)
             grid[c[pick], r[pick]] = v[pick]
     live = counts > 0
-    best_bid, best_ask = _best(root, market, symbol, start_ms, end_ms, first_col, ncols,
-                               time_bucket_ms, live)  # fmt: skip
+    top = _top_between(root, market, symbol, start_ms, end_ms)
+    best_bid, best_ask = column_best(top, first_col, ncols, time_bucket_ms, live)
     return LiquidityHeatmap(
-        time_ms=(first_col + np.arange(ncols, dtype=np.int64)) * time_bucket_ms,
+        time_ms=np.arange(columns.start, columns.stop, dtype=np.int64) * time_bucket_ms,
         time_bucket_ms=time_bucket_ms,
-        price=np.arange(first_row, last_row + 1, dtype=np.float64) * height,
+        price=np.arange(rows.start, rows.stop, dtype=np.float64) * height,
         price_bucket=height,
         tick_size=tick_size,
         bids=bids,
@@ -222,34 +220,18 @@ def pyramid_heatmap(
     )
 
 
-def _best(
-    root: Path,
-    market: str,
-    symbol: str,
-    start_ms: int,
-    end_ms: int,
-    first_col: int,
-    ncols: int,
-    bucket_ms: int,
-    live: np.ndarray,
+def column_best(
+    top: pl.LazyFrame, first_col: int, ncols: int, bucket_ms: int, live: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Best bid and ask of each LIVE column: its last LIVE two-sided ``book-top`` row."""
+    """Best bid and ask of each LIVE column from ``book-top`` rows: the column's last LIVE
+    two-sided row (NaN in columns not ``live`` and in those without such a row)."""
     best_bid = np.full(ncols, np.nan)
     best_ask = np.full(ncols, np.nan)
-    listing = list_segments(root, market, symbol, BOOK_TOP, schema.BOOK_TOP, start_ms, end_ms)
-    if not listing.segments:
-        return best_bid, best_ask
     rows = (
-        pl.scan_parquet([s.path for s in listing.segments], schema=schema.BOOK_TOP)
-        .filter(
-            (pl.col("time_ms") >= start_ms)
-            & (pl.col("time_ms") < end_ms)
-            & pl.col("live")
-            & (pl.col("bid_e8") > 0)
-            & (pl.col("ask_e8") > 0)
-        )
+        top.filter(pl.col("live") & (pl.col("bid_e8") > 0) & (pl.col("ask_e8") > 0))
         .group_by((pl.col("time_ms") // bucket_ms - first_col).alias("col"))
         .agg(pl.col("bid_e8").sort_by("time_ms").last(), pl.col("ask_e8").sort_by("time_ms").last())
+        .filter((pl.col("col") >= 0) & (pl.col("col") < ncols))
         .collect()
     )
     col = rows["col"].to_numpy()
@@ -259,3 +241,12 @@ def _best(
     best_bid[~live] = np.nan
     best_ask[~live] = np.nan
     return best_bid, best_ask
+
+
+def _top_between(root: Path, market: str, symbol: str, start_ms: int, end_ms: int) -> pl.LazyFrame:
+    """The ``book-top`` rows with ``start_ms ≤ time_ms < end_ms``."""
+    listing = list_segments(root, market, symbol, BOOK_TOP, schema.BOOK_TOP, start_ms, end_ms)
+    if not listing.segments:
+        return pl.LazyFrame(schema=schema.BOOK_TOP)
+    scan = pl.scan_parquet([s.path for s in listing.segments], schema=schema.BOOK_TOP)
+    return scan.filter((pl.col("time_ms") >= start_ms) & (pl.col("time_ms") < end_ms))

@@ -19,11 +19,16 @@ from pathlib import Path
 import polars as pl
 
 from services.history.segments import (
+    BOOK_GRID,
+    BOOK_TOP,
+    CANDLES_1M,
+    GAPS,
     TRADES_PREFIX,
     Segment,
     WriterId,
     list_segments,
     symbols_in,
+    trades_dataset,
     write_segment,
 )
 from services.history.writer import columns_of
@@ -31,7 +36,8 @@ from services.history.writer import columns_of
 log = logging.getLogger(__name__)
 
 HOUR_MS = 3_600_000
-DATASETS = ("trades-aggTrade", "trades-trade", "book-grid", "book-top", "candles-1m", "gaps")
+DATASETS = (trades_dataset("aggTrade"), trades_dataset("trade"), BOOK_GRID, BOOK_TOP, CANDLES_1M,
+            GAPS)  # fmt: skip
 
 
 @dataclass(slots=True)
@@ -58,10 +64,12 @@ def mergeable_runs(segments: list[Segment], trades: bool) -> list[list[Segment]]
             continue
         members.sort(key=lambda s: (s.lo, s.hi))
         chain: list[Segment] = []
+        hi = 0  # the chain's highest id
         for segment in members:
-            if chain and segment.lo > max(s.hi for s in chain) + 1:
+            if chain and segment.lo > hi + 1:
                 runs.append(chain)
                 chain = []
+            hi = max(hi, segment.hi) if chain else segment.hi
             chain.append(segment)
         runs.append(chain)
     return [run for run in runs if len(run) > 1]

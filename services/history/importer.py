@@ -16,8 +16,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from services.binance.messages import (
     AggTrade,
     DepthUpdate,
@@ -130,19 +128,7 @@ def import_recording(
 
 
 def _add_trades(writer: HistoryWriter, market: str, symbol: str, state: _Symbol) -> None:
-    rows = sorted(state.rows)
-    writer.add_trades(
-        market,
-        symbol,
-        state.kind,
-        {
-            "trade_id": np.fromiter((r[0] for r in rows), np.int64, len(rows)),
-            "time_ms": np.fromiter((r[1] for r in rows), np.int64, len(rows)),
-            "price_e8": schema.to_e8([r[2] for r in rows]),
-            "qty_e8": schema.to_e8([r[3] for r in rows]),
-            "buyer_maker": np.fromiter((r[4] for r in rows), bool, len(rows)),
-        },
-    )
+    writer.add_trades(market, symbol, state.kind, schema.trade_row_columns(sorted(state.rows)))
 
 
 def _import_book(

@@ -6,8 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from services.history.reader import HistoryError
-
-DAY_MS = 86_400_000
+from services.history.segments import DAY_MS
 
 
 def parse_time(text: str, name: str) -> int:

@@ -163,6 +163,26 @@ class HistoryReader:
             raise HistoryError(f"no trade history for {symbol}", 404)
         return kinds[0]
 
+    def _query(
+        self,
+        market: str,
+        symbol: str,
+        start_ms: int | None,
+        end_ms: int | None,
+        kind: str | None,
+        answer: Callable[[str, pl.LazyFrame], T],
+    ) -> T:
+        """``answer(kind, scan)`` over the range's trades (``kind`` resolved once), listed
+        and answered again when a listed segment vanished meanwhile (see ``retrying``)."""
+        kind = self.resolve_kind(market, symbol, kind)
+        dataset = trades_dataset(kind)
+
+        def read() -> T:
+            listing = self._listing(market, symbol, dataset, schema.TRADES, start_ms, end_ms)
+            return answer(kind, self._trade_scan(listing.segments, start_ms, end_ms))
+
+        return retrying(read)
+
     def trade_frame(
         self,
         market: str,
@@ -173,8 +193,7 @@ class HistoryReader:
     ) -> pl.DataFrame:
         """Trades in the range in id order, one row per id (``schema.TRADES`` columns).
         Raises ``HistoryError`` (413) when the range holds more than ``max_rows``."""
-        kind = self.resolve_kind(market, symbol, kind)
-        return retrying(lambda: self.trade_scan(market, symbol, start_ms, end_ms, kind).collect())
+        return self._query(market, symbol, start_ms, end_ms, kind, lambda _, scan: scan.collect())
 
     def _trade_scan(
         self, segments: list[Segment], start_ms: int | None, end_ms: int | None
@@ -186,10 +205,7 @@ class HistoryReader:
         upper_bound = sum(s.hi - s.lo + 1 for s in segments)
         overlap = any(b.lo <= a.hi for a, b in itertools.pairwise(segments))
         scan = pl.scan_parquet([s.path for s in segments], schema=schema.TRADES)
-        if start_ms is not None:
-            scan = scan.filter(pl.col("time_ms") >= start_ms)
-        if end_ms is not None:
-            scan = scan.filter(pl.col("time_ms") <= end_ms)
+        scan = _time_filter(scan, "time_ms", start_ms, end_ms, 1)
         if upper_bound > self.max_rows:
             count = scan.select(pl.len()).collect().item()
             if count > self.max_rows:
@@ -213,10 +229,7 @@ class HistoryReader:
         kind: str | None = None,
     ) -> pl.LazyFrame:
         """The range's trades as a lazy frame, for aggregations that need not load them."""
-        kind = self.resolve_kind(market, symbol, kind)
-        listing = self._listing(market, symbol, trades_dataset(kind), schema.TRADES, start_ms,
-                                end_ms)  # fmt: skip
-        return self._trade_scan(listing.segments, start_ms, end_ms)
+        return self._query(market, symbol, start_ms, end_ms, kind, lambda _, scan: scan)
 
     def trades(
         self,
@@ -227,9 +240,9 @@ class HistoryReader:
         kind: str | None = None,
     ) -> TradeView:
         """The range as a ``TradeView`` (what the analytics take)."""
-        kind = self.resolve_kind(market, symbol, kind)
-        return trade_view(symbol.upper(), kind, self.trade_frame(market, symbol, start_ms,
-                                                                 end_ms, kind))  # fmt: skip
+        name = symbol.upper()
+        return self._query(market, symbol, start_ms, end_ms, kind,
+                           lambda kind, scan: trade_view(name, kind, scan.collect()))  # fmt: skip
 
     def stats(
         self,
@@ -242,11 +255,9 @@ class HistoryReader:
         """Exact figures of the range: trade count, volume, buy and sell volume (decimal
         strings, summed in fixed point), quote volume and VWAP (floats: Σ price·qty and
         quote volume / volume), high, low, first and last trade id and time."""
-        kind = self.resolve_kind(market, symbol, kind)
-        return retrying(
-            lambda: stats_of(symbol.upper(), kind, self.trade_scan(market, symbol, start_ms,
-                                                                   end_ms, kind))
-        )  # fmt: skip
+        name = symbol.upper()
+        return self._query(market, symbol, start_ms, end_ms, kind,
+                           lambda kind, scan: stats_of(name, kind, scan))  # fmt: skip
 
     def price_levels(
         self,
@@ -257,11 +268,9 @@ class HistoryReader:
         kind: str | None = None,
     ) -> PriceLevels:
         """The range's trades summed per (price, taker side): see ``price_levels_of``."""
-        kind = self.resolve_kind(market, symbol, kind)
-        return retrying(
-            lambda: price_levels_of(symbol.upper(), kind, self.trade_scan(market, symbol,
-                                                                          start_ms, end_ms, kind))
-        )  # fmt: skip
+        name = symbol.upper()
+        return self._query(market, symbol, start_ms, end_ms, kind,
+                           lambda kind, scan: price_levels_of(name, kind, scan))  # fmt: skip
 
     # -- candles --------------------------------------------------------------------------
 
@@ -287,10 +296,9 @@ class HistoryReader:
         step = CANDLE_INTERVALS_MS[interval]
         minute = 60_000
         parts = []
-        kinds = self.trade_kinds(market, symbol)
-        if kinds:
-            bars = retrying(lambda: minute_bars_from_trades(
-                self.trade_scan(market, symbol, start_ms, end_ms, kinds[0])))  # fmt: skip
+        if self.trade_kinds(market, symbol):
+            bars = self._query(market, symbol, start_ms, end_ms, None,
+                               lambda _, scan: minute_bars_from_trades(scan))  # fmt: skip
             if bars.height:
                 parts.append(bars)
         klines = retrying(lambda: self.kline_frame(market, symbol, start_ms, end_ms))

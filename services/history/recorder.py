@@ -9,7 +9,7 @@ queues it (``HistoryWriter`` does the rest on its own thread):
   loss, or a gap the feed abandoned) as a hole to ``on_hole`` — the REST backfill.
 - ``on_book``: the best bid/ask and LIVE state whenever they change (O(1) reads; an
   unchanged top is not queued), and a copy of the levels every ``sample_ms`` (see
-  ``BookSampler``);
+  ``SymbolBook``);
 - ``on_candle``: closed 1-minute bars.
 """
 
@@ -36,40 +36,29 @@ NewSymbolHandler = Callable[[str, int], None]
 
 
 @dataclass(slots=True)
-class BookSampler:
-    """When to copy a book's levels: at most every ``sample_ms`` of exchange time while the
-    book is LIVE (and at once when it turns LIVE). A copy is the two sides' price → qty
-    dicts (``OrderBook.bids()``/``asks()``, one C-level dict copy per side); the writer
-    thread sorts them, selects the band and buckets it. Measured on the 2024 BTCUSDT book
-    (~5,000 levels, ~3,600 of them within ±2 %): 0.19 ms for both copies against 0.45 ms
-    for ``bid_arrays``/``ask_arrays`` of only the band's levels (a Python-level lookup per
-    level), so the whole-side C copy is the cheaper one for the feed's thread."""
+class SymbolBook:
+    """What the tap remembers of one symbol's book between calls.
 
-    sample_ms: int = DEFAULT_SAMPLE_MS
+    Levels are copied at most every ``sample_ms`` of exchange time while the book is LIVE
+    (and at once when it turns LIVE). A copy is the two sides' price → qty dicts
+    (``OrderBook.bids()``/``asks()``, one C-level dict copy per side); the writer thread
+    sorts them, selects the band and buckets it. Measured on the 2024 BTCUSDT book (~5,000
+    levels, ~3,600 of them within ±2 %): 0.19 ms for both copies against 0.45 ms for
+    ``bid_arrays``/``ask_arrays`` of only the band's levels (a Python-level lookup per
+    level), so the whole-side C copy is the cheaper one for the feed's thread.
+
+    ``bid``/``ask``: the best levels last queued (``()`` before the first call, so that one
+    is always queued); ``was_live``: the LIVE state last seen, which is also the one last
+    queued (every change of it is queued); ``last_ms``: the last exchange time seen;
+    ``tick``: the grid's tick (0.0 until known)."""
+
+    sample_ms: int
+    tick: float
     last_sample_ms: int = -(10**15)
     was_live: bool = False
-
-    def band(
-        self, sync: BookSync, time_ms: int
-    ) -> tuple[dict[float, float], dict[float, float]] | None:
-        live = sync.state is SyncState.LIVE
-        due = live and (not self.was_live or time_ms - self.last_sample_ms >= self.sample_ms)
-        self.was_live = live
-        if not due:
-            return None
-        self.last_sample_ms = time_ms
-        return sync.book.bids(), sync.book.asks()
-
-
-def top_of(sync: BookSync) -> tuple[float, float, float, float]:
-    """(best bid, its qty, best ask, its qty), 0.0 for an empty side."""
-    bid, ask = sync.book.best_bid(), sync.book.best_ask()
-    return (
-        bid[0] if bid else 0.0,
-        bid[1] if bid else 0.0,
-        ask[0] if ask else 0.0,
-        ask[1] if ask else 0.0,
-    )
+    last_ms: int = 0
+    bid: tuple[float, float] | tuple[()] | None = ()
+    ask: tuple[float, float] | tuple[()] | None = ()
 
 
 class HistoryRecorder:
@@ -94,9 +83,7 @@ class HistoryRecorder:
         self.ticks = dict(ticks or {})
         self.sample_ms = sample_ms
         self.on_new_symbol = on_new_symbol
-        self._samplers: dict[str, BookSampler] = {}
-        self._tops: dict[str, tuple[float, float, float, float, bool]] = {}
-        self._last_ms: dict[str, int] = {}
+        self._books: dict[str, SymbolBook] = {}
         self._seen: set[str] = set()
 
     def on_trades(self, symbol: str, trades: TradeView) -> None:
@@ -109,25 +96,35 @@ class HistoryRecorder:
         self.writer.add_trade_view(self.market, symbol, trades)
 
     def on_book(self, symbol: str, book: BookSync) -> None:
+        # One dict lookup, two O(1) reads of the top and a few comparisons per call; the
+        # top's tuple for the writer is built only when something changed.
+        rec = self._books.get(symbol)
+        if rec is None:
+            rec = self._books[symbol] = SymbolBook(self.sample_ms, self.ticks.get(symbol, 0.0))
         # A state change without an event (a disconnect) takes the symbol's last exchange
         # time: the store keeps market time, never this machine's clock (a replay plays at
         # the recording's own time).
-        time_ms = book.event_time_ms or self._last_ms.get(symbol) or int(time.time() * 1000)
-        self._last_ms[symbol] = time_ms
-        sampler = self._samplers.get(symbol)
-        if sampler is None:
-            sampler = self._samplers[symbol] = BookSampler(self.sample_ms)
-        band = sampler.band(book, time_ms)
+        time_ms = rec.last_ms = book.event_time_ms or rec.last_ms or int(time.time() * 1000)
         live = book.state is SyncState.LIVE
-        top = top_of(book)
-        state = (*top, live)
-        if band is None and self._tops.get(symbol) == state:
+        due = live and (not rec.was_live or time_ms - rec.last_sample_ms >= rec.sample_ms)
+        levels = book.book
+        bid, ask = levels.best_bid(), levels.best_ask()
+        if not due and live is rec.was_live and bid == rec.bid and ask == rec.ask:
             return  # nothing new: the writer keeps the last top and the second's grid
-        self._tops[symbol] = state
-        tick = self.ticks.get(symbol, 0.0)
-        if tick <= 0.0 and band is not None:
-            tick = self.ticks[symbol] = implied_tick(np.fromiter(band[0], np.float64))
-        self.writer.add_book(self.market, symbol, time_ms, live, tick, top, band)
+        rec.was_live, rec.bid, rec.ask = live, bid, ask
+        band = None
+        if due:
+            rec.last_sample_ms = time_ms
+            band = levels.bids(), levels.asks()
+            if rec.tick <= 0.0:
+                rec.tick = implied_tick(np.fromiter(band[0], np.float64))
+        top = (
+            bid[0] if bid else 0.0,
+            bid[1] if bid else 0.0,
+            ask[0] if ask else 0.0,
+            ask[1] if ask else 0.0,
+        )
+        self.writer.add_book(self.market, symbol, time_ms, live, rec.tick, top, band)
 
     def on_candle(self, symbol: str, candle: Candle) -> None:
         if not candle.closed or candle.interval != "1m":

@@ -21,6 +21,8 @@ gaps (one row per trade-id range that could not be had): ``first_id``, ``last_id
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import polars as pl
 
@@ -108,4 +110,16 @@ def trade_columns(view: TradeView) -> dict[str, np.ndarray]:
         "price_e8": to_e8(view.price),
         "qty_e8": to_e8(view.qty),
         "buyer_maker": np.asarray(view.side) < 0,
+    }
+
+
+def trade_row_columns(rows: Sequence[tuple[int, int, float, float, bool]]) -> dict[str, np.ndarray]:
+    """Trade rows (id, time ms, price, qty, buyer is maker) as the columns of ``TRADES``."""
+    n = len(rows)
+    return {
+        "trade_id": np.fromiter((r[0] for r in rows), np.int64, n),
+        "time_ms": np.fromiter((r[1] for r in rows), np.int64, n),
+        "price_e8": to_e8([r[2] for r in rows]),
+        "qty_e8": to_e8([r[3] for r in rows]),
+        "buyer_maker": np.fromiter((r[4] for r in rows), bool, n),
     }

@@ -165,6 +165,9 @@ class Listing:
 
 _VALID: dict[tuple[Path, int, int], bool] = {}
 _VALID_LOCK = threading.Lock()
+_VALID_MAX = 50_000
+"""Footers remembered at most: entries of compacted or deleted segments are never asked
+again, so the memo is emptied when full (re-checking costs one footer read per segment)."""
 
 
 def _schema_problem(path: Path, columns: dict[str, pl.DataType]) -> str:
@@ -188,6 +191,8 @@ def _schema_problem(path: Path, columns: dict[str, pl.DataType]) -> str:
         if schema.get(name) != dtype:
             return f"column {name} is {schema.get(name)}, expected {dtype}"
     with _VALID_LOCK:
+        if len(_VALID) >= _VALID_MAX:
+            _VALID.clear()
         _VALID[key] = True
     return ""
 

@@ -286,10 +286,6 @@ class HistoryWriter:
         stats.lag_s = time.monotonic() - min(oldest) if oldest else 0.0
         return stats
 
-    def stored_last_id(self, market: str, symbol: str, kind: str) -> int:
-        """The highest trade id stored or buffered for the dataset (-1 when none)."""
-        return self._last_id((market, symbol, trades_dataset(kind)))
-
     # -- the thread -----------------------------------------------------------------------
 
     def _run(self) -> None:
@@ -405,10 +401,7 @@ class HistoryWriter:
             self._last_ids[key] = int(chunk["trade_id"][-1])
         else:
             self._last_ids[key] = max(self._last_id(key), int(chunk["trade_id"][-1]))
-        buffer = self._buffers.get(fill_key)
-        if buffer is None:
-            buffer = self._buffers[fill_key] = _Buffer({name: [] for name in schema.TRADES})
-        buffer.add(chunk, at)
+        self._buffer(fill_key).add(chunk, at)
 
     def _report_holes(self, key: Key, ids: np.ndarray, times: np.ndarray, last: int) -> None:
         """Tell ``on_hole`` of ids missing before or inside a live batch (ids increase)."""

@@ -9,13 +9,10 @@ so a restart does not re-announce old alerts. One relay per web process.
 
 from __future__ import annotations
 
-import logging
-import threading
 from typing import Any, Protocol
 
 from services.push.events import EventHub
-
-log = logging.getLogger(__name__)
+from services.push.poller import Poller
 
 
 class LoggedEvent(Protocol):
@@ -34,11 +31,8 @@ class AlertRelay:
     def __init__(self, log_: EventSource, hub: EventHub, interval_s: float = 0.25) -> None:
         self.log = log_
         self.hub = hub
-        self.interval_s = interval_s
         self.last_id: int | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
+        self._poller = Poller("tapescope-alert-relay", self.poll_once, interval_s)
 
     def poll_once(self) -> int:
         """Publish the events logged since the last poll, oldest first; how many."""
@@ -53,20 +47,8 @@ class AlertRelay:
         return len(fresh)
 
     def start(self) -> None:
-        with self._lock:
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="tapescope-alert-relay")
-                self._thread.daemon = True
-                self._thread.start()
+        """Poll in a daemon thread (once per process; later calls do nothing)."""
+        self._poller.start()
 
     def stop(self) -> None:
-        self._stop.set()
-
-    def _run(self) -> None:
-        while True:
-            try:
-                self.poll_once()
-            except Exception:
-                log.exception("alert relay: reading the event log failed; retrying")
-            if self._stop.wait(self.interval_s):
-                return
+        self._poller.stop()

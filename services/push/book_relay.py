@@ -8,13 +8,9 @@ snapshot ``seq`` changed (a republished heartbeat is not a change).
 
 from __future__ import annotations
 
-import logging
-import threading
-
 from services.push.hub import PushHub
+from services.push.poller import Poller
 from services.store import MarketStore
-
-log = logging.getLogger(__name__)
 
 
 class BookRelay:
@@ -23,11 +19,8 @@ class BookRelay:
     def __init__(self, store: MarketStore, hub: PushHub, interval_s: float = 0.1) -> None:
         self.store = store
         self.hub = hub
-        self.interval_s = interval_s
         self._seqs: dict[str, int] = {}
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
+        self._poller = Poller("tapescope-book-relay", self.poll_once, interval_s)
 
     def poll_once(self) -> int:
         """Hand over every watched book whose snapshot changed; how many were."""
@@ -47,19 +40,7 @@ class BookRelay:
 
     def start(self) -> None:
         """Poll in a daemon thread (once per process; later calls do nothing)."""
-        with self._lock:
-            if self._thread is not None:
-                return
-            self._thread = threading.Thread(target=self._run, name="tapescope-book-relay")
-            self._thread.daemon = True
-            self._thread.start()
+        self._poller.start()
 
     def stop(self) -> None:
-        self._stop.set()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval_s):
-            try:
-                self.poll_once()
-            except Exception:
-                log.exception("book relay: poll failed; retrying")
+        self._poller.stop()

@@ -37,6 +37,7 @@ from services.push.messages import (
     slice_after,
     trades_message,
 )
+from services.push.poller import Poller
 from services.push.subscription import Latest, Queue, Subscription
 
 STREAMS = ("trades", "prices", "book")
@@ -124,8 +125,11 @@ class PushHub:
         self._sent_closed = 0
         self._cut = 0
         self._aborted = 0
-        self._reaper: threading.Thread | None = None
-        self._stopped = threading.Event()
+        self._reaper = Poller(
+            "tapescope-push-reaper",
+            lambda: self.reap_stalled(time.monotonic()),
+            min(1.0, stall_s / 4),
+        )
 
     # -- publishing ---------------------------------------------------------------------
 
@@ -249,17 +253,21 @@ class PushHub:
 
     def disconnect_all(self, reason: str) -> int:
         """Cut every subscription with ``reason`` (their senders close them); how many."""
+        subs = self._every_subscription()
+        for stream, symbol, sub in subs:
+            sub.cut(reason)
+            self.unsubscribe(stream, symbol, sub)
+        return len(subs)
+
+    def _every_subscription(self) -> list[tuple[str, str, Subscription]]:
+        """(stream, symbol, subscription) of every open subscription, taken under the lock."""
         with self._lock:
-            subs = [
+            return [
                 (stream, symbol, sub)
                 for stream, by in self._subs.items()
                 for symbol, group in by.items()
                 for sub in group
             ]
-        for stream, symbol, sub in subs:
-            sub.cut(reason)
-            self.unsubscribe(stream, symbol, sub)
-        return len(subs)
 
     def watched(self) -> set[str]:
         """Symbols with at least one subscriber on any stream."""
@@ -291,31 +299,15 @@ class PushHub:
 
     def start_reaper(self) -> None:
         """Check for stalled clients in a daemon thread (once; ``stop_reaper`` ends it)."""
-        with self._lock:
-            if self._reaper is None:
-                self._reaper = threading.Thread(
-                    target=self._reap_forever, name="tapescope-push-reaper", daemon=True
-                )
-                self._reaper.start()
+        self._reaper.start()
 
     def stop_reaper(self) -> None:
-        self._stopped.set()
-
-    def _reap_forever(self) -> None:
-        while not self._stopped.wait(min(1.0, self.stall_s / 4)):
-            self.reap_stalled(time.monotonic())
+        self._reaper.stop()
 
     def reap_stalled(self, now: float) -> int:
         """Abort clients blocked in one send for ``stall_s`` or more; how many."""
-        with self._lock:
-            subs = [
-                (stream, symbol, sub)
-                for stream, by in self._subs.items()
-                for symbol, group in by.items()
-                for sub in group
-            ]
         aborted = 0
-        for stream, symbol, sub in subs:
+        for stream, symbol, sub in self._every_subscription():
             since = sub.sending_since
             if since is not None and now - since >= self.stall_s and sub.abort is not None:
                 sub.cut(f"slow consumer: a send was blocked for {self.stall_s:g} s")

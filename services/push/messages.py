@@ -97,9 +97,10 @@ def prices_message(prices: Prices) -> bytes:
     )
 
 
-def trades_message(trades: TradeView, replay: bool = False) -> bytes:
-    """The ``trades`` message of a batch (side "buy" when the taker bought)."""
-    rows = [
+def trade_rows(trades: TradeView) -> list[dict[str, int | float | str]]:
+    """The trades as the streams' rows: id, time (ms), price, qty, side ("buy" when the
+    taker bought, else "sell")."""
+    return [
         {"id": i, "time": t, "price": p, "qty": q, "side": "buy" if s > 0 else "sell"}
         for i, t, p, q, s in zip(
             trades.trade_id.tolist(),
@@ -110,8 +111,12 @@ def trades_message(trades: TradeView, replay: bool = False) -> bytes:
             strict=True,
         )
     ]
+
+
+def trades_message(trades: TradeView, replay: bool = False) -> bytes:
+    """The ``trades`` message of a batch (rows as ``trade_rows``)."""
     return orjson.dumps(
-        {"type": "trades", "symbol": trades.symbol, "replay": replay, "trades": rows}
+        {"type": "trades", "symbol": trades.symbol, "replay": replay, "trades": trade_rows(trades)}
     )
 
 

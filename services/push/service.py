@@ -14,6 +14,7 @@ Replay archives, freshest first: the trade window of the store's latest snapshot
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from services.push.archive import TradeArchive, WindowArchive
 from services.push.book_relay import BookRelay
@@ -21,6 +22,10 @@ from services.push.events import EventHub
 from services.push.hub import PushHub
 from services.push.tap import StreamTap
 from services.store import MarketStore
+
+if TYPE_CHECKING:
+    from services.push.alert_relay import AlertRelay
+    from services.redis_push import RedisPushReader
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,8 +68,8 @@ class PushService:
         self.events = EventHub(max_queue=self.limits.max_queue)
         self.relay = BookRelay(store, self.hub, interval_s=min(0.1, self.limits.coalesce_s))
         self.tap = StreamTap(self.hub)
-        self.reader: object | None = None
-        self.alert_relay: object | None = None
+        self.reader: RedisPushReader | None = None
+        self.alert_relay: AlertRelay | None = None
         self._paused = False
 
     @classmethod
@@ -106,20 +111,17 @@ class PushService:
     def resume(self) -> None:
         self._paused = False
 
+    def _runners(self) -> list[BookRelay | AlertRelay | RedisPushReader]:
+        return [r for r in (self.relay, self.alert_relay, self.reader) if r is not None]
+
     def start(self) -> None:
-        """Start the book relay, the stalled-client reaper (and the Redis reader);
-        idempotent."""
-        self.relay.start()
+        """Start the book relay, the stalled-client reaper (and the alert relay, the Redis
+        reader); idempotent."""
         self.hub.start_reaper()
-        if self.alert_relay is not None:
-            self.alert_relay.start()  # type: ignore[attr-defined]
-        if self.reader is not None:
-            self.reader.start()  # type: ignore[attr-defined]
+        for runner in self._runners():
+            runner.start()
 
     def stop(self) -> None:
-        self.relay.stop()
         self.hub.stop_reaper()
-        if self.alert_relay is not None:
-            self.alert_relay.stop()  # type: ignore[attr-defined]
-        if self.reader is not None:
-            self.reader.stop()  # type: ignore[attr-defined]
+        for runner in self._runners():
+            runner.stop()

@@ -16,13 +16,13 @@ import pytest
 
 from services.binance.backoff import Backoff
 from services.binance.endpoints import custom
-from services.binance.messages import AggTrade, decode_frame
 from services.history.reader import HistoryReader, recent_trade_rows
 from services.history.service import HistoryConfig, HistoryService
 from services.market.feed import Feed, FeedConfig
 from services.replay.exchange import LocalExchange
-from services.replay.recording import SPOT_2021, read_recording
+from services.replay.recording import SPOT_2021
 from services.store import MemoryStore
+from tests.recorded_trades import recorded_trades
 
 SPEED = 6.0
 STOP_MARKET_S = 30.0
@@ -31,13 +31,8 @@ INGEST = Path(__file__).with_name("history_ingest.py")
 
 
 def _recorded(path: Path) -> dict[str, dict[int, float]]:
-    trades: dict[str, dict[int, float]] = {}
-    for message in read_recording(path):
-        if message.src == "ws" and b"aggTrade" in message.raw[:60]:
-            event = decode_frame(message.raw).event
-            assert isinstance(event, AggTrade)
-            trades.setdefault(event.s, {})[event.a] = event.q
-    return trades
+    """Per symbol: trade id → qty of the recording's trades."""
+    return {s: {t.trade_id: t.qty for t in ts} for s, ts in recorded_trades(path).items()}
 
 
 @contextlib.contextmanager

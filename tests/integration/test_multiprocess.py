@@ -61,6 +61,18 @@ def start_worker(redis_url: str) -> subprocess.Popen[bytes]:
     )
 
 
+def start_gunicorn(redis_url: str, port: int, threads: int) -> subprocess.Popen[bytes]:
+    """``app:server`` under gunicorn: 2 gthread workers of ``threads`` threads on ``port``."""
+    return subprocess.Popen(
+        [GUNICORN, "app:server", "--workers", "2", "--worker-class", "gthread", "--threads",
+         str(threads), "--bind", f"127.0.0.1:{port}", "--timeout", "60"],
+        cwd=ROOT,
+        env=env_with(redis_url),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
 def stop(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
     if process.poll() is None:
         process.send_signal(sig)
@@ -115,14 +127,7 @@ def test_worker_gunicorn_and_worker_restart(redis_server: RedisServer) -> None:
         assert reader.status().connection_state == "CONNECTED"  # type: ignore[union-attr]
 
         port = free_port()
-        web = subprocess.Popen(
-            [GUNICORN, "app:server", "--workers", "2", "--worker-class", "gthread", "--threads",
-             "4", "--bind", f"127.0.0.1:{port}", "--timeout", "60"],
-            cwd=ROOT,
-            env=env_with(url),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+        web = start_gunicorn(url, port, threads=4)
         base = f"http://127.0.0.1:{port}"
         health = wait_for(
             lambda: (r := get_json(f"{base}/healthz"))[0] == 200 and r[1], 90, "gunicorn /healthz"

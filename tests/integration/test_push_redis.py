@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 import time
 from collections.abc import Iterator
 
@@ -22,10 +21,8 @@ from services.push.messages import top_of_book
 from services.redis_push import RedisEventSink, RedisPushReader, RedisPushWriter
 from services.redis_store import RedisStore
 from tests.integration.test_multiprocess import (
-    GUNICORN,
-    ROOT,
-    env_with,
     get_json,
+    start_gunicorn,
     start_worker,
     stop,
     wait_for,
@@ -123,14 +120,7 @@ def test_two_gunicorn_workers_serve_every_stream_from_redis(redis_server: RedisS
     reader = RedisStore(url, poll_s=0)
     worker = start_worker(url)
     port = free_port()
-    web = subprocess.Popen(
-        [GUNICORN, "app:server", "--workers", "2", "--worker-class", "gthread", "--threads",
-         "16", "--bind", f"127.0.0.1:{port}", "--timeout", "60"],
-        cwd=ROOT,
-        env=env_with(url),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    web = start_gunicorn(url, port, threads=16)
     try:
         snap = wait_for(
             lambda: (s := reader.snapshot("BTCUSDT")) and len(s.trades) > 50 and s,

@@ -16,12 +16,12 @@ import numpy as np
 from app.config import Settings
 from app.history_setup import past_trades, start_history
 from app.market_source import feed_config, start_replay
-from services.binance.messages import AggTrade, decode_frame
 from services.history.reader import HistoryReader, recent_trade_rows
 from services.market.feed import Feed
 from services.market.views import TradeView
-from services.replay.recording import SPOT_2021, read_recording
+from services.replay.recording import SPOT_2021
 from services.store import MemoryStore
+from tests.recorded_trades import recorded_trades
 
 SYMBOL = "BTCUSDT"
 
@@ -41,16 +41,6 @@ class _Tape:
 
     def on_candle(self, symbol: str, candle: object) -> None:
         return None
-
-
-def _recorded_ids() -> list[int]:
-    ids = []
-    for message in read_recording(SPOT_2021):
-        if message.src == "ws" and b"aggTrade" in message.raw[:60]:
-            event = decode_frame(message.raw).event
-            if isinstance(event, AggTrade) and event.s == SYMBOL:
-                ids.append(event.a)
-    return ids
 
 
 @contextlib.contextmanager
@@ -91,7 +81,7 @@ def _play_one_pass(settings: Settings, tape: _Tape, store: MemoryStore, last_id:
 
 
 def test_restarted_replay_continues_the_stored_tape(tmp_path: Path) -> None:
-    recorded = _recorded_ids()
+    recorded = [t.trade_id for t in recorded_trades(SPOT_2021)[SYMBOL]]
     first, last = recorded[0], recorded[-1]
     step = last - first + 1  # what one loop pass adds to the ids
     settings = Settings(

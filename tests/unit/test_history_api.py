@@ -15,11 +15,8 @@ from app.server import create_app
 from services.analytics.profile import volume_profile
 from services.analytics.trades import trade_stats
 from services.history.book_grid import implied_tick
-from services.history.importer import import_recording
 from services.history.reader import HistoryReader
-from services.history.writer import HistoryWriter
 from services.store import MemoryStore
-from tests.conftest import SPOT_2021
 from tests.redis_server import RedisServer
 
 BASE = "/api/assets/crypto"
@@ -28,12 +25,8 @@ START_MS, END_MS = 1617566610000, 1617566670000
 
 
 @pytest.fixture(scope="module")
-def root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("history")
-    writer = HistoryWriter(root).start()
-    import_recording(SPOT_2021, writer)
-    writer.stop()
-    return root
+def root(history_2021):
+    return history_2021
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from app.cli import history as history_cli
 from services.analytics.trades import trade_stats
-from services.binance.messages import AggTrade, Trade, decode_frame
+from services.binance.messages import decode_frame
 from services.history import schema
 from services.history.compaction import compact, mergeable_runs
 from services.history.reader import HistoryError, HistoryReader, merged_ranges
@@ -27,6 +27,7 @@ from services.history.retention import all_segments, apply_retention
 from services.history.segments import TRADES_PREFIX, WriterId, list_segments, parse_segment
 from services.history.writer import HistoryWriter
 from services.replay.recording import SPOT_2021, SPOT_2024, USDM_2024, read_recording
+from tests.recorded_trades import recorded_trades
 
 MARKETS = {SPOT_2021.name: "spot", SPOT_2024.name: "spot", USDM_2024.name: "usdm"}
 
@@ -73,30 +74,18 @@ def test_import_is_idempotent(imported, capsys):
     assert _stats(imported, "BTCUSDT", "spot", "aggTrade", capsys) == before
 
 
-def _recorded_trades(path: Path, symbol: str) -> dict[int, tuple[int, float, float, bool]]:
-    rows = {}
-    for message in read_recording(path):
-        if message.src != "ws":
-            continue
-        event = decode_frame(message.raw).event
-        if isinstance(event, Trade | AggTrade) and event.s == symbol:
-            trade_id = event.a if isinstance(event, AggTrade) else event.t
-            rows[trade_id] = (event.T, event.p, event.q, event.m)
-    return rows
-
-
 def test_range_reads_are_the_recording_and_feed_the_same_analytics(imported):
     reader = HistoryReader(imported)
-    recorded = _recorded_trades(SPOT_2024, "BTCUSDT")
+    recorded = recorded_trades(SPOT_2024)["BTCUSDT"]  # id order, each id once
     view = reader.trades("spot", "BTCUSDT", kind="trade")
-    assert view.trade_id.tolist() == sorted(recorded)
-    assert view.price.tolist() == [recorded[i][1] for i in sorted(recorded)]
-    assert view.qty.tolist() == [recorded[i][2] for i in sorted(recorded)]
-    assert (view.side < 0).tolist() == [recorded[i][3] for i in sorted(recorded)]
+    assert view.trade_id.tolist() == [t.trade_id for t in recorded]
+    assert view.price.tolist() == [t.price for t in recorded]
+    assert view.qty.tolist() == [t.qty for t in recorded]
+    assert (view.side < 0).tolist() == [not t.taker_buy for t in recorded]
     # A range [start, end] holds exactly the trades with start <= T <= end.
     start, end = 1723161300000, 1723161599999
     part = reader.trades("spot", "BTCUSDT", start, end, kind="trade")
-    times = np.array([recorded[i][0] for i in sorted(recorded)])
+    times = np.array([t.time_ms for t in recorded])
     assert len(part) == int(((times >= start) & (times <= end)).sum())
     stats = trade_stats(part, now_ms=end)
     assert stats.count == len(part)

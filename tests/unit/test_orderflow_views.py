@@ -5,6 +5,7 @@ figures, view selection and the flow filter parsing."""
 from __future__ import annotations
 
 import base64
+from dataclasses import replace
 
 import dash
 import numpy as np
@@ -17,9 +18,9 @@ from app.callbacks.view import arrangement, select_view, view_from_search
 from app.server import create_app
 from components.flow_filter import notional_band, parse_notional
 from components.heatmap import colorscale, not_live_shapes, signed_grid, time_bucket_for
-from services.analytics.footprint import footprint
+from services.analytics.footprint import footprint, trades_between
 from services.analytics.heatmap import liquidity_heatmap
-from services.store import MemoryStore
+from services.store import Candle, MemoryStore
 from tests.conftest import SPOT_2021
 from tests.recorded_feed import RecordedFeed
 
@@ -207,6 +208,31 @@ def test_footprint_callback_and_modes(store):
     candles, _ = render_footprint(store, cache, "BTCUSDT", "footprint", "5m", "auto",
                                   "candles", None, None, None, None)  # fmt: skip
     assert candles["layout"]["annotations"][0]["text"] == "No klines received yet"
+
+
+def test_candles_are_drawn_again_for_new_klines_not_new_trades(store):
+    cache = DerivedCache()
+    snapshot = store.snapshot("BTCUSDT")
+
+    class Shown:
+        """The store's BTCUSDT snapshot with the trades (and klines) given."""
+
+        def __init__(self, trades, candles) -> None:
+            self.shown = replace(snapshot, trades=trades, candles=candles)
+
+        def snapshot(self, symbol):
+            return self.shown
+
+    fewer = trades_between(snapshot.trades, None, int(snapshot.trades.time_ms[-1]))
+    kline = Candle(T0, "1m", 100.0, 101.0, 99.0, 100.5, 2.0, 1.5, False)
+    args = ("BTCUSDT", "footprint", "5m", "auto", "candles", None, None, None)
+    first, state = render_footprint(Shown(fewer, [kline]), cache, *args, None)
+    assert first["data"]
+    again, kept = render_footprint(Shown(snapshot.trades, [kline]), cache, *args, state)
+    assert again is dash.no_update and kept == state
+    later = replace(kline, close=100.7, volume=2.5)
+    redrawn, _ = render_footprint(Shown(snapshot.trades, [later]), cache, *args, state)
+    assert isinstance(redrawn, dict)
 
 
 def test_view_selection_and_arrangement():

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.history.importer import import_recording
 from services.history.reader import HistoryReader
-from services.history.writer import HistoryWriter
 from services.push.archive import between
 from services.push.history_archive import HistoryArchive
 from services.push.hub import PushHub
@@ -15,12 +13,8 @@ from services.replay.recording import SPOT_2021
 
 
 @pytest.fixture(scope="module")
-def archive(tmp_path_factory) -> HistoryArchive:
-    root = tmp_path_factory.mktemp("history")
-    writer = HistoryWriter(root).start()
-    import_recording(SPOT_2021, writer)
-    writer.stop()
-    return HistoryArchive(HistoryReader(root), "spot")
+def archive(history_2021) -> HistoryArchive:
+    return HistoryArchive(HistoryReader(history_2021), "spot")
 
 
 def test_stored_trades_between_two_ids(archive, manifest):

@@ -16,9 +16,7 @@ from app.callbacks.heatmap import heatmap_window
 from app.server import create_app
 from services.analytics.footprint import footprint
 from services.history.book_heatmap import RecordedBook, stored_heatmap
-from services.history.importer import import_recording
 from services.history.reader import HistoryReader
-from services.history.writer import HistoryWriter
 from services.store import Candle, MemoryStore
 from tests.conftest import SPOT_2021
 from tests.recorded_feed import RecordedFeed
@@ -27,12 +25,8 @@ BASE = "/api/assets/crypto"
 
 
 @pytest.fixture(scope="module")
-def root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("history")
-    writer = HistoryWriter(root).start()
-    import_recording(SPOT_2021, writer)
-    writer.stop()
-    return root
+def root(history_2021):
+    return history_2021
 
 
 @pytest.fixture(scope="module")
