@@ -25,6 +25,7 @@ from app.callbacks import (
 )
 from app.callbacks import push as push_page
 from app.callbacks.derived import DerivedCache
+from app.config import Settings
 from app.layout import create_layout
 from services.history.book_heatmap import RecordedBook
 from services.push.service import PushService
@@ -89,3 +90,20 @@ def create_app(
         push.follow_alerts(alerts.events)
     streams.register(app.server, store, push, origins)
     return app
+
+
+def create_app_for(
+    settings: Settings, store: MarketStore, alerts: Alerts | None, push: PushService
+) -> dash.Dash:
+    """``create_app`` with the refresh, debug, history and push origins of ``settings``
+    (``python -m app run`` and the WSGI server build the page the same way)."""
+    return create_app(
+        store,
+        refresh_ms=settings.refresh_ms,
+        slow_refresh_ms=settings.slow_refresh_ms,
+        debug=settings.debug,
+        history_dir=settings.history_dir if settings.history else None,
+        alerts=alerts,
+        push=push,
+        ws_origins=settings.ws_origins,
+    )

@@ -17,7 +17,7 @@ from flask import Flask
 
 from app import auth, config, market_source
 from app.alerting import make_alerts, start_tap
-from app.server import create_app
+from app.server import create_app_for
 from app.stores import make_store
 from services.market.feed import Feed
 from services.push.service import PushService
@@ -35,16 +35,7 @@ def build_server(settings: config.Settings | None = None) -> Flask:
         push = PushService.from_redis(store, settings.redis_url)
     else:
         push = PushService.embedded(store)
-    dash_app = create_app(
-        store,
-        refresh_ms=settings.refresh_ms,
-        slow_refresh_ms=settings.slow_refresh_ms,
-        debug=settings.debug,
-        history_dir=settings.history_dir if settings.history else None,
-        alerts=alerts,
-        push=push,
-        ws_origins=settings.ws_origins,
-    )
+    dash_app = create_app_for(settings, store, alerts, push)
     auth.protect(dash_app, settings)
     server: Flask = dash_app.server
 

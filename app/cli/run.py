@@ -13,10 +13,10 @@ import sys
 
 from app import auth, config, market_source
 from app.alerting import make_alerts, start_tap
-from app.history_setup import past_trades, push_history, start_history
-from app.server import create_app
+from app.history_setup import push_history, start_history
+from app.ingest import build_feed
+from app.server import create_app_for
 from app.stores import make_store
-from services.market.feed import Feed
 from services.push.service import PushService
 
 
@@ -31,16 +31,7 @@ def main(argv: list[str]) -> int:
     store = make_store(settings)
     alerts = make_alerts(settings)
     push = PushService.embedded(store)
-    dash_app = create_app(
-        store,
-        refresh_ms=settings.refresh_ms,
-        slow_refresh_ms=settings.slow_refresh_ms,
-        debug=settings.debug,
-        history_dir=settings.history_dir if settings.history else None,
-        alerts=alerts,
-        push=push,
-        ws_origins=settings.ws_origins,
-    )
+    dash_app = create_app_for(settings, store, alerts, push)
     try:
         auth.protect(dash_app, settings)
     except (auth.AuthRequired, ValueError, OSError) as exc:
@@ -50,14 +41,7 @@ def main(argv: list[str]) -> int:
     history = start_history(settings, source)
     push.use_history(push_history(settings, source))
     tap = start_tap(alerts)
-    taps = (history.recorder, tap, push.tap) if history is not None else (tap, push.tap)
-    feed = Feed(
-        market_source.feed_config(settings, source),
-        store,
-        taps=taps,
-        shared_weight=market_source.shared_weight(settings),
-        past_trades=past_trades(settings, source),
-    )
+    feed = build_feed(settings, source, store, history, (tap, push.tap))
     feed.start_in_thread()
     where = f"http://{settings.host}:{settings.port}/"
     label = f"{source.source} {source.recording} ({source.recording_date})".strip()

@@ -26,7 +26,8 @@ from urllib.parse import urlsplit
 
 from app import config, market_source
 from app.alerting import make_alerts, start_tap
-from app.history_setup import past_trades, start_history
+from app.history_setup import start_history
+from app.ingest import build_feed
 from services.cluster.coordinator import ShardCoordinator
 from services.cluster.leases import ShardLeases
 from services.cluster.sharded_ingest import ShardedIngest
@@ -100,13 +101,7 @@ def main(argv: list[str]) -> int:
     feed_config = market_source.feed_config(settings, source)
     if cluster:
         feed_config = replace(feed_config, follow=True)
-    feed = Feed(
-        feed_config,
-        store,
-        taps=(history.recorder, tap, streams) if history is not None else (tap, streams),
-        shared_weight=market_source.shared_weight(settings),
-        past_trades=past_trades(settings, source),
-    )
+    feed = build_feed(settings, source, store, history, (tap, streams), feed_config)
     try:
         ingest = sharded(feed, store, settings.redis_url, settings.symbols) if cluster else None
         asyncio.run(run_feed(feed, ingest))

@@ -247,7 +247,7 @@ class TradeLog:
             time_ms=times,
             price=prices,
             qty=np.abs(qtys),
-            side=np.where(qtys < 0.0, -1.0, 1.0),
+            side=np.copysign(1.0, qtys),
             kind=self.kind,
         )
 
