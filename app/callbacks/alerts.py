@@ -37,7 +37,7 @@ IDS = {
     for name in (
         "kind", "symbol", "threshold", "option", "params", "webhook", "sound", "create",
         "message", "help", "rules", "events", "sound_on", "notify", "toast", "interval",
-        "last_id", "fresh", "rules_version",
+        "last_id", "drawn_id", "fresh", "rules_version",
     )
 }  # fmt: skip
 EVENTS_SHOWN = 50
@@ -112,6 +112,7 @@ def with_alerts(layout: Callable[[], html.Div], alerts: Alerts) -> Callable[[], 
                 html.Div(create_alerts_section(IDS, params_help), className="app-alerts"),
                 dcc.Interval(id=IDS["interval"], interval=POLL_MS),
                 dcc.Store(id=IDS["last_id"], data=newest[0].id if newest else 0),
+                dcc.Store(id=IDS["drawn_id"], data=None),
                 dcc.Store(id=IDS["fresh"], data=[]),
                 dcc.Store(id=IDS["rules_version"], data=0),
                 html.Div(id="alerts-clientside-sink", hidden=True),
@@ -184,6 +185,7 @@ def register(app: dash.Dash, store: MarketStore, alerts: Alerts) -> None:
 
     @app.callback(
         Output(IDS["events"], "children"),
+        Output(IDS["drawn_id"], "data"),
         Output(IDS["last_id"], "data"),
         Output(IDS["fresh"], "data"),
         Output(IDS["toast"], "is_open"),
@@ -191,21 +193,28 @@ def register(app: dash.Dash, store: MarketStore, alerts: Alerts) -> None:
         Output(IDS["toast"], "children"),
         Input(IDS["interval"], "n_intervals"),
         State(IDS["last_id"], "data"),
+        State(IDS["drawn_id"], "data"),
     )
-    def poll(_n, last_id):
+    def poll(_n, last_id, drawn_id):
+        """Redraw the event list only when it changed (the log only grows), so a row the
+        user is about to click is not replaced under the pointer every second."""
         events = [e.to_json() for e in alerts.events.since(0, EVENTS_SHOWN)]
+        newest_id = events[0]["id"] if events else 0
         fresh = [
             {**e, "text": describe_event(e), "tone_hz": SOUND_TONES_HZ[e["kind"]]}
             for e in events
             if e["id"] > (last_id or 0)
         ]
-        rows = create_event_rows(events)
+        if drawn_id == newest_id:
+            rows, drawn = no_update, no_update
+        else:
+            rows, drawn = create_event_rows(events), newest_id
         if not fresh:
-            return rows, no_update, no_update, no_update, no_update, no_update
+            return rows, drawn, no_update, no_update, no_update, no_update, no_update
         newest = fresh[0]
         more = f" (+{len(fresh) - 1} more)" if len(fresh) > 1 else ""
         header = f"{newest['symbol']} {newest['kind'].replace('_', ' ')}{more}"
-        return rows, newest["id"], fresh, True, header, newest["text"]
+        return rows, drawn, newest["id"], fresh, True, header, newest["text"]
 
     @app.callback(
         Output(ids.URL, "pathname", allow_duplicate=True),

@@ -74,7 +74,9 @@ def register(app: dash.Dash, store: MarketStore) -> None:
         Input(ids.SYMBOL_DROPDOWN, "value"),
     )
     def sync_symbol(pathname: str | None, value: str | None):
-        return select_symbol(store, pathname, value, ctx.triggered_id)
+        # a navigation (an event or watchlist click) racing the dropdown's echo wins
+        url_changed = f"{ids.URL}.pathname" in ctx.triggered_prop_ids
+        return select_symbol(store, pathname, value, ids.URL if url_changed else ctx.triggered_id)
 
     @app.callback(
         Output(ids.SYMBOL_DROPDOWN, "options"),

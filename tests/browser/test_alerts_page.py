@@ -80,6 +80,7 @@ def test_a_rule_created_on_the_page_fires_a_toast(dash_duo, alerting_replay):
     assert first.startswith("20") and "Z" in first and "BTCUSDT" in first
     # a click on an event shows its symbol
     dash_duo.driver.get(dash_duo.server_url + "/ETHUSDT")
+    dash_duo.wait_for_contains_text("#symbol-dropdown", "ETHUSDT", timeout=15)
     dash_duo.wait_for_contains_text("#alerts-events", "BTCUSDT large trade", timeout=15)
     # found and clicked in one step: the list is redrawn every second
     dash_duo.driver.execute_script("document.querySelector('#alerts-events .alert-event').click();")
