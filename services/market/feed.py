@@ -84,6 +84,8 @@ ALL_SYMBOLS = "ALL"
 CONFIRM_LIMIT = 5
 """Levels asked for when a snapshot only confirms a quiet book's update id (weight 5 spot,
 2 USD-M, against 50/20 for 1000 levels)."""
+SNAPSHOT_RETRY_S = 1.0
+"""Least wait before a failed snapshot is asked again (longer while the budget is paused)."""
 BACKFILL_PAGE = 1000
 MAX_BACKFILL_PAGES = 20
 CANDLE_HISTORY = 120
@@ -239,6 +241,7 @@ class Feed:
         self._infos: dict[str, SymbolInfo] = {}
         self._snapshot_queue: asyncio.Queue[str] | None = None
         self._queued: set[str] = set()
+        self._asked_again: set[str] = set()
         self._client: BinanceWebSocketClient | None = None
         self._rest: BinanceRestClient | None = None
         self._thread: threading.Thread | None = None
@@ -568,35 +571,48 @@ class Feed:
             symbol = await self._snapshot_queue.get()
             self._queued.discard(symbol)
             feed = self._symbols.get(symbol)
-            if feed is None or symbol in self._in_flight:
+            if feed is None:
+                continue
+            if symbol in self._in_flight:
+                # Another desk holds the symbol: the request is served when it is done,
+                # never dropped (the book asks only once until it gets an answer).
+                self._asked_again.add(symbol)
                 continue
             self._in_flight.add(symbol)
             try:
                 await self._serve_queued(symbol, feed)
             finally:
                 self._in_flight.discard(symbol)
-                # Released and added again meanwhile: the new book's request was skipped
-                # while this one was in flight.
-                current = self._symbols.get(symbol)
-                if current is not None and current is not feed and current.book.snapshot_due():
-                    self._queue_snapshot(symbol)
+                self._requeue_if_asked(symbol, feed)
+
+    def _requeue_if_asked(self, symbol: str, served: _SymbolFeed) -> None:
+        """Queue ``symbol`` again when a request for it came while ``served`` was in a
+        desk's hands, or when it was released and added again meanwhile (the new book's
+        request was skipped) — if its book still wants a snapshot."""
+        asked = symbol in self._asked_again
+        self._asked_again.discard(symbol)
+        current = self._symbols.get(symbol)
+        if current is None or not (asked or current is not served):
+            return
+        if current.book.awaits_confirmation or current.book.snapshot_due():
+            self._queue_snapshot(symbol)
 
     async def _serve_queued(self, symbol: str, feed: _SymbolFeed) -> None:
         """Confirm a quiet book, or sync one that waits for a snapshot."""
-        if feed.book.awaits_confirmation:
-            with contextlib.suppress(Exception):
-                await self._serve_snapshot(symbol, feed, limit=CONFIRM_LIMIT)
-            return
-        if not feed.book.snapshot_due():
+        confirming = feed.book.awaits_confirmation
+        if not confirming and not feed.book.snapshot_due():
             return
         try:
-            await self._serve_snapshot(symbol, feed)
+            await self._serve_snapshot(symbol, feed, CONFIRM_LIMIT if confirming else None)
         except Exception as exc:
             self.counters.snapshots_failed += 1
             self.events.fault("snapshot_failed", symbol=symbol, error=str(exc) or repr(exc))
             feed.book.snapshot_failed()
-            self._queue_snapshot(symbol)
-            await asyncio.sleep(1.0)
+            # Asked again once this desk lets go of the symbol, after the budget's pause
+            # (a 429/418) or ``SNAPSHOT_RETRY_S``, whichever is longer.
+            self._asked_again.add(symbol)
+            assert self._rest is not None
+            await asyncio.sleep(max(SNAPSHOT_RETRY_S, self._rest.budget.paused_for()))
 
     async def _serve_snapshot(
         self, symbol: str, feed: _SymbolFeed, limit: int | None = None
