@@ -72,6 +72,12 @@ from services.market.snapshot_desk import (
     next_deepening,
     sync_limit,
 )
+from services.market.sync_watchdog import (
+    BookWatch,
+    SyncWatchdog,
+    WatchAction,
+    expected_snapshot_wait,
+)
 from services.market.taps import FeedTap
 from services.market.trade_log import TradeGap, TradeLog, TradeRow
 from services.market.views import SymbolInfo, SyncState
@@ -115,6 +121,9 @@ class FeedConfig:
     log_period_s: repeated faults of one kind are logged once per this period.
     confirm_after_s: after a reconnect, a book that no diff has brought back to LIVE by
         then (a quiet market) is checked against a snapshot.
+    sync_watchdog_s: a book away from LIVE longer than twice the expected snapshot wait,
+        and at least this long, gets its snapshot asked again or its depth stream
+        resubscribed (``services.market.sync_watchdog``; 0: no watchdog).
     heartbeat_s: an unchanged symbol is republished this often, so readers can tell a
         quiet market (fresh ``published_at``) from a dead feed (an old one).
     exchange_clock: the exchange's clock (ms) at a wall-clock second — the replay clock of
@@ -145,6 +154,7 @@ class FeedConfig:
     follow: bool = False
     log_period_s: float = 10.0
     confirm_after_s: float = 2.0
+    sync_watchdog_s: float = 5.0
     heartbeat_s: float = 1.0
     exchange_clock: Callable[[float], int] | None = None
 
@@ -159,6 +169,9 @@ class FeedCounters:
         decoding, or a level out of range). books_deepened: LIVE books given a deeper
         snapshot's levels without leaving LIVE. backfills / backfill_failures: trade gaps
         fetched from REST. tap_errors: calls of a ``FeedTap`` that raised (the feed went on).
+        watchdog_snapshots / watchdog_resubscribes: books away from LIVE too long whose
+        snapshot the SYNCING watchdog asked again, and whose depth stream it resubscribed
+        (no diff had arrived).
     """
 
     unknown_symbol_frames: int = 0
@@ -169,6 +182,8 @@ class FeedCounters:
     backfill_failures: int = 0
     books_deepened: int = 0
     tap_errors: int = 0
+    watchdog_snapshots: int = 0
+    watchdog_resubscribes: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,7 +206,8 @@ class _SymbolFeed:
     """One streamed symbol's state. ``dirty``: anything changed since the last publication;
     ``trades_changed``: the trade log did, so its view (a copy of the whole window) is
     rebuilt at the next publication rather than at every one. ``tapped_id``: the newest
-    trade id handed to the feed's taps."""
+    trade id handed to the feed's taps. ``diffs``: depth diffs received (the SYNCING
+    watchdog tells a flowing stream from a silent one by it)."""
 
     info: SymbolInfo
     book: BookSync
@@ -209,6 +225,7 @@ class _SymbolFeed:
     shadow: ShadowBook | None = None
     deepen_failed_at: float | None = None
     tapped_id: int = -1
+    diffs: int = 0
 
 
 class Feed:
@@ -242,6 +259,8 @@ class Feed:
         self._snapshot_queue: asyncio.Queue[str] | None = None
         self._queued: set[str] = set()
         self._asked_again: set[str] = set()
+        self._snapshot_took: deque[float] = deque(maxlen=32)
+        self.watchdog = SyncWatchdog()
         self._client: BinanceWebSocketClient | None = None
         self._rest: BinanceRestClient | None = None
         self._thread: threading.Thread | None = None
@@ -316,6 +335,8 @@ class Feed:
                     self._spawn(self._snapshot_desk())
                 if cfg.deepen:
                     self._spawn(self._deepener())
+                if cfg.sync_watchdog_s:
+                    self._spawn(self._sync_watchdog())
                 self._spawn(self._publisher())
                 for symbol in initial:
                     self._spawn(self._warm_up(symbol))
@@ -487,6 +508,7 @@ class Feed:
         if feed is None:
             self._unknown_symbol(item)
             return
+        feed.diffs += 1
         resyncs = feed.book.counters.resyncs
         applied = feed.book.counters.diffs_applied
         if feed.shadow is not None:
@@ -624,11 +646,13 @@ class Feed:
             backlog = len(self._queued) + len(self._in_flight)
             limit = sync_limit(backlog, self.config.snapshot_limit)
         snapshot = await self._rest.depth_snapshot(symbol, limit=limit)
+        took = time.monotonic() - asked
+        self._snapshot_took.append(took)
         self.events.event(
             "snapshot",
             symbol=symbol,
             last_update_id=snapshot.lastUpdateId,
-            took_s=time.monotonic() - asked,
+            took_s=took,
             queued=self._snapshot_queue.qsize() if self._snapshot_queue else 0,
         )
         self.counters.snapshots_fetched += 1
@@ -640,6 +664,72 @@ class Feed:
         feed.dirty = True
         if self._taps:
             self._tap_book(symbol, feed)
+
+    async def _sync_watchdog(self) -> None:
+        """Once a second, ask again for the books away from LIVE too long (see
+        ``services.market.sync_watchdog``); a failed round is logged."""
+        while True:
+            await asyncio.sleep(1.0)
+            try:
+                await self.watch_books()
+            except Exception as exc:
+                self.events.fault("sync_watchdog_failed", logging.ERROR, error=repr(exc))
+
+    def watchdog_bound_s(self) -> float:
+        """How long a book may stay away from LIVE before the watchdog acts: twice the
+        expected snapshot wait (budget pause and backlog included), at least
+        ``sync_watchdog_s``."""
+        paused = self._rest.budget.paused_for() if self._rest is not None else 0.0
+        expected = expected_snapshot_wait(
+            self._snapshot_took,
+            len(self._queued) + len(self._in_flight),
+            self.config.snapshot_concurrency,
+            paused,
+        )
+        return max(self.config.sync_watchdog_s, 2.0 * expected)
+
+    async def watch_books(self) -> None:
+        """One watchdog round: re-ask the overdue books' snapshots, resubscribe the depth
+        streams of those that got no diff. It never makes a book LIVE itself."""
+        connected = bool(self._connected) and all(self._connected.values())
+        books = {
+            symbol: BookWatch(
+                live=feed.book.state is SyncState.LIVE,
+                diffs=feed.diffs,
+                busy=not connected or symbol in self._queued or symbol in self._in_flight,
+                held=feed.book.awaits_confirmation,
+            )
+            for symbol, feed in self._symbols.items()
+        }
+        for symbol, action in self.watchdog.check(books, self.watchdog_bound_s()).items():
+            feed = self._symbols.get(symbol)
+            if feed is None:
+                continue
+            away = round(self.watchdog.away_s(symbol), 1)
+            state = str(feed.book.state)
+            self.events.fault(
+                "sync_watchdog", symbol=symbol, action=action.value, state=state, away_s=away
+            )
+            if action is WatchAction.ASK_SNAPSHOT:
+                self.counters.watchdog_snapshots += 1
+                feed.book.snapshot_failed()  # the request is given up: ask it afresh
+                self._queue_snapshot(symbol)
+            else:
+                self.counters.watchdog_resubscribes += 1
+                await self._resubscribe_depth(symbol, feed, away)
+
+    async def _resubscribe_depth(self, symbol: str, feed: _SymbolFeed, away_s: float) -> None:
+        """Subscribe the symbol's depth stream again (no diff reached its book). What was
+        buffered is dropped (diffs may be missing around the change); the next diff asks
+        for a snapshot."""
+        assert self._client is not None
+        depth = feed.streams[0]
+        feed.book.on_disconnect(f"resubscribed: no diff for {away_s:.0f} s")
+        feed.book.snapshot_failed()
+        feed.dirty = True
+        await self._client.unsubscribe([depth])
+        if self._symbols.get(symbol) is feed:
+            await self._client.subscribe([depth])
 
     async def _deepener(self) -> None:
         """Deepen light books one at a time while the snapshot desk is idle; a failed
