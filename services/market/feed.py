@@ -691,7 +691,8 @@ class Feed:
     async def watch_books(self) -> None:
         """One watchdog round: re-ask the overdue books' snapshots, resubscribe the depth
         streams of those that got no diff. It never makes a book LIVE itself."""
-        connected = bool(self._connected) and all(self._connected.values())
+        connections = self._client.get_stats() if self._client is not None else []
+        connected = bool(connections) and all(c.connected for c in connections)
         books = {
             symbol: BookWatch(
                 live=feed.book.state is SyncState.LIVE,

@@ -8,6 +8,7 @@ import asyncio
 import itertools
 import json
 import time
+from types import SimpleNamespace
 
 import pytest
 from hypothesis import given
@@ -147,6 +148,10 @@ class _Client:
 
     def __init__(self) -> None:
         self.changes: list[tuple[str, list[str]]] = []
+        self.connected = True
+
+    def get_stats(self):
+        return [SimpleNamespace(connected=self.connected)]
 
     async def subscribe(self, streams):
         self.changes.append(("subscribe", list(streams)))
@@ -163,7 +168,6 @@ def _feed(clock: _Clock) -> Feed:
     feed._snapshot_queue = asyncio.Queue()
     feed._rest = _Rest()  # type: ignore[assignment]
     feed._client = _Client()  # type: ignore[assignment]
-    feed._connected = {1: True}
     feed.watchdog = SyncWatchdog(clock=clock)
     return feed
 
@@ -216,7 +220,7 @@ async def test_the_feed_resubscribes_a_silent_depth_stream():
 async def test_the_feed_leaves_books_alone_while_its_connection_is_down():
     clock = _Clock()
     feed = _feed(clock)
-    feed._connected = {1: False}
+    feed._client.connected = False
     for _ in range(60):
         await feed.watch_books()
         clock.now += 1.0
