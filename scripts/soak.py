@@ -59,12 +59,15 @@ EXCHANGE_TRADES = 5000
 @dataclass(frozen=True, slots=True)
 class SoakConfig:
     """One soak: how long faults are injected, over how many symbols, how fast the replay
-    plays (recording seconds per second), the fault rate and the feed's REST budget."""
+    plays (recording seconds per second) and, once every book is LIVE again after the
+    faults, until the pass ends (``ending_speed``; 0: the same), the fault rate and the
+    feed's REST budget."""
 
     duration_s: float = 30.0
     symbols: int = 10
     seed: int = 7
     speed: float = 3.0
+    ending_speed: float = 0.0
     fault_gap_s: tuple[float, float] = (0.3, 1.2)
     rest_weight_budget: int = 2400
     idle_timeout_s: float = 2.0
@@ -91,7 +94,9 @@ class SoakReport:
     reconnects: int = 0
     stats: FeedStats | None = None
     elapsed_s: float = 0.0
+    startup_s: float = 0.0
     recovery_s: float = 0.0
+    ending_s: float = 0.0
 
     @property
     def memory_halves_mb(self) -> tuple[float, float]:
@@ -108,14 +113,19 @@ class SoakReport:
         longest = max(self.resync_times_s, default=0.0)
         first, second = self.memory_halves_mb
         lines = [
-            f"soak: {len(self.symbols)} symbols, {self.elapsed_s:.0f} s, "
-            f"{self.publications} publications checked",
+            f"soak: {len(self.symbols)} symbols, {self.elapsed_s:.0f} s "
+            f"({self.startup_s:.0f} s to every symbol LIVE, {self.ending_s:.0f} s from "
+            f"recovery to the replay's end), {self.publications} publications checked",
             "faults injected: " + _counts(self.injected),
             "faults fired at the exchange: " + _counts(self.fired),
             f"recoveries: {self.reconnects} reconnects, "
             f"{stats.resyncs if stats else 0} resyncs ({stats.gaps if stats else 0} gaps), "
             f"{len(self.resync_times_s)} returns to LIVE, longest time to resync "
             f"{longest:.2f} s, {stats.counters.backfills if stats else 0} trade backfills",
+            f"snapshots: {stats.counters.snapshots_fetched if stats else 0} fetched, "
+            f"{stats.counters.snapshots_failed if stats else 0} failed (asked again); "
+            f"SYNCING watchdog: {stats.counters.watchdog_snapshots if stats else 0} snapshots "
+            f"asked again, {stats.counters.watchdog_resubscribes if stats else 0} resubscribes",
             f"longest resync: {self.longest_resync or 'none'}",
             f"every book LIVE {self.recovery_s:.1f} s after the last fault",
             f"REST weight: max {self.max_used_weight} reported by the exchange, "
@@ -292,9 +302,11 @@ async def _soak(
     report: SoakReport,
     rng: random.Random,
 ) -> None:
+    started = time.monotonic()
     if not await _until(lambda: check.ever_live >= set(report.symbols), 60.0):
         report.problems.append(f"not every symbol LIVE at start: {sorted(check.ever_live)}")
         return
+    report.startup_s = time.monotonic() - started
     budget = feed.rest_budget
     assert budget is not None
     record_used = budget.record_used
@@ -319,7 +331,10 @@ async def _soak(
     await asyncio.sleep(1.0)
     assert exchange.player is not None
     exchange.player.loop = False
+    if config.ending_speed:
+        exchange.player.clock.set_speed(config.ending_speed)
     await asyncio.wait_for(exchange.finished.wait(), config.settle_timeout_s)
+    report.ending_s = time.monotonic() - started - report.recovery_s
     await _check_end(config, exchange, store, report)
     report.fired = exchange.faults.stats()
     status = store.status()

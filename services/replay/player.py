@@ -127,6 +127,13 @@ class ReplayClock:
         at = time.monotonic() if monotonic_s is None else monotonic_s
         return self._recording_start + int((at - self._wall_start) * self.speed * 1e9)
 
+    def set_speed(self, speed: float) -> None:
+        """Play on at ``speed`` from the recording time reached now (no jump, no replay)."""
+        now = time.monotonic()
+        self._recording_start = self.recording_ns(now)
+        self._wall_start = now
+        self.speed = speed
+
     def shift(self, seconds: float) -> None:
         """Delay everything still to come (after a stall)."""
         self._wall_start += seconds

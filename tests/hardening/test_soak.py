@@ -1,5 +1,6 @@
-"""Short fault soak: the real feed against the local exchange over 10 relabelled symbols
-with seeded random faults (``scripts/soak.py`` is the long form)."""
+"""Fault soaks: the real feed against the local exchange over relabelled symbols with
+seeded random faults. The short form runs by default; the long one (``-m slow``) and
+``python -m scripts.soak --duration 600`` soak longer."""
 
 from __future__ import annotations
 
@@ -7,21 +8,19 @@ from pathlib import Path
 
 import pytest
 
-from scripts.soak import SoakConfig, run_soak
+from scripts.soak import SoakConfig, SoakReport, run_soak
 
 CONNECTION_FAULTS = {"drop_connections", "stall", "server_shutdown"}
 FRAME_FAULTS = {"drop_next_diff", "duplicate_next", "reorder_next", "malformed_next"}
 REST_FAULTS = {"rest_429", "rest_418"}
+SHORT_S = 12.0
+"""Seconds of faults in the default form: every kind is injected at least once."""
 
 
-@pytest.mark.slow  # intermittent since the light first sync (1 of ~4 runs): -m slow
-@pytest.mark.timeout(240)
-async def test_short_soak_ends_exact_and_within_budget(tmp_path: Path) -> None:
-    config = SoakConfig(duration_s=20.0, symbols=10, seed=7, speed=4.0)
-    report = await run_soak(config, tmp_path)
+def _check(report: SoakReport, config: SoakConfig) -> None:
     print()
     print(report.summary())
-    assert len(report.symbols) == 10
+    assert len(report.symbols) == config.symbols
     assert report.problems == []
     assert set(report.injected) >= CONNECTION_FAULTS | FRAME_FAULTS | REST_FAULTS
     for kind in ("drop_connection", "gap", "duplicate", "reorder", "malformed", "rest_429"):
@@ -30,5 +29,24 @@ async def test_short_soak_ends_exact_and_within_budget(tmp_path: Path) -> None:
     assert report.stats.counters.frame_errors == 0
     assert report.reconnects >= 2
     assert report.resync_times_s, "no symbol ever had to resync"
-    assert report.publications > 1000
     assert 0 < report.max_used_weight <= config.rest_weight_budget
+
+
+@pytest.mark.timeout(150)
+async def test_short_soak_ends_exact_and_within_budget(tmp_path: Path) -> None:
+    config = SoakConfig(
+        duration_s=SHORT_S, symbols=6, seed=7, speed=6.0, ending_speed=12.0, settle_timeout_s=45
+    )
+    report = await run_soak(config, tmp_path)
+    _check(report, config)
+    assert report.publications > 500
+
+
+@pytest.mark.slow  # ~2.5 min: -m slow
+@pytest.mark.timeout(480)
+@pytest.mark.parametrize("seed", [11, 23])
+async def test_long_soak_ends_exact_and_within_budget(tmp_path: Path, seed: int) -> None:
+    config = SoakConfig(duration_s=90.0, symbols=12, seed=seed, speed=4.0)
+    report = await run_soak(config, tmp_path)
+    _check(report, config)
+    assert report.publications > 5000

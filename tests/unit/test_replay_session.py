@@ -70,6 +70,15 @@ def test_clock_at_speed_and_max():
     assert ReplayClock(None).delay(10**18) == 0.0
 
 
+def test_clock_changes_speed_from_where_it_is():
+    clock = ReplayClock(1.0)
+    clock.start(0)
+    reached = clock.recording_ns()
+    clock.set_speed(20.0)
+    assert clock.recording_ns() >= reached  # never back in recording time
+    assert 0.9 < clock.delay(reached + 20_000_000_000) <= 1.0  # 20 s of it in 1 s
+
+
 def test_agg_trades_group_one_taker_order():
     builder = AggTradeBuilder(8)
     trades = [
