@@ -345,13 +345,14 @@ async def _soak(
 async def _inject_faults(
     config: SoakConfig, exchange: LocalExchange, report: SoakReport, rng: random.Random
 ) -> None:
-    """Inject one random fault every ``fault_gap_s`` seconds for ``duration_s``: every kind
-    once in a random order first, then kinds drawn at random."""
+    """Inject one random fault every ``fault_gap_s`` seconds for ``duration_s`` (longer if
+    needed to inject every kind once, on a slow machine): every kind once in a random
+    order first, then kinds drawn at random."""
     actions = _fault_actions(exchange.faults, report.symbols, config.idle_timeout_s, rng)
     kinds = list(actions)
     first_round = rng.sample(kinds, len(kinds))
     end = time.monotonic() + config.duration_s
-    while time.monotonic() < end:
+    while first_round or time.monotonic() < end:
         kind = first_round.pop() if first_round else rng.choice(kinds)
         actions[kind]()
         report.injected[kind] += 1
