@@ -4,9 +4,9 @@ The bundled 3-symbol spot recording is relabelled into ``--symbols`` independent
 (``services.replay.relabel``) and replayed in a loop while a seeded random schedule injects,
 every fraction of a second to a few seconds: dropped connections, silent stalls (longer than
 the client's idle timeout, so the watchdog must notice), ``serverShutdown``, withheld,
-duplicated, reordered and malformed frames, 429 and 418 on depth snapshots and delayed
-snapshots. Then the faults stop, every book must be LIVE again, the replay plays its pass to
-the end and the soak checks:
+duplicated, reordered and malformed frames, 429 and 418 on depth snapshots (a burst of
+418s fails a snapshot outright) and delayed snapshots. Then the faults stop, every book
+must be LIVE again, the replay plays its pass to the end and the soak checks:
 
 * every published book equals the exchange's own book (top levels exactly, and every level
   the feed holds is on the exchange with the same quantity);
@@ -201,6 +201,8 @@ def _fault_actions(
         "malformed_next": lambda: faults.malformed_next(rng.randint(1, 3)),
         "rest_429": lambda: faults.rest_error(429, rng.randint(1, 2), 1, depth),
         "rest_418": lambda: faults.rest_error(418, 1, rng.randint(1, 2), depth),
+        # Every try of the next snapshot is banned: it fails, and is asked again later.
+        "rest_418_burst": lambda: faults.rest_error(418, 4, 1, depth),
         "delay_snapshots": lambda: faults.delay_snapshots(rng.choice([0.0, 0.2, 0.5])),
     }
 

@@ -59,10 +59,12 @@ def merge_max(
     price missing from one list counts 0 there), sorted by price."""
     p = np.concatenate((prices_a, prices_b))
     q = np.concatenate((qtys_a, qtys_b))
+    if not p.shape[0]:  # both empty (a LIVE book with no level of a side in the band)
+        return p, q
     order = np.argsort(p, kind="stable")
     p, q = p[order], q[order]
     starts = np.flatnonzero(np.concatenate(([True], p[1:] != p[:-1])))
-    prices, qtys = p[starts], np.maximum.reduceat(q, starts) if p.shape[0] else q
+    prices, qtys = p[starts], np.maximum.reduceat(q, starts)
     if descending:
         return prices[::-1].copy(), qtys[::-1].copy()
     return prices, qtys

@@ -169,6 +169,7 @@ class FeedCounters:
         decoding, or a level out of range). books_deepened: LIVE books given a deeper
         snapshot's levels without leaving LIVE. backfills / backfill_failures: trade gaps
         fetched from REST. tap_errors: calls of a ``FeedTap`` that raised (the feed went on).
+        publish_errors: publication rounds that raised (logged; the next round goes on).
         watchdog_snapshots / watchdog_resubscribes: books away from LIVE too long whose
         snapshot the SYNCING watchdog asked again, and whose depth stream it resubscribed
         (no diff had arrived).
@@ -182,6 +183,7 @@ class FeedCounters:
     backfill_failures: int = 0
     books_deepened: int = 0
     tap_errors: int = 0
+    publish_errors: int = 0
     watchdog_snapshots: int = 0
     watchdog_resubscribes: int = 0
 
@@ -957,7 +959,12 @@ class Feed:
     async def _publisher(self) -> None:
         while True:
             await asyncio.sleep(self.config.publish_interval_s)
-            status = self.publish()
+            try:
+                status = self.publish()
+            except Exception as exc:  # the one writer never stops publishing
+                self.counters.publish_errors += 1
+                self.events.fault("publish_error", logging.ERROR, error=repr(exc))
+                continue
             self._log_malformed(status.malformed_frames)
             self.events.flush()
             with contextlib.suppress(Exception):

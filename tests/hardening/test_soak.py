@@ -12,7 +12,7 @@ from scripts.soak import SoakConfig, SoakReport, run_soak
 
 CONNECTION_FAULTS = {"drop_connections", "stall", "server_shutdown"}
 FRAME_FAULTS = {"drop_next_diff", "duplicate_next", "reorder_next", "malformed_next"}
-REST_FAULTS = {"rest_429", "rest_418"}
+REST_FAULTS = {"rest_429", "rest_418", "rest_418_burst"}
 SHORT_S = 12.0
 """Seconds of faults in the default form: every kind is injected at least once."""
 

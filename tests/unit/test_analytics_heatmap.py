@@ -175,6 +175,20 @@ def test_merge_max_keeps_each_price_at_its_largest():
     assert (p.tolist(), q.tolist()) == ([4, 3, 2], [2, 4, 5])
 
 
+def test_a_live_book_with_an_empty_side_is_sampled_without_levels():
+    """Two views in one second of a LIVE book with no ask (nothing in the band): the
+    merge of two empty level lists is empty (it raised IndexError, which stopped the
+    feed's publisher for good)."""
+    empty = np.empty(0)
+    assert [a.size for a in merge_max(empty, empty, empty, empty, descending=True)] == [0, 0]
+    ring = BookSampleRing(band_pct=5.0)
+    ring.record(book([(100, 1)], []), 10_100)
+    ring.record(book([(100, 2)], []), 10_600)
+    ring.record(book([(100, 1)], [(101, 1)]), 11_000)  # closes second 10
+    [sample] = ring.samples()
+    assert sample.is_live and sample.time_ms == 10_000
+
+
 def test_ring_samples_one_second_maxima_and_marks_not_live():
     ring = BookSampleRing(band_pct=5.0)
     ring.record(book([(100, 1), (99, 4)], [(101, 2)]), 10_100)

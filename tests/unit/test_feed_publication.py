@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from dataclasses import replace
 
 from services.binance.endpoints import custom
 from services.binance.messages import DepthSnapshot, decode_frame
@@ -103,3 +104,27 @@ def test_a_gap_released_by_a_failed_backfill_gets_its_own_backfill():
         assert log.view().trade_id.tolist() == [1, 2, 5, 6, 9, 10, 11]
 
     asyncio.run(scenario())
+
+
+async def test_a_publication_round_that_raises_is_counted_and_the_next_one_goes_on():
+    feed = _feed()
+    feed.config = replace(feed.config, publish_interval_s=0.01)
+    rounds = []
+    publish = feed.publish
+
+    def failing_once():
+        rounds.append(len(rounds))
+        if len(rounds) == 1:
+            raise IndexError("index 0 is out of bounds for axis 0 with size 0")
+        return publish()
+
+    feed.publish = failing_once  # type: ignore[method-assign]
+    publisher = asyncio.create_task(feed._publisher())
+    for _ in range(300):
+        if len(rounds) >= 3:
+            break
+        await asyncio.sleep(0.01)
+    publisher.cancel()
+    assert len(rounds) >= 3
+    assert feed.counters.publish_errors == 1
+    assert feed.store.snapshot(SYMBOL) is not None
