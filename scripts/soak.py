@@ -54,6 +54,18 @@ SOURCE = SPOT_2021
 FAST_BACKOFF = Backoff(initial=0.05, cap=0.5, floor=0.02)
 TOP_LEVELS = 200
 EXCHANGE_TRADES = 5000
+FIRED_AS = {
+    "drop_connections": "drop_connection",
+    "stall": "stall",
+    "server_shutdown": "server_shutdown",
+    "drop_next_diff": "gap",
+    "duplicate_next": "duplicate",
+    "reorder_next": "reorder",
+    "malformed_next": "malformed",
+    "rest_429": "rest_429",
+    "rest_418": "rest_418",
+}
+"""Each injected kind and the name the exchange counts it under once it hit something."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -347,15 +359,25 @@ async def _soak(
 async def _inject_faults(
     config: SoakConfig, exchange: LocalExchange, report: SoakReport, rng: random.Random
 ) -> None:
-    """Inject one random fault every ``fault_gap_s`` seconds for ``duration_s`` (longer if
-    needed to inject every kind once, on a slow machine): every kind once in a random
-    order first, then kinds drawn at random."""
+    """Inject one random fault every ``fault_gap_s`` seconds for ``duration_s``: every kind
+    once in a random order first, then kinds drawn at random. On a slow machine (or when
+    an armed fault found nothing to hit, e.g. a 429 with no snapshot asked), it goes on
+    with the kinds that have not fired yet, for up to another ``duration_s``."""
     actions = _fault_actions(exchange.faults, report.symbols, config.idle_timeout_s, rng)
     kinds = list(actions)
     first_round = rng.sample(kinds, len(kinds))
     end = time.monotonic() + config.duration_s
-    while first_round or time.monotonic() < end:
-        kind = first_round.pop() if first_round else rng.choice(kinds)
+    while True:
+        unfired = [k for k, fired in FIRED_AS.items() if not exchange.faults.counts.get(fired)]
+        now = time.monotonic()
+        if first_round:
+            kind = first_round.pop()
+        elif now < end:
+            kind = rng.choice(kinds)
+        elif unfired and now < end + config.duration_s:
+            kind = rng.choice(unfired)
+        else:
+            break
         actions[kind]()
         report.injected[kind] += 1
         await asyncio.sleep(rng.uniform(*config.fault_gap_s))

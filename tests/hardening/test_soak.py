@@ -27,7 +27,7 @@ def _check(report: SoakReport, config: SoakConfig) -> None:
         assert report.fired.get(kind, 0) > 0, (kind, report.fired)
     assert report.stats is not None
     assert report.stats.counters.frame_errors == 0
-    assert report.reconnects >= 2
+    assert report.reconnects >= 1  # two connection faults may fall in one outage
     assert report.resync_times_s, "no symbol ever had to resync"
     assert 0 < report.max_used_weight <= config.rest_weight_budget
     assert report.publications > 2 * config.symbols * config.duration_s
