@@ -280,8 +280,10 @@ def test_three_workers_share_the_market_and_take_over_a_killed_one(market: Marke
 
 @pytest.mark.xfail(
     strict=False,
-    reason="known bug: after a SIGSTOP some books taken over can stay SYNCING (no diff, so "
-    "no snapshot is asked); passed 2 of 3 runs at the end, see /work/notes/issue-16.md",
+    reason="not reliable on a loaded machine: in 4 runs (load 14-22) the take-over after "
+    "the SIGSTOP was LIVE within bound whenever reached (2 runs), but the equality check "
+    "(stored book read at the exchange's update id within 30 s) timed out in 3 runs; see "
+    "/work/notes/s3-soak.md",
 )
 @pytest.mark.slow  # ~70 s: beyond this suite's budget
 @pytest.mark.timeout(240)
