@@ -14,6 +14,7 @@ must be LIVE again, the replay plays its pass to the end and the soak checks:
   exchange's last id (gaps were backfilled);
 * no crossed book was ever published as LIVE (every publication is checked);
 * the REST weight the exchange reported never exceeded the feed's budget;
+* no background task of the feed ended by raising, no publication round raised;
 * the process's traced memory (tracemalloc) in the second half of the run is not above the
   first half's. The exchange keeps its trade history bounded to ``EXCHANGE_TRADES`` per
   symbol during the soak, so what could grow is the feed.
@@ -354,6 +355,12 @@ async def _soak(
     status = store.status()
     report.reconnects = status.reconnects if status else 0
     report.stats = feed.stats()
+    counters = report.stats.counters
+    if counters.task_errors or counters.publish_errors:
+        report.problems.append(
+            f"feed tasks that raised: {counters.task_errors}, "
+            f"publication rounds that raised: {counters.publish_errors}"
+        )
 
 
 async def _inject_faults(

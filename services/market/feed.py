@@ -170,6 +170,7 @@ class FeedCounters:
         snapshot's levels without leaving LIVE. backfills / backfill_failures: trade gaps
         fetched from REST. tap_errors: calls of a ``FeedTap`` that raised (the feed went on).
         publish_errors: publication rounds that raised (logged; the next round goes on).
+        task_errors: background tasks (desks, backfills, warm-ups…) that ended by raising.
         watchdog_snapshots / watchdog_resubscribes: books away from LIVE too long whose
         snapshot the SYNCING watchdog asked again, and whose depth stream it resubscribed
         (no diff had arrived).
@@ -184,6 +185,7 @@ class FeedCounters:
     books_deepened: int = 0
     tap_errors: int = 0
     publish_errors: int = 0
+    task_errors: int = 0
     watchdog_snapshots: int = 0
     watchdog_resubscribes: int = 0
 
@@ -1068,7 +1070,17 @@ class Feed:
     def _spawn(self, coro: object) -> None:
         task = asyncio.ensure_future(coro)  # type: ignore[arg-type]
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        """Forget a finished background task; one that raised is counted and logged (a
+        desk, the publisher or a backfill must never stop unnoticed)."""
+        self._tasks.discard(task)
+        if task.cancelled() or task.exception() is None:
+            return
+        self.counters.task_errors += 1
+        name = getattr(task.get_coro(), "__qualname__", repr(task))
+        self.events.fault("task_failed", logging.ERROR, task=name, error=repr(task.exception()))
 
 
 def _add_candle(candles: deque[Candle], event: Kline) -> None:

@@ -128,3 +128,16 @@ async def test_a_publication_round_that_raises_is_counted_and_the_next_one_goes_
     assert len(rounds) >= 3
     assert feed.counters.publish_errors == 1
     assert feed.store.snapshot(SYMBOL) is not None
+
+
+async def test_a_background_task_that_raises_is_counted_and_logged(caplog):
+    feed = _feed()
+
+    async def broken() -> None:
+        raise RuntimeError("desk broke")
+
+    feed._spawn(broken())
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert feed.counters.task_errors == 1 and not feed._tasks
+    assert "task_failed" in caplog.text and "desk broke" in caplog.text
