@@ -1,5 +1,5 @@
 """An offline replay started again on the same history continues it: the local exchange
-resumes a whole loop pass after the newest stored trade and the trade window is seeded with
+resumes right after the newest stored trade (any pass, mid-pass too) and the trade window is seeded with
 the history's last hour, so the tape reads as one log, ids increasing with no repeat or
 hole at the join. Real local exchange on loopback, real feed, real Parquet files, wired
 as ``python -m app --source replay`` wires them."""
@@ -120,4 +120,42 @@ def test_restarted_replay_continues_the_stored_tape(tmp_path: Path) -> None:
     assert np.array_equal(np.diff(ids), np.ones(len(ids) - 1))  # one log across the join
     frame = reader.trade_frame("spot", SYMBOL)
     assert frame["trade_id"].to_list() == recorded + [i + step for i in recorded]
+    assert reader.coverage("spot", SYMBOL).gaps == ()
+
+
+def test_replay_stopped_mid_pass_resumes_at_the_next_trade(tmp_path: Path) -> None:
+    """Stopped in the middle of the second pass (``--loop``), the replay started again
+    plays that pass on from the trade after the newest stored one: the store holds both
+    passes' ids with no hole and no repeat, and the restarted feed's first new trade is the
+    stored newest + 1."""
+    recorded = [t.trade_id for t in recorded_trades(SPOT_2021)[SYMBOL]]
+    first, last = recorded[0], recorded[-1]
+    step = last - first + 1
+    settings = Settings(
+        source="replay",
+        recording=SPOT_2021,
+        speed="max",
+        loop=True,
+        symbols=(SYMBOL,),
+        history_dir=tmp_path / "history",
+        exchange_port=0,
+    )
+    reader = HistoryReader(settings.history_dir)
+
+    tape1 = _Tape()
+    _play_one_pass(settings, tape1, MemoryStore(), last + step // 2)  # stops mid pass 1
+    stored_newest, _ = reader.newest_trades()[("spot", SYMBOL)]
+    assert last + step // 2 <= stored_newest < last + step  # the stop fell inside pass 1
+
+    tape2 = _Tape()
+    _play_one_pass(settings, tape2, MemoryStore(), last + step + step // 4)  # into pass 2
+    new = [i for i in tape2.ids if i > stored_newest]
+    assert new[0] == stored_newest + 1  # resumed at the very next trade of the pass
+    assert new == list(range(stored_newest + 1, new[-1] + 1))  # across the seam too
+    assert max(i for i in tape2.ids if i <= stored_newest) == stored_newest  # seeded past
+    frame = reader.trade_frame("spot", SYMBOL)
+    ids = frame["trade_id"].to_list()
+    expected = recorded + [i + step for i in recorded] + [i + 2 * step for i in recorded]
+    assert ids == expected[: len(ids)]  # the recording's ids, each once, in order
+    assert ids[-1] >= last + step + step // 4
     assert reader.coverage("spot", SYMBOL).gaps == ()
