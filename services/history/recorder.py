@@ -67,7 +67,10 @@ class HistoryRecorder:
     ``ticks``: tick size per symbol (for the grid's bucket height; implied from the book's
     levels when missing). ``on_new_symbol``: told of each symbol's first delivered trade
     (the kline backfill). Holes in the ids are found by the writer (``on_hole``), which
-    knows what is stored."""
+    knows what is stored. ``clock_ms``: the market's clock (ms since the epoch; default
+    this machine's), read only for a state change before the symbol has any exchange time
+    (the first call, a snapshot turning LIVE): a replay passes the exchange's replay clock,
+    so every stored time is the recording's own."""
 
     def __init__(
         self,
@@ -77,8 +80,10 @@ class HistoryRecorder:
         ticks: Mapping[str, float] | None = None,
         sample_ms: int = DEFAULT_SAMPLE_MS,
         on_new_symbol: NewSymbolHandler | None = None,
+        clock_ms: Callable[[], int] | None = None,
     ) -> None:
         self.writer = writer
+        self.clock_ms = clock_ms or _wall_ms
         self.market = market
         self.ticks = dict(ticks or {})
         self.sample_ms = sample_ms
@@ -102,9 +107,9 @@ class HistoryRecorder:
         if rec is None:
             rec = self._books[symbol] = SymbolBook(self.sample_ms, self.ticks.get(symbol, 0.0))
         # A state change without an event (a disconnect) takes the symbol's last exchange
-        # time: the store keeps market time, never this machine's clock (a replay plays at
-        # the recording's own time).
-        time_ms = rec.last_ms = book.event_time_ms or rec.last_ms or int(time.time() * 1000)
+        # time, or before the first one the market's clock: the store keeps market time (a
+        # replay plays at the recording's own time).
+        time_ms = rec.last_ms = book.event_time_ms or rec.last_ms or self.clock_ms()
         live = book.state is SyncState.LIVE
         due = live and (not rec.was_live or time_ms - rec.last_sample_ms >= rec.sample_ms)
         levels = book.book
@@ -130,6 +135,10 @@ class HistoryRecorder:
         if not candle.closed or candle.interval != "1m":
             return
         self.writer.add_candles(self.market, symbol, candle_row(candle, "stream"))
+
+
+def _wall_ms() -> int:
+    return time.time_ns() // 1_000_000
 
 
 def candle_row(candle: Candle, source: str, trades: int = -1) -> dict[str, np.ndarray]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,7 +53,9 @@ class HistoryConfig:
 
 
 class HistoryService:
-    """Records one feed's market into the history under ``config.root``."""
+    """Records one feed's market into the history under ``config.root``; ``clock_ms``: the
+    market's clock (a replay's exchange clock; default this machine's, see
+    ``HistoryRecorder``)."""
 
     def __init__(
         self,
@@ -62,6 +65,7 @@ class HistoryService:
         *,
         ticks: dict[str, float] | None = None,
         backoff: Backoff | None = None,
+        clock_ms: Callable[[], int] | None = None,
     ) -> None:
         self.config = config
         self.writer = HistoryWriter(
@@ -80,6 +84,7 @@ class HistoryService:
             ticks=ticks,
             sample_ms=config.sample_ms,
             on_new_symbol=self.backfill.request_klines,
+            clock_ms=clock_ms,
         )
         self.writer.on_hole = self.backfill.request_hole
         self._stop = threading.Event()
