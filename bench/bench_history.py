@@ -14,7 +14,9 @@ from 650.6 s) are measured on the compacted result.
 
 Queries: the recording's trades tiled to 3,000,000 stored trades (ids continuous, each tile
 shifted by the recording's span, ~27 h), written by the writer and compacted to hourly
-segments. Stats (count, volume, buy volume, quote volume, high, low, first/last id), a
+segments, each given its per-minute and per-price aggregates by the compactor ("ours
+cold" reads those; "ours raw" the same queries reduced from every trade row, like the
+peers). Stats (count, volume, buy volume, quote volume, high, low, first/last id), a
 50-row volume profile (as the API computes it: per-price sums in polars, then the
 analytics' ``volume_profile``; checked equal to it over the trades) and 1-minute candles
 over all of them; "cold" = a fresh reader (no
@@ -253,15 +255,15 @@ def run(tmp: Path) -> None:
     reader = HistoryReader(stored)
     market, symbol = "spot", "BTCUSDT"
 
-    def ours_stats() -> dict:
-        return HistoryReader(stored).stats(market, symbol)
+    def ours_stats(aggregated: bool = True) -> dict:
+        return HistoryReader(stored, use_aggregates=aggregated).stats(market, symbol)
 
-    def ours_profile() -> dict:
-        levels = HistoryReader(stored).price_levels(market, symbol)
+    def ours_profile(aggregated: bool = True) -> dict:
+        levels = HistoryReader(stored, use_aggregates=aggregated).price_levels(market, symbol)
         return ranged_profile(levels, TICK, 50)["profile"]
 
-    def ours_candles() -> pl.DataFrame:
-        return HistoryReader(stored).candles(market, symbol, "1m")
+    def ours_candles(aggregated: bool = True) -> pl.DataFrame:
+        return HistoryReader(stored, use_aggregates=aggregated).candles(market, symbol, "1m")
 
     scan = "read_parquet([" + ",".join(f"'{f}'" for f in files) + "])"
     con = duckdb.connect()
@@ -363,14 +365,18 @@ def run(tmp: Path) -> None:
         ("candles_1m", ours_candles, duck_candles, arrow_candles),
     ):
         cold, cold_cpu = _median_ms(ours, _cold)
+        raw, raw_cpu = _median_ms(lambda fn=ours: fn(False), _cold)
         duck_ms, duck_cpu = _median_ms(duck_fn)
         arrow_ms, arrow_cpu = _median_ms(arrow_fn)
         key = name.split("_")[0]
         cached, _ = _median_ms(lambda k=key: cache.get(k))
-        rows.append((name, cold, cached, duck_ms, arrow_ms, cold_cpu, duck_cpu, arrow_cpu))
+        rows.append((name, cold, cached, duck_ms, arrow_ms, raw, cold_cpu, duck_cpu, arrow_cpu,
+                     raw_cpu))  # fmt: skip
         figures[f"{name}_cold_ms"] = round(cold, 2)
         figures[f"{name}_cold_cpu_ms"] = round(cold_cpu, 2)
         figures[f"{name}_cached_ms"] = round(cached, 4)
+        figures[f"{name}_cold_raw_ms"] = round(raw, 2)
+        figures[f"{name}_cold_raw_cpu_ms"] = round(raw_cpu, 2)
         figures[f"{name}_duckdb_ms"] = round(duck_ms, 2)
         figures[f"{name}_duckdb_cpu_ms"] = round(duck_cpu, 2)
         figures[f"{name}_pyarrow_ms"] = round(arrow_ms, 2)
@@ -400,15 +406,18 @@ def run(tmp: Path) -> None:
     print(f"  recorded book            {book_per_day_mb:8.1f} MB/day extrapolated (≤ 150)")
     print(f"stored: {N_STORED:,} trades, {len(files)} segments, "
           f"{stored_bytes / N_STORED:.2f} bytes/trade")  # fmt: skip
+    print("ours cold = aggregates of the compacted segments; ours raw = every trade row")
     print(f"{'query':<12}{'ours cold':>12}{'ours cached':>13}{'duckdb':>10}{'pyarrow':>10}"
-          f"{'duck/ours':>11}{'arrow/ours':>11}")  # fmt: skip
-    for name, cold, cached, duck_ms, arrow_ms, *_ in rows:
+          f"{'ours raw':>11}{'duck/ours':>11}{'arrow/ours':>11}{'duck/raw':>10}")  # fmt: skip
+    for name, cold, cached, duck_ms, arrow_ms, raw, *_ in rows:
         print(f"{name:<12}{cold:>10.1f}ms{cached:>11.4f}ms{duck_ms:>8.1f}ms{arrow_ms:>8.1f}ms"
-              f"{duck_ms / cold:>11.2f}{arrow_ms / cold:>11.2f}")  # fmt: skip
+              f"{raw:>9.1f}ms{duck_ms / cold:>11.2f}{arrow_ms / cold:>11.2f}"
+              f"{duck_ms / raw:>10.2f}")  # fmt: skip
     print("process CPU time (all threads), medians:")
-    for name, *_, cold_cpu, duck_cpu, arrow_cpu in rows:
+    for name, *_, cold_cpu, duck_cpu, arrow_cpu, raw_cpu in rows:
         print(f"{name:<12}{cold_cpu:>10.1f}ms{'':>13}{duck_cpu:>8.1f}ms{arrow_cpu:>8.1f}ms"
-              f"{duck_cpu / cold_cpu:>11.2f}{arrow_cpu / cold_cpu:>11.2f}")  # fmt: skip
+              f"{raw_cpu:>9.1f}ms{duck_cpu / cold_cpu:>11.2f}{arrow_cpu / cold_cpu:>11.2f}"
+              f"{duck_cpu / raw_cpu:>10.2f}")  # fmt: skip
     print(f"last hour's trades + 1m candles read (restart proxy): {restart_ms:.1f} ms")
     print(json.dumps({
         "write_cpu_pct_one_core": round(cpu_pct, 3),
