@@ -78,18 +78,19 @@ def prices_dataset(kind: str) -> str:
 
 
 def minute_partials(trades: pl.LazyFrame) -> pl.LazyFrame:
-    """Trade rows (``schema.TRADES``) reduced to ``MINUTE_COLUMNS`` rows, one per minute."""
-    first = pl.col("trade_id").arg_min()
-    last = pl.col("trade_id").arg_max()
-    return trades.group_by((pl.col("time_ms") // MINUTE_MS * MINUTE_MS).alias("open_ms")).agg(
-        pl.col("trade_id").min().alias("first_id"),
-        pl.col("trade_id").max().alias("last_id"),
-        pl.col("time_ms").get(first).alias("first_ms"),
-        pl.col("time_ms").get(last).alias("last_ms"),
-        pl.col("price_e8").get(first).alias("open_e8"),
+    """Trade rows (``schema.TRADES``, in id order) reduced to ``MINUTE_COLUMNS`` rows, one
+    per minute (first/last by position: the rows come in id order)."""
+    return trades.group_by(
+        (pl.col("time_ms") // MINUTE_MS * MINUTE_MS).alias("open_ms"), maintain_order=True
+    ).agg(
+        pl.col("trade_id").first().alias("first_id"),
+        pl.col("trade_id").last().alias("last_id"),
+        pl.col("time_ms").first().alias("first_ms"),
+        pl.col("time_ms").last().alias("last_ms"),
+        pl.col("price_e8").first().alias("open_e8"),
         pl.col("price_e8").max().alias("high_e8"),
         pl.col("price_e8").min().alias("low_e8"),
-        pl.col("price_e8").get(last).alias("close_e8"),
+        pl.col("price_e8").last().alias("close_e8"),
         pl.col("qty_e8").sum().alias("volume_e8"),
         (pl.col("qty_e8") * (~pl.col("buyer_maker"))).sum().alias("buy_e8"),
         pl.len().cast(pl.Int64).alias("trades"),
