@@ -93,6 +93,7 @@ _PARTIAL = re.compile(r"^depth(5|10|20)(?:@(100|250|500|1000)ms)?$")
 PERPETUAL = "_PERPETUAL"  # USD-M continuous contract streams: <pair>_perpetual@continuousKline_1m
 ALL_MARKET_TICKERS = {"!ticker@arr": "ticker"}
 ROUTES = {"spot": ("",), "usdm": ("", "/public", "/market")}
+MARKET_KINDS = frozenset({"depth", "trade", "aggTrade", "kline"})  # what ``play`` applies
 
 
 def route_problem(route: str, stream: str) -> str | None:
@@ -212,7 +213,7 @@ class LocalExchange:
             first_offsets=offsets,
         )
         if point.targets:  # mid-pass: the markets reach the stored trades before anyone listens
-            await self.player.fast_forward(lambda: self._reached(point.targets))
+            await self.player.fast_forward(lambda: self._reached(point.targets), MARKET_KINDS)
         app = web.Application(middlewares=[unknown_path_error])
         for route in ROUTES[self.session.market]:
             app.router.add_get(f"{route}/ws", self._ws_raw)
@@ -278,9 +279,11 @@ class LocalExchange:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    def start_in_thread(self, timeout: float = 30.0) -> tuple[str, str]:
+    def start_in_thread(self, timeout: float = 120.0) -> tuple[str, str]:
         """Run the exchange on its own event loop in a daemon thread; returns
-        ``(ws_url, rest_url)`` once it listens."""
+        ``(ws_url, rest_url)`` once it listens (a resume mid-pass first plays the pass up
+        to the stored trades: seconds for the bundled 2024 recordings on a loaded machine,
+        hence the long default timeout)."""
         ready = threading.Event()
         failure: list[BaseException] = []
 

@@ -226,28 +226,34 @@ class Player:
                 return _field(event.data, b"f"), _field(event.data, b"a")
         return None, None
 
-    async def fast_forward(self, reached: Callable[[], bool]) -> None:
+    async def fast_forward(
+        self, reached: Callable[[], bool], kinds: frozenset[str] | None = None
+    ) -> None:
         """Play the first pass into the sink at once, derived ticks included, until
         ``reached()`` (checked after each frame and tick); ``run`` then streams from that
         point on the replay clock. Used before anyone listens, so nothing is sent: the
         exchange's markets (books, trade logs, derived aggTrade ids) come out exactly as
-        playing would have left them. Reached only at the pass's end: ``run`` starts at the
-        next pass."""
+        playing would have left them. ``kinds``: the event kinds that change the sink's
+        state (the others are passed over; ticks still follow every event's time).
+        Reached only at the pass's end: ``run`` starts at the next pass."""
         events = self.session.events
         self.offsets = self.next_offsets()
         next_tick = self.session.start_ns + TICK_NS
         index = 0
-        while index < len(events) and not reached():
+        done = reached()
+        while index < len(events) and not done:
             event = events[index]
+            self.position = index
             if next_tick <= event.ts_ns:
-                self.position = index
                 await self.sink.tick((next_tick // 1_000_000) + self.offsets.time_ms)
                 next_tick = tick_after(next_tick, event.ts_ns)
+                done = reached()
                 continue
-            self.position = index
             self.clock.played_ns = event.ts_ns
-            await self.sink.play(event, self.offsets.restamp(event))
             index += 1
+            if kinds is None or event.kind in kinds:
+                await self.sink.play(event, self.offsets.restamp(event))
+                done = reached()
         if index < len(events):
             self._resume_at = (index, next_tick)
             return

@@ -9,7 +9,7 @@ import asyncio
 
 import pytest
 
-from services.replay.exchange import LocalExchange
+from services.replay.exchange import MARKET_KINDS, LocalExchange
 from services.replay.passes import (
     ResumePoint,
     pass_offsets,
@@ -182,7 +182,7 @@ def test_fast_forward_mid_pass_reaches_the_state_playing_reaches(path):
         exchange.player = Player(
             exchange.session, exchange, None, first_pass=1, first_offsets=offsets
         )
-        await exchange.player.fast_forward(lambda: exchange._reached(point.targets))
+        await exchange.player.fast_forward(lambda: exchange._reached(point.targets), MARKET_KINDS)
         return exchange
 
     exchange = asyncio.run(resumed())
