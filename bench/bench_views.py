@@ -241,25 +241,34 @@ const frame = () => new Promise(r => requestAnimationFrame(() => r()));
   const out = [];
   if (kind === 'bare') {  // the heatmap trace alone: no dots, lines or shapes
     await Plotly.react(gd, [gd.data[0]], Object.assign({}, gd.layout, {shapes: []}));
+  } else if (kind === 'nodots') {  // the grid and the best bid/ask lines
+    await Plotly.react(gd, gd.data.slice(0, 3), gd.layout);
+  } else if (kind === 'arrays') {  // the grid placed by x/y arrays (before x0/dx, y0/dy)
+    const h = Object.assign({}, gd.data[0]);
+    h.x = h.z.map((_, i) => h.x0 + i * h.dx);
+    h.y = h.z[0].map((_, i) => +(h.y0 + i * h.dy).toFixed(8));
+    for (const k of ['x0', 'dx', 'y0', 'dy']) delete h[k];
+    await Plotly.react(gd, [h].concat(gd.data.slice(1)), gd.layout);
   }
   for (let i = 0; i < n; i++) {
-    const tr = gd.data[0];
+    const data = gd.data.slice();
+    const tr = data[0];
     const col = Array.from(tr.z[tr.z.length - 1]);
-    const x = tr.x[tr.x.length - 1] + 1000;
+    data[0] = Object.assign({}, tr, {z: tr.z.slice(1).concat([col])},
+      tr.x ? {x: tr.x.slice(1).concat([tr.x[tr.x.length - 1] + 1000])} : {x0: tr.x0 + tr.dx});
+    for (let j = 1; j < Math.min(3, data.length); j++) {
+      const line = data[j];
+      data[j] = Object.assign({}, line, {x: line.x.slice(1).concat([line.x[line.x.length - 1]
+        + tr.dx]), y: line.y.slice(1).concat([line.y[line.y.length - 1]])});
+    }
     await frame();
     const t0 = performance.now();
-    if (kind === 'extend') {
-      await Plotly.extendTraces(gd, {x: [[x]], z: [[col]]}, [0], tr.x.length);
-    } else {
-      const data = gd.data.slice();
-      data[0] = Object.assign({}, tr, {x: Array.from(tr.x).slice(1).concat([x]),
-                                       z: Array.from(tr.z).slice(1).concat([col])});
-      await Plotly.react(gd, data, gd.layout);
-    }
+    await Plotly.react(gd, data, gd.layout);
     await frame();
     out.push(performance.now() - t0);
   }
-  done(out);
+  done({times: out, fast: gd._fullData[0]._islinear === true,
+        dots: gd.data.slice(3).reduce((a, t) => a + t.x.length, 0)});
 })();
 """
 
@@ -274,8 +283,9 @@ def browser_paint_ms(
     chart's updates (``?view=depth``). Then, with the publisher stopped (a quiet page),
     the client side alone of one new column on the drawn heatmap: ``Plotly.react`` with
     the grid slid by one column (what a Dash ``Patch`` ends in) against
-    ``Plotly.extendTraces`` (what ``dcc.Graph.extendData`` calls), call → next frame, and
-    ``Plotly.react`` of the heatmap trace alone (no dots, bid/ask lines or shapes)."""
+    the same without the trade dots (grid and bid/ask lines), and the heatmap trace alone
+    (no dots, lines or shapes), call → next frame; and whether Plotly took its image fast
+    path (``_islinear``) and how many dots the page drew."""
     import shutil
     import threading
 
@@ -340,10 +350,13 @@ def browser_paint_ms(
         driver.get(f"http://127.0.0.1:{server.server_port}/{SYMBOL}?view=heatmap")
         time.sleep(5)
         driver.set_script_timeout(120)
-        for kind in ("react", "extend", "react", "extend", "bare"):
-            result.setdefault(kind, []).extend(
-                driver.execute_async_script(PLOTLY_UPDATE_JS, kind, 15)
-            )
+        for kind in ("react", "arrays", "nodots", "react", "arrays", "nodots", "bare"):
+            driver.get(f"http://127.0.0.1:{server.server_port}/{SYMBOL}?view=heatmap")
+            time.sleep(3)
+            out = driver.execute_async_script(PLOTLY_UPDATE_JS, kind, 15)
+            result.setdefault(kind, []).extend(out["times"])
+            if kind == "react":
+                result["fast_path"], result["dots"] = [out["fast"]], [out["dots"]]
         return result
     finally:
         driver.quit()
@@ -437,7 +450,8 @@ def main() -> None:
     paint_ms = statistics.median(paints) if paints else float("nan")
     depth_paint_ms = statistics.median(depth_paints) if depth_paints else float("nan")
     react_ms = statistics.median(measured["react"]) if measured.get("react") else float("nan")
-    extend_ms = statistics.median(measured["extend"]) if measured.get("extend") else float("nan")
+    nodots_ms = statistics.median(measured["nodots"]) if measured.get("nodots") else float("nan")
+    arrays_ms = statistics.median(measured["arrays"]) if measured.get("arrays") else float("nan")
     bare_ms = statistics.median(measured["bare"]) if measured.get("bare") else float("nan")
 
     rows_out = [
@@ -463,8 +477,10 @@ def main() -> None:
          f"median of {len(paints)} updates"),
         ("  peer: depth chart update → painted", f"{depth_paint_ms:.1f} ms", "",
          f"median of {len(depth_paints)} updates"),
-        ("quiet page: Plotly.react, one column", f"{react_ms:.1f} ms", "", "client only"),
-        ("quiet page: Plotly.extendTraces, one column", f"{extend_ms:.1f} ms", "",
+        ("quiet page: Plotly.react, one column", f"{react_ms:.1f} ms", "",
+         f"client only; fast path {measured.get('fast_path')}, {measured.get('dots')} dots"),
+        ("  peer: the grid placed by x/y arrays", f"{arrays_ms:.1f} ms", "", "client only"),
+        ("quiet page: react, one column, no dots", f"{nodots_ms:.1f} ms", "",
          "client only"),
         ("quiet page: react, heatmap trace alone", f"{bare_ms:.1f} ms", "", "client only"),
     ]  # fmt: skip
@@ -494,7 +510,10 @@ def main() -> None:
                 "chromium_depth_update_paint_ms": round(depth_paint_ms, 1),
                 "chromium_updates_measured": len(paints),
                 "chromium_quiet_react_column_ms": round(react_ms, 1),
-                "chromium_quiet_extend_traces_column_ms": round(extend_ms, 1),
+                "chromium_quiet_react_column_no_dots_ms": round(nodots_ms, 1),
+                "chromium_quiet_react_column_xy_arrays_ms": round(arrays_ms, 1),
+                "chromium_heatmap_fast_path": bool((measured.get("fast_path") or [False])[0]),
+                "chromium_dots_drawn": (measured.get("dots") or [0])[0],
                 "chromium_quiet_react_heatmap_alone_ms": round(bare_ms, 1),
                 "load_average_1m": round(os.getloadavg()[0], 2),
                 "trades": len(trades),
