@@ -331,28 +331,29 @@ def browser_paint_ms(
         options.add_argument(flag)
     driver = webdriver.Chrome(options=options)
     try:
-        driver.get(f"http://127.0.0.1:{server.server_port}/{SYMBOL}?view=heatmap")
-        deadline = time.time() + 30
-        while time.time() < deadline and not driver.execute_script(
-            "const g = document.querySelector('#heatmap-chart .js-plotly-plot');"
-            "return !!(g && g.data && g.data.length && g.data[0].type === 'heatmap');"
-        ):
-            time.sleep(0.2)
+
+        def open_view(view: str, graph: str, trace: str) -> None:
+            driver.get(f"http://127.0.0.1:{server.server_port}/{SYMBOL}?view={view}")
+            deadline = time.time() + 60
+            while time.time() < deadline and not driver.execute_script(
+                f"const g = document.querySelector('#{graph} .js-plotly-plot');"
+                f"return !!(g && g.data && g.data.length && g.data[0].type === '{trace}');"
+            ):
+                time.sleep(0.2)
+            time.sleep(1)
+
+        open_view("heatmap", "heatmap-chart", "heatmap")
         driver.execute_script(PAINT_JS, "heatmap-chart")
         time.sleep(seconds)
         result = {"heatmap": list(driver.execute_script("return window.__paint;"))}
-        driver.get(f"http://127.0.0.1:{server.server_port}/{SYMBOL}?view=depth")
-        time.sleep(5)
+        open_view("depth", "depth-chart", "scatter")
         driver.execute_script(PAINT_JS, "depth-chart")
         time.sleep(seconds)
         result["depth"] = list(driver.execute_script("return window.__paint;"))
         stop.set()  # no more updates: the page is quiet for the client-side comparison
-        driver.get(f"http://127.0.0.1:{server.server_port}/{SYMBOL}?view=heatmap")
-        time.sleep(5)
         driver.set_script_timeout(120)
         for kind in ("react", "arrays", "nodots", "react", "arrays", "nodots", "bare"):
-            driver.get(f"http://127.0.0.1:{server.server_port}/{SYMBOL}?view=heatmap")
-            time.sleep(3)
+            open_view("heatmap", "heatmap-chart", "heatmap")
             out = driver.execute_async_script(PLOTLY_UPDATE_JS, kind, 15)
             result.setdefault(kind, []).extend(out["times"])
             if kind == "react":
@@ -400,10 +401,11 @@ def main() -> None:
     patch_ms, (patch, _s) = median_ms(lambda: heatmap("5m", 2.0, state5, now))
     patch_json_ms, patch_text = median_ms(lambda: to_json_plotly(patch))
     patch_bytes = len(patch_text)
-    rows = len(full5["data"][0]["y"])
+    rows = len(full5["data"][0]["z"][0])
     full4h_ms, (full4h, _s4) = median_ms(lambda: heatmap("4h", 2.0, None, now), repeats=5)
     json4h_ms, text4h = median_ms(lambda: to_json_plotly(full4h), repeats=5)
-    heat_cols = len(full4h["data"][0]["x"])
+    heat_cols = len(full4h["data"][0]["z"])
+    heat_rows = len(full4h["data"][0]["z"][0])
 
     with tempfile.TemporaryDirectory() as tmp:
         grid_rows = write_history(samples, Path(tmp))
@@ -460,7 +462,7 @@ def main() -> None:
         ("  peer: whole 5 min figure every second", f"{full5_ms:.1f} ms",
          f"{full5_bytes / 1024:.1f} KB", f"× {full5_bytes / max(patch_bytes, 1):.0f} bytes"),
         ("heatmap 4 h view: server", f"{full4h_ms + json4h_ms:.1f} ms",
-         f"{len(text4h) / 1024:.1f} KB", f"{heat_cols} cols × {len(full4h['data'][0]['y'])} rows"),
+         f"{len(text4h) / 1024:.1f} KB", f"{heat_cols} cols × {heat_rows} rows"),
         ("heatmap 4 h view from history: server", f"{stored_ms + stored_json_ms:.1f} ms",
          f"{len(stored_text) / 1024:.1f} KB",
          f"first {stored_cold_ms:.0f} ms; {stored_live} live cols; {grid_rows:,} rows,"

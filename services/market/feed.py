@@ -428,6 +428,13 @@ class Feed:
             for feed in added:
                 self._spawn(self._warm_up(feed.info.symbol))
 
+    def follow_soon(self, symbols: Iterable[str]) -> bool:
+        """``follow`` from another thread, without waiting; False when the feed is not running."""
+        if self._loop is None or self._loop.is_closed():
+            return False
+        asyncio.run_coroutine_threadsafe(self.follow(list(symbols)), self._loop)
+        return True
+
     async def _release(self, symbol: str) -> None:
         assert self._client is not None
         feed = self._symbols.pop(symbol, None)
