@@ -13,7 +13,10 @@ the views choose ``span × bucket`` rows over the pyramid (``span_for``).
 
 Only recorded (LIVE) seconds enter: a minute without any has no rows and is drawn empty.
 Built incrementally (``extend``) for the complete minutes after the last one built: a
-minute is complete once a later second is stored (the writer flushes every second).
+minute is complete once a later second is stored (the writer flushes every second); the
+history maintenance thread extends every symbol each period (``extend_all``), a read the
+few minutes since. Its segments are compacted (hourly) and counted by the retention like
+every other dataset.
 A pyramid segment whose minutes all precede the oldest stored second (the retention
 deleted the grid under it) is deleted at the next ``extend``.
 Columns: ``time_s`` (the minute's open), ``span``, ``side``, ``row``, ``bucket_e8``,
@@ -36,6 +39,7 @@ from services.history.segments import (
     BOOK_TOP,
     Segment,
     list_segments,
+    symbols_in,
     write_segment,
 )
 
@@ -102,6 +106,13 @@ def extend(root: Path, market: str, symbol: str) -> int:
         write_segment(root, market, symbol.upper(), BOOK_GRID_1M, rows, t0=t0, t1=t1, lo=0,
                       hi=0, writer=f"p{t0}")  # fmt: skip
         return rows.height
+
+
+def extend_all(root: Path) -> int:
+    """``extend`` the pyramid of every stored symbol; returns the rows added. The history
+    maintenance calls it every period, so a long view never pays a backlog's build (a read
+    still extends by the minutes since, a few ms)."""
+    return sum(extend(root, market, symbol) for market, symbol in symbols_in(root))
 
 
 def _drop_expired(root: Path, market: str, symbol: str, built: list[Segment]) -> None:
