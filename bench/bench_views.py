@@ -365,6 +365,52 @@ def browser_paint_ms(
         stop.set()
 
 
+def paint_figures(measured: dict[str, list]) -> tuple[list[tuple[str, str, str, str]], dict]:
+    """Table rows and JSON fields of the Chromium measurements (medians)."""
+
+    def median(key: str) -> float:
+        return statistics.median(measured[key]) if measured.get(key) else float("nan")
+
+    paints, depth_paints = measured.get("heatmap", []), measured.get("depth", [])
+    paint_ms, depth_paint_ms = median("heatmap"), median("depth")
+    react_ms, nodots_ms = median("react"), median("nodots")
+    arrays_ms, bare_ms = median("arrays"), median("bare")
+    rows = [
+        ("chromium: live column response → painted", f"{paint_ms:.1f} ms", "",
+         f"median of {len(paints)} updates"),
+        ("  peer: depth chart update → painted", f"{depth_paint_ms:.1f} ms", "",
+         f"median of {len(depth_paints)} updates"),
+        ("quiet page: Plotly.react, one column", f"{react_ms:.1f} ms", "",
+         f"client only; fast path {measured.get('fast_path')}, {measured.get('dots')} dots"),
+        ("  peer: the grid placed by x/y arrays", f"{arrays_ms:.1f} ms", "", "client only"),
+        ("quiet page: react, one column, no dots", f"{nodots_ms:.1f} ms", "",
+         "client only"),
+        ("quiet page: react, heatmap trace alone", f"{bare_ms:.1f} ms", "", "client only"),
+    ]  # fmt: skip
+    fields = {
+        "chromium_live_update_paint_ms": round(paint_ms, 1),
+        "chromium_depth_update_paint_ms": round(depth_paint_ms, 1),
+        "chromium_updates_measured": len(paints),
+        "chromium_quiet_react_column_ms": round(react_ms, 1),
+        "chromium_quiet_react_column_no_dots_ms": round(nodots_ms, 1),
+        "chromium_quiet_react_column_xy_arrays_ms": round(arrays_ms, 1),
+        "chromium_heatmap_fast_path": bool((measured.get("fast_path") or [False])[0]),
+        "chromium_dots_drawn": (measured.get("dots") or [0])[0],
+        "chromium_quiet_react_heatmap_alone_ms": round(bare_ms, 1),
+    }
+    return rows, fields
+
+
+def paint_only() -> None:
+    """``--paint-only``: the Chromium figures alone (a re-measure at a quieter moment)."""
+    real, real_trades, _cost = replay_recording()
+    rows, fields = paint_figures(browser_paint_ms(real, real_trades, seconds=20.0))
+    for name, t, _size, note in rows:
+        print(f"{name:<44}{t:>12}  {note}")
+    load = round(os.getloadavg()[0], 2)
+    print(json.dumps({"bench": "views_paint", **fields, "load_average_1m": load}))
+
+
 def main() -> None:
     rng = np.random.default_rng(15)
     started = time.perf_counter()
@@ -447,14 +493,7 @@ def main() -> None:
     )
     loop_ms, _cells = median_ms(lambda: footprint_loop(trades, 60_000, 10.0), repeats=3)
     sampler_us = 1e6 * statistics.median(record_cost)
-    measured = browser_paint_ms(real, real_trades, seconds=20.0)
-    paints, depth_paints = measured.get("heatmap", []), measured.get("depth", [])
-    paint_ms = statistics.median(paints) if paints else float("nan")
-    depth_paint_ms = statistics.median(depth_paints) if depth_paints else float("nan")
-    react_ms = statistics.median(measured["react"]) if measured.get("react") else float("nan")
-    nodots_ms = statistics.median(measured["nodots"]) if measured.get("nodots") else float("nan")
-    arrays_ms = statistics.median(measured["arrays"]) if measured.get("arrays") else float("nan")
-    bare_ms = statistics.median(measured["bare"]) if measured.get("bare") else float("nan")
+    paint_rows, paint_json = paint_figures(browser_paint_ms(real, real_trades, seconds=20.0))
 
     rows_out = [
         ("heatmap live column (±2 %, 1 s): server", f"{patch_ms + patch_json_ms:.2f} ms",
@@ -475,16 +514,7 @@ def main() -> None:
         ("  peer: plain-Python loop (rows only)", f"{loop_ms:.1f} ms", "",
          f"× {loop_ms / analytics_ms:.1f} slower"),
         ("book sampler per publication", f"{sampler_us:.0f} µs", "", "median"),
-        ("chromium: live column response → painted", f"{paint_ms:.1f} ms", "",
-         f"median of {len(paints)} updates"),
-        ("  peer: depth chart update → painted", f"{depth_paint_ms:.1f} ms", "",
-         f"median of {len(depth_paints)} updates"),
-        ("quiet page: Plotly.react, one column", f"{react_ms:.1f} ms", "",
-         f"client only; fast path {measured.get('fast_path')}, {measured.get('dots')} dots"),
-        ("  peer: the grid placed by x/y arrays", f"{arrays_ms:.1f} ms", "", "client only"),
-        ("quiet page: react, one column, no dots", f"{nodots_ms:.1f} ms", "",
-         "client only"),
-        ("quiet page: react, heatmap trace alone", f"{bare_ms:.1f} ms", "", "client only"),
+        *paint_rows,
     ]  # fmt: skip
     print(f"{'measure':<44}{'time':>12}{'payload':>12}  note")
     for name, t, size, note in rows_out:
@@ -508,15 +538,7 @@ def main() -> None:
                 "footprint_analytics_ms": round(analytics_ms, 2),
                 "footprint_python_loop_ms": round(loop_ms, 1),
                 "sampler_per_publication_us": round(sampler_us, 1),
-                "chromium_live_update_paint_ms": round(paint_ms, 1),
-                "chromium_depth_update_paint_ms": round(depth_paint_ms, 1),
-                "chromium_updates_measured": len(paints),
-                "chromium_quiet_react_column_ms": round(react_ms, 1),
-                "chromium_quiet_react_column_no_dots_ms": round(nodots_ms, 1),
-                "chromium_quiet_react_column_xy_arrays_ms": round(arrays_ms, 1),
-                "chromium_heatmap_fast_path": bool((measured.get("fast_path") or [False])[0]),
-                "chromium_dots_drawn": (measured.get("dots") or [0])[0],
-                "chromium_quiet_react_heatmap_alone_ms": round(bare_ms, 1),
+                **paint_json,
                 "load_average_1m": round(os.getloadavg()[0], 2),
                 "trades": len(trades),
                 "samples": len(samples),
@@ -526,4 +548,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    if "--paint-only" in sys.argv:
+        paint_only()
+    else:
+        main()
