@@ -77,6 +77,9 @@ def render_flow(
         patch = Patch()
         patch["data"] = figure["data"]
         patch["layout"]["title"] = figure["layout"]["title"]
+        patch["layout"]["showlegend"] = figure["layout"].get("showlegend", False)
+        if "legend" in figure["layout"]:  # the twin's line appeared
+            patch["layout"]["legend"] = figure["layout"]["legend"]
         return patch, state
     return figure, state
 

@@ -153,6 +153,13 @@ def test_flow_callback_and_api_draw_both_markets(stores):
     assert lines["perp CVD"]["x"][0] >= pair.anchor_ms
     assert lines["perp CVD"]["y"][-1] == pytest.approx(round(pair.perp.final, 2))
     assert lines["spot CVD"]["y"][-1] == pytest.approx(round(pair.spot.final, 2))
+    alone, first = render_flow(spot, cache, "BTCUSDT", "1m", None, None, None, PerpTwin())
+    assert [t["name"] for t in alone["data"] if t["type"] == "scatter"] == ["CVD"]
+    patch, _ = render_flow(spot, cache, "BTCUSDT", "1m", first, None, None, twin)
+    ops = {tuple(op["location"]): op["params"]["value"]
+           for op in patch.to_plotly_json()["operations"]}  # fmt: skip
+    assert ops[("layout", "showlegend")] is True, "the twin's line appears with its legend"
+    assert [t["name"] for t in ops[("data",)] if t["type"] == "scatter"] == list(lines)
     client = create_app(spot, perp_twin=twin).server.test_client()
     body = client.get(URL.format("btcusdt") + "?unit=base&points=100").json
     base = spot_perp_cvd(spot.snapshot("BTCUSDT").trades, twin.snapshot("BTCUSDT").trades,
