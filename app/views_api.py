@@ -238,8 +238,10 @@ def _heatmap(
     recorded: RecordedBook | None = None,
     history: HistoryQueries | None = None,
 ) -> Response:
-    """The heatmap of the requested range (parameters first, then the symbol)."""
-    now = int(time.time() * 1000)
+    """The heatmap of the requested range (parameters first, then the symbol); the default
+    range ends at the market's clock (a replay's is the recording's)."""
+    samples = book_samples_of(store)
+    now = samples.market_now_ms() if samples is not None else int(time.time() * 1000)
     start, end = _range(now, DEFAULT_HEATMAP_MS)
     assert start is not None and end is not None
     bucket = integer_arg("time_bucket_ms", max(1000, (end - start) // 300), 100, MAX_RANGE_MS)

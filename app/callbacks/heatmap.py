@@ -5,7 +5,6 @@ and pan survive (``uirevision``)."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import dash
@@ -180,7 +179,7 @@ def render_heatmap(
     band = FlowFilter(*notional_band(filter_min, filter_max))
     range_ms = TIME_RANGES_MS.get(range_name, TIME_RANGES_MS["5m"])
     bucket = time_bucket_for(range_ms)
-    now = int(time.time() * 1000) if now_ms is None else now_ms
+    now = book_samples_of(store).market_now_ms() if now_ms is None else now_ms
     end = (now - SETTLE_MS) // bucket * bucket
     mid = _mid(snapshot)
     zoom = zoomed_range(relayout, rendered.get("zoom"), mid)

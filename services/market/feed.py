@@ -921,9 +921,12 @@ class Feed:
                 feed.snapshot = replace(feed.snapshot, published_at=now)
             self.store.publish(feed.snapshot)
         if self.book_samples is not None:
+            clock = self.config.exchange_clock
+            at_ms = clock(now) if clock is not None else int(now * 1000)
+            self.book_samples.clock_offset_ms = at_ms - int(now * 1000)
             for symbol, feed in self._symbols.items():
                 if feed.snapshot is not None:
-                    self.book_samples.record(symbol, feed.snapshot.book, int(now * 1000))
+                    self.book_samples.record(symbol, feed.snapshot.book, at_ms)
         self._publish_board(now)
         state = "CONNECTED" if self._connected and all(self._connected.values()) else "DOWN"
         if not self._connected:

@@ -25,6 +25,7 @@ HEATMAP_STATE_JS = (
     "return {columns: z.length, last: h.x0 + (z.length - 1) * h.dx,"
     " cells: cells, rows: z[0].length, yrange: g._fullLayout.yaxis.range, dy: h.dy,"
     " fast: g._fullData[0]._islinear === true,"
+    " dots: g.data.slice(3).reduce((n, t) => n + t.x.length, 0),"
     " image: !!document.querySelector('#heatmap-chart .heatmaplayer image')};"
 )
 FOOTPRINT_STATE_JS = (
@@ -53,6 +54,9 @@ def test_heatmap_renders_grows_live_and_keeps_zoom(dash_duo, replay_store):
     first = state(dash_duo, HEATMAP_STATE_JS)
     assert first["image"] and first["fast"], "the heatmap is drawn through its image fast path"
     assert 100 <= first["rows"] <= 201 and first["columns"] == 300
+    # the replay's clock (the recording's 2021 times), as its trades: the dots land on it
+    assert first["last"] < 1_700_000_000_000
+    until(lambda: state(dash_duo, HEATMAP_STATE_JS)["dots"] > 0, timeout=10)
     low, high = first["yrange"]
     assert 57_000 < low < high < 59_000
     zoom = [low + (high - low) * 0.4, low + (high - low) * 0.6]
