@@ -1,7 +1,9 @@
 """Where the USD-M perpetual twins come from (``--perp-twin``): live, Binance USD-M; with a
 replayed spot source, a second local exchange replaying ``perp_recording`` at the same
-speed, loop and time base (the bundled spot and USD-M BTCUSDT recordings of 2024-08-08
-cover the same minutes, so ``--recording <spot 2024> --perp-twin`` shows both offline)."""
+speed, loop and time base, its clock moved to the spot exchange's (the bundled spot and
+USD-M BTCUSDT recordings of 2024-08-08 cover the same minutes, so
+``--recording <spot 2024> --perp-twin`` shows both offline, moment for moment; looping, each
+pass restarts its own recording, so later passes drift by the difference of their spans)."""
 
 from __future__ import annotations
 
@@ -27,12 +29,24 @@ def twin_source(settings: Settings, source: MarketSource) -> MarketSource:
         time_base=settings.replay_time,
     )  # fmt: skip
     exchange.start_in_thread()
+    catch_up(exchange, source.exchange)
     return MarketSource(
         endpoints=custom(exchange.ws_url, exchange.rest_url, market=exchange.market),
         source="REPLAY",
         recording=settings.perp_recording.name,
         exchange=exchange,
     )
+
+
+def catch_up(twin: object, spot: object | None) -> None:
+    """Move the twin exchange's replay clock to the spot one's (it started a few seconds
+    later, so it plays that gap at once): both then replay the same moments of the day."""
+    player, speed = getattr(twin, "player", None), getattr(twin, "speed", None)
+    if spot is None or player is None or speed is None:
+        return
+    behind_ms = spot.clock_ms() - twin.clock_ms()  # type: ignore[attr-defined]
+    if behind_ms > 0:
+        player.clock.shift(-behind_ms / 1000 / speed)
 
 
 def start_perp_twin(

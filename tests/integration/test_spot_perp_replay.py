@@ -1,8 +1,9 @@
 """Spot against perpetual offline, over real sockets: the bundled spot and USD-M BTCUSDT
-recordings of 2024-08-08 replayed together by two local exchanges; the spot feed fills the
-app's store, the twin's feed (started with nothing, asked for BTCUSDT by the API) fills its
-own; ``/cvd/spot-perp`` then draws each market's CVD from their common anchor, equal to a
-plain loop over each store's trades, and never mixes the two markets' trades."""
+recordings of 2024-08-08 replayed together by two local exchanges on one clock; the spot
+feed fills the app's store, the twin's feed (started with nothing, asked for BTCUSDT by the
+API) fills its own; ``/cvd/spot-perp`` then draws each market's CVD from their common
+anchor, equal to a plain loop over each store's trades, and never mixes the two markets'
+trades."""
 
 from __future__ import annotations
 
@@ -57,6 +58,8 @@ def test_spot_and_usdm_recordings_replayed_together_give_two_cvd_lines():
     twin_source = start_perp_twin(settings, source, twin)
     try:
         assert twin_source is not None and twin_source.endpoints.market == "usdm"
+        lag_ms = source.exchange.clock_ms() - twin_source.exchange.clock_ms()
+        assert abs(lag_ms) < 2_000, "both exchanges replay the same moments"
         deadline = time.monotonic() + 60
         status = None
         while time.monotonic() < deadline:
