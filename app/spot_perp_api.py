@@ -8,9 +8,9 @@ default: the later of the two markets' first trades in the live windows), ``unit
 ``min_notional`` / ``max_notional`` (the flow filter, applied to both markets).
 
 ``anchor_ms``, ``gap`` and the lines are null while a market has no trade (in the filter's
-band). 404: unknown symbol, or no twin feed configured; 503 while the twin is not streamed
-yet (the request starts streaming it, so asking again soon answers); 400 names a bad
-parameter.
+band). 404: unknown symbol, no twin feed configured, or no USD-M perpetual of that name;
+503 while the twin is not streamed yet (the request starts streaming it, so asking again
+soon answers); 400 names a bad parameter.
 """
 
 from __future__ import annotations
@@ -61,6 +61,8 @@ def create_spot_perp_api(
         spot = symbol_snapshot(store, symbol)
         if twin is None:
             raise ApiError(404, "no perpetual twin feed runs here (start with --perp-twin)")
+        if twin.has_twin(spot.symbol) is False:
+            raise ApiError(404, f"USD-M lists no perpetual {spot.symbol}")
         twin.request(spot.symbol)
         perp = twin.snapshot(spot.symbol)
         if perp is None:

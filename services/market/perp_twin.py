@@ -63,6 +63,13 @@ class PerpTwin:
             if self.feed.follow_soon(wanted):
                 self._following = wanted
 
+    def has_twin(self, symbol: str) -> bool | None:
+        """Whether USD-M lists ``symbol`` (None until the twins' feed has loaded its list)."""
+        listed = self.store.symbols()
+        if not listed:
+            return None
+        return any(info.symbol == symbol.upper() for info in listed)
+
     def following(self) -> frozenset[str]:
         """The twins the feed was last asked to stream."""
         return self._following

@@ -179,6 +179,9 @@ def test_flow_callback_and_api_draw_both_markets(stores):
         response = client.get(URL.format("BTCUSDT") + "?" + query)
         assert response.status_code == 400 and response.json["parameter"] == parameter
     assert client.get(URL.format("ETHUSDT")).status_code == 503  # no perp trades yet
+    twin.store.publish_symbols([twin.snapshot("BTCUSDT").info])  # USD-M's list: BTCUSDT only
+    missing = client.get(URL.format("ETHUSDT"))
+    assert missing.status_code == 404 and "no perpetual ETHUSDT" in missing.json["error"]
     assert client.get(URL.format("NOPE")).status_code == 404
     alone = create_app(spot).server.test_client().get(URL.format("BTCUSDT"))
     assert alone.status_code == 404 and "perp-twin" in alone.json["error"]
