@@ -275,6 +275,9 @@ def test_pyramid_is_built_by_maintenance_compacted_and_counted_by_retention(tmp_
     assert before.live.sum() >= 3
     assert extend_all(tmp_path) == 0, "nothing rebuilt after compaction"
     pyramid_bytes = sum(p.stat().st_size for p in pyramid_dir.rglob("*.parquet"))
-    assert any(BOOK_GRID_1M in s.path.parts for s in all_segments(tmp_path))
+    pyramid = [s for s in all_segments(tmp_path) if BOOK_GRID_1M in s.path.parts]
+    # stamped with its last minute's last ms: after every grid second of that minute, so
+    # the retention (oldest t1 first) never deletes a stretch's pyramid before its grid
+    assert pyramid and all(s.t1 % 60_000 == 59_999 for s in pyramid)
     report = apply_retention(tmp_path, None, None, max_bytes=0)
     assert report.bytes_freed >= pyramid_bytes and not list(pyramid_dir.rglob("*.parquet"))
