@@ -1,4 +1,5 @@
-"""Flow meter callback: buy vs sell aggressor notional over a window, and CVD."""
+"""Flow meter callback: buy vs sell aggressor notional over a window, and CVD (with a
+perpetual twin: the spot and perpetual CVD lines on one chart)."""
 
 from __future__ import annotations
 
@@ -14,8 +15,11 @@ from components.flow_filter import notional_band
 from components.flow_meter import create_flow_figure
 from components.theme import create_notice_figure
 from services.analytics.flow import cvd
+from services.analytics.flow_filter import FlowFilter, filter_trades
+from services.analytics.spot_perp import SpotPerpCvd, spot_perp_cvd
 from services.analytics.window import WINDOWS_MS
-from services.store import MarketStore
+from services.market.perp_twin import PerpTwin
+from services.store import MarketStore, SymbolSnapshot
 
 
 def render_flow(
@@ -26,14 +30,23 @@ def render_flow(
     rendered: dict | None,
     filter_min: str | None = None,
     filter_max: str | None = None,
+    twin: PerpTwin | None = None,
 ) -> tuple[Any, dict]:
     """The flow figure (or a Patch of its data) and what is now on screen; the CVD line
-    counts only trades within the flow filter's notional band."""
+    counts only trades within the flow filter's notional band. With ``twin``, the symbol's
+    USD-M perpetual is requested and, once it has trades, spot and perpetual CVD are drawn
+    from their common anchor (same filter)."""
     low, high = notional_band(filter_min, filter_max)
     key = f"{symbol}|{window}|{low}|{high}"
     snapshot = store.snapshot(symbol) if symbol else None
     rendered = rendered or {}
+    perp = None
+    if twin is not None and symbol:
+        twin.request(symbol)
+        perp = twin.snapshot(symbol)
     state = {"key": key, "seq": snapshot.seq if snapshot else None}
+    if perp is not None:
+        state["perp_seq"] = perp.seq
     if rendered == state:
         return dash.no_update, state
     if snapshot is None:
@@ -41,7 +54,10 @@ def render_flow(
         return create_notice_figure(text, uirevision="waiting"), state
     window_ms = WINDOWS_MS.get(window, WINDOWS_MS["1m"])
     flow = derived.trade_flow(cache, snapshot, window_ms)
-    if low is None and high is None:
+    pair = _spot_perp(cache, snapshot, perp, low, high)
+    if pair is not None:
+        series = pair.spot
+    elif low is None and high is None:
         series = derived.cvd(cache, snapshot)
     else:
         trades = derived.filtered_trades(cache, snapshot, low, high)
@@ -55,17 +71,42 @@ def render_flow(
         cvd_values=series.cvd,
         uirevision=key,
         unit=snapshot.info.quote_asset,
+        perp_cvd=(pair.perp.time_ms, pair.perp.cvd) if pair is not None else None,
     )
     if rendered.get("key") == key and rendered.get("seq") is not None:
         patch = Patch()
         patch["data"] = figure["data"]
         patch["layout"]["title"] = figure["layout"]["title"]
+        patch["layout"]["showlegend"] = figure["layout"].get("showlegend", False)
+        if "legend" in figure["layout"]:  # the twin's line appeared
+            patch["layout"]["legend"] = figure["layout"]["legend"]
         return patch, state
     return figure, state
 
 
-def register(app: dash.Dash, store: MarketStore, cache: DerivedCache) -> None:
-    """Wire the flow meter to the fast interval, the symbol and the window choice."""
+def _spot_perp(
+    cache: DerivedCache,
+    spot: SymbolSnapshot,
+    perp: SymbolSnapshot | None,
+    low: float | None,
+    high: float | None,
+) -> SpotPerpCvd | None:
+    """Spot and perpetual CVD (quote) of the filtered trades, None without the twin's trades."""
+    if perp is None:
+        return None
+    return spot_perp_cvd(
+        derived.filtered_trades(cache, spot, low, high),
+        filter_trades(perp.trades, FlowFilter(low, high)),
+        max_points=derived.CVD_MAX_POINTS,
+        unit="quote",
+    )
+
+
+def register(
+    app: dash.Dash, store: MarketStore, cache: DerivedCache, twin: PerpTwin | None = None
+) -> None:
+    """Wire the flow meter to the fast interval, the symbol and the window choice (with
+    ``twin``: the perpetual's CVD beside the spot one)."""
 
     @app.callback(
         Output(ids.FLOW_METER, "figure"),
@@ -78,4 +119,6 @@ def register(app: dash.Dash, store: MarketStore, cache: DerivedCache) -> None:
         State(ids.FLOW_RENDERED, "data"),
     )
     def update_flow(_n, symbol, window, filter_min, filter_max, rendered):
-        return render_flow(store, cache, symbol, window or "1m", rendered, filter_min, filter_max)
+        return render_flow(
+            store, cache, symbol, window or "1m", rendered, filter_min, filter_max, twin
+        )

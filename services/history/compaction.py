@@ -20,6 +20,7 @@ from pathlib import Path
 import polars as pl
 
 from services.history.aggregates import aggregate_segments
+from services.history.book_pyramid import BOOK_GRID_1M
 from services.history.segments import (
     BOOK_GRID,
     BOOK_TOP,
@@ -39,7 +40,7 @@ log = logging.getLogger(__name__)
 
 HOUR_MS = 3_600_000
 DATASETS = (trades_dataset("aggTrade"), trades_dataset("trade"), BOOK_GRID, BOOK_TOP, CANDLES_1M,
-            GAPS)  # fmt: skip
+            GAPS, BOOK_GRID_1M)  # fmt: skip
 
 
 @dataclass(slots=True)

@@ -1,6 +1,6 @@
 """The history service of an ingesting process: writer, feed tap, REST backfill and the
-maintenance thread (compaction every ``compact_every_s``, retention every
-``retention_every_s``), started and stopped together.
+maintenance thread (the book's minute pyramid extended and compaction every
+``compact_every_s``, retention every ``retention_every_s``), started and stopped together.
 
     history = HistoryService(HistoryConfig(root), endpoints, market="spot").start()
     feed = Feed(config, store, taps=(history.recorder,))
@@ -20,6 +20,7 @@ from services.binance.endpoints import Endpoints
 from services.binance.rate_limit import BINANCE_WEIGHT_LIMIT
 from services.history.backfill import TradeBackfill
 from services.history.book_grid import GridConfig
+from services.history.book_pyramid import extend_all
 from services.history.compaction import compact
 from services.history.recorder import HistoryRecorder
 from services.history.retention import apply_retention
@@ -114,6 +115,7 @@ class HistoryService:
         last_retention = 0.0
         while not self._stop.wait(cfg.compact_every_s):
             try:
+                extend_all(cfg.root)
                 compact(cfg.root)
                 if time.monotonic() - last_retention >= cfg.retention_every_s:
                     last_retention = time.monotonic()

@@ -44,6 +44,7 @@ from services.history.book_grid import (
     bucket_sums,
     mid_of,
 )
+from services.history.book_pyramid import BOOK_GRID_1M, PYRAMID
 from services.history.reader import merged_ranges
 from services.history.segments import (
     BOOK_GRID,
@@ -140,6 +141,7 @@ COLUMNS: dict[str, dict[str, pl.DataType]] = {
     BOOK_TOP: schema.BOOK_TOP,
     CANDLES_1M: schema.CANDLES,
     GAPS: schema.GAPS,
+    BOOK_GRID_1M: PYRAMID,  # derived (book_pyramid), listed for compaction and retention
 }
 
 
