@@ -4,7 +4,8 @@
  * Pushed trades are painted straight into #pushed-tape (an element React renders once and
  * never updates), not through Dash props: one DOM write per frame, no React round. State
  * changes (live <-> down) go through the push-state store, which switches the polling
- * intervals (app/callbacks/push.py). Message schemas: docs/streams.md. */
+ * intervals (app/callbacks/push.py). The flow panel goes on from a server seed with every
+ * streamed trade (app/callbacks/flow_push.py). Message schemas: docs/streams.md. */
 (function () {
   "use strict";
   const RECONNECT_MS = 1000;
@@ -12,8 +13,10 @@
   const BOOK_LEVELS = 200;
   const DEPTH_PAINT_MS = 1000;  // a Plotly redraw is the page's costliest work: keep it rare
   const DEFAULT_TIERS = [100000, 250000, 1000000];
+  const FLOW_PAINT_MS = 250;  // the flow panel repaints with the tape, at most 4 times a second
+  const RECENT_TRADES = 5000;  // streamed trades kept to apply to a seed that arrives late
   const s = {config: null, generation: 0, sockets: [], open: {}, rows: [], lastId: null, state: null,
-    paintQueued: false};
+    paintQueued: false, recent: [], flow: null, flowTimer: null, flowPaintedAt: 0};
 
   function wsBase() {
     return (window.location.protocol === "https:" ? "wss://" : "ws://") + window.location.host;
@@ -27,6 +30,9 @@
       return;
     }
     s.state = state;
+    if (state !== "live") {
+      s.flow = null;  // the server renders the flow panel again
+    }
     if (state === "down") {
       setBadge("push ○ disconnected: polling until the stream is back");
     }
@@ -145,7 +151,15 @@
       if (s.lastId === null || t.id > s.lastId) {
         fresh.push(t);
         s.lastId = t.id;
+        s.recent.push(t);
+        applyFlow(t);
       }
+    }
+    if (s.recent.length > 2 * RECENT_TRADES) {
+      s.recent = s.recent.slice(-RECENT_TRADES);
+    }
+    if (s.flow && s.flow.dirty) {
+      queueFlowPaint();
     }
     if (fresh.length) {
       s.rows = fresh.reverse().concat(s.rows).slice(0, s.config.rows);
@@ -157,6 +171,121 @@
         });
       }
     }
+  }
+
+  /* The flow panel from streamed trades (app/callbacks/flow_push.py): a seed from the server
+   * (the window's trades, the CVD's last value, the last trade id it saw), then every trade
+   * above that id. Same window (now - window, now] ending at the newest trade, same direction
+   * thresholds (buy share of quantity), same CVD (notional band of the flow filter). */
+  function flowSeed(seed) {
+    if (!seed || s.state !== "live") {
+      return window.dash_clientside.no_update;
+    }
+    if (s.flow && s.flow.key === seed.key && s.flow.seq === seed.seq) {
+      return window.dash_clientside.no_update;
+    }
+    const t = seed.trades.t, q = seed.trades.q, v = seed.trades.v;
+    s.flow = {key: seed.key, seq: seed.seq, seed: seed, t: t.slice(), q: q.slice(),
+      v: v.slice(), head: 0, lastId: seed.last_id, now: t.length ? t[t.length - 1] : null,
+      cvd: seed.cvd, point: null, dirty: true};
+    for (const trade of s.recent) {
+      applyFlow(trade);
+    }
+    queueFlowPaint();
+    return "flow seeded at trade " + seed.last_id;
+  }
+
+  function inBand(notional, band) {
+    return (band[0] === null || notional >= band[0]) && (band[1] === null || notional <= band[1]);
+  }
+
+  function applyFlow(trade) {
+    const f = s.flow;
+    if (!f || (f.lastId !== null && trade.id <= f.lastId)) {
+      return;
+    }
+    const notional = trade.price * trade.qty;
+    const sign = trade.side === "buy" ? 1 : -1;
+    f.t.push(trade.time);
+    f.q.push(sign * notional);
+    f.v.push(sign * trade.qty);
+    f.now = f.now === null ? trade.time : Math.max(f.now, trade.time);
+    if (inBand(notional, f.seed.band)) {
+      f.cvd += sign * notional;
+      f.point = [trade.time, f.cvd];
+    }
+    f.lastId = trade.id;
+    f.dirty = true;
+  }
+
+  function queueFlowPaint() {
+    if (s.flowTimer) {
+      return;
+    }
+    const wait = Math.max(0, s.flowPaintedAt + FLOW_PAINT_MS - Date.now());
+    s.flowTimer = setTimeout(function () {
+      s.flowTimer = null;
+      s.flowPaintedAt = Date.now();
+      paintFlow();
+    }, wait);
+  }
+
+  function direction(ratio, ratios) {
+    if (ratio >= ratios.strong_buy) { return "strong_buy"; }
+    if (ratio >= ratios.buy) { return "buy"; }
+    if (ratio <= ratios.strong_sell) { return "strong_sell"; }
+    if (ratio <= ratios.sell) { return "sell"; }
+    return "neutral";  // also NaN: an empty window
+  }
+
+  function paintFlow() {
+    const f = s.flow;
+    const holder = document.getElementById("flow-meter");
+    const gd = holder && holder.querySelector(".js-plotly-plot");
+    if (!f || !f.dirty || !gd || !gd.data || !window.Plotly) {
+      return;
+    }
+    while (f.head < f.t.length && f.t[f.head] <= f.now - f.seed.window_ms) {
+      f.head += 1;
+    }
+    if (f.head > 4096) {
+      f.t = f.t.slice(f.head); f.q = f.q.slice(f.head); f.v = f.v.slice(f.head); f.head = 0;
+    }
+    let buy = 0, sell = 0, buyQty = 0, qty = 0;
+    for (let i = f.head; i < f.t.length; i += 1) {
+      if (f.q[i] > 0) { buy += f.q[i]; buyQty += f.v[i]; } else { sell -= f.q[i]; }
+      qty += Math.abs(f.v[i]);
+    }
+    const index = function (name) { return gd.data.findIndex(function (t) { return t.name === name; }); };
+    const bi = index("buy"), si = index("sell"), ci = index("CVD");
+    if (bi < 0 || si < 0 || ci < 0) {
+      return;
+    }
+    f.dirty = false;
+    const total = buy + sell;
+    const buyPct = total > 0 ? 100 * buy / total : 0;
+    const sellPct = total > 0 ? 100 - buyPct : 0;
+    const seed = f.seed;
+    const text = function (name, pct, volume) {
+      return (name + " " + fmt(volume, 2) + " " + seed.unit + " (" + pct.toFixed(0) + "%)")
+        .replace("  ", " ");
+    };
+    window.Plotly.restyle(gd, {x: [[buyPct], [sellPct]],
+      text: [[text("buy", buyPct, buy)], [text("sell", sellPct, sell)]]}, [bi, si]);
+    if (f.point) {
+      window.Plotly.extendTraces(gd, {x: [[f.point[0]]], y: [[Math.round(f.point[1] * 100) / 100]]},
+        [ci]);
+      f.point = null;
+    }
+    const dir = direction(qty > 0 ? buyQty / qty : NaN, seed.ratios);
+    const title = seed.label + ": " + (total > 0 ? (seed.labels[dir] || dir) : "no trades");
+    const colour = dir.endsWith("buy") ? seed.colours.buy :
+      dir.endsWith("sell") ? seed.colours.sell : seed.colours.neutral;
+    const current = gd.layout.title || {};
+    if (current.text !== title || (current.font || {}).color !== colour) {
+      window.Plotly.relayout(gd, {"title.text": title, "title.font.color": colour});
+    }
+    holder.dataset.lastTradeId = String(f.lastId);
   }
 
   function onPrices(m) {
@@ -228,6 +357,8 @@
       closeAll();
       s.rows = [];
       s.lastId = null;
+      s.recent = [];
+      s.flow = null;
       const off = /(^|[?&])push=off(&|$)/.test(search || "");
       s.config = (!config || off || !("WebSocket" in window)) ? null : config;
       paintTape();
@@ -247,6 +378,8 @@
         onBook, generation);
       return "push streams of " + config.symbol;
     },
+
+    flowSeed: flowSeed,
 
     pollingFor: function (pushState) {
       const state = (pushState && pushState.state) || "off";

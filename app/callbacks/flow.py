@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import dash
-from dash import Input, Output, Patch, State
+from dash import Input, Output, Patch, State, ctx
 
 from app import ids
 from app.callbacks import derived
 from app.callbacks.derived import DerivedCache
+from app.callbacks.flow_push import flow_seed, push_live, skip_render
 from components.flow_filter import notional_band
 from components.flow_meter import create_flow_figure
 from components.theme import create_notice_figure
@@ -26,16 +27,20 @@ def render_flow(
     rendered: dict | None,
     filter_min: str | None = None,
     filter_max: str | None = None,
+    seed: bool = False,
 ) -> tuple[Any, dict]:
     """The flow figure (or a Patch of its data) and what is now on screen; the CVD line
-    counts only trades within the flow filter's notional band."""
+    counts only trades within the flow filter's notional band. With ``seed`` (the page's
+    push is live) what is on screen carries the seed the page goes on from
+    (``app.callbacks.flow_push``) under ``seed``, for the caller to hand over apart."""
     low, high = notional_band(filter_min, filter_max)
     key = f"{symbol}|{window}|{low}|{high}"
     snapshot = store.snapshot(symbol) if symbol else None
     rendered = rendered or {}
-    state = {"key": key, "seq": snapshot.seq if snapshot else None}
-    if rendered == state:
-        return dash.no_update, state
+    state: dict[str, Any] = {"key": key, "seq": snapshot.seq if snapshot else None}
+    unchanged = rendered.get("key") == key and rendered.get("seq") == state["seq"]
+    if unchanged and (not seed or rendered.get("seeded") or snapshot is None):
+        return dash.no_update, rendered
     if snapshot is None:
         text = f"Waiting for data for {symbol}" if symbol else "Choose a symbol"
         return create_notice_figure(text, uirevision="waiting"), state
@@ -56,6 +61,10 @@ def render_flow(
         uirevision=key,
         unit=snapshot.info.quote_asset,
     )
+    if seed:
+        state["seeded"] = True
+        state["seed"] = flow_seed(snapshot, window_ms, window, series.final, (low, high))
+        state["seed"].update(key=key, seq=snapshot.seq)
     if rendered.get("key") == key and rendered.get("seq") is not None:
         patch = Patch()
         patch["data"] = figure["data"]
@@ -70,12 +79,20 @@ def register(app: dash.Dash, store: MarketStore, cache: DerivedCache) -> None:
     @app.callback(
         Output(ids.FLOW_METER, "figure"),
         Output(ids.FLOW_RENDERED, "data"),
+        Output(ids.FLOW_SEED, "data"),
         Input(ids.FAST_INTERVAL, "n_intervals"),
         Input(ids.SYMBOL_DROPDOWN, "value"),
         Input(ids.FLOW_WINDOW, "value"),
         Input(ids.FLOW_FILTER_MIN, "value"),
         Input(ids.FLOW_FILTER_MAX, "value"),
+        Input(ids.PUSH_STATE, "data"),
         State(ids.FLOW_RENDERED, "data"),
     )
-    def update_flow(_n, symbol, window, filter_min, filter_max, rendered):
-        return render_flow(store, cache, symbol, window or "1m", rendered, filter_min, filter_max)
+    def update_flow(n, symbol, window, filter_min, filter_max, push_state, rendered):
+        if skip_render(push_state, ctx.triggered_id == ids.FAST_INTERVAL, n, rendered):
+            return dash.no_update, dash.no_update, dash.no_update  # the page paints it
+        figure, state = render_flow(
+            store, cache, symbol, window or "1m", rendered, filter_min, filter_max,
+            seed=push_live(push_state),
+        )  # fmt: skip
+        return figure, state, state.pop("seed", dash.no_update)

@@ -4,9 +4,10 @@ While the symbol's streams are open the browser paints the tape from the ``trade
 straight into ``#pushed-tape`` (no server round trip, no React render; the body's
 ``push-live`` class shows it instead of the polled ``#trade-tape``), redraws the depth
 traces from the ``book`` stream and shows best bid/ask and sync state from the ``prices``
-stream in the push badge; the tape's
-polling interval is then off and the fast interval slows to ``PUSHED_REFRESH_MS`` (flow and
-the status bar's feed figures, and the depth chart's overlays). When a socket drops the badge
+stream in the push badge, and goes on computing the flow panel (bars, direction, CVD) from
+streamed trades after a seed from the server (``app.callbacks.flow_push``); the tape's
+polling interval is then off and the fast interval slows to ``PUSHED_REFRESH_MS`` (the
+status bar's feed figures, the depth chart's overlays, the heatmap). When a socket drops the badge
 says so and polling comes back at the normal rate until the socket is open again (it
 reconnects by itself, resuming trades with ``from_id``).
 
@@ -20,6 +21,7 @@ import dash
 from dash import ClientsideFunction, Input, Output, State, dcc
 
 from app import ids
+from app.callbacks import flow_push
 from components.trade_tape import TAPE_ROWS
 from services.store import MarketStore
 
@@ -32,6 +34,8 @@ def create_push_stores(refresh_ms: int) -> list:
         dcc.Interval(id=ids.TAPE_INTERVAL, interval=refresh_ms),
         dcc.Store(id=ids.PUSH_CONFIG),
         dcc.Store(id=ids.PUSH_STATE, data={"state": "off", "refresh_ms": refresh_ms}),
+        dcc.Store(id=ids.FLOW_SEED),
+        dcc.Store(id=ids.FLOW_PUSH),
     ]
 
 
@@ -75,3 +79,4 @@ def register(app: dash.Dash, store: MarketStore, refresh_ms: int, enabled: bool)
         Output(ids.PUSH_BADGE, "className"),
         Input(ids.PUSH_STATE, "data"),
     )
+    flow_push.register(app)
