@@ -13,10 +13,11 @@
   const BOOK_LEVELS = 200;
   const DEPTH_PAINT_MS = 1000;  // a Plotly redraw is the page's costliest work: keep it rare
   const DEFAULT_TIERS = [100000, 250000, 1000000];
-  const FLOW_PAINT_MS = 250;  // the flow panel repaints with the tape, at most 4 times a second
+  const FLOW_PAINT_MS = 500;  // the flow panel repaints with the tape, at most twice a second
   const RECENT_TRADES = 5000;  // streamed trades kept to apply to a seed that arrives late
   const s = {config: null, generation: 0, sockets: [], open: {}, rows: [], lastId: null, state: null,
-    paintQueued: false, recent: [], flow: null, flowTimer: null, flowPaintedAt: 0};
+    paintQueued: false, pending: [], tape: null, tiersText: null, recent: [], flow: null,
+    flowTimer: null, flowPaintedAt: 0};
 
   function wsBase() {
     return (window.location.protocol === "https:" ? "wss://" : "ws://") + window.location.host;
@@ -120,6 +121,18 @@
 
   /* The same rows as components/trade_tape.py: time, price, qty, notional, side; classes
    * for the side and the large-trade tier reached. */
+  function tradeRow(t, tiers) {
+    const cfg = s.config;
+    const notional = t.price * t.qty;
+    const tier = tiers.filter(function (x) { return notional >= x; }).length;
+    return row("tape-row " + t.side + " tier-" + tier + " pushed",
+      timeOfDay(t.time) + " " + fmt(t.price, cfg.price_decimals).padStart(14) + " " +
+      fmt(t.qty, cfg.qty_decimals).padStart(13) + " " + fmt(notional, 0).padStart(13) + "  " + t.side);
+  }
+
+  /* Paint the trades that came since the last paint: new rows on top, the oldest beyond the
+   * tape's length dropped — a few elements per frame. The whole tape is rebuilt only when
+   * it is not on the page yet or the tiers changed. */
   function paintTape() {
     const target = document.getElementById("pushed-tape");
     const cfg = s.config;
@@ -127,22 +140,38 @@
       return;
     }
     const tiersInput = document.getElementById("tape-tiers");
-    const tiers = parseTiers(tiersInput ? tiersInput.value : "");
+    const tiersText = tiersInput ? tiersInput.value : "";
+    const tiers = parseTiers(tiersText);
+    const fresh = s.pending;
+    s.pending = [];
+    if (s.tape && target.contains(s.tape) && tiersText === s.tiersText && s.rows.length) {
+      const fragment = document.createDocumentFragment();
+      for (let i = fresh.length - 1; i >= Math.max(0, fresh.length - cfg.rows); i -= 1) {
+        fragment.appendChild(tradeRow(fresh[i], tiers));
+      }
+      const header = s.tape.firstChild;
+      if (header.nextSibling && header.nextSibling.className === "tape-empty") {
+        header.nextSibling.remove();
+      }
+      s.tape.insertBefore(fragment, header.nextSibling);
+      while (s.tape.childElementCount > cfg.rows + 1) {
+        s.tape.lastChild.remove();
+      }
+      return;
+    }
     const notionalTitle = ("notional " + cfg.quote_asset).trim();
     const tape = row("tape", "");
     tape.appendChild(row("tape-header", "time UTC".padEnd(12) + " " + "price".padStart(14) + " " +
       "qty".padStart(13) + " " + notionalTitle.padStart(13) + "  side"));
     for (const t of s.rows) {
-      const notional = t.price * t.qty;
-      const tier = tiers.filter(function (x) { return notional >= x; }).length;
-      tape.appendChild(row("tape-row " + t.side + " tier-" + tier + " pushed",
-        timeOfDay(t.time) + " " + fmt(t.price, cfg.price_decimals).padStart(14) + " " +
-        fmt(t.qty, cfg.qty_decimals).padStart(13) + " " + fmt(notional, 0).padStart(13) + "  " + t.side));
+      tape.appendChild(tradeRow(t, tiers));
     }
     if (!s.rows.length) {
       tape.appendChild(row("tape-empty", "no trades yet"));
     }
     target.replaceChildren(tape);
+    s.tape = tape;
+    s.tiersText = tiersText;
   }
 
   function onTrades(message) {
@@ -162,7 +191,8 @@
       queueFlowPaint();
     }
     if (fresh.length) {
-      s.rows = fresh.reverse().concat(s.rows).slice(0, s.config.rows);
+      s.pending = s.pending.concat(fresh);
+      s.rows = fresh.slice().reverse().concat(s.rows).slice(0, s.config.rows);
       if (!s.paintQueued) {  // one tape rebuild per frame, however many messages came
         s.paintQueued = true;
         window.requestAnimationFrame(function () {
@@ -218,15 +248,27 @@
     f.dirty = true;
   }
 
+  /* Run ``paint`` when the page is idle, within ``ms`` at the latest: a chart redraw then
+   * rarely holds up the tape's next message. */
+  function whenIdle(paint, ms) {
+    if (window.requestIdleCallback) {
+      window.requestIdleCallback(paint, {timeout: ms});
+    } else {
+      setTimeout(paint, 0);
+    }
+  }
+
   function queueFlowPaint() {
     if (s.flowTimer) {
       return;
     }
     const wait = Math.max(0, s.flowPaintedAt + FLOW_PAINT_MS - Date.now());
     s.flowTimer = setTimeout(function () {
-      s.flowTimer = null;
-      s.flowPaintedAt = Date.now();
-      paintFlow();
+      whenIdle(function () {
+        s.flowTimer = null;
+        s.flowPaintedAt = Date.now();
+        paintFlow();
+      }, FLOW_PAINT_MS);
     }, wait);
   }
 
@@ -270,21 +312,22 @@
       return (name + " " + fmt(volume, 2) + " " + seed.unit + " (" + pct.toFixed(0) + "%)")
         .replace("  ", " ");
     };
-    window.Plotly.restyle(gd, {x: [[buyPct], [sellPct]],
-      text: [[text("buy", buyPct, buy)], [text("sell", sellPct, sell)]]}, [bi, si]);
+    const line = gd.data[ci];
+    let cvdX = line.x, cvdY = line.y;
     if (f.point) {
-      window.Plotly.extendTraces(gd, {x: [[f.point[0]]], y: [[Math.round(f.point[1] * 100) / 100]]},
-        [ci]);
+      cvdX = Array.from(line.x).concat([f.point[0]]);
+      cvdY = Array.from(line.y).concat([Math.round(f.point[1] * 100) / 100]);
       f.point = null;
     }
     const dir = direction(qty > 0 ? buyQty / qty : NaN, seed.ratios);
     const title = seed.label + ": " + (total > 0 ? (seed.labels[dir] || dir) : "no trades");
     const colour = dir.endsWith("buy") ? seed.colours.buy :
       dir.endsWith("sell") ? seed.colours.sell : seed.colours.neutral;
-    const current = gd.layout.title || {};
-    if (current.text !== title || (current.font || {}).color !== colour) {
-      window.Plotly.relayout(gd, {"title.text": title, "title.font.color": colour});
-    }
+    const bars = gd.data[bi].y;
+    window.Plotly.update(gd, {  // one redraw: bars, their text, the CVD line and the title
+      x: [[buyPct], [sellPct], cvdX], y: [bars, bars, cvdY],
+      text: [[text("buy", buyPct, buy)], [text("sell", sellPct, sell)], line.text],
+    }, {"title.text": title, "title.font.color": colour}, [bi, si, ci]);
     holder.dataset.lastTradeId = String(f.lastId);
   }
 
@@ -320,8 +363,10 @@
     s.book = m;
     if (!s.bookTimer) {
       s.bookTimer = setTimeout(function () {
-        s.bookTimer = null;
-        paintDepth(s.book);
+        whenIdle(function () {
+          s.bookTimer = null;
+          paintDepth(s.book);
+        }, DEPTH_PAINT_MS);
       }, DEPTH_PAINT_MS);
     }
   }
@@ -356,6 +401,8 @@
     connect: function (config, search) {
       closeAll();
       s.rows = [];
+      s.pending = [];
+      s.tape = null;
       s.lastId = null;
       s.recent = [];
       s.flow = null;

@@ -67,6 +67,7 @@ def test_tape_is_pushed_and_falls_back_to_polling_while_the_streams_are_away(
         first = run(PUSHED)
         until(lambda: run(PUSHED) not in (None, first), timeout=10)  # new trades painted
         assert run(POLLED) is None  # the polled tape is hidden
+        _flow_follows_the_stream(run, store)
         push.pause("restart")
         dash_duo.wait_for_contains_text("#push-badge", "polling", timeout=10)
         until(lambda: not run(LIVE) and run(POLLED), timeout=10)
@@ -104,33 +105,24 @@ def _volume(text: str) -> float:
     return float(text.split()[1].replace(",", ""))
 
 
-def test_flow_panel_follows_the_trades_stream_with_the_servers_numbers(dash_duo, pushed_replay):
+def _flow_follows_the_stream(run, store) -> None:
     """While pushed, the flow panel is repainted from streamed trades (its newest trade id
     moves on between the server's seeds) and shows what the server computes from the same
     trades: window bars, direction, CVD."""
-    store, push = pushed_replay
-    dash_duo.start_server(create_app(store, push=push), port=free_port())
-    run = dash_duo.driver.execute_script
-    try:
-        until(lambda: run(LIVE) and run(FLOW_READ), timeout=20)
-        first = run(FLOW_READ)
-        until(lambda: (run(FLOW_READ) or first)["last_id"] > first["last_id"], timeout=10)
-        shown = run(FLOW_READ)
-        until(lambda: int(store.snapshot("BTCUSDT").trades.trade_id[-1]) >= shown["last_id"], 5)
-        trades = store.snapshot("BTCUSDT").trades
-        upto = int(np.searchsorted(trades.trade_id, shown["last_id"], "right"))
-        view = slice_view(trades, 0, upto)
-        expected = trade_flow(view, window_ms=WINDOWS_MS["1m"])
-        assert _volume(shown["buy_text"]) == pytest.approx(expected.buy_quote, abs=0.011)
-        assert _volume(shown["sell_text"]) == pytest.approx(expected.sell_quote, abs=0.011)
-        total = expected.buy_quote + expected.sell_quote
-        assert shown["buy_x"] == pytest.approx(100 * expected.buy_quote / total, rel=1e-9)
-        assert shown["title"] == f"1m: {DIRECTION_LABELS[expected.direction]}"
-        line = cvd(view, unit="quote", max_points=0)
-        assert shown["cvd_x"] == int(view.time_ms[-1])
-        assert shown["cvd_y"] == pytest.approx(line.final, abs=0.011)
-        assert [e for e in dash_duo.get_logs() if e["level"] == "SEVERE"] == []
-    finally:
-        push.pause("test over")
-        dash_duo.driver.get("about:blank")
-        push.resume()
+    until(lambda: run(FLOW_READ), timeout=15)
+    first = run(FLOW_READ)
+    until(lambda: (run(FLOW_READ) or first)["last_id"] > first["last_id"], timeout=10)
+    shown = run(FLOW_READ)
+    until(lambda: int(store.snapshot("BTCUSDT").trades.trade_id[-1]) >= shown["last_id"], 5)
+    trades = store.snapshot("BTCUSDT").trades
+    upto = int(np.searchsorted(trades.trade_id, shown["last_id"], "right"))
+    view = slice_view(trades, 0, upto)
+    expected = trade_flow(view, window_ms=WINDOWS_MS["1m"])
+    assert _volume(shown["buy_text"]) == pytest.approx(expected.buy_quote, abs=0.011)
+    assert _volume(shown["sell_text"]) == pytest.approx(expected.sell_quote, abs=0.011)
+    total = expected.buy_quote + expected.sell_quote
+    assert shown["buy_x"] == pytest.approx(100 * expected.buy_quote / total, rel=1e-9)
+    assert shown["title"] == f"1m: {DIRECTION_LABELS[expected.direction]}"
+    line = cvd(view, unit="quote", max_points=0)
+    assert shown["cvd_x"] == int(view.time_ms[-1])
+    assert shown["cvd_y"] == pytest.approx(line.final, abs=0.011)
