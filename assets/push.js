@@ -16,7 +16,8 @@
   const FLOW_PAINT_MS = 500;  // the flow panel repaints with the tape, at most twice a second
   const RECENT_TRADES = 5000;  // streamed trades kept to apply to a seed that arrives late
   const s = {config: null, generation: 0, sockets: [], open: {}, rows: [], lastId: null, state: null,
-    paintQueued: false, pending: [], tape: null, tiersText: null, recent: [], flow: null,
+    paintQueued: false, pending: [], tape: null, tiersText: null, recent: [], recentAfter: null,
+    flow: null,
     flowTimer: null, flowPaintedAt: 0};
 
   function wsBase() {
@@ -186,6 +187,7 @@
     }
     if (s.recent.length > 2 * RECENT_TRADES) {
       s.recent = s.recent.slice(-RECENT_TRADES);
+      s.recentAfter = s.recent[0].id - 1;
     }
     if (s.flow && s.flow.dirty) {
       queueFlowPaint();
@@ -213,6 +215,10 @@
     }
     if (s.flow && s.flow.key === seed.key && s.flow.seq === seed.seq) {
       return window.dash_clientside.no_update;
+    }
+    if (s.recentAfter !== null && (seed.last_id === null || seed.last_id < s.recentAfter)) {
+      s.flow = null;  // trades between the seed and the kept ones are not here: wait for the next
+      return "flow seed too old";
     }
     const t = seed.trades.t, q = seed.trades.q, v = seed.trades.v;
     s.flow = {key: seed.key, seq: seed.seq, seed: seed, t: t.slice(), q: q.slice(),
@@ -403,8 +409,11 @@
       s.rows = [];
       s.pending = [];
       s.tape = null;
-      s.lastId = null;
+      // The stream starts after the trades the server's snapshot had when the page asked
+      // (config.from_id), so a flow seed from that snapshot or a newer one misses none.
+      s.lastId = config && config.from_id !== undefined ? config.from_id : null;
       s.recent = [];
+      s.recentAfter = s.lastId;
       s.flow = null;
       const off = /(^|[?&])push=off(&|$)/.test(search || "");
       s.config = (!config || off || !("WebSocket" in window)) ? null : config;

@@ -40,15 +40,19 @@ def create_push_stores(refresh_ms: int) -> list:
 
 
 def push_config(store: MarketStore, symbol: str | None, refresh_ms: int) -> dict | None:
-    """What the script needs to open and paint a symbol's streams (None: no symbol)."""
+    """What the script needs to open and paint a symbol's streams (None: no symbol);
+    ``from_id``: the newest trade of the symbol's snapshot now, the trades stream starts
+    after it (so the flow panel's seed, from this snapshot or a newer one, misses none)."""
     if not symbol:
         return None
     snapshot = store.snapshot(symbol)
     info = snapshot.info if snapshot is not None else None
     if info is None:
         info = next((i for i in store.symbols() if i.symbol == symbol), None)
+    trades = snapshot.trades if snapshot is not None else None
     return {
         "symbol": symbol,
+        "from_id": int(trades.trade_id[-1]) if trades is not None and len(trades) else None,
         "price_decimals": info.price_decimals if info else 2,
         "qty_decimals": info.qty_decimals if info else 5,
         "quote_asset": info.quote_asset if info else "",
