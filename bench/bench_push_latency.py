@@ -15,6 +15,8 @@ exchange → recorder lag, printed first.
 Where the time goes (pushed mode, same seconds): event → received by a Python client of the
 trades stream (the server's part), and by a bare WebSocket in the page (adds the browser's
 main thread being free to run ``onmessage``); painted minus received is the page's own work.
+The share of the time the page's main thread spent in long tasks (≥ 50 ms, the page's
+charts being redrawn, slower under load) is printed per mode.
 
 CPU per page: the server process's CPU seconds per wall second with N pages open, minus with
 none, divided by N; for polling pages and for pushed pages.
@@ -54,6 +56,11 @@ SYMBOL = "BTCUSDT"
 SEEN_JS = """
 window.__latency = [];
 window.__received = [];
+window.__busy = 0;
+window.__since = performance.now();
+new PerformanceObserver(function (list) {
+  for (const entry of list.getEntries()) { window.__busy += entry.duration; }
+}).observe({entryTypes: ["longtask"]});
 window.__offset = arguments[1];
 const target = document.getElementById(arguments[0]);
 const seen = new Set(Array.from(target.querySelectorAll('.tape-row'), (row) => row.textContent));
@@ -134,6 +141,8 @@ class Observed:
     painted: list[float] = field(default_factory=list)
     page_received: list[float] = field(default_factory=list)
     client_received: list[float] = field(default_factory=list)
+    busy_share: float = 0.0
+    """Share of the time the page's main thread spent in long tasks (≥ 50 ms each)."""
 
 
 def python_client(url: str, clock: ExchangeClock, seconds: float, out: list[float]) -> None:
@@ -185,6 +194,9 @@ def latencies(
         time.sleep(0.5)
         driver.execute_script("window.__offset = arguments[0]", clock.offset)
     observed.painted = [float(x) for x in driver.execute_script("return window.__latency")]
+    observed.busy_share = float(
+        driver.execute_script("return window.__busy / (performance.now() - window.__since)")
+    )
     observed.page_received = [
         float(x)
         for x in driver.execute_script(
@@ -301,6 +313,9 @@ def main() -> int:
     )
     for name, key in rows:
         print(f"  {name:<62} {figures[key]:>9,.1f} ms")
+    for mode, seen in (("polling", polled), ("push", pushed)):
+        label = f"{mode}: page main thread in long tasks (share of the time)"
+        print(f"  {label:<62} {seen.busy_share * 100:>9.1f} %")
     ratio = figures["push_latency_ms_p95"] / figures["polling_latency_ms_p95"]
     print(f"  {'push p95 / polling p95':<62} {ratio:>9.3f}")
     print(f"  {'server CPU idle':<62} {idle * 1000:>9,.1f} ms/s")
@@ -313,6 +328,8 @@ def main() -> int:
                 "goal_latency_ms_p95": GOAL_MS,
                 "trades_painted_polling": len(polled.painted),
                 "trades_painted_push": len(pushed.painted),
+                "polling_page_long_task_share": round(polled.busy_share, 3),
+                "push_page_long_task_share": round(pushed.busy_share, 3),
                 "server_cpu_idle_ms_per_s": round(idle * 1000, 1),
                 "server_cpu_per_polling_page_ms_per_s": round(poll_cpu, 2),
                 "server_cpu_per_pushed_page_ms_per_s": round(push_cpu, 2),
