@@ -19,7 +19,9 @@ The share of the time the page's main thread spent in long tasks (≥ 50 ms, the
 charts being redrawn, slower under load) is printed per mode.
 
 CPU per page: the server process's CPU seconds per wall second with N pages open, minus with
-none, divided by N; for polling pages and for pushed pages.
+none just before, divided by N; for polling pages and for pushed pages. The server runs
+without history (``--no-history``: its periodic compaction would land in one phase or
+another).
 
 Usage: ``python bench/bench_push_latency.py [--seconds 30] [--pages 10]``. Ends with one
 JSON line (latencies in ms, CPU in ms per s, the 1-minute load average of the machine).
@@ -116,7 +118,7 @@ def start_server(port: int) -> subprocess.Popen[bytes]:
     env.pop("REDIS_URL", None)
     process = subprocess.Popen(
         [sys.executable, "-m", "app", "run", "--source", "replay", "--speed", "1",
-         "--port", str(port)],
+         "--port", str(port), "--no-history"],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     deadline = time.monotonic() + 90
