@@ -180,6 +180,9 @@
     for (const t of message.trades) {
       if (s.lastId === null || t.id > s.lastId) {
         fresh.push(t);
+        if (s.recentAfter === null) {  // a live-only stream: the page has what follows
+          s.recentAfter = t.id - 1;
+        }
         s.lastId = t.id;
         s.recent.push(t);
         applyFlow(t);
