@@ -51,7 +51,7 @@ def build_server(settings: config.Settings | None = None) -> Flask:
                     return
                 source = market_source.resolve(settings)
                 feed_settings = market_source.feed_config(settings, source)
-                taps = [start_tap(alerts), push.tap]
+                taps = [start_tap(alerts, market=str(source.endpoints.market)), push.tap]
                 Feed(feed_settings, store, taps=taps).start_in_thread()
                 _started_in = os.getpid()
 

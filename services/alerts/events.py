@@ -87,6 +87,10 @@ class EventLog(Protocol):
         """Per (rule id, symbol): the newest trade id an event was fired on."""
         ...
 
+    def oldest_id(self) -> int | None:
+        """The oldest event id the log still holds (None: it holds none)."""
+        ...
+
 
 def select(events: list[AlertEvent], since: int, limit: int) -> list[AlertEvent]:
     """``EventLog.since`` over events in id order."""
@@ -172,6 +176,10 @@ class FileEventLog:
     def fired_trade_ids(self) -> dict[tuple[str, str], int]:
         with self._lock:
             return newest_trade_ids(list(self._events.values()))
+
+    def oldest_id(self) -> int | None:
+        with self._lock:
+            return next(iter(self._events), None)
 
     def close(self) -> None:
         with self._lock:

@@ -110,3 +110,7 @@ class RedisEventLog:
 
     def fired_trade_ids(self) -> dict[tuple[str, str], int]:
         return newest_trade_ids(self._events(self._redis.zrange(EVENT_IDS, 0, -1)))
+
+    def oldest_id(self) -> int | None:
+        first = self._redis.zrange(EVENT_IDS, 0, 0)
+        return int(first[0]) if first else None
