@@ -168,8 +168,8 @@ class ArchivedEventLog:
     """An ``EventLog`` (file or Redis) whose events are also kept in the history: appends
     and decided deliveries go to ``archive``; ``since`` reaches into the archive for what
     the log no longer holds (it keeps the newest ``MAX_EVENTS``; after a restart with a new
-    log, nothing). Ids are the log's: the archive belongs with the same log (the same alerts
-directory or Redis), whose ids never restart."""
+    log, nothing). Ids are the log's: the archive belongs with the same log (the same
+    alerts directory or Redis), whose ids never restart."""
 
     def __init__(self, log: EventLog, archive: EventArchive) -> None:
         self.log = log
@@ -177,8 +177,10 @@ directory or Redis), whose ids never restart."""
         self._undecided: dict[int, AlertEvent] = {}
         self._lock = threading.Lock()
 
-    def append(self, firing: Firing) -> AlertEvent:
+    def append(self, firing: Firing) -> AlertEvent | None:
         event = self.log.append(firing)
+        if event is None:
+            return None
         self.archive.put(event)
         if event.delivery:
             with self._lock:

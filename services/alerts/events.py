@@ -74,7 +74,10 @@ TIME_MS_FLOOR = 10**11
 class EventLog(Protocol):
     """Where events are kept (ids assigned on append, newest kept up to ``MAX_EVENTS``)."""
 
-    def append(self, firing: Firing) -> AlertEvent: ...
+    def append(self, firing: Firing) -> AlertEvent | None:
+        """The stored event; None when the log refuses a firing already stored (a trade
+        another worker fired this rule on)."""
+        ...
 
     def record_delivery(self, event_id: int, delivery: dict[str, Any]) -> None: ...
 
