@@ -6,7 +6,8 @@ one trade batch converted once for every rule) and a plain reference that re-rea
 whole band after every diff for the book kinds and scans every delivered trade one by one
 for the trade kinds. Hypothesis picks the rules (thresholds taken from the recording's own
 levels and trades, so rules do fire). The ``in_band`` cut is also checked on every real
-diff of the three recordings, including the USD-M one whose bids come lowest price first (spot: highest first).
+diff of the three recordings, including the USD-M one whose bids come lowest price first
+(spot: highest first).
 """
 
 from __future__ import annotations
