@@ -8,8 +8,8 @@ followed level by level:
 - ``on_book`` (the full path, O(levels in the band)): reads the whole band — when the book
   turns LIVE, and at each re-centre (walls the band left behind are dropped silently,
   levels it reaches are taken as they come);
-- ``on_levels`` (the incremental path, O(log levels + levels the diff set within the
-  band), in C builtins): a wall's size, a new wall, the imbalance's running band sums;
+- ``on_levels`` (the incremental path, O(levels the diff set within the band)): a wall's
+  size, a new wall, the imbalance's running band sums;
 - ``on_time``/``check`` (O(walls leaving) / O(1)): decisions that wait on time (a pull's
   confirmation, an imbalance's hold).
 
@@ -22,8 +22,7 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
-from itertools import compress
-from operator import itemgetter, mul
+from operator import itemgetter
 
 import numpy as np
 
@@ -406,22 +405,19 @@ class Imbalance:
         mid = mid_price(sync.book) or levels.mid
         self.check(symbol, mid, sync.event_time_ms, cooldown, out)
 
-    def on_levels(
-        self, side: str, prices: list[float], olds: list[float], qtys: list[float]
-    ) -> None:
-        """The incremental path: levels of one side of the tap's band (``prices``, in any
-        order) that went from ``olds`` to ``qtys`` (an unchanged level adds exactly 0). When
-        the rule's band is the tap's, the sums run in C over the lists as they are; a
-        narrower band is cut first."""
+    def on_levels(self, side: str, changed: dict[float, float], held: dict[float, float]) -> None:
+        """The incremental path: levels of one side of the tap's band a diff set (``changed``:
+        price → qty) and their quantities before it (``held``; absent: 0). An unchanged
+        level adds exactly 0. A plain loop: a diff sets ~5 levels per side in the band, too
+        few for list-building C builtins to pay (measured: 1.0 µs per side against 4.5)."""
         low, high = self._low, self._high
-        if not (low <= min(prices) and max(prices) <= high):
-            kept = [low <= price <= high for price in prices]
-            prices = list(compress(prices, kept))
-            olds, qtys = list(compress(olds, kept)), list(compress(qtys, kept))
-            if not prices:
-                return
-        count = sum(map(bool, qtys)) - sum(map(bool, olds))
-        change = sum(map(mul, prices, qtys)) - sum(map(mul, prices, olds))
+        get = held.get
+        count, change = 0, 0.0
+        for price, qty in changed.items():
+            if low <= price <= high:
+                old = get(price, 0.0)
+                count += (qty > 0) - (old > 0)
+                change += price * (qty - old)
         if side == "bid":
             self._n_bids += count
             self.bids = self.bids + change if self._n_bids else 0.0

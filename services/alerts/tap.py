@@ -25,7 +25,6 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass, field
-from itertools import repeat
 
 from services.alerts.book_kinds import (
     RECENTRE_FRACTION,
@@ -219,12 +218,10 @@ class AlertTap:
             bids = in_band(bids_changed, low, high)
             asks = in_band(asks_changed, low, high)
             for side, changed, side_held in (("bid", bids, held.bids), ("ask", asks, held.asks)):
-                if changed and rules.imbalances:
-                    prices, qtys = list(changed), list(changed.values())
-                    olds = list(map(side_held.get, prices, repeat(0.0)))
+                if changed:
                     for imbalance in rules.imbalances:
-                        imbalance.on_levels(side, prices, olds, qtys)
-                side_held.update(changed)
+                        imbalance.on_levels(side, changed, side_held)
+                    side_held.update(changed)
             if bids or asks:
                 now = book.event_time_ms
                 for wall in rules.walls:
