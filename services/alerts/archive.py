@@ -177,6 +177,12 @@ class ArchivedEventLog:
         self._undecided: dict[int, AlertEvent] = {}
         self._lock = threading.Lock()
 
+    @property
+    def appended(self) -> list | None:
+        """The log's append listeners when it has them (the file log): the push relay
+        hands each event on as it is logged."""
+        return getattr(self.log, "appended", None)
+
     def append(self, firing: Firing) -> AlertEvent | None:
         event = self.log.append(firing)
         if event is None:

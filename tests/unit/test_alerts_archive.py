@@ -83,8 +83,11 @@ def test_the_api_reaches_past_the_in_memory_log_through_the_history(tmp_path):
 def test_a_log_holding_every_event_from_the_first_is_not_completed_from_the_history(tmp_path):
     archive = EventArchive(tmp_path / "no-history-here")
     events = ArchivedEventLog(FileEventLog(tmp_path / "alerts"), archive)
+    told: list[int] = []
+    assert isinstance(events.appended, list)  # the push relay listens to the file log
+    events.appended.append(lambda event: told.append(event.id))
     rule = validate(LARGE, {"BTCUSDT"})
     for i in range(1, 4):
         events.append(firing(rule, "BTCUSDT", i))
-    assert [e.id for e in events.since(0, 100)] == [3, 2, 1]
+    assert [e.id for e in events.since(0, 100)] == [3, 2, 1] and told == [1, 2, 3]
     assert not (tmp_path / "no-history-here").exists()
