@@ -54,7 +54,7 @@ def build_server(settings: config.Settings | None = None) -> Flask:
                     return
                 source = market_source.resolve(settings)
                 feed_settings = market_source.feed_config(settings, source)
-                taps = [start_tap(alerts), push.tap]
+                taps = [start_tap(alerts, market=str(source.endpoints.market)), push.tap]
                 Feed(feed_settings, store, taps=taps).start_in_thread()
                 start_perp_twin(settings, source, twin)
                 _started_in = os.getpid()

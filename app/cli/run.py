@@ -43,7 +43,7 @@ def main(argv: list[str]) -> int:
     source = market_source.resolve(settings)
     history = start_history(settings, source)
     push.use_history(push_history(settings, source))
-    tap = start_tap(alerts)
+    tap = start_tap(alerts, market=str(source.endpoints.market))
     feed = build_feed(settings, source, store, history, (tap, push.tap))
     feed.start_in_thread()
     twin_source = start_perp_twin(settings, source, twin)

@@ -75,7 +75,10 @@ TIME_MS_FLOOR = 10**11
 class EventLog(Protocol):
     """Where events are kept (ids assigned on append, newest kept up to ``MAX_EVENTS``)."""
 
-    def append(self, firing: Firing) -> AlertEvent: ...
+    def append(self, firing: Firing) -> AlertEvent | None:
+        """The stored event; None when the log refuses a firing already stored (a trade
+        another worker fired this rule on)."""
+        ...
 
     def record_delivery(self, event_id: int, delivery: dict[str, Any]) -> None: ...
 
@@ -86,6 +89,10 @@ class EventLog(Protocol):
 
     def fired_trade_ids(self) -> dict[tuple[str, str], int]:
         """Per (rule id, symbol): the newest trade id an event was fired on."""
+        ...
+
+    def oldest_id(self) -> int | None:
+        """The oldest event id the log still holds (None: it holds none)."""
         ...
 
 
@@ -176,6 +183,10 @@ class FileEventLog:
     def fired_trade_ids(self) -> dict[tuple[str, str], int]:
         with self._lock:
             return newest_trade_ids(list(self._events.values()))
+
+    def oldest_id(self) -> int | None:
+        with self._lock:
+            return next(iter(self._events), None)
 
     def close(self) -> None:
         with self._lock:
