@@ -1,12 +1,14 @@
 """Alerts for a process: where rules and events live (the alerts directory in the
-embedded mode, Redis with ``REDIS_URL``), the webhook allow-list, and the ``AlertTap``
-handed to the feed wherever one is created (``run``, ``worker``, the WSGI app)."""
+embedded mode, Redis with ``REDIS_URL``; events also in the history unless it is off), the
+webhook allow-list, and the ``AlertTap`` handed to the feed wherever one is created
+(``run``, ``worker``, the WSGI app)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from app.config import Settings
+from services.alerts.archive import ArchivedEventLog, EventArchive
 from services.alerts.delivery import Dispatcher, Retry
 from services.alerts.events import EventLog, FileEventLog
 from services.alerts.rule_store import FileRuleStore, RuleStore
@@ -29,11 +31,20 @@ def make_alerts(settings: Settings) -> Alerts:
     if settings.redis_url:
         from services.alerts.redis_backend import RedisEventLog, RedisRuleStore
 
-        return Alerts(RedisRuleStore(settings.redis_url), RedisEventLog(settings.redis_url), policy)
-    directory = settings.alerts_dir
-    return Alerts(FileRuleStore(directory), FileEventLog(directory), policy)
+        alerts = Alerts(
+            RedisRuleStore(settings.redis_url), RedisEventLog(settings.redis_url), policy
+        )
+    else:
+        directory = settings.alerts_dir
+        alerts = Alerts(FileRuleStore(directory), FileEventLog(directory), policy)
+    if settings.history:  # events kept with the history too (services.alerts.archive)
+        alerts.events = ArchivedEventLog(alerts.events, EventArchive(settings.history_dir))
+    return alerts
 
 
-def start_tap(alerts: Alerts, retry: Retry | None = None) -> AlertTap:
-    """A started ``AlertTap`` (its dispatcher and rule watcher running) for a feed."""
+def start_tap(alerts: Alerts, retry: Retry | None = None, market: str = "spot") -> AlertTap:
+    """A started ``AlertTap`` (its dispatcher and rule watcher running) for a feed of
+    ``market``; events kept with the history start being written there."""
+    if isinstance(alerts.events, ArchivedEventLog):
+        alerts.events.archive.start(market)
     return AlertTap(alerts.rules, Dispatcher(alerts.events, alerts.policy, retry)).start()

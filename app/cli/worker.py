@@ -95,7 +95,7 @@ def main(argv: list[str]) -> int:
         mode = f"Redis {where.hostname}:{where.port}"
     print(f"Tapescope worker: {label} -> {mode}", flush=True)
     history = start_history(settings, source)
-    tap = start_tap(make_alerts(settings))
+    tap = start_tap(make_alerts(settings), market=str(source.endpoints.market))
     push = RedisPushWriter(settings.redis_url)
     streams = StreamTap(sinks=(push,))
     feed_config = market_source.feed_config(settings, source)

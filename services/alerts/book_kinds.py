@@ -8,8 +8,8 @@ followed level by level:
 - ``on_book`` (the full path, O(levels in the band)): reads the whole band — when the book
   turns LIVE, and at each re-centre (walls the band left behind are dropped silently,
   levels it reaches are taken as they come);
-- ``on_level`` (the incremental path, O(1) per level a diff changed within the band):
-  a wall's size, a new wall, the imbalance's running band sums;
+- ``on_levels`` (the incremental path, O(levels the diff set within the band)): a wall's
+  size, a new wall, the imbalance's running band sums;
 - ``on_time``/``check`` (O(walls leaving) / O(1)): decisions that wait on time (a pull's
   confirmation, an imbalance's hold).
 
@@ -20,15 +20,17 @@ book is never taken for the market; the tap calls ``reset()`` when the book leav
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
+from operator import itemgetter
 
 import numpy as np
 
-from services.alerts.firing import Cooldown, Firing
+from services.alerts.firing import Cooldown, Firing, Trades
 from services.alerts.rules import Rule
+from services.binance.messages import Level
 from services.market.book_sync import BookSync
 from services.market.order_book import OrderBook
-from services.market.views import TradeView
 
 CONFIRM_MS = 1000
 """How long (exchange time) trades may still arrive for a level that left the book before
@@ -36,6 +38,7 @@ a wall's pull is decided: trades and depth come on separate streams."""
 RECENTRE_FRACTION = 0.1
 """The band is re-centred on the mid once the mid is this fraction of the narrowest band
 (in bps of the centre) away from the centre."""
+_PRICE = itemgetter(0)
 
 
 def mid_price(book: OrderBook) -> float | None:
@@ -51,6 +54,28 @@ def recentred(centre: float | None, mid: float, bucket_bps: float) -> float:
     if centre is not None and abs(mid - centre) < centre * bucket_bps / 10_000.0:
         return centre
     return mid
+
+
+SORT_FROM = 32
+"""Levels on one side of a diff from which ``in_band`` sorts and bisects rather than tests
+each level (measured on the recorded diffs: below this a plain test per level is faster)."""
+
+
+def in_band(levels: list[Level], low: float, high: float) -> dict[float, float]:
+    """The levels of one side of a diff within ``[low, high]``: price → qty (a price set
+    twice in one diff: its last quantity).
+
+    Binance does not document the order of a diff's levels (spot sends bids descending and
+    asks ascending; the USD-M recording's bids come ascending), so a long side is sorted
+    by price first (stable, so a repeated price keeps the diff's order; a side already in
+    either order costs one pass in C) and cut with two bisections; a short side (fewer than
+    ``SORT_FROM`` levels, the usual depth@100ms diff) is tested level by level."""
+    if len(levels) < SORT_FROM:
+        return {p: q for p, q in levels if low <= p <= high}
+    ordered = sorted(levels, key=_PRICE)
+    first = bisect_left(ordered, low, key=_PRICE)
+    end = bisect_right(ordered, high, key=_PRICE)
+    return dict(ordered[first:end])
 
 
 def bounds(centre: float, bps: float) -> tuple[float, float]:
@@ -81,6 +106,17 @@ class Band:
         i = int(np.searchsorted(self.ask_prices, price))
         found = i < self.ask_prices.size and self.ask_prices[i] == price
         return float(self.ask_qtys[i]) if found else 0.0
+
+
+@dataclass(slots=True)
+class BandLevels:
+    """What the tap follows of a symbol's book within its widest band: the quantities
+    (price → qty; 0 for a level removed since the last full read) and the mid after the
+    latest diff."""
+
+    bids: dict[float, float]
+    asks: dict[float, float]
+    mid: float = 0.0
 
 
 def _side_within(arrays_of, limit: float, below: bool, guess: int) -> tuple[np.ndarray, np.ndarray]:
@@ -161,11 +197,12 @@ class Walls:
         self._leaving.clear()
         self._seeded = False
 
-    def on_trades(self, view: TradeView) -> None:
+    def on_trades(self, trades: Trades) -> None:
+        """Count the trades at the walls' prices (what explains a wall's fall)."""
         walls = self._walls
         if not walls:
             return
-        for price, qty in zip(view.price.tolist(), view.qty.tolist(), strict=True):
+        for price, qty in zip(trades.price, trades.qty, strict=True):
             wall = walls.get(price)
             if wall is not None:
                 wall.traded += qty
@@ -199,17 +236,18 @@ class Walls:
         symbol: str,
         bids: dict[float, float],
         asks: dict[float, float],
-        mid: float,
+        held: BandLevels,
         now: int,
         cooldown: Cooldown,
         out: list[Firing],
     ) -> None:
-        """The incremental path: the levels of the band a diff changed (price → new qty,
-        0: removed), with the band where the last ``on_book`` put it. O(levels changed +
-        walls); events come in the full path's order (walls watched first, then new walls
-        best price first), which decides which one a cooldown lets through."""
-        low, high = self._low, self._high
+        """The incremental path: the levels of the band a diff set (price → new qty, 0:
+        removed), with the band where the last ``on_book`` put it; ``held``: the band's
+        quantities after the diff. O(levels set + walls); events come in the full path's
+        order (walls watched first, then new walls best price first), which decides which
+        one a cooldown lets through."""
         walls = self._walls
+        decided: list[float] = []
         if walls:
             for price in list(walls):
                 wall = walls[price]
@@ -217,25 +255,55 @@ class Walls:
                 if qty is None and price not in self._leaving:
                     continue
                 if self._track(wall, price, wall.qty if qty is None else qty, now):
-                    self._decide(symbol, price, mid, now, cooldown, out)
-        for side, changed, best_first in (("bid", bids, True), ("ask", asks, False)):
-            new = [
-                price
-                for price, qty in changed.items()
-                if low <= price <= high and price * qty >= self._min and price not in walls
-            ]
-            for price in sorted(new, reverse=best_first):
-                wall = walls[price] = _Wall(side, changed[price], changed[price], 0.0)
-                if self._seeded:
-                    self._fire(symbol, "appear", price, wall, mid, now, cooldown, out)
+                    self._decide(symbol, price, held.mid, now, cooldown, out)
+                    decided.append(price)
+        self._appear(symbol, bids, asks, decided, held, now, cooldown, out)
 
-    def on_time(self, symbol: str, mid: float, now: int, cooldown: Cooldown, out: list[Firing]):
+    def on_time(self, symbol: str, held: BandLevels, now: int, cooldown: Cooldown, out: list):
         """Decide the pulls whose confirmation time has passed (O(walls leaving))."""
         if not self._leaving:
             return
+        decided: list[float] = []
         for price in [p for p in self._walls if p in self._leaving]:  # the full path's order
             if now - self._walls[price].left_ms >= CONFIRM_MS:
-                self._decide(symbol, price, mid, now, cooldown, out)
+                self._decide(symbol, price, held.mid, now, cooldown, out)
+                decided.append(price)
+        if decided:
+            self._appear(symbol, {}, {}, decided, held, now, cooldown, out)
+
+    def _appear(
+        self,
+        symbol: str,
+        bids: dict[float, float],
+        asks: dict[float, float],
+        decided: list[float],
+        held: BandLevels,
+        now: int,
+        cooldown: Cooldown,
+        out: list[Firing],
+    ) -> None:
+        """New walls among the levels a diff set and the prices whose wall was just decided
+        (the level there may be a wall again, even on the other side — as the full path,
+        which reads every level, finds it), best price first per side."""
+        low, high, least, walls = self._low, self._high, self._min, self._walls
+        for side, changed, now_held, best_first in (
+            ("bid", bids, held.bids, True),
+            ("ask", asks, held.asks, False),
+        ):
+            if changed and max(changed.values()) * high >= least:  # else none can be (p ≤ high)
+                new = [p for p, q in changed.items() if p * q >= least and p not in walls]
+            else:
+                new = []
+            for price in decided:
+                qty = now_held.get(price, 0.0)
+                if price * qty >= least and price not in walls and price not in changed:
+                    new.append(price)
+            new = [p for p in new if low <= p <= high]
+            for price in sorted(new, reverse=best_first):
+                qty = now_held[price] if price in now_held else changed[price]
+                wall = walls[price] = _Wall(side, qty, qty, 0.0)
+                if self._seeded:
+                    self._fire(symbol, "appear", price, wall, held.mid, now, cooldown, out)
 
     def _track(self, wall: _Wall, price: float, qty: float, now: int) -> bool:
         """Follow one wall's size; True when it left the book long enough ago to decide."""
@@ -307,7 +375,7 @@ class Imbalance:
     exchange time. Fires once, re-arms when it is back inside the threshold.
 
     The band's notionals are running sums: set by ``on_book`` (the full path), moved by
-    ``on_level`` by each level's change of notional; a side whose last level in the band
+    ``on_levels`` by the levels' change of notional; a side whose last level in the band
     left is exactly 0 (no rounding residue left to pass for an imbalance).
 
     Details: ``imbalance``, ``bid_notional``, ``ask_notional``, ``band_bps``, ``held_s``,
@@ -337,13 +405,17 @@ class Imbalance:
         mid = mid_price(sync.book) or levels.mid
         self.check(symbol, mid, sync.event_time_ms, cooldown, out)
 
-    def on_levels(self, side: str, moved: dict[float, tuple[float, float]]) -> None:
-        """The incremental path: levels of one side of the band that went from ``old`` to
-        ``qty`` (``moved``: price → (old, qty))."""
+    def on_levels(self, side: str, changed: dict[float, float], held: dict[float, float]) -> None:
+        """The incremental path: levels of one side of the tap's band a diff set (``changed``:
+        price → qty) and their quantities before it (``held``; absent: 0). An unchanged
+        level adds exactly 0. A plain loop: a diff sets ~5 levels per side in the band, too
+        few for list-building C builtins to pay (measured: 1.0 µs per side against 4.5)."""
         low, high = self._low, self._high
+        get = held.get
         count, change = 0, 0.0
-        for price, (old, qty) in moved.items():
+        for price, qty in changed.items():
             if low <= price <= high:
+                old = get(price, 0.0)
                 count += (qty > 0) - (old > 0)
                 change += price * (qty - old)
         if side == "bid":

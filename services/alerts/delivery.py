@@ -159,7 +159,7 @@ class Dispatcher:
     def _store(self, firing: Firing) -> None:
         event = self.events.append(firing)
         url = firing.rule.webhook
-        if url:
+        if event is not None and url:
             target = self._targets.get(url)
             if target is None:
                 target = self._targets[url] = _Target(url, self)

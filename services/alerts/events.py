@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -74,7 +75,10 @@ TIME_MS_FLOOR = 10**11
 class EventLog(Protocol):
     """Where events are kept (ids assigned on append, newest kept up to ``MAX_EVENTS``)."""
 
-    def append(self, firing: Firing) -> AlertEvent: ...
+    def append(self, firing: Firing) -> AlertEvent | None:
+        """The stored event; None when the log refuses a firing already stored (a trade
+        another worker fired this rule on)."""
+        ...
 
     def record_delivery(self, event_id: int, delivery: dict[str, Any]) -> None: ...
 
@@ -85,6 +89,10 @@ class EventLog(Protocol):
 
     def fired_trade_ids(self) -> dict[tuple[str, str], int]:
         """Per (rule id, symbol): the newest trade id an event was fired on."""
+        ...
+
+    def oldest_id(self) -> int | None:
+        """The oldest event id the log still holds (None: it holds none)."""
         ...
 
 
@@ -119,6 +127,7 @@ class FileEventLog:
         self._lock = threading.Lock()
         self._events: dict[int, AlertEvent] = {}
         self._next_id = 1
+        self.appended: list[Callable[[AlertEvent], None]] = []  # told of each new event
         self._load()
         self._file = self.path.open("a", encoding="utf-8")
 
@@ -156,6 +165,8 @@ class FileEventLog:
             self._events[event.id] = event
             self._trim()
             self._write({"event": event.to_json()})
+            for listener in self.appended:
+                listener(event)
             return event
 
     def record_delivery(self, event_id: int, delivery: dict[str, Any]) -> None:
@@ -172,6 +183,10 @@ class FileEventLog:
     def fired_trade_ids(self) -> dict[tuple[str, str], int]:
         with self._lock:
             return newest_trade_ids(list(self._events.values()))
+
+    def oldest_id(self) -> int | None:
+        with self._lock:
+            return next(iter(self._events), None)
 
     def close(self) -> None:
         with self._lock:

@@ -6,8 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-import numpy as np
-
 from services.alerts.rules import Rule
 from services.market.views import TradeView
 
@@ -24,8 +22,9 @@ class Firing:
 
 
 class Trades(NamedTuple):
-    """The columns of a ``TradeView`` as Python lists (read once per call, shared by every
-    rule of the symbol). ``side`` is +1.0 for a taker buy, -1.0 for a taker sell."""
+    """The columns of a ``TradeView`` as Python lists, converted once per batch by the tap
+    and shared by every evaluator of the symbol (and the "*" ones). ``side`` is +1.0 for a
+    taker buy, -1.0 for a taker sell."""
 
     trade_id: list[int]
     time_ms: list[int]
@@ -34,21 +33,13 @@ class Trades(NamedTuple):
     side: list[float]
 
     @classmethod
-    def of(cls, view: TradeView, index: np.ndarray | None = None) -> Trades:
-        if index is None:
-            return cls(
-                view.trade_id.tolist(),
-                view.time_ms.tolist(),
-                view.price.tolist(),
-                view.qty.tolist(),
-                view.side.tolist(),
-            )
+    def of(cls, view: TradeView) -> Trades:
         return cls(
-            view.trade_id[index].tolist(),
-            view.time_ms[index].tolist(),
-            view.price[index].tolist(),
-            view.qty[index].tolist(),
-            view.side[index].tolist(),
+            view.trade_id.tolist(),
+            view.time_ms.tolist(),
+            view.price.tolist(),
+            view.qty.tolist(),
+            view.side.tolist(),
         )
 
 

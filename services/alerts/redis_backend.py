@@ -4,8 +4,10 @@ worker reads, and every worker serves the events the ingest worker fired.
 Keys: ``tapescope:{alerts}:rules`` (hash id → rule JSON), ``tapescope:{alerts}:rules_version``
 (incremented on each write), ``tapescope:{alerts}:event_seq`` (last event id),
 ``tapescope:{alerts}:events`` (hash id → event JSON) and ``tapescope:{alerts}:event_ids``
-(sorted set of ids, trimmed to ``MAX_EVENTS``). The ``{alerts}`` hash tag keeps them in one
-slot of a Redis Cluster, so the transactions work there too (the client is cluster-aware).
+(sorted set of ids, trimmed to ``MAX_EVENTS``), ``tapescope:{alerts}:fired`` (hash
+``rule_id|symbol`` → the newest trade id an event was fired on). The ``{alerts}`` hash
+tag keeps them in one slot of a Redis Cluster, so the transactions and the claim script
+work there too (the client is cluster-aware).
 """
 
 from __future__ import annotations
@@ -33,6 +35,21 @@ RULES_VERSION = PREFIX + "rules_version"
 EVENT_SEQ = PREFIX + "event_seq"
 EVENTS = PREFIX + "events"
 EVENT_IDS = PREFIX + "event_ids"
+FIRED = PREFIX + "fired"
+
+_CLAIM = """
+local trade_id = tonumber(ARGV[2])
+if trade_id >= 0 then
+  local held = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '-1')
+  if trade_id <= held then return 0 end
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+end
+return redis.call('INCR', KEYS[2])
+"""
+"""Claim an event id for a firing, atomically: 0 when the firing's trade id is not above
+the newest one fired on for its (rule, symbol) — another worker already fired on it — else
+the high-water mark is raised and the next id returned. Firings without a trade id pass
+``-1`` and always get an id."""
 
 
 def connect(url: str) -> redis.Redis | redis.cluster.RedisCluster:
@@ -70,14 +87,27 @@ class RedisRuleStore:
 
 
 class RedisEventLog:
-    """``EventLog`` on Redis (ids from one counter shared by every process)."""
+    """``EventLog`` on Redis (ids from one counter shared by every process). Exactly once
+    across workers: an event on a trade is stored only by the worker that raises its
+    (rule, symbol) high-water mark (``_CLAIM``, one atomic script, run by the dispatcher's
+    thread, never the feed's), so a worker taking over a shard never fires again on trades
+    the previous owner fired on, whatever its own memory says."""
 
     def __init__(self, url: str, max_events: int = MAX_EVENTS) -> None:
         self._redis = connect(url)
         self._max = max_events
+        self._claim = self._redis.register_script(_CLAIM)
 
-    def append(self, firing: Firing) -> AlertEvent:
-        event = AlertEvent.of(int(self._redis.incr(EVENT_SEQ)), firing)
+    def append(self, firing: Firing) -> AlertEvent | None:
+        """The stored event, or None when a worker already fired this rule on this trade
+        (a shard handed over: the new owner's warm-up hands it trades again)."""
+        trade_id = firing.details.get("trade_id")
+        claim = trade_id if isinstance(trade_id, int) else -1
+        field = f"{firing.rule.id}|{firing.symbol}"
+        event_id = int(self._claim(keys=[FIRED, EVENT_SEQ], args=[field, claim]))
+        if event_id == 0:
+            return None
+        event = AlertEvent.of(event_id, firing)
         pipe = self._redis.pipeline(transaction=True)
         pipe.hset(EVENTS, str(event.id), json.dumps(event.to_json()))
         pipe.zadd(EVENT_IDS, {str(event.id): event.id})
@@ -109,4 +139,15 @@ class RedisEventLog:
         return select(self._events(ids[-limit:]), since, limit)
 
     def fired_trade_ids(self) -> dict[tuple[str, str], int]:
-        return newest_trade_ids(self._events(self._redis.zrange(EVENT_IDS, 0, -1)))
+        """Per (rule, symbol): the high-water marks every worker raised (they outlive the
+        events trimmed away)."""
+        fired = newest_trade_ids(self._events(self._redis.zrange(EVENT_IDS, 0, -1)))
+        for field, trade_id in self._redis.hgetall(FIRED).items():
+            rule_id, _, symbol = field.decode().partition("|")
+            key = (rule_id, symbol)
+            fired[key] = max(fired.get(key, -1), int(trade_id))
+        return fired
+
+    def oldest_id(self) -> int | None:
+        first = self._redis.zrange(EVENT_IDS, 0, 0)
+        return int(first[0]) if first else None

@@ -6,11 +6,14 @@ kind keeps its thresholds precomputed (``trade_kinds``, ``book_kinds``). Firings
 ``Dispatcher``'s queue; nothing slow runs on the feed's thread.
 
 Book kinds follow the feed's diffs level by level: the feed hands ``on_levels`` the levels
-each applied diff carried, the tap keeps the quantities within the symbol's widest band
-(to know each level's change) and passes on only those within it; the whole band is read
-only when the book turns LIVE and when the mid moves enough to re-centre the band
-(``book_kinds``). A feed that does not call ``on_levels`` still gets the right answers:
-``on_book`` then sees a book the tap has not followed and reads the whole band.
+each applied diff carried; the tap cuts each side to the symbol's widest band
+(``book_kinds.in_band``), keeps the quantities within the band (to know each level's old
+quantity) and passes the band's levels on — a level set to the quantity it already had is
+passed too, and changes nothing (it adds 0 to an imbalance's sums and leaves a wall as it
+was). The whole band is read only when the book turns LIVE and when the mid moves enough to
+re-centre the band (``book_kinds``). The mid is computed once per diff. A feed that does not
+call ``on_levels`` still gets the right answers: ``on_book`` then sees a book the tap has
+not followed and reads the whole band.
 
 The index is rebuilt on a thread of its own when the rule store's version changes (a web
 worker wrote), and swapped in whole; evaluator state (armed flags, the last price, walls
@@ -26,15 +29,17 @@ from dataclasses import dataclass, field
 from services.alerts.book_kinds import (
     RECENTRE_FRACTION,
     Band,
+    BandLevels,
     Imbalance,
     Walls,
     band,
     bounds,
+    in_band,
     mid_price,
     recentred,
 )
 from services.alerts.delivery import Dispatcher
-from services.alerts.firing import Cooldown, Firing
+from services.alerts.firing import Cooldown, Firing, Trades
 from services.alerts.rule_store import RuleStore
 from services.alerts.rules import ANY_SYMBOL, Rule
 from services.alerts.trade_kinds import FlowChange, LargeTrades, PriceCrossings, PriceMove
@@ -50,8 +55,12 @@ log = logging.getLogger(__name__)
 class _BookRules:
     """A symbol's book rules and the band they are followed in: ``bps`` the widest band,
     ``narrowest`` the narrowest (it sets how far the mid may move before re-centring),
-    ``centre`` and ``low``/``high`` the band now, ``bids``/``asks`` the quantities within
-    it, ``followed_id`` the book's update id they match (None: not followed)."""
+    ``centre`` and ``low``/``high`` the band now, ``shift`` how far the mid may move from
+    the centre before the band is re-centred (``recentred``), ``held`` the
+    quantities within it (a level removed since the last full read is kept at 0) and the
+    mid after the diff of update id ``mid_id`` (computed once per diff, in ``on_levels``,
+    and read again by that diff's ``on_book``), ``followed_id`` the book's update id they
+    match (None: not followed)."""
 
     walls: list[Walls] = field(default_factory=list)
     imbalances: list[Imbalance] = field(default_factory=list)
@@ -59,11 +68,12 @@ class _BookRules:
     narrowest: float = float("inf")
     last: Band | None = None
     centre: float | None = None
+    shift: float = 0.0
     low: float = 0.0
     high: float = 0.0
-    bids: dict[float, float] = field(default_factory=dict)
-    asks: dict[float, float] = field(default_factory=dict)
+    held: BandLevels = field(default_factory=lambda: BandLevels({}, {}))
     followed_id: int | None = None
+    mid_id: int | None = None
 
 
 @dataclass(slots=True)
@@ -107,22 +117,6 @@ def _build(rules: list[Rule], fired: dict, old: _Index) -> _Index:
         index.prices[symbol] = crossings
         _trade_list(index, symbol).append(crossings)
     return index
-
-
-def _follow(changed: dict[float, float], held: dict[float, float]) -> dict:
-    """Set the band's ``held`` quantities to the ``changed`` ones; returns price → (old,
-    new) for those that did change, and drops the others from ``changed``."""
-    moved: dict[float, tuple[float, float]] = {}
-    for price, qty in changed.items():
-        old = held.pop(price, 0.0)
-        if qty:
-            held[price] = qty
-        if qty != old:
-            moved[price] = (old, qty)
-    if len(moved) != len(changed):
-        for price in [p for p in changed if p not in moved]:
-            del changed[price]
-    return moved
 
 
 def _trade_list(index: _Index, symbol: str) -> list:
@@ -183,50 +177,55 @@ class AlertTap:
     # -- FeedTap ---------------------------------------------------------------------------
 
     def on_trades(self, symbol: str, trades: TradeView) -> None:
+        """The batch's columns are converted to lists once and shared by every evaluator."""
         index = self._index
         evaluators = index.trades.get(symbol)
         book = index.books.get(symbol)
-        if book is not None and book.walls:
-            for walls in book.walls:
-                walls.on_trades(trades)
-        if evaluators is None and not index.any_trades:
+        walls = book.walls if book is not None else None
+        if evaluators is None and not index.any_trades and not walls:
             return
+        rows = Trades.of(trades)
+        for wall in walls or ():
+            wall.on_trades(rows)
         out: list[Firing] = []
         for evaluator in evaluators or ():
-            evaluator.on_trades(symbol, trades, self.cooldown, out)
+            evaluator.on_trades(symbol, rows, self.cooldown, out)
         for evaluator in index.any_trades:
-            evaluator.on_trades(symbol, trades, self.cooldown, out)
+            evaluator.on_trades(symbol, rows, self.cooldown, out)
         if out:
             self.dispatcher.submit(out)
 
     def on_levels(
         self, symbol: str, book: BookSync, bids_changed: list[Level], asks_changed: list[Level]
     ) -> None:
-        """A diff was applied to ``book``: follow the levels it set (O(levels changed),
-        plus a full band read when the mid moved far enough to re-centre it)."""
+        """A diff was applied to ``book``: follow the levels it set within the band
+        (O(log levels of the diff + levels changed in the band), plus a full band read when
+        the mid moved far enough to re-centre it). The mid is kept for this diff's
+        ``on_book``."""
         rules = self._index.books.get(symbol)
         if rules is None or rules.followed_id is None or book.state is not SyncState.LIVE:
             return
         mid = mid_price(book.book)
         if mid is None:
             return
+        held = rules.held
+        held.mid, rules.mid_id = mid, book.last_update_id
         out: list[Firing] = []
-        centre = recentred(rules.centre, mid, rules.narrowest * RECENTRE_FRACTION)
-        if centre != rules.centre:
-            self._read_band(symbol, book, rules, centre, out)
+        if abs(mid - rules.centre) >= rules.shift:  # type: ignore[operator]
+            self._read_band(symbol, book, rules, mid, out)
         else:
-            now, low, high = book.event_time_ms, rules.low, rules.high
-            # the band's levels the diff set (a price set twice: its last quantity)
-            bids = {p: q for p, q in bids_changed if low <= p <= high}
-            asks = {p: q for p, q in asks_changed if low <= p <= high}
-            for side, changed, held in (("bid", bids, rules.bids), ("ask", asks, rules.asks)):
-                moved = _follow(changed, held)
-                if moved:
+            low, high = rules.low, rules.high
+            bids = in_band(bids_changed, low, high)
+            asks = in_band(asks_changed, low, high)
+            for side, changed, side_held in (("bid", bids, held.bids), ("ask", asks, held.asks)):
+                if changed:
                     for imbalance in rules.imbalances:
-                        imbalance.on_levels(side, moved)
+                        imbalance.on_levels(side, changed, side_held)
+                    side_held.update(changed)
             if bids or asks:
+                now = book.event_time_ms
                 for wall in rules.walls:
-                    wall.on_levels(symbol, bids, asks, mid, now, self.cooldown, out)
+                    wall.on_levels(symbol, bids, asks, held, now, self.cooldown, out)
             rules.followed_id = book.last_update_id
         if out:
             self.dispatcher.submit(out)
@@ -235,19 +234,25 @@ class AlertTap:
         rules = self._index.books.get(symbol)
         if rules is None:
             return
-        mid = mid_price(book.book) if book.state is SyncState.LIVE else None
+        if book.state is not SyncState.LIVE:
+            mid = None
+        elif rules.mid_id == book.last_update_id and rules.followed_id == rules.mid_id:
+            mid = rules.held.mid  # this diff's, from on_levels
+        else:
+            mid = mid_price(book.book)
         if mid is None:
             for evaluator in (*rules.walls, *rules.imbalances):
                 evaluator.reset()
-            rules.followed_id = rules.centre = None
+            rules.followed_id = rules.centre = rules.mid_id = None
             return
         out: list[Firing] = []
         now = book.event_time_ms
         if rules.followed_id != book.last_update_id:
             centre = recentred(rules.centre, mid, rules.narrowest * RECENTRE_FRACTION)
             self._read_band(symbol, book, rules, centre, out)
+        rules.held.mid = mid
         for wall in rules.walls:
-            wall.on_time(symbol, mid, now, self.cooldown, out)
+            wall.on_time(symbol, rules.held, now, self.cooldown, out)
         for imbalance in rules.imbalances:
             imbalance.check(symbol, mid, now, self.cooldown, out)
         if out:
@@ -259,9 +264,13 @@ class AlertTap:
         """The full path: read the band around ``centre`` and hand it to every rule."""
         levels = rules.last = band(book.book, centre, rules.bps, rules.last)
         rules.centre = centre
+        rules.shift = centre * (rules.narrowest * RECENTRE_FRACTION) / 10_000.0
         rules.low, rules.high = bounds(centre, rules.bps)
-        rules.bids = dict(zip(levels.bid_prices.tolist(), levels.bid_qtys.tolist(), strict=True))
-        rules.asks = dict(zip(levels.ask_prices.tolist(), levels.ask_qtys.tolist(), strict=True))
+        rules.held = BandLevels(
+            dict(zip(levels.bid_prices.tolist(), levels.bid_qtys.tolist(), strict=True)),
+            dict(zip(levels.ask_prices.tolist(), levels.ask_qtys.tolist(), strict=True)),
+            mid_price(book.book) or centre,
+        )
         rules.followed_id = book.last_update_id
         for evaluator in (*rules.walls, *rules.imbalances):
             evaluator.on_book(symbol, book, levels, self.cooldown, out)

@@ -11,12 +11,10 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections import deque
-
-import numpy as np
+from operator import mul
 
 from services.alerts.firing import Cooldown, Firing, Trades, side_name
 from services.alerts.rules import Rule
-from services.market.views import TradeView
 
 FiredIds = dict[tuple[str, str], int]
 
@@ -34,16 +32,18 @@ class LargeTrades:
         self.min_notional = self._thresholds[0]
         self._fired = fired
 
-    def on_trades(self, symbol: str, view: TradeView, cooldown: Cooldown, out: list[Firing]):
-        if len(view) == 1:
-            if float(view.price[0]) * float(view.qty[0]) < self.min_notional:
+    def on_trades(self, symbol: str, trades: Trades, cooldown: Cooldown, out: list[Firing]):
+        prices, qtys = trades.price, trades.qty
+        if len(prices) == 1:
+            if prices[0] * qtys[0] < self.min_notional:
                 return
-            trades = Trades.of(view)
         else:
-            big = np.flatnonzero(view.price * view.qty >= self.min_notional)
-            if big.size == 0:
+            least = self.min_notional
+            big = [i for i, notional in enumerate(map(mul, prices, qtys)) if notional >= least]
+            if not big:
                 return
-            trades = Trades.of(view, big)
+            if len(big) < len(prices):
+                trades = Trades(*([column[i] for i in big] for column in trades))
         for trade_id, time_ms, price, qty, side in zip(*trades, strict=True):
             notional = price * qty
             side_text = side_name(side)
@@ -108,9 +108,9 @@ class PriceCrossings:
                     lv.armed_up, lv.armed_down = kept.armed_up, kept.armed_down
         self._disarmed = [lv for lv in self._levels if not (lv.armed_up and lv.armed_down)]
 
-    def on_trades(self, symbol: str, view: TradeView, cooldown: Cooldown, out: list[Firing]):
+    def on_trades(self, symbol: str, trades: Trades, cooldown: Cooldown, out: list[Firing]):
         prev = self.last_price
-        for trade_id, time_ms, price, _qty, _side in zip(*Trades.of(view), strict=True):
+        for trade_id, time_ms, price, _qty, _side in zip(*trades, strict=True):
             if self._disarmed:
                 self._rearm(price)
             if prev is not None and price != prev:
@@ -185,10 +185,10 @@ class FlowChange:
         self._sum = 0.0
         self._armed = True
 
-    def on_trades(self, symbol: str, view: TradeView, cooldown: Cooldown, out: list[Firing]):
+    def on_trades(self, symbol: str, trades: Trades, cooldown: Cooldown, out: list[Firing]):
         rule, flows = self.rule, self._flows
         wanted = rule.params["direction"]
-        for trade_id, time_ms, price, qty, side in zip(*Trades.of(view), strict=True):
+        for trade_id, time_ms, price, qty, side in zip(*trades, strict=True):
             notional = price * qty
             if notional < self._min:
                 continue
@@ -239,13 +239,13 @@ class PriceMove:
         self._step_ms = self._window_ms / self.STEPS
         self._states: dict[str, _MoveState] = {}
 
-    def on_trades(self, symbol: str, view: TradeView, cooldown: Cooldown, out: list[Firing]):
+    def on_trades(self, symbol: str, trades: Trades, cooldown: Cooldown, out: list[Firing]):
         state = self._states.get(symbol)
         if state is None:
             state = self._states[symbol] = _MoveState()
         rule, points = self.rule, state.points
         wanted, pct = rule.params["direction"], rule.params["pct"]
-        for trade_id, time_ms, price, _qty, _side in zip(*Trades.of(view), strict=True):
+        for trade_id, time_ms, price, _qty, _side in zip(*trades, strict=True):
             if not points or time_ms - points[-1][0] >= self._step_ms:
                 points.append((time_ms, price))
             cutoff = time_ms - self._window_ms

@@ -271,3 +271,44 @@ def test_rules_and_events_survive_a_restart_in_redis(recordings):
         assert tap.refresh() and added.id in tap._index.rules
         web_rules.delete(added.id)
         assert tap.refresh() and added.id not in tap._index.rules
+
+
+@pytest.mark.redis
+def test_a_shard_handed_over_between_workers_fires_each_event_exactly_once(recordings):
+    """Worker A fires on BTCUSDT's trades, then the shard moves to worker B (running since
+    before A fired, so its own memory knows none of A's events) whose warm-up hands it the
+    last 40 trades again: Redis holds exactly the plain scan's events, once each."""
+    import redis
+
+    from services.alerts.redis_backend import RedisEventLog, RedisRuleStore
+    from tests.redis_server import RedisServer
+
+    recorded = recorded_trades(recordings["spot_2021"])["BTCUSDT"]
+    threshold = sorted(t.notional for t in recorded)[len(recorded) * 4 // 5]
+    expected = [t.trade_id for t in recorded if t.notional >= threshold]
+    with RedisServer() as server:
+        server.start()
+        redis.Redis.from_url(server.url).flushdb()
+        rule = _rule(kind="large_trade", symbol="BTCUSDT", params={"min_notional": threshold})
+        RedisRuleStore(server.url).put(rule)
+        workers = [
+            AlertTap(RedisRuleStore(server.url), Dispatcher(RedisEventLog(server.url))).start()
+            for _ in range(2)
+        ]
+        a, b = workers
+        cut = len(recorded) // 2
+        for trade in recorded[:cut]:
+            a.on_trades("BTCUSDT", trade_view("BTCUSDT", [trade]))
+        a.dispatcher.drain()
+        for trade in recorded[cut - 40 :]:  # the new owner's warm-up overlaps
+            b.on_trades("BTCUSDT", trade_view("BTCUSDT", [trade]))
+        b.dispatcher.drain()
+        events = RedisEventLog(server.url)
+        _wait(lambda: len(events.since(0, 10_000)) >= len(expected))
+        time.sleep(0.2)
+        fired = sorted(e.details["trade_id"] for e in events.since(0, 10_000))
+        for worker in workers:
+            worker.stop()
+        assert fired == expected
+        assert any(t.trade_id in expected for t in recorded[cut - 40 : cut])  # overlap mattered
+        assert events.fired_trade_ids()[(rule.id, "BTCUSDT")] == expected[-1]

@@ -22,7 +22,7 @@ from services.alerts.book_kinds import (
     mid_price,
     recentred,
 )
-from services.alerts.firing import Cooldown, Firing
+from services.alerts.firing import Cooldown, Firing, Trades
 from services.alerts.rules import Rule, validate
 from services.alerts.tap import AlertTap
 from services.market.order_book import OrderBook
@@ -159,7 +159,7 @@ def test_following_levels_equals_reading_the_whole_band_after_every_diff(
             tap.on_trades(SYMBOL, view)
             for evaluator in reference:
                 if isinstance(evaluator, Walls):
-                    evaluator.on_trades(view)
+                    evaluator.on_trades(Trades.of(view))
         if leaves:
             sync.state = SyncState.STALE
             tap.on_book(SYMBOL, sync)

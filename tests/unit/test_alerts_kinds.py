@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.alerts.book_kinds import CONFIRM_MS, Imbalance, Walls, band, mid_price
-from services.alerts.firing import Cooldown, Firing
+from services.alerts.firing import Cooldown, Firing, Trades
 from services.alerts.rules import validate
 from services.alerts.trade_kinds import FlowChange, LargeTrades, PriceCrossings, PriceMove
 from services.market.order_book import OrderBook
@@ -54,7 +54,7 @@ def _run(evaluator, symbol, view, sizes=(1,)):
     out: list[Firing] = []
     cooldown = Cooldown()
     for chunk in _chunks(view, sizes):
-        evaluator.on_trades(symbol, chunk, cooldown, out)
+        evaluator.on_trades(symbol, Trades.of(chunk), cooldown, out)
     return out
 
 
@@ -203,7 +203,8 @@ def _wall_run(evaluator, steps):
     for time_ms, bids, asks, traded in steps:
         if traded:
             prices, qtys = zip(*traded, strict=True)
-            evaluator.on_trades(make_tape([time_ms] * len(prices), prices, qtys, [1] * len(prices)))
+            tape = make_tape([time_ms] * len(prices), prices, qtys, [1] * len(prices))
+            evaluator.on_trades(Trades.of(tape))
         sync = FakeSync(_book(bids, asks), event_time_ms=time_ms)
         mid = mid_price(sync.book)
         evaluator.on_book("TESTUSDT", sync, band(sync.book, mid, evaluator.bps), cooldown, out)
