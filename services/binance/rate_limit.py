@@ -31,6 +31,9 @@ from typing import Protocol
 BINANCE_WEIGHT_LIMIT = {"spot": 6000, "usdm": 2400}
 """Binance's REQUEST_WEIGHT limit per IP per minute (``exchangeInfo.rateLimits``)."""
 SAFETY_MARGIN = 0.8
+SHARED_TIMEOUT_S = 3.0
+"""Longest wait for the host's shared weight counter; a slower answer counts as unreachable
+(every caller waits in the budget's lock, so one hung call would stop all REST requests)."""
 
 
 def default_weight_budget(market: str) -> int:
@@ -166,6 +169,7 @@ class WeightBudget:
         self._lock = asyncio.Lock()
         self.shared = shared
         self.shared_waits = 0
+        self.shared_failures = 0
 
     def _window_index(self) -> int:
         return int(self._wall() // self.window_s)
@@ -225,8 +229,11 @@ class WeightBudget:
         if self.shared is None:
             return 0.0
         try:
-            wait = await self.shared.take(weight, self.limit, self.window_s)
-        except Exception:
+            wait = await asyncio.wait_for(
+                self.shared.take(weight, self.limit, self.window_s), SHARED_TIMEOUT_S
+            )
+        except Exception:  # unreachable or too slow: skipped, the local bucket still holds
+            self.shared_failures += 1
             return 0.0
         if wait > 0:
             self.shared_waits += 1

@@ -7,6 +7,7 @@ import random
 
 import pytest
 
+from services.binance import rate_limit
 from services.binance.backoff import Backoff
 from services.binance.rate_limit import PausedTooLong, SlidingWindowLimiter, WeightBudget
 
@@ -80,3 +81,20 @@ async def test_pause_holds_and_long_pause_raises() -> None:
     with pytest.raises(PausedTooLong) as paused:
         await budget.acquire(10, max_pause_s=5.0)
     assert paused.value.remaining_s > 99 and paused.value.reason.startswith("HTTP 418")
+
+
+class _HungSharedWindow:
+    """A host counter that never answers (e.g. a Redis connection left half-open)."""
+
+    async def take(self, weight: int, limit: int, window_s: float) -> float:
+        await asyncio.Event().wait()
+        return 0.0
+
+
+async def test_a_hung_shared_counter_is_skipped_after_a_timeout(monkeypatch):
+    """Every request waits in the budget's lock: one shared-counter call that never
+    returns must not stop all REST requests (the snapshot desks with them)."""
+    monkeypatch.setattr(rate_limit, "SHARED_TIMEOUT_S", 0.05)
+    budget = WeightBudget(1200, shared=_HungSharedWindow())
+    await asyncio.wait_for(asyncio.gather(budget.acquire(5), budget.acquire(5)), 2.0)
+    assert budget.shared_failures == 2 and budget.stats().granted_weight == 10
