@@ -263,6 +263,7 @@ class Feed:
         self._snapshot_queue: asyncio.Queue[str] | None = None
         self._queued: set[str] = set()
         self._asked_again: set[str] = set()
+        self._disconnected: set[str] = set()
         self._snapshot_took: deque[float] = deque(maxlen=32)
         self.watchdog = SyncWatchdog()
         self._client: BinanceWebSocketClient | None = None
@@ -403,6 +404,7 @@ class Feed:
             streams=self._streams_for(symbol),
             on_demand=on_demand,
         )
+        self._disconnected.discard(symbol)  # its streams are subscribed afresh
         if self._past_trades is not None:  # e.g. the stored history's last hour
             feed.trades.warm_up(self._past_trades(symbol))
         self._symbols[symbol] = feed
@@ -567,6 +569,7 @@ class Feed:
         fields = {"conn": event.connection_id, "streams": len(event.streams)}
         symbols = {s.split("@", 1)[0].upper() for s in event.streams}
         if kind is LifecycleKind.DISCONNECTED or kind is LifecycleKind.DROPPED:
+            self._disconnected |= symbols
             self.events.fault(str(kind), **fields, reason=event.reason)
             for symbol in symbols:
                 feed = self._symbols.get(symbol)
@@ -577,6 +580,7 @@ class Feed:
                         self._tap_book(symbol, feed)
             return
         self.events.event(str(kind), **fields)
+        self._disconnected -= symbols
         if kind is LifecycleKind.RECONNECTED:
             self._spawn(self._confirm_quiet_books(symbols))
 
@@ -702,13 +706,12 @@ class Feed:
     async def watch_books(self) -> None:
         """One watchdog round: re-ask the overdue books' snapshots, resubscribe the depth
         streams of those that got no diff. It never makes a book LIVE itself."""
-        connections = self._client.get_stats() if self._client is not None else []
-        connected = bool(connections) and all(c.connected for c in connections)
+        away = self._disconnected | self._queued | self._in_flight
         books = {
             symbol: BookWatch(
                 live=feed.book.state is SyncState.LIVE,
                 diffs=feed.diffs,
-                busy=not connected or symbol in self._queued or symbol in self._in_flight,
+                busy=symbol in away,
                 held=feed.book.awaits_confirmation,
             )
             for symbol, feed in self._symbols.items()

@@ -8,7 +8,6 @@ import asyncio
 import itertools
 import json
 import time
-from types import SimpleNamespace
 
 import pytest
 from hypothesis import given
@@ -17,7 +16,7 @@ from hypothesis import strategies as st
 from services.binance.endpoints import custom
 from services.binance.messages import DepthSnapshot, decode_frame
 from services.binance.rate_limit import WeightBudget
-from services.binance.ws_client import Received
+from services.binance.ws_client import ConnectionEvent, LifecycleKind, Received
 from services.market.feed import Feed, FeedConfig
 from services.market.sync_watchdog import (
     BookWatch,
@@ -148,10 +147,6 @@ class _Client:
 
     def __init__(self) -> None:
         self.changes: list[tuple[str, list[str]]] = []
-        self.connected = True
-
-    def get_stats(self):
-        return [SimpleNamespace(connected=self.connected)]
 
     async def subscribe(self, streams):
         self.changes.append(("subscribe", list(streams)))
@@ -217,11 +212,17 @@ async def test_the_feed_resubscribes_a_silent_depth_stream():
     assert feed._queued == {SYMBOL}
 
 
-async def test_the_feed_leaves_books_alone_while_its_connection_is_down():
+async def test_the_feed_leaves_books_alone_while_their_connection_is_down():
     clock = _Clock()
     feed = _feed(clock)
-    feed._client.connected = False
+    streams = feed._symbols[SYMBOL].streams
+    feed._on_connection(ConnectionEvent(LifecycleKind.DISCONNECTED, 1, streams, "idle"))
     for _ in range(60):
         await feed.watch_books()
         clock.now += 1.0
     assert feed._client.changes == [] and feed.counters.watchdog_snapshots == 0
+    feed._on_connection(ConnectionEvent(LifecycleKind.RECONNECTED, 1, streams))
+    for _ in range(6):
+        await feed.watch_books()
+        clock.now += 1.0
+    assert feed.counters.watchdog_resubscribes == 1  # back: the wait ran from then
