@@ -69,6 +69,7 @@ from services.market.market_board import MarketBoard, ticker_from_rest
 from services.market.snapshot_desk import (
     BookDepth,
     ShadowBook,
+    budget_share,
     next_deepening,
     sync_limit,
 )
@@ -760,6 +761,7 @@ class Feed:
 
     async def _deepen_next(self, budget: WeightBudget) -> None:
         """Deepen the book ``next_deepening`` picks, if any."""
+        stats = budget.stats()
         plan = next_deepening(
             {
                 s: BookDepth(f.book.state is SyncState.LIVE, f.depth_limit, f.deepen_failed_at)
@@ -767,7 +769,7 @@ class Feed:
             },
             self._watched(),
             self.config.endpoints.market,
-            budget.stats().available / budget.burst,
+            budget_share(stats.available, budget.burst, stats.used_weight, budget.limit),
             time.monotonic(),
         )
         if plan is not None:
@@ -815,7 +817,10 @@ class Feed:
         trades after its last stored id are fetched from REST (``fromId``), so none is lost
         or duplicated across the hand-over."""
         assert self._rest is not None
-        stored = self._stored_trades(symbol)
+        # Off the loop: a taken-over window is up to ``trade_window`` rows read from Redis
+        # and converted, and a take-over warms up dozens of symbols at once (on the loop
+        # that stopped the feed for seconds: no frame, publication or snapshot handled).
+        stored = await asyncio.to_thread(self._stored_trades, symbol)
         try:
             if stored:
                 rows = stored + await self._trades_since(symbol, int(stored[-1][0]) + 1)

@@ -64,6 +64,18 @@ class BookDepth:
     failed_at: float | None = None
 
 
+def budget_share(available: float, burst: int, used_weight: int | None, limit: int) -> float:
+    """The share of the REST budget free for background work: the local bucket's
+    (``available / burst``) or, when the server reported the weight used in its current
+    window (the whole IP's, other workers included), the window's remaining share —
+    whichever is smaller. Deepening measured only by the local bucket ate the IP's window
+    and made the syncs of books taken over from another worker wait for the next one."""
+    local = available / burst if burst else 0.0
+    if used_weight is None or limit <= 0:
+        return local
+    return min(local, max(0.0, (limit - used_weight) / limit))
+
+
 def next_deepening(
     books: Mapping[str, BookDepth],
     watched: Iterable[str],

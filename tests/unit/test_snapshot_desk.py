@@ -3,6 +3,7 @@ first and unwatched ones only while the budget has room."""
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -13,6 +14,7 @@ from services.market.snapshot_desk import (
     LIGHT_LIMIT,
     RETRY_S,
     BookDepth,
+    budget_share,
     deep_limit,
     next_deepening,
     sync_limit,
@@ -81,3 +83,15 @@ def test_the_plan_only_ever_deepens_a_live_shallower_book(books, watched, market
         assert share >= BACKGROUND_RESERVE and limit == FULL_LIMIT
         # every watched book that could be deepened would have come first
         assert next_deepening(books, watched, market, 0.0, now) is None
+
+
+def test_background_deepening_counts_the_ips_window_not_only_the_local_bucket():
+    assert budget_share(600.0, 1200, None, 4800) == 0.5
+    assert budget_share(1200.0, 1200, 4000, 4800) == pytest.approx(800 / 4800)
+    assert budget_share(1200.0, 1200, 6000, 4800) == 0.0  # other workers filled it
+    assert (
+        next_deepening(
+            {"A": BookDepth(True, 100)}, [], "spot", budget_share(1200.0, 1200, 4000, 4800), 0.0
+        )
+        is None
+    )
