@@ -2,11 +2,14 @@
 
 The ingest worker's ``RedisPushWriter`` (a sink of ``StreamTap``) appends:
 
-- trades to ``tapescope:push:<SYMBOL>:trades``, one entry per batch whose entry id is
-  ``<last trade id>-0``: ids grow with trade ids, so a reader's cursor *is* a trade id and
-  ``XREAD`` after ``N-0`` returns exactly the batches holding trades after N;
-- prices to ``tapescope:push:<SYMBOL>:prices`` (the encoded ``prices`` message);
+- trades to ``tapescope:push:{sNNN}:<SYMBOL>:trades``, one entry per batch whose entry id
+  is ``<last trade id>-0``: ids grow with trade ids, so a reader's cursor *is* a trade id
+  and ``XREAD`` after ``N-0`` returns exactly the batches holding trades after N;
+- prices to ``tapescope:push:{sNNN}:<SYMBOL>:prices`` (the encoded ``prices`` message);
 - alert events to ``tapescope:push:alerts`` (``RedisEventSink.publish``).
+
+``{sNNN}`` is the hash tag of the symbol's shard (``services.cluster.shards``): on a Redis
+Cluster a symbol's streams live in one slot, beside its store keys.
 
 Each stream is capped with ``XADD ... MAXLEN ~`` (trades: ``TRADE_ENTRIES`` batches). The
 writer works from its own thread and queue, so the feed never waits for Redis; while Redis
@@ -19,12 +22,17 @@ clients has watched, from its own cursors, and publishes to its local ``PushHub`
 ``EventHub``. It is a reader of streams, not a pub/sub subscriber: after a lost Redis
 connection it resumes from its cursors and loses nothing still retained.
 
-Every key name comes from ``key()`` / ``ALERTS_KEY``, so cluster hash tags can be added in
-one place.
+Single Redis or Redis Cluster is detected from the URL (``services.redis_connection``),
+the same code runs on both. On a cluster one ``XREAD`` may only name keys of one slot
+(CROSSSLOT otherwise), so the reader groups its cursors by slot (``slot_groups``) and
+sends each group to the node serving that slot: with a single group it blocks there as on
+a single Redis; with several, one round of non-blocking reads is followed, when all came
+back empty, by a pause of ``idle_s`` (the added delay of a pushed trade is at most that).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -34,12 +42,16 @@ from collections.abc import Mapping
 import numpy as np
 import orjson
 import redis
+import redis.cluster
+from redis.crc import key_slot
 
+from services.cluster.shards import shard_of, shard_tag
 from services.market.views import TradeView
 from services.push.events import EventHub
 from services.push.hub import PushHub
 from services.push.messages import Prices, prices_message, slice_after
 from services.push.poller import Poller
+from services.redis_connection import is_cluster, sync_client
 
 log = logging.getLogger(__name__)
 
@@ -50,12 +62,21 @@ PRICE_ENTRIES = 1_000
 ALERT_ENTRIES = 1_000
 PRIME_ENTRIES = 2_000
 """Trade batches a reader loads when it starts watching a symbol (for resumes)."""
-_ERRORS = (redis.RedisError, OSError)
+_ERRORS = (redis.RedisError, redis.exceptions.RedisClusterException, OSError)
 
 
 def key(symbol: str, stream: str) -> str:
-    """The Redis key of a symbol's ``trades`` or ``prices`` push stream."""
-    return f"{PREFIX}{symbol}:{stream}"
+    """The Redis key of a symbol's ``trades`` or ``prices`` push stream (hash-tagged with
+    the symbol's shard)."""
+    return f"{PREFIX}{shard_tag(shard_of(symbol))}:{symbol}:{stream}"
+
+
+def slot_groups(cursors: Mapping[str, str]) -> list[dict[str, str]]:
+    """The cursors split by Redis Cluster hash slot (one ``XREAD`` each), in slot order."""
+    groups: dict[int, dict[str, str]] = {}
+    for name, cursor in cursors.items():
+        groups.setdefault(key_slot(name.encode()), {})[name] = cursor
+    return [groups[slot] for slot in sorted(groups)]
 
 
 def encode_trades(trades: TradeView) -> bytes:
@@ -94,7 +115,7 @@ class RedisPushWriter:
     """Appends trades, prices and events to Redis Streams from a thread of its own."""
 
     def __init__(self, url: str, max_pending: int = 100_000, retry_s: float = 0.2) -> None:
-        self._redis = redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=2.0)
+        self._redis = sync_client(url, socket_timeout_s=2.0)
         self.max_pending = max_pending
         self.retry_s = retry_s
         self._pending: deque[tuple[str, str, object]] = deque()
@@ -251,14 +272,20 @@ class RedisPushReader:
     """Feeds a web worker's hubs from the push streams (see the module docstring)."""
 
     def __init__(
-        self, url: str, hub: PushHub, events: EventHub, block_ms: int = 500, retry_s: float = 0.2
+        self,
+        url: str,
+        hub: PushHub,
+        events: EventHub,
+        block_ms: int = 500,
+        retry_s: float = 0.2,
+        idle_s: float = 0.02,
     ) -> None:
-        self._redis = redis.Redis.from_url(
-            url, socket_connect_timeout=0.5, socket_timeout=block_ms / 1000 + 2.0
-        )
+        self._redis = sync_client(url, socket_timeout_s=block_ms / 1000 + 2.0)
+        self._cluster = is_cluster(url)
         self.hub = hub
         self.events = events
         self.block_ms = block_ms
+        self.idle_s = idle_s
         self._cursors: dict[str, str] = {}
         self._symbols: dict[str, str] = {}
         self._poller = Poller(
@@ -278,12 +305,13 @@ class RedisPushReader:
 
     def read_once(self) -> int:
         """Watch new symbols, then one ``XREAD BLOCK``; how many entries were handed on."""
-        for symbol in self.hub.watched() - set(self._symbols.values()):
-            self._watch(symbol)
+        for symbol in self.hub.watched():
+            if key(symbol, "prices") not in self._cursors:  # its last cursor, set last
+                self._watch(symbol)
         if ALERTS_KEY not in self._cursors:
             newest = self._redis.xrevrange(ALERTS_KEY, count=1)
             self._cursors[ALERTS_KEY] = newest[0][0].decode() if newest else "0-0"
-        answer = self._redis.xread(self._cursors, count=1000, block=self.block_ms) or []
+        answer = self._read_new()
         handed = 0
         for stream, entries in answer:
             name = stream.decode() if isinstance(stream, bytes) else stream
@@ -293,10 +321,38 @@ class RedisPushReader:
                 handed += 1
         return handed
 
+    def _read_new(self) -> list:
+        """Entries after the cursors: one blocking ``XREAD`` on a single Redis or a single
+        slot; per slot otherwise (see the module docstring)."""
+        if not self._cluster:
+            return self._redis.xread(self._cursors, count=1000, block=self.block_ms) or []
+        groups = slot_groups(self._cursors)
+        try:
+            if len(groups) == 1:
+                return self._xread_on_node(groups[0], self.block_ms)
+            answer = [entry for group in groups for entry in self._xread_on_node(group, None)]
+        except _ERRORS:
+            # A moved slot or a failed master: learn the cluster's layout again, then retry.
+            with contextlib.suppress(*_ERRORS):
+                self._redis.nodes_manager.initialize()  # type: ignore[union-attr]
+            raise
+        if not answer:
+            time.sleep(self.idle_s)
+        return answer
+
+    def _xread_on_node(self, cursors: dict[str, str], block_ms: int | None) -> list:
+        """``XREAD`` of one slot's streams, sent to the node serving that slot."""
+        cluster: redis.cluster.RedisCluster = self._redis  # type: ignore[assignment]
+        node = cluster.get_node_from_key(next(iter(cursors)))
+        client = cluster.get_redis_connection(node)
+        return client.xread(cursors, count=1000, block=block_ms) or []
+
     def _watch(self, symbol: str) -> None:
         """Load the symbol's recent trades (for resumes) and its latest prices, then read
         both streams from there."""
         trades, prices = key(symbol, "trades"), key(symbol, "prices")
+        self._symbols[trades] = symbol
+        self._symbols[prices] = symbol
         recent = self._redis.xrevrange(trades, count=PRIME_ENTRIES)
         for entry_id, fields in reversed(recent):
             self._hand_on(trades, fields[b"d"])
@@ -306,14 +362,12 @@ class RedisPushReader:
         if newest:
             self._hand_on(prices, newest[0][1][b"d"])
         self._cursors[prices] = newest[0][0].decode() if newest else "0-0"
-        self._symbols[trades] = symbol
-        self._symbols[prices] = symbol
 
     def _hand_on(self, stream: str, data: bytes) -> None:
         if stream == ALERTS_KEY:
             self.events.publish(orjson.loads(data))
             return
-        symbol = self._symbols.get(stream) or stream[len(PREFIX) :].rsplit(":", 1)[0]
+        symbol = self._symbols[stream]
         if stream.endswith(":prices"):
             self.hub.publish_prices(data, symbol)
             return
