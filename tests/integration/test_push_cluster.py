@@ -56,10 +56,10 @@ def _publish(writer: RedisPushWriter, start: int, stop: int) -> None:
             writer.publish_trades(symbol, _view(symbol, range(first, first + 10)))
 
 
-def _kill_clients(cluster: RedisCluster) -> int:
+def _kill_clients(running: RedisCluster) -> int:
     """Close every client connection on every master; how many were closed."""
     killed = 0
-    for port in cluster.masters():
+    for port in running.masters():
         node = redis.Redis(port=port, socket_timeout=2.0)
         killed += int(node.client_kill_filter(_type="normal", skipme=True))
         node.close()
@@ -91,9 +91,7 @@ def test_two_readers_get_every_trade_in_order_across_a_reconnect(
     try:
         _publish(writer, 0, 100)
         assert writer.flush(timeout=10)
-        wait_for(
-            lambda: all(first_hub.last_trade_id(s) == 99 for s in SYMBOLS), 10, "100 trades"
-        )
+        wait_for(lambda: all(first_hub.last_trade_id(s) == 99 for s in SYMBOLS), 10, "100 trades")
         assert _kill_clients(cluster) >= 2, "the writer's and the reader's links were cut"
         _publish(writer, 100, 200)
         assert writer.flush(timeout=10)
