@@ -84,7 +84,8 @@ return {seq, beat, lease, redis.call('HGET', KEYS[1], 'rec')}
 
 # KEYS: sym, trade stream, lease, fence, shard heartbeat. ARGV: owner, epoch ('' =
 # unfenced), update_id, seq, record, ttl_ms, trim min id ('' = none), last trade id ('' =
-# none), heartbeat, then (entry id, block) pairs. Returns {result, stream length before}.
+# none), heartbeat, then (entry id, block) pairs. Returns {result, stream length before}
+# and, when refused, {lease, fence}.
 _WRITE_SCRIPT = """
 local epoch = ARGV[2]
 local uid = tonumber(ARGV[3])
@@ -96,7 +97,7 @@ if epoch ~= '' then
   if not lease or string.sub(lease, 1, #mine) ~= mine or tonumber(epoch) < fence then
     return {'FENCED', 0, lease or '', fence}
   end
-  if uid > 0 and stored > uid then return {'BACKWARDS', 0} end
+  if uid > 0 and stored > uid then return {'BACKWARDS', 0, lease, fence} end
   if tonumber(epoch) > fence then redis.call('SET', KEYS[4], epoch) end
 end
 local length = redis.call('XLEN', KEYS[2])
@@ -246,6 +247,8 @@ class RedisStore:
     stale_after_s: a heartbeat older than this means no live writer.
     poll_s: readers reuse what they read for this long (callbacks of one refresh share it).
     max_catchup_blocks: a reader further behind than this reloads the retained tail.
+    writer_id: the writer's name in records, heartbeats and (sharded) its lease token
+        (default: pid and a random suffix).
     """
 
     def __init__(
@@ -257,6 +260,7 @@ class RedisStore:
         poll_s: float = 0.05,
         max_catchup_blocks: int = 64,
         socket_timeout_s: float = 2.0,
+        writer_id: str | None = None,
     ) -> None:
         self.url = url
         self._redis = sync_client(url, socket_timeout_s=socket_timeout_s)
@@ -269,7 +273,7 @@ class RedisStore:
         self._leases: Callable[[str], Lease | None] | None = None
         self.refused: dict[str, int] = {"FENCED": 0, "BACKWARDS": 0}
         self.availability = Availability()
-        self.writer_id = f"{os.getpid()}-{secrets.token_hex(4)}"
+        self.writer_id = writer_id or f"{os.getpid()}-{secrets.token_hex(4)}"
         self._seq_base = time.time_ns() // 1000
         self._generations = 0
         self._streams: dict[str, _StreamState] = {}
@@ -454,6 +458,18 @@ class RedisStore:
         (``snapshot`` reads it); None when no worker holds a lease on it."""
         cached = self._cache.get(symbol)
         return None if cached is None else cached.owner
+
+    def written(self, symbol: str) -> tuple[int, str] | None:
+        """The stored book's update id and the worker that wrote it last; None when there
+        is none or Redis is down."""
+
+        def read() -> tuple[int, str] | None:
+            update_id, owner = self._redis.hmget(sym_key(symbol), "update_id", "owner")
+            if update_id is None or owner is None:
+                return None
+            return int(update_id), owner.decode()
+
+        return self._call(read, None) if valid_symbol(symbol) else None
 
     def stored_trades(self, symbol: str) -> TradeView | None:
         """The trade window the store holds for ``symbol`` (a new owner of its shard
