@@ -21,7 +21,10 @@ Keys (all under ``tapescope:``):
   symbols; ``writer:{sNNN}``: the heartbeat ``{writer id}|{time}`` of the worker writing the
   shard, refreshed with every status it publishes.
 - ``requests``: hash symbol -> time of the latest UI request (on-demand symbols).
-- ``watchlist``: the market board (``market_board.encode_watchlist``).
+- ``{watchlist}:boards`` / ``{watchlist}:at``: each worker's market board (hash by writer
+  id, ``services.cluster.boards``) and when it was published (sorted set); merged on read,
+  so with sharded workers every symbol's book columns come from the worker that owns it.
+  ``{watchlist}:dropped``: when a silent worker's board was last removed (by a reader).
 
 Fencing (sharded workers, ``fence_with``): every write carries the writer's lease on the
 symbol's shard; the write script refuses it (``refused``, logged) unless that lease is still
@@ -59,9 +62,17 @@ import numpy as np
 import redis
 
 from services import store_codec as codec
+from services.cluster.boards import (
+    PublishedBoard,
+    decode_board,
+    encode_board,
+    merge_boards,
+    owned_rows,
+    stamp_rows,
+)
 from services.cluster.leases import Lease, parse_lease
 from services.cluster.shards import fence_key, lease_key, shard_of, shard_tag
-from services.market.market_board import WatchlistRows, decode_watchlist, encode_watchlist
+from services.market.market_board import WatchlistRow, WatchlistRows
 from services.market.views import SymbolInfo, SyncState, TradeView
 from services.redis_connection import sync_client
 from services.store import FeedStatus, SymbolSnapshot
@@ -111,6 +122,22 @@ redis.call('PEXPIRE', KEYS[1], ARGV[6])
 redis.call('SET', KEYS[5], ARGV[9], 'PX', ARGV[6])
 return {'OK', length}
 """
+
+
+# KEYS: boards, their publication times, dropped. ARGV: stale before (s), now (µs), ttl_ms.
+# Removes the boards published before ARGV[1]; returns {HGETALL boards, dropped}.
+_BOARDS_SCRIPT = """
+local stale = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[1])
+if #stale > 0 then
+  redis.call('HDEL', KEYS[1], unpack(stale))
+  redis.call('ZREM', KEYS[2], unpack(stale))
+  redis.call('SET', KEYS[3], ARGV[2], 'PX', ARGV[3])
+end
+return {redis.call('HGETALL', KEYS[1]), redis.call('GET', KEYS[3]) or ''}
+"""
+BOARDS_KEY = f"{PREFIX}{{watchlist}}:boards"
+BOARD_TIMES_KEY = f"{PREFIX}{{watchlist}}:at"
+BOARDS_DROPPED_KEY = f"{PREFIX}{{watchlist}}:dropped"
 
 
 def sym_key(symbol: str) -> str:
@@ -270,6 +297,9 @@ class RedisStore:
         self._max_catchup = max_catchup_blocks
         self._snapshot_script = self._redis.register_script(_SNAPSHOT_SCRIPT)
         self._write_script = self._redis.register_script(_WRITE_SCRIPT)
+        self._boards_script = self._redis.register_script(_BOARDS_SCRIPT)
+        self._board_rows: dict[str, WatchlistRow] = {}
+        self._board_stamp = 0
         self._leases: Callable[[str], Lease | None] | None = None
         self.refused: dict[str, int] = {"FENCED": 0, "BACKWARDS": 0}
         self.availability = Availability()
@@ -637,16 +667,38 @@ class RedisStore:
         return dict(self._call(read, self._requests_cache))
 
     def publish_watchlist(self, board: WatchlistRows) -> None:
-        """Store the market board."""
-        data = encode_watchlist(board)
-        self._call(lambda: self._redis.set(f"{PREFIX}watchlist", data, px=self._ttl_ms), None)
+        """Store this worker's market board: with fenced (sharded) writes, the book columns
+        only of the symbols whose shard it holds; versions stamped with the publication
+        time (``services.cluster.boards``)."""
+        now = time.time()
+        rows = owned_rows(board, lambda s: self._leases is None or self._leases(s) is not None)
+        stamp = max(self._board_stamp + 1, time.time_ns() // 1000)
+        stamped = stamp_rows(self._board_rows, rows, stamp)
+        version = max((row.version for row in stamped.values()), default=0)
+        data = encode_board(PublishedBoard(now, WatchlistRows(tuple(stamped.values()), version)))
+
+        def write() -> None:
+            pipe = self._redis.pipeline(transaction=False)
+            pipe.hset(BOARDS_KEY, self.writer_id, data)
+            pipe.zadd(BOARD_TIMES_KEY, {self.writer_id: now})
+            pipe.pexpire(BOARDS_KEY, self._ttl_ms)
+            pipe.pexpire(BOARD_TIMES_KEY, self._ttl_ms)
+            pipe.execute()
+            self._board_rows, self._board_stamp = stamped, stamp
+
+        self._call(write, None)
 
     def watchlist(self) -> WatchlistRows:
-        """The market board (empty when there is none or Redis is down)."""
+        """The market board merged from every worker's published within ``stale_after_s``
+        (empty when there is none or Redis is down); older boards are removed."""
 
         def read() -> WatchlistRows:
-            data = self._redis.get(f"{PREFIX}watchlist")
-            return WatchlistRows() if data is None else decode_watchlist(data)
+            now = time.time()
+            keys = [BOARDS_KEY, BOARD_TIMES_KEY, BOARDS_DROPPED_KEY]
+            args = [repr(now - self._stale_after_s), str(time.time_ns() // 1000), self._ttl_ms]
+            fields, dropped = self._boards_script(keys=keys, args=args)
+            boards = [decode_board(data) for data in fields[1::2]]
+            return merge_boards(boards, now, self._stale_after_s, int(dropped or 0))
 
         return self._call(read, WatchlistRows())
 
