@@ -21,6 +21,7 @@ import contextlib
 import logging
 import signal
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from urllib.parse import urlsplit
 
@@ -64,13 +65,25 @@ async def run_feed(feed: Feed, ingest: ShardedIngest | None = None) -> None:
                 await asyncio.to_thread(ingest.coordinator.leave)
 
 
-def sharded(feed: Feed, store: RedisStore, url: str, universe: tuple[str, ...]) -> ShardedIngest:
-    """The worker's share of a Redis Cluster: a coordinator whose token is the store's
-    writer id, and the store's writes fenced with its leases."""
+def coordinate(store: RedisStore, url: str) -> ShardCoordinator:
+    """The worker's coordinator on a Redis Cluster, whose token is the store's writer id,
+    and the store's writes fenced with its leases."""
     client = sync_client(url, socket_timeout_s=2.0)  # a renewal never outwaits its lease
     leases = ShardLeases(client, store.writer_id, lease_ms=LEASE_MS)
     coordinator = ShardCoordinator(leases)
     store.fence_with(lambda symbol: coordinator.held.get(shard_of(symbol, leases.shards)))
+    return coordinator
+
+
+def owned(coordinator: ShardCoordinator) -> Callable[[str], bool]:
+    """Whether the worker holds the shard of a symbol now (the history records only those,
+    as the store writes only those)."""
+    shards = coordinator.leases.shards
+    return lambda symbol: shard_of(symbol, shards) in coordinator.held
+
+
+def sharded(feed: Feed, coordinator: ShardCoordinator, universe: tuple[str, ...]) -> ShardedIngest:
+    """The worker's share of a Redis Cluster: the feed follows the coordinator's shards."""
     wanted = () if tuple(s.upper() for s in universe) == (ALL_SYMBOLS,) else universe
     return ShardedIngest(feed, coordinator, universe=wanted, tick_s=TICK_S)
 
@@ -99,11 +112,13 @@ def main(argv: list[str]) -> int:
     push = RedisPushWriter(settings.redis_url)
     streams = StreamTap(sinks=(push,))
     feed_config = market_source.feed_config(settings, source)
-    if cluster:
+    coordinator = coordinate(store, settings.redis_url) if cluster else None
+    if coordinator is not None:
         feed_config = replace(feed_config, follow=True)
-    feed = build_feed(settings, source, store, history, (tap, streams), feed_config)
+    owns = None if coordinator is None else owned(coordinator)
+    feed = build_feed(settings, source, store, history, (tap, streams), feed_config, owns)
     try:
-        ingest = sharded(feed, store, settings.redis_url, settings.symbols) if cluster else None
+        ingest = None if coordinator is None else sharded(feed, coordinator, settings.symbols)
         asyncio.run(run_feed(feed, ingest))
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
