@@ -10,8 +10,9 @@ On a Redis Cluster URL (detected, no other setting) the worker joins the others:
 coordinator holds leases on an equal part of the shards, the feed streams only their
 symbols (``--symbols``, or every TRADING symbol of the source), every write is fenced with
 the shard's lease epoch, and shards are taken over when a worker dies or handed over when
-one joins. SIGTERM releases its shards at once (the others take them over without
-waiting for the lease).
+one joins. Only the worker holding a symbol's shard writes its store keys, its push
+streams and its history. SIGTERM releases its shards at once (the others take them over
+without waiting for the lease).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from app.history_setup import start_history
 from app.ingest import build_feed
 from services.cluster.coordinator import ShardCoordinator
 from services.cluster.leases import ShardLeases
+from services.cluster.owned_tap import OwnedTap
 from services.cluster.sharded_ingest import ShardedIngest
 from services.cluster.shards import shard_of
 from services.market.feed import ALL_SYMBOLS, Feed
@@ -116,7 +118,9 @@ def main(argv: list[str]) -> int:
     if coordinator is not None:
         feed_config = replace(feed_config, follow=True)
     owns = None if coordinator is None else owned(coordinator)
-    feed = build_feed(settings, source, store, history, (tap, streams), feed_config, owns)
+    # One writer per symbol's push streams, as for its store keys.
+    pushed = streams if owns is None else OwnedTap(streams, owns)
+    feed = build_feed(settings, source, store, history, (tap, pushed), feed_config, owns)
     try:
         ingest = None if coordinator is None else sharded(feed, coordinator, settings.symbols)
         asyncio.run(run_feed(feed, ingest))
