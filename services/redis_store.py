@@ -64,15 +64,15 @@ import redis
 from services import store_codec as codec
 from services.cluster.boards import (
     PublishedBoard,
+    StampedRow,
     decode_board,
     encode_board,
     merge_boards,
-    owned_rows,
     stamp_rows,
 )
 from services.cluster.leases import Lease, parse_lease
 from services.cluster.shards import fence_key, lease_key, shard_of, shard_tag
-from services.market.market_board import WatchlistRow, WatchlistRows
+from services.market.market_board import WatchlistRows
 from services.market.views import SymbolInfo, SyncState, TradeView
 from services.redis_connection import sync_client
 from services.store import FeedStatus, SymbolSnapshot
@@ -276,6 +276,8 @@ class RedisStore:
     max_catchup_blocks: a reader further behind than this reloads the retained tail.
     writer_id: the writer's name in records, heartbeats and (sharded) its lease token
         (default: pid and a random suffix).
+    board_cache_s: readers reuse a merged watchlist this long (workers publish their
+        boards every second; decoding and merging 1,500 rows a worker costs milliseconds).
     """
 
     def __init__(
@@ -288,6 +290,7 @@ class RedisStore:
         max_catchup_blocks: int = 64,
         socket_timeout_s: float = 2.0,
         writer_id: str | None = None,
+        board_cache_s: float = 0.5,
     ) -> None:
         self.url = url
         self._redis = sync_client(url, socket_timeout_s=socket_timeout_s)
@@ -298,8 +301,10 @@ class RedisStore:
         self._snapshot_script = self._redis.register_script(_SNAPSHOT_SCRIPT)
         self._write_script = self._redis.register_script(_WRITE_SCRIPT)
         self._boards_script = self._redis.register_script(_BOARDS_SCRIPT)
-        self._board_rows: dict[str, WatchlistRow] = {}
+        self._board_rows: dict[str, StampedRow] = {}
         self._board_stamp = 0
+        self._board_cache_s = board_cache_s
+        self._merged_board: tuple[float, WatchlistRows] = (-board_cache_s, WatchlistRows())
         self._leases: Callable[[str], Lease | None] | None = None
         self.refused: dict[str, int] = {"FENCED": 0, "BACKWARDS": 0}
         self.availability = Availability()
@@ -671,11 +676,13 @@ class RedisStore:
         only of the symbols whose shard it holds; versions stamped with the publication
         time (``services.cluster.boards``)."""
         now = time.time()
-        rows = owned_rows(board, lambda s: self._leases is None or self._leases(s) is not None)
         stamp = max(self._board_stamp + 1, time.time_ns() // 1000)
-        stamped = stamp_rows(self._board_rows, rows, stamp)
-        version = max((row.version for row in stamped.values()), default=0)
-        data = encode_board(PublishedBoard(now, WatchlistRows(tuple(stamped.values()), version)))
+        leases = self._leases
+        owns = (lambda _: True) if leases is None else (lambda s: leases(s) is not None)
+        stamped = stamp_rows(self._board_rows, board, owns, stamp)
+        rows = tuple(s.row for s in stamped.values())
+        version = max((row.version for row in rows), default=0)
+        data = encode_board(PublishedBoard(now, WatchlistRows(rows, version)))
 
         def write() -> None:
             pipe = self._redis.pipeline(transaction=False)
@@ -690,7 +697,11 @@ class RedisStore:
 
     def watchlist(self) -> WatchlistRows:
         """The market board merged from every worker's published within ``stale_after_s``
-        (empty when there is none or Redis is down); older boards are removed."""
+        (empty when there is none or Redis is down); older boards are removed. A merged
+        board is reused for ``board_cache_s``."""
+        read_at, merged = self._merged_board
+        if time.monotonic() - read_at < self._board_cache_s:
+            return merged
 
         def read() -> WatchlistRows:
             now = time.time()
@@ -698,7 +709,9 @@ class RedisStore:
             args = [repr(now - self._stale_after_s), str(time.time_ns() // 1000), self._ttl_ms]
             fields, dropped = self._boards_script(keys=keys, args=args)
             boards = [decode_board(data) for data in fields[1::2]]
-            return merge_boards(boards, now, self._stale_after_s, int(dropped or 0))
+            fresh = merge_boards(boards, now, self._stale_after_s, int(dropped or 0))
+            self._merged_board = (time.monotonic(), fresh)
+            return fresh
 
         return self._call(read, WatchlistRows())
 

@@ -3,13 +3,14 @@ board (every TRADING symbol's ticker figures, from the all-market stream), but o
 the book columns — spread, liquidity score, sync state — of the symbols whose shards it
 holds. The boards are kept per worker and merged on read.
 
-Writer side (one worker):
+Writer side (one worker), ``stamp_rows``:
 
-- ``owned_rows``: the book columns of symbols the worker does not own are cleared, so a
-  worker still streaming a shard it just lost (``keep_s``) never shows as its owner;
-- ``stamp_rows``: a row's ``version`` is the wall time (µs) of the publication in which its
-  content last changed (strictly increasing per worker), so rows of different workers'
-  boards compare on one clock and a reader needs no state of its own.
+- the book columns of symbols the worker does not own are cleared, so a worker still
+  streaming a shard it just lost (``keep_s``) never shows as its owner;
+- a row's ``version`` becomes the wall time (µs) of the publication in which its content
+  last changed (the market board's own version of the row, or whether the worker owns the
+  symbol, moved), so rows of different workers' boards compare on one clock and a reader
+  needs no state of its own.
 
 Reader side: ``merge_boards`` takes every board published within ``stale_s``; per symbol
 the row of a worker that has its book columns wins (the newest board's when several do),
@@ -24,13 +25,14 @@ changed in that margin are sent once more.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 
 import orjson
 
 from services.market.market_board import WatchlistRow, WatchlistRows
 
 SKEW_US = 1_000_000
+ROW_FIELDS = tuple(f.name for f in fields(WatchlistRow))
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,43 +43,54 @@ class PublishedBoard:
     board: WatchlistRows
 
 
-def owned_rows(board: WatchlistRows, owns: Callable[[str], bool]) -> tuple[WatchlistRow, ...]:
-    """The board's rows, with the book columns cleared where ``owns(symbol)`` is False."""
-    return tuple(
-        row
-        if owns(row.symbol) or not row.sync_state
-        else replace(row, spread_bps=None, liquidity=None, sync_state="")
-        for row in board.rows
-    )
+@dataclass(frozen=True, slots=True)
+class StampedRow:
+    """A published row and what it was made from: the market board's version of the row
+    and whether the worker owned the symbol then."""
+
+    source_version: int
+    owned: bool
+    row: WatchlistRow
 
 
 def stamp_rows(
-    previous: Mapping[str, WatchlistRow], rows: Sequence[WatchlistRow], stamp_us: int
-) -> dict[str, WatchlistRow]:
-    """``rows`` keyed by symbol, each with ``version`` = its version in ``previous`` when
-    its content did not change since, else ``stamp_us``."""
-    stamped: dict[str, WatchlistRow] = {}
-    for row in rows:
+    previous: Mapping[str, StampedRow],
+    board: WatchlistRows,
+    owns: Callable[[str], bool],
+    stamp_us: int,
+) -> dict[str, StampedRow]:
+    """The rows to publish (see the module docstring), keyed by symbol: a row unchanged
+    since ``previous`` keeps its published version, a changed one gets ``stamp_us``."""
+    stamped: dict[str, StampedRow] = {}
+    for row in board.rows:
+        owned = owns(row.symbol)
         before = previous.get(row.symbol)
-        if before is not None and replace(before, version=0) == replace(row, version=0):
+        if before is not None and before.source_version == row.version and before.owned == owned:
             stamped[row.symbol] = before
+            continue
+        if owned or not row.sync_state:
+            published = replace(row, version=stamp_us)
         else:
-            stamped[row.symbol] = replace(row, version=stamp_us)
+            published = replace(
+                row, spread_bps=None, liquidity=None, sync_state="", version=stamp_us
+            )
+        stamped[row.symbol] = StampedRow(row.version, owned, published)
     return stamped
 
 
 def encode_board(published: PublishedBoard) -> bytes:
-    """A worker's stored board as JSON."""
+    """A worker's stored board as JSON, each row as a list of its fields in order."""
     board = published.board
+    rows = [[getattr(row, name) for name in ROW_FIELDS] for row in board.rows]
     return orjson.dumps(
-        {"published_at": published.published_at, "version": board.version, "rows": board.rows}
+        {"published_at": published.published_at, "version": board.version, "rows": rows}
     )
 
 
 def decode_board(data: bytes) -> PublishedBoard:
     """The inverse of ``encode_board``."""
     body = orjson.loads(data)
-    rows = tuple(WatchlistRow(**row) for row in body["rows"])
+    rows = tuple(WatchlistRow(*row) for row in body["rows"])
     return PublishedBoard(float(body["published_at"]), WatchlistRows(rows, int(body["version"])))
 
 
@@ -94,7 +107,10 @@ def merge_boards(
             if current is None or row.sync_state or not current.sync_state:
                 chosen[row.symbol] = row
             newest[row.symbol] = max(newest.get(row.symbol, 0), row.version, dropped_us)
-    rows = tuple(replace(chosen[s], version=newest[s]) for s in sorted(chosen))
+    rows = tuple(
+        row if (row := chosen[s]).version == newest[s] else replace(row, version=newest[s])
+        for s in sorted(chosen)
+    )
     top = max((row.version for row in rows), default=0)
     return WatchlistRows(rows, max(0, top - SKEW_US))
 

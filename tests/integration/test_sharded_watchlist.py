@@ -29,14 +29,23 @@ def url() -> Iterator[str]:
 
 
 def _board(spread: float, last: float) -> WatchlistRows:
-    """Every symbol with book columns; ``spread`` tells which worker's board it is."""
+    """Every symbol with book columns; ``spread`` tells which worker's board it is. A row's
+    version moves with its content, as ``MarketBoard`` hands it out."""
+    version = int(last * 1000 + spread * 10)
     rows = tuple(
         WatchlistRow(
-            s, s[:-4], "USDT", last=last, spread_bps=spread, liquidity=50.0, sync_state="LIVE"
+            s,
+            s[:-4],
+            "USDT",
+            last=last,
+            spread_bps=spread,
+            liquidity=50.0,
+            sync_state="LIVE",
+            version=version,
         )
         for s in SYMBOLS
     )
-    return WatchlistRows(rows, 1)
+    return WatchlistRows(rows, version)
 
 
 class Worker:
@@ -64,7 +73,7 @@ def test_each_symbols_book_columns_come_from_its_owner(url: str) -> None:
     shards = sorted({shard_of(s) for s in SYMBOLS})
     a.claim(set(shards[::2]))
     b.claim(set(shards[1::2]))
-    reader = RedisStore(url, stale_after_s=1.0)
+    reader = RedisStore(url, stale_after_s=1.0, board_cache_s=0)
     a.store.publish_watchlist(_board(1.0, 100.0))
     b.store.publish_watchlist(_board(2.0, 100.0))
     board = reader.watchlist()

@@ -9,13 +9,7 @@ from dataclasses import replace
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.cluster.boards import (
-    SKEW_US,
-    PublishedBoard,
-    merge_boards,
-    owned_rows,
-    stamp_rows,
-)
+from services.cluster.boards import SKEW_US, PublishedBoard, merge_boards, stamp_rows
 from services.market.market_board import WatchlistRow, WatchlistRows
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT")
@@ -32,18 +26,27 @@ def _board(rows, at: float) -> PublishedBoard:
     return PublishedBoard(at, WatchlistRows(stamped, max(r.version for r in stamped)))
 
 
+def _rows(stamped) -> dict[str, WatchlistRow]:
+    return {symbol: s.row for symbol, s in stamped.items()}
+
+
 def test_a_worker_shows_book_columns_only_for_symbols_it_owns() -> None:
     board = WatchlistRows((_row("BTCUSDT", 1.0, 0.5), _row("ETHUSDT", 2.0, 0.7)), 2)
-    rows = owned_rows(board, lambda s: s == "BTCUSDT")
-    assert rows[0] == board.rows[0]
-    assert rows[1] == _row("ETHUSDT", 2.0)
+    rows = _rows(stamp_rows({}, board, lambda s: s == "BTCUSDT", 100))
+    assert rows["BTCUSDT"] == replace(board.rows[0], version=100)
+    assert rows["ETHUSDT"] == replace(_row("ETHUSDT", 2.0), version=100)
 
 
-def test_versions_move_only_when_a_row_changes() -> None:
-    first = stamp_rows({}, [_row("BTCUSDT", 1.0), _row("ETHUSDT", 2.0)], 100)
-    again = stamp_rows(first, [_row("BTCUSDT", 1.0), replace(_row("ETHUSDT", 2.5), version=7)], 200)
+def test_versions_move_only_when_a_row_or_its_ownership_changes() -> None:
+    board = WatchlistRows((replace(_row("BTCUSDT", 1.0, 0.5), version=1), _row("ETHUSDT", 2.0)))
+    first = stamp_rows({}, board, lambda s: True, 100)
+    changed = WatchlistRows((board.rows[0], replace(_row("ETHUSDT", 2.5), version=7)))
+    again = _rows(stamp_rows(first, changed, lambda s: True, 200))
     assert again["BTCUSDT"].version == 100 and again["ETHUSDT"].version == 200
     assert again["ETHUSDT"].last == 2.5
+    lost = _rows(stamp_rows(first, board, lambda s: s != "BTCUSDT", 300))
+    assert lost["BTCUSDT"].version == 300 and lost["BTCUSDT"].sync_state == ""
+    assert lost["ETHUSDT"].version == 100
 
 
 def test_merge_takes_book_columns_from_the_owner_and_drops_silent_boards() -> None:
@@ -80,7 +83,8 @@ def test_a_reader_following_versions_never_misses_a_change(steps) -> None:
     the rows changed since the version it saw: its copy always equals the merged board."""
     owners = {s: i % 2 for i, s in enumerate(SYMBOLS)}
     prices = dict.fromkeys(SYMBOLS, 1.0)
-    stamped: list[dict[str, WatchlistRow]] = [{}, {}]
+    sources = [MarketBoardRows(), MarketBoardRows()]
+    stamped: list[dict] = [{}, {}]
     published: list[PublishedBoard | None] = [None, None]
     clock_us = 1_000_000_000
     seen_version, copy = 0, {}
@@ -91,12 +95,28 @@ def test_a_reader_following_versions_never_misses_a_change(steps) -> None:
         if flip:
             owners[symbol] = 1 - owners[symbol]
         clock_us += 250_000
-        board = WatchlistRows(tuple(_row(s, prices[s], 1.0 + worker) for s in SYMBOLS))
-        rows = owned_rows(board, lambda s, w=worker: owners[s] == w)
-        stamped[worker] = stamp_rows(stamped[worker], rows, clock_us)
-        published[worker] = _board(stamped[worker].values(), clock_us / 1e6)
+        board = sources[worker].update([_row(s, prices[s], 1.0 + worker) for s in SYMBOLS])
+        owns = lambda s, w=worker: owners[s] == w  # noqa: E731
+        stamped[worker] = stamp_rows(stamped[worker], board, owns, clock_us)
+        published[worker] = _board([x.row for x in stamped[worker].values()], clock_us / 1e6)
         merged = merge_boards([b for b in published if b], clock_us / 1e6, stale_s=60.0)
         for row in merged.since(seen_version):
             copy[row.symbol] = replace(row, version=0)
         seen_version = merged.version
         assert copy == _content(merged)
+
+
+class MarketBoardRows:
+    """What ``MarketBoard.rows`` hands out: a row's version moves only when it changes."""
+
+    def __init__(self) -> None:
+        self.version = 0
+        self.rows: dict[str, WatchlistRow] = {}
+
+    def update(self, rows: list[WatchlistRow]) -> WatchlistRows:
+        for row in rows:
+            before = self.rows.get(row.symbol)
+            if before is None or replace(before, version=0) != row:
+                self.version += 1
+                self.rows[row.symbol] = replace(row, version=self.version)
+        return WatchlistRows(tuple(self.rows[s] for s in sorted(self.rows)), self.version)
