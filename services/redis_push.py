@@ -189,24 +189,31 @@ class RedisPushWriter:
                 self._pending.clear()
                 self._busy = True
             try:
-                self._write(batch)
+                refused = self._write(batch)
             except _ERRORS as exc:
-                self.failures += 1
                 if isinstance(exc, redis.ResponseError):
                     self._tops.clear()  # re-read each stream's newest id before retrying
                 log.warning("push writer: Redis unavailable (%s); keeping %d", exc, len(batch))
-                with self._cond:
-                    self._busy = False
-                    self._pending.extendleft(reversed(self._requeued(batch)))
-                    while len(self._pending) > self.max_pending:
-                        self._pending.popleft()
-                        self.dropped += 1
-                time.sleep(self.retry_s)
+                self._keep(batch)
                 continue
+            if refused:  # only the entries Redis refused are written again
+                log.warning("push writer: %d entries refused (%s)", len(refused), refused[0][1])
+                self._keep([item for item, _ in refused])
             with self._cond:
                 self._busy = False
-                self.written += len(batch)
+                self.written += len(batch) - len(refused)
                 self._cond.notify_all()
+
+    def _keep(self, batch: list[tuple[str, str, object]]) -> None:
+        """Put back what could not be written, and wait ``retry_s``."""
+        self.failures += 1
+        with self._cond:
+            self._busy = False
+            self._pending.extendleft(reversed(self._requeued(batch)))
+            while len(self._pending) > self.max_pending:
+                self._pending.popleft()
+                self.dropped += 1
+        time.sleep(self.retry_s)
 
     def _requeued(self, batch: list[tuple[str, str, object]]) -> list[tuple[str, str, object]]:
         """What a failed write puts back (under the lock): everything, except prices a
@@ -220,12 +227,19 @@ class RedisPushWriter:
                 kept.append((kind, symbol, None))
         return kept
 
-    def _write(self, batch: list[tuple[str, str, object]]) -> None:
+    def _write(
+        self, batch: list[tuple[str, str, object]]
+    ) -> list[tuple[tuple[str, str, object], Exception]]:
         """One pipeline for everything pending; trades at or below a stream's newest id
-        are skipped (the stream already has them)."""
+        are skipped (the stream already has them). Returns the entries Redis refused (e.g.
+        a trade batch below a stream's newest id, written meanwhile by a previous owner of
+        the symbol) with the reason; the others are written."""
         pipe = self._redis.pipeline(transaction=False)
         tops = dict(self._tops)
-        for kind, symbol, payload in batch:
+        sent: list[tuple[str, str, object]] = []
+        for item in batch:
+            kind, symbol, payload = item
+            sent.append(item)
             if kind == "trades":
                 trades: TradeView = payload  # type: ignore[assignment]
                 stream = key(symbol, "trades")
@@ -233,6 +247,7 @@ class RedisPushWriter:
                     tops[symbol] = self._top(stream)
                 trades = slice_after(trades, tops[symbol])
                 if not len(trades):
+                    sent.pop()
                     continue
                 last = int(trades.trade_id[-1])
                 pipe.xadd(
@@ -250,8 +265,16 @@ class RedisPushWriter:
                 )
             else:
                 pipe.xadd(ALERTS_KEY, {"d": payload}, maxlen=ALERT_ENTRIES, approximate=True)
-        pipe.execute()
+        results = pipe.execute(raise_on_error=False)
+        refused = [
+            (item, result)
+            for item, result in zip(sent, results, strict=True)
+            if isinstance(result, Exception)
+        ]
+        for (_, symbol, _), _ in refused:
+            tops.pop(symbol, None)  # re-read that stream's newest id before writing again
         self._tops = tops
+        return refused
 
     def _top(self, stream: str) -> int:
         newest = self._redis.xrevrange(stream, count=1)

@@ -6,6 +6,7 @@ reconnect of every client connection (``CLIENT KILL`` on every master)."""
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -120,3 +121,39 @@ def test_two_readers_get_every_trade_in_order_across_a_reconnect(
     _, message = prices.newer_than(0, 1.0)
     assert json.loads(message)["best_ask"] == 100.5
     assert json.loads(alerts.take(1.0))["symbol"] == "SOLUSDT"
+
+
+def test_a_stream_written_meanwhile_by_another_owner_is_continued_not_repeated(
+    cluster: RedisCluster,  # noqa: F811 - the module's fixture
+    client,  # noqa: F811 - flushes the cluster
+) -> None:
+    """A worker that gets a symbol back after another owner wrote its stream: its batch
+    below the stream's newest id is refused alone (not the alert beside it), re-read and
+    skipped; readers see every trade once."""
+    symbol = "SOLUSDT"
+    first, second = (RedisPushWriter(cluster.url, retry_s=0.05) for _ in range(2))
+    hub, events = PushHub(), EventHub()
+    sub = hub.subscribe_trades(symbol)
+    alerts = events.subscribe()
+    reader = RedisPushReader(cluster.url, hub, events, block_ms=100, retry_s=0.05)
+    reader.start()
+    try:
+        first.publish_trades(symbol, _view(symbol, range(0, 10)))
+        assert first.flush()
+        second.publish_trades(symbol, _view(symbol, range(0, 30)))  # the other owner
+        assert second.flush()
+        first.publish_trades(symbol, _view(symbol, range(10, 20)))  # its top is stale
+        RedisEventSink(first).publish({"rule": "large_trade", "symbol": symbol})
+        first.publish_trades(symbol, _view(symbol, range(20, 40)))
+        assert first.flush(timeout=10)
+        wait_for(lambda: hub.last_trade_id(symbol) == 39, 10, "40 trades")
+        wait_for(lambda: events.published >= 1, 10, "the alert")
+        time.sleep(0.3)
+    finally:
+        reader.stop()
+        first.close()
+        second.close()
+    assert _taken_ids(sub) == list(range(40))
+    assert first.failures >= 1, "the stale batch was refused"
+    assert [json.loads(alerts.take(0.5))["symbol"]] == [symbol]
+    assert alerts.take(0) is None, "the alert was written once"
