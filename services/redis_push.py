@@ -24,10 +24,8 @@ connection it resumes from its cursors and loses nothing still retained.
 
 Single Redis or Redis Cluster is detected from the URL (``services.redis_connection``),
 the same code runs on both. On a cluster one ``XREAD`` may only name keys of one slot
-(CROSSSLOT otherwise), so the reader groups its cursors by slot (``slot_groups``) and
-sends each group to the node serving that slot: with a single group it blocks there as on
-a single Redis; with several, one round of non-blocking reads is followed, when all came
-back empty, by a pause of ``idle_s`` (the added delay of a pushed trade is at most that).
+(CROSSSLOT otherwise), so the reader groups its cursors by slot (``slot_groups``) and each
+group blocks in its own ``XREAD`` on the node serving that slot, in a thread of its own.
 """
 
 from __future__ import annotations
@@ -37,7 +35,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import orjson
@@ -291,8 +289,51 @@ class RedisEventSink:
         self.writer.publish_event(event)
 
 
+class _GroupReader:
+    """One group of streams read with ``XREAD BLOCK`` from its own cursors, in a thread of
+    its own: every stream of a single Redis, or one cluster slot's."""
+
+    def __init__(
+        self,
+        name: str,
+        read: Callable[[dict[str, str]], list],
+        hand_on: Callable[[str, bytes], None],
+        retry_s: float,
+    ) -> None:
+        self._read = read
+        self._hand_on = hand_on
+        self._cursors: dict[str, str] = {}
+        self._lock = threading.Lock()
+        self.poller = Poller(name, self.read_once, 0, retry_s=retry_s, errors=_ERRORS)
+
+    def add(self, cursors: Mapping[str, str]) -> None:
+        """Read these streams too, after these cursors."""
+        with self._lock:
+            self._cursors.update(cursors)
+
+    def read_once(self) -> int:
+        """One ``XREAD BLOCK``; how many entries were handed on."""
+        with self._lock:
+            cursors = dict(self._cursors)
+        handed = 0
+        for stream, entries in self._read(cursors):
+            name = stream.decode() if isinstance(stream, bytes) else stream
+            for entry_id, fields in entries:
+                self._hand_on(name, fields[b"d"])
+                with self._lock:
+                    self._cursors[name] = entry_id.decode()
+                handed += 1
+        return handed
+
+
 class RedisPushReader:
-    """Feeds a web worker's hubs from the push streams (see the module docstring)."""
+    """Feeds a web worker's hubs from the push streams (see the module docstring).
+
+    A watcher thread (every ``watch_s``) primes each symbol a client starts watching and
+    hands its streams to the reader of their group; each group's reader blocks in its own
+    ``XREAD`` (one group on a single Redis, one per slot on a cluster, each sent to the
+    node serving that slot), so no reader polls.
+    """
 
     def __init__(
         self,
@@ -301,90 +342,93 @@ class RedisPushReader:
         events: EventHub,
         block_ms: int = 500,
         retry_s: float = 0.2,
-        idle_s: float = 0.02,
+        watch_s: float = 0.05,
     ) -> None:
         self._redis = sync_client(url, socket_timeout_s=block_ms / 1000 + 2.0)
         self._cluster = is_cluster(url)
         self.hub = hub
         self.events = events
         self.block_ms = block_ms
-        self.idle_s = idle_s
-        self._cursors: dict[str, str] = {}
+        self.retry_s = retry_s
+        self._watched: set[str] = set()
         self._symbols: dict[str, str] = {}
-        self._poller = Poller(
-            "tapescope-push-reader", self.read_once, 0, retry_s=retry_s, errors=_ERRORS
+        self._groups: dict[int, _GroupReader] = {}
+        self._stopped = False
+        self._watcher = Poller(
+            "tapescope-push-watcher", self.watch_once, watch_s, retry_s=retry_s, errors=_ERRORS
         )
 
     @property
     def reconnects(self) -> int:
         """Reads that failed (Redis unavailable) and were retried from the cursors."""
-        return self._poller.failures
+        return self._watcher.failures + sum(g.poller.failures for g in list(self._groups.values()))
 
     def start(self) -> None:
-        self._poller.start()
+        self._watcher.start()
 
     def stop(self) -> None:
-        self._poller.stop()
+        self._stopped = True
+        self._watcher.stop()
+        for group in list(self._groups.values()):
+            group.poller.stop()
 
-    def read_once(self) -> int:
-        """Watch new symbols, then one ``XREAD BLOCK``; how many entries were handed on."""
-        for symbol in self.hub.watched():
-            if key(symbol, "prices") not in self._cursors:  # its last cursor, set last
-                self._watch(symbol)
-        if ALERTS_KEY not in self._cursors:
+    def watch_once(self) -> None:
+        """Follow the alert events, and every symbol a client started watching."""
+        if not self._groups:
             newest = self._redis.xrevrange(ALERTS_KEY, count=1)
-            self._cursors[ALERTS_KEY] = newest[0][0].decode() if newest else "0-0"
-        answer = self._read_new()
-        handed = 0
-        for stream, entries in answer:
-            name = stream.decode() if isinstance(stream, bytes) else stream
-            for entry_id, fields in entries:
-                self._hand_on(name, fields[b"d"])
-                self._cursors[name] = entry_id.decode()
-                handed += 1
-        return handed
+            self._read_from({ALERTS_KEY: newest[0][0].decode() if newest else "0-0"})
+        for symbol in self.hub.watched() - self._watched:
+            self._read_from(self._watch(symbol))
+            self._watched.add(symbol)
 
-    def _read_new(self) -> list:
-        """Entries after the cursors: one blocking ``XREAD`` on a single Redis or a single
-        slot; per slot otherwise (see the module docstring)."""
+    def _read_from(self, cursors: dict[str, str]) -> None:
+        """Hand streams (with their cursors) to the reader of their group."""
+        for group_cursors in slot_groups(cursors) if self._cluster else [cursors]:
+            slot = key_slot(next(iter(group_cursors)).encode()) if self._cluster else 0
+            group = self._groups.get(slot)
+            if group is None:
+                group = _GroupReader(
+                    f"tapescope-push-reader-{slot}",
+                    lambda c, s=slot: self._xread(s, c),
+                    self._hand_on,
+                    self.retry_s,
+                )
+            group.add(group_cursors)
+            if slot not in self._groups and not self._stopped:
+                self._groups[slot] = group
+                group.poller.start()
+
+    def _xread(self, slot: int, cursors: dict[str, str]) -> list:
+        """``XREAD BLOCK`` of one group: on a cluster, sent to the node serving its slot
+        (after a failure the cluster's layout is read again: a moved slot, a failover)."""
         if not self._cluster:
-            return self._redis.xread(self._cursors, count=1000, block=self.block_ms) or []
-        groups = slot_groups(self._cursors)
-        try:
-            if len(groups) == 1:
-                return self._xread_on_node(groups[0], self.block_ms)
-            answer = [entry for group in groups for entry in self._xread_on_node(group, None)]
-        except _ERRORS:
-            # A moved slot or a failed master: learn the cluster's layout again, then retry.
-            with contextlib.suppress(*_ERRORS):
-                self._redis.nodes_manager.initialize()  # type: ignore[union-attr]
-            raise
-        if not answer:
-            time.sleep(self.idle_s)
-        return answer
-
-    def _xread_on_node(self, cursors: dict[str, str], block_ms: int | None) -> list:
-        """``XREAD`` of one slot's streams, sent to the node serving that slot."""
+            return self._redis.xread(cursors, count=1000, block=self.block_ms) or []
         cluster: redis.cluster.RedisCluster = self._redis  # type: ignore[assignment]
-        node = cluster.get_node_from_key(next(iter(cursors)))
-        client = cluster.get_redis_connection(node)
-        return client.xread(cursors, count=1000, block=block_ms) or []
+        try:
+            node = cluster.nodes_manager.get_node_from_slot(slot)
+            client = cluster.get_redis_connection(node)
+            return client.xread(cursors, count=1000, block=self.block_ms) or []
+        except _ERRORS:
+            with contextlib.suppress(*_ERRORS):
+                cluster.nodes_manager.initialize()
+            raise
 
-    def _watch(self, symbol: str) -> None:
-        """Load the symbol's recent trades (for resumes) and its latest prices, then read
-        both streams from there."""
+    def _watch(self, symbol: str) -> dict[str, str]:
+        """Load the symbol's recent trades (for resumes) and its latest prices; the cursors
+        to read both streams from there."""
         trades, prices = key(symbol, "trades"), key(symbol, "prices")
         self._symbols[trades] = symbol
         self._symbols[prices] = symbol
+        cursors = {trades: "0-0", prices: "0-0"}
         recent = self._redis.xrevrange(trades, count=PRIME_ENTRIES)
         for entry_id, fields in reversed(recent):
             self._hand_on(trades, fields[b"d"])
-            self._cursors[trades] = entry_id.decode()
-        self._cursors.setdefault(trades, "0-0")
+            cursors[trades] = entry_id.decode()
         newest = self._redis.xrevrange(prices, count=1)
         if newest:
             self._hand_on(prices, newest[0][1][b"d"])
-        self._cursors[prices] = newest[0][0].decode() if newest else "0-0"
+            cursors[prices] = newest[0][0].decode()
+        return cursors
 
     def _hand_on(self, stream: str, data: bytes) -> None:
         if stream == ALERTS_KEY:
