@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import time
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -26,6 +27,9 @@ from services.redis_push import (
 )
 from tests.integration.test_cluster_shards import client, cluster  # noqa: F401 - fixtures
 from tests.integration.test_multiprocess import wait_for
+from tests.integration.test_push_redis import (
+    test_two_gunicorn_workers_serve_every_stream_from_redis as serve_every_stream,
+)
 from tests.redis_cluster import RedisCluster
 
 pytestmark = pytest.mark.redis
@@ -157,3 +161,15 @@ def test_a_stream_written_meanwhile_by_another_owner_is_continued_not_repeated(
     assert first.failures >= 1, "the stale batch was refused"
     assert [json.loads(alerts.take(0.5))["symbol"]] == [symbol]
     assert alerts.take(0) is None, "the alert was written once"
+
+
+@pytest.mark.slow  # ~40 s: the several-process run of test_push_redis, on the cluster
+@pytest.mark.timeout(200)
+def test_gunicorn_web_workers_serve_every_stream_from_the_cluster(
+    cluster: RedisCluster,  # noqa: F811 - the module's fixture
+    client,  # noqa: F811 - flushes the cluster
+) -> None:
+    """One ingest worker (holding every shard) replaying the bundled recording and two
+    gunicorn web workers, all on the cluster URL: every stream is served, trades in order
+    from ``from_id``, prices never crossed."""
+    serve_every_stream(SimpleNamespace(url=cluster.url))
