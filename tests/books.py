@@ -27,14 +27,17 @@ def deep_snapshot_body(levels: int = 5000, seed: int = 7) -> bytes:
 
 def loaded_book_bytes(body: bytes) -> tuple[OrderBook, int]:
     """The book loaded from a snapshot body, and the bytes it holds once the decoded
-    snapshot and the body's parse are gone (tracemalloc)."""
+    snapshot and the body's parse are gone (tracemalloc). Only blocks allocated under this
+    call count: threads other tests left running allocate meanwhile and are not the book."""
     gc.collect()
-    tracemalloc.start()
+    tracemalloc.start(8)
     book = OrderBook()
     snapshot = decode_depth_snapshot(body)
     book.load_snapshot(snapshot.bids, snapshot.asks)
     del snapshot
     gc.collect()
-    size = tracemalloc.get_traced_memory()[0]
+    held = tracemalloc.take_snapshot().filter_traces(
+        [tracemalloc.Filter(True, __file__, all_frames=True)]
+    )
     tracemalloc.stop()
-    return book, size
+    return book, sum(trace.size for trace in held.traces)

@@ -238,7 +238,7 @@ def market(cluster: RedisCluster, client, tmp_path: Path) -> Iterator[Market]:  
     symbols = relabel_recording(SPOT_2021, recording, SYMBOLS)
     reader = RedisStore(cluster.url, poll_s=0)
     exchange = LocalExchange(recording, speed=1.0, loop=True)
-    exchange.start_in_thread()
+    exchange.start_in_thread(timeout=120)  # 120 relabelled symbols load slowly under load
     workers: list[Worker] = []
     try:
         workers = [Worker(exchange, cluster.url, tmp_path / f"w{i}") for i in range(3)]
