@@ -18,8 +18,9 @@ Keys (all under ``tapescope:``):
   reader keeps its own bounded window and fetches only blocks it has not seen; a reader
   that is too far behind (or sees a new generation) reloads the retained tail.
 - ``status``, ``symbols``: the feed status (the latest of any worker's) and the tradable
-  symbols; ``writer:{sNNN}``: the heartbeat ``{writer id}|{time}`` of the worker writing the
-  shard, refreshed with every status it publishes.
+  symbols; ``{workers}:status``: each worker's own latest status (hash by writer id);
+  ``writer:{sNNN}``: the heartbeat ``{writer id}|{time}`` of the worker writing the shard,
+  refreshed with every status it publishes.
 - ``requests``: hash symbol -> time of the latest UI request (on-demand symbols).
 - ``{watchlist}:boards`` / ``{watchlist}:at``: each worker's market board (hash by writer
   id, ``services.cluster.boards``) and when it was published (sorted set); merged on read,
@@ -138,6 +139,7 @@ return {redis.call('HGETALL', KEYS[1]), redis.call('GET', KEYS[3]) or ''}
 BOARDS_KEY = f"{PREFIX}{{watchlist}}:boards"
 BOARD_TIMES_KEY = f"{PREFIX}{{watchlist}}:at"
 BOARDS_DROPPED_KEY = f"{PREFIX}{{watchlist}}:dropped"
+WORKER_STATUS_KEY = f"{PREFIX}{{workers}}:status"
 
 
 def sym_key(symbol: str) -> str:
@@ -446,9 +448,13 @@ class RedisStore:
         ]
         shards = {shard_of(symbol) for symbol, _ in recent}
 
+        data = codec.encode_status(status)
+
         def write() -> None:
             pipe = self._redis.pipeline(transaction=False)
-            pipe.set(f"{PREFIX}status", codec.encode_status(status), px=self._ttl_ms)
+            pipe.set(f"{PREFIX}status", data, px=self._ttl_ms)
+            pipe.hset(WORKER_STATUS_KEY, self.writer_id, data)
+            pipe.pexpire(WORKER_STATUS_KEY, self._ttl_ms)
             for shard in sorted(shards):
                 pipe.set(beat_key(shard), f"{self.writer_id}|{now!r}", px=self._ttl_ms)
             pipe.pexpire(f"{PREFIX}symbols", self._ttl_ms)
@@ -626,6 +632,25 @@ class RedisStore:
             detail=f"Redis store unavailable ({self.availability.error}); retrying",
             published_at=0.0 if last is None else last.published_at,
         )
+
+    def worker_statuses(self) -> dict[str, FeedStatus]:
+        """Each ingest worker's latest status by writer id, for those heard from within the
+        state's lifetime (older ones are removed); empty when Redis is down."""
+
+        def read() -> dict[str, FeedStatus]:
+            now = time.time()
+            statuses, gone = {}, []
+            for writer, data in self._redis.hgetall(WORKER_STATUS_KEY).items():
+                status = codec.decode_status(data)
+                if now - status.published_at > self._ttl_ms / 1000:
+                    gone.append(writer)
+                else:
+                    statuses[writer.decode()] = status
+            if gone:
+                self._redis.hdel(WORKER_STATUS_KEY, *gone)
+            return dict(sorted(statuses.items()))
+
+        return self._call(read, {})
 
     def symbols(self) -> list[SymbolInfo]:
         """The tradable symbols the worker published (the last known list while Redis is
