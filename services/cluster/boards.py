@@ -13,8 +13,11 @@ Writer side (one worker), ``stamp_rows``:
   needs no state of its own.
 
 Reader side: ``merge_boards`` takes every board published within ``stale_s``; per symbol
-the row of a worker that has its book columns wins (the newest board's when several do),
-else the newest board's row. A merged row's version is the newest version of that symbol
+the row of a worker that has its book columns wins — the most recently changed one when
+several do (a worker that gains a shard stamps its rows then; the previous owner's board
+may still claim them until it publishes again) — else the most recently changed row. The
+choice depends on versions only, never on which board was published last, so it changes
+only with a version. A merged row's version is the newest version of that symbol
 on any board, and at least ``dropped_us`` — when a silent worker's board was last removed
 — so a row whose owner vanished is sent again. The merged board's version is the newest
 row version less ``SKEW_US``: a board written up to that late (stamped before a reader saw
@@ -101,10 +104,10 @@ def merge_boards(
     fresh = sorted((b for b in boards if now - b.published_at <= stale_s), key=_published_at)
     chosen: dict[str, WatchlistRow] = {}
     newest: dict[str, int] = {}
-    for published in fresh:  # oldest first: a newer board's row replaces an equal one
+    for published in fresh:  # oldest first: on an equal rank a newer board's row wins
         for row in published.board.rows:
             current = chosen.get(row.symbol)
-            if current is None or row.sync_state or not current.sync_state:
+            if current is None or _rank(row) >= _rank(current):
                 chosen[row.symbol] = row
             newest[row.symbol] = max(newest.get(row.symbol, 0), row.version, dropped_us)
     rows = tuple(
@@ -117,3 +120,8 @@ def merge_boards(
 
 def _published_at(board: PublishedBoard) -> float:
     return board.published_at
+
+
+def _rank(row: WatchlistRow) -> tuple[bool, int]:
+    """Rows with book columns first, then the most recently changed."""
+    return bool(row.sync_state), row.version

@@ -76,7 +76,7 @@ STEPS = st.lists(
 )
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(steps=STEPS)
 def test_a_reader_following_versions_never_misses_a_change(steps) -> None:
     """Two workers publish in turn on one clock; after every publication a reader asks for
