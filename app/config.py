@@ -14,7 +14,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 from services.replay.player import TIME_BASES
-from services.replay.recording import DEFAULT_REPLAY
+from services.replay.recording import DEFAULT_REPLAY, USDM_2024
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +52,8 @@ class Settings:
     history: record and serve history (``--no-history``: neither). history_dir: where the
         history (trades, recorded book, candles) is kept. history_days / history_max_gb:
         retention by age and by size (0: none).
+    perp_twin: stream the USD-M perpetual twin of the shown spot symbol on request (the
+        flow chart draws spot and perpetual CVD); in a replay from ``perp_recording``.
     """
 
     source: str = "auto"
@@ -86,6 +88,8 @@ class Settings:
     history_dir: Path = Path("data/history")
     history_days: float = 30.0
     history_max_gb: float = 5.0
+    perp_twin: bool = False
+    perp_recording: Path = USDM_2024
 
 
 _SOURCES = ("auto", "live", "replay")
@@ -180,6 +184,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--history-dir", type=Path, help="history directory (data/history)")
     parser.add_argument("--history-days", type=float, help="keep this many days (0 = all)")
     parser.add_argument("--history-max-gb", type=float, help="history size cap (0 = none)")
+    parser.add_argument("--perp-twin", action="store_true", default=None,
+                        help="spot vs perpetual CVD: stream the USD-M twin on request")  # fmt: skip
+    parser.add_argument("--perp-recording", type=Path, help="USD-M recording of the twin")
 
 
 def from_args(args: argparse.Namespace, base: Settings | None = None) -> Settings:
@@ -191,6 +198,7 @@ def from_args(args: argparse.Namespace, base: Settings | None = None) -> Setting
         *("host", "port", "debug", "redis_url"),
         *("alerts_dir", "webhook_allow", "auth_users_file", "no_auth"),
         *("history", "history_dir", "history_days", "history_max_gb"),
+        *("perp_twin", "perp_recording"),
     ):
         value = getattr(args, name, None)
         if value is not None:

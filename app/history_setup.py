@@ -38,8 +38,9 @@ def start_history(settings: Settings, source: MarketSource) -> HistoryService | 
         return None
     if source.source == "REPLAY" and not HistoryReader(settings.history_dir).symbols():
         import_first_run(settings)
+    clock = getattr(source.exchange, "clock_ms", None)  # a replay: its own time, not ours
     return HistoryService(
-        history_config(settings), source.endpoints, str(source.endpoints.market)
+        history_config(settings), source.endpoints, str(source.endpoints.market), clock_ms=clock
     ).start()
 
 

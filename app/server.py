@@ -6,7 +6,7 @@ from pathlib import Path
 
 import dash
 
-from app import alerts_api, api, history_api, streams, views_api
+from app import alerts_api, api, history_api, spot_perp_api, streams, views_api
 from app.alerting import Alerts
 from app.callbacks import alerts as alerts_page
 from app.callbacks import (
@@ -28,6 +28,7 @@ from app.callbacks.derived import DerivedCache
 from app.config import Settings
 from app.layout import create_layout
 from services.history.book_heatmap import RecordedBook
+from services.market.perp_twin import PerpTwin
 from services.push.service import PushService
 from services.store import MarketStore
 
@@ -44,6 +45,7 @@ def create_app(
     ws_origins: str = "",
     history_dir: Path | None = None,
     alerts: Alerts | None = None,
+    perp_twin: PerpTwin | None = None,
 ) -> dash.Dash:
     """The dashboard reading ``store`` (which the feed fills; the app only reads it).
 
@@ -55,7 +57,8 @@ def create_app(
     ``alerts`` the page gains the alerts section and ``/api/alerts`` is served. The
     push streams of ``push`` are served under ``/ws`` (``app.streams``); the page paints
     from them when ``push`` is given (a service some feed or Redis reader feeds), else it
-    polls and ``/ws`` serves a hub nothing feeds.
+    polls and ``/ws`` serves a hub nothing feeds. With ``perp_twin`` the flow chart and
+    ``/cvd/spot-perp`` show the symbol's USD-M perpetual CVD beside the spot one.
     """
     app = dash.Dash(
         __name__,
@@ -73,14 +76,16 @@ def create_app(
     push_page.register(app, store, refresh_ms, enabled=push is not None)
     view.register(app)
     watchlist.register(app, store)
-    for panel in (depth, tape, flow, profile, liquidity, export):
+    for panel in (depth, tape, profile, liquidity, export):
         panel.register(app, store, cache)
+    flow.register(app, store, cache, perp_twin)
     history = history_api.register(app.server, store, history_dir) if history_dir else None
     recorded = RecordedBook(history.reader) if history else None
     heatmap.register(app, store, cache, recorded)
     footprint.register(app, store, cache, history.reader if history else None)
     app.server.register_blueprint(api.create_api(store, cache, history))
     app.server.register_blueprint(views_api.create_views_api(store, cache, history, recorded))
+    app.server.register_blueprint(spot_perp_api.create_spot_perp_api(store, cache, perp_twin))
     if alerts is not None:
         alerts_page.register(app, store, alerts)
         app.server.register_blueprint(alerts_api.create_alerts_api(store, alerts))
@@ -93,7 +98,11 @@ def create_app(
 
 
 def create_app_for(
-    settings: Settings, store: MarketStore, alerts: Alerts | None, push: PushService
+    settings: Settings,
+    store: MarketStore,
+    alerts: Alerts | None,
+    push: PushService,
+    perp_twin: PerpTwin | None = None,
 ) -> dash.Dash:
     """``create_app`` with the refresh, debug, history and push origins of ``settings``
     (``python -m app run`` and the WSGI server build the page the same way)."""
@@ -105,5 +114,6 @@ def create_app_for(
         history_dir=settings.history_dir if settings.history else None,
         alerts=alerts,
         push=push,
+        perp_twin=perp_twin,
         ws_origins=settings.ws_origins,
     )

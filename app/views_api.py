@@ -76,7 +76,7 @@ def _number(name: str, default: float | None, low: float, high: float) -> float 
     return value
 
 
-def _integer(name: str, default: int | None, low: int, high: int) -> int | None:
+def integer_arg(name: str, default: int | None, low: int, high: int) -> int | None:
     value = _number(name, None, low, high)
     if value is None:
         return default
@@ -99,7 +99,7 @@ def _range(default_end: int, default_span_ms: int | None) -> tuple[int | None, i
     return start, end
 
 
-def _flow_filter() -> FlowFilter:
+def flow_filter_arg() -> FlowFilter:
     low = _number("min_notional", None, 0, 1e15)
     high = _number("max_notional", None, 0, 1e15)
     if low is not None and high is not None and high < low:
@@ -168,11 +168,11 @@ def _footprint(
     except ValueError as exc:
         raise ApiError(400, str(exc), parameter="interval") from exc
     start, end = _range(0, None)
-    row_ticks = _integer("row_ticks", None, 1, 10_000_000)
+    row_ticks = integer_arg("row_ticks", None, 1, 10_000_000)
     ratio = _number("imbalance", DEFAULT_IMBALANCE_RATIO * 100, 100.000001, 100_000)
     min_volume = _number("min_volume", 0.0, 0, 1e15)
-    stacked = _integer("stacked", DEFAULT_STACKED_ROWS, 1, 1000)
-    band = _flow_filter()
+    stacked = integer_arg("stacked", DEFAULT_STACKED_ROWS, 1, 1000)
+    band = flow_filter_arg()
     snapshot = snapshot_of()
     trades = filter_trades(window_trades(snapshot, history, start, end), band)
     tick = snapshot.info.tick_size
@@ -238,11 +238,13 @@ def _heatmap(
     recorded: RecordedBook | None = None,
     history: HistoryQueries | None = None,
 ) -> Response:
-    """The heatmap of the requested range (parameters first, then the symbol)."""
-    now = int(time.time() * 1000)
+    """The heatmap of the requested range (parameters first, then the symbol); the default
+    range ends at the market's clock (a replay's is the recording's)."""
+    samples = book_samples_of(store)
+    now = samples.market_now_ms() if samples is not None else int(time.time() * 1000)
     start, end = _range(now, DEFAULT_HEATMAP_MS)
     assert start is not None and end is not None
-    bucket = _integer("time_bucket_ms", max(1000, (end - start) // 300), 100, MAX_RANGE_MS)
+    bucket = integer_arg("time_bucket_ms", max(1000, (end - start) // 300), 100, MAX_RANGE_MS)
     assert bucket is not None
     if (end - start) / bucket > MAX_COLUMNS:
         raise ApiError(
@@ -250,11 +252,11 @@ def _heatmap(
             parameter="time_bucket_ms",
         )  # fmt: skip
     band_pct = _number("band_pct", DEFAULT_BAND_PCT, 0.01, 2.0)
-    ticks = _integer("price_bucket_ticks", None, 1, 10_000_000)
+    ticks = integer_arg("price_bucket_ticks", None, 1, 10_000_000)
     unit = request.args.get("unit", "base")
     if unit not in ("base", "quote"):
         raise ApiError(400, "unit must be base or quote", parameter="unit")
-    band = _flow_filter()
+    band = flow_filter_arg()
     snapshot = snapshot_of()
     if book_samples_of(store) is None:
         raise ApiError(503, "this store keeps no book samples (the heatmap needs them)")

@@ -17,9 +17,11 @@ from flask import Flask
 
 from app import auth, config, market_source
 from app.alerting import make_alerts, start_tap
+from app.perp_twin_setup import start_perp_twin
 from app.server import create_app_for
 from app.stores import make_store
 from services.market.feed import Feed
+from services.market.perp_twin import PerpTwin
 from services.push.service import PushService
 
 _lock = threading.Lock()
@@ -35,7 +37,8 @@ def build_server(settings: config.Settings | None = None) -> Flask:
         push = PushService.from_redis(store, settings.redis_url)
     else:
         push = PushService.embedded(store)
-    dash_app = create_app_for(settings, store, alerts, push)
+    twin = PerpTwin() if settings.perp_twin and not settings.redis_url else None
+    dash_app = create_app_for(settings, store, alerts, push, twin)
     auth.protect(dash_app, settings)
     server: Flask = dash_app.server
 
@@ -53,6 +56,7 @@ def build_server(settings: config.Settings | None = None) -> Flask:
                 feed_settings = market_source.feed_config(settings, source)
                 taps = [start_tap(alerts), push.tap]
                 Feed(feed_settings, store, taps=taps).start_in_thread()
+                start_perp_twin(settings, source, twin)
                 _started_in = os.getpid()
 
     return server

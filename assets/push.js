@@ -4,7 +4,8 @@
  * Pushed trades are painted straight into #pushed-tape (an element React renders once and
  * never updates), not through Dash props: one DOM write per frame, no React round. State
  * changes (live <-> down) go through the push-state store, which switches the polling
- * intervals (app/callbacks/push.py). Message schemas: docs/streams.md. */
+ * intervals (app/callbacks/push.py). The flow panel goes on from a server seed with every
+ * streamed trade (app/callbacks/flow_push.py). Message schemas: docs/streams.md. */
 (function () {
   "use strict";
   const RECONNECT_MS = 1000;
@@ -12,8 +13,12 @@
   const BOOK_LEVELS = 200;
   const DEPTH_PAINT_MS = 1000;  // a Plotly redraw is the page's costliest work: keep it rare
   const DEFAULT_TIERS = [100000, 250000, 1000000];
+  const FLOW_PAINT_MS = 500;  // the flow panel repaints with the tape, at most twice a second
+  const RECENT_TRADES = 5000;  // streamed trades kept to apply to a seed that arrives late
   const s = {config: null, generation: 0, sockets: [], open: {}, rows: [], lastId: null, state: null,
-    paintQueued: false};
+    paintQueued: false, pending: [], tape: null, tiersText: null, recent: [], recentAfter: null,
+    flow: null,
+    flowTimer: null, flowPaintedAt: 0};
 
   function wsBase() {
     return (window.location.protocol === "https:" ? "wss://" : "ws://") + window.location.host;
@@ -27,6 +32,9 @@
       return;
     }
     s.state = state;
+    if (state !== "live") {
+      s.flow = null;  // the server renders the flow panel again
+    }
     if (state === "down") {
       setBadge("push ○ disconnected: polling until the stream is back");
     }
@@ -114,6 +122,18 @@
 
   /* The same rows as components/trade_tape.py: time, price, qty, notional, side; classes
    * for the side and the large-trade tier reached. */
+  function tradeRow(t, tiers) {
+    const cfg = s.config;
+    const notional = t.price * t.qty;
+    const tier = tiers.filter(function (x) { return notional >= x; }).length;
+    return row("tape-row " + t.side + " tier-" + tier + " pushed",
+      timeOfDay(t.time) + " " + fmt(t.price, cfg.price_decimals).padStart(14) + " " +
+      fmt(t.qty, cfg.qty_decimals).padStart(13) + " " + fmt(notional, 0).padStart(13) + "  " + t.side);
+  }
+
+  /* Paint the trades that came since the last paint: new rows on top, the oldest beyond the
+   * tape's length dropped — a few elements per frame. The whole tape is rebuilt only when
+   * it is not on the page yet or the tiers changed. */
   function paintTape() {
     const target = document.getElementById("pushed-tape");
     const cfg = s.config;
@@ -121,22 +141,38 @@
       return;
     }
     const tiersInput = document.getElementById("tape-tiers");
-    const tiers = parseTiers(tiersInput ? tiersInput.value : "");
+    const tiersText = tiersInput ? tiersInput.value : "";
+    const tiers = parseTiers(tiersText);
+    const fresh = s.pending;
+    s.pending = [];
+    if (s.tape && target.contains(s.tape) && tiersText === s.tiersText && s.rows.length) {
+      const fragment = document.createDocumentFragment();
+      for (let i = fresh.length - 1; i >= Math.max(0, fresh.length - cfg.rows); i -= 1) {
+        fragment.appendChild(tradeRow(fresh[i], tiers));
+      }
+      const header = s.tape.firstChild;
+      if (header.nextSibling && header.nextSibling.className === "tape-empty") {
+        header.nextSibling.remove();
+      }
+      s.tape.insertBefore(fragment, header.nextSibling);
+      while (s.tape.childElementCount > cfg.rows + 1) {
+        s.tape.lastChild.remove();
+      }
+      return;
+    }
     const notionalTitle = ("notional " + cfg.quote_asset).trim();
     const tape = row("tape", "");
     tape.appendChild(row("tape-header", "time UTC".padEnd(12) + " " + "price".padStart(14) + " " +
       "qty".padStart(13) + " " + notionalTitle.padStart(13) + "  side"));
     for (const t of s.rows) {
-      const notional = t.price * t.qty;
-      const tier = tiers.filter(function (x) { return notional >= x; }).length;
-      tape.appendChild(row("tape-row " + t.side + " tier-" + tier + " pushed",
-        timeOfDay(t.time) + " " + fmt(t.price, cfg.price_decimals).padStart(14) + " " +
-        fmt(t.qty, cfg.qty_decimals).padStart(13) + " " + fmt(notional, 0).padStart(13) + "  " + t.side));
+      tape.appendChild(tradeRow(t, tiers));
     }
     if (!s.rows.length) {
       tape.appendChild(row("tape-empty", "no trades yet"));
     }
     target.replaceChildren(tape);
+    s.tape = tape;
+    s.tiersText = tiersText;
   }
 
   function onTrades(message) {
@@ -144,11 +180,24 @@
     for (const t of message.trades) {
       if (s.lastId === null || t.id > s.lastId) {
         fresh.push(t);
+        if (s.recentAfter === null) {  // a live-only stream: the page has what follows
+          s.recentAfter = t.id - 1;
+        }
         s.lastId = t.id;
+        s.recent.push(t);
+        applyFlow(t);
       }
     }
+    if (s.recent.length > 2 * RECENT_TRADES) {
+      s.recent = s.recent.slice(-RECENT_TRADES);
+      s.recentAfter = s.recent[0].id - 1;
+    }
+    if (s.flow && s.flow.dirty) {
+      queueFlowPaint();
+    }
     if (fresh.length) {
-      s.rows = fresh.reverse().concat(s.rows).slice(0, s.config.rows);
+      s.pending = s.pending.concat(fresh);
+      s.rows = fresh.slice().reverse().concat(s.rows).slice(0, s.config.rows);
       if (!s.paintQueued) {  // one tape rebuild per frame, however many messages came
         s.paintQueued = true;
         window.requestAnimationFrame(function () {
@@ -157,6 +206,138 @@
         });
       }
     }
+  }
+
+  /* The flow panel from streamed trades (app/callbacks/flow_push.py): a seed from the server
+   * (the window's trades, the CVD's last value, the last trade id it saw), then every trade
+   * above that id. Same window (now - window, now] ending at the newest trade, same direction
+   * thresholds (buy share of quantity), same CVD (notional band of the flow filter). */
+  function flowSeed(seed) {
+    if (!seed || s.state !== "live") {
+      return window.dash_clientside.no_update;
+    }
+    if (s.flow && s.flow.key === seed.key && s.flow.seq === seed.seq) {
+      return window.dash_clientside.no_update;
+    }
+    if (s.recentAfter !== null && (seed.last_id === null || seed.last_id < s.recentAfter)) {
+      s.flow = null;  // trades between the seed and the kept ones are not here: wait for the next
+      return "flow seed too old";
+    }
+    const t = seed.trades.t, q = seed.trades.q, v = seed.trades.v;
+    s.flow = {key: seed.key, seq: seed.seq, seed: seed, t: t.slice(), q: q.slice(),
+      v: v.slice(), head: 0, lastId: seed.last_id, now: t.length ? t[t.length - 1] : null,
+      cvd: seed.cvd, point: null, dirty: true};
+    for (const trade of s.recent) {
+      applyFlow(trade);
+    }
+    queueFlowPaint();
+    return "flow seeded at trade " + seed.last_id;
+  }
+
+  function inBand(notional, band) {
+    return (band[0] === null || notional >= band[0]) && (band[1] === null || notional <= band[1]);
+  }
+
+  function applyFlow(trade) {
+    const f = s.flow;
+    if (!f || (f.lastId !== null && trade.id <= f.lastId)) {
+      return;
+    }
+    const notional = trade.price * trade.qty;
+    const sign = trade.side === "buy" ? 1 : -1;
+    f.t.push(trade.time);
+    f.q.push(sign * notional);
+    f.v.push(sign * trade.qty);
+    f.now = f.now === null ? trade.time : Math.max(f.now, trade.time);
+    if (inBand(notional, f.seed.band)) {
+      f.cvd += sign * notional;
+      f.point = [trade.time, f.cvd];
+    }
+    f.lastId = trade.id;
+    f.dirty = true;
+  }
+
+  /* Run ``paint`` when the page is idle, within ``ms`` at the latest: a chart redraw then
+   * rarely holds up the tape's next message. */
+  function whenIdle(paint, ms) {
+    if (window.requestIdleCallback) {
+      window.requestIdleCallback(paint, {timeout: ms});
+    } else {
+      setTimeout(paint, 0);
+    }
+  }
+
+  function queueFlowPaint() {
+    if (s.flowTimer) {
+      return;
+    }
+    const wait = Math.max(0, s.flowPaintedAt + FLOW_PAINT_MS - Date.now());
+    s.flowTimer = setTimeout(function () {
+      whenIdle(function () {
+        s.flowTimer = null;
+        s.flowPaintedAt = Date.now();
+        paintFlow();
+      }, FLOW_PAINT_MS);
+    }, wait);
+  }
+
+  function direction(ratio, ratios) {
+    if (ratio >= ratios.strong_buy) { return "strong_buy"; }
+    if (ratio >= ratios.buy) { return "buy"; }
+    if (ratio <= ratios.strong_sell) { return "strong_sell"; }
+    if (ratio <= ratios.sell) { return "sell"; }
+    return "neutral";  // also NaN: an empty window
+  }
+
+  function paintFlow() {
+    const f = s.flow;
+    const holder = document.getElementById("flow-meter");
+    const gd = holder && holder.querySelector(".js-plotly-plot");
+    if (!f || !f.dirty || !gd || !gd.data || !window.Plotly) {
+      return;
+    }
+    while (f.head < f.t.length && f.t[f.head] <= f.now - f.seed.window_ms) {
+      f.head += 1;
+    }
+    if (f.head > 4096) {
+      f.t = f.t.slice(f.head); f.q = f.q.slice(f.head); f.v = f.v.slice(f.head); f.head = 0;
+    }
+    let buy = 0, sell = 0, buyQty = 0, qty = 0;
+    for (let i = f.head; i < f.t.length; i += 1) {
+      if (f.q[i] > 0) { buy += f.q[i]; buyQty += f.v[i]; } else { sell -= f.q[i]; }
+      qty += Math.abs(f.v[i]);
+    }
+    const index = function (name) { return gd.data.findIndex(function (t) { return t.name === name; }); };
+    const bi = index("buy"), si = index("sell"), ci = index("CVD");
+    if (bi < 0 || si < 0 || ci < 0) {
+      return;
+    }
+    f.dirty = false;
+    const total = buy + sell;
+    const buyPct = total > 0 ? 100 * buy / total : 0;
+    const sellPct = total > 0 ? 100 - buyPct : 0;
+    const seed = f.seed;
+    const text = function (name, pct, volume) {
+      return (name + " " + fmt(volume, 2) + " " + seed.unit + " (" + pct.toFixed(0) + "%)")
+        .replace("  ", " ");
+    };
+    const line = gd.data[ci];
+    let cvdX = line.x, cvdY = line.y;
+    if (f.point) {
+      cvdX = Array.from(line.x).concat([f.point[0]]);
+      cvdY = Array.from(line.y).concat([Math.round(f.point[1] * 100) / 100]);
+      f.point = null;
+    }
+    const dir = direction(qty > 0 ? buyQty / qty : NaN, seed.ratios);
+    const title = seed.label + ": " + (total > 0 ? (seed.labels[dir] || dir) : "no trades");
+    const colour = dir.endsWith("buy") ? seed.colours.buy :
+      dir.endsWith("sell") ? seed.colours.sell : seed.colours.neutral;
+    const bars = gd.data[bi].y;
+    window.Plotly.update(gd, {  // one redraw: bars, their text, the CVD line and the title
+      x: [[buyPct], [sellPct], cvdX], y: [bars, bars, cvdY],
+      text: [[text("buy", buyPct, buy)], [text("sell", sellPct, sell)], line.text],
+    }, {"title.text": title, "title.font.color": colour}, [bi, si, ci]);
+    holder.dataset.lastTradeId = String(f.lastId);
   }
 
   function onPrices(m) {
@@ -191,8 +372,10 @@
     s.book = m;
     if (!s.bookTimer) {
       s.bookTimer = setTimeout(function () {
-        s.bookTimer = null;
-        paintDepth(s.book);
+        whenIdle(function () {
+          s.bookTimer = null;
+          paintDepth(s.book);
+        }, DEPTH_PAINT_MS);
       }, DEPTH_PAINT_MS);
     }
   }
@@ -227,7 +410,14 @@
     connect: function (config, search) {
       closeAll();
       s.rows = [];
-      s.lastId = null;
+      s.pending = [];
+      s.tape = null;
+      // The stream starts after the trades the server's snapshot had when the page asked
+      // (config.from_id), so a flow seed from that snapshot or a newer one misses none.
+      s.lastId = config && config.from_id !== undefined ? config.from_id : null;
+      s.recent = [];
+      s.recentAfter = s.lastId;
+      s.flow = null;
       const off = /(^|[?&])push=off(&|$)/.test(search || "");
       s.config = (!config || off || !("WebSocket" in window)) ? null : config;
       paintTape();
@@ -247,6 +437,8 @@
         onBook, generation);
       return "push streams of " + config.symbol;
     },
+
+    flowSeed: flowSeed,
 
     pollingFor: function (pushState) {
       const state = (pushState && pushState.state) || "off";

@@ -2,17 +2,21 @@
 DuckDB and plain pyarrow reading the same Parquet files.
 
 Write path: the bundled spot BTCUSDT 2024 recording (650.6 s, 19,904 trades, 6,495 diffs)
-is replayed through the feed's own ``BookSync`` twice in one process — once bare, once with
-the ``HistoryRecorder`` tap called as the feed calls it (``on_book`` after every diff,
-``on_trades`` per released trade) and the writer flushing once per second of market time
-and compacting once per minute, as it does live. CPU % of one core at real rate =
+is replayed through the feed's own ``BookSync`` on an event loop, one turn per push (the
+frames of one event time), in one process — bare, with only the per-trade views the feed
+builds for any tap, and with the ``HistoryRecorder`` tap called as the feed calls it
+(``on_book`` after every diff, ``on_trades`` per released trade, its batch handed to the
+writer at the end of the turn) and the writer flushing once per second of market time and
+compacting once per minute, as it does live. CPU % of one core at real rate =
 (process CPU with the recorder − without) / 650.6 s. The tap's own time per message is what
 the feed's loop pays. Bytes per trade and the recorded book's bytes per day (extrapolated
 from 650.6 s) are measured on the compacted result.
 
 Queries: the recording's trades tiled to 3,000,000 stored trades (ids continuous, each tile
 shifted by the recording's span, ~27 h), written by the writer and compacted to hourly
-segments. Stats (count, volume, buy volume, quote volume, high, low, first/last id), a
+segments, each given its per-minute and per-price aggregates by the compactor ("ours
+cold" reads those; "ours raw" the same queries reduced from every trade row, like the
+peers). Stats (count, volume, buy volume, quote volume, high, low, first/last id), a
 50-row volume profile (as the API computes it: per-price sums in polars, then the
 analytics' ``volume_profile``; checked equal to it over the trades) and 1-minute candles
 over all of them; "cold" = a fresh reader (no
@@ -23,6 +27,7 @@ files, checked against ours. Medians of 5. Prints a table and one JSON line.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import statistics
@@ -71,39 +76,70 @@ def _messages() -> list[tuple[str, object]]:
     return out
 
 
-def _replay(messages: list[tuple[str, object]], root: Path | None) -> dict[str, float]:
-    """Replay through BookSync as the feed's thread does; with ``root``, with the recorder
-    tap too (and the writer thread behind it). Per message, the wall time and the feed
-    thread's own CPU time (``time.thread_time``, the writer thread excluded) of handling it
-    and calling the tap; the bench's stand-in for the writer's 1 s flushes and compaction
-    is outside the timed part."""
+def _turns(messages: list[tuple[str, object]]) -> list[list[tuple[str, object]]]:
+    """The messages grouped as the feed's event loop meets them: the frames of one push
+    (same event time ``E``) in one turn; a REST snapshot is a turn of its own."""
+    turns: list[list[tuple[str, object]]] = []
+    last = None
+    for kind, event in messages:
+        when = None if kind == "snapshot" else getattr(event, "E", None)
+        if not turns or when is None or when != last:
+            turns.append([])
+        turns[-1].append((kind, event))
+        last = when
+    return turns
+
+
+def _replay(
+    turns: list[list[tuple[str, object]]], root: Path | None, views: bool = False
+) -> dict[str, float]:
+    """Replay through BookSync on an event loop as the feed's thread does, one turn per
+    push; with ``root``, with the recorder tap too (and the writer thread behind it). Per
+    turn, the wall time and the feed thread's own CPU time (``time.thread_time``, the writer
+    thread excluded) from its first message to the end of the loop turn (the tap's
+    hand-over to the writer included), shared equally by the turn's messages; the bench's
+    stand-in for the writer's 1 s flushes and compaction is outside the timed part.
+    ``views`` (without ``root``): only build the one-trade view per trade that the feed
+    builds for its taps (``released_after``), whatever the taps — the share of the cost
+    that is the feed's, not the recorder's."""
+    return asyncio.run(_replay_turns(turns, root, views))
+
+
+async def _replay_turns(
+    turns: list[list[tuple[str, object]]], root: Path | None, views: bool
+) -> dict:
     sync = BookSync("BTCUSDT", "spot")
     writer = HistoryWriter(root, flush_interval_s=3600.0).start() if root else None
     recorder = HistoryRecorder(writer, "spot", ticks={"BTCUSDT": TICK}) if writer else None
-    wall = np.empty(len(messages))
-    cpu = np.empty(len(messages))
+    wall: list[float] = []
+    cpu: list[float] = []
     next_flush = next_compact = 0
     cpu0 = time.process_time()
-    for i, (kind, event) in enumerate(messages):
+    for turn in turns:
         t0, c0 = time.perf_counter(), time.thread_time()
-        if kind == "snapshot":
-            sync.on_snapshot(event)  # type: ignore[arg-type]
-            changed_book = True
-        elif isinstance(event, DepthUpdate):
-            sync.on_diff(event)
-            changed_book = True
-        else:
-            changed_book = False
-        if recorder is not None:
-            if changed_book and sync.event_time_ms:
-                recorder.on_book("BTCUSDT", sync)
-            elif isinstance(event, Trade):
-                recorder.on_trades("BTCUSDT", _one_trade(event))
-        wall[i] = time.perf_counter() - t0
-        cpu[i] = time.thread_time() - c0
+        for kind, event in turn:
+            if kind == "snapshot":
+                sync.on_snapshot(event)  # type: ignore[arg-type]
+                changed_book = True
+            elif isinstance(event, DepthUpdate):
+                sync.on_diff(event)
+                changed_book = True
+            else:
+                changed_book = False
+            if recorder is not None:
+                if changed_book and sync.event_time_ms:
+                    recorder.on_book("BTCUSDT", sync)
+                elif isinstance(event, Trade):
+                    recorder.on_trades("BTCUSDT", _one_trade(event))
+            elif views and isinstance(event, Trade):
+                _one_trade(event)
+        await asyncio.sleep(0)  # the end of the turn: the loop runs the tap's hand-over
+        n = len(turn)
+        wall.extend([(time.perf_counter() - t0) / n] * n)
+        cpu.extend([(time.thread_time() - c0) / n] * n)
         if writer is None or root is None:
             continue
-        now_s = (getattr(event, "E", 0) or 0) // 1000
+        now_s = (getattr(turn[-1][1], "E", 0) or 0) // 1000
         if now_s >= next_flush:  # the writer's 1 s flush, in market time
             writer.flush()
             next_flush = now_s + 1
@@ -113,12 +149,13 @@ def _replay(messages: list[tuple[str, object]], root: Path | None) -> dict[str, 
     if writer is not None and root is not None:
         writer.stop()
         compact(root)
+    walls, cpus = np.array(wall), np.array(cpu)
     return {
         "cpu_s": time.process_time() - cpu0,
-        "msg_us_mean": 1e6 * float(wall.mean()),
-        "msg_us_median": 1e6 * float(np.median(wall)),
-        "msg_us_p99": 1e6 * float(np.percentile(wall, 99)),
-        "msg_cpu_us_mean": 1e6 * float(cpu.mean()),
+        "msg_us_mean": 1e6 * float(walls.mean()),
+        "msg_us_median": 1e6 * float(np.median(walls)),
+        "msg_us_p99": 1e6 * float(np.percentile(walls, 99)),
+        "msg_cpu_us_mean": 1e6 * float(cpus.mean()),
     }
 
 
@@ -193,16 +230,18 @@ def main() -> None:
 
 
 def run(tmp: Path) -> None:
-    messages = _messages()
+    messages = _turns(_messages())
     _replay(messages, None)  # warm-up
     recorded_root = tmp / "recorded"
-    runs = {"off": [], "on": []}
+    runs = {"off": [], "views": [], "on": []}
     for round_ in range(3):  # interleaved, so load changes hit both alike
         runs["off"].append(_replay(messages, None))
+        runs["views"].append(_replay(messages, None, views=True))
         root = recorded_root if round_ == 0 else tmp / f"recorded-{round_}"
         runs["on"].append(_replay(messages, root))
     bare = {k: statistics.median(r[k] for r in runs["off"]) for k in runs["off"][0]}
     taped = {k: statistics.median(r[k] for r in runs["on"]) for k in runs["on"][0]}
+    viewed = {k: statistics.median(r[k] for r in runs["views"]) for k in runs["views"][0]}
     cpu_pct = 100.0 * (taped["cpu_s"] - bare["cpu_s"]) / SPAN_S
     trades_bytes = _bytes(recorded_root, "trades-trade")
     book_bytes = _bytes(recorded_root, "book-grid") + _bytes(recorded_root, "book-top")
@@ -216,15 +255,15 @@ def run(tmp: Path) -> None:
     reader = HistoryReader(stored)
     market, symbol = "spot", "BTCUSDT"
 
-    def ours_stats() -> dict:
-        return HistoryReader(stored).stats(market, symbol)
+    def ours_stats(aggregated: bool = True) -> dict:
+        return HistoryReader(stored, use_aggregates=aggregated).stats(market, symbol)
 
-    def ours_profile() -> dict:
-        levels = HistoryReader(stored).price_levels(market, symbol)
+    def ours_profile(aggregated: bool = True) -> dict:
+        levels = HistoryReader(stored, use_aggregates=aggregated).price_levels(market, symbol)
         return ranged_profile(levels, TICK, 50)["profile"]
 
-    def ours_candles() -> pl.DataFrame:
-        return HistoryReader(stored).candles(market, symbol, "1m")
+    def ours_candles(aggregated: bool = True) -> pl.DataFrame:
+        return HistoryReader(stored, use_aggregates=aggregated).candles(market, symbol, "1m")
 
     scan = "read_parquet([" + ",".join(f"'{f}'" for f in files) + "])"
     con = duckdb.connect()
@@ -326,14 +365,18 @@ def run(tmp: Path) -> None:
         ("candles_1m", ours_candles, duck_candles, arrow_candles),
     ):
         cold, cold_cpu = _median_ms(ours, _cold)
+        raw, raw_cpu = _median_ms(lambda fn=ours: fn(False), _cold)
         duck_ms, duck_cpu = _median_ms(duck_fn)
         arrow_ms, arrow_cpu = _median_ms(arrow_fn)
         key = name.split("_")[0]
         cached, _ = _median_ms(lambda k=key: cache.get(k))
-        rows.append((name, cold, cached, duck_ms, arrow_ms, cold_cpu, duck_cpu, arrow_cpu))
+        rows.append((name, cold, cached, duck_ms, arrow_ms, raw, cold_cpu, duck_cpu, arrow_cpu,
+                     raw_cpu))  # fmt: skip
         figures[f"{name}_cold_ms"] = round(cold, 2)
         figures[f"{name}_cold_cpu_ms"] = round(cold_cpu, 2)
         figures[f"{name}_cached_ms"] = round(cached, 4)
+        figures[f"{name}_cold_raw_ms"] = round(raw, 2)
+        figures[f"{name}_cold_raw_cpu_ms"] = round(raw_cpu, 2)
         figures[f"{name}_duckdb_ms"] = round(duck_ms, 2)
         figures[f"{name}_duckdb_cpu_ms"] = round(duck_cpu, 2)
         figures[f"{name}_pyarrow_ms"] = round(arrow_ms, 2)
@@ -350,28 +393,31 @@ def run(tmp: Path) -> None:
     print(f"  replay without recorder  {bare['cpu_s']:8.2f} s CPU")
     print(f"  replay with recorder     {taped['cpu_s']:8.2f} s CPU")
     print(f"  recorder + writer        {cpu_pct:8.2f} % of one core (target ≤ 2 %)")
-    print("  feed thread per message     writer off    writer on    on − off")
+    print("  feed thread per message     writer off  views only    writer on    on − off")
     for key, label in (
         ("msg_us_mean", "wall mean"),
         ("msg_us_median", "wall median"),
         ("msg_us_p99", "wall p99"),
         ("msg_cpu_us_mean", "thread CPU mean"),
     ):
-        print(f"    {label:<22}{bare[key]:>10.2f} µs{taped[key]:>10.2f} µs"
+        print(f"    {label:<22}{bare[key]:>10.2f} µs{viewed[key]:>10.2f} µs{taped[key]:>10.2f} µs"
               f"{taped[key] - bare[key]:>+10.2f} µs")  # fmt: skip
     print(f"  trades on disk           {per_trade:8.2f} bytes/trade (target ≤ 16)")
     print(f"  recorded book            {book_per_day_mb:8.1f} MB/day extrapolated (≤ 150)")
     print(f"stored: {N_STORED:,} trades, {len(files)} segments, "
           f"{stored_bytes / N_STORED:.2f} bytes/trade")  # fmt: skip
+    print("ours cold = aggregates of the compacted segments; ours raw = every trade row")
     print(f"{'query':<12}{'ours cold':>12}{'ours cached':>13}{'duckdb':>10}{'pyarrow':>10}"
-          f"{'duck/ours':>11}{'arrow/ours':>11}")  # fmt: skip
-    for name, cold, cached, duck_ms, arrow_ms, *_ in rows:
+          f"{'ours raw':>11}{'duck/ours':>11}{'arrow/ours':>11}{'duck/raw':>10}")  # fmt: skip
+    for name, cold, cached, duck_ms, arrow_ms, raw, *_ in rows:
         print(f"{name:<12}{cold:>10.1f}ms{cached:>11.4f}ms{duck_ms:>8.1f}ms{arrow_ms:>8.1f}ms"
-              f"{duck_ms / cold:>11.2f}{arrow_ms / cold:>11.2f}")  # fmt: skip
+              f"{raw:>9.1f}ms{duck_ms / cold:>11.2f}{arrow_ms / cold:>11.2f}"
+              f"{duck_ms / raw:>10.2f}")  # fmt: skip
     print("process CPU time (all threads), medians:")
-    for name, *_, cold_cpu, duck_cpu, arrow_cpu in rows:
+    for name, *_, cold_cpu, duck_cpu, arrow_cpu, raw_cpu in rows:
         print(f"{name:<12}{cold_cpu:>10.1f}ms{'':>13}{duck_cpu:>8.1f}ms{arrow_cpu:>8.1f}ms"
-              f"{duck_cpu / cold_cpu:>11.2f}{arrow_cpu / cold_cpu:>11.2f}")  # fmt: skip
+              f"{raw_cpu:>9.1f}ms{duck_cpu / cold_cpu:>11.2f}{arrow_cpu / cold_cpu:>11.2f}"
+              f"{duck_cpu / raw_cpu:>10.2f}")  # fmt: skip
     print(f"last hour's trades + 1m candles read (restart proxy): {restart_ms:.1f} ms")
     print(json.dumps({
         "write_cpu_pct_one_core": round(cpu_pct, 3),
@@ -381,6 +427,8 @@ def run(tmp: Path) -> None:
         "feed_msg_us_median_writer_on": round(taped["msg_us_median"], 2),
         "feed_msg_cpu_us_mean_writer_off": round(bare["msg_cpu_us_mean"], 2),
         "feed_msg_cpu_us_mean_writer_on": round(taped["msg_cpu_us_mean"], 2),
+        "feed_msg_us_median_views_only": round(viewed["msg_us_median"], 2),
+        "feed_msg_cpu_us_mean_views_only": round(viewed["msg_cpu_us_mean"], 2),
         "trade_bytes_per_trade": round(per_trade, 2),
         "stored_bytes_per_trade_3m": round(stored_bytes / N_STORED, 2),
         "book_mb_per_day": round(book_per_day_mb, 1),

@@ -1,46 +1,72 @@
 """Push vs polling, as a user sees it: event time → painted tape row in headless Chromium,
-and the server's CPU per open page.
+where the time goes on the way, and the server's CPU per open page.
 
 One Tapescope process (``python -m app run``: local exchange replaying the bundled 2021
 recording at speed 1, feed, dashboard and push streams on one port). Chromium opens the
 page twice: ``/?push=off`` (the 500 ms polling tape) and ``/`` (the tape painted from the
-trades stream). In each page a MutationObserver notes every tape row that appears and, at
-the next animation frame (the paint), ``Date.now()`` minus the row's trade time (the time
-column, UTC ms; the replay shifts trade times to the wall clock) — the latency of that trade.
+trades stream). In each page a MutationObserver notes every tape row that appears (rows already
+shown when it starts are not counted) and, at
+the next animation frame (the paint), the exchange clock's time of day minus the row's
+trade time (the time column, UTC ms) — the latency of that trade. The exchange clock is the
+replay's (``bench.exchange_clock``: trade times are the recording's, played when the replay
+clock reaches their receive time), so every figure includes the recording's own
+exchange → recorder lag, printed first.
+
+Where the time goes (pushed mode, same seconds): event → received by a Python client of the
+trades stream (the server's part), and by a bare WebSocket in the page (adds the browser's
+main thread being free to run ``onmessage``); painted minus received is the page's own work.
+The share of the time the page's main thread spent in long tasks (≥ 50 ms, the page's
+charts being redrawn, slower under load) is printed per mode.
 
 CPU per page: the server process's CPU seconds per wall second with N pages open, minus with
-none, divided by N; for polling pages and for pushed pages.
+none just before, divided by N; for polling pages and for pushed pages. The server runs
+without history (``--no-history``: its periodic compaction would land in one phase or
+another).
 
 Usage: ``python bench/bench_push_latency.py [--seconds 30] [--pages 10]``. Ends with one
-JSON line.
+JSON line (latencies in ms, CPU in ms per s, the 1-minute load average of the machine).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
+import websockets
 from selenium import webdriver
 from selenium.webdriver.chrome.options import Options
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.exchange_clock import ExchangeClock, exchange_rest, recorded_lag_ms  # noqa: E402
 from tests.redis_server import free_port  # noqa: E402
 
 GOAL_MS = 100.0
+SYMBOL = "BTCUSDT"
 SEEN_JS = """
 window.__latency = [];
-const seen = new Set();
+window.__received = [];
+window.__busy = 0;
+window.__since = performance.now();
+new PerformanceObserver(function (list) {
+  for (const entry of list.getEntries()) { window.__busy += entry.duration; }
+}).observe({entryTypes: ["longtask"]});
+window.__offset = arguments[1];
 const target = document.getElementById(arguments[0]);
+const seen = new Set(Array.from(target.querySelectorAll('.tape-row'), (row) => row.textContent));
+const DAY = 86400000;
 function parse(text) {
   const m = /^(\\d\\d):(\\d\\d):(\\d\\d)\\.(\\d\\d\\d)/.exec(text);
   return m ? ((+m[1] * 60 + +m[2]) * 60 + +m[3]) * 1000 + +m[4] : null;
@@ -53,17 +79,26 @@ new MutationObserver(function () {
   }
   if (!fresh.length) { return; }
   requestAnimationFrame(function () {
-    const now = Date.now() % 86400000;
+    const now = ((Date.now() - window.__offset) % DAY + DAY) % DAY;
     for (const text of fresh) {
       const t = parse(text);
       if (t !== null) {
         let d = now - t;
-        if (d < -43200000) { d += 86400000; }
+        if (d < -DAY / 2) { d += DAY; }
+        if (d > DAY / 2) { d -= DAY; }
         window.__latency.push(d);
       }
     }
   });
 }).observe(target, {childList: true, subtree: true, characterData: true});
+if (arguments[2]) {
+  const probe = new WebSocket(arguments[2]);
+  probe.onmessage = function (event) {
+    const now = Date.now() - window.__offset;
+    for (const t of JSON.parse(event.data).trades) { window.__received.push(now - t.time); }
+  };
+  window.__probe = probe;
+}
 """
 
 
@@ -83,7 +118,7 @@ def start_server(port: int) -> subprocess.Popen[bytes]:
     env.pop("REDIS_URL", None)
     process = subprocess.Popen(
         [sys.executable, "-m", "app", "run", "--source", "replay", "--speed", "1",
-         "--port", str(port)],
+         "--port", str(port), "--no-history"],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     deadline = time.monotonic() + 90
@@ -100,7 +135,45 @@ def start_server(port: int) -> subprocess.Popen[bytes]:
     raise RuntimeError("the Tapescope server did not come up")
 
 
-def latencies(driver: webdriver.Chrome, url: str, element: str, seconds: float) -> list[float]:
+@dataclass
+class Observed:
+    """Latencies (ms) of one mode: rows painted, and — pushed mode — trades received by a
+    bare WebSocket in the same page and by a Python client (the server's part)."""
+
+    painted: list[float] = field(default_factory=list)
+    page_received: list[float] = field(default_factory=list)
+    client_received: list[float] = field(default_factory=list)
+    busy_share: float = 0.0
+    """Share of the time the page's main thread spent in long tasks (≥ 50 ms each)."""
+
+
+def python_client(url: str, clock: ExchangeClock, seconds: float, out: list[float]) -> None:
+    """Read the trades stream for ``seconds``; event → received latency per trade."""
+
+    async def run() -> None:
+        async with websockets.connect(url) as ws:
+            deadline = time.monotonic() + seconds
+            while (left := deadline - time.monotonic()) > 0:
+                try:
+                    raw = await asyncio.wait_for(ws.recv(), left)
+                except TimeoutError:
+                    return
+                now = time.time() * 1000
+                out.extend(clock.lag_ms(t["time"], now) for t in json.loads(raw)["trades"])
+
+    asyncio.run(run())
+
+
+def latencies(
+    driver: webdriver.Chrome,
+    url: str,
+    element: str,
+    seconds: float,
+    clock: ExchangeClock,
+    stream_url: str | None,
+) -> Observed:
+    """Open ``url`` and note event → painted of every new row of ``#element`` for
+    ``seconds``; with ``stream_url``, also event → received in the page and in Python."""
     driver.get(url)
     deadline = time.monotonic() + 30
     while not driver.execute_script(
@@ -110,9 +183,31 @@ def latencies(driver: webdriver.Chrome, url: str, element: str, seconds: float) 
             raise RuntimeError(f"no tape rows in #{element} at {url}")
         time.sleep(0.2)
     time.sleep(2.0)  # past the first full paint (rows that were already in the window)
-    driver.execute_script(SEEN_JS, element)
-    time.sleep(seconds)
-    return [float(x) for x in driver.execute_script("return window.__latency")]
+    observed = Observed()
+    client = None
+    if stream_url is not None:
+        client = threading.Thread(
+            target=python_client, args=(stream_url, clock, seconds, observed.client_received)
+        )
+        client.start()
+    driver.execute_script(SEEN_JS, element, clock.offset, stream_url)
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        time.sleep(0.5)
+        driver.execute_script("window.__offset = arguments[0]", clock.offset)
+    observed.painted = [float(x) for x in driver.execute_script("return window.__latency")]
+    observed.busy_share = float(
+        driver.execute_script("return window.__busy / (performance.now() - window.__since)")
+    )
+    observed.page_received = [
+        float(x)
+        for x in driver.execute_script(
+            "if (window.__probe) { window.__probe.close(); } return window.__received"
+        )
+    ]
+    if client is not None:
+        client.join()
+    return observed
 
 
 def cpu_per_s(process: psutil.Process, seconds: float) -> float:
@@ -142,7 +237,22 @@ def close_pages(driver: webdriver.Chrome) -> None:
 
 def p95(values: list[float]) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))]
+    return ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))] if ordered else float("nan")
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def cpu_per_page(
+    driver: webdriver.Chrome, proc: psutil.Process, url: str, pages: int, idle: float, s: float
+) -> float:
+    """Server CPU ms per wall second per open page of ``url`` (``pages`` tabs, minus idle)."""
+    open_pages(driver, url, pages)
+    time.sleep(5)
+    used = cpu_per_s(proc, s)
+    close_pages(driver)
+    return (used - idle) / pages * 1000
 
 
 def main() -> int:
@@ -153,56 +263,80 @@ def main() -> int:
     port = free_port()
     server = start_server(port)
     base = f"http://127.0.0.1:{port}/"
+    health = json.loads(urllib.request.urlopen(base + "healthz", timeout=5).read())
+    recorded = recorded_lag_ms(ROOT / "data" / "recordings" / health["feed"]["recording"], SYMBOL)
+    clock = ExchangeClock(exchange_rest(base + "healthz"))
+    stream = f"ws://127.0.0.1:{port}/ws/asset/{SYMBOL}/trades/"
+    load_before = os.getloadavg()[0]
     driver = chrome()
     try:
         proc = psutil.Process(server.pid)
-        polled = latencies(driver, base + "?push=off", "trade-tape", args.seconds)
-        pushed = latencies(driver, base, "pushed-tape", args.seconds)
+        polled = latencies(driver, base + "?push=off", "trade-tape", args.seconds, clock, None)
+        pushed = latencies(driver, base, "pushed-tape", args.seconds, clock, stream)
+        load_during = os.getloadavg()[0]
         driver.get("about:blank")
         idle = cpu_per_s(proc, args.seconds / 2)
-        open_pages(driver, base + "?push=off", args.pages)
-        time.sleep(5)
-        polling_cpu = cpu_per_s(proc, args.seconds / 2)
-        close_pages(driver)
-        open_pages(driver, base, args.pages)
-        time.sleep(5)
-        push_cpu = cpu_per_s(proc, args.seconds / 2)
-        close_pages(driver)
+        poll_cpu = cpu_per_page(
+            driver, proc, base + "?push=off", args.pages, idle, args.seconds / 2
+        )
+        push_cpu = cpu_per_page(driver, proc, base, args.pages, idle, args.seconds / 2)
     finally:
+        clock.stop()
         driver.quit()
         server.terminate()
         server.wait(timeout=15)
-    per_page_poll = (polling_cpu - idle) / args.pages * 1000
-    per_page_push = (push_cpu - idle) / args.pages * 1000
+    figures = {
+        "recorded_lag_ms_median": median(recorded),
+        "recorded_lag_ms_p95": p95(recorded),
+        "polling_latency_ms_median": median(polled.painted),
+        "polling_latency_ms_p95": p95(polled.painted),
+        "push_client_received_ms_median": median(pushed.client_received),
+        "push_client_received_ms_p95": p95(pushed.client_received),
+        "push_page_received_ms_median": median(pushed.page_received),
+        "push_page_received_ms_p95": p95(pushed.page_received),
+        "push_latency_ms_median": median(pushed.painted),
+        "push_latency_ms_p95": p95(pushed.painted),
+    }
     rows = [
-        ("polling 500 ms: trades painted", len(polled), ""),
-        ("polling: event → painted median (ms)", statistics.median(polled), ""),
-        ("polling: event → painted p95 (ms)", p95(polled), ""),
-        ("push: trades painted", len(pushed), ""),
-        ("push: event → painted median (ms)", statistics.median(pushed), ""),
-        ("push: event → painted p95 (ms)", p95(pushed), f"goal ≤ {GOAL_MS:g}"),
-        ("push p95 / polling p95", p95(pushed) / p95(polled), ""),
-        ("server CPU idle (ms per s)", idle * 1000, ""),
-        (f"server CPU per polling page, {args.pages} open (ms per s)", per_page_poll, ""),
-        (f"server CPU per pushed page, {args.pages} open (ms per s)", per_page_push, ""),
+        ("recording's own lag (exchange → recorder), median", "recorded_lag_ms_median"),
+        ("recording's own lag, p95", "recorded_lag_ms_p95"),
+        ("polling 500 ms: event → painted, median", "polling_latency_ms_median"),
+        ("polling 500 ms: event → painted, p95", "polling_latency_ms_p95"),
+        ("push: event → received by a Python client, median", "push_client_received_ms_median"),
+        ("push: event → received by a Python client, p95", "push_client_received_ms_p95"),
+        ("push: event → received in the page, median", "push_page_received_ms_median"),
+        ("push: event → received in the page, p95", "push_page_received_ms_p95"),
+        ("push: event → painted, median", "push_latency_ms_median"),
+        (f"push: event → painted, p95 (goal ≤ {GOAL_MS:g})", "push_latency_ms_p95"),
     ]
-    print(f"push vs polling: replay speed 1, {args.seconds:g} s per mode, headless Chromium")
-    for name, value, note in rows:
-        print(f"  {name:<58} {value:>10,.1f}  {note}")
+    print(
+        f"push vs polling: {SYMBOL}, replay speed 1, {args.seconds:g} s per mode, headless "
+        f"Chromium; load average {load_before:.1f} before, {load_during:.1f} after the pages"
+    )
+    for name, key in rows:
+        print(f"  {name:<62} {figures[key]:>9,.1f} ms")
+    for mode, seen in (("polling", polled), ("push", pushed)):
+        label = f"{mode}: page main thread in long tasks (share of the time)"
+        print(f"  {label:<62} {seen.busy_share * 100:>9.1f} %")
+    ratio = figures["push_latency_ms_p95"] / figures["polling_latency_ms_p95"]
+    print(f"  {'push p95 / polling p95':<62} {ratio:>9.3f}")
+    print(f"  {'server CPU idle':<62} {idle * 1000:>9,.1f} ms/s")
+    print(f"  {f'server CPU per polling page, {args.pages} open':<62} {poll_cpu:>9,.2f} ms/s")
+    print(f"  {f'server CPU per pushed page, {args.pages} open':<62} {push_cpu:>9,.2f} ms/s")
     print(
         json.dumps(
-            {
-                "polling_latency_ms_median": round(statistics.median(polled), 1),
-                "polling_latency_ms_p95": round(p95(polled), 1),
-                "push_latency_ms_median": round(statistics.median(pushed), 1),
-                "push_latency_ms_p95": round(p95(pushed), 1),
+            {k: round(v, 1) for k, v in figures.items()}
+            | {
                 "goal_latency_ms_p95": GOAL_MS,
-                "trades_painted_polling": len(polled),
-                "trades_painted_push": len(pushed),
+                "trades_painted_polling": len(polled.painted),
+                "trades_painted_push": len(pushed.painted),
+                "polling_page_long_task_share": round(polled.busy_share, 3),
+                "push_page_long_task_share": round(pushed.busy_share, 3),
                 "server_cpu_idle_ms_per_s": round(idle * 1000, 1),
-                "server_cpu_per_polling_page_ms_per_s": round(per_page_poll, 2),
-                "server_cpu_per_pushed_page_ms_per_s": round(per_page_push, 2),
+                "server_cpu_per_polling_page_ms_per_s": round(poll_cpu, 2),
+                "server_cpu_per_pushed_page_ms_per_s": round(push_cpu, 2),
                 "pages": args.pages,
+                "load_average_1m": round(load_during, 1),
             }
         )
     )

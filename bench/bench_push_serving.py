@@ -4,8 +4,9 @@ the embedded feed: ``gunicorn app:server``), with the same replay and the same c
 
 N real WebSocket clients (the ``websockets`` library, one asyncio loop in this process) each
 read BTCUSDT's trades and prices streams for a while. Figures: trade latency at the clients
-(receive time − trade time; the replay at speed 1 shifts trade times to the wall clock), messages
-received, and the server process's CPU per wall second.
+(receive time − trade time on the replay's exchange clock, ``bench.exchange_clock``: it
+includes the recording's own exchange → recorder lag, 19 ms median), messages received, and
+the server process's CPU per wall second.
 
 Usage: ``python bench/bench_push_serving.py [--clients 50] [--seconds 15]``. Ends with one
 JSON line.
@@ -31,6 +32,7 @@ import websockets
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.exchange_clock import ExchangeClock, exchange_rest  # noqa: E402
 from tests.redis_server import free_port  # noqa: E402
 
 GUNICORN = str(Path(sys.executable).with_name("gunicorn"))
@@ -66,7 +68,9 @@ def start(server: str, port: int, threads: int) -> subprocess.Popen[bytes]:
     raise RuntimeError(f"{server} did not come up")
 
 
-async def client(base: str, seconds: float, lags: list[float], counts: list[int]) -> None:
+async def client(
+    base: str, seconds: float, clock: ExchangeClock, lags: list[float], counts: list[int]
+) -> None:
     async with (
         websockets.connect(f"{base}/ws/asset/BTCUSDT/trades/") as trades,
         websockets.connect(f"{base}/ws/asset/BTCUSDT/prices/") as prices,
@@ -85,7 +89,7 @@ async def client(base: str, seconds: float, lags: list[float], counts: list[int]
                 break
             now = time.time() * 1000
             for trade in json.loads(raw)["trades"]:
-                lags.append(now - trade["time"])
+                lags.append(clock.lag_ms(trade["time"], now))
             counts[0] += 1
         reader.cancel()
 
@@ -97,11 +101,13 @@ def measure(server: str, clients: int, seconds: float) -> dict:
         procs = [psutil.Process(process.pid), *psutil.Process(process.pid).children(True)]
         lags: list[float] = []
         counts = [0, 0]
+        clock = ExchangeClock(exchange_rest(f"http://127.0.0.1:{port}/healthz"))
         cpu0 = _cpu(procs)
         started = time.monotonic()
-        asyncio.run(_all(f"ws://127.0.0.1:{port}", clients, seconds, lags, counts))
+        asyncio.run(_all(f"ws://127.0.0.1:{port}", clients, seconds, clock, lags, counts))
         cpu1 = _cpu(procs)
         wall = time.monotonic() - started
+        clock.stop()
     finally:
         process.terminate()
         process.wait(timeout=15)
@@ -120,8 +126,10 @@ def _cpu(procs: list[psutil.Process]) -> float:
     return sum(p.cpu_times().user + p.cpu_times().system for p in procs)
 
 
-async def _all(base: str, clients: int, seconds: float, lags: list, counts: list) -> None:
-    await asyncio.gather(*(client(base, seconds, lags, counts) for _ in range(clients)))
+async def _all(
+    base: str, clients: int, seconds: float, clock: ExchangeClock, lags: list, counts: list
+) -> None:
+    await asyncio.gather(*(client(base, seconds, clock, lags, counts) for _ in range(clients)))
 
 
 def main() -> int:

@@ -241,25 +241,34 @@ const frame = () => new Promise(r => requestAnimationFrame(() => r()));
   const out = [];
   if (kind === 'bare') {  // the heatmap trace alone: no dots, lines or shapes
     await Plotly.react(gd, [gd.data[0]], Object.assign({}, gd.layout, {shapes: []}));
+  } else if (kind === 'nodots') {  // the grid and the best bid/ask lines
+    await Plotly.react(gd, gd.data.slice(0, 3), gd.layout);
+  } else if (kind === 'arrays') {  // the grid placed by x/y arrays (before x0/dx, y0/dy)
+    const h = Object.assign({}, gd.data[0]);
+    h.x = h.z.map((_, i) => h.x0 + i * h.dx);
+    h.y = h.z[0].map((_, i) => +(h.y0 + i * h.dy).toFixed(8));
+    for (const k of ['x0', 'dx', 'y0', 'dy']) delete h[k];
+    await Plotly.react(gd, [h].concat(gd.data.slice(1)), gd.layout);
   }
   for (let i = 0; i < n; i++) {
-    const tr = gd.data[0];
+    const data = gd.data.slice();
+    const tr = data[0];
     const col = Array.from(tr.z[tr.z.length - 1]);
-    const x = tr.x[tr.x.length - 1] + 1000;
+    data[0] = Object.assign({}, tr, {z: tr.z.slice(1).concat([col])},
+      tr.x ? {x: tr.x.slice(1).concat([tr.x[tr.x.length - 1] + 1000])} : {x0: tr.x0 + tr.dx});
+    for (let j = 1; j < Math.min(3, data.length); j++) {
+      const line = data[j];
+      data[j] = Object.assign({}, line, {x: line.x.slice(1).concat([line.x[line.x.length - 1]
+        + tr.dx]), y: line.y.slice(1).concat([line.y[line.y.length - 1]])});
+    }
     await frame();
     const t0 = performance.now();
-    if (kind === 'extend') {
-      await Plotly.extendTraces(gd, {x: [[x]], z: [[col]]}, [0], tr.x.length);
-    } else {
-      const data = gd.data.slice();
-      data[0] = Object.assign({}, tr, {x: Array.from(tr.x).slice(1).concat([x]),
-                                       z: Array.from(tr.z).slice(1).concat([col])});
-      await Plotly.react(gd, data, gd.layout);
-    }
+    await Plotly.react(gd, data, gd.layout);
     await frame();
     out.push(performance.now() - t0);
   }
-  done(out);
+  done({times: out, fast: gd._fullData[0]._islinear === true,
+        dots: gd.data.slice(3).reduce((a, t) => a + t.x.length, 0)});
 })();
 """
 
@@ -274,8 +283,9 @@ def browser_paint_ms(
     chart's updates (``?view=depth``). Then, with the publisher stopped (a quiet page),
     the client side alone of one new column on the drawn heatmap: ``Plotly.react`` with
     the grid slid by one column (what a Dash ``Patch`` ends in) against
-    ``Plotly.extendTraces`` (what ``dcc.Graph.extendData`` calls), call → next frame, and
-    ``Plotly.react`` of the heatmap trace alone (no dots, bid/ask lines or shapes)."""
+    the same without the trade dots (grid and bid/ask lines), and the heatmap trace alone
+    (no dots, lines or shapes), call → next frame; and whether Plotly took its image fast
+    path (``_islinear``) and how many dots the page drew."""
     import shutil
     import threading
 
@@ -321,34 +331,84 @@ def browser_paint_ms(
         options.add_argument(flag)
     driver = webdriver.Chrome(options=options)
     try:
-        driver.get(f"http://127.0.0.1:{server.server_port}/{SYMBOL}?view=heatmap")
-        deadline = time.time() + 30
-        while time.time() < deadline and not driver.execute_script(
-            "const g = document.querySelector('#heatmap-chart .js-plotly-plot');"
-            "return !!(g && g.data && g.data.length && g.data[0].type === 'heatmap');"
-        ):
-            time.sleep(0.2)
+
+        def open_view(view: str, graph: str, trace: str) -> None:
+            driver.get(f"http://127.0.0.1:{server.server_port}/{SYMBOL}?view={view}")
+            deadline = time.time() + 60
+            while time.time() < deadline and not driver.execute_script(
+                f"const g = document.querySelector('#{graph} .js-plotly-plot');"
+                f"return !!(g && g.data && g.data.length && g.data[0].type === '{trace}');"
+            ):
+                time.sleep(0.2)
+            time.sleep(1)
+
+        open_view("heatmap", "heatmap-chart", "heatmap")
         driver.execute_script(PAINT_JS, "heatmap-chart")
         time.sleep(seconds)
         result = {"heatmap": list(driver.execute_script("return window.__paint;"))}
-        driver.get(f"http://127.0.0.1:{server.server_port}/{SYMBOL}?view=depth")
-        time.sleep(5)
+        open_view("depth", "depth-chart", "scatter")
         driver.execute_script(PAINT_JS, "depth-chart")
         time.sleep(seconds)
         result["depth"] = list(driver.execute_script("return window.__paint;"))
         stop.set()  # no more updates: the page is quiet for the client-side comparison
-        driver.get(f"http://127.0.0.1:{server.server_port}/{SYMBOL}?view=heatmap")
-        time.sleep(5)
         driver.set_script_timeout(120)
-        for kind in ("react", "extend", "react", "extend", "bare"):
-            result.setdefault(kind, []).extend(
-                driver.execute_async_script(PLOTLY_UPDATE_JS, kind, 15)
-            )
+        for kind in ("react", "arrays", "nodots", "react", "arrays", "nodots", "bare"):
+            open_view("heatmap", "heatmap-chart", "heatmap")
+            out = driver.execute_async_script(PLOTLY_UPDATE_JS, kind, 15)
+            result.setdefault(kind, []).extend(out["times"])
+            if kind == "react":
+                result["fast_path"], result["dots"] = [out["fast"]], [out["dots"]]
         return result
     finally:
         driver.quit()
         server.shutdown()
         stop.set()
+
+
+def paint_figures(measured: dict[str, list]) -> tuple[list[tuple[str, str, str, str]], dict]:
+    """Table rows and JSON fields of the Chromium measurements (medians)."""
+
+    def median(key: str) -> float:
+        return statistics.median(measured[key]) if measured.get(key) else float("nan")
+
+    paints, depth_paints = measured.get("heatmap", []), measured.get("depth", [])
+    paint_ms, depth_paint_ms = median("heatmap"), median("depth")
+    react_ms, nodots_ms = median("react"), median("nodots")
+    arrays_ms, bare_ms = median("arrays"), median("bare")
+    rows = [
+        ("chromium: live column response → painted", f"{paint_ms:.1f} ms", "",
+         f"median of {len(paints)} updates"),
+        ("  peer: depth chart update → painted", f"{depth_paint_ms:.1f} ms", "",
+         f"median of {len(depth_paints)} updates"),
+        ("quiet page: Plotly.react, one column", f"{react_ms:.1f} ms", "",
+         f"client only; fast path {measured.get('fast_path')}, {measured.get('dots')} dots"),
+        ("  peer: the grid placed by x/y arrays", f"{arrays_ms:.1f} ms", "", "client only"),
+        ("quiet page: react, one column, no dots", f"{nodots_ms:.1f} ms", "",
+         "client only"),
+        ("quiet page: react, heatmap trace alone", f"{bare_ms:.1f} ms", "", "client only"),
+    ]  # fmt: skip
+    fields = {
+        "chromium_live_update_paint_ms": round(paint_ms, 1),
+        "chromium_depth_update_paint_ms": round(depth_paint_ms, 1),
+        "chromium_updates_measured": len(paints),
+        "chromium_quiet_react_column_ms": round(react_ms, 1),
+        "chromium_quiet_react_column_no_dots_ms": round(nodots_ms, 1),
+        "chromium_quiet_react_column_xy_arrays_ms": round(arrays_ms, 1),
+        "chromium_heatmap_fast_path": bool((measured.get("fast_path") or [False])[0]),
+        "chromium_dots_drawn": (measured.get("dots") or [0])[0],
+        "chromium_quiet_react_heatmap_alone_ms": round(bare_ms, 1),
+    }
+    return rows, fields
+
+
+def paint_only() -> None:
+    """``--paint-only``: the Chromium figures alone (a re-measure at a quieter moment)."""
+    real, real_trades, _cost = replay_recording()
+    rows, fields = paint_figures(browser_paint_ms(real, real_trades, seconds=20.0))
+    for name, t, _size, note in rows:
+        print(f"{name:<44}{t:>12}  {note}")
+    load = round(os.getloadavg()[0], 2)
+    print(json.dumps({"bench": "views_paint", **fields, "load_average_1m": load}))
 
 
 def main() -> None:
@@ -387,10 +447,11 @@ def main() -> None:
     patch_ms, (patch, _s) = median_ms(lambda: heatmap("5m", 2.0, state5, now))
     patch_json_ms, patch_text = median_ms(lambda: to_json_plotly(patch))
     patch_bytes = len(patch_text)
-    rows = len(full5["data"][0]["y"])
+    rows = len(full5["data"][0]["z"][0])
     full4h_ms, (full4h, _s4) = median_ms(lambda: heatmap("4h", 2.0, None, now), repeats=5)
     json4h_ms, text4h = median_ms(lambda: to_json_plotly(full4h), repeats=5)
-    heat_cols = len(full4h["data"][0]["x"])
+    heat_cols = len(full4h["data"][0]["z"])
+    heat_rows = len(full4h["data"][0]["z"][0])
 
     with tempfile.TemporaryDirectory() as tmp:
         grid_rows = write_history(samples, Path(tmp))
@@ -432,13 +493,7 @@ def main() -> None:
     )
     loop_ms, _cells = median_ms(lambda: footprint_loop(trades, 60_000, 10.0), repeats=3)
     sampler_us = 1e6 * statistics.median(record_cost)
-    measured = browser_paint_ms(real, real_trades, seconds=20.0)
-    paints, depth_paints = measured.get("heatmap", []), measured.get("depth", [])
-    paint_ms = statistics.median(paints) if paints else float("nan")
-    depth_paint_ms = statistics.median(depth_paints) if depth_paints else float("nan")
-    react_ms = statistics.median(measured["react"]) if measured.get("react") else float("nan")
-    extend_ms = statistics.median(measured["extend"]) if measured.get("extend") else float("nan")
-    bare_ms = statistics.median(measured["bare"]) if measured.get("bare") else float("nan")
+    paint_rows, paint_json = paint_figures(browser_paint_ms(real, real_trades, seconds=20.0))
 
     rows_out = [
         ("heatmap live column (±2 %, 1 s): server", f"{patch_ms + patch_json_ms:.2f} ms",
@@ -446,7 +501,7 @@ def main() -> None:
         ("  peer: whole 5 min figure every second", f"{full5_ms:.1f} ms",
          f"{full5_bytes / 1024:.1f} KB", f"× {full5_bytes / max(patch_bytes, 1):.0f} bytes"),
         ("heatmap 4 h view: server", f"{full4h_ms + json4h_ms:.1f} ms",
-         f"{len(text4h) / 1024:.1f} KB", f"{heat_cols} cols × {len(full4h['data'][0]['y'])} rows"),
+         f"{len(text4h) / 1024:.1f} KB", f"{heat_cols} cols × {heat_rows} rows"),
         ("heatmap 4 h view from history: server", f"{stored_ms + stored_json_ms:.1f} ms",
          f"{len(stored_text) / 1024:.1f} KB",
          f"first {stored_cold_ms:.0f} ms; {stored_live} live cols; {grid_rows:,} rows,"
@@ -459,14 +514,7 @@ def main() -> None:
         ("  peer: plain-Python loop (rows only)", f"{loop_ms:.1f} ms", "",
          f"× {loop_ms / analytics_ms:.1f} slower"),
         ("book sampler per publication", f"{sampler_us:.0f} µs", "", "median"),
-        ("chromium: live column response → painted", f"{paint_ms:.1f} ms", "",
-         f"median of {len(paints)} updates"),
-        ("  peer: depth chart update → painted", f"{depth_paint_ms:.1f} ms", "",
-         f"median of {len(depth_paints)} updates"),
-        ("quiet page: Plotly.react, one column", f"{react_ms:.1f} ms", "", "client only"),
-        ("quiet page: Plotly.extendTraces, one column", f"{extend_ms:.1f} ms", "",
-         "client only"),
-        ("quiet page: react, heatmap trace alone", f"{bare_ms:.1f} ms", "", "client only"),
+        *paint_rows,
     ]  # fmt: skip
     print(f"{'measure':<44}{'time':>12}{'payload':>12}  note")
     for name, t, size, note in rows_out:
@@ -490,12 +538,7 @@ def main() -> None:
                 "footprint_analytics_ms": round(analytics_ms, 2),
                 "footprint_python_loop_ms": round(loop_ms, 1),
                 "sampler_per_publication_us": round(sampler_us, 1),
-                "chromium_live_update_paint_ms": round(paint_ms, 1),
-                "chromium_depth_update_paint_ms": round(depth_paint_ms, 1),
-                "chromium_updates_measured": len(paints),
-                "chromium_quiet_react_column_ms": round(react_ms, 1),
-                "chromium_quiet_extend_traces_column_ms": round(extend_ms, 1),
-                "chromium_quiet_react_heatmap_alone_ms": round(bare_ms, 1),
+                **paint_json,
                 "load_average_1m": round(os.getloadavg()[0], 2),
                 "trades": len(trades),
                 "samples": len(samples),
@@ -505,4 +548,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    if "--paint-only" in sys.argv:
+        paint_only()
+    else:
+        main()

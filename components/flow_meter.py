@@ -1,4 +1,5 @@
-"""Flow meter: buy vs sell aggressor volume over a window, its direction, and the CVD line."""
+"""Flow meter: buy vs sell aggressor volume over a window, its direction, and the CVD line
+(with a perpetual twin: the spot and perpetual CVD lines from a common anchor)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from components.theme import ASK, BID, GRID, MUTED, TEXT, create_base_layout
+from components.theme import ACCENT, ASK, BID, GRID, MUTED, TEXT, create_base_layout
 
 FLOW_WINDOWS: tuple[str, ...] = ("1m", "5m", "15m")
 DIRECTION_LABELS: dict[str, str] = {
@@ -20,19 +21,22 @@ DIRECTION_LABELS: dict[str, str] = {
 
 
 def cvd_trace(
-    cvd_time_ms: Sequence[int] | np.ndarray, cvd_values: Sequence[float] | np.ndarray
+    cvd_time_ms: Sequence[int] | np.ndarray,
+    cvd_values: Sequence[float] | np.ndarray,
+    name: str = "CVD",
+    colour: str = TEXT,
 ) -> dict[str, Any]:
-    """The CVD line trace (x: epoch ms on a date axis)."""
+    """A CVD line trace (x: epoch ms on a date axis)."""
     return {
         "type": "scatter",
         "mode": "lines",
-        "name": "CVD",
+        "name": name,
         "x": np.asarray(cvd_time_ms, dtype=np.int64).tolist(),
         "y": np.round(np.asarray(cvd_values, dtype=np.float64), 2).tolist(),
         "xaxis": "x2",
         "yaxis": "y2",
-        "line": {"color": TEXT, "width": 1.2},
-        "hovertemplate": "%{x|%H:%M:%S.%L}<br>CVD %{y:,.2f}<extra></extra>",
+        "line": {"color": colour, "width": 1.2},
+        "hovertemplate": f"%{{x|%H:%M:%S.%L}}<br>{name} %{{y:,.2f}}<extra></extra>",
     }
 
 
@@ -46,10 +50,13 @@ def create_flow_figure(
     cvd_values: Sequence[float] | np.ndarray,
     uirevision: str,
     unit: str = "",
+    perp_cvd: tuple[Sequence[int] | np.ndarray, Sequence[float] | np.ndarray] | None = None,
 ) -> dict[str, Any]:
     """Two stacked bars (buy share, sell share) over the window, and CVD below them.
 
-    ``direction`` is the flow's label (``strong_buy`` … ``strong_sell``).
+    ``direction`` is the flow's label (``strong_buy`` … ``strong_sell``). ``perp_cvd``
+    (times, values) adds the perpetual twin's CVD line beside the spot one (both from the
+    same anchor: ``services.analytics.spot_perp``) and a legend naming them.
     """
     total = buy_volume + sell_volume
     buy_pct = 100.0 * buy_volume / total if total > 0 else 0.0
@@ -93,4 +100,12 @@ def create_flow_figure(
         "x": 0.01,
         "y": 0.98,
     }
-    return {"data": [*bars, cvd_trace(cvd_time_ms, cvd_values)], "layout": layout}
+    if perp_cvd is None:
+        return {"data": [*bars, cvd_trace(cvd_time_ms, cvd_values)], "layout": layout}
+    lines = [cvd_trace(cvd_time_ms, cvd_values, "spot CVD"),
+             cvd_trace(*perp_cvd, "perp CVD", ACCENT)]  # fmt: skip
+    layout["showlegend"] = True
+    layout["legend"] = {"orientation": "h", "x": 0, "y": 0.66, "font": {"size": 10}}
+    for bar in bars:
+        bar["showlegend"] = False
+    return {"data": [*bars, *lines], "layout": layout}

@@ -6,8 +6,14 @@ to the bid colour. Intensity is scaled to the largest size in view: ``cutoff_pct
 upper) in % of it; cells below the lower cut-off are transparent and cells above the upper
 one take the full colour, so a wall and the thin book around it are both readable.
 Columns without a LIVE book are null (drawn empty) and shaded with a "book not live" label.
-Columns are ``z`` rows (``transpose``), so live updates append rows to ``z`` and values to
-``x`` (``new_columns``) instead of redrawing the grid.
+Columns are ``z`` rows (``transpose``), so live updates append rows to ``z`` and move
+``x0`` (``new_columns``) instead of redrawing the grid. The grid is placed by ``x0``/``dx``
+and ``y0``/``dy`` rather than coordinate arrays: columns and rows are evenly spaced by
+construction, so Plotly always takes its image fast path (one canvas pixel per cell, scaled
+by the browser) instead of filling every screen pixel of every cell.
+
+Paint cost (``bench/bench_views.py``): the trade dots are SVG markers that Plotly redraws on
+every update, and they cost more than the grid; at most ``MAX_DOTS`` (the largest) are drawn.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ TARGET_COLUMNS = 300
 MIN_TIME_BUCKET_MS = 1000
 MAX_ROWS = 200
 DEFAULT_CUTOFF_PCT: tuple[float, float] = (2.0, 60.0)
-MAX_DOTS = 1500
+MAX_DOTS = 500
 DOT_MAX_PX = 22.0
 DOT_MIN_PX = 3.0
 NOT_LIVE_FILL = "rgba(138, 148, 166, 0.10)"
@@ -249,8 +255,10 @@ def create_heatmap_figure(
         "type": "heatmap",
         "name": "resting size",
         "transpose": True,
-        "x": cols["x"],
-        "y": np.round(np.asarray(price) + price_bucket / 2, price_decimals + 1).tolist(),
+        "x0": cols["x"][0] if cols["x"] else 0,
+        "dx": bucket_ms,
+        "y0": round(float(price[0]) + price_bucket / 2, price_decimals + 1) if len(price) else 0,
+        "dy": price_bucket,
         "z": cols["z"],
         "zmin": -upper,
         "zmax": upper,

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from werkzeug.serving import BaseWSGIServer, make_server
 
+from app.alerting import Alerts
 from app.server import create_app
 from services.binance.backoff import Backoff
 from services.binance.endpoints import custom
@@ -42,10 +43,13 @@ class Served:
 
 
 @contextlib.contextmanager
-def web_server(store: MarketStore, push: PushService, ws_origins: str = "") -> Iterator[Served]:
-    """The dashboard (with its JSON API and push streams) served from a thread."""
+def web_server(
+    store: MarketStore, push: PushService, ws_origins: str = "", alerts: Alerts | None = None
+) -> Iterator[Served]:
+    """The dashboard (with its JSON API, push streams and, given ``alerts``, the alerts
+    page and ``/ws/alerts/`` relay) served from a thread."""
     port = free_port()
-    dash_app = create_app(store, push=push, ws_origins=ws_origins)
+    dash_app = create_app(store, alerts=alerts, push=push, ws_origins=ws_origins)
     server = make_server("127.0.0.1", port, dash_app.server, threaded=True)
     thread = threading.Thread(target=server.serve_forever, name="test-web", daemon=True)
     thread.start()
@@ -70,15 +74,20 @@ def feed_config(exchange: LocalExchange, **options: object) -> FeedConfig:
 
 @contextlib.contextmanager
 def embedded(
-    exchange: LocalExchange, limits: PushLimits | None = None, ws_origins: str = ""
+    exchange: LocalExchange,
+    limits: PushLimits | None = None,
+    ws_origins: str = "",
+    alerts: Alerts | None = None,
+    taps: tuple[object, ...] = (),
 ) -> Iterator[tuple[Served, Feed]]:
-    """Feed (in its thread) + push tap + web server, on a running local exchange."""
+    """Feed (in its thread) + push tap (and ``taps``) + web server, on a running local
+    exchange."""
     store = MemoryStore()
     push = PushService.embedded(store, limits=limits)
-    feed = Feed(feed_config(exchange), store, taps=[push.tap])
+    feed = Feed(feed_config(exchange), store, taps=[push.tap, *taps])  # type: ignore[list-item]
     feed.start_in_thread()
     try:
-        with web_server(store, push, ws_origins) as served:
+        with web_server(store, push, ws_origins, alerts) as served:
             yield served, feed
     finally:
         feed.stop()

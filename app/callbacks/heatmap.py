@@ -1,10 +1,10 @@
 """Liquidity heatmap callback: a full figure when the symbol or a control changes (or the
 mid leaves the band drawn), then only the new complete columns as a Patch (appended at the
-right, as many dropped at the left), so zoom and pan survive (``uirevision``)."""
+right, as many dropped at the left, the grid's ``x0`` moved to its first column), so zoom
+and pan survive (``uirevision``)."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import dash
@@ -179,7 +179,7 @@ def render_heatmap(
     band = FlowFilter(*notional_band(filter_min, filter_max))
     range_ms = TIME_RANGES_MS.get(range_name, TIME_RANGES_MS["5m"])
     bucket = time_bucket_for(range_ms)
-    now = int(time.time() * 1000) if now_ms is None else now_ms
+    now = book_samples_of(store).market_now_ms() if now_ms is None else now_ms
     end = (now - SETTLE_MS) // bucket * bucket
     mid = _mid(snapshot)
     zoom = zoomed_range(relayout, rendered.get("zoom"), mid)
@@ -287,7 +287,8 @@ def _patch(
     total = int(rendered["columns"]) + grid.columns
     drop = max(0, total - keep)
     patch = Patch()
-    for index, values in ((0, {"x": cols["x"], "z": cols["z"]}),
+    patch["data"][0]["x0"] = end - (total - drop) * bucket + bucket // 2
+    for index, values in ((0, {"z": cols["z"]}),
                           (1, {"x": cols["x"], "y": cols["best_bid"]}),
                           (2, {"x": cols["x"], "y": cols["best_ask"]})):  # fmt: skip
         for name, new in values.items():

@@ -4,9 +4,10 @@ While the symbol's streams are open the browser paints the tape from the ``trade
 straight into ``#pushed-tape`` (no server round trip, no React render; the body's
 ``push-live`` class shows it instead of the polled ``#trade-tape``), redraws the depth
 traces from the ``book`` stream and shows best bid/ask and sync state from the ``prices``
-stream in the push badge; the tape's
-polling interval is then off and the fast interval slows to ``PUSHED_REFRESH_MS`` (flow and
-the status bar's feed figures, and the depth chart's overlays). When a socket drops the badge
+stream in the push badge, and goes on computing the flow panel (bars, direction, CVD) from
+streamed trades after a seed from the server (``app.callbacks.flow_push``); the tape's
+polling interval is then off and the fast interval slows to ``PUSHED_REFRESH_MS`` (the
+status bar's feed figures, the depth chart's overlays, the heatmap). When a socket drops the badge
 says so and polling comes back at the normal rate until the socket is open again (it
 reconnects by itself, resuming trades with ``from_id``).
 
@@ -20,6 +21,7 @@ import dash
 from dash import ClientsideFunction, Input, Output, State, dcc
 
 from app import ids
+from app.callbacks import flow_push
 from components.trade_tape import TAPE_ROWS
 from services.store import MarketStore
 
@@ -32,19 +34,25 @@ def create_push_stores(refresh_ms: int) -> list:
         dcc.Interval(id=ids.TAPE_INTERVAL, interval=refresh_ms),
         dcc.Store(id=ids.PUSH_CONFIG),
         dcc.Store(id=ids.PUSH_STATE, data={"state": "off", "refresh_ms": refresh_ms}),
+        dcc.Store(id=ids.FLOW_SEED),
+        dcc.Store(id=ids.FLOW_PUSH),
     ]
 
 
 def push_config(store: MarketStore, symbol: str | None, refresh_ms: int) -> dict | None:
-    """What the script needs to open and paint a symbol's streams (None: no symbol)."""
+    """What the script needs to open and paint a symbol's streams (None: no symbol);
+    ``from_id``: the newest trade of the symbol's snapshot now, the trades stream starts
+    after it (so the flow panel's seed, from this snapshot or a newer one, misses none)."""
     if not symbol:
         return None
     snapshot = store.snapshot(symbol)
     info = snapshot.info if snapshot is not None else None
     if info is None:
         info = next((i for i in store.symbols() if i.symbol == symbol), None)
+    trades = snapshot.trades if snapshot is not None else None
     return {
         "symbol": symbol,
+        "from_id": int(trades.trade_id[-1]) if trades is not None and len(trades) else None,
         "price_decimals": info.price_decimals if info else 2,
         "qty_decimals": info.qty_decimals if info else 5,
         "quote_asset": info.quote_asset if info else "",
@@ -75,3 +83,4 @@ def register(app: dash.Dash, store: MarketStore, refresh_ms: int, enabled: bool)
         Output(ids.PUSH_BADGE, "className"),
         Input(ids.PUSH_STATE, "data"),
     )
+    flow_push.register(app)

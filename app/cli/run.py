@@ -15,8 +15,10 @@ from app import auth, config, market_source
 from app.alerting import make_alerts, start_tap
 from app.history_setup import push_history, start_history
 from app.ingest import build_feed
+from app.perp_twin_setup import start_perp_twin
 from app.server import create_app_for
 from app.stores import make_store
+from services.market.perp_twin import PerpTwin
 from services.push.service import PushService
 
 
@@ -31,7 +33,8 @@ def main(argv: list[str]) -> int:
     store = make_store(settings)
     alerts = make_alerts(settings)
     push = PushService.embedded(store)
-    dash_app = create_app_for(settings, store, alerts, push)
+    twin = PerpTwin() if settings.perp_twin else None
+    dash_app = create_app_for(settings, store, alerts, push, twin)
     try:
         auth.protect(dash_app, settings)
     except (auth.AuthRequired, ValueError, OSError) as exc:
@@ -43,6 +46,7 @@ def main(argv: list[str]) -> int:
     tap = start_tap(alerts)
     feed = build_feed(settings, source, store, history, (tap, push.tap))
     feed.start_in_thread()
+    twin_source = start_perp_twin(settings, source, twin)
     where = f"http://{settings.host}:{settings.port}/"
     label = f"{source.source} {source.recording} ({source.recording_date})".strip()
     print(f"Tapescope on {where} — {label if source.source == 'REPLAY' else 'LIVE'}", flush=True)
@@ -54,4 +58,7 @@ def main(argv: list[str]) -> int:
         if history is not None:
             history.stop()
         source.close()
+        if twin is not None and twin_source is not None:
+            twin.stop()
+            twin_source.close()
     return 0

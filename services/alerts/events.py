@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -119,6 +120,7 @@ class FileEventLog:
         self._lock = threading.Lock()
         self._events: dict[int, AlertEvent] = {}
         self._next_id = 1
+        self.appended: list[Callable[[AlertEvent], None]] = []  # told of each new event
         self._load()
         self._file = self.path.open("a", encoding="utf-8")
 
@@ -156,6 +158,8 @@ class FileEventLog:
             self._events[event.id] = event
             self._trim()
             self._write({"event": event.to_json()})
+            for listener in self.appended:
+                listener(event)
             return event
 
     def record_delivery(self, event_id: int, delivery: dict[str, Any]) -> None:

@@ -126,28 +126,32 @@ class SecondGrid:
     asks: dict[int, float] = field(default_factory=dict)
 
     def merge(self, side: dict[int, float], buckets: np.ndarray, sums: np.ndarray) -> None:
+        if not side:  # the second's first state (every state at the default 1 s sampling)
+            side.update(zip(buckets.tolist(), sums.tolist(), strict=True))
+            return
+        get = side.get
         for bucket, qty in zip(buckets.tolist(), sums.tolist(), strict=True):
-            if qty > side.get(bucket, 0.0):
+            if qty > get(bucket, 0.0):
                 side[bucket] = qty
 
-    def rows(self, height: float) -> dict[str, list[int]]:
-        """The second as grid rows (columns of the ``book-grid`` dataset)."""
-        out: dict[str, list[int]] = {
-            "time_s": [],
-            "side": [],
-            "bucket": [],
-            "bucket_e8": [],
-            "max_qty_e8": [],
-        }
-        height_e8 = round(height * SCALE)
+    def rows(self, height: float) -> dict[str, np.ndarray]:
+        """The second as grid rows (columns of the ``book-grid`` dataset), bids then asks,
+        each by bucket."""
+        parts = []
         for sign, side in ((1, self.bids), (-1, self.asks)):
-            for bucket in sorted(side):
-                out["time_s"].append(self.time_s)
-                out["side"].append(sign)
-                out["bucket"].append(bucket)
-                out["bucket_e8"].append(height_e8)
-                out["max_qty_e8"].append(round(side[bucket] * SCALE))
-        return out
+            n = len(side)
+            buckets = np.fromiter(side.keys(), np.int64, n)
+            qtys = np.fromiter(side.values(), np.float64, n)
+            order = np.argsort(buckets, kind="stable")
+            parts.append((np.full(n, sign, np.int8), buckets[order], qtys[order]))
+        n = sum(len(p[1]) for p in parts)
+        return {
+            "time_s": np.full(n, self.time_s, np.int64),
+            "side": np.concatenate([p[0] for p in parts]),
+            "bucket": np.concatenate([p[1] for p in parts]),
+            "bucket_e8": np.full(n, round(height * SCALE), np.int64),
+            "max_qty_e8": np.rint(np.concatenate([p[2] for p in parts]) * SCALE).astype(np.int64),
+        }
 
 
 def implied_tick(prices: np.ndarray) -> float:

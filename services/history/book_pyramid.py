@@ -13,7 +13,12 @@ the views choose ``span × bucket`` rows over the pyramid (``span_for``).
 
 Only recorded (LIVE) seconds enter: a minute without any has no rows and is drawn empty.
 Built incrementally (``extend``) for the complete minutes after the last one built: a
-minute is complete once a later second is stored (the writer flushes every second).
+minute is complete once a later second is stored (the writer flushes every second); the
+history maintenance thread extends every symbol each period (``extend_all``), a read the
+few minutes since. Its segments are compacted (hourly) and counted by the retention like
+every other dataset; a segment's ``t1`` is its last minute's last millisecond, later than
+the grid's last second of that minute, so the retention (oldest ``t1`` first) deletes a
+stretch's grid before its pyramid, never leaving grid without pyramid.
 A pyramid segment whose minutes all precede the oldest stored second (the retention
 deleted the grid under it) is deleted at the next ``extend``.
 Columns: ``time_s`` (the minute's open), ``span``, ``side``, ``row``, ``bucket_e8``,
@@ -36,6 +41,7 @@ from services.history.segments import (
     BOOK_TOP,
     Segment,
     list_segments,
+    symbols_in,
     write_segment,
 )
 
@@ -84,7 +90,8 @@ def extend(root: Path, market: str, symbol: str) -> int:
     with _LOCK:
         built = list_segments(root, market, symbol, BOOK_GRID_1M, PYRAMID).segments
         _drop_expired(root, market, symbol, built)
-        since_ms = max((s.t1 for s in built), default=-1) + 60_000 if built else None
+        newest_built = max(s.t1 for s in built) // 60_000 * 60_000 if built else None
+        since_ms = newest_built + 60_000 if newest_built is not None else None
         grid = list_segments(root, market, symbol, BOOK_GRID, schema.BOOK_GRID, since_ms)
         if not grid.segments:
             return 0
@@ -98,10 +105,17 @@ def extend(root: Path, market: str, symbol: str) -> int:
             return 0
         rows = minute_rows(frame)
         t0 = int(rows["time_s"].min()) * 1000
-        t1 = int(rows["time_s"].max()) * 1000
+        t1 = int(rows["time_s"].max()) * 1000 + 59_999  # the last minute's last ms
         write_segment(root, market, symbol.upper(), BOOK_GRID_1M, rows, t0=t0, t1=t1, lo=0,
                       hi=0, writer=f"p{t0}")  # fmt: skip
         return rows.height
+
+
+def extend_all(root: Path) -> int:
+    """``extend`` the pyramid of every stored symbol; returns the rows added. The history
+    maintenance calls it every period, so a long view never pays a backlog's build (a read
+    still extends by the minutes since, a few ms)."""
+    return sum(extend(root, market, symbol) for market, symbol in symbols_in(root))
 
 
 def _drop_expired(root: Path, market: str, symbol: str, built: list[Segment]) -> None:
@@ -110,7 +124,7 @@ def _drop_expired(root: Path, market: str, symbol: str, built: list[Segment]) ->
     grid = list_segments(root, market, symbol, BOOK_GRID, schema.BOOK_GRID).segments
     oldest = min((s.t0 for s in grid), default=None)
     for segment in built:
-        if oldest is None or segment.t1 + 60_000 <= oldest:
+        if oldest is None or segment.t1 // 60_000 * 60_000 + 60_000 <= oldest:
             segment.path.unlink(missing_ok=True)
 
 

@@ -7,6 +7,7 @@ name claims every id from ``lo`` to ``hi``, so a merge never spans a hole). The 
 segment is written first (atomically, writer id ``c…``), then its sources are deleted: a
 reader that listed the sources either still reads them, or finds one gone and lists again,
 or sees the merged file beside them and de-duplicates by trade id (``reader`` module).
+Then settled trade segments get their aggregates (``services.history.aggregates``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from pathlib import Path
 
 import polars as pl
 
+from services.history.aggregates import aggregate_segments
+from services.history.book_pyramid import BOOK_GRID_1M
 from services.history.segments import (
     BOOK_GRID,
     BOOK_TOP,
@@ -37,16 +40,18 @@ log = logging.getLogger(__name__)
 
 HOUR_MS = 3_600_000
 DATASETS = (trades_dataset("aggTrade"), trades_dataset("trade"), BOOK_GRID, BOOK_TOP, CANDLES_1M,
-            GAPS)  # fmt: skip
+            GAPS, BOOK_GRID_1M)  # fmt: skip
 
 
 @dataclass(slots=True)
 class CompactionReport:
     """merged: segments merged away; written: merged segments written; bytes_before/after:
-    sizes of the sources and of what replaced them."""
+    sizes of the sources and of what replaced them; aggregated: trade segments given their
+    per-minute and per-price aggregates (``services.history.aggregates``)."""
 
     merged: int = 0
     written: int = 0
+    aggregated: int = 0
     bytes_before: int = 0
     bytes_after: int = 0
 
@@ -89,6 +94,8 @@ def compact(root: Path, writer_id: WriterId | None = None) -> CompactionReport:
                     _merge(root, market, symbol, dataset, run, columns, trades, writer_id, report)
                 except FileNotFoundError:
                     continue  # another compactor got there first
+        for kind in ("aggTrade", "trade"):
+            report.aggregated += aggregate_segments(root, market, symbol, kind)
     if report.merged:
         log.info("history compaction: %d segments into %d (%d → %d bytes)", report.merged,
                  report.written, report.bytes_before, report.bytes_after)  # fmt: skip

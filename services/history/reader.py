@@ -25,7 +25,7 @@ from typing import TypeVar
 import numpy as np
 import polars as pl
 
-from services.history import schema
+from services.history import aggregates, schema
 from services.history.segments import (
     BOOK_GRID,
     BOOK_TOP,
@@ -91,9 +91,12 @@ class Coverage:
 class HistoryReader:
     """Range queries over the history under ``root``."""
 
-    def __init__(self, root: Path, max_rows: int = DEFAULT_MAX_ROWS) -> None:
+    def __init__(
+        self, root: Path, max_rows: int = DEFAULT_MAX_ROWS, use_aggregates: bool = True
+    ) -> None:
         self.root = Path(root)
         self.max_rows = max_rows
+        self.use_aggregates = use_aggregates  # False: always reduce the trade rows
         self.problems: dict[Path, Problem] = {}
         self._lock = threading.Lock()
 
@@ -255,9 +258,8 @@ class HistoryReader:
         """Exact figures of the range: trade count, volume, buy and sell volume (decimal
         strings, summed in fixed point), quote volume and VWAP (floats: Σ price·qty and
         quote volume / volume), high, low, first and last trade id and time."""
-        name = symbol.upper()
-        return self._query(market, symbol, start_ms, end_ms, kind,
-                           lambda kind, scan: stats_of(name, kind, scan))  # fmt: skip
+        kind, minutes = self._partials(market, symbol, start_ms, end_ms, kind, "minutes")
+        return stats_of(symbol.upper(), kind, minutes)
 
     def price_levels(
         self,
@@ -268,9 +270,71 @@ class HistoryReader:
         kind: str | None = None,
     ) -> PriceLevels:
         """The range's trades summed per (price, taker side): see ``price_levels_of``."""
-        name = symbol.upper()
-        return self._query(market, symbol, start_ms, end_ms, kind,
-                           lambda kind, scan: price_levels_of(name, kind, scan))  # fmt: skip
+        kind, levels = self._partials(market, symbol, start_ms, end_ms, kind, "prices")
+        return price_levels_of(symbol.upper(), kind, levels)
+
+    def _partials(
+        self,
+        market: str,
+        symbol: str,
+        start_ms: int | None,
+        end_ms: int | None,
+        kind: str | None,
+        which: str,
+    ) -> tuple[str, pl.DataFrame]:
+        """The range's trades as combined ``aggregates`` partials (``which``: ``minutes``
+        or ``prices``): the stored aggregates of the segments wholly inside the range,
+        the rows of the others reduced alike (see ``services.history.aggregates``)."""
+        kind = self.resolve_kind(market, symbol, kind)
+        if which == "minutes":
+            dataset, columns = aggregates.minutes_dataset(kind), aggregates.MINUTE_COLUMNS
+            reduce, combine = aggregates.minute_partials, aggregates.combine_minutes
+        else:
+            dataset, columns = aggregates.prices_dataset(kind), aggregates.PRICE_COLUMNS
+            reduce, combine = aggregates.price_partials, aggregates.combine_prices
+
+        def read() -> pl.DataFrame:
+            segments = self._listing(
+                market, symbol, trades_dataset(kind), schema.TRADES, start_ms, end_ms
+            ).segments
+            stored = self._aggregated(market, symbol, dataset, columns, segments, start_ms,
+                                      end_ms)  # fmt: skip
+            rest = [s for s in segments if s.path.name not in stored]
+            parts = [reduce(self._trade_scan(rest, start_ms, end_ms))] if rest else []
+            if stored:
+                parts.append(pl.scan_parquet(list(stored.values()), schema=columns))
+            if not parts:
+                return pl.DataFrame(schema=columns)
+            return combine(pl.concat(parts)).collect(engine="streaming")
+
+        return kind, retrying(read)
+
+    def _aggregated(
+        self,
+        market: str,
+        symbol: str,
+        dataset: str,
+        columns: dict[str, pl.DataType],
+        segments: list[Segment],
+        start_ms: int | None,
+        end_ms: int | None,
+    ) -> dict[str, Path]:
+        """Segment file name → its aggregate file, for the segments wholly inside the range
+        that have one; none when segments overlap (a compaction in progress)."""
+        if not self.use_aggregates or not segments:
+            return {}
+        ordered = sorted(segments, key=lambda s: (s.lo, s.hi))
+        if any(b.lo <= a.hi for a, b in itertools.pairwise(ordered)):
+            return {}
+        inside = {
+            s.path.name
+            for s in segments
+            if (start_ms is None or s.t0 >= start_ms) and (end_ms is None or s.t1 <= end_ms)
+        }
+        if not inside:
+            return {}
+        listing = self._listing(market, symbol, dataset, columns, start_ms, end_ms)
+        return {a.path.name: a.path for a in listing.segments if a.path.name in inside}
 
     # -- candles --------------------------------------------------------------------------
 
@@ -297,8 +361,8 @@ class HistoryReader:
         minute = 60_000
         parts = []
         if self.trade_kinds(market, symbol):
-            bars = self._query(market, symbol, start_ms, end_ms, None,
-                               lambda _, scan: minute_bars_from_trades(scan))  # fmt: skip
+            _, minutes = self._partials(market, symbol, start_ms, end_ms, None, "minutes")
+            bars = minute_bars(minutes)
             if bars.height:
                 parts.append(bars)
         klines = retrying(lambda: self.kline_frame(market, symbol, start_ms, end_ms))
@@ -522,22 +586,14 @@ class PriceLevels:
     trades: int
 
 
-def price_levels_of(symbol: str, kind: str, trades: pl.LazyFrame) -> PriceLevels:
-    """``PriceLevels`` of stored trade rows."""
-    # One int64 key per (price, side) groups about twice as fast as two key columns.
-    levels = (
-        trades.group_by(
-            (pl.col("price_e8") * 2 + pl.col("buyer_maker").cast(pl.Int64)).alias("key")
-        )
-        .agg(pl.col("qty_e8").sum(), pl.len().alias("n"))
-        .sort("key")
-        .collect(engine="streaming")
-    )
+def price_levels_of(symbol: str, kind: str, levels: pl.DataFrame) -> PriceLevels:
+    """``PriceLevels`` of combined price partials (``key`` = price_e8 · 2 + buyer is maker,
+    ``qty_e8``, ``trades``; see ``services.history.aggregates``)."""
     n = levels.height
     key = levels["key"].to_numpy()
     price = schema.from_e8(key // 2)
     side = np.where(key % 2 == 1, -1.0, 1.0)
-    counts = levels["n"].to_numpy().astype(np.float64)
+    counts = levels["trades"].to_numpy().astype(np.float64)
 
     def view(qty: np.ndarray) -> TradeView:
         return TradeView(symbol=symbol, trade_id=np.arange(n, dtype=np.int64),
@@ -565,75 +621,42 @@ def trade_view(symbol: str, kind: str, frame: pl.DataFrame) -> TradeView:
     )
 
 
-def stats_of(symbol: str, kind: str, trades: pl.LazyFrame) -> dict[str, object]:
-    """``history stats`` figures of stored trade rows (see ``HistoryReader.stats``).
-
-    One streaming pass computes the sums and extremes; the first and last trade (id order)
-    come from a head and a tail query, which read only the first and last row groups
-    rather than decoding the id and time columns of every row."""
-    edges = trades.select("trade_id", "time_ms")
-    sums, first, last = pl.collect_all(
-        [
-            trades.select(
-                pl.len().alias("n"),
-                pl.col("qty_e8").sum().alias("volume"),
-                (pl.col("qty_e8") * (~pl.col("buyer_maker"))).sum().alias("buy"),
-                (pl.col("price_e8").cast(pl.Float64) * pl.col("qty_e8").cast(pl.Float64))
-                .sum()
-                .alias("quote"),
-                pl.col("price_e8").max().alias("high"),
-                pl.col("price_e8").min().alias("low"),
-                pl.col("buyer_maker").sum().alias("buyer_maker"),
-            ),
-            edges.head(1),
-            edges.tail(1),
-        ],
-        engine="streaming",
-    )
-    row = sums.row(0, named=True)
-    if not row["n"]:
+def stats_of(symbol: str, kind: str, minutes: pl.DataFrame) -> dict[str, object]:
+    """``history stats`` figures from combined minute partials (see ``HistoryReader.stats``
+    and ``services.history.aggregates``)."""
+    if not minutes.height or not int(minutes["trades"].sum()):
         return {"symbol": symbol, "kind": kind, "trades": 0}
-    volume, buy = int(row["volume"]), int(row["buy"] or 0)
-    quote = float(row["quote"]) / schema.SCALE / schema.SCALE
+    volume, buy = int(minutes["volume_e8"].sum()), int(minutes["buy_e8"].sum())
+    quote = float(minutes["quote"].sum()) / schema.SCALE / schema.SCALE
     return {
         "symbol": symbol,
         "kind": kind,
-        "trades": int(row["n"]),
+        "trades": int(minutes["trades"].sum()),
         "volume": schema.e8_text(volume),
         "buy_volume": schema.e8_text(buy),
         "sell_volume": schema.e8_text(volume - buy),
         "quote_volume": quote,
         "vwap": quote / (volume / schema.SCALE) if volume else None,
-        "high": schema.e8_text(int(row["high"])),
-        "low": schema.e8_text(int(row["low"])),
-        "first_trade_id": int(first["trade_id"][0]),
-        "last_trade_id": int(last["trade_id"][0]),
-        "first_time_ms": int(first["time_ms"][0]),
-        "last_time_ms": int(last["time_ms"][0]),
-        "buyer_maker_count": int(row["buyer_maker"]),
+        "high": schema.e8_text(int(minutes["high_e8"].max())),  # type: ignore[arg-type]
+        "low": schema.e8_text(int(minutes["low_e8"].min())),  # type: ignore[arg-type]
+        "first_trade_id": int(minutes["first_id"][0]),
+        "last_trade_id": int(minutes["last_id"][-1]),
+        "first_time_ms": int(minutes["first_ms"][0]),
+        "last_time_ms": int(minutes["last_ms"][-1]),
+        "buyer_maker_count": int(minutes["maker_trades"].sum()),
     }
 
 
-def minute_bars_from_trades(trades: pl.LazyFrame) -> pl.DataFrame:
-    """1-minute bars of trade rows (id order): OHLC, volume, taker-buy volume, count."""
+def minute_bars(minutes: pl.DataFrame) -> pl.DataFrame:
+    """1-minute bars of combined minute partials: OHLC, volume, taker-buy volume, count."""
     e8 = schema.SCALE
-    return (
-        trades.group_by(
-            (pl.col("time_ms") // 60_000 * 60_000).alias("open_ms"), maintain_order=True
-        )
-        .agg(
-            (pl.col("price_e8").first() / e8).round(8).alias("open"),
-            (pl.col("price_e8").max() / e8).round(8).alias("high"),
-            (pl.col("price_e8").min() / e8).round(8).alias("low"),
-            (pl.col("price_e8").last() / e8).round(8).alias("close"),
-            (pl.col("qty_e8").sum() / e8).round(8).alias("volume"),
-            (pl.col("qty_e8").filter(~pl.col("buyer_maker")).sum() / e8)
-            .round(8)
-            .alias("buy_volume"),
-            pl.len().cast(pl.Int64).alias("trades"),
-        )
-        .collect(engine="streaming")
-    )
+    return minutes.select(
+        "open_ms",
+        *((pl.col(f"{name}_e8") / e8).round(8).alias(name) for name in ("open", "high", "low",
+                                                                        "close", "volume")),
+        (pl.col("buy_e8") / e8).round(8).alias("buy_volume"),
+        pl.col("trades"),
+    )  # fmt: skip
 
 
 def _empty_candles() -> pl.DataFrame:

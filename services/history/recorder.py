@@ -1,7 +1,10 @@
 """The feed's history tap: hands trades, book states and candles to the history writer.
 
 Everything here runs on the feed's event-loop thread, so it only copies what it needs and
-queues it (``HistoryWriter`` does the rest on its own thread):
+gathers it into a ``TapBatch``, handed to the writer (``HistoryWriter`` does the rest on its
+own thread) once per event-loop turn — a ``call_soon`` after the turn's first item, so the
+feed's thread pays one queue put per turn however many messages the turn handled (without
+a running loop, e.g. an import, each call hands over at once):
 
 - ``on_trades``: the released trades (an immutable view) go to the writer as they are;
   the writer thread turns them into columns and, as it knows
@@ -15,6 +18,7 @@ queues it (``HistoryWriter`` does the rest on its own thread):
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -24,7 +28,7 @@ import numpy as np
 from services.binance.messages import KlineBar
 from services.history.book_grid import implied_tick
 from services.history.schema import to_e8
-from services.history.writer import HistoryWriter
+from services.history.writer import HistoryWriter, TapBatch
 from services.market.book_sync import BookSync
 from services.market.views import SyncState, TradeView
 from services.store import Candle
@@ -67,7 +71,10 @@ class HistoryRecorder:
     ``ticks``: tick size per symbol (for the grid's bucket height; implied from the book's
     levels when missing). ``on_new_symbol``: told of each symbol's first delivered trade
     (the kline backfill). Holes in the ids are found by the writer (``on_hole``), which
-    knows what is stored."""
+    knows what is stored. ``clock_ms``: the market's clock (ms since the epoch; default
+    this machine's), read only for a state change before the symbol has any exchange time
+    (the first call, a snapshot turning LIVE): a replay passes the exchange's replay clock,
+    so every stored time is the recording's own."""
 
     def __init__(
         self,
@@ -77,14 +84,36 @@ class HistoryRecorder:
         ticks: Mapping[str, float] | None = None,
         sample_ms: int = DEFAULT_SAMPLE_MS,
         on_new_symbol: NewSymbolHandler | None = None,
+        clock_ms: Callable[[], int] | None = None,
     ) -> None:
         self.writer = writer
+        self.clock_ms = clock_ms or _wall_ms
         self.market = market
         self.ticks = dict(ticks or {})
         self.sample_ms = sample_ms
         self.on_new_symbol = on_new_symbol
         self._books: dict[str, SymbolBook] = {}
         self._seen: set[str] = set()
+        self._batch = TapBatch()
+
+    def _turn(self) -> TapBatch:
+        """The batch gathering this event-loop turn (its first item schedules the
+        hand-over); without a running loop, a batch of its own that ``_done`` hands over."""
+        if not self._batch.entries:
+            try:
+                asyncio.get_running_loop().call_soon(self.hand_over)
+            except RuntimeError:
+                return TapBatch()
+        return self._batch
+
+    def _done(self, batch: TapBatch) -> None:
+        if batch is not self._batch:
+            self.writer.add_batch(batch)
+
+    def hand_over(self) -> None:
+        """Queue what this turn gathered (the end of the turn; also called at stop)."""
+        batch, self._batch = self._batch, TapBatch()
+        self.writer.add_batch(batch)
 
     def on_trades(self, symbol: str, trades: TradeView) -> None:
         if len(trades) == 0:
@@ -93,7 +122,9 @@ class HistoryRecorder:
             self._seen.add(symbol)
             if self.on_new_symbol is not None:
                 self.on_new_symbol(symbol, int(trades.time_ms[0]))
-        self.writer.add_trade_view(self.market, symbol, trades)
+        batch = self._turn()
+        batch.trade_view(self.market, symbol, trades)
+        self._done(batch)
 
     def on_book(self, symbol: str, book: BookSync) -> None:
         # One dict lookup, two O(1) reads of the top and a few comparisons per call; the
@@ -102,9 +133,9 @@ class HistoryRecorder:
         if rec is None:
             rec = self._books[symbol] = SymbolBook(self.sample_ms, self.ticks.get(symbol, 0.0))
         # A state change without an event (a disconnect) takes the symbol's last exchange
-        # time: the store keeps market time, never this machine's clock (a replay plays at
-        # the recording's own time).
-        time_ms = rec.last_ms = book.event_time_ms or rec.last_ms or int(time.time() * 1000)
+        # time, or before the first one the market's clock: the store keeps market time (a
+        # replay plays at the recording's own time).
+        time_ms = rec.last_ms = book.event_time_ms or rec.last_ms or self.clock_ms()
         live = book.state is SyncState.LIVE
         due = live and (not rec.was_live or time_ms - rec.last_sample_ms >= rec.sample_ms)
         levels = book.book
@@ -124,12 +155,20 @@ class HistoryRecorder:
             ask[0] if ask else 0.0,
             ask[1] if ask else 0.0,
         )
-        self.writer.add_book(self.market, symbol, time_ms, live, rec.tick, top, band)
+        batch = self._turn()
+        batch.book(self.market, symbol, time_ms, live, rec.tick, top, band)
+        self._done(batch)
 
     def on_candle(self, symbol: str, candle: Candle) -> None:
         if not candle.closed or candle.interval != "1m":
             return
-        self.writer.add_candles(self.market, symbol, candle_row(candle, "stream"))
+        batch = self._turn()
+        batch.candles(self.market, symbol, candle_row(candle, "stream"))
+        self._done(batch)
+
+
+def _wall_ms() -> int:
+    return time.time_ns() // 1_000_000
 
 
 def candle_row(candle: Candle, source: str, trades: int = -1) -> dict[str, np.ndarray]:

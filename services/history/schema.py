@@ -102,14 +102,24 @@ def e8_text(value: int) -> str:
     return f"{sign}{whole}.{fraction:08d}"
 
 
-def trade_columns(view: TradeView) -> dict[str, np.ndarray]:
-    """A trade view as the columns of ``schema.TRADES``."""
+def trade_columns(*views: TradeView) -> dict[str, np.ndarray]:
+    """Trade views (in order) as the columns of ``schema.TRADES``."""
+    if len(views) == 1:
+        (view,) = views
+        trade_id, time_ms, price, qty, side = (
+            view.trade_id, view.time_ms, view.price, view.qty, view.side
+        )  # fmt: skip
+    else:
+        trade_id, time_ms, price, qty, side = (
+            np.concatenate([getattr(v, name) for v in views])
+            for name in ("trade_id", "time_ms", "price", "qty", "side")
+        )
     return {
-        "trade_id": np.asarray(view.trade_id, dtype=np.int64),
-        "time_ms": np.asarray(view.time_ms, dtype=np.int64),
-        "price_e8": to_e8(view.price),
-        "qty_e8": to_e8(view.qty),
-        "buyer_maker": np.asarray(view.side) < 0,
+        "trade_id": np.asarray(trade_id, dtype=np.int64),
+        "time_ms": np.asarray(time_ms, dtype=np.int64),
+        "price_e8": to_e8(price),
+        "qty_e8": to_e8(qty),
+        "buyer_maker": np.asarray(side) < 0,
     }
 
 

@@ -1,6 +1,6 @@
 """The history service of an ingesting process: writer, feed tap, REST backfill and the
-maintenance thread (compaction every ``compact_every_s``, retention every
-``retention_every_s``), started and stopped together.
+maintenance thread (the book's minute pyramid extended and compaction every
+``compact_every_s``, retention every ``retention_every_s``), started and stopped together.
 
     history = HistoryService(HistoryConfig(root), endpoints, market="spot").start()
     feed = Feed(config, store, taps=(history.recorder,))
@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from services.binance.endpoints import Endpoints
 from services.binance.rate_limit import BINANCE_WEIGHT_LIMIT
 from services.history.backfill import TradeBackfill
 from services.history.book_grid import GridConfig
+from services.history.book_pyramid import extend_all
 from services.history.compaction import compact
 from services.history.recorder import HistoryRecorder
 from services.history.retention import apply_retention
@@ -52,7 +54,9 @@ class HistoryConfig:
 
 
 class HistoryService:
-    """Records one feed's market into the history under ``config.root``."""
+    """Records one feed's market into the history under ``config.root``; ``clock_ms``: the
+    market's clock (a replay's exchange clock; default this machine's, see
+    ``HistoryRecorder``)."""
 
     def __init__(
         self,
@@ -62,6 +66,7 @@ class HistoryService:
         *,
         ticks: dict[str, float] | None = None,
         backoff: Backoff | None = None,
+        clock_ms: Callable[[], int] | None = None,
     ) -> None:
         self.config = config
         self.writer = HistoryWriter(
@@ -80,6 +85,7 @@ class HistoryService:
             ticks=ticks,
             sample_ms=config.sample_ms,
             on_new_symbol=self.backfill.request_klines,
+            clock_ms=clock_ms,
         )
         self.writer.on_hole = self.backfill.request_hole
         self._stop = threading.Event()
@@ -99,6 +105,7 @@ class HistoryService:
         """Finish the backfill's current job, write everything buffered, stop threads."""
         self._stop.set()
         self.backfill.stop()
+        self.recorder.hand_over()  # the feed's last turn, if its loop ended before it
         self.writer.stop()
         if self._maintenance is not None:
             self._maintenance.join(10.0)
@@ -108,6 +115,7 @@ class HistoryService:
         last_retention = 0.0
         while not self._stop.wait(cfg.compact_every_s):
             try:
+                extend_all(cfg.root)
                 compact(cfg.root)
                 if time.monotonic() - last_retention >= cfg.retention_every_s:
                     last_retention = time.monotonic()

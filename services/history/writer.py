@@ -1,11 +1,14 @@
 """The history writer: one background thread that turns batches from the feed into segments.
 
 Producers (the feed's taps, the REST backfill, an import) only put items on a queue — never
-blocking, never touching the disk — so a slow disk cannot delay a book update. The thread
-buffers rows per (market, symbol, dataset) and writes a segment per buffer every
-``flush_interval_s`` (or sooner when ``max_rows`` pile up). A kill -9 loses at most the rows
-of the last interval plus what is queued; the next start's backfill fetches those trades
-again from REST.
+blocking, never touching the disk — so a slow disk cannot delay a book update; the feed's
+tap puts one ``TapBatch`` per event-loop turn. A put does not wake the thread: it sleeps
+until the next ``flush_interval_s`` (or an explicit flush or stop), then drains the queue,
+so its work (conversion, the grid, the writes) comes once per interval instead of beside
+the feed at every message. It buffers rows per (market, symbol, dataset) and writes a
+segment per buffer every ``flush_interval_s`` (or sooner when ``max_rows`` pile up). A kill
+-9 loses at most the rows of the last interval plus what is queued; the next start's
+backfill fetches those trades again from REST.
 
 Exactly once: per trade dataset the writer knows the highest id stored (from the segment
 names, at its first batch) and keeps only ids above it from live batches; a *fill* batch
@@ -41,6 +44,7 @@ from services.history.book_grid import (
     bucket_sums,
     mid_of,
 )
+from services.history.book_pyramid import BOOK_GRID_1M, PYRAMID
 from services.history.reader import merged_ranges
 from services.history.segments import (
     BOOK_GRID,
@@ -137,6 +141,7 @@ COLUMNS: dict[str, dict[str, pl.DataType]] = {
     BOOK_TOP: schema.BOOK_TOP,
     CANDLES_1M: schema.CANDLES,
     GAPS: schema.GAPS,
+    BOOK_GRID_1M: PYRAMID,  # derived (book_pyramid), listed for compaction and retention
 }
 
 
@@ -151,6 +156,40 @@ def _sorted_side(levels: dict[float, float], descending: bool) -> tuple[np.ndarr
 def columns_of(dataset: str) -> dict[str, pl.DataType]:
     """The columns of a dataset (every ``trades-*`` dataset has the trade columns)."""
     return schema.TRADES if dataset.startswith("trades-") else COLUMNS[dataset]
+
+
+class TapBatch:
+    """Items a feed tap gathers on the feed's thread and hands to the writer as one queue
+    item (``HistoryWriter.add_batch``): appending here costs a list append, so the feed's
+    thread pays one queue put (and wakes the writer once) per batch, not per message."""
+
+    __slots__ = ("entries",)
+
+    def __init__(self) -> None:
+        self.entries: list[tuple[str, Key, object]] = []
+
+    def trade_view(self, market: str, symbol: str, trades: TradeView) -> None:
+        """Released trades as the feed hands them over (converted on the writer's thread)."""
+        self.entries.append(("view", (market, symbol, trades_dataset(trades.kind)), trades))
+
+    def book(
+        self,
+        market: str,
+        symbol: str,
+        time_ms: int,
+        live: bool,
+        tick: float,
+        top: tuple[float, float, float, float],
+        band: tuple[dict[float, float], dict[float, float]] | None,
+    ) -> None:
+        """One book state: ``top`` = (best bid, its qty, best ask, its qty), 0.0 for an
+        empty side; ``band`` = (bids, asks) as price → qty copies, when the producer
+        sampled the levels this time."""
+        self.entries.append(("book", (market, symbol, BOOK_TOP), (time_ms, live, tick, top, band)))
+
+    def candles(self, market: str, symbol: str, columns: dict[str, np.ndarray]) -> None:
+        """1-minute candles (columns of ``schema.CANDLES``)."""
+        self.entries.append(("rows", (market, symbol, CANDLES_1M), columns))
 
 
 class HistoryWriter:
@@ -179,6 +218,7 @@ class HistoryWriter:
         self._stats_lock = threading.Lock()
         self._oldest_queued: float | None = None
         self._drained = threading.Condition()
+        self._wake = threading.Event()  # set by flush() and stop() only
         self._pending_items = 0
         self.on_hole: HoleHandler | None = None
 
@@ -197,24 +237,10 @@ class HistoryWriter:
         self._put(_Item("fill" if fill else "trades", (market, symbol, trades_dataset(kind)),
                         (columns, fill)))  # fmt: skip
 
-    def add_trade_view(self, market: str, symbol: str, trades: TradeView) -> None:
-        """Queue released trades as the feed hands them over (converted on the thread)."""
-        self._put(_Item("view", (market, symbol, trades_dataset(trades.kind)), trades))
-
-    def add_book(
-        self,
-        market: str,
-        symbol: str,
-        time_ms: int,
-        live: bool,
-        tick: float,
-        top: tuple[float, float, float, float],
-        band: tuple[dict[float, float], dict[float, float]] | None,
-    ) -> None:
-        """Queue one book state: ``top`` = (best bid, its qty, best ask, its qty), 0.0 for an
-        empty side; ``band`` = (bids, asks) as price → qty copies, when the producer sampled
-        the levels this time."""
-        self._put(_Item("book", (market, symbol, BOOK_TOP), (time_ms, live, tick, top, band)))
+    def add_batch(self, batch: TapBatch) -> None:
+        """Queue what a feed tap gathered in one event-loop turn, as one item."""
+        if batch.entries:
+            self._put(_Item("batch", ("", "", ""), batch.entries))
 
     def add_candles(self, market: str, symbol: str, columns: dict[str, np.ndarray]) -> None:
         """Queue 1-minute candles (columns of ``schema.CANDLES``)."""
@@ -257,6 +283,7 @@ class HistoryWriter:
         if self._thread is None:
             return
         self._queue.put(None)
+        self._wake.set()
         self._thread.join(timeout)
         self._thread = None
 
@@ -269,6 +296,7 @@ class HistoryWriter:
         disk keeps failing (the rows stay buffered and are retried)."""
         deadline = time.monotonic() + timeout
         self._put(_Item("flush", ("", "", ""), None))
+        self._wake.set()
         with self._drained:
             while self._pending_items > 0:
                 left = deadline - time.monotonic()
@@ -293,10 +321,7 @@ class HistoryWriter:
         running = True
         while running:
             timeout = max(0.0, self.flush_interval_s - (time.monotonic() - last_flush))
-            try:
-                item = self._queue.get(timeout=timeout)
-            except queue.Empty:
-                item = _Item("tick", ("", "", ""), None)
+            item = self._next_item(timeout)
             if item is None:
                 running = False
                 item = _Item("flush", ("", "", ""), None)
@@ -329,12 +354,26 @@ class HistoryWriter:
                     if self._pending_items == 0 or force:
                         self._drained.notify_all()
 
+    def _next_item(self, timeout: float) -> _Item | None:
+        """The next queued item; when there is none, sleep until the flush is due or a
+        flush/stop is asked (a put does not wake the thread: it works once per interval,
+        not beside the feed at every message), then a ``tick`` if still none."""
+        try:
+            return self._queue.get_nowait()
+        except queue.Empty:
+            pass
+        self._wake.wait(timeout)
+        self._wake.clear()
+        try:
+            return self._queue.get_nowait()
+        except queue.Empty:
+            return _Item("tick", ("", "", ""), None)
+
     def _handle(self, item: _Item) -> None:
         if item.kind in ("tick", "flush"):
             return
-        if item.kind == "view":
-            columns = schema.trade_columns(item.payload)  # type: ignore[arg-type]
-            self._add_trades(item.key, columns, None, item.at)
+        if item.kind == "batch":
+            self._handle_batch(item.payload, item.at)  # type: ignore[arg-type]
         elif item.kind in {"trades", "fill"}:
             columns, fill = item.payload  # type: ignore[misc]
             self._add_trades(item.key, columns, fill, item.at)
@@ -342,6 +381,19 @@ class HistoryWriter:
             self._add_book(item.key, item.payload, item.at)  # type: ignore[arg-type]
         else:
             self._buffer(item.key).add(item.payload, item.at)  # type: ignore[arg-type]
+
+    def _handle_batch(self, entries: list[tuple[str, Key, object]], at: float) -> None:
+        """A tap's batch in order; each dataset's trade views are converted together."""
+        views: dict[Key, list[TradeView]] = {}
+        for kind, key, payload in entries:
+            if kind == "view":
+                views.setdefault(key, []).append(payload)  # type: ignore[arg-type]
+            elif kind == "book":
+                self._add_book(key, payload, at)  # type: ignore[arg-type]
+            else:
+                self._buffer(key).add(payload, at)  # type: ignore[arg-type]
+        for key, group in views.items():
+            self._add_trades(key, schema.trade_columns(*group), None, at)
 
     def _buffer(self, key: Key) -> _Buffer:
         buffer = self._buffers.get(key)
@@ -455,12 +507,8 @@ class HistoryWriter:
         if grid is None:
             return
         rows = grid.rows(state.height)
-        if rows["time_s"]:
-            chunk = {
-                name: np.asarray(values, dtype=np.int8 if name == "side" else np.int64)
-                for name, values in rows.items()
-            }
-            self._buffer((market, symbol, BOOK_GRID)).add(chunk, at)
+        if rows["time_s"].shape[0]:
+            self._buffer((market, symbol, BOOK_GRID)).add(rows, at)
 
     def _close_seconds(self) -> None:
         """Close every symbol's current second (on an explicit flush or at stop; a second

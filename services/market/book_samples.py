@@ -22,6 +22,7 @@ sample, one per level).
 from __future__ import annotations
 
 import threading
+import time
 from bisect import bisect_left
 
 import numpy as np
@@ -174,6 +175,14 @@ class BookSamples:
         self._options = ring_options
         self._rings: dict[str, BookSampleRing] = {}
         self._lock = threading.Lock()
+        self.clock_offset_ms = 0
+        """The market's clock minus the wall clock (ms), set by the feed: samples are taken
+        at the market's time (a replay's is the recording's), as trades and the recorded
+        book are, so a heatmap's columns, dots and stored past line up."""
+
+    def market_now_ms(self) -> int:
+        """The market's clock now (ms since the epoch)."""
+        return int(time.time() * 1000) + self.clock_offset_ms
 
     def ring(self, symbol: str) -> BookSampleRing:
         """The ring of ``symbol`` (created empty on first use)."""
@@ -184,7 +193,7 @@ class BookSamples:
             return ring
 
     def record(self, symbol: str, view: BookView, now_ms: int) -> None:
-        """Take a published view of ``symbol`` at wall time ``now_ms``."""
+        """Take a published view of ``symbol`` at market time ``now_ms``."""
         self.ring(symbol).record(view, now_ms)
 
     def samples(

@@ -428,6 +428,13 @@ class Feed:
             for feed in added:
                 self._spawn(self._warm_up(feed.info.symbol))
 
+    def follow_soon(self, symbols: Iterable[str]) -> bool:
+        """``follow`` from another thread, without waiting; False when the feed is not running."""
+        if self._loop is None or self._loop.is_closed():
+            return False
+        asyncio.run_coroutine_threadsafe(self.follow(list(symbols)), self._loop)
+        return True
+
     async def _release(self, symbol: str) -> None:
         assert self._client is not None
         feed = self._symbols.pop(symbol, None)
@@ -914,9 +921,12 @@ class Feed:
                 feed.snapshot = replace(feed.snapshot, published_at=now)
             self.store.publish(feed.snapshot)
         if self.book_samples is not None:
+            clock = self.config.exchange_clock
+            at_ms = clock(now) if clock is not None else int(now * 1000)
+            self.book_samples.clock_offset_ms = at_ms - int(now * 1000)
             for symbol, feed in self._symbols.items():
                 if feed.snapshot is not None:
-                    self.book_samples.record(symbol, feed.snapshot.book, int(now * 1000))
+                    self.book_samples.record(symbol, feed.snapshot.book, at_ms)
         self._publish_board(now)
         state = "CONNECTED" if self._connected and all(self._connected.values()) else "DOWN"
         if not self._connected:

@@ -2,9 +2,15 @@
 
 The alerts room keeps its events in an ``EventLog`` (a file in the embedded mode, Redis with
 ``REDIS_URL``), written by the ingest process. The relay reads the events newer than the
-last one it handed over, every ``interval_s``, oldest first, and publishes each (its
-``to_json()`` fields) to the ``EventHub``; it starts after the newest event already logged,
-so a restart does not re-announce old alerts. One relay per web process.
+last one it handed over, oldest first, and publishes each (its ``to_json()`` fields) to the
+``EventHub``; it starts after the newest event already logged, so a restart does not
+re-announce old alerts. One relay per web process.
+
+When the log is in this process and tells of its appends (``appended``, a list of
+listeners: the file log, appended to by this process's dispatcher), the relay reads on
+each append — the event reaches the clients as it is logged — and otherwise only every
+``idle_s`` (a safety net). A log written by another process (Redis) is read every
+``interval_s``.
 """
 
 from __future__ import annotations
@@ -26,13 +32,21 @@ class EventSource(Protocol):
 
 
 class AlertRelay:
-    """Polls ``log`` for new events and publishes them to ``hub``."""
+    """Reads ``log`` for new events (on each append, or polling) and publishes them to
+    ``hub``; ``on_append`` says which."""
 
-    def __init__(self, log_: EventSource, hub: EventHub, interval_s: float = 0.25) -> None:
+    def __init__(
+        self, log_: EventSource, hub: EventHub, interval_s: float = 0.25, idle_s: float = 10.0
+    ) -> None:
         self.log = log_
         self.hub = hub
         self.last_id: int | None = None
-        self._poller = Poller("tapescope-alert-relay", self.poll_once, interval_s)
+        listeners = getattr(log_, "appended", None)
+        self.on_append = isinstance(listeners, list)
+        wait = idle_s if self.on_append else interval_s
+        self._poller = Poller("tapescope-alert-relay", self.poll_once, wait)
+        if self.on_append:
+            listeners.append(lambda _event: self._poller.nudge())  # type: ignore[union-attr]
 
     def poll_once(self) -> int:
         """Publish the events logged since the last poll, oldest first; how many."""

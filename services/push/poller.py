@@ -1,5 +1,7 @@
 """``Poller``: one daemon thread calling one step again and again until stopped — the loop
-the push side's book relay, alert relay, Redis reader and stalled-client reaper share."""
+the push side's book relay, alert relay, Redis reader and stalled-client reaper share. A
+``nudge`` runs the next step at once instead of after the interval (a source that can say
+when it changed needs no short interval)."""
 
 from __future__ import annotations
 
@@ -32,6 +34,7 @@ class Poller:
         self.errors = errors
         self.failures = 0
         self._stop = threading.Event()
+        self._nudged = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
@@ -45,6 +48,11 @@ class Poller:
     def stop(self) -> None:
         """End the loop after the current step."""
         self._stop.set()
+        self._nudged.set()
+
+    def nudge(self) -> None:
+        """Run the next step now (or right after the current one); never waits."""
+        self._nudged.set()
 
     def _run(self) -> None:
         failing = False
@@ -60,5 +68,7 @@ class Poller:
             else:
                 failing = False
                 wait = self.interval_s
-            if self._stop.wait(wait):
+            self._nudged.wait(wait)
+            self._nudged.clear()
+            if self._stop.is_set():
                 return

@@ -70,7 +70,13 @@ from services.replay.derived import (
 )
 from services.replay.faults import Faults
 from services.replay.market_tickers import ALL_MINI_TICKERS, PERIOD_TICKS, AllMiniTickers
-from services.replay.passes import first_pass_after, pass_offsets, pass_steps, start_book_id
+from services.replay.passes import (
+    ResumePoint,
+    pass_offsets,
+    pass_steps,
+    resume_point,
+    start_book_id,
+)
 from services.replay.player import Offsets, Player, first_offset_ms
 from services.replay.recording import DEFAULT_REPLAY
 from services.replay.rest_api import RestApi, unknown_path_error
@@ -87,6 +93,7 @@ _PARTIAL = re.compile(r"^depth(5|10|20)(?:@(100|250|500|1000)ms)?$")
 PERPETUAL = "_PERPETUAL"  # USD-M continuous contract streams: <pair>_perpetual@continuousKline_1m
 ALL_MARKET_TICKERS = {"!ticker@arr": "ticker"}
 ROUTES = {"spot": ("",), "usdm": ("", "/public", "/market")}
+MARKET_KINDS = frozenset({"depth", "trade", "aggTrade", "kline"})  # what ``play`` applies
 
 
 def route_problem(route: str, stream: str) -> str | None:
@@ -195,6 +202,18 @@ class LocalExchange:
         self._listening = asyncio.Event()
         self.session = await asyncio.to_thread(load_session, self.paths)
         self._prepare(self.session)
+        point, offsets = self._resume(self.session)
+        self.player = Player(
+            self.session,
+            self,
+            self.speed,
+            self.loop,
+            time_base=self.time_base,
+            first_pass=point.pass_n,
+            first_offsets=offsets,
+        )
+        if point.targets:  # mid-pass: the markets reach the stored trades before anyone listens
+            await self.player.fast_forward(lambda: self._reached(point.targets), MARKET_KINDS)
         app = web.Application(middlewares=[unknown_path_error])
         for route in ROUTES[self.session.market]:
             app.router.add_get(f"{route}/ws", self._ws_raw)
@@ -211,40 +230,34 @@ class LocalExchange:
         self.ws_url = f"ws://{self.host}:{self.port}"
         self.rest_url = f"http://{self.host}:{self.port}"
         self.faults.install(self._drop_all, self._shutdown_all, lambda: list(self.markets))
-        first_pass, offsets = self._resume(self.session)
-        self.player = Player(
-            self.session,
-            self,
-            self.speed,
-            self.loop,
-            time_base=self.time_base,
-            first_pass=first_pass,
-            first_offsets=offsets,
-        )
         self._play_task = asyncio.get_running_loop().create_task(self.player.run())
         return self
 
-    def _resume(self, session: RecordedSession) -> tuple[int, Offsets | None]:
-        """The first pass to play and its offsets: past ``after_trades`` (newest aggTrade
-        id and time already stored, per (market, symbol)) when they are this recording's,
-        with each book's ``lastUpdateId`` set as that pass's seam would have left it."""
+    def _resume(self, session: RecordedSession) -> tuple[ResumePoint, Offsets | None]:
+        """Where to start: right after ``after_trades`` (newest aggTrade id and time
+        already stored, per (market, symbol)) when they are this recording's — that pass's
+        offsets, each book's ``lastUpdateId`` set as that pass's seam would have left it
+        and the derived aggTrade counter, plus the ids to play silently up to."""
         stored = {s: v for (m, s), v in self.after_trades.items() if m == session.market}
         if not stored:
-            return 0, None
+            return ResumePoint(), None
         base = first_offset_ms(
             self.time_base, session.start_ns // 1_000_000, time.time_ns() // 1_000_000
         )
-        first_pass = first_pass_after(session, base, stored)
-        if not first_pass:
-            return 0, None
-        offsets = pass_offsets(pass_steps(session), base, first_pass)
+        point = resume_point(session, base, stored)
+        if not point.pass_n:
+            return point, pass_offsets(pass_steps(session), base, 0) if point.targets else None
+        offsets = pass_offsets(pass_steps(session), base, point.pass_n)
         for symbol, market in self.markets.items():
             book_id = start_book_id(session, symbol, offsets)
             if book_id is not None:
                 market.book.last_update_id = book_id
             if market.agg_trades_derived and symbol in offsets.agg_ids:
                 market.agg_builder.next_id = offsets.agg_ids[symbol] + 1
-        return first_pass, offsets
+        return point, offsets
+
+    def _reached(self, targets: Mapping[str, int]) -> bool:
+        return all(self.markets[s].last_agg_id >= agg_id for s, agg_id in targets.items())
 
     async def close(self) -> None:
         """Stop playing, close every connection (1001) and release the port."""
@@ -266,9 +279,11 @@ class LocalExchange:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    def start_in_thread(self, timeout: float = 30.0) -> tuple[str, str]:
+    def start_in_thread(self, timeout: float = 120.0) -> tuple[str, str]:
         """Run the exchange on its own event loop in a daemon thread; returns
-        ``(ws_url, rest_url)`` once it listens."""
+        ``(ws_url, rest_url)`` once it listens (a resume mid-pass first plays the pass up
+        to the stored trades: seconds for the bundled 2024 recordings on a loaded machine,
+        hence the long default timeout)."""
         ready = threading.Event()
         failure: list[BaseException] = []
 

@@ -1,4 +1,4 @@
-"""Where a replay resumes when its market already has a past: a whole loop pass later.
+"""Where a replay resumes when its market already has a past: right after it, any pass.
 
 A ``--loop`` replay's pass ``n`` is the recording shifted by ``n`` pass shifts of time
 (``pass_shift_ms``) and, per symbol, by ``n`` times what one pass adds to each id sequence
@@ -12,14 +12,16 @@ A ``--loop`` replay's pass ``n`` is the recording shifted by ``n`` pass shifts o
   ``last u + 1 − first pu``.
 
 Pass ``n`` therefore needs nothing from the passes before it: a replay can start at pass
-``n`` directly. ``first_pass_after`` picks the first pass whose trades come after trades
-already stored, so a restarted offline replay continues the stored tape instead of
-repeating it.
+``n`` directly. ``resume_point`` picks the pass holding the newest stored trades and the
+aggregate ids reached in it: the exchange plays that pass silently up to them, then
+streams, so a restarted offline replay continues the stored tape exactly where it stopped
+(no repeat, no hole), even in the middle of a pass.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 
 import orjson
 
@@ -126,28 +128,43 @@ def start_book_id(session: RecordedSession, symbol: str, offsets: Offsets) -> in
     return first_u - 1 + offsets.update_ids[symbol]
 
 
-def first_pass_after(
+@dataclass(frozen=True, slots=True)
+class ResumePoint:
+    """Where a replay resumes: the pass to play first and, per symbol, the aggregate id
+    to play silently up to (inclusive) before streaming; no targets: the pass's start."""
+
+    pass_n: int = 0
+    targets: dict[str, int] = field(default_factory=dict)
+
+
+def resume_point(
     session: RecordedSession, first_offset_ms: int, stored: dict[str, tuple[int, int]]
-) -> int:
-    """The first pass whose aggTrades all come after the stored ones: ``stored`` maps a
-    symbol to its newest stored aggregate id and trade time (ms). A symbol's stored past
-    counts only when it is this recording's: its newest aggTrade, moved back by whole
-    passes, is one of the recording's (id within its ids, time within its span). 0 when
-    nothing stored is this recording's."""
+) -> ResumePoint:
+    """Where to resume after stored aggTrades: ``stored`` maps a symbol to its newest
+    stored aggregate id and trade time (ms). A symbol's stored past counts only when it is
+    this recording's: its newest aggTrade, moved back by whole passes, is one of the
+    recording's (id within its ids, time within its span). The resume pass is the newest
+    such pass; the targets are the stored newest ids of the symbols in it (mid-pass), none
+    when they all end it (the next pass then starts at its beginning). Pass 0, no targets
+    when nothing stored is this recording's."""
     steps = pass_steps(session)
     span_ms = (session.start_ns // 1_000_000, session.end_ns // 1_000_000)
-    resume = 0
+    found: dict[str, tuple[int, bool]] = {}  # symbol → (pass, ends that pass)
     for symbol, (agg_id, time_ms) in stored.items():
         step = steps.agg_ids.get(symbol)
         first_agg = _first_agg_id(session, symbol) or 1
-        if not step or first_agg is None or agg_id < first_agg:
+        if not step or agg_id < first_agg:
             continue
         n = (agg_id - first_agg) // step
         moved_ms = time_ms - first_offset_ms - n * steps.time_ms
         if not span_ms[0] - 60_000 <= moved_ms <= span_ms[1]:
             continue  # same symbol, another recording (or a live market)
-        resume = max(resume, n + 1)
-    return resume
+        found[symbol] = (n, agg_id == first_agg + (n + 1) * step - 1)
+    if not found:
+        return ResumePoint()
+    newest = max(n for n, _ in found.values())
+    mid = {s: stored[s][0] for s, (n, ends) in found.items() if n == newest and not ends}
+    return ResumePoint(newest, mid) if mid else ResumePoint(newest + 1)
 
 
 def _first_agg_id(session: RecordedSession, symbol: str) -> int | None:

@@ -177,6 +177,7 @@ class Player:
         self.first_offsets = first_offsets  # that pass's offsets (``services.replay.passes``)
         self.passes = first_pass
         self.position = 0  # events played in the current pass
+        self._resume_at: tuple[int, int] | None = None  # (event index, next tick) to go on from
         self.finished = asyncio.Event()
 
     @property
@@ -225,16 +226,57 @@ class Player:
                 return _field(event.data, b"f"), _field(event.data, b"a")
         return None, None
 
+    async def fast_forward(
+        self, reached: Callable[[], bool], kinds: frozenset[str] | None = None
+    ) -> None:
+        """Play the first pass into the sink at once, derived ticks included, until
+        ``reached()`` (checked after each frame and tick); ``run`` then streams from that
+        point on the replay clock. Used before anyone listens, so nothing is sent: the
+        exchange's markets (books, trade logs, derived aggTrade ids) come out exactly as
+        playing would have left them. ``kinds``: the event kinds that change the sink's
+        state (the others are passed over; ticks still follow every event's time).
+        Reached only at the pass's end: ``run`` starts at the next pass."""
+        events = self.session.events
+        self.offsets = self.next_offsets()
+        next_tick = self.session.start_ns + TICK_NS
+        index = 0
+        done = reached()
+        while index < len(events) and not done:
+            event = events[index]
+            self.position = index
+            if next_tick <= event.ts_ns:
+                await self.sink.tick((next_tick // 1_000_000) + self.offsets.time_ms)
+                next_tick = tick_after(next_tick, event.ts_ns)
+                done = reached()
+                continue
+            self.clock.played_ns = event.ts_ns
+            index += 1
+            if kinds is None or event.kind in kinds:
+                await self.sink.play(event, self.offsets.restamp(event))
+                done = reached()
+        if index < len(events):
+            self._resume_at = (index, next_tick)
+            return
+        self.position = len(events)
+        await self.sink.tick(self.session.end_ns // 1_000_000 + self.offsets.time_ms)
+        self.passes += 1
+
     async def run(self) -> None:
         """Play passes; without ``loop`` return after the first (the market goes quiet)."""
         events = self.session.events
         while True:
-            self.offsets = self.next_offsets()
-            if self.passes > self.first_pass:
-                await self.sink.seam(self.offsets)
-            self.clock.start(self.session.start_ns)
-            next_tick = self.session.start_ns + TICK_NS
-            for index, event in enumerate(events):
+            begin, next_tick = 0, self.session.start_ns + TICK_NS
+            if self._resume_at is not None:  # inside the first pass (``fast_forward``)
+                begin, next_tick = self._resume_at
+                self._resume_at = None
+                self.clock.start(events[begin - 1].ts_ns if begin else self.session.start_ns)
+            else:
+                self.offsets = self.next_offsets()
+                if self.passes > self.first_pass:
+                    await self.sink.seam(self.offsets)
+                self.clock.start(self.session.start_ns)
+            for index in range(begin, len(events)):
+                event = events[index]
                 self.position = index
                 next_tick = await self._wait(event.ts_ns, next_tick)
                 self.clock.played_ns = event.ts_ns

@@ -21,9 +21,11 @@ HEATMAP_STATE_JS = (
     + "if (!g || !g.data || !g.data.length || g.data[0].type !== 'heatmap') return null;"
     "const z = g.data[0].z; let cells = 0;"
     "for (const col of z) for (const v of col) if (v !== null) cells++;"
-    "return {columns: g.data[0].x.length, last: g.data[0].x[g.data[0].x.length - 1],"
-    " cells: cells, rows: g.data[0].y.length, yrange: g._fullLayout.yaxis.range,"
-    " dy: g.data[0].y[1] - g.data[0].y[0],"
+    "const h = g.data[0];"
+    "return {columns: z.length, last: h.x0 + (z.length - 1) * h.dx,"
+    " cells: cells, rows: z[0].length, yrange: g._fullLayout.yaxis.range, dy: h.dy,"
+    " fast: g._fullData[0]._islinear === true,"
+    " dots: g.data.slice(3).reduce((n, t) => n + t.x.length, 0),"
     " image: !!document.querySelector('#heatmap-chart .heatmaplayer image')};"
 )
 FOOTPRINT_STATE_JS = (
@@ -50,8 +52,11 @@ def test_heatmap_renders_grows_live_and_keeps_zoom(dash_duo, replay_store):
     start(dash_duo, store, "/BTCUSDT?view=heatmap")
     until(lambda: (state(dash_duo, HEATMAP_STATE_JS) or {}).get("cells", 0) > 50, timeout=15)
     first = state(dash_duo, HEATMAP_STATE_JS)
-    assert first["image"], "the heatmap is drawn through its image fast path"
+    assert first["image"] and first["fast"], "the heatmap is drawn through its image fast path"
     assert 100 <= first["rows"] <= 201 and first["columns"] == 300
+    # the replay's clock (the recording's 2021 times), as its trades: the dots land on it
+    assert first["last"] < 1_700_000_000_000
+    until(lambda: state(dash_duo, HEATMAP_STATE_JS)["dots"] > 0, timeout=10)
     low, high = first["yrange"]
     assert 57_000 < low < high < 59_000
     zoom = [low + (high - low) * 0.4, low + (high - low) * 0.6]

@@ -1,20 +1,25 @@
 """The page driven by the push streams, in headless Chromium: the tape is painted from the
 trades stream (``#pushed-tape``), the badge shows pushed prices; when the streams go away the
 page says so and polls (``#trade-tape`` updates again), and it returns to push when they are
-back."""
+back; the flow panel follows the trades stream."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator
 
+import numpy as np
 import pytest
 from dash.testing.wait import until
 
 from app import market_source
 from app.config import Settings
 from app.server import create_app
+from components.flow_meter import DIRECTION_LABELS
+from services.analytics.flow import cvd, trade_flow
+from services.analytics.window import WINDOWS_MS
 from services.market.feed import Feed
+from services.push.messages import slice_view
 from services.push.service import PushService
 from services.store import MemoryStore
 from tests.conftest import SPOT_2021
@@ -62,6 +67,7 @@ def test_tape_is_pushed_and_falls_back_to_polling_while_the_streams_are_away(
         first = run(PUSHED)
         until(lambda: run(PUSHED) not in (None, first), timeout=10)  # new trades painted
         assert run(POLLED) is None  # the polled tape is hidden
+        _flow_follows_the_stream(run, store)
         push.pause("restart")
         dash_duo.wait_for_contains_text("#push-badge", "polling", timeout=10)
         until(lambda: not run(LIVE) and run(POLLED), timeout=10)
@@ -79,3 +85,44 @@ def test_tape_is_pushed_and_falls_back_to_polling_while_the_streams_are_away(
         push.pause("test over")  # close the page's sockets before the server stops
         dash_duo.driver.get("about:blank")
         push.resume()
+
+
+FLOW_READ = """
+const holder = document.getElementById('flow-meter');
+const gd = holder && holder.querySelector('.js-plotly-plot');
+if (!gd || !gd.data || !holder.dataset.lastTradeId) { return null; }
+const trace = (name) => gd.data.find((t) => t.name === name);
+const cvd = trace('CVD');
+return {last_id: Number(holder.dataset.lastTradeId), buy_x: trace('buy').x[0],
+        buy_text: trace('buy').text[0], sell_text: trace('sell').text[0],
+        title: gd.layout.title.text, cvd_x: cvd.x[cvd.x.length - 1],
+        cvd_y: cvd.y[cvd.y.length - 1]};
+"""
+
+
+def _volume(text: str) -> float:
+    """The notional in a bar's text (``buy 12,345.67 USDT (55%)``)."""
+    return float(text.split()[1].replace(",", ""))
+
+
+def _flow_follows_the_stream(run, store) -> None:
+    """While pushed, the flow panel is repainted from streamed trades (its newest trade id
+    moves on between the server's seeds) and shows what the server computes from the same
+    trades: window bars, direction, CVD."""
+    until(lambda: run(FLOW_READ), timeout=15)
+    first = run(FLOW_READ)
+    until(lambda: (run(FLOW_READ) or first)["last_id"] > first["last_id"], timeout=10)
+    shown = run(FLOW_READ)
+    until(lambda: int(store.snapshot("BTCUSDT").trades.trade_id[-1]) >= shown["last_id"], 5)
+    trades = store.snapshot("BTCUSDT").trades
+    upto = int(np.searchsorted(trades.trade_id, shown["last_id"], "right"))
+    view = slice_view(trades, 0, upto)
+    expected = trade_flow(view, window_ms=WINDOWS_MS["1m"])
+    assert _volume(shown["buy_text"]) == pytest.approx(expected.buy_quote, abs=0.011)
+    assert _volume(shown["sell_text"]) == pytest.approx(expected.sell_quote, abs=0.011)
+    total = expected.buy_quote + expected.sell_quote
+    assert shown["buy_x"] == pytest.approx(100 * expected.buy_quote / total, rel=1e-9)
+    assert shown["title"] == f"1m: {DIRECTION_LABELS[expected.direction]}"
+    line = cvd(view, unit="quote", max_points=0)
+    assert shown["cvd_x"] == int(view.time_ms[-1])
+    assert shown["cvd_y"] == pytest.approx(line.final, abs=0.011)

@@ -12,6 +12,11 @@ import time
 import pytest
 import websockets
 
+from app.alerting import Alerts, start_tap
+from services.alerts.events import FileEventLog
+from services.alerts.rule_store import FileRuleStore
+from services.alerts.rules import validate
+from services.alerts.webhook_policy import WebhookPolicy
 from services.market.views import SymbolInfo
 from services.push.service import PushLimits, PushService
 from services.replay.exchange import LocalExchange
@@ -219,3 +224,39 @@ async def test_a_published_alert_event_reaches_a_client():
             push.events.publish({"rule": "large_trade", "symbol": "BTCUSDT", "qty": 12.5})
             message = json.loads(await asyncio.wait_for(ws.recv(), 5))
     assert message == {"type": "alert", "rule": "large_trade", "symbol": "BTCUSDT", "qty": 12.5}
+
+
+@pytest.mark.timeout(90)
+async def test_a_rule_firing_on_the_replay_reaches_an_alerts_client_as_it_is_logged(
+    recordings, tmp_path
+):
+    """A real large-trade rule, the feed's AlertTap and its dispatcher writing the file
+    event log, the relay of ``create_app`` and a real WebSocket client on ``/ws/alerts/``:
+    every event reaches the client once, in order, with the logged fields, and soon after
+    it is logged — the relay reads on each append (its idle poll is 10 s)."""
+    rules = FileRuleStore(tmp_path)
+    payload = {"kind": "large_trade", "symbol": "BTCUSDT", "params": {"min_notional": 5000}}
+    rule = validate(payload, {"BTCUSDT", "ETHUSDT", "DOTUSDT"})
+    rules.put(rule)
+    alerts = Alerts(rules, FileEventLog(tmp_path), WebhookPolicy(("127.0.0.1",)))
+    logged: dict[int, float] = {}
+    alerts.events.appended.append(lambda event: logged.setdefault(event.id, time.monotonic()))
+    tap = start_tap(alerts)
+    received: list[tuple[dict, float]] = []
+    try:
+        async with LocalExchange(recordings["spot_2021"], speed=4) as exchange:
+            with embedded(exchange, alerts=alerts, taps=(tap,)) as (served, _feed):
+                async with websockets.connect(f"{served.ws}/ws/alerts/") as ws:
+                    while len(received) < 3:
+                        message = json.loads(await asyncio.wait_for(ws.recv(), 30))
+                        received.append((message, time.monotonic()))
+                assert served.push.alert_relay is not None and served.push.alert_relay.on_append
+    finally:
+        tap.stop()
+    logged_events = {e.id: e.to_json() for e in alerts.events.since(0)}
+    ids = [m["id"] for m, _ in received]
+    assert ids == list(range(ids[0], ids[0] + 3))  # once each, in order
+    for message, at in received:
+        assert message == {**logged_events[message["id"]], "type": "alert"}
+        assert message["rule_id"] == rule.id and message["symbol"] == "BTCUSDT"
+        assert at - logged[message["id"]] < 2.0

@@ -1,7 +1,7 @@
 """An offline replay started again on the same history continues it: the local exchange
-resumes a whole loop pass after the newest stored trade and the trade window is seeded with
-the history's last hour, so the tape reads as one log, ids increasing with no repeat or
-hole at the join. Real local exchange on loopback, real feed, real Parquet files, wired
+resumes right after the newest stored trade (any pass, mid-pass too) and the trade window
+is seeded with the history's last hour, so the tape reads as one log, ids increasing with
+no repeat or hole at the join. Real local exchange on loopback, real feed, real Parquet files, wired
 as ``python -m app --source replay`` wires them."""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 
 from app.config import Settings
 from app.history_setup import past_trades, start_history
@@ -19,6 +20,7 @@ from app.market_source import feed_config, start_replay
 from services.history.reader import HistoryReader, recent_trade_rows
 from services.market.feed import Feed
 from services.market.views import TradeView
+from services.replay.player import DAY_MS
 from services.replay.recording import SPOT_2021
 from services.store import MemoryStore
 from tests.recorded_trades import recorded_trades
@@ -121,3 +123,64 @@ def test_restarted_replay_continues_the_stored_tape(tmp_path: Path) -> None:
     frame = reader.trade_frame("spot", SYMBOL)
     assert frame["trade_id"].to_list() == recorded + [i + step for i in recorded]
     assert reader.coverage("spot", SYMBOL).gaps == ()
+
+
+def test_replay_stopped_mid_pass_resumes_at_the_next_trade(tmp_path: Path) -> None:
+    """Stopped in the middle of a pass after the first (``--loop``), the replay started
+    again plays that pass on from the trade after the newest stored one: the store holds
+    every pass's ids with no hole and no repeat, and the restarted feed's first new trade is the
+    stored newest + 1. Every stored time is on the replay clock."""
+    trades = recorded_trades(SPOT_2021)[SYMBOL]
+    recorded = [t.trade_id for t in trades]
+    recorded_times = [t.time_ms for t in trades]
+    first, last = recorded[0], recorded[-1]
+    step = last - first + 1
+    settings = Settings(
+        source="replay",
+        recording=SPOT_2021,
+        speed="max",
+        loop=True,
+        symbols=(SYMBOL,),
+        history_dir=tmp_path / "history",
+        exchange_port=0,
+    )
+    reader = HistoryReader(settings.history_dir)
+
+    tape1 = _Tape()
+    # Stopped in the middle of pass 1 (or a little later: at max speed the feed runs on
+    # while it stops).
+    _play_one_pass(settings, tape1, MemoryStore(), last + step // 2)
+    stored_newest, _ = reader.newest_trades()[("spot", SYMBOL)]
+    assert stored_newest >= last + step // 2
+    assert (stored_newest - first + 1) % step  # inside a pass, not at its end
+
+    tape2 = _Tape()
+    _play_one_pass(settings, tape2, MemoryStore(), stored_newest + step // 2)
+    new = [i for i in tape2.ids if i > stored_newest]
+    assert new[0] == stored_newest + 1  # resumed at the very next trade of the pass
+    assert new == list(range(stored_newest + 1, new[-1] + 1))  # across a seam too
+    assert max(i for i in tape2.ids if i <= stored_newest) == stored_newest  # seeded past
+    frame = reader.trade_frame("spot", SYMBOL)
+    ids = frame["trade_id"].to_list()
+    expected = [i + n * step for n in range(8) for i in recorded]
+    assert ids == expected[: len(ids)]  # the recording's ids, each once, in order
+    assert ids[-1] >= stored_newest + step // 2
+    assert reader.coverage("spot", SYMBOL).gaps == ()
+    # Every stored time is on the replay clock (the recording's time, a day per pass), not
+    # this machine's: trades, book tops (also the states written at start and stop), grid
+    # cells, candles, gap records.
+    passes = (ids[-1] - first) // step + 1
+    session_ms = (recorded_times[0], recorded_times[-1] + passes * DAY_MS)
+    for path, column, low, high in _stored_times(settings.history_dir):
+        assert session_ms[0] - DAY_MS <= low and high <= session_ms[1], (path, column)
+
+
+def _stored_times(root: Path) -> Iterator[tuple[Path, str, int, int]]:
+    """(file, column, min, max) of every time column of every stored segment (ms)."""
+    scale = {"time_ms": 1, "open_ms": 1, "from_ms": 1, "to_ms": 1, "time_s": 1000}
+    for path in sorted(root.rglob("*.parquet")):
+        frame = pl.read_parquet(path)
+        for column in set(frame.columns) & set(scale):
+            if frame.height:
+                low, high = frame[column].min(), frame[column].max()
+                yield path, column, low * scale[column], high * scale[column]

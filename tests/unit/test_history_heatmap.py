@@ -4,18 +4,24 @@ book states, NOT-LIVE and unrecorded seconds are empty."""
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import polars as pl
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from services.analytics.heatmap import liquidity_heatmap
+from services.binance.endpoints import preset
 from services.history.book_grid import SecondGrid, bucket_sums, live_seconds
 from services.history.book_heatmap import RecordedBook, stored_heatmap
-from services.history.book_pyramid import extend, pyramid_heatmap
+from services.history.book_pyramid import BOOK_GRID_1M, extend, extend_all, pyramid_heatmap
+from services.history.compaction import compact
 from services.history.reader import HistoryReader
+from services.history.retention import all_segments, apply_retention
 from services.history.schema import SCALE
 from services.history.segments import BOOK_GRID, BOOK_TOP, write_segment
+from services.history.service import HistoryConfig, HistoryService
 from services.market.views import BookSample
 
 TICK = 0.5
@@ -223,3 +229,55 @@ def test_pyramid_never_outlives_its_grid(tmp_path):
         path.unlink()  # what the retention does
     extend(tmp_path, "spot", "BTCUSDT")
     assert list(pyramid_dir.rglob("*.parquet")) == []
+
+
+def test_pyramid_is_built_by_maintenance_compacted_and_counted_by_retention(tmp_path):
+    """The maintenance thread builds the pyramid (no read needed); compaction merges its
+    segments of an hour without changing a cell; the retention counts and deletes them."""
+    rng = np.random.default_rng(3)
+
+    def levels(i):
+        bids = [(999.5 - TICK * k, float(rng.integers(1, 20))) for k in range(8)]
+        asks = [(1000.0 + TICK * k, float(rng.integers(1, 20))) for k in range(8)]
+        return bids, asks
+
+    samples = _samples(levels, 300, dead=set(), missing=set())
+    _record(tmp_path, samples[:130], TICK)
+    service = HistoryService(
+        HistoryConfig(tmp_path, max_days=None, max_gb=None, compact_every_s=0.05),
+        preset("spot"), market="spot",
+    ).start()  # fmt: skip
+    pyramid_dir = tmp_path / "spot" / "BTCUSDT" / BOOK_GRID_1M
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not list(pyramid_dir.rglob("*.parquet")):
+            time.sleep(0.05)
+    finally:
+        service.stop()
+    assert list(pyramid_dir.rglob("*.parquet")), "the maintenance thread built the pyramid"
+    _record(tmp_path / "later", samples[130:], TICK)
+    for path in (tmp_path / "later").rglob("*.parquet"):
+        target = tmp_path / path.relative_to(tmp_path / "later")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        path.rename(target.with_name(target.name.replace("wtest", "wlater")))
+    assert extend_all(tmp_path) > 0
+    assert len(list(pyramid_dir.rglob("*.parquet"))) == 2
+    start = BASE_MS // 60_000 * 60_000
+    grid = {"start_ms": start, "end_ms": start + 5 * 60_000, "time_bucket_ms": 60_000,
+            "price_low": 996.0, "price_high": 1004.0, "tick_size": TICK, "span": 2,
+            "bucket": TICK}  # fmt: skip
+    before = pyramid_heatmap(tmp_path, "spot", "BTCUSDT", **grid)
+    compact(tmp_path)
+    assert len(list(pyramid_dir.rglob("*.parquet"))) == 1
+    after = pyramid_heatmap(tmp_path, "spot", "BTCUSDT", **grid)
+    np.testing.assert_array_equal(after.bids, before.bids)
+    np.testing.assert_array_equal(after.asks, before.asks)
+    assert before.live.sum() >= 3
+    assert extend_all(tmp_path) == 0, "nothing rebuilt after compaction"
+    pyramid_bytes = sum(p.stat().st_size for p in pyramid_dir.rglob("*.parquet"))
+    pyramid = [s for s in all_segments(tmp_path) if BOOK_GRID_1M in s.path.parts]
+    # stamped with its last minute's last ms: after every grid second of that minute, so
+    # the retention (oldest t1 first) never deletes a stretch's pyramid before its grid
+    assert pyramid and all(s.t1 % 60_000 == 59_999 for s in pyramid)
+    report = apply_retention(tmp_path, None, None, max_bytes=0)
+    assert report.bytes_freed >= pyramid_bytes and not list(pyramid_dir.rglob("*.parquet"))

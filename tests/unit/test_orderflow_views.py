@@ -143,7 +143,8 @@ def test_heatmap_callback_appends_only_new_columns(store):
     figure, state = render_heatmap(*args, None, now_ms=now)
     heat = figure["data"][0]
     assert heat["type"] == "heatmap" and heat["transpose"] is True
-    assert len(heat["x"]) == len(heat["z"]) == 300 == state["columns"]
+    assert len(heat["z"]) == 300 == state["columns"] and "x" not in heat and "y" not in heat
+    assert heat["dx"] == 1000 and heat["x0"] == T0 + 12_000 - 300 * 1000 + 500
     assert state["end"] == T0 + 12_000
     shaded = [s for s in figure["layout"]["shapes"] if s["label"]["text"] == "book not live"]
     assert shaded and shaded[-1]["x0"] == T0 + 10_000 and shaded[-1]["x1"] == T0 + 12_000
@@ -156,6 +157,8 @@ def test_heatmap_callback_appends_only_new_columns(store):
         op for op in ops if op["operation"] == "Delete" and op["location"][:3] == ["data", 0, "z"]
     ]
     assert len(deletes) == 3 and later["columns"] == 300 and later["end"] == T0 + 15_000
+    x0 = [op for op in ops if op["location"] == ["data", 0, "x0"]]
+    assert x0[0]["params"]["value"] == heat["x0"] + 3_000, "the grid slides with its columns"
     same, unchanged = render_heatmap(*args, later, now_ms=now + 3_100)
     assert same is dash.no_update and unchanged == later
     hidden, kept = render_heatmap(store, cache, "BTCUSDT", "footprint", "5m", 0.2, "base",
@@ -171,22 +174,21 @@ def test_heatmap_rows_follow_the_users_price_zoom(store):
     args = (store, cache, "BTCUSDT", "heatmap", "5m", 0.5, "base", [2, 60], None, None)
     now = T0 + 12_500
     figure, state = render_heatmap(*args, None, now_ms=now)
-    wide = figure["data"][0]["y"]
+    wide = figure["data"][0]["dy"], figure["data"][0]["y0"]
     low, high = state["rows"][:2]
     mid = (low + high) / 2
     zoom = {"yaxis.range[0]": mid - 5.0, "yaxis.range[1]": mid + 5.0}
     zoomed, zstate = render_heatmap(*args, state, now_ms=now, relayout=zoom)
-    rows = zoomed["data"][0]["y"]
+    rows = zoomed["data"][0]["dy"]
     assert zstate["zoom"] == [mid - 5.0, mid + 5.0] and zstate["rows"][2] == 10  # 0.1 rows
-    assert rows[1] - rows[0] == pytest.approx(0.1)
-    assert rows[1] - rows[0] < wide[1] - wide[0]
+    assert rows == pytest.approx(0.1) and rows < wide[0]
     assert zoomed["layout"]["uirevision"] == figure["layout"]["uirevision"]
     x_only = {"xaxis.range[0]": 1, "xaxis.range[1]": 2}
     patch, kept = render_heatmap(*args, zstate, now_ms=now + 2000, relayout=x_only)
     assert isinstance(patch, dash.Patch) and kept["zoom"] == zstate["zoom"]
     back, bstate = render_heatmap(*args, kept, now_ms=now + 2000,
                                   relayout={"yaxis.autorange": True})  # fmt: skip
-    assert bstate["zoom"] is None and back["data"][0]["y"] == wide
+    assert bstate["zoom"] is None and (back["data"][0]["dy"], back["data"][0]["y0"]) == wide
     stale = {"yaxis.range[0]": 1_900.0, "yaxis.range[1]": 2_000.0}  # another symbol's zoom
     _fig, sstate = render_heatmap(*args, None, now_ms=now, relayout=stale)
     assert sstate["zoom"] is None

@@ -3,6 +3,8 @@ trade lost or repeated; a full queue cuts its client; prices never show a crosse
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -177,3 +179,50 @@ def test_the_alert_relay_publishes_new_logged_events_oldest_first():
     got = [sub.take(0), sub.take(0)]
     assert [b'"id":2' in m for m in got] == [True, False]
     assert b'"type":"alert"' in got[1] and relay.poll_once() == 0
+
+
+def test_the_alert_relay_reads_an_in_process_log_on_each_append_not_on_a_timer():
+    from dataclasses import dataclass
+
+    from services.push.alert_relay import AlertRelay
+    from services.push.events import EventHub
+
+    @dataclass
+    class Event:
+        id: int
+
+        def to_json(self):
+            return {"id": self.id}
+
+    class Log:
+        """Like the file log: tells its ``appended`` listeners of each new event."""
+
+        def __init__(self):
+            self.events: list[Event] = []
+            self.appended: list = []
+
+        def append(self, event_id: int) -> None:
+            event = Event(event_id)
+            self.events.append(event)
+            for listener in self.appended:
+                listener(event)
+
+        def since(self, since=0, limit=200):
+            return [e for e in self.events if e.id > since][:limit]
+
+    log, hub = Log(), EventHub(keep=0)
+    relay = AlertRelay(log, hub, interval_s=0.25, idle_s=60.0)
+    assert relay.on_append and len(log.appended) == 1
+    sub = hub.subscribe()
+    relay.start()
+    try:
+        deadline = time.monotonic() + 5
+        while relay.last_id is None:  # the first read: after what is already logged
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        for event_id in (1, 2):
+            log.append(event_id)
+            assert sub.take(5) == f'{{"id":{event_id},"type":"alert"}}'.encode()
+    finally:
+        relay.stop()
+    assert not AlertRelay(object(), hub).on_append  # e.g. the Redis log: polled

@@ -1,0 +1,75 @@
+"""The history tap hands the writer one batch per event-loop turn, and the writer — woken
+only by its flush interval, a flush or a stop — still writes every row on time: real
+writer thread, real Parquet files."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import numpy as np
+
+from services.history.reader import HistoryReader
+from services.history.recorder import HistoryRecorder
+from services.history.writer import HistoryWriter
+from services.market.views import TradeView
+
+
+def _trades(first: int, n: int) -> TradeView:
+    ids = np.arange(first, first + n, dtype=np.int64)
+    return TradeView(
+        "BTCUSDT", ids, 1_700_000_000_000 + ids, np.full(n, 100.5), np.full(n, 0.25),
+        np.where(ids % 2 == 0, 1.0, -1.0), "aggTrade",
+    )  # fmt: skip
+
+
+class _Counting(HistoryWriter):
+    def __init__(self, root: Path, **kwargs) -> None:
+        super().__init__(root, **kwargs)
+        self.batches: list[int] = []
+
+    def add_batch(self, batch) -> None:
+        self.batches.append(len(batch.entries))
+        super().add_batch(batch)
+
+
+def test_one_batch_per_loop_turn_and_every_trade_stored(tmp_path: Path) -> None:
+    writer = _Counting(tmp_path, flush_interval_s=3600.0).start()
+    recorder = HistoryRecorder(writer, "spot")
+
+    async def feed() -> None:
+        for turn in range(5):  # five turns of three messages each
+            for k in range(3):
+                recorder.on_trades("BTCUSDT", _trades(1 + turn * 30 + k * 10, 10))
+            await asyncio.sleep(0)
+
+    asyncio.run(feed())
+    assert writer.batches == [3] * 5
+    assert writer.flush()
+    writer.stop()
+    ids = HistoryReader(tmp_path).trade_frame("spot", "BTCUSDT")["trade_id"].to_list()
+    assert ids == list(range(1, 151))
+
+
+def test_without_a_loop_each_call_is_handed_over(tmp_path: Path) -> None:
+    writer = _Counting(tmp_path, flush_interval_s=3600.0).start()
+    recorder = HistoryRecorder(writer, "spot")
+    recorder.on_trades("BTCUSDT", _trades(1, 5))
+    recorder.on_trades("BTCUSDT", _trades(6, 5))
+    assert writer.batches == [1, 1]
+    writer.stop()
+    assert HistoryReader(tmp_path).stats("spot", "BTCUSDT")["trades"] == 10
+
+
+def test_the_writer_writes_by_its_interval_without_being_woken(tmp_path: Path) -> None:
+    writer = HistoryWriter(tmp_path, flush_interval_s=0.2).start()
+    recorder = HistoryRecorder(writer, "spot")
+    recorder.on_trades("BTCUSDT", _trades(1, 20))
+    deadline = time.monotonic() + 10
+    reader = HistoryReader(tmp_path)
+    while "aggTrade" not in reader.trade_kinds("spot", "BTCUSDT") or not reader.newest_trades():
+        assert time.monotonic() < deadline, "the queued trades were never written"
+        time.sleep(0.05)
+    assert reader.newest_trades()[("spot", "BTCUSDT")][0] == 20
+    writer.stop()
