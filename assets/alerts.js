@@ -30,6 +30,16 @@ window.dash_clientside = Object.assign({}, window.dash_clientside, {
       }
       return String(fresh[0].id);
     },
+    jump: function () {
+      /* A click on an event: its symbol's page, and the event for the heatmap's range. */
+      var no = window.dash_clientside.no_update;
+      var hit = (window.dash_clientside.callback_context.triggered || []).filter(function (t) {
+        return t.value;
+      })[0];
+      if (!hit) { return [no, no]; }
+      var id = JSON.parse(hit.prop_id.slice(0, hit.prop_id.lastIndexOf(".")));
+      return ["/" + id.symbol, {symbol: id.symbol, time: id.time, id: id.id}];
+    },
     askPermission: function (n) {
       if (!window.Notification) { return "Notifications not supported"; }
       Notification.requestPermission();

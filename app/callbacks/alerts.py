@@ -18,6 +18,7 @@ from dash import ALL, ClientsideFunction, Input, Output, State, ctx, dcc, html, 
 
 from app import ids
 from app.alerting import Alerts
+from app.callbacks.derived import market_now_ms
 from app.callbacks.symbol import trading_symbols
 from components.alerts import (
     SOUND_TONES_HZ,
@@ -37,7 +38,7 @@ IDS = {
     for name in (
         "kind", "symbol", "threshold", "option", "params", "webhook", "sound", "create",
         "message", "help", "rules", "events", "sound_on", "notify", "toast", "interval",
-        "last_id", "drawn_id", "fresh", "rules_version",
+        "last_id", "drawn_id", "fresh", "rules_version", "jump",
     )
 }  # fmt: skip
 EVENTS_SHOWN = 50
@@ -113,6 +114,7 @@ def with_alerts(layout: Callable[[], html.Div], alerts: Alerts) -> Callable[[], 
                 dcc.Interval(id=IDS["interval"], interval=POLL_MS),
                 dcc.Store(id=IDS["last_id"], data=newest[0].id if newest else 0),
                 dcc.Store(id=IDS["drawn_id"], data=None),
+                dcc.Store(id=IDS["jump"], data=None),
                 dcc.Store(id=IDS["fresh"], data=[]),
                 dcc.Store(id=IDS["rules_version"], data=0),
                 html.Div(id="alerts-clientside-sink", hidden=True),
@@ -216,19 +218,7 @@ def register(app: dash.Dash, store: MarketStore, alerts: Alerts) -> None:
         header = f"{newest['symbol']} {newest['kind'].replace('_', ' ')}{more}"
         return rows, drawn, newest["id"], fresh, True, header, newest["text"]
 
-    @app.callback(
-        Output(ids.URL, "pathname", allow_duplicate=True),
-        Output(ids.HEATMAP_RANGE, "value", allow_duplicate=True),
-        Input({"type": "alert-event", "id": ALL, "symbol": ALL, "time": ALL}, "n_clicks"),
-        prevent_initial_call=True,
-    )
-    def jump_to_event(_clicks):
-        """A click on an event shows its symbol, over the heatmap range that reaches it."""
-        clicked = ctx.triggered_id
-        if not clicked or not ctx.triggered[0]["value"]:  # rows redrawn, not clicked
-            return no_update, no_update
-        span = moment_range(int(clicked["time"]), int(time.time() * 1000))
-        return f"/{clicked['symbol']}", span or no_update
+    register_jump(app, store)
 
     @app.callback(
         Output(IDS["kind"], "value"),
@@ -262,3 +252,30 @@ def register(app: dash.Dash, store: MarketStore, alerts: Alerts) -> None:
         Input(IDS["notify"], "n_clicks"),
         prevent_initial_call=True,
     )
+
+
+def register_jump(app: dash.Dash, store: MarketStore) -> None:
+    """A click on an event shows its symbol over the heatmap range that reaches it."""
+    # In the browser at once: a click sent to the server could be superseded by the list's
+    # redraw (a new event re-triggers the same pattern callback) and its answer dropped.
+    app.clientside_callback(
+        ClientsideFunction(namespace="alerts", function_name="jump"),
+        Output(ids.URL, "pathname", allow_duplicate=True),
+        Output(IDS["jump"], "data"),
+        Input({"type": "alert-event", "id": ALL, "symbol": ALL, "time": ALL}, "n_clicks"),
+        prevent_initial_call=True,
+    )
+
+    @app.callback(
+        Output(ids.HEATMAP_RANGE, "value", allow_duplicate=True),
+        Input(IDS["jump"], "data"),
+        prevent_initial_call=True,
+    )
+    def range_for_event(jump):
+        """The shortest heatmap range that reaches the clicked event, on its market's clock
+        (a replay's is the recording's)."""
+        if not jump:
+            return no_update
+        snapshot = store.snapshot(jump["symbol"])
+        now_ms = market_now_ms(snapshot) if snapshot else int(time.time() * 1000)
+        return moment_range(int(jump["time"]), max(now_ms, int(jump["time"]))) or no_update
