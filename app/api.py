@@ -28,6 +28,7 @@ from app.callbacks import derived
 from app.callbacks.derived import DerivedCache
 from app.callbacks.symbol import trading_symbols
 from app.history_api import HistoryQueries, range_hook
+from app.worker_health import worker_health
 from components.symbol_picker import close_matches
 from services.analytics.large_trades import large_trades as find_large_trades
 from services.analytics.trades import trade_stats as trade_stats_of
@@ -267,8 +268,9 @@ def _answer_unrouted_api_paths(api: Blueprint) -> None:
 
 def health(store: MarketStore) -> dict[str, Any]:
     """Feed status and per-symbol book state (and, with sharded workers, which worker owns
-    the symbol's shard and since when); ``status`` is ``ok`` while the feed publishes
-    (its status is at most ``HEALTH_MAX_AGE_S`` old), else ``unavailable``."""
+    the symbol's shard and since when; with Redis, each ingest worker's own status under
+    ``workers``); ``status`` is ``ok`` while the feed publishes (its status is at most
+    ``HEALTH_MAX_AGE_S`` old), else ``unavailable``."""
     status = store.status()
     now = time.time()
     books = {}
@@ -289,11 +291,12 @@ def health(store: MarketStore) -> dict[str, Any]:
     feed = None
     if status is not None:
         feed = {**asdict(status), "published_at": iso_time(status.published_at), "age_s": age}
-    return json_ready(
-        {
-            "status": "ok" if publishing else "unavailable",
-            "time": iso_time(now),
-            "feed": feed,
-            "books": books,
-        }
-    )
+    body = {
+        "status": "ok" if publishing else "unavailable",
+        "time": iso_time(now),
+        "feed": feed,
+        "books": books,
+    }
+    if (statuses := getattr(store, "worker_statuses", None)) is not None:
+        body["workers"] = worker_health(statuses(), now, HEALTH_MAX_AGE_S)
+    return json_ready(body)

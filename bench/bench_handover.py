@@ -1,6 +1,7 @@
 """Hand-over on a real 6-node Redis Cluster (3 masters, 3 replicas, loopback): three
-worker processes (``tests.cluster_worker``: shard coordinator + a fenced book write per
-symbol per round) share 64 shards of N symbols; then
+worker processes (``tests.cluster_worker``: shard coordinator + a book published per
+symbol per round through the Redis store's fenced write) share 64 shards of N symbols;
+then
 
 - kill -9 one worker: seconds until every shard has a live owner again and every symbol's
   book has been written by that owner (``takeover_s``);
@@ -37,6 +38,7 @@ from services.cluster.coordinator import fair_share
 from services.cluster.leases import ShardLeases
 from services.cluster.shards import DEFAULT_SHARDS, shard_of
 from services.redis_connection import sync_client
+from services.redis_store import RedisStore
 from tests.cluster_worker import LEASE_MS
 from tests.redis_cluster import RedisCluster
 
@@ -70,15 +72,13 @@ def _owners(leases: ShardLeases) -> dict[int, str]:
     return {s: o.token for s in range(DEFAULT_SHARDS) if (o := leases.owner(s)) is not None}
 
 
-def _all_written(leases: ShardLeases, symbols: list[str], after_us: int) -> bool:
+def _all_written(leases: ShardLeases, store: RedisStore, symbols: list[str], after_us: int) -> bool:
     owners = _owners(leases)
     if len(owners) < DEFAULT_SHARDS:
         return False
     for symbol in symbols:
-        book = leases.read_book(symbol)
-        if not book or int(book["update_id"]) < after_us:
-            return False
-        if book["owner"].decode() != owners[shard_of(symbol)]:
+        written = store.written(symbol)
+        if written is None or written[0] < after_us or written[1] != owners[shard_of(symbol)]:
             return False
     return True
 
@@ -86,14 +86,15 @@ def _all_written(leases: ShardLeases, symbols: list[str], after_us: int) -> bool
 def one_run(symbols: list[str]) -> dict[str, float]:
     with RedisCluster() as cluster, tempfile.TemporaryDirectory() as tmp:
         leases = ShardLeases(sync_client(cluster.url), "bench")
+        store = RedisStore(cluster.url, poll_s=0)
         workers = [_spawn(cluster.url, f"w{i}", Path(tmp), symbols) for i in range(3)]
         try:
             _until(lambda: len(set(_owners(leases).values())) == 3, 30)
-            _until(lambda: _all_written(leases, symbols, 0), 30)
+            _until(lambda: _all_written(leases, store, symbols, 0), 30)
             moved = sum(1 for s in symbols if _owners(leases)[shard_of(s)] == "w0")
             workers[0].kill()
             killed = time.time_ns() // 1000
-            takeover = _until(lambda: _all_written(leases, symbols, killed), 30)
+            takeover = _until(lambda: _all_written(leases, store, symbols, killed), 30)
             # Three live workers again: the newcomer's part is what the other two leave
             # when each keeps its fair share.
             part = DEFAULT_SHARDS - 2 * fair_share(DEFAULT_SHARDS, 3)
@@ -107,7 +108,7 @@ def one_run(symbols: list[str]) -> dict[str, float]:
             )
             cluster.kill_master(0)
             failed = time.time_ns() // 1000
-            failover = _until(lambda: _all_written(leases, symbols, failed), 60)
+            failover = _until(lambda: _all_written(leases, store, symbols, failed), 60)
         finally:
             for process in workers:
                 if process.poll() is None:

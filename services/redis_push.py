@@ -2,11 +2,14 @@
 
 The ingest worker's ``RedisPushWriter`` (a sink of ``StreamTap``) appends:
 
-- trades to ``tapescope:push:<SYMBOL>:trades``, one entry per batch whose entry id is
-  ``<last trade id>-0``: ids grow with trade ids, so a reader's cursor *is* a trade id and
-  ``XREAD`` after ``N-0`` returns exactly the batches holding trades after N;
-- prices to ``tapescope:push:<SYMBOL>:prices`` (the encoded ``prices`` message);
+- trades to ``tapescope:push:{sNNN}:<SYMBOL>:trades``, one entry per batch whose entry id
+  is ``<last trade id>-0``: ids grow with trade ids, so a reader's cursor *is* a trade id
+  and ``XREAD`` after ``N-0`` returns exactly the batches holding trades after N;
+- prices to ``tapescope:push:{sNNN}:<SYMBOL>:prices`` (the encoded ``prices`` message);
 - alert events to ``tapescope:push:alerts`` (``RedisEventSink.publish``).
+
+``{sNNN}`` is the hash tag of the symbol's shard (``services.cluster.shards``): on a Redis
+Cluster a symbol's streams live in one slot, beside its store keys.
 
 Each stream is capped with ``XADD ... MAXLEN ~`` (trades: ``TRADE_ENTRIES`` batches). The
 writer works from its own thread and queue, so the feed never waits for Redis; while Redis
@@ -19,27 +22,34 @@ clients has watched, from its own cursors, and publishes to its local ``PushHub`
 ``EventHub``. It is a reader of streams, not a pub/sub subscriber: after a lost Redis
 connection it resumes from its cursors and loses nothing still retained.
 
-Every key name comes from ``key()`` / ``ALERTS_KEY``, so cluster hash tags can be added in
-one place.
+Single Redis or Redis Cluster is detected from the URL (``services.redis_connection``),
+the same code runs on both. On a cluster one ``XREAD`` may only name keys of one slot
+(CROSSSLOT otherwise), so the reader groups its cursors by slot (``slot_groups``) and each
+group blocks in its own ``XREAD`` on the node serving that slot, in a thread of its own.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import orjson
 import redis
+import redis.cluster
+from redis.crc import key_slot
 
+from services.cluster.shards import shard_of, shard_tag
 from services.market.views import TradeView
 from services.push.events import EventHub
 from services.push.hub import PushHub
 from services.push.messages import Prices, prices_message, slice_after
 from services.push.poller import Poller
+from services.redis_connection import is_cluster, sync_client
 
 log = logging.getLogger(__name__)
 
@@ -50,12 +60,21 @@ PRICE_ENTRIES = 1_000
 ALERT_ENTRIES = 1_000
 PRIME_ENTRIES = 2_000
 """Trade batches a reader loads when it starts watching a symbol (for resumes)."""
-_ERRORS = (redis.RedisError, OSError)
+_ERRORS = (redis.RedisError, redis.exceptions.RedisClusterException, OSError)
 
 
 def key(symbol: str, stream: str) -> str:
-    """The Redis key of a symbol's ``trades`` or ``prices`` push stream."""
-    return f"{PREFIX}{symbol}:{stream}"
+    """The Redis key of a symbol's ``trades`` or ``prices`` push stream (hash-tagged with
+    the symbol's shard)."""
+    return f"{PREFIX}{shard_tag(shard_of(symbol))}:{symbol}:{stream}"
+
+
+def slot_groups(cursors: Mapping[str, str]) -> list[dict[str, str]]:
+    """The cursors split by Redis Cluster hash slot (one ``XREAD`` each), in slot order."""
+    groups: dict[int, dict[str, str]] = {}
+    for name, cursor in cursors.items():
+        groups.setdefault(key_slot(name.encode()), {})[name] = cursor
+    return [groups[slot] for slot in sorted(groups)]
 
 
 def encode_trades(trades: TradeView) -> bytes:
@@ -94,7 +113,7 @@ class RedisPushWriter:
     """Appends trades, prices and events to Redis Streams from a thread of its own."""
 
     def __init__(self, url: str, max_pending: int = 100_000, retry_s: float = 0.2) -> None:
-        self._redis = redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=2.0)
+        self._redis = sync_client(url, socket_timeout_s=2.0)
         self.max_pending = max_pending
         self.retry_s = retry_s
         self._pending: deque[tuple[str, str, object]] = deque()
@@ -168,24 +187,31 @@ class RedisPushWriter:
                 self._pending.clear()
                 self._busy = True
             try:
-                self._write(batch)
+                refused = self._write(batch)
             except _ERRORS as exc:
-                self.failures += 1
                 if isinstance(exc, redis.ResponseError):
                     self._tops.clear()  # re-read each stream's newest id before retrying
                 log.warning("push writer: Redis unavailable (%s); keeping %d", exc, len(batch))
-                with self._cond:
-                    self._busy = False
-                    self._pending.extendleft(reversed(self._requeued(batch)))
-                    while len(self._pending) > self.max_pending:
-                        self._pending.popleft()
-                        self.dropped += 1
-                time.sleep(self.retry_s)
+                self._keep(batch)
                 continue
+            if refused:  # only the entries Redis refused are written again
+                log.warning("push writer: %d entries refused (%s)", len(refused), refused[0][1])
+                self._keep([item for item, _ in refused])
             with self._cond:
                 self._busy = False
-                self.written += len(batch)
+                self.written += len(batch) - len(refused)
                 self._cond.notify_all()
+
+    def _keep(self, batch: list[tuple[str, str, object]]) -> None:
+        """Put back what could not be written, and wait ``retry_s``."""
+        self.failures += 1
+        with self._cond:
+            self._busy = False
+            self._pending.extendleft(reversed(self._requeued(batch)))
+            while len(self._pending) > self.max_pending:
+                self._pending.popleft()
+                self.dropped += 1
+        time.sleep(self.retry_s)
 
     def _requeued(self, batch: list[tuple[str, str, object]]) -> list[tuple[str, str, object]]:
         """What a failed write puts back (under the lock): everything, except prices a
@@ -199,12 +225,19 @@ class RedisPushWriter:
                 kept.append((kind, symbol, None))
         return kept
 
-    def _write(self, batch: list[tuple[str, str, object]]) -> None:
+    def _write(
+        self, batch: list[tuple[str, str, object]]
+    ) -> list[tuple[tuple[str, str, object], Exception]]:
         """One pipeline for everything pending; trades at or below a stream's newest id
-        are skipped (the stream already has them)."""
+        are skipped (the stream already has them). Returns the entries Redis refused (e.g.
+        a trade batch below a stream's newest id, written meanwhile by a previous owner of
+        the symbol) with the reason; the others are written."""
         pipe = self._redis.pipeline(transaction=False)
         tops = dict(self._tops)
-        for kind, symbol, payload in batch:
+        sent: list[tuple[str, str, object]] = []
+        for item in batch:
+            kind, symbol, payload = item
+            sent.append(item)
             if kind == "trades":
                 trades: TradeView = payload  # type: ignore[assignment]
                 stream = key(symbol, "trades")
@@ -212,6 +245,7 @@ class RedisPushWriter:
                     tops[symbol] = self._top(stream)
                 trades = slice_after(trades, tops[symbol])
                 if not len(trades):
+                    sent.pop()
                     continue
                 last = int(trades.trade_id[-1])
                 pipe.xadd(
@@ -229,8 +263,16 @@ class RedisPushWriter:
                 )
             else:
                 pipe.xadd(ALERTS_KEY, {"d": payload}, maxlen=ALERT_ENTRIES, approximate=True)
-        pipe.execute()
+        results = pipe.execute(raise_on_error=False)
+        refused = [
+            (item, result)
+            for item, result in zip(sent, results, strict=True)
+            if isinstance(result, Exception)
+        ]
+        for (_, symbol, _), _ in refused:
+            tops.pop(symbol, None)  # re-read that stream's newest id before writing again
         self._tops = tops
+        return refused
 
     def _top(self, stream: str) -> int:
         newest = self._redis.xrevrange(stream, count=1)
@@ -247,73 +289,152 @@ class RedisEventSink:
         self.writer.publish_event(event)
 
 
-class RedisPushReader:
-    """Feeds a web worker's hubs from the push streams (see the module docstring)."""
+class _GroupReader:
+    """One group of streams read with ``XREAD BLOCK`` from its own cursors, in a thread of
+    its own: every stream of a single Redis, or one cluster slot's."""
 
     def __init__(
-        self, url: str, hub: PushHub, events: EventHub, block_ms: int = 500, retry_s: float = 0.2
+        self,
+        name: str,
+        read: Callable[[dict[str, str]], list],
+        hand_on: Callable[[str, bytes], None],
+        retry_s: float,
     ) -> None:
-        self._redis = redis.Redis.from_url(
-            url, socket_connect_timeout=0.5, socket_timeout=block_ms / 1000 + 2.0
-        )
+        self._read = read
+        self._hand_on = hand_on
+        self._cursors: dict[str, str] = {}
+        self._lock = threading.Lock()
+        self.poller = Poller(name, self.read_once, 0, retry_s=retry_s, errors=_ERRORS)
+
+    def add(self, cursors: Mapping[str, str]) -> None:
+        """Read these streams too, after these cursors."""
+        with self._lock:
+            self._cursors.update(cursors)
+
+    def read_once(self) -> int:
+        """One ``XREAD BLOCK``; how many entries were handed on."""
+        with self._lock:
+            cursors = dict(self._cursors)
+        handed = 0
+        for stream, entries in self._read(cursors):
+            name = stream.decode() if isinstance(stream, bytes) else stream
+            for entry_id, fields in entries:
+                self._hand_on(name, fields[b"d"])
+                with self._lock:
+                    self._cursors[name] = entry_id.decode()
+                handed += 1
+        return handed
+
+
+class RedisPushReader:
+    """Feeds a web worker's hubs from the push streams (see the module docstring).
+
+    A watcher thread (every ``watch_s``) primes each symbol a client starts watching and
+    hands its streams to the reader of their group; each group's reader blocks in its own
+    ``XREAD`` (one group on a single Redis, one per slot on a cluster, each sent to the
+    node serving that slot), so no reader polls.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        hub: PushHub,
+        events: EventHub,
+        block_ms: int = 500,
+        retry_s: float = 0.2,
+        watch_s: float = 0.05,
+    ) -> None:
+        self._redis = sync_client(url, socket_timeout_s=block_ms / 1000 + 2.0)
+        self._cluster = is_cluster(url)
         self.hub = hub
         self.events = events
         self.block_ms = block_ms
-        self._cursors: dict[str, str] = {}
+        self.retry_s = retry_s
+        self._watched: set[str] = set()
         self._symbols: dict[str, str] = {}
-        self._poller = Poller(
-            "tapescope-push-reader", self.read_once, 0, retry_s=retry_s, errors=_ERRORS
+        self._groups: dict[int, _GroupReader] = {}
+        self._stopped = False
+        self._watcher = Poller(
+            "tapescope-push-watcher", self.watch_once, watch_s, retry_s=retry_s, errors=_ERRORS
         )
 
     @property
     def reconnects(self) -> int:
         """Reads that failed (Redis unavailable) and were retried from the cursors."""
-        return self._poller.failures
+        return self._watcher.failures + sum(g.poller.failures for g in list(self._groups.values()))
 
     def start(self) -> None:
-        self._poller.start()
+        self._watcher.start()
 
     def stop(self) -> None:
-        self._poller.stop()
+        self._stopped = True
+        self._watcher.stop()
+        for group in list(self._groups.values()):
+            group.poller.stop()
 
-    def read_once(self) -> int:
-        """Watch new symbols, then one ``XREAD BLOCK``; how many entries were handed on."""
-        for symbol in self.hub.watched() - set(self._symbols.values()):
-            self._watch(symbol)
-        if ALERTS_KEY not in self._cursors:
+    def watch_once(self) -> None:
+        """Follow the alert events, and every symbol a client started watching."""
+        if not self._groups:
             newest = self._redis.xrevrange(ALERTS_KEY, count=1)
-            self._cursors[ALERTS_KEY] = newest[0][0].decode() if newest else "0-0"
-        answer = self._redis.xread(self._cursors, count=1000, block=self.block_ms) or []
-        handed = 0
-        for stream, entries in answer:
-            name = stream.decode() if isinstance(stream, bytes) else stream
-            for entry_id, fields in entries:
-                self._hand_on(name, fields[b"d"])
-                self._cursors[name] = entry_id.decode()
-                handed += 1
-        return handed
+            self._read_from({ALERTS_KEY: newest[0][0].decode() if newest else "0-0"})
+        for symbol in self.hub.watched() - self._watched:
+            self._read_from(self._watch(symbol))
+            self._watched.add(symbol)
 
-    def _watch(self, symbol: str) -> None:
-        """Load the symbol's recent trades (for resumes) and its latest prices, then read
-        both streams from there."""
+    def _read_from(self, cursors: dict[str, str]) -> None:
+        """Hand streams (with their cursors) to the reader of their group."""
+        for group_cursors in slot_groups(cursors) if self._cluster else [cursors]:
+            slot = key_slot(next(iter(group_cursors)).encode()) if self._cluster else 0
+            group = self._groups.get(slot)
+            if group is None:
+                group = _GroupReader(
+                    f"tapescope-push-reader-{slot}",
+                    lambda c, s=slot: self._xread(s, c),
+                    self._hand_on,
+                    self.retry_s,
+                )
+            group.add(group_cursors)
+            if slot not in self._groups and not self._stopped:
+                self._groups[slot] = group
+                group.poller.start()
+
+    def _xread(self, slot: int, cursors: dict[str, str]) -> list:
+        """``XREAD BLOCK`` of one group: on a cluster, sent to the node serving its slot
+        (after a failure the cluster's layout is read again: a moved slot, a failover)."""
+        if not self._cluster:
+            return self._redis.xread(cursors, count=1000, block=self.block_ms) or []
+        cluster: redis.cluster.RedisCluster = self._redis  # type: ignore[assignment]
+        try:
+            node = cluster.nodes_manager.get_node_from_slot(slot)
+            client = cluster.get_redis_connection(node)
+            return client.xread(cursors, count=1000, block=self.block_ms) or []
+        except _ERRORS:
+            with contextlib.suppress(*_ERRORS):
+                cluster.nodes_manager.initialize()
+            raise
+
+    def _watch(self, symbol: str) -> dict[str, str]:
+        """Load the symbol's recent trades (for resumes) and its latest prices; the cursors
+        to read both streams from there."""
         trades, prices = key(symbol, "trades"), key(symbol, "prices")
+        self._symbols[trades] = symbol
+        self._symbols[prices] = symbol
+        cursors = {trades: "0-0", prices: "0-0"}
         recent = self._redis.xrevrange(trades, count=PRIME_ENTRIES)
         for entry_id, fields in reversed(recent):
             self._hand_on(trades, fields[b"d"])
-            self._cursors[trades] = entry_id.decode()
-        self._cursors.setdefault(trades, "0-0")
+            cursors[trades] = entry_id.decode()
         newest = self._redis.xrevrange(prices, count=1)
         if newest:
             self._hand_on(prices, newest[0][1][b"d"])
-        self._cursors[prices] = newest[0][0].decode() if newest else "0-0"
-        self._symbols[trades] = symbol
-        self._symbols[prices] = symbol
+            cursors[prices] = newest[0][0].decode()
+        return cursors
 
     def _hand_on(self, stream: str, data: bytes) -> None:
         if stream == ALERTS_KEY:
             self.events.publish(orjson.loads(data))
             return
-        symbol = self._symbols.get(stream) or stream[len(PREFIX) :].rsplit(":", 1)[0]
+        symbol = self._symbols[stream]
         if stream.endswith(":prices"):
             self.hub.publish_prices(data, symbol)
             return

@@ -18,10 +18,14 @@ Keys (all under ``tapescope:``):
   reader keeps its own bounded window and fetches only blocks it has not seen; a reader
   that is too far behind (or sees a new generation) reloads the retained tail.
 - ``status``, ``symbols``: the feed status (the latest of any worker's) and the tradable
-  symbols; ``writer:{sNNN}``: the heartbeat ``{writer id}|{time}`` of the worker writing the
-  shard, refreshed with every status it publishes.
+  symbols; ``{workers}:status``: each worker's own latest status (hash by writer id);
+  ``writer:{sNNN}``: the heartbeat ``{writer id}|{time}`` of the worker writing the shard,
+  refreshed with every status it publishes.
 - ``requests``: hash symbol -> time of the latest UI request (on-demand symbols).
-- ``watchlist``: the market board (``market_board.encode_watchlist``).
+- ``{watchlist}:boards`` / ``{watchlist}:at``: each worker's market board (hash by writer
+  id, ``services.cluster.boards``) and when it was published (sorted set); merged on read,
+  so with sharded workers every symbol's book columns come from the worker that owns it.
+  ``{watchlist}:dropped``: when a silent worker's board was last removed (by a reader).
 
 Fencing (sharded workers, ``fence_with``): every write carries the writer's lease on the
 symbol's shard; the write script refuses it (``refused``, logged) unless that lease is still
@@ -59,9 +63,17 @@ import numpy as np
 import redis
 
 from services import store_codec as codec
+from services.cluster.boards import (
+    PublishedBoard,
+    StampedRow,
+    decode_board,
+    encode_board,
+    merge_boards,
+    stamp_rows,
+)
 from services.cluster.leases import Lease, parse_lease
 from services.cluster.shards import fence_key, lease_key, shard_of, shard_tag
-from services.market.market_board import WatchlistRows, decode_watchlist, encode_watchlist
+from services.market.market_board import WatchlistRows
 from services.market.views import SymbolInfo, SyncState, TradeView
 from services.redis_connection import sync_client
 from services.store import FeedStatus, SymbolSnapshot
@@ -84,7 +96,8 @@ return {seq, beat, lease, redis.call('HGET', KEYS[1], 'rec')}
 
 # KEYS: sym, trade stream, lease, fence, shard heartbeat. ARGV: owner, epoch ('' =
 # unfenced), update_id, seq, record, ttl_ms, trim min id ('' = none), last trade id ('' =
-# none), heartbeat, then (entry id, block) pairs. Returns {result, stream length before}.
+# none), heartbeat, then (entry id, block) pairs. Returns {result, stream length before}
+# and, when refused, {lease, fence}.
 _WRITE_SCRIPT = """
 local epoch = ARGV[2]
 local uid = tonumber(ARGV[3])
@@ -96,7 +109,7 @@ if epoch ~= '' then
   if not lease or string.sub(lease, 1, #mine) ~= mine or tonumber(epoch) < fence then
     return {'FENCED', 0, lease or '', fence}
   end
-  if uid > 0 and stored > uid then return {'BACKWARDS', 0} end
+  if uid > 0 and stored > uid then return {'BACKWARDS', 0, lease, fence} end
   if tonumber(epoch) > fence then redis.call('SET', KEYS[4], epoch) end
 end
 local length = redis.call('XLEN', KEYS[2])
@@ -110,6 +123,23 @@ redis.call('PEXPIRE', KEYS[1], ARGV[6])
 redis.call('SET', KEYS[5], ARGV[9], 'PX', ARGV[6])
 return {'OK', length}
 """
+
+
+# KEYS: boards, their publication times, dropped. ARGV: stale before (s), now (µs), ttl_ms.
+# Removes the boards published before ARGV[1]; returns {HGETALL boards, dropped}.
+_BOARDS_SCRIPT = """
+local stale = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[1])
+if #stale > 0 then
+  redis.call('HDEL', KEYS[1], unpack(stale))
+  redis.call('ZREM', KEYS[2], unpack(stale))
+  redis.call('SET', KEYS[3], ARGV[2], 'PX', ARGV[3])
+end
+return {redis.call('HGETALL', KEYS[1]), redis.call('GET', KEYS[3]) or ''}
+"""
+BOARDS_KEY = f"{PREFIX}{{watchlist}}:boards"
+BOARD_TIMES_KEY = f"{PREFIX}{{watchlist}}:at"
+BOARDS_DROPPED_KEY = f"{PREFIX}{{watchlist}}:dropped"
+WORKER_STATUS_KEY = f"{PREFIX}{{workers}}:status"
 
 
 def sym_key(symbol: str) -> str:
@@ -246,6 +276,10 @@ class RedisStore:
     stale_after_s: a heartbeat older than this means no live writer.
     poll_s: readers reuse what they read for this long (callbacks of one refresh share it).
     max_catchup_blocks: a reader further behind than this reloads the retained tail.
+    writer_id: the writer's name in records, heartbeats and (sharded) its lease token
+        (default: pid and a random suffix).
+    board_cache_s: readers reuse a merged watchlist this long (workers publish their
+        boards every second; decoding and merging 1,500 rows a worker costs milliseconds).
     """
 
     def __init__(
@@ -257,6 +291,8 @@ class RedisStore:
         poll_s: float = 0.05,
         max_catchup_blocks: int = 64,
         socket_timeout_s: float = 2.0,
+        writer_id: str | None = None,
+        board_cache_s: float = 0.5,
     ) -> None:
         self.url = url
         self._redis = sync_client(url, socket_timeout_s=socket_timeout_s)
@@ -266,10 +302,15 @@ class RedisStore:
         self._max_catchup = max_catchup_blocks
         self._snapshot_script = self._redis.register_script(_SNAPSHOT_SCRIPT)
         self._write_script = self._redis.register_script(_WRITE_SCRIPT)
+        self._boards_script = self._redis.register_script(_BOARDS_SCRIPT)
+        self._board_rows: dict[str, StampedRow] = {}
+        self._board_stamp = 0
+        self._board_cache_s = board_cache_s
+        self._merged_board: tuple[float, WatchlistRows] = (-board_cache_s, WatchlistRows())
         self._leases: Callable[[str], Lease | None] | None = None
         self.refused: dict[str, int] = {"FENCED": 0, "BACKWARDS": 0}
         self.availability = Availability()
-        self.writer_id = f"{os.getpid()}-{secrets.token_hex(4)}"
+        self.writer_id = writer_id or f"{os.getpid()}-{secrets.token_hex(4)}"
         self._seq_base = time.time_ns() // 1000
         self._generations = 0
         self._streams: dict[str, _StreamState] = {}
@@ -407,9 +448,13 @@ class RedisStore:
         ]
         shards = {shard_of(symbol) for symbol, _ in recent}
 
+        data = codec.encode_status(status)
+
         def write() -> None:
             pipe = self._redis.pipeline(transaction=False)
-            pipe.set(f"{PREFIX}status", codec.encode_status(status), px=self._ttl_ms)
+            pipe.set(f"{PREFIX}status", data, px=self._ttl_ms)
+            pipe.hset(WORKER_STATUS_KEY, self.writer_id, data)
+            pipe.pexpire(WORKER_STATUS_KEY, self._ttl_ms)
             for shard in sorted(shards):
                 pipe.set(beat_key(shard), f"{self.writer_id}|{now!r}", px=self._ttl_ms)
             pipe.pexpire(f"{PREFIX}symbols", self._ttl_ms)
@@ -454,6 +499,18 @@ class RedisStore:
         (``snapshot`` reads it); None when no worker holds a lease on it."""
         cached = self._cache.get(symbol)
         return None if cached is None else cached.owner
+
+    def written(self, symbol: str) -> tuple[int, str] | None:
+        """The stored book's update id and the worker that wrote it last; None when there
+        is none or Redis is down."""
+
+        def read() -> tuple[int, str] | None:
+            update_id, owner = self._redis.hmget(sym_key(symbol), "update_id", "owner")
+            if update_id is None or owner is None:
+                return None
+            return int(update_id), owner.decode()
+
+        return self._call(read, None) if valid_symbol(symbol) else None
 
     def stored_trades(self, symbol: str) -> TradeView | None:
         """The trade window the store holds for ``symbol`` (a new owner of its shard
@@ -576,6 +633,25 @@ class RedisStore:
             published_at=0.0 if last is None else last.published_at,
         )
 
+    def worker_statuses(self) -> dict[str, FeedStatus]:
+        """Each ingest worker's latest status by writer id, for those heard from within the
+        state's lifetime (older ones are removed); empty when Redis is down."""
+
+        def read() -> dict[str, FeedStatus]:
+            now = time.time()
+            statuses, gone = {}, []
+            for writer, data in self._redis.hgetall(WORKER_STATUS_KEY).items():
+                status = codec.decode_status(data)
+                if now - status.published_at > self._ttl_ms / 1000:
+                    gone.append(writer)
+                else:
+                    statuses[writer.decode()] = status
+            if gone:
+                self._redis.hdel(WORKER_STATUS_KEY, *gone)
+            return dict(sorted(statuses.items()))
+
+        return self._call(read, {})
+
     def symbols(self) -> list[SymbolInfo]:
         """The tradable symbols the worker published (the last known list while Redis is
         down)."""
@@ -621,16 +697,46 @@ class RedisStore:
         return dict(self._call(read, self._requests_cache))
 
     def publish_watchlist(self, board: WatchlistRows) -> None:
-        """Store the market board."""
-        data = encode_watchlist(board)
-        self._call(lambda: self._redis.set(f"{PREFIX}watchlist", data, px=self._ttl_ms), None)
+        """Store this worker's market board: with fenced (sharded) writes, the book columns
+        only of the symbols whose shard it holds; versions stamped with the publication
+        time (``services.cluster.boards``)."""
+        now = time.time()
+        stamp = max(self._board_stamp + 1, time.time_ns() // 1000)
+        leases = self._leases
+        owns = (lambda _: True) if leases is None else (lambda s: leases(s) is not None)
+        stamped = stamp_rows(self._board_rows, board, owns, stamp)
+        rows = tuple(s.row for s in stamped.values())
+        version = max((row.version for row in rows), default=0)
+        data = encode_board(PublishedBoard(now, WatchlistRows(rows, version)))
+
+        def write() -> None:
+            pipe = self._redis.pipeline(transaction=False)
+            pipe.hset(BOARDS_KEY, self.writer_id, data)
+            pipe.zadd(BOARD_TIMES_KEY, {self.writer_id: now})
+            pipe.pexpire(BOARDS_KEY, self._ttl_ms)
+            pipe.pexpire(BOARD_TIMES_KEY, self._ttl_ms)
+            pipe.execute()
+            self._board_rows, self._board_stamp = stamped, stamp
+
+        self._call(write, None)
 
     def watchlist(self) -> WatchlistRows:
-        """The market board (empty when there is none or Redis is down)."""
+        """The market board merged from every worker's published within ``stale_after_s``
+        (empty when there is none or Redis is down); older boards are removed. A merged
+        board is reused for ``board_cache_s``."""
+        read_at, merged = self._merged_board
+        if time.monotonic() - read_at < self._board_cache_s:
+            return merged
 
         def read() -> WatchlistRows:
-            data = self._redis.get(f"{PREFIX}watchlist")
-            return WatchlistRows() if data is None else decode_watchlist(data)
+            now = time.time()
+            keys = [BOARDS_KEY, BOARD_TIMES_KEY, BOARDS_DROPPED_KEY]
+            args = [repr(now - self._stale_after_s), str(time.time_ns() // 1000), self._ttl_ms]
+            fields, dropped = self._boards_script(keys=keys, args=args)
+            boards = [decode_board(data) for data in fields[1::2]]
+            fresh = merge_boards(boards, now, self._stale_after_s, int(dropped or 0))
+            self._merged_board = (time.monotonic(), fresh)
+            return fresh
 
         return self._call(read, WatchlistRows())
 

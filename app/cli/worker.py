@@ -10,8 +10,9 @@ On a Redis Cluster URL (detected, no other setting) the worker joins the others:
 coordinator holds leases on an equal part of the shards, the feed streams only their
 symbols (``--symbols``, or every TRADING symbol of the source), every write is fenced with
 the shard's lease epoch, and shards are taken over when a worker dies or handed over when
-one joins. SIGTERM releases its shards at once (the others take them over without
-waiting for the lease).
+one joins. Only the worker holding a symbol's shard writes its store keys, its push
+streams and its history. SIGTERM releases its shards at once (the others take them over
+without waiting for the lease).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import contextlib
 import logging
 import signal
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from urllib.parse import urlsplit
 
@@ -30,6 +32,7 @@ from app.history_setup import start_history
 from app.ingest import build_feed
 from services.cluster.coordinator import ShardCoordinator
 from services.cluster.leases import ShardLeases
+from services.cluster.owned_tap import OwnedTap
 from services.cluster.sharded_ingest import ShardedIngest
 from services.cluster.shards import shard_of
 from services.market.feed import ALL_SYMBOLS, Feed
@@ -64,13 +67,25 @@ async def run_feed(feed: Feed, ingest: ShardedIngest | None = None) -> None:
                 await asyncio.to_thread(ingest.coordinator.leave)
 
 
-def sharded(feed: Feed, store: RedisStore, url: str, universe: tuple[str, ...]) -> ShardedIngest:
-    """The worker's share of a Redis Cluster: a coordinator whose token is the store's
-    writer id, and the store's writes fenced with its leases."""
+def coordinate(store: RedisStore, url: str) -> ShardCoordinator:
+    """The worker's coordinator on a Redis Cluster, whose token is the store's writer id,
+    and the store's writes fenced with its leases."""
     client = sync_client(url, socket_timeout_s=2.0)  # a renewal never outwaits its lease
     leases = ShardLeases(client, store.writer_id, lease_ms=LEASE_MS)
     coordinator = ShardCoordinator(leases)
     store.fence_with(lambda symbol: coordinator.held.get(shard_of(symbol, leases.shards)))
+    return coordinator
+
+
+def owned(coordinator: ShardCoordinator) -> Callable[[str], bool]:
+    """Whether the worker holds the shard of a symbol now (the history records only those,
+    as the store writes only those)."""
+    shards = coordinator.leases.shards
+    return lambda symbol: shard_of(symbol, shards) in coordinator.held
+
+
+def sharded(feed: Feed, coordinator: ShardCoordinator, universe: tuple[str, ...]) -> ShardedIngest:
+    """The worker's share of a Redis Cluster: the feed follows the coordinator's shards."""
     wanted = () if tuple(s.upper() for s in universe) == (ALL_SYMBOLS,) else universe
     return ShardedIngest(feed, coordinator, universe=wanted, tick_s=TICK_S)
 
@@ -99,11 +114,15 @@ def main(argv: list[str]) -> int:
     push = RedisPushWriter(settings.redis_url)
     streams = StreamTap(sinks=(push,))
     feed_config = market_source.feed_config(settings, source)
-    if cluster:
+    coordinator = coordinate(store, settings.redis_url) if cluster else None
+    if coordinator is not None:
         feed_config = replace(feed_config, follow=True)
-    feed = build_feed(settings, source, store, history, (tap, streams), feed_config)
+    owns = None if coordinator is None else owned(coordinator)
+    # One writer per symbol's push streams, as for its store keys.
+    pushed = streams if owns is None else OwnedTap(streams, owns)
+    feed = build_feed(settings, source, store, history, (tap, pushed), feed_config, owns)
     try:
-        ingest = sharded(feed, store, settings.redis_url, settings.symbols) if cluster else None
+        ingest = None if coordinator is None else sharded(feed, coordinator, settings.symbols)
         asyncio.run(run_feed(feed, ingest))
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -13,7 +13,7 @@ Every ``tick`` (call it a few times per lease):
    that workers starting together do not race for the same shards.
 
 Losing a shard stops nothing by itself: the writer still sends its writes, and the fenced
-write refuses them (``ShardLeases.write_book``).
+write refuses them (the Redis store's write script, ``RedisStore.fence_with``).
 """
 
 from __future__ import annotations

@@ -1,15 +1,16 @@
-"""Shard leases with fencing epochs, and the fenced book write — all as server-side scripts
-on the shard's own keys (one hash tag, so one slot in a Redis Cluster).
+"""Shard leases with fencing epochs, as server-side scripts on the shard's own keys (one
+hash tag, so one slot in a Redis Cluster).
 
 - ``claim``: when nobody holds the shard, take the next epoch — one more than both the
   claim counter and the highest epoch that ever wrote (the fence), so an epoch counter lost
   in a failover cannot hand out an old epoch again — and set the lease
   ``token|epoch|since_ms`` with a TTL.
 - ``renew`` / ``release``: only with the lease's exact value (token and epoch).
-- ``write_book``: in one step, refuse unless the caller holds the lease at that epoch
-  (``FENCED``), refuse an epoch below the fence (``FENCED``), refuse an update id below
-  the stored one (``BACKWARDS``); otherwise store the record, its update id, epoch and
-  owner, and raise the fence.
+
+The fenced write itself is the Redis store's write script (``services.redis_store``,
+``RedisStore.fence_with``): in one step it refuses a write unless the writer holds the
+shard's lease at that epoch and no higher epoch has written (``FENCED``), refuses a book
+update id below the stored one (``BACKWARDS``), and raises the fence.
 
 Redis warns that a failover can lose a lease (replication is asynchronous), so a lease
 alone does not guarantee one writer; the epoch check in the write does (Kleppmann, "How
@@ -18,18 +19,10 @@ to do distributed locking", 2016).
 
 from __future__ import annotations
 
-import enum
 import time
 from dataclasses import dataclass
 
-from services.cluster.shards import (
-    DEFAULT_SHARDS,
-    book_key,
-    epoch_key,
-    fence_key,
-    lease_key,
-    shard_of,
-)
+from services.cluster.shards import DEFAULT_SHARDS, epoch_key, fence_key, lease_key
 
 _CLAIM = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return false end
@@ -54,34 +47,6 @@ _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
-
-_WRITE = """
-local lease = redis.call('GET', KEYS[1])
-if not lease then return 'FENCED' end
-local sep = string.find(lease, '|', 1, true)
-local rest = string.sub(lease, sep + 1)
-local token = string.sub(lease, 1, sep - 1)
-local epoch = string.sub(rest, 1, string.find(rest, '|', 1, true) - 1)
-if token ~= ARGV[1] or epoch ~= ARGV[2] then return 'FENCED' end
-local fence = tonumber(redis.call('GET', KEYS[3]) or '0')
-local mine = tonumber(ARGV[2])
-if mine < fence then return 'FENCED' end
-local stored = redis.call('HGET', KEYS[2], 'update_id')
-if stored and tonumber(stored) > tonumber(ARGV[3]) then return 'BACKWARDS' end
-redis.call('HSET', KEYS[2], 'update_id', ARGV[3], 'epoch', ARGV[2], 'owner', ARGV[1],
-  'rec', ARGV[4])
-if mine > fence then redis.call('SET', KEYS[3], ARGV[2]) end
-return 'OK'
-"""
-
-
-class WriteResult(enum.StrEnum):
-    """What a fenced write did: OK (stored), FENCED (the writer does not hold the shard at
-    that epoch), BACKWARDS (the update id is below the stored one)."""
-
-    OK = "OK"
-    FENCED = "FENCED"
-    BACKWARDS = "BACKWARDS"
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +104,6 @@ class ShardLeases:
         self._claim = register(_CLAIM)
         self._renew = register(_RENEW)
         self._release = register(_RELEASE)
-        self._write = register(_WRITE)
 
     def claim(self, shard: int) -> Lease | None:
         """Take ``shard`` if nobody holds it; the lease, or None."""
@@ -161,17 +125,3 @@ class ShardLeases:
     def owner(self, shard: int) -> Owner | None:
         """The shard's current holder."""
         return parse_lease(shard, self.client.get(lease_key(shard)))  # type: ignore[attr-defined]
-
-    def write_book(self, lease: Lease, symbol: str, update_id: int, record: bytes) -> WriteResult:
-        """Store ``record`` as ``symbol``'s book at ``update_id``, fenced by ``lease``."""
-        shard = shard_of(symbol, self.shards)
-        if shard != lease.shard:
-            raise ValueError(f"{symbol} is in shard {shard}, not {lease.shard}")
-        keys = [lease_key(shard), book_key(symbol, self.shards), fence_key(shard)]
-        result = self._write(keys=keys, args=[lease.token, lease.epoch, update_id, record])
-        return WriteResult(result.decode() if isinstance(result, bytes) else result)
-
-    def read_book(self, symbol: str) -> dict[str, bytes]:
-        """The stored book record of ``symbol`` (fields update_id, epoch, owner, rec)."""
-        raw = self.client.hgetall(book_key(symbol, self.shards))  # type: ignore[attr-defined]
-        return {k.decode(): v for k, v in raw.items()}

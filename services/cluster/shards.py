@@ -40,11 +40,6 @@ def fence_key(shard: int) -> str:
     return f"{PREFIX}fence:{shard_tag(shard)}"
 
 
-def book_key(symbol: str, shards: int = DEFAULT_SHARDS) -> str:
-    """The symbol's fenced book record."""
-    return f"{PREFIX}book:{shard_tag(shard_of(symbol, shards))}:{symbol.upper()}"
-
-
 def symbols_by_shard(symbols: Iterable[str], shards: int = DEFAULT_SHARDS) -> dict[int, list[str]]:
     """The symbols of each shard that has any, sorted."""
     groups: dict[int, list[str]] = {}

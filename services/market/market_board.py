@@ -22,8 +22,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-import orjson
-
 from services.analytics.book import spread_bps
 from services.analytics.liquidity import liquidity_score
 from services.binance.messages import MiniTicker
@@ -150,14 +148,3 @@ class MarketBoard:
             self._row(symbol, infos)
         rows = tuple(self._rows[s] for s in sorted(self._rows) if s in infos)
         return WatchlistRows(rows, self.version)
-
-
-def encode_watchlist(board: WatchlistRows) -> bytes:
-    """The published board as JSON (the Redis store's value)."""
-    return orjson.dumps({"version": board.version, "rows": board.rows})
-
-
-def decode_watchlist(data: bytes) -> WatchlistRows:
-    """The inverse of ``encode_watchlist``."""
-    body = orjson.loads(data)
-    return WatchlistRows(tuple(WatchlistRow(**row) for row in body["rows"]), body["version"])

@@ -24,6 +24,7 @@ import pytest
 
 from app.api import health
 from app.cli.worker import LEASE_MS
+from services.redis_push import key as push_key
 from services.redis_store import RedisStore
 from services.replay.exchange import LocalExchange
 from services.replay.recording import SPOT_2021
@@ -224,6 +225,16 @@ def _assert_continuous(reader: RedisStore, symbols: list[str], since: dict[str, 
     )
 
 
+def _board_states(reader: RedisStore, symbols: list[str]) -> Counter[str]:
+    """How many of ``symbols`` the merged watchlist shows in each sync state."""
+    wanted = set(symbols)
+    return Counter(r.sync_state for r in reader.watchlist().rows if r.symbol in wanted)
+
+
+def _traded(reader: RedisStore, symbols: list[str]) -> list[str]:
+    return [s for s in symbols if _trade_ids(reader, s).size]
+
+
 @dataclass
 class Market:
     """The local exchange, three workers sharing its symbols, and a reader."""
@@ -237,7 +248,8 @@ class Market:
 @pytest.fixture
 def market(cluster: RedisCluster, client, tmp_path: Path) -> Iterator[Market]:  # noqa: F811
     """120 relabelled symbols, every book LIVE and shared by three real workers (checked:
-    owners in ``/healthz``, books equal to the exchange's, trade windows continuous)."""
+    owners in ``/healthz``, books equal to the exchange's, trade windows continuous, every
+    book's columns on the merged watchlist, the push streams written)."""
     recording = tmp_path / "market.jsonl.gz"
     symbols = relabel_recording(SPOT_2021, recording, SYMBOLS)
     reader = RedisStore(cluster.url, poll_s=0)
@@ -261,6 +273,18 @@ def market(cluster: RedisCluster, client, tmp_path: Path) -> Iterator[Market]:  
         assert all(books[s]["owner_since"].endswith("Z") for s in symbols)
         _books_equal_exchange(reader, exchange, symbols, 30)
         _assert_continuous(reader, symbols, {})
+        _until(
+            lambda: _board_states(reader, symbols) == {"LIVE": len(symbols)},
+            10,
+            "every symbol's book columns on the watchlist, each from its owner",
+            lambda: _board_states(reader, symbols),
+        )
+        _until(
+            lambda: all(client.xlen(push_key(s, "trades")) for s in _traded(reader, symbols)),
+            10,
+            "every traded symbol's push stream written",
+        )
+        assert not any("push writer: Redis unavailable" in w.err.read_text() for w in workers)
         yield Market(exchange, reader, workers, symbols)
     finally:
         for worker in workers:

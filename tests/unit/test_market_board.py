@@ -6,11 +6,10 @@ from __future__ import annotations
 import numpy as np
 
 from services.binance.messages import MiniTicker
+from services.cluster.boards import PublishedBoard, decode_board, encode_board
 from services.market.market_board import (
     MarketBoard,
     change_pct,
-    decode_watchlist,
-    encode_watchlist,
     ticker_from_rest,
 )
 from services.market.views import BookView, SymbolInfo, SyncState
@@ -85,5 +84,6 @@ def test_rest_ticker_rows_and_the_encoding_round_trip() -> None:
     board = MarketBoard()
     board.update_tickers([ticker], INFOS)
     published = board.rows(INFOS)
-    assert decode_watchlist(encode_watchlist(published)) == published
+    stored = PublishedBoard(1_700_000_000.25, published)
+    assert decode_board(encode_board(stored)) == stored
     assert change_pct(1.0, 0.0) is None
