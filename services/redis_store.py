@@ -654,15 +654,17 @@ class RedisStore:
 
     def symbols(self) -> list[SymbolInfo]:
         """The tradable symbols the worker published (the last known list while Redis is
-        down)."""
+        down). A list is reused for 2 s; none published yet is asked again at each call, so
+        a web worker started before the ingest worker does not refuse every symbol for 2 s."""
         checked_at, infos = self._symbols_cache
-        if time.monotonic() - checked_at < 2.0:
+        if infos and time.monotonic() - checked_at < 2.0:
             return list(infos)
 
         def read() -> list[SymbolInfo]:
             data = self._redis.get(f"{PREFIX}symbols")
             fresh = [] if data is None else codec.decode_symbols(data)
-            self._symbols_cache = (time.monotonic(), fresh)
+            if fresh:
+                self._symbols_cache = (time.monotonic(), fresh)
             return fresh
 
         return list(self._call(read, infos))
