@@ -181,10 +181,17 @@ class TradeLog:
 
     def warm_up(self, rows: Iterable[TradeRow]) -> None:
         """Merge REST history into the log at start: rows older than what the stream has
-        already delivered go before it. Rebuilds the ring and totals in O(capacity)."""
+        already delivered go before it. Rebuilds the ring and totals in O(capacity).
+
+        Live trades held behind an open gap join the merge and the gap is closed: the rows
+        usually cover it, and releasing those trades later would add them a second time."""
         merged: dict[int, TradeRow] = {int(r[0]): r for r in rows}
         if not merged:
             return
+        for row in self._pending:
+            merged[int(row[0])] = row
+        self._pending = []
+        self.open_gap = None
         ids, times, prices, qtys = self._ordered_columns()
         for i in range(ids.shape[0]):
             q = float(qtys[i])

@@ -78,18 +78,18 @@ def test_a_rule_created_on_the_page_fires_a_toast(dash_duo, alerting_replay):
         "return row ? row.textContent : '';"
     )
     assert first.startswith("20") and "Z" in first and "BTCUSDT" in first
-    # a click on an event shows its symbol
+    # disable it from the page: the store follows
+    click(dash_duo, "#alerts-rules button")
+    dash_duo.wait_for_contains_text("#alerts-rules", "enable", timeout=10)
+    assert not alerts.rules.all()[0].enabled
+    # a click on an event shows its symbol (the rule is off: no new event redraws the list
+    # under the click, as every fill did at 4x replay speed)
     dash_duo.driver.get(dash_duo.server_url + "/ETHUSDT")
     dash_duo.wait_for_contains_text("#symbol-dropdown", "ETHUSDT", timeout=15)
     dash_duo.wait_for_contains_text("#alerts-events", "BTCUSDT large trade", timeout=15)
-    # found and clicked in one step: the list is redrawn every second
     dash_duo.driver.execute_script("document.querySelector('#alerts-events .alert-event').click();")
     deadline = time.monotonic() + 10
     while not dash_duo.driver.current_url.endswith("/BTCUSDT") and time.monotonic() < deadline:
         time.sleep(0.1)
     assert dash_duo.driver.current_url.endswith("/BTCUSDT")
-    # disable it from the page: the store follows
-    click(dash_duo, "#alerts-rules button")
-    dash_duo.wait_for_contains_text("#alerts-rules", "enable", timeout=10)
-    assert not alerts.rules.all()[0].enabled
     assert dash_duo.get_logs() == []

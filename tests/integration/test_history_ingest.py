@@ -138,6 +138,7 @@ def test_trades_exact_across_disconnect_stop_kill_and_restart(tmp_path):
     stored = reader.trade_frame("spot", "BTCUSDT")["trade_id"].to_list()
     # (The window may also hold REST warm-up trades older than anything ever streamed.)
     streamed = [i for i in window if i >= stored[0]]
+    assert len(set(window)) == len(window), "a trade twice in the window"
     assert streamed == stored[-len(streamed) :] and window[0] <= stopped_at
 
 

@@ -123,6 +123,19 @@ def test_warm_up_puts_rest_history_before_live_trades():
     assert log.view(last_n=1).trade_id.tolist() == [12]
 
 
+def test_warm_up_during_an_open_gap_keeps_each_trade_once():
+    """A warm-up landing while live trades wait behind a gap: they join it, once."""
+    log = TradeLog("X", capacity=50, backfill_gaps=True)
+    log.extend([row(i) for i in range(1, 6)])
+    assert log.add(*row(10)) == TradeGap(6, 9)
+    log.add(*row(11))
+    log.warm_up([row(i) for i in range(1, 12)])
+    assert log.backfill([row(i) for i in range(6, 10)]) is None
+    log.add(*row(12))
+    assert log.view().trade_id.tolist() == list(range(1, 13))
+    assert recompute(log) == pytest.approx(rolling(log))
+
+
 def test_memory_is_32_bytes_per_trade():
     log = TradeLog("X", capacity=100_000)
     assert log.nbytes / log.capacity == 32
