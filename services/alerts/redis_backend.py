@@ -22,7 +22,6 @@ from services.alerts.events import (
     MAX_EVENTS,
     TIME_MS_FLOOR,
     AlertEvent,
-    newest_trade_ids,
     select,
 )
 from services.alerts.firing import Firing
@@ -140,12 +139,12 @@ class RedisEventLog:
 
     def fired_trade_ids(self) -> dict[tuple[str, str], int]:
         """Per (rule, symbol): the high-water marks every worker raised (they outlive the
-        events trimmed away)."""
-        fired = newest_trade_ids(self._events(self._redis.zrange(EVENT_IDS, 0, -1)))
+        events trimmed away). Every stored event on a trade raised its mark (``_CLAIM``),
+        so the marks alone cover the events: they are not read back."""
+        fired: dict[tuple[str, str], int] = {}
         for field, trade_id in self._redis.hgetall(FIRED).items():
             rule_id, _, symbol = field.decode().partition("|")
-            key = (rule_id, symbol)
-            fired[key] = max(fired.get(key, -1), int(trade_id))
+            fired[(rule_id, symbol)] = int(trade_id)
         return fired
 
     def oldest_id(self) -> int | None:
