@@ -35,6 +35,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
 import msgspec
+import numpy as np
 
 from services.binance import streams as names
 from services.binance.backoff import Backoff
@@ -843,12 +844,14 @@ class Feed:
         view = read(symbol) if self.config.follow and read is not None else None
         if view is None:
             return []
-        return [
-            (int(i), int(t), float(p), abs(float(q)), float(side) < 0)
-            for i, t, p, q, side in zip(
-                view.trade_id, view.time_ms, view.price, view.qty, view.side, strict=True
-            )
-        ]
+        columns = (
+            view.trade_id.astype(np.int64).tolist(),
+            view.time_ms.astype(np.int64).tolist(),
+            view.price.astype(np.float64).tolist(),
+            np.abs(view.qty).astype(np.float64).tolist(),
+            (view.side < 0).tolist(),
+        )
+        return list(zip(*columns, strict=True))
 
     async def _trades_since(self, symbol: str, from_id: int) -> list[TradeRow]:
         """aggTrades from ``from_id`` on, page by page (at most ``MAX_BACKFILL_PAGES``)."""
