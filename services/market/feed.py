@@ -708,12 +708,12 @@ class Feed:
     async def watch_books(self) -> None:
         """One watchdog round: re-ask the overdue books' snapshots, resubscribe the depth
         streams of those that got no diff. It never makes a book LIVE itself."""
-        away = self._disconnected | self._queued | self._in_flight
+        held_elsewhere = self._disconnected | self._queued | self._in_flight
         books = {
             symbol: BookWatch(
                 live=feed.book.state is SyncState.LIVE,
                 diffs=feed.diffs,
-                busy=symbol in away,
+                busy=symbol in held_elsewhere,
                 held=feed.book.awaits_confirmation,
             )
             for symbol, feed in self._symbols.items()
