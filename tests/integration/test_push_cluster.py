@@ -9,11 +9,10 @@ import json
 import time
 from types import SimpleNamespace
 
-import numpy as np
 import pytest
 import redis
 
-from services.market.views import SyncState, TradeView
+from services.market.views import SyncState
 from services.push.events import EventHub
 from services.push.hub import PushHub
 from services.push.messages import top_of_book
@@ -27,6 +26,7 @@ from services.redis_push import (
 )
 from tests.integration.test_cluster_shards import client, cluster  # noqa: F401 - fixtures
 from tests.integration.test_multiprocess import wait_for
+from tests.integration.test_push_redis import _taken_ids, _view
 from tests.integration.test_push_redis import (
     test_two_gunicorn_workers_serve_every_stream_from_redis as serve_every_stream,
 )
@@ -36,29 +36,10 @@ pytestmark = pytest.mark.redis
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT", "BNBUSDT")
 
 
-def _view(symbol: str, ids: range) -> TradeView:
-    n = len(ids)
-    return TradeView(
-        symbol=symbol,
-        trade_id=np.asarray(ids, dtype=np.int64),
-        time_ms=np.arange(n, dtype=np.int64) + 1_700_000_000_000,
-        price=np.linspace(100.0, 101.0, n),
-        qty=np.full(n, 0.25),
-        side=np.where(np.arange(n) % 2 == 0, 1.0, -1.0),
-    )
-
-
-def _taken_ids(sub) -> list[int]:
-    ids: list[int] = []
-    while (batch := sub.take(0)) is not None:
-        ids.extend(batch.trades.trade_id.tolist())
-    return ids
-
-
 def _publish(writer: RedisPushWriter, start: int, stop: int) -> None:
     for first in range(start, stop, 10):
         for symbol in SYMBOLS:
-            writer.publish_trades(symbol, _view(symbol, range(first, first + 10)))
+            writer.publish_trades(symbol, _view(range(first, first + 10), symbol))
 
 
 def _kill_clients(running: RedisCluster) -> int:
@@ -142,13 +123,13 @@ def test_a_stream_written_meanwhile_by_another_owner_is_continued_not_repeated(
     reader = RedisPushReader(cluster.url, hub, events, block_ms=100, retry_s=0.05)
     reader.start()
     try:
-        first.publish_trades(symbol, _view(symbol, range(0, 10)))
+        first.publish_trades(symbol, _view(range(0, 10), symbol))
         assert first.flush()
-        second.publish_trades(symbol, _view(symbol, range(0, 30)))  # the other owner
+        second.publish_trades(symbol, _view(range(0, 30), symbol))  # the other owner
         assert second.flush()
-        first.publish_trades(symbol, _view(symbol, range(10, 20)))  # its top is stale
+        first.publish_trades(symbol, _view(range(10, 20), symbol))  # its top is stale
         RedisEventSink(first).publish({"rule": "large_trade", "symbol": symbol})
-        first.publish_trades(symbol, _view(symbol, range(20, 40)))
+        first.publish_trades(symbol, _view(range(20, 40), symbol))
         assert first.flush(timeout=10)
         wait_for(lambda: hub.last_trade_id(symbol) == 39, 10, "40 trades")
         wait_for(lambda: events.published >= 1, 10, "the alert")

@@ -38,10 +38,10 @@ def redis_server() -> Iterator[RedisServer]:
         yield server
 
 
-def _view(ids: range) -> TradeView:
+def _view(ids: range, symbol: str = "BTCUSDT") -> TradeView:
     n = len(ids)
     return TradeView(
-        symbol="BTCUSDT",
+        symbol=symbol,
         trade_id=np.asarray(ids, dtype=np.int64),
         time_ms=np.arange(n, dtype=np.int64) + 1_700_000_000_000,
         price=np.linspace(100.0, 101.0, n),

@@ -30,19 +30,23 @@ SYMBOLS = 30
 LEASE_MS = 3000
 
 
+def following_config(exchange: LocalExchange) -> FeedConfig:
+    """A feed that streams the symbols it is told to follow, from the local exchange."""
+    return FeedConfig(
+        endpoints=custom(exchange.ws_url, exchange.rest_url, market=exchange.market),
+        follow=True,
+        publish_interval_s=0.1,
+        idle_timeout_s=5.0,
+        backoff=FAST_BACKOFF,
+    )
+
+
 class Worker:
     """A feed and its sharded ingest, in this event loop."""
 
     def __init__(self, exchange: LocalExchange, url: str, token: str) -> None:
         self.store = MemoryStore()
-        config = FeedConfig(
-            endpoints=custom(exchange.ws_url, exchange.rest_url, market=exchange.market),
-            follow=True,
-            publish_interval_s=0.1,
-            idle_timeout_s=5.0,
-            backoff=FAST_BACKOFF,
-        )
-        self.feed = Feed(config, self.store)
+        self.feed = Feed(following_config(exchange), self.store)
         coordinator = ShardCoordinator(ShardLeases(sync_client(url), token, LEASE_MS))
         self.ingest = ShardedIngest(self.feed, coordinator, tick_s=0.5)
         self.tasks = [

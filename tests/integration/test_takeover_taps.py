@@ -11,12 +11,12 @@ import contextlib
 
 import pytest
 
-from services.binance.endpoints import custom
-from services.market.feed import Feed, FeedConfig
+from services.market.feed import Feed
 from services.redis_store import RedisStore
 from services.replay.exchange import LocalExchange
 from services.replay.recording import SPOT_2021
-from tests.integration.test_feed_replay import FAST_BACKOFF, RecordingTap
+from tests.integration.test_feed_replay import RecordingTap
+from tests.integration.test_sharded_feeds import following_config
 from tests.redis_server import RedisServer
 
 pytestmark = pytest.mark.redis
@@ -25,15 +25,8 @@ SYMBOLS = ("BTCUSDT", "ETHUSDT")
 
 @contextlib.asynccontextmanager
 async def _following(exchange: LocalExchange, url: str, tap: RecordingTap):
-    config = FeedConfig(
-        endpoints=custom(exchange.ws_url, exchange.rest_url, market=exchange.market),
-        follow=True,
-        publish_interval_s=0.1,
-        idle_timeout_s=5.0,
-        backoff=FAST_BACKOFF,
-    )
     store = RedisStore(url)
-    feed = Feed(config, store, taps=(tap,))
+    feed = Feed(following_config(exchange), store, taps=(tap,))
     task = asyncio.create_task(feed.run())
     try:
         await asyncio.wait_for(feed.follow(SYMBOLS), 30)
