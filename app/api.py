@@ -23,7 +23,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.routing import Map, Rule
 
-from app.api_args import ApiError, int_arg, json_ready, positive_arg
+from app.api_args import ApiError, api_blueprint, int_arg, json_ready, positive_arg
 from app.callbacks import derived
 from app.callbacks.derived import DerivedCache
 from app.callbacks.symbol import trading_symbols
@@ -140,7 +140,7 @@ def create_api(
 ) -> Blueprint:
     """The API blueprint reading ``store``, sharing the dashboard's derived-results cache;
     requests with ``start``/``end`` are answered from ``history`` (``app.history_api``)."""
-    api = Blueprint("api", __name__)
+    api = api_blueprint("api", __name__)
 
     api.before_request(range_hook(history))
 
@@ -148,10 +148,6 @@ def create_api(
         return symbol_snapshot(store, symbol)
 
     _answer_unrouted_api_paths(api)
-
-    @api.errorhandler(ApiError)
-    def api_error(error: ApiError) -> tuple[Response, int]:
-        return jsonify(error.body), error.status
 
     @api.get("/api/assets/crypto/<symbol>/orderbook")
     def orderbook(symbol: str) -> Response:

@@ -9,7 +9,7 @@ import math
 from typing import Any
 
 import numpy as np
-from flask import request
+from flask import Blueprint, Response, jsonify, request
 
 
 class ApiError(Exception):
@@ -19,6 +19,17 @@ class ApiError(Exception):
         super().__init__(message)
         self.status = status
         self.body = {"error": message, **extra}
+
+
+def api_blueprint(name: str, import_name: str) -> Blueprint:
+    """A blueprint whose ``ApiError``s are answered as their JSON body and status."""
+    api = Blueprint(name, import_name)
+
+    @api.errorhandler(ApiError)
+    def api_error(error: ApiError) -> tuple[Response, int]:
+        return jsonify(error.body), error.status
+
+    return api
 
 
 def json_ready(value: Any) -> Any:

@@ -21,6 +21,7 @@ import numpy as np
 from flask import Blueprint, Response, jsonify, request
 
 from app.api import ApiError, iso_time, json_ready, symbol_snapshot
+from app.api_args import api_blueprint
 from app.callbacks import derived
 from app.callbacks.derived import DerivedCache
 from app.views_api import flow_filter_arg, integer_arg, parse_time
@@ -44,11 +45,7 @@ def create_spot_perp_api(
     store: MarketStore, cache: DerivedCache, twin: PerpTwin | None
 ) -> Blueprint:
     """The spot-vs-perpetual CVD endpoint over ``store`` and ``twin``'s store."""
-    api = Blueprint("spot_perp_api", __name__)
-
-    @api.errorhandler(ApiError)
-    def api_error(error: ApiError) -> tuple[Response, int]:
-        return jsonify(error.body), error.status
+    api = api_blueprint("spot_perp_api", __name__)
 
     @api.get("/api/assets/crypto/<symbol>/cvd/spot-perp")
     def spot_perp(symbol: str) -> Response:

@@ -22,6 +22,7 @@ import numpy as np
 from flask import Blueprint, Response, jsonify, request
 
 from app.api import ApiError, iso_time, json_ready, symbol_snapshot
+from app.api_args import api_blueprint
 from app.callbacks import derived
 from app.callbacks.derived import DerivedCache
 from app.callbacks.heatmap import heatmap_rows, heatmap_window
@@ -120,11 +121,7 @@ def create_views_api(
 ) -> Blueprint:
     """The footprint and heatmap endpoints, reading ``store`` (and ``history``/``recorded``
     for the past before the live window)."""
-    api = Blueprint("views_api", __name__)
-
-    @api.errorhandler(ApiError)
-    def api_error(error: ApiError) -> tuple[Response, int]:
-        return jsonify(error.body), error.status
+    api = api_blueprint("views_api", __name__)
 
     @api.get("/api/assets/crypto/<symbol>/footprint")
     def footprint_view(symbol: str) -> Response:

@@ -50,7 +50,12 @@ from selenium.webdriver.chrome.options import Options
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.exchange_clock import ExchangeClock, exchange_rest, recorded_lag_ms  # noqa: E402
+from bench.exchange_clock import (  # noqa: E402
+    ExchangeClock,
+    exchange_rest,
+    read_trade_lags,
+    recorded_lag_ms,
+)
 from tests.redis_server import free_port  # noqa: E402
 
 GOAL_MS = 100.0
@@ -152,14 +157,7 @@ def python_client(url: str, clock: ExchangeClock, seconds: float, out: list[floa
 
     async def run() -> None:
         async with websockets.connect(url) as ws:
-            deadline = time.monotonic() + seconds
-            while (left := deadline - time.monotonic()) > 0:
-                try:
-                    raw = await asyncio.wait_for(ws.recv(), left)
-                except TimeoutError:
-                    return
-                now = time.time() * 1000
-                out.extend(clock.lag_ms(t["time"], now) for t in json.loads(raw)["trades"])
+            await read_trade_lags(ws, clock, seconds, out)
 
     asyncio.run(run())
 

@@ -32,7 +32,7 @@ import websockets
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.exchange_clock import ExchangeClock, exchange_rest  # noqa: E402
+from bench.exchange_clock import ExchangeClock, exchange_rest, read_trade_lags  # noqa: E402
 from tests.redis_server import free_port  # noqa: E402
 
 GUNICORN = str(Path(sys.executable).with_name("gunicorn"))
@@ -81,16 +81,7 @@ async def client(
                 counts[1] += 1
 
         reader = asyncio.create_task(read_prices())
-        deadline = time.monotonic() + seconds
-        while (left := deadline - time.monotonic()) > 0:
-            try:
-                raw = await asyncio.wait_for(trades.recv(), left)
-            except TimeoutError:
-                break
-            now = time.time() * 1000
-            for trade in json.loads(raw)["trades"]:
-                lags.append(clock.lag_ms(trade["time"], now))
-            counts[0] += 1
+        counts[0] += await read_trade_lags(trades, clock, seconds, lags)
         reader.cancel()
 
 

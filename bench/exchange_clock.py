@@ -10,16 +10,19 @@ number of days plus the pause between passes) or the replay stalls, so it is ref
 
 ``recorded_lag_ms``: receive time − trade time of the recording's own trades (the network
 and the recorder in the recording): every latency measured on the replay includes it.
+``read_trade_lags``: the trades-stream read loop the push benchmarks share.
 """
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
 import threading
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -91,3 +94,19 @@ def recorded_lag_ms(recording: Path, symbol: str) -> list[float]:
             ):
                 lags.append(row["ts"] / 1e6 - data["T"])
     return lags
+
+
+async def read_trade_lags(ws: Any, clock: ExchangeClock, seconds: float, lags: list[float]) -> int:
+    """Read the trades stream ``ws`` for ``seconds``, appending each trade's event → received
+    latency to ``lags``; the number of messages read."""
+    messages = 0
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            raw = await asyncio.wait_for(ws.recv(), left)
+        except TimeoutError:
+            break
+        now = time.time() * 1000
+        lags.extend(clock.lag_ms(trade["time"], now) for trade in json.loads(raw)["trades"])
+        messages += 1
+    return messages
