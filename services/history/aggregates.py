@@ -26,6 +26,8 @@ without aggregates, to the last 10⁻⁸ (``quote`` to float rounding).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
@@ -137,6 +139,21 @@ def combine_minutes(partials: pl.LazyFrame) -> pl.LazyFrame:
 def combine_prices(partials: pl.LazyFrame) -> pl.LazyFrame:
     """Price partials combined into one row per (price, side) key, by key."""
     return partials.group_by("key").agg(pl.col("qty_e8").sum(), pl.col("trades").sum()).sort("key")
+
+
+@dataclass(frozen=True, slots=True)
+class Partials:
+    """One kind of aggregate as a reader uses it: its dataset per trade kind, its columns,
+    how trade rows reduce to its partials and how partials combine."""
+
+    dataset: Callable[[str], str]
+    columns: dict[str, pl.DataType]
+    reduce: Callable[[pl.LazyFrame], pl.LazyFrame]
+    combine: Callable[[pl.LazyFrame], pl.LazyFrame]
+
+
+MINUTES = Partials(minutes_dataset, MINUTE_COLUMNS, minute_partials, combine_minutes)
+PRICES = Partials(prices_dataset, PRICE_COLUMNS, price_partials, combine_prices)
 
 
 def aggregate_segments(root: Path, market: str, symbol: str, kind: str) -> int:

@@ -258,7 +258,7 @@ class HistoryReader:
         """Exact figures of the range: trade count, volume, buy and sell volume (decimal
         strings, summed in fixed point), quote volume and VWAP (floats: Σ price·qty and
         quote volume / volume), high, low, first and last trade id and time."""
-        kind, minutes = self._partials(market, symbol, start_ms, end_ms, kind, "minutes")
+        kind, minutes = self._partials(market, symbol, start_ms, end_ms, kind, aggregates.MINUTES)
         return stats_of(symbol.upper(), kind, minutes)
 
     def price_levels(
@@ -270,7 +270,7 @@ class HistoryReader:
         kind: str | None = None,
     ) -> PriceLevels:
         """The range's trades summed per (price, taker side): see ``price_levels_of``."""
-        kind, levels = self._partials(market, symbol, start_ms, end_ms, kind, "prices")
+        kind, levels = self._partials(market, symbol, start_ms, end_ms, kind, aggregates.PRICES)
         return price_levels_of(symbol.upper(), kind, levels)
 
     def _partials(
@@ -280,18 +280,14 @@ class HistoryReader:
         start_ms: int | None,
         end_ms: int | None,
         kind: str | None,
-        which: str,
+        which: aggregates.Partials,
     ) -> tuple[str, pl.DataFrame]:
-        """The range's trades as combined ``aggregates`` partials (``which``: ``minutes``
-        or ``prices``): the stored aggregates of the segments wholly inside the range,
-        the rows of the others reduced alike (see ``services.history.aggregates``)."""
+        """The range's trades as combined ``which`` partials (``aggregates.MINUTES`` or
+        ``PRICES``): the stored aggregates of the segments wholly inside the range, the
+        rows of the others reduced alike (see ``services.history.aggregates``)."""
         kind = self.resolve_kind(market, symbol, kind)
-        if which == "minutes":
-            dataset, columns = aggregates.minutes_dataset(kind), aggregates.MINUTE_COLUMNS
-            reduce, combine = aggregates.minute_partials, aggregates.combine_minutes
-        else:
-            dataset, columns = aggregates.prices_dataset(kind), aggregates.PRICE_COLUMNS
-            reduce, combine = aggregates.price_partials, aggregates.combine_prices
+        dataset, columns = which.dataset(kind), which.columns
+        reduce, combine = which.reduce, which.combine
 
         def read() -> pl.DataFrame:
             segments = self._listing(
@@ -361,7 +357,7 @@ class HistoryReader:
         minute = 60_000
         parts = []
         if self.trade_kinds(market, symbol):
-            _, minutes = self._partials(market, symbol, start_ms, end_ms, None, "minutes")
+            _, minutes = self._partials(market, symbol, start_ms, end_ms, None, aggregates.MINUTES)
             bars = minute_bars(minutes)
             if bars.height:
                 parts.append(bars)

@@ -64,17 +64,14 @@ def pass_steps(session: RecordedSession) -> Offsets:
             seen(event.symbol, b"u", final, final)
     steps = Offsets(shift_ms(session))
     steps.agg_ids.update(derived_agg_counts(session))
-    for symbol, start in session.symbols.items():
+    for symbol in session.symbols:
         if (symbol, b"t") in first:
             steps.trade_ids[symbol] = last[(symbol, b"t")] + 1 - first[(symbol, b"t")]
         if (symbol, b"a") in first:
             steps.agg_ids[symbol] = last[(symbol, b"a")] + 1 - first[(symbol, b"a")]
-        if start.first_diff_ids is not None and (symbol, b"u") in last:
-            first_u, _, previous = start.first_diff_ids
-            if session.market == "usdm" and previous is not None:
-                steps.update_ids[symbol] = last[(symbol, b"u")] + 1 - previous
-            else:
-                steps.update_ids[symbol] = last[(symbol, b"u")] + 2 - first_u
+        base = _book_base(session, symbol)
+        if base is not None and (symbol, b"u") in last:
+            steps.update_ids[symbol] = last[(symbol, b"u")] + 1 - base
     return steps
 
 
@@ -119,13 +116,20 @@ def pass_offsets(steps: Offsets, first_offset_ms: int, n: int) -> Offsets:
 def start_book_id(session: RecordedSession, symbol: str, offsets: Offsets) -> int | None:
     """The book's ``lastUpdateId`` at the start of a pass > 0 with these offsets (what the
     seam diff would have left), or None when the symbol has no diffs."""
-    start = session.symbols[symbol]
-    if start.first_diff_ids is None or symbol not in offsets.update_ids:
+    base = _book_base(session, symbol)
+    if base is None or symbol not in offsets.update_ids:
         return None
-    first_u, _, previous = start.first_diff_ids
-    if session.market == "usdm" and previous is not None:
-        return previous + offsets.update_ids[symbol]
-    return first_u - 1 + offsets.update_ids[symbol]
+    return base + offsets.update_ids[symbol]
+
+
+def _book_base(session: RecordedSession, symbol: str) -> int | None:
+    """The book's ``lastUpdateId`` just before the recording's first diff (USD-M: its
+    ``pu``; spot: its ``U`` − 1), or None when the symbol has no diffs."""
+    ids = session.symbols[symbol].first_diff_ids
+    if ids is None:
+        return None
+    first_u, _, previous = ids
+    return previous if session.market == "usdm" and previous is not None else first_u - 1
 
 
 @dataclass(frozen=True, slots=True)

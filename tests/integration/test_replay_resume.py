@@ -45,6 +45,19 @@ class _Tape:
         return None
 
 
+def _settings(tmp_path: Path, *, loop: bool) -> Settings:
+    """``--source replay`` of the 2021 spot recording at max speed into a fresh history."""
+    return Settings(
+        source="replay",
+        recording=SPOT_2021,
+        speed="max",
+        loop=loop,
+        symbols=(SYMBOL,),
+        history_dir=tmp_path / "history",
+        exchange_port=0,
+    )
+
+
 @contextlib.contextmanager
 def _run(settings: Settings, tape: _Tape, store: MemoryStore) -> Iterator[object]:
     source = start_replay(settings)
@@ -86,15 +99,7 @@ def test_restarted_replay_continues_the_stored_tape(tmp_path: Path) -> None:
     recorded = [t.trade_id for t in recorded_trades(SPOT_2021)[SYMBOL]]
     first, last = recorded[0], recorded[-1]
     step = last - first + 1  # what one loop pass adds to the ids
-    settings = Settings(
-        source="replay",
-        recording=SPOT_2021,
-        speed="max",
-        loop=False,
-        symbols=(SYMBOL,),
-        history_dir=tmp_path / "history",
-        exchange_port=0,
-    )
+    settings = _settings(tmp_path, loop=False)
     reader = HistoryReader(settings.history_dir)
 
     # First run: the recording is imported, the replay plays its first pass.
@@ -135,15 +140,7 @@ def test_replay_stopped_mid_pass_resumes_at_the_next_trade(tmp_path: Path) -> No
     recorded_times = [t.time_ms for t in trades]
     first, last = recorded[0], recorded[-1]
     step = last - first + 1
-    settings = Settings(
-        source="replay",
-        recording=SPOT_2021,
-        speed="max",
-        loop=True,
-        symbols=(SYMBOL,),
-        history_dir=tmp_path / "history",
-        exchange_port=0,
-    )
+    settings = _settings(tmp_path, loop=True)
     reader = HistoryReader(settings.history_dir)
 
     tape1 = _Tape()
