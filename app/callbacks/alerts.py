@@ -199,9 +199,14 @@ def register(app: dash.Dash, store: MarketStore, alerts: Alerts) -> None:
     )
     def poll(_n, last_id, drawn_id):
         """Redraw the event list only when it changed (the log only grows), so a row the
-        user is about to click is not replaced under the pointer every second."""
+        user is about to click is not replaced under the pointer every second. A tick with
+        no new event reads only the newest one (the full list may reach the archive)."""
+        newest = alerts.events.since(0, 1)
+        newest_id = newest[0].id if newest else 0
+        if newest_id == drawn_id and newest_id <= (last_id or 0):
+            return (no_update,) * 7
         events = [e.to_json() for e in alerts.events.since(0, EVENTS_SHOWN)]
-        newest_id = events[0]["id"] if events else 0
+        newest_id = events[0]["id"] if events else 0  # one may have arrived meanwhile
         fresh = [
             {**e, "text": describe_event(e), "tone_hz": SOUND_TONES_HZ[e["kind"]]}
             for e in events
@@ -213,10 +218,10 @@ def register(app: dash.Dash, store: MarketStore, alerts: Alerts) -> None:
             rows, drawn = create_event_rows(events), newest_id
         if not fresh:
             return rows, drawn, no_update, no_update, no_update, no_update, no_update
-        newest = fresh[0]
+        top = fresh[0]
         more = f" (+{len(fresh) - 1} more)" if len(fresh) > 1 else ""
-        header = f"{newest['symbol']} {newest['kind'].replace('_', ' ')}{more}"
-        return rows, drawn, newest["id"], fresh, True, header, newest["text"]
+        header = f"{top['symbol']} {top['kind'].replace('_', ' ')}{more}"
+        return rows, drawn, top["id"], fresh, True, header, top["text"]
 
     register_jump(app, store)
 
