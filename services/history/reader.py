@@ -40,6 +40,7 @@ from services.history.segments import (
     symbols_in,
     trades_dataset,
 )
+from services.market.trade_log import TradeRow, trade_rows
 from services.market.views import TradeView
 
 log = logging.getLogger(__name__)
@@ -526,16 +527,12 @@ class HistoryReader:
 
 def recent_trade_rows(
     reader: HistoryReader, market: str, symbol: str, kind: str, since_ms: int
-) -> list[tuple[int, int, float, float, bool]]:
+) -> list[TradeRow]:
     """Stored trades at or after ``since_ms`` as trade-log rows (id, time, price, qty,
     buyer is maker); empty when the symbol has no history of that kind."""
     if kind not in reader.trade_kinds(market, symbol):
         return []
-    view = reader.trades(market, symbol, since_ms, None, kind)
-    return list(
-        zip(view.trade_id.tolist(), view.time_ms.tolist(), view.price.tolist(),
-            view.qty.tolist(), (view.side < 0).tolist(), strict=True)
-    )  # fmt: skip
+    return trade_rows(reader.trades(market, symbol, since_ms, None, kind))
 
 
 def retrying(read: Callable[[], T]) -> T:

@@ -35,7 +35,6 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
 import msgspec
-import numpy as np
 
 from services.binance import streams as names
 from services.binance.backoff import Backoff
@@ -81,7 +80,7 @@ from services.market.sync_watchdog import (
     expected_snapshot_wait,
 )
 from services.market.taps import FeedTap
-from services.market.trade_log import TradeGap, TradeLog, TradeRow
+from services.market.trade_log import TradeGap, TradeLog, TradeRow, trade_rows
 from services.market.views import SymbolInfo, SyncState
 from services.store import Candle, FeedStatus, MarketStore, SymbolSnapshot, Ticker24h
 
@@ -842,16 +841,7 @@ class Feed:
         store keeps one (``RedisStore.stored_trades``), else nothing."""
         read = getattr(self.store, "stored_trades", None)
         view = read(symbol) if self.config.follow and read is not None else None
-        if view is None:
-            return []
-        columns = (
-            view.trade_id.astype(np.int64).tolist(),
-            view.time_ms.astype(np.int64).tolist(),
-            view.price.astype(np.float64).tolist(),
-            np.abs(view.qty).astype(np.float64).tolist(),
-            (view.side < 0).tolist(),
-        )
-        return list(zip(*columns, strict=True))
+        return [] if view is None else trade_rows(view)
 
     async def _trades_since(self, symbol: str, from_id: int) -> list[TradeRow]:
         """aggTrades from ``from_id`` on, page by page (at most ``MAX_BACKFILL_PAGES``)."""

@@ -41,6 +41,19 @@ TradeRow = tuple[int, int, float, float, bool]
 """(trade id, trade time ms, price, base quantity, buyer is maker) — as on the wire."""
 
 
+def trade_rows(view: TradeView) -> list[TradeRow]:
+    """A view's trades as log rows (id, time, price, unsigned qty, buyer is maker), one
+    column at a time (``tolist`` gives Python ints and floats)."""
+    columns = (
+        view.trade_id.astype(np.int64).tolist(),
+        view.time_ms.astype(np.int64).tolist(),
+        view.price.astype(np.float64).tolist(),
+        np.abs(view.qty).astype(np.float64).tolist(),
+        (view.side < 0).tolist(),
+    )
+    return list(zip(*columns, strict=True))
+
+
 @dataclass(frozen=True, slots=True)
 class TradeGap:
     """Trade ids ``first_id``..``last_id`` (inclusive) that the stream did not deliver."""
