@@ -252,6 +252,7 @@ class Feed:
         self.store = store
         self._taps = tuple(taps)
         self._level_taps = tuple(t for t in self._taps if callable(getattr(t, "on_levels", None)))
+        self._row_taps = tuple(t for t in self._taps if callable(getattr(t, "on_trade", None)))
         self._past_trades = past_trades
         self._shared_weight = shared_weight
         self._in_flight: set[str] = set()
@@ -551,7 +552,7 @@ class Feed:
         gap = feed.trades.add(trade_id, time_ms, price, qty, m)
         feed.dirty = feed.trades_changed = True
         if self._taps:
-            self._tap_trades(symbol, feed)
+            self._tap_trades(symbol, feed, (trade_id, time_ms, price, qty, m))
         if gap is not None and not feed.backfilling:
             self._start_backfill(symbol, feed, gap)
         return True
@@ -923,15 +924,24 @@ class Feed:
 
     # -- taps -----------------------------------------------------------------------------
 
-    def _tap_trades(self, symbol: str, feed: _SymbolFeed) -> None:
-        """Hand the trades released since the last call to every tap, in id order."""
+    def _tap_trades(self, symbol: str, feed: _SymbolFeed, row: tuple | None = None) -> None:
+        """Hand the trades released since the last call to every tap, in id order; ``row``
+        (the trade just added) goes as it is to the taps with ``on_trade`` when it is the
+        only one released."""
         newest = feed.trades.newest_id
-        if newest <= feed.tapped_id:
+        after = feed.tapped_id
+        if newest <= after:
             return
-        trades = feed.trades.released_after(feed.tapped_id)
         feed.tapped_id = newest
+        alone = row is not None and newest == row[0] == after + 1
+        trades = None
         for tap in self._taps:
             try:
+                if alone and tap in self._row_taps:
+                    tap.on_trade(symbol, *row)  # type: ignore[misc]
+                    continue
+                if trades is None:
+                    trades = feed.trades.released_after(after)
                 tap.on_trades(symbol, trades)
             except Exception as exc:
                 self._tap_failed(tap, symbol, exc)

@@ -24,6 +24,10 @@ What each call guarantees:
   follow the book in O(levels changed). Not called for the diffs a snapshot replays from
   its buffer: the ``on_book`` after a snapshot has a new ``book.last_update_id`` and the
   tap reads the book afresh.
+- ``on_trade(symbol, trade_id, time_ms, price, qty, buyer_maker)`` — optional, called only
+  on taps that define it, *instead of* ``on_trades`` when a message released exactly one
+  trade (the usual case): its fields as the message gave them (``qty`` ≥ 0;
+  ``buyer_maker`` true means the taker sold), with no ``TradeView`` built for it.
 """
 
 from __future__ import annotations
@@ -51,4 +55,12 @@ class LevelTap(FeedTap, Protocol):
 
     def on_levels(
         self, symbol: str, book: BookSync, bids_changed: list[Level], asks_changed: list[Level]
+    ) -> None: ...
+
+
+class RowTap(FeedTap, Protocol):
+    """A ``FeedTap`` that takes a trade released alone as its fields (``on_trade``)."""
+
+    def on_trade(
+        self, symbol: str, trade_id: int, time_ms: int, price: float, qty: float, buyer_maker: bool
     ) -> None: ...

@@ -134,7 +134,7 @@ def test_following_levels_equals_reading_the_whole_band_after_every_diff(
     delivered = Collected()
     tap = AlertTap(MemoryRules(rules), delivered)  # type: ignore[arg-type]
     tap.refresh()
-    followed = {r.id: tap._index.singles[r.id] for r in rules}
+    followed = {r.id: tap.index.singles[r.id] for r in rules}
 
     reference = [Walls(r) if r.kind == "wall" else Imbalance(r) for r in rules]
     widest = max(r.params["band_bps"] for r in rules)
