@@ -125,6 +125,15 @@ def _build(rules: list[Rule], fired: dict, old: _Index) -> _Index:
     return index
 
 
+def _on_update(firings: list[Firing], update_id: int) -> list[Firing]:
+    """Book firings carry the final update id ``u`` of the diff (or snapshot) after which
+    they were decided: Binance's, increasing per symbol and the same on every worker, so a
+    sharded hand-over's two owners claim each event once (``redis_backend``)."""
+    for firing in firings:
+        firing.details["update_id"] = update_id
+    return firings
+
+
 def _trade_list(index: _Index, symbol: str) -> list:
     if symbol == ANY_SYMBOL:
         return index.any_trades
@@ -239,7 +248,7 @@ class AlertTap:
                     wall.on_levels(symbol, bids, asks, held, now, self.cooldown, out)
             rules.followed_id = book.last_update_id
         if out:
-            self.dispatcher.submit(out)
+            self.dispatcher.submit(_on_update(out, book.last_update_id))
 
     def on_book(self, symbol: str, book: BookSync) -> None:
         rules = self.index.books.get(symbol)
@@ -267,7 +276,7 @@ class AlertTap:
         for imbalance in rules.imbalances:
             imbalance.check(symbol, mid, now, self.cooldown, out)
         if out:
-            self.dispatcher.submit(out)
+            self.dispatcher.submit(_on_update(out, book.last_update_id))
 
     def _read_band(
         self, symbol: str, book: BookSync, rules: _BookRules, centre: float, out: list[Firing]
