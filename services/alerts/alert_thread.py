@@ -2,11 +2,13 @@
 
 The feed's thread only decides whether a message concerns a rule (one dictionary lookup
 for a symbol without rules, nothing else) and, when it does, puts what the message carried
-on a queue: a trade's fields (``on_trade``), a released batch (``on_trades``, an immutable
-``TradeView``), a diff's already-decoded levels with the book's state, update id and event
-time after it (``on_levels``), or a sync-state change (``on_book``). The alert thread takes
-them in the feed's order and hands them to the ``AlertTap`` exactly as the feed would have,
-so every event is still decided per message, with that message's time and update id.
+on a queue — a ``deque`` the alert thread polls every ``POLL_S`` (1 ms), so appending costs
+no lock and no wake-up call: a trade's fields (``on_trade``), a released batch
+(``on_trades``, an immutable ``TradeView``), a diff's already-decoded levels with the
+book's update id and event time after it (``on_levels``), or a sync-state change
+(``on_book``). The alert thread takes them in the feed's order and hands them to the
+``AlertTap`` exactly as the feed would have, so every event is still decided per message,
+with that message's time and update id.
 
 The book kinds read the book (the mid after each diff; the whole band when the book turns
 LIVE or the band re-centres), and the feed's book has moved on by the time the alert thread
@@ -25,8 +27,9 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections import deque
 from dataclasses import dataclass
-from queue import SimpleQueue
 
 from services.alerts.firing import Trades
 from services.alerts.tap import AlertTap
@@ -40,6 +43,7 @@ log = logging.getLogger(__name__)
 
 _TRADE, _TRADES, _LEVELS, _BOOK, _MARK = range(5)
 _LIVE = SyncState.LIVE
+POLL_S = 0.001
 
 
 @dataclass(slots=True)
@@ -61,8 +65,9 @@ class AlertThread:
         self.dispatcher = tap.dispatcher
         self.processed = 0
         self.errors = 0
-        self._queue: SimpleQueue = SimpleQueue()
-        self._put = self._queue.put
+        self._queue: deque = deque()
+        self._put = self._queue.append
+        self._stopping = False
         # feed's thread: the rule index the mirrors were started under, the update id
         # each mirror will be at once the queue is handled, and the diffs whose levels
         # message also stands for that diff's on_book
@@ -83,7 +88,7 @@ class AlertThread:
     def stop(self) -> None:
         """Handle what is queued, then stop the thread and the tap."""
         if self._thread is not None:
-            self._put(None)
+            self._stopping = True
             self._thread.join(5.0)
             self._thread = None
         self.tap.stop()
@@ -95,7 +100,7 @@ class AlertThread:
         return done.wait(timeout)
 
     def backlog(self) -> int:
-        return self._queue.qsize()
+        return len(self._queue)
 
     # -- FeedTap, on the feed's thread ------------------------------------------------------
 
@@ -158,8 +163,16 @@ class AlertThread:
     # -- the alert thread -----------------------------------------------------------------
 
     def _run(self) -> None:
-        get = self._queue.get
-        while (item := get()) is not None:
+        """Handle the queue, then look again every ``POLL_S``: the feed's thread only
+        appends to a deque (no lock, no wake-up call per message)."""
+        queue, take = self._queue, self._queue.popleft
+        while True:
+            if not queue:
+                if self._stopping:
+                    return
+                time.sleep(POLL_S)
+                continue
+            item = take()
             try:
                 self._handle(item)
             except Exception:
