@@ -25,7 +25,8 @@ triggering message takes to become a webhook request.
    ``Feed._on_frame`` (so it includes the queue to the alert thread, evaluation, the
    dispatcher's queue, the event log's append and the request). p50 and p95 over the
    trades, alone, and "busy": with 10 recorded frames between two trades and the 1,000
-   rules on the recorded symbols (the alert thread busy with the book kinds).
+   rules on the recorded symbols (the alert thread busy with the book kinds); and busy with
+   the rules evaluated on the feed's thread (the previous design), for comparison.
 
 Run: ``.venv/bin/python bench/bench_alerts.py [--runs N] [--trades N]``. Ends with one
 JSON line.
@@ -255,11 +256,12 @@ TIMED = "TIMEDUSDT"
 BUSY_FRAMES_PER_TRADE = 10
 
 
-def latency(n_trades: int, busy: bool) -> dict[str, float]:
+def latency(n_trades: int, busy: bool, on_feed_thread: bool = False) -> dict[str, float]:
     """Message → webhook received (ms) for ``n_trades`` trades of a symbol of their own, one
     every 5 ms; ``busy``: between two of them the feed also takes 10 recorded frames
     (~2,000 frames/s) with the 1,000 rules on the recorded symbols, so the alert thread is
-    busy with the book kinds and the feed's thread with the frames."""
+    busy with the book kinds and the feed's thread with the frames. ``on_feed_thread``: the
+    tap handed to the feed directly (the previous design), for comparison."""
     hook = _Hook()
     rule = Rule(new_rule_id(), "large_trade", TIMED, {"min_notional": 1.0, "side": None},
                 webhook=hook.url)  # fmt: skip
@@ -268,7 +270,7 @@ def latency(n_trades: int, busy: bool) -> dict[str, float]:
     frames = iter(recorded_messages() if busy else ())
     with tempfile.TemporaryDirectory() as tmp:
         tap = make_tap(rules, Path(tmp), WebhookPolicy(("127.0.0.1",)))
-        off_feed = AlertThread(tap).start()
+        off_feed = tap if on_feed_thread else AlertThread(tap).start()
         feed = new_feed([off_feed])
         feed._infos[TIMED] = SymbolInfo(TIMED)
         feed._add_symbol(TIMED, on_demand=False)
@@ -298,9 +300,10 @@ def latency(n_trades: int, busy: bool) -> dict[str, float]:
     p50 = statistics.median(waits)
     p95 = waits[int(0.95 * (len(waits) - 1))]
     label = "with the recording and 1,000 rules alongside" if busy else "alone"
+    label += ", evaluated on the feed's thread" if on_feed_thread else ""
     print(f"\nMessage → webhook received on loopback, {label}: {len(waits)}/{n_trades} trades")
     print(f"    p50 {p50:.2f} ms   p95 {p95:.2f} ms   max {waits[-1]:.2f} ms")
-    suffix = "_busy" if busy else ""
+    suffix = ("_busy" if busy else "") + ("_on_feed_thread" if on_feed_thread else "")
     return {f"webhook_p50_ms{suffix}": p50, f"webhook_p95_ms{suffix}": p95,
             f"webhooks_delivered{suffix}": len(waits)}  # fmt: skip
 
@@ -311,7 +314,8 @@ def main() -> None:
     parser.add_argument("--trades", type=int, default=300)
     args = parser.parse_args()
     figures = {"bench": "alerts", **cost(args.runs), **latency(args.trades, busy=False),
-               **latency(args.trades, busy=True)}  # fmt: skip
+               **latency(args.trades, busy=True),
+               **latency(args.trades, busy=True, on_feed_thread=True)}  # fmt: skip
     print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in figures.items()}))
 
 
