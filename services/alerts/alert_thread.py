@@ -134,14 +134,14 @@ class AlertThread:
         self._mirrored[symbol] = self._implied[symbol] = uid
 
     def on_book(self, symbol: str, book: BookSync) -> None:
+        uid = book.last_update_id
+        if self._implied.pop(symbol, None) == uid:
+            return  # this diff's levels message calls on_book after on_levels
         index = self.tap.index
         if symbol not in index.books:
             return
         if index is not self._seen:
             self._forget_mirrors(index)
-        uid = book.last_update_id
-        if self._implied.pop(symbol, None) == uid:
-            return  # this diff's levels message calls on_book after on_levels
         state = book.state
         copy = None
         if state is not _LIVE:
