@@ -67,7 +67,7 @@ evaluate the same messages for a while). Each event is claimed on a key of its o
 A single high-water mark per (rule, symbol) is not enough to decide: the old owner's
 dispatcher may still hold events of diffs *before* the ones the new owner already claimed,
 and a mark would refuse them (seen in the two-worker test: the old owner stored 173 of its
-2,116 firings, ~1,080 of which no other worker had fired); nor is one claim per diff: the
+2,116 firings; ~1,090 of those refused no other worker had fired); nor is one claim per diff: the
 two owners' views differ (the new one took the walls it found as they were), so on one diff
 each may fire an event the other does not."""
 
