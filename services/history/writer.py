@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import math
 import queue
 import threading
 import time
@@ -36,15 +35,9 @@ import numpy as np
 import polars as pl
 
 from services.history import schema
-from services.history.book_grid import (
-    GridConfig,
-    SecondGrid,
-    band_levels,
-    bucket_height,
-    bucket_sums,
-    mid_of,
-)
+from services.history.book_grid import GridConfig, mid_of
 from services.history.book_pyramid import BOOK_GRID_1M, PYRAMID
+from services.history.live_grid import BookChange, BookGrid
 from services.history.reader import merged_ranges
 from services.history.segments import (
     BOOK_GRID,
@@ -121,10 +114,9 @@ class _Buffer:
 
 @dataclass(slots=True)
 class _BookState:
-    """Per-symbol book recording state: bucket height, the current second, last top."""
+    """Per-symbol book recording state: the book's copy and its open second, last top."""
 
-    height: float = 0.0
-    grid: SecondGrid | None = None
+    grid: BookGrid = field(default_factory=BookGrid)
     last_top: tuple = ()
 
 
@@ -145,14 +137,6 @@ COLUMNS: dict[str, dict[str, pl.DataType]] = {
 }
 
 
-def _sorted_side(levels: dict[float, float], descending: bool) -> tuple[np.ndarray, np.ndarray]:
-    """One side's price → qty copy as (prices, qtys), best first."""
-    prices = np.fromiter(levels.keys(), np.float64, len(levels))
-    qtys = np.fromiter(levels.values(), np.float64, len(levels))
-    order = np.argsort(-prices if descending else prices, kind="stable")
-    return prices[order], qtys[order]
-
-
 def columns_of(dataset: str) -> dict[str, pl.DataType]:
     """The columns of a dataset (every ``trades-*`` dataset has the trade columns)."""
     return schema.TRADES if dataset.startswith("trades-") else COLUMNS[dataset]
@@ -168,6 +152,11 @@ class TapBatch:
     def __init__(self) -> None:
         self.entries: list[tuple[str, Key, object]] = []
 
+    def trade_row(self, key: Key, row: tuple[int, int, float, float, bool]) -> None:
+        """One trade as the feed decoded it (id, time ms, price, qty, buyer is maker);
+        ``key``: (market, symbol, its trades dataset)."""
+        self.entries.append(("row", key, row))
+
     def trade_view(self, market: str, symbol: str, trades: TradeView) -> None:
         """Released trades as the feed hands them over (converted on the writer's thread)."""
         self.entries.append(("view", (market, symbol, trades_dataset(trades.kind)), trades))
@@ -180,12 +169,13 @@ class TapBatch:
         live: bool,
         tick: float,
         top: tuple[float, float, float, float],
-        band: tuple[dict[float, float], dict[float, float]] | None,
+        change: BookChange,
     ) -> None:
         """One book state: ``top`` = (best bid, its qty, best ask, its qty), 0.0 for an
-        empty side; ``band`` = (bids, asks) as price → qty copies, when the producer
-        sampled the levels this time."""
-        self.entries.append(("book", (market, symbol, BOOK_TOP), (time_ms, live, tick, top, band)))
+        empty side; ``change``: what set its levels since the last state."""
+        self.entries.append(
+            ("book", (market, symbol, BOOK_TOP), (time_ms, live, tick, top, change))
+        )
 
     def candles(self, market: str, symbol: str, columns: dict[str, np.ndarray]) -> None:
         """1-minute candles (columns of ``schema.CANDLES``)."""
@@ -383,17 +373,35 @@ class HistoryWriter:
             self._buffer(item.key).add(item.payload, item.at)  # type: ignore[arg-type]
 
     def _handle_batch(self, entries: list[tuple[str, Key, object]], at: float) -> None:
-        """A tap's batch in order; each dataset's trade views are converted together."""
-        views: dict[Key, list[TradeView]] = {}
+        """A tap's batch in order; each dataset's trades (rows and views, in order) are
+        converted together."""
+        trades: dict[Key, list[list | TradeView]] = {}
         for kind, key, payload in entries:
-            if kind == "view":
-                views.setdefault(key, []).append(payload)  # type: ignore[arg-type]
+            if kind == "row":
+                parts = trades.setdefault(key, [])
+                if parts and isinstance(parts[-1], list):
+                    parts[-1].append(payload)
+                else:
+                    parts.append([payload])
+            elif kind == "view":
+                trades.setdefault(key, []).append(payload)  # type: ignore[arg-type]
             elif kind == "book":
                 self._add_book(key, payload, at)  # type: ignore[arg-type]
             else:
                 self._buffer(key).add(payload, at)  # type: ignore[arg-type]
-        for key, group in views.items():
-            self._add_trades(key, schema.trade_columns(*group), None, at)
+        for key, parts in trades.items():
+            chunks = [
+                schema.trade_row_columns(part)
+                if isinstance(part, list)
+                else schema.trade_columns(part)
+                for part in parts
+            ]
+            columns = {
+                name: np.concatenate([c[name] for c in chunks]) if len(chunks) > 1
+                else chunks[0][name]
+                for name in schema.TRADES
+            }  # fmt: skip
+            self._add_trades(key, columns, None, at)
 
     def _buffer(self, key: Key) -> _Buffer:
         buffer = self._buffers.get(key)
@@ -466,7 +474,7 @@ class HistoryWriter:
             self.on_hole(key[1], kind, int(ids[i]) + 1, int(ids[i + 1]) - 1, int(times[i + 1]))
 
     def _add_book(self, key: Key, payload: tuple, at: float) -> None:
-        time_ms, live, tick, best, band = payload
+        time_ms, live, tick, best, change = payload
         market, symbol, _ = key
         state = self._books.setdefault((market, symbol), _BookState())
         top = (*best, bool(live))
@@ -486,28 +494,15 @@ class HistoryWriter:
                 },
                 at,
             )
-        second = time_ms // 1000
-        if state.grid is not None and (state.grid.time_s != second or not live):
-            self._close_second(market, symbol, state, at)
-        mid = mid_of(best[0], best[2])
-        if not live or band is None or math.isnan(mid):  # NaN: a side is empty
-            return
-        if state.height == 0.0:
-            state.height = bucket_height(mid, tick, self.grid.bucket_bps)
-        if state.grid is None:
-            state.grid = SecondGrid(second)
-        pct = self.grid.band_pct
-        bp, bq = band_levels(*_sorted_side(band[0], descending=True), mid, pct, is_bid=True)
-        ap, aq = band_levels(*_sorted_side(band[1], descending=False), mid, pct, is_bid=False)
-        state.grid.merge(state.grid.bids, *bucket_sums(bp, bq, state.height))
-        state.grid.merge(state.grid.asks, *bucket_sums(ap, aq, state.height))
+        rows = state.grid.step(
+            time_ms // 1000, live, mid_of(best[0], best[2]), change, tick, self.grid
+        )
+        if rows is not None and rows["time_s"].shape[0]:
+            self._buffer((market, symbol, BOOK_GRID)).add(rows, at)
 
     def _close_second(self, market: str, symbol: str, state: _BookState, at: float) -> None:
-        grid, state.grid = state.grid, None
-        if grid is None:
-            return
-        rows = grid.rows(state.height)
-        if rows["time_s"].shape[0]:
+        rows = state.grid.close()
+        if rows is not None and rows["time_s"].shape[0]:
             self._buffer((market, symbol, BOOK_GRID)).add(rows, at)
 
     def _close_seconds(self) -> None:

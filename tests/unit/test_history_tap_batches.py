@@ -73,3 +73,34 @@ def test_the_writer_writes_by_its_interval_without_being_woken(tmp_path: Path) -
         time.sleep(0.05)
     assert reader.newest_trades()[("spot", "BTCUSDT")][0] == 20
     writer.stop()
+
+
+def test_rows_and_views_in_one_turn_are_stored_in_id_order(tmp_path: Path) -> None:
+    """The feed hands the recorder its trades as raw rows (one trade accepted) and as views
+    (several released at once after a backfill), interleaved in one turn: every trade is
+    stored once, in id order, with its exact price, quantity and side."""
+    writer = _Counting(tmp_path, flush_interval_s=3600.0).start()
+    recorder = HistoryRecorder(writer, "spot")
+
+    async def feed() -> None:
+        for i in range(1, 4):
+            recorder.on_trade_row(
+                "BTCUSDT", "aggTrade", (i, 1_700_000_000_000 + i, 100.01, 0.003, i % 2 == 0)
+            )
+        recorder.on_trades("BTCUSDT", _trades(4, 10))
+        recorder.on_trade_row("BTCUSDT", "aggTrade", (14, 1_700_000_000_014, 99.99, 1.5, True))
+        await asyncio.sleep(0)
+
+    asyncio.run(feed())
+    assert writer.batches == [5]
+    writer.stop()
+    frame = HistoryReader(tmp_path).trade_frame("spot", "BTCUSDT")
+    assert frame["trade_id"].to_list() == list(range(1, 15))
+    rows = frame.select("trade_id", "price_e8", "qty_e8", "buyer_maker").rows()
+    assert rows[:3] == [
+        (1, 10_001_000_000, 300_000, False),
+        (2, 10_001_000_000, 300_000, True),
+        (3, 10_001_000_000, 300_000, False),
+    ]
+    assert rows[4] == (5, 10_050_000_000, 25_000_000, True)  # a view's: odd ids sell
+    assert rows[-1] == (14, 9_999_000_000, 150_000_000, True)
