@@ -1,11 +1,8 @@
 """The feed's history tap: hands trades, book states and candles to the history writer.
 
 Everything here runs on the feed's event-loop thread, so it only keeps references to what
-the feed already decoded and gathers them into a ``TapBatch``, handed to the writer
-(``HistoryWriter`` does the rest on its own thread) once per event-loop turn — a
-``call_soon`` after the turn's first item, so the feed's thread pays one queue put per turn
-however many messages the turn handled (without a running loop, e.g. an import, each call
-hands over at once):
+the feed already decoded and appends them to the writer's ``TapLane`` (one deque append
+per item; the ``HistoryWriter`` thread takes them when it wakes and does the rest):
 
 - ``on_trade_row``: the one trade the feed just accepted, as the raw row it decoded (no
   view is built for this tap); ``on_trades``: released trades as a view (after a REST
@@ -22,7 +19,6 @@ hands over at once):
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -33,8 +29,8 @@ from services.binance.messages import KlineBar, Level
 from services.history.book_grid import implied_tick
 from services.history.live_grid import BookChange, BookCopy
 from services.history.schema import to_e8
-from services.history.segments import trades_dataset
-from services.history.writer import HistoryWriter, Key, TapBatch
+from services.history.segments import BOOK_TOP, trades_dataset
+from services.history.writer import HistoryWriter, Key
 from services.market.book_sync import BookSync
 from services.market.trade_log import TradeRow
 from services.market.views import SyncState, TradeView
@@ -51,11 +47,12 @@ class SymbolBook:
     ``bid``/``ask``: the best levels last queued (``()`` before the first call, so that one
     is always queued); ``was_live``: the LIVE state last seen, which is also the one last
     queued (every change of it is queued); ``last_ms``: the last exchange time seen;
-    ``tick``: the grid's tick (0.0 until known). ``snapshots``/``applied``: the book's
-    ``snapshots_applied``/``diffs_applied`` counters as of what the writer's copy holds
-    (``snapshots`` −1: no copy yet, or a diff was missed); ``diffs``: the levels of the
-    diffs applied since the last ``on_book``."""
+    ``key``: where its states go; ``tick``: the grid's tick (0.0 until known).
+    ``snapshots``/``applied``: the book's ``snapshots_applied``/``diffs_applied``
+    counters as of what the writer's copy holds (``snapshots`` −1: no copy yet, or a diff
+    was missed); ``diffs``: the levels of the diffs applied since the last ``on_book``."""
 
+    key: Key
     tick: float
     was_live: bool = False
     last_ms: int = 0
@@ -96,26 +93,10 @@ class HistoryRecorder:
         self._books: dict[str, SymbolBook] = {}
         self._seen: set[str] = set()
         self._trade_keys: dict[tuple[str, str], Key] = {}
-        self._batch = TapBatch()
+        self._lane = writer.lane
 
-    def _turn(self) -> TapBatch:
-        """The batch gathering this event-loop turn (its first item schedules the
-        hand-over); without a running loop, a batch of its own that ``_done`` hands over."""
-        if not self._batch.entries:
-            try:
-                asyncio.get_running_loop().call_soon(self.hand_over)
-            except RuntimeError:
-                return TapBatch()
-        return self._batch
-
-    def _done(self, batch: TapBatch) -> None:
-        if batch is not self._batch:
-            self.writer.add_batch(batch)
-
-    def hand_over(self) -> None:
-        """Queue what this turn gathered (the end of the turn; also called at stop)."""
-        batch, self._batch = self._batch, TapBatch()
-        self.writer.add_batch(batch)
+    def _symbol_book(self, symbol: str) -> SymbolBook:
+        return SymbolBook((self.market, symbol, BOOK_TOP), self.ticks.get(symbol, 0.0))
 
     def _first_trade(self, symbol: str, time_ms: int) -> None:
         self._seen.add(symbol)
@@ -129,25 +110,21 @@ class HistoryRecorder:
         key = self._trade_keys.get((symbol, kind))
         if key is None:
             key = self._trade_keys[symbol, kind] = (self.market, symbol, trades_dataset(kind))
-        batch = self._turn()
-        batch.trade_row(key, row)
-        self._done(batch)
+        self._lane.trade_row(key, row)
 
     def on_trades(self, symbol: str, trades: TradeView) -> None:
         if len(trades) == 0:
             return
         if symbol not in self._seen:
             self._first_trade(symbol, int(trades.time_ms[0]))
-        batch = self._turn()
-        batch.trade_view(self.market, symbol, trades)
-        self._done(batch)
+        self._lane.trade_view(self.market, symbol, trades)
 
     def on_levels(
         self, symbol: str, book: BookSync, bids_changed: list[Level], asks_changed: list[Level]
     ) -> None:
         rec = self._books.get(symbol)
         if rec is None:
-            rec = self._books[symbol] = SymbolBook(self.ticks.get(symbol, 0.0))
+            rec = self._books[symbol] = self._symbol_book(symbol)
         counters = book.counters
         in_step = rec.applied + 1 == counters.diffs_applied
         if in_step and rec.snapshots == counters.snapshots_applied:
@@ -161,7 +138,7 @@ class HistoryRecorder:
         # top's tuple for the writer is built only when something changed.
         rec = self._books.get(symbol)
         if rec is None:
-            rec = self._books[symbol] = SymbolBook(self.ticks.get(symbol, 0.0))
+            rec = self._books[symbol] = self._symbol_book(symbol)
         # A state change without an event (a disconnect) takes the symbol's last exchange
         # time, or before the first one the market's clock: the store keeps market time (a
         # replay plays at the recording's own time).
@@ -190,16 +167,12 @@ class HistoryRecorder:
             ask[0] if ask else 0.0,
             ask[1] if ask else 0.0,
         )
-        batch = self._turn()
-        batch.book(self.market, symbol, time_ms, live, rec.tick, top, change)
-        self._done(batch)
+        self._lane.book(rec.key, time_ms, live, rec.tick, top, change)
 
     def on_candle(self, symbol: str, candle: Candle) -> None:
         if not candle.closed or candle.interval != "1m":
             return
-        batch = self._turn()
-        batch.candles(self.market, symbol, candle_row(candle, "stream"))
-        self._done(batch)
+        self._lane.candles(self.market, symbol, candle_row(candle, "stream"))
 
 
 def _wall_ms() -> int:

@@ -103,7 +103,6 @@ class HistoryService:
         """Finish the backfill's current job, write everything buffered, stop threads."""
         self._stop.set()
         self.backfill.stop()
-        self.recorder.hand_over()  # the feed's last turn, if its loop ended before it
         self.writer.stop()
         if self._maintenance is not None:
             self._maintenance.join(10.0)

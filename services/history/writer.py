@@ -2,13 +2,15 @@
 
 Producers (the feed's taps, the REST backfill, an import) only put items on a queue — never
 blocking, never touching the disk — so a slow disk cannot delay a book update; the feed's
-tap puts one ``TapBatch`` per event-loop turn. A put does not wake the thread: it sleeps
-until the next ``flush_interval_s`` (or an explicit flush or stop), then drains the queue,
-so its work (conversion, the grid, the writes) comes once per interval instead of beside
-the feed at every message. It buffers rows per (market, symbol, dataset) and writes a
-segment per buffer every ``flush_interval_s`` (or sooner when ``max_rows`` pile up). A kill
--9 loses at most the rows of the last interval plus what is queued; the next start's
-backfill fetches those trades again from REST.
+tap appends what it records to the writer's ``TapLane`` (one deque append per item: no
+lock, no wake-up, no hand-over per message or per turn). A put does not wake the thread:
+it sleeps until the next ``flush_interval_s`` (or an explicit flush or stop), then takes
+everything in the lane and drains the queue, so its work (conversion, the grid, the
+writes) comes once per interval instead of beside the feed at every message. It buffers
+rows per (market, symbol, dataset) and writes a segment per buffer every
+``flush_interval_s`` (or sooner when ``max_rows`` pile up). A kill -9 loses at most the
+rows of the last interval plus what is queued; the next start's backfill fetches those
+trades again from REST.
 
 Exactly once: per trade dataset the writer knows the highest id stored (from the segment
 names, at its first batch) and keeps only ids above it from live batches; a *fill* batch
@@ -27,6 +29,7 @@ import logging
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -142,44 +145,57 @@ def columns_of(dataset: str) -> dict[str, pl.DataType]:
     return schema.TRADES if dataset.startswith("trades-") else COLUMNS[dataset]
 
 
-class TapBatch:
-    """Items a feed tap gathers on the feed's thread and hands to the writer as one queue
-    item (``HistoryWriter.add_batch``): appending here costs a list append, so the feed's
-    thread pays one queue put (and wakes the writer once) per batch, not per message."""
+class TapLane:
+    """Where a feed tap leaves what it records, on the feed's thread: each item is one
+    ``deque`` append (thread-safe without a lock; nothing is handed over per message or per
+    event-loop turn, nothing wakes the writer). The writer thread takes everything in the
+    lane, in order, each time it wakes (its interval, a flush, a stop). ``since``: when the
+    oldest item now in the lane was added (``stats().lag_s``)."""
 
-    __slots__ = ("entries",)
+    __slots__ = ("entries", "since")
 
     def __init__(self) -> None:
-        self.entries: list[tuple[str, Key, object]] = []
+        self.entries: deque[tuple[str, Key, object]] = deque()
+        self.since = 0.0
 
     def trade_row(self, key: Key, row: tuple[int, int, float, float, bool]) -> None:
         """One trade as the feed decoded it (id, time ms, price, qty, buyer is maker);
         ``key``: (market, symbol, its trades dataset)."""
-        self.entries.append(("row", key, row))
+        entries = self.entries
+        if not entries:
+            self.since = time.monotonic()
+        entries.append(("row", key, row))
 
     def trade_view(self, market: str, symbol: str, trades: TradeView) -> None:
         """Released trades as the feed hands them over (converted on the writer's thread)."""
-        self.entries.append(("view", (market, symbol, trades_dataset(trades.kind)), trades))
+        entries = self.entries
+        if not entries:
+            self.since = time.monotonic()
+        entries.append(("view", (market, symbol, trades_dataset(trades.kind)), trades))
 
     def book(
         self,
-        market: str,
-        symbol: str,
+        key: Key,
         time_ms: int,
         live: bool,
         tick: float,
         top: tuple[float, float, float, float],
         change: BookChange,
     ) -> None:
-        """One book state: ``top`` = (best bid, its qty, best ask, its qty), 0.0 for an
-        empty side; ``change``: what set its levels since the last state."""
-        self.entries.append(
-            ("book", (market, symbol, BOOK_TOP), (time_ms, live, tick, top, change))
-        )
+        """One book state (``key``: (market, symbol, ``book-top``)): ``top`` = (best bid,
+        its qty, best ask, its qty), 0.0 for an empty side; ``change``: what set its levels
+        since the last state."""
+        entries = self.entries
+        if not entries:
+            self.since = time.monotonic()
+        entries.append(("book", key, (time_ms, live, tick, top, change)))
 
     def candles(self, market: str, symbol: str, columns: dict[str, np.ndarray]) -> None:
         """1-minute candles (columns of ``schema.CANDLES``)."""
-        self.entries.append(("rows", (market, symbol, CANDLES_1M), columns))
+        entries = self.entries
+        if not entries:
+            self.since = time.monotonic()
+        entries.append(("rows", (market, symbol, CANDLES_1M), columns))
 
 
 class HistoryWriter:
@@ -210,6 +226,7 @@ class HistoryWriter:
         self._drained = threading.Condition()
         self._wake = threading.Event()  # set by flush() and stop() only
         self._pending_items = 0
+        self.lane = TapLane()
         self.on_hole: HoleHandler | None = None
 
     # -- producer side (any thread, never blocks on I/O) --------------------------------
@@ -226,11 +243,6 @@ class HistoryWriter:
         (first id, last id) a REST backfill fills; only ids inside it are kept."""
         self._put(_Item("fill" if fill else "trades", (market, symbol, trades_dataset(kind)),
                         (columns, fill)))  # fmt: skip
-
-    def add_batch(self, batch: TapBatch) -> None:
-        """Queue what a feed tap gathered in one event-loop turn, as one item."""
-        if batch.entries:
-            self._put(_Item("batch", ("", "", ""), batch.entries))
 
     def add_candles(self, market: str, symbol: str, columns: dict[str, np.ndarray]) -> None:
         """Queue 1-minute candles (columns of ``schema.CANDLES``)."""
@@ -297,10 +309,13 @@ class HistoryWriter:
     def stats(self) -> WriterStats:
         with self._stats_lock:
             stats = WriterStats(**{f: getattr(self._stats, f) for f in WriterStats.__slots__})
-        stats.queued = self._queue.qsize()
+        lane = self.lane
+        stats.queued = self._queue.qsize() + len(lane.entries)
         oldest = [b.first_at for b in self._buffers.values() if b.rows]
         if self._oldest_queued is not None:
             oldest.append(self._oldest_queued)
+        if lane.entries:
+            oldest.append(lane.since)
         stats.lag_s = time.monotonic() - min(oldest) if oldest else 0.0
         return stats
 
@@ -360,11 +375,10 @@ class HistoryWriter:
             return _Item("tick", ("", "", ""), None)
 
     def _handle(self, item: _Item) -> None:
+        self._take_lane()
         if item.kind in ("tick", "flush"):
             return
-        if item.kind == "batch":
-            self._handle_batch(item.payload, item.at)  # type: ignore[arg-type]
-        elif item.kind in {"trades", "fill"}:
+        if item.kind in {"trades", "fill"}:
             columns, fill = item.payload  # type: ignore[misc]
             self._add_trades(item.key, columns, fill, item.at)
         elif item.kind == "book":
@@ -372,8 +386,20 @@ class HistoryWriter:
         else:
             self._buffer(item.key).add(item.payload, item.at)  # type: ignore[arg-type]
 
+    def _take_lane(self) -> None:
+        """Everything the taps left in the lane so far, in order, as one batch."""
+        lane = self.lane.entries
+        if not lane:
+            return
+        at = self.lane.since
+        taken = []
+        take = lane.popleft
+        while lane:
+            taken.append(take())
+        self._handle_batch(taken, at)
+
     def _handle_batch(self, entries: list[tuple[str, Key, object]], at: float) -> None:
-        """A tap's batch in order; each dataset's trades (rows and views, in order) are
+        """Tap entries in order; each dataset's trades (rows and views, in order) are
         converted together."""
         trades: dict[Key, list[list | TradeView]] = {}
         for kind, key, payload in entries:

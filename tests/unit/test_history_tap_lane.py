@@ -1,5 +1,6 @@
-"""The history tap hands the writer one batch per event-loop turn, and the writer — woken
-only by its flush interval, a flush or a stop — still writes every row on time: real
+"""The history tap leaves what it records in the writer's lane — nothing is put on the
+writer's queue, nothing wakes it, per message or per event-loop turn — and the writer,
+woken only by its flush interval, a flush or a stop, still writes every row on time: real
 writer thread, real Parquet files."""
 
 from __future__ import annotations
@@ -24,18 +25,8 @@ def _trades(first: int, n: int) -> TradeView:
     )  # fmt: skip
 
 
-class _Counting(HistoryWriter):
-    def __init__(self, root: Path, **kwargs) -> None:
-        super().__init__(root, **kwargs)
-        self.batches: list[int] = []
-
-    def add_batch(self, batch) -> None:
-        self.batches.append(len(batch.entries))
-        super().add_batch(batch)
-
-
-def test_one_batch_per_loop_turn_and_every_trade_stored(tmp_path: Path) -> None:
-    writer = _Counting(tmp_path, flush_interval_s=3600.0).start()
+def test_the_tap_queues_nothing_and_every_trade_is_stored(tmp_path: Path) -> None:
+    writer = HistoryWriter(tmp_path, flush_interval_s=3600.0).start()
     recorder = HistoryRecorder(writer, "spot")
 
     async def feed() -> None:
@@ -45,21 +36,15 @@ def test_one_batch_per_loop_turn_and_every_trade_stored(tmp_path: Path) -> None:
             await asyncio.sleep(0)
 
     asyncio.run(feed())
-    assert writer.batches == [3] * 5
+    assert writer._queue.qsize() == 0  # nothing put, nothing to wake the thread
+    assert len(writer.lane.entries) == 15
+    stats = writer.stats()
+    assert stats.queued == 15 and stats.lag_s > 0  # what waits in the lane is reported
     assert writer.flush()
+    assert len(writer.lane.entries) == 0 and writer.stats().lag_s == 0
     writer.stop()
     ids = HistoryReader(tmp_path).trade_frame("spot", "BTCUSDT")["trade_id"].to_list()
     assert ids == list(range(1, 151))
-
-
-def test_without_a_loop_each_call_is_handed_over(tmp_path: Path) -> None:
-    writer = _Counting(tmp_path, flush_interval_s=3600.0).start()
-    recorder = HistoryRecorder(writer, "spot")
-    recorder.on_trades("BTCUSDT", _trades(1, 5))
-    recorder.on_trades("BTCUSDT", _trades(6, 5))
-    assert writer.batches == [1, 1]
-    writer.stop()
-    assert HistoryReader(tmp_path).stats("spot", "BTCUSDT")["trades"] == 10
 
 
 def test_the_writer_writes_by_its_interval_without_being_woken(tmp_path: Path) -> None:
@@ -79,7 +64,7 @@ def test_rows_and_views_in_one_turn_are_stored_in_id_order(tmp_path: Path) -> No
     """The feed hands the recorder its trades as raw rows (one trade accepted) and as views
     (several released at once after a backfill), interleaved in one turn: every trade is
     stored once, in id order, with its exact price, quantity and side."""
-    writer = _Counting(tmp_path, flush_interval_s=3600.0).start()
+    writer = HistoryWriter(tmp_path, flush_interval_s=3600.0).start()
     recorder = HistoryRecorder(writer, "spot")
 
     async def feed() -> None:
@@ -92,7 +77,7 @@ def test_rows_and_views_in_one_turn_are_stored_in_id_order(tmp_path: Path) -> No
         await asyncio.sleep(0)
 
     asyncio.run(feed())
-    assert writer.batches == [5]
+    assert len(writer.lane.entries) == 5
     writer.stop()
     frame = HistoryReader(tmp_path).trade_frame("spot", "BTCUSDT")
     assert frame["trade_id"].to_list() == list(range(1, 15))
