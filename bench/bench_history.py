@@ -246,7 +246,7 @@ def run(tmp: Path) -> None:
 
     stored = tmp / "stored"
     _build_stored(stored, recorded_root)
-    files = [str(s.path) for s in all_segments(stored)]
+    files = [str(s.path) for s in all_segments(stored) if "trades-trade" in s.path.parts]
     stored_bytes = sum(Path(f).stat().st_size for f in files)
     reader = HistoryReader(stored)
     market, symbol = "spot", "BTCUSDT"
