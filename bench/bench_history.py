@@ -102,7 +102,8 @@ def _replay(
     stand-in for the writer's 1 s flushes and compaction is outside the timed part, but its
     work between turns (650× as often as live: once per market second) leaves the feed
     thread's next turns with cold caches and more garbage to collect. ``flushing`` False:
-    the writer sleeps until the end (the tap's own cost, without that)."""
+    the tap alone — what it leaves in the writer's lane is taken away (not written) once
+    per market second, so the feed thread pays the tap's own cost and nothing else."""
     return asyncio.run(_replay_turns(turns, root, flushing))
 
 
@@ -143,9 +144,14 @@ async def _replay_turns(
         n = len(turn)
         wall.extend([(time.perf_counter() - t0) / n] * n)
         cpu.extend([(time.thread_time() - c0) / n] * n)
-        if writer is None or root is None or not flushing:
+        if writer is None or root is None:
             continue
         now_s = (getattr(turn[-1][1], "E", 0) or 0) // 1000
+        if not flushing:
+            if now_s >= next_flush:  # taken away each market second, written never
+                writer.lane.entries.clear()
+                next_flush = now_s + 1
+            continue
         if now_s >= next_flush:  # the writer's 1 s flush, in market time
             writer.flush()
             next_flush = now_s + 1
