@@ -92,7 +92,7 @@ class HistoryRecorder:
         self.on_new_symbol = on_new_symbol
         self._books: dict[str, SymbolBook] = {}
         self._seen: set[str] = set()
-        self._trade_keys: dict[tuple[str, str], Key] = {}
+        self._trade_keys: dict[str, tuple[str, Key]] = {}
         self._lane = writer.lane
 
     def _symbol_book(self, symbol: str) -> SymbolBook:
@@ -105,12 +105,12 @@ class HistoryRecorder:
 
     def on_trade_row(self, symbol: str, kind: str, row: TradeRow) -> None:
         """The trade just accepted: (id, time ms, price, qty, buyer is maker)."""
-        if symbol not in self._seen:
-            self._first_trade(symbol, row[1])
-        key = self._trade_keys.get((symbol, kind))
-        if key is None:
-            key = self._trade_keys[symbol, kind] = (self.market, symbol, trades_dataset(kind))
-        self._lane.trade_row(key, row)
+        known = self._trade_keys.get(symbol)  # (kind, key): one lookup per trade
+        if known is None or known[0] != kind:
+            if symbol not in self._seen:
+                self._first_trade(symbol, row[1])
+            known = self._trade_keys[symbol] = (kind, (self.market, symbol, trades_dataset(kind)))
+        self._lane.trade_row(known[1], row)
 
     def on_trades(self, symbol: str, trades: TradeView) -> None:
         if len(trades) == 0:
