@@ -3,7 +3,8 @@
 The feed's thread only decides whether a message concerns a rule (one dictionary lookup
 for a symbol without rules, nothing else) and, when it does, puts what the message carried
 on a queue — a ``deque`` the alert thread polls every ``POLL_S`` (1 ms), so appending costs
-no lock and no wake-up call: a trade's fields (``on_trade``), a released batch
+no lock and no wake-up call: a trade released alone as its row (``on_trade_row``: the feed
+builds no ``TradeView`` for it), a released batch
 (``on_trades``, an immutable ``TradeView``), a diff's already-decoded levels with the
 book's update id and event time after it (``on_levels``), or a sync-state change
 (``on_book``). The alert thread takes them in the feed's order and hands them to the
@@ -36,6 +37,7 @@ from services.alerts.tap import AlertTap
 from services.binance.messages import Level
 from services.market.book_sync import BookSync
 from services.market.order_book import OrderBook
+from services.market.trade_log import TradeRow
 from services.market.views import SyncState, TradeView
 from services.store import Candle
 
@@ -57,7 +59,7 @@ class MirrorBook:
 
 
 class AlertThread:
-    """A ``FeedTap`` (with ``on_levels`` and ``on_trade``) queuing the feed's messages for
+    """A ``FeedTap`` (with ``on_levels`` and ``on_trade_row``) queuing the feed's messages for
     ``tap``, evaluated on the thread ``start()`` begins (see the module docstring)."""
 
     def __init__(self, tap: AlertTap) -> None:
@@ -104,12 +106,10 @@ class AlertThread:
 
     # -- FeedTap, on the feed's thread ------------------------------------------------------
 
-    def on_trade(
-        self, symbol: str, trade_id: int, time_ms: int, price: float, qty: float, buyer_maker: bool
-    ) -> None:
+    def on_trade_row(self, symbol: str, kind: str, row: TradeRow) -> None:
         index = self.tap.index
         if symbol in index.trade_symbols or index.any_trades:
-            self._put((_TRADE, symbol, trade_id, time_ms, price, qty, buyer_maker))
+            self._put((_TRADE, symbol, row))
 
     def on_trades(self, symbol: str, trades: TradeView) -> None:
         index = self.tap.index
@@ -194,7 +194,7 @@ class AlertThread:
             tap.on_levels(symbol, mirror, bids, asks)  # type: ignore[arg-type]
             tap.on_book(symbol, mirror)  # type: ignore[arg-type]
         elif tag == _TRADE:
-            _, symbol, trade_id, time_ms, price, qty, buyer_maker = item
+            _, symbol, (trade_id, time_ms, price, qty, buyer_maker) = item
             side = -1.0 if buyer_maker else 1.0
             tap.on_rows(symbol, Trades([trade_id], [time_ms], [price], [qty], [side]))
         elif tag == _TRADES:

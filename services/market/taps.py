@@ -18,16 +18,17 @@ What each call guarantees:
   sync state. Read what you need right away (``book.state``, ``book.book.best_bid()``,
   ``book.book.bid_arrays(n)``); never keep a reference, the next frame mutates it.
 - ``on_candle(symbol, candle)``: after each kline frame (the bar so far, or closed).
+- ``on_trade_row(symbol, kind, row)`` — optional, called only on taps that define it:
+  the one trade just accepted and released, as decoded (``row``: a
+  ``trade_log.TradeRow``; ``kind``: the log's, ``aggTrade`` or ``trade``), instead of
+  ``on_trades`` with a one-trade view, which costs the feed a view per trade. Several
+  trades released at once (after a backfill) still come as ``on_trades``.
 - ``on_levels(symbol, book, bids_changed, asks_changed)`` — optional, called only on taps
   that define it: right after each diff is applied to the book (before that diff's
   ``on_book``), with the ``(price, qty)`` levels it set (qty 0: removed), so a tap can
   follow the book in O(levels changed). Not called for the diffs a snapshot replays from
   its buffer: the ``on_book`` after a snapshot has a new ``book.last_update_id`` and the
   tap reads the book afresh.
-- ``on_trade(symbol, trade_id, time_ms, price, qty, buyer_maker)`` — optional, called only
-  on taps that define it, *instead of* ``on_trades`` when a message released exactly one
-  trade (the usual case): its fields as the message gave them (``qty`` ≥ 0;
-  ``buyer_maker`` true means the taker sold), with no ``TradeView`` built for it.
 """
 
 from __future__ import annotations
@@ -55,12 +56,4 @@ class LevelTap(FeedTap, Protocol):
 
     def on_levels(
         self, symbol: str, book: BookSync, bids_changed: list[Level], asks_changed: list[Level]
-    ) -> None: ...
-
-
-class RowTap(FeedTap, Protocol):
-    """A ``FeedTap`` that takes a trade released alone as its fields (``on_trade``)."""
-
-    def on_trade(
-        self, symbol: str, trade_id: int, time_ms: int, price: float, qty: float, buyer_maker: bool
     ) -> None: ...

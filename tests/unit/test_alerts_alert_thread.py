@@ -1,6 +1,6 @@
 """The alert thread's inputs equal the feed's, on the 2021 recording through a real ``Feed``:
 
-- a trade released alone reaches a tap's ``on_trade`` with exactly the row the feed's
+- a trade released alone reaches a tap's ``on_trade_row`` with exactly the row the feed's
   ``TradeView`` would have held, and trades released otherwise (after a gap) still come as
   a view, in id order, none twice;
 - the ``AlertThread``'s mirror of each ruled book equals the feed's book once its queue is
@@ -26,10 +26,11 @@ class RowsAndViews:
         self.trades: list[tuple[str, int, int, float, float, float]] = []
         self.alone = self.batches = 0
         if rows:
-            self.on_trade = self._on_trade
+            self.on_trade_row = self._on_trade_row
 
-    def _on_trade(self, symbol, trade_id, time_ms, price, qty, buyer_maker) -> None:
+    def _on_trade_row(self, symbol, kind, row) -> None:
         self.alone += 1
+        trade_id, time_ms, price, qty, buyer_maker = row
         self.trades.append((symbol, trade_id, time_ms, price, qty, -1.0 if buyer_maker else 1.0))
 
     def on_trades(self, symbol: str, trades: TradeView) -> None:
@@ -63,7 +64,7 @@ def replay(feed, skip_trade=lambda i: False, at=None) -> None:
             feed._tap_book(symbol, feed._symbols[symbol])
 
 
-def test_a_trade_released_alone_reaches_on_trade_as_the_view_would_hold_it():
+def test_a_trade_released_alone_reaches_on_trade_row_as_the_view_would_hold_it():
     from bench.bench_alerts import new_feed
 
     rows, views = RowsAndViews(rows=True), RowsAndViews(rows=False)
