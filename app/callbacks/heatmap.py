@@ -14,6 +14,7 @@ from dash import ClientsideFunction, Input, Output, State
 from app import ids
 from app.callbacks import derived
 from app.callbacks.derived import DerivedCache
+from app.callbacks.past_trades import range_trades
 from components.flow_filter import notional_band
 from components.heatmap import (
     DEFAULT_CUTOFF_PCT,
@@ -27,10 +28,11 @@ from components.heatmap import (
     time_bucket_for,
 )
 from components.theme import create_notice_figure
-from services.analytics.flow_filter import FlowFilter
+from services.analytics.flow_filter import FlowFilter, filter_trades
 from services.analytics.footprint import auto_row_ticks, trades_between
 from services.analytics.heatmap import LiquidityHeatmap, liquidity_heatmap, trade_dots
 from services.history.book_heatmap import RecordedBook, with_live
+from services.history.reader import HistoryReader
 from services.market.book_samples import book_samples_of
 from services.store import MarketStore, SymbolSnapshot
 
@@ -129,8 +131,15 @@ def _dots(
     end_ms: int,
     bucket_ms: int,
     row_ticks: int,
+    reader: HistoryReader | None = None,
 ) -> dict[str, np.ndarray]:
-    view = derived.filtered_trades(cache, snapshot, band.min_notional, band.max_notional)
+    """Trade dots in [start, end) within the flow filter: from the live window, and with a
+    history ``reader`` from the stored trades for the part before it."""
+    trades = range_trades(snapshot, reader, start_ms, cached=False)
+    if trades is snapshot.trades:
+        view = derived.filtered_trades(cache, snapshot, band.min_notional, band.max_notional)
+    else:
+        view = filter_trades(trades, band)
     d = trade_dots(
         trades_between(view, start_ms, end_ms),
         time_bucket_ms=bucket_ms,
@@ -215,7 +224,8 @@ def render_heatmap(
         low=low, high=high, row_ticks=row_ticks, unit=unit, recorded=recorded,
     )  # fmt: skip
     unit_label = info.quote_asset if unit == "quote" else info.base_asset
-    dots = _dots(cache, snapshot, band, start, end, bucket, row_ticks)
+    reader = recorded.reader if recorded is not None else None
+    dots = _dots(cache, snapshot, band, start, end, bucket, row_ticks, reader)
     layer = create_heatmap_layer(
         rev=rev, start_ms=start, end_ms=end, bucket_ms=bucket, keep=range_ms // bucket,
         price=grid.price, price_bucket=grid.price_bucket, bids=grid.bids, asks=grid.asks,
