@@ -105,7 +105,6 @@ def create_main_panel() -> dbc.Card:
                 [
                     create_graph(ids.HEATMAP_CHART, style={"height": "100%"}),
                     dcc.Store(id=ids.HEATMAP_LAYER),
-                    dcc.Store(id=ids.HEATMAP_PAINTED),
                     dcc.Store(id=ids.HEATMAP_REDRAW),
                 ],
                 id=ids.HEATMAP_BOX,

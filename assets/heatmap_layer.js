@@ -90,6 +90,7 @@
     });
     m.x0 += drop * m.dx;
     m.end = p.end;
+    layer.appended = (layer.appended || 0) + 1;
     var dots = m.dots;
     var firstKept = 0;
     while (firstKept < dots.t.length && dots.t[firstKept] < m.x0) firstKept++;
@@ -308,7 +309,7 @@
         });
         return { rev: m.rev, columns: m.z.length, x0: m.x0, end: m.end, dx: m.dx, rows: m.rows,
           y0: m.y0, dy: m.dy, cells: cells, dots: m.dots.t.length, canvas: !!layer.canvas,
-          resyncs: layer.resyncs || 0 };
+          resyncs: layer.resyncs || 0, appended: layer.appended || 0 };
       },
       paint: function (payload, graphId, redrawId) {
         var no = window.dash_clientside.no_update;

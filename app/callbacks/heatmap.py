@@ -357,7 +357,6 @@ def register(
 
     app.clientside_callback(
         ClientsideFunction(namespace="heatmapLayer", function_name="paint"),
-        Output(ids.HEATMAP_PAINTED, "data"),
         Input(ids.HEATMAP_LAYER, "data"),
         State(ids.HEATMAP_CHART, "id"),
         State(ids.HEATMAP_REDRAW, "id"),

@@ -64,15 +64,18 @@ def test_heatmap_renders_grows_live_and_keeps_zoom(dash_duo, replay_store, tmp_p
     assert 100 <= first["rows"] <= 201 and first["columns"] == 300
     # the replay's clock (the recording's 2021 times), as its trades: the dots land on it
     assert first["last"] < 1_700_000_000_000
-    assert first["xauto"] and first["xright"] == pytest.approx(first["end"], abs=1)
+    # the x axis follows the drawn columns (Plotly moves it in the frame after the paint)
+    until(lambda: abs((s := state(dash_duo, HEATMAP_STATE_JS))["xright"] - s["end"]) <= 1, 10)
+    assert state(dash_duo, HEATMAP_STATE_JS)["xauto"]
     until(lambda: state(dash_duo, HEATMAP_STATE_JS)["dots"] > 0, timeout=10)
     low, high = first["yrange"]
     assert 57_000 < low < high < 59_000
     # live columns arrive as layers (same drawing, no new figure) and the x axis follows them
     until(lambda: state(dash_duo, HEATMAP_STATE_JS)["end"] >= first["end"] + 2000, timeout=10)
     grown = state(dash_duo, HEATMAP_STATE_JS)
-    assert grown["rev"] == first["rev"] and grown["columns"] == 300
-    assert grown["xright"] == pytest.approx(grown["end"], abs=1) and grown["painted"] > 500
+    assert grown["appended"] > first["appended"] and grown["columns"] == 300
+    assert grown["painted"] > 500
+    until(lambda: abs((s := state(dash_duo, HEATMAP_STATE_JS))["xright"] - s["end"]) <= 1, 10)
     # a click (not a drag) on the plot starts a price alert at the price under the pointer
     left, top, width, height = first["box"]
     dash_duo.driver.execute_script(
