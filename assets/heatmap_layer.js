@@ -309,7 +309,8 @@
         });
         return { rev: m.rev, columns: m.z.length, x0: m.x0, end: m.end, dx: m.dx, rows: m.rows,
           y0: m.y0, dy: m.dy, cells: cells, dots: m.dots.t.length, canvas: !!layer.canvas,
-          resyncs: layer.resyncs || 0, appended: layer.appended || 0 };
+          resyncs: layer.resyncs || 0, appended: layer.appended || 0, unit: m.unit,
+          upper: m.upper, lower: m.lower };
       },
       paint: function (payload, graphId, redrawId) {
         var no = window.dash_clientside.no_update;

@@ -57,7 +57,7 @@ def test_heatmap_renders_grows_live_and_keeps_zoom(dash_duo, replay_store, tmp_p
     store, _feed = replay_store
     alerts = make_alerts(Settings(alerts_dir=tmp_path, history=False))  # the price alert form
     start(dash_duo, store, "/BTCUSDT?view=heatmap", alerts)
-    until(lambda: (state(dash_duo, HEATMAP_STATE_JS) or {}).get("cells", 0) > 50, timeout=15)
+    until(lambda: (state(dash_duo, HEATMAP_STATE_JS) or {}).get("cells", 0) > 50, timeout=30)
     until(lambda: state(dash_duo, HEATMAP_STATE_JS)["painted"] > 500, timeout=10)
     first = state(dash_duo, HEATMAP_STATE_JS)
     assert first["aligned"], "the canvas layer covers exactly Plotly's plot area"
@@ -100,6 +100,22 @@ def test_heatmap_renders_grows_live_and_keeps_zoom(dash_duo, replay_store, tmp_p
     assert later["columns"] == 300, "new columns are appended and as many dropped"
     assert later["yrange"] == pytest.approx(zoom), "the user's zoom survives live updates"
     assert later["painted"] > 0 and later["aligned"]
+    # hover names the cell under the pointer; the notional toggle redraws in quote units
+    left, top, width, height = later["box"]
+    dash_duo.driver.execute_script(
+        "document.querySelector('#heatmap-chart .nsewdrag').dispatchEvent(new MouseEvent("
+        "'mousemove', {bubbles: true, clientX: arguments[0], clientY: arguments[1]}));",
+        left + width * 0.9, top + height / 2,
+    )  # fmt: skip
+    tip = dash_duo.find_element("#heatmap-chart .heatmap-tip")
+    assert tip.is_displayed() and "price" in tip.text
+    dash_duo.driver.execute_script(
+        "[...document.querySelectorAll('#heatmap-unit label')]"
+        ".find(l => l.textContent === 'notional').click();"
+    )
+    until(lambda: state(dash_duo, HEATMAP_STATE_JS)["unit"] == "USDT", timeout=10)
+    quote = state(dash_duo, HEATMAP_STATE_JS)
+    assert quote["upper"] > later["upper"] * 1000, "notional: size × price"
     assert dash_duo.find_element("#depth-chart .js-plotly-plot")
     assert dash_duo.find_element("#trade-tape .tape-row")
     assert dash_duo.get_logs() == []
