@@ -342,7 +342,10 @@
           painted(gd, "painted");
           requestAnimationFrame(function () {
             setTimeout(function () {
-              var moved = Object.assign({}, gd.data[0], { x: next });
+              /* not when a new drawing (figure and layer) replaced this one meanwhile */
+              var current = gd.data && gd.data[0];
+              if (layer.model !== m || !current || current.name !== span.name) return;
+              var moved = Object.assign({}, current, { x: [m.x0, m.x0 + m.z.length * m.dx] });
               window.Plotly.react(gd, [moved].concat(gd.data.slice(1)), gd.layout)
                 .then(function () { painted(gd, "axes"); });
             }, 0);
