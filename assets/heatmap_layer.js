@@ -128,7 +128,7 @@
       tip.className = "heatmap-tip";
       tip.style.cssText = "display:none;position:absolute;pointer-events:none;z-index:5;" +
         "background:#222;color:#dee2e6;font-size:11px;padding:4px 6px;border-radius:3px;" +
-        "white-space:nowrap;border:1px solid #444";
+        "white-space:pre;border:1px solid #444";
       container.appendChild(tip);
       layer.tip = tip;
     }
@@ -240,14 +240,14 @@
     for (var i = d.t.length - 1; i >= 0; i--) {
       var dx = xa.l2p(d.t[i]) - px, dy = ya.l2p(d.p[i]) - py, r = d.s[i] / 2 + 2;
       if (dx * dx + dy * dy <= r * r) {
-        return (d.side[i] > 0 ? "taker buys" : "taker sells") + "<br>" + clock(d.t[i]) +
-          "<br>price " + d.p[i].toFixed(m.pd) + "<br>qty " + d.q[i];
+        return (d.side[i] > 0 ? "taker buys" : "taker sells") + "\n" + clock(d.t[i]) +
+          "\nprice " + d.p[i].toFixed(m.pd) + "\nqty " + d.q[i];
       }
     }
     var t = xa.p2l(px), price = ya.p2l(py);
     var c = Math.floor((t - m.x0) / m.dx), r2 = Math.floor((price - m.y0) / m.dy);
     if (c < 0 || c >= m.z.length || r2 < 0 || r2 >= m.rows) return null;
-    var head = clock(m.x0 + c * m.dx) + "<br>price " + price.toFixed(m.pd) + "<br>";
+    var head = clock(m.x0 + c * m.dx) + "\nprice " + price.toFixed(m.pd) + "\n";
     if (!m.live[c]) return head + "book not live";
     var v = m.z[c][r2];
     return head + "resting " + (v === null ? "–" : Math.abs(v) + " " + m.unit +
@@ -273,7 +273,7 @@
       var at = plotPoint(gd, layer, evt);
       var text = at && pick(layer, at.xa, at.ya, at.px, at.py);
       if (!text || evt.buttons) { layer.tip.style.display = "none"; return; }
-      layer.tip.innerHTML = text;
+      layer.tip.textContent = text;
       layer.tip.style.left = (at.xa._offset + at.px + 14) + "px";
       layer.tip.style.top = (at.ya._offset + at.py + 14) + "px";
       layer.tip.style.display = "block";
