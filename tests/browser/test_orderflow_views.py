@@ -78,7 +78,9 @@ def test_heatmap_renders_grows_live_and_keeps_zoom(dash_duo, replay_store, tmp_p
     assert grown["painted"] > 500
     until(lambda: abs((s := state(dash_duo, HEATMAP_STATE_JS))["xright"] - s["end"]) <= 1, 10)
     # a click (not a drag) on the plot starts a price alert at the price under the pointer
-    left, top, width, height = first["box"]
+    # (the band follows the mid: the price is read against the band drawn at the click)
+    before = state(dash_duo, HEATMAP_STATE_JS)
+    left, top, width, height = before["box"]
     dash_duo.driver.execute_script(
         "const c = document.querySelector('#heatmap-chart .nsewdrag');"
         "const o = {bubbles: true, clientX: arguments[0], clientY: arguments[1], buttons: 1};"
@@ -89,7 +91,11 @@ def test_heatmap_renders_grows_live_and_keeps_zoom(dash_duo, replay_store, tmp_p
     )  # fmt: skip
     until(lambda: dash_duo.find_element("#alerts-threshold").get_attribute("value"), timeout=10)
     price = float(dash_duo.find_element("#alerts-threshold").get_attribute("value"))
-    assert low < price < high and abs(price - (low + high) / 2) < (high - low) * 0.05
+    after = state(dash_duo, HEATMAP_STATE_JS)
+    assert any(
+        b < price < t and abs(price - (b + t) / 2) < (t - b) * 0.05
+        for b, t in (before["yrange"], after["yrange"])
+    ), (price, before["yrange"], after["yrange"])
     zoom = [low + (high - low) * 0.4, low + (high - low) * 0.6]
     dash_duo.driver.execute_script(
         GRAPH.format(sel="#heatmap-chart") + f"Plotly.relayout(g, {{'yaxis.range': {zoom}}});"
