@@ -19,8 +19,8 @@
   const BOOK_LEVELS = 200;
   const DEPTH_PAINT_MS = 2000;  // a Plotly redraw is the page's costliest work: keep it rare
   const DEFAULT_TIERS = [100000, 250000, 1000000];
-  const FLOW_PAINT_MS = 1000;  // the flow panel repaints at most once a second
-  const QUIET_MS = 40;  // a chart redraw waits for this long a pause in the trades ...
+  const FLOW_PAINT_MS = 2000;  // the flow panel repaints at most every 2 s
+  const QUIET_MS = 100;  // a chart redraw waits for this long a pause in the trades
   const RECENTRE_SHARE = 0.5;  // (the depth chart recentres as app/callbacks/depth.py does)
   const STATUS_STALE_MS = 3000;  // no status message for this long: the polled bar is back
   const RECENT_TRADES = 5000;  // streamed trades kept to apply to a seed that arrives late
