@@ -65,7 +65,6 @@ class StatusRelay:
         sub: Latest[bytes] = Latest(status_message(self.store, symbol, time.time()))
         with self._lock:
             self._subs[symbol].add(sub)
-        self._poller.start()
         return sub
 
     def unsubscribe(self, symbol: str, sub: Latest[bytes]) -> None:
@@ -97,6 +96,10 @@ class StatusRelay:
             for sub in subs:
                 sub.offer(message)
         return len(watched)
+
+    def start(self) -> None:
+        """Tick in a daemon thread (once; later calls do nothing)."""
+        self._poller.start()
 
     def stop(self) -> None:
         self._poller.stop()

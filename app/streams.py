@@ -191,6 +191,7 @@ def _serve_status(
     with _session(ws):
         if (name := _admit(ws, store, symbol)) is None:
             return
+        relay.start()
         sub = relay.subscribe(name)
         try:
             _serve_latest(ws, sub, send_buffer, 0.0, lambda m: m)
