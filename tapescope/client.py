@@ -91,7 +91,12 @@ class Client:
             return await self._asset(symbol, "trade-stats", start=start, end=end)
         return await self._asset(symbol, "trade-stats", window=window)
 
-    async def trade_flow(self, symbol: str, window: int | str = 100) -> dict[str, Any]:
+    async def trade_flow(
+        self, symbol: str, window: int | str = 100, *, start: str | int | None = None,
+        end: str | int | None = None,
+    ) -> dict[str, Any]:  # fmt: skip
+        if start is not None or end is not None:
+            return await self._asset(symbol, "trade-flow", start=start, end=end)
         if isinstance(window, int):
             return await self._asset(symbol, "trade-flow", trades=window)
         return await self._asset(symbol, "trade-flow", window=window)

@@ -127,8 +127,13 @@ class Session:
             return await self._range("trade-stats", symbol, start, end, {})
         return metrics.trade_stats(self.cache, self._snapshot(symbol), window)
 
-    async def trade_flow(self, symbol: str, window: int | str = 100) -> dict[str, Any]:
-        """Buy vs sell aggression over the last ``window`` trades (or a time window)."""
+    async def trade_flow(
+        self, symbol: str, window: int | str = 100, *, start: Time = None, end: Time = None
+    ) -> dict[str, Any]:
+        """Buy vs sell aggression over the last ``window`` trades (or a time window), or
+        over the stored range ``start``..``end`` (the session's history)."""
+        if start is not None or end is not None:
+            return await self._range("trade-flow", symbol, start, end, {})
         return metrics.trade_flow(self.cache, self._snapshot(symbol), window)
 
     async def large_trades(self, symbol: str, threshold: float = 10.0) -> dict[str, Any]:

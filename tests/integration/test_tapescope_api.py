@@ -123,7 +123,7 @@ def test_the_distribution_has_one_top_level_package_and_finds_its_repository(tmp
 
 @pytest.mark.timeout(60)
 async def test_stored_ranges_give_the_json_api_numbers(history_2021, manifest):
-    """Trade stats and the volume profile over a stored range (real Parquet from the
+    """Trade stats, flow and the volume profile over a stored range (real Parquet from the
     history writer): the in-process session and the client of a running Tapescope with the
     same history answer the same, which is the JSON API's range answer."""
     facts = manifest[FILE]["symbols"]["BTCUSDT"]["aggTrade"]
@@ -137,7 +137,8 @@ async def test_stored_ranges_give_the_json_api_numbers(history_2021, manifest):
     session = Session(history_dir=history_2021)
     try:
         async with Client(f"http://127.0.0.1:{port}") as client:
-            for method, args in (("volume_profile", {"bins": 40}), ("trade_stats", {})):
+            asked = (("volume_profile", {"bins": 40}), ("trade_stats", {}), ("trade_flow", {}))
+            for method, args in asked:
                 mine = await getattr(session, method)("btcusdt", start=start, end=end, **args)
                 theirs = await getattr(client, method)("BTCUSDT", start=start, end=end, **args)
                 assert mine == theirs
