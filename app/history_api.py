@@ -35,7 +35,7 @@ from services.analytics import flow, large_trades, profile, trades
 from services.history.book_grid import implied_tick
 from services.history.ranges import checked_range
 from services.history.reader import HistoryError, HistoryReader, PriceLevels
-from services.market.views import TradeView
+from services.market.views import SymbolInfo, TradeView
 from services.store import MarketStore
 
 MAX_SPAN_DAYS = 31
@@ -85,10 +85,7 @@ class HistoryQueries:
         return value
 
     def tick_size(self, symbol: str, view: TradeView) -> float:
-        for info in self.store.symbols():
-            if info.symbol == symbol:
-                return info.tick_size
-        return implied_tick(np.unique(view.price)) or 0.01
+        return tick_size_of(self.store.symbols(), symbol, view)
 
     def range_result(self, endpoint: str, symbol: str) -> dict:
         """The body of a trade endpoint over ``start``..``end`` of the stored trades."""
@@ -100,18 +97,42 @@ class HistoryQueries:
 
         def compute() -> dict:
             market = self.market_of(symbol)
-            if endpoint == "volume-profile":
-                levels = self.reader.price_levels(market, symbol, start, end)
-                view, count = levels.volume, levels.trades
-                body = ranged_profile(levels, self.tick_size(symbol, view), params["bins"])
-            else:
-                view = self.reader.trades(market, symbol, start, end)
-                count = len(view)
-                body = _analytics(endpoint, view, params, end, self.tick_size(symbol, view))
-            return {"symbol": symbol, "market": market, "source": "history", "kind": view.kind,
-                    "start_ms": start, "end_ms": end, "count": count, **body}  # fmt: skip
+            ticks = self.store.symbols()
+            return range_body(self.reader, endpoint, symbol, market, (start, end), params, ticks)
 
         return self.cached(key, end, compute)
+
+
+def tick_size_of(infos: list[SymbolInfo], symbol: str, view: TradeView) -> float:
+    """The symbol's tick size from the exchange's symbols, else implied by the prices."""
+    for info in infos:
+        if info.symbol == symbol:
+            return info.tick_size
+    return implied_tick(np.unique(view.price)) or 0.01
+
+
+def range_body(
+    reader: HistoryReader,
+    endpoint: str,
+    symbol: str,
+    market: str,
+    span: tuple[int | None, int | None],
+    params: dict[str, Any],
+    infos: list[SymbolInfo],
+) -> dict:
+    """A trade endpoint's answer over ``span`` (start..end ms) of the stored trades (the
+    JSON API's, and the Python API's ``tapescope.Session`` with a history)."""
+    start, end = span
+    if endpoint == "volume-profile":
+        levels = reader.price_levels(market, symbol, start, end)
+        view, count = levels.volume, levels.trades
+        body = ranged_profile(levels, tick_size_of(infos, symbol, view), params["bins"])
+    else:
+        view = reader.trades(market, symbol, start, end)
+        count = len(view)
+        body = _analytics(endpoint, view, params, end, tick_size_of(infos, symbol, view))
+    return {"symbol": symbol, "market": market, "source": "history", "kind": view.kind,
+            "start_ms": start, "end_ms": end, "count": count, **body}  # fmt: skip
 
 
 def _asked_range() -> tuple[int | None, int | None]:

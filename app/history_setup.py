@@ -9,12 +9,13 @@ import time
 from collections.abc import Callable
 
 from app.config import Settings
-from app.market_source import MarketSource
+from app.market_source import MarketSource, live_endpoints
 from services.history.importer import import_recording
 from services.history.reader import HistoryReader, recent_trade_rows
 from services.history.service import HistoryConfig, HistoryService
 from services.history.writer import HistoryWriter
-from services.push.history_archive import HistoryArchive
+from services.push.history_archive import HistoryArchive, LiveFeedArchive
+from services.store import MarketStore
 
 log = logging.getLogger(__name__)
 
@@ -90,3 +91,13 @@ def push_history(settings: Settings, source: MarketSource) -> HistoryArchive | N
     if not settings.history or source.source != "LIVE":
         return None
     return HistoryArchive(HistoryReader(settings.history_dir), str(source.endpoints.market))
+
+
+def web_push_history(settings: Settings, store: MarketStore) -> LiveFeedArchive | None:
+    """A Redis web worker's history for push-stream resumes: the stored aggTrades the ingest
+    workers record (``--history-dir`` on the same host or volume), of the configured live
+    market, used while the workers' feed is LIVE (``LiveFeedArchive``)."""
+    if not settings.history:
+        return None
+    market = str(live_endpoints(settings).market)
+    return LiveFeedArchive(store, HistoryArchive(HistoryReader(settings.history_dir), market))

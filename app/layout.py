@@ -157,6 +157,7 @@ def create_layout(
                         ],
                         className="header-tools",
                     ),
+                    ids.PUSHED_STATUS,
                 ),
                 html.Div(id=ids.PUSH_BADGE, className="push-badge"),
                 html.Div(id=ids.SYMBOL_MESSAGE),

@@ -73,7 +73,7 @@ def create_app(
     app.layout = create_layout(store, refresh_ms, slow_refresh_ms)
     symbol.register(app, store)
     status.register(app, store)
-    push_page.register(app, store, refresh_ms, enabled=push is not None)
+    push_page.register(app, store, refresh_ms, push is not None, slow_refresh_ms)
     view.register(app)
     watchlist.register(app, store)
     for panel in (depth, tape, profile, liquidity, export):

@@ -6,6 +6,8 @@
 - ``/ws/asset/<SYMBOL>/trades/?from_id=N``: every trade in id order, none twice; with
   ``from_id`` the trades after N first (ring, trade window, history), then live.
 - ``/ws/asset/<SYMBOL>/book/?levels=N``: the top N levels per side, coalesced like prices.
+- ``/ws/asset/<SYMBOL>/status/``: the status bar's badges, once a second
+  (``app.status_stream``).
 - ``/ws/alerts/``: alert events.
 
 Before the handshake a request is refused with a JSON 403 when its ``Origin`` is not
@@ -29,6 +31,7 @@ from flask import Blueprint, Flask, Response, jsonify, request
 from flask_sock import Sock
 
 from app.callbacks.symbol import trading_symbols
+from app.status_stream import StatusRelay
 from components.symbol_picker import close_matches
 from services.push.service import PushService
 from services.push.subscription import Latest, Queue, Subscription
@@ -163,6 +166,12 @@ def register(
         levels = _int_param("levels", 1, limits.max_levels) or 20
         serve_latest(ws, "book", symbol, push.hub.subscribe_book, lambda s: s.message(levels))
 
+    status_relay = StatusRelay(store, lambda: push.paused)
+
+    @sock.route("/ws/asset/<symbol>/status/", bp=bp)
+    def status(ws: object, symbol: str) -> None:
+        _serve_status(ws, store, status_relay, symbol, limits.send_buffer)
+
     @sock.route("/ws/alerts/", bp=bp)
     def alerts(ws: object) -> None:
         with _session(ws):
@@ -173,6 +182,21 @@ def register(
                 push.events.unsubscribe(sub)
 
     server.register_blueprint(bp)
+
+
+def _serve_status(
+    ws: object, store: MarketStore, relay: StatusRelay, symbol: str, send_buffer: int
+) -> None:
+    """Serve ``symbol``'s status stream (one message per relay interval) to ``ws``."""
+    with _session(ws):
+        if (name := _admit(ws, store, symbol)) is None:
+            return
+        relay.start()
+        sub = relay.subscribe(name)
+        try:
+            _serve_latest(ws, sub, send_buffer, 0.0, lambda m: m)
+        finally:
+            relay.unsubscribe(name, sub)
 
 
 @contextlib.contextmanager

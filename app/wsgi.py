@@ -17,6 +17,7 @@ from flask import Flask
 
 from app import auth, config, market_source
 from app.alerting import make_alerts, start_tap
+from app.history_setup import web_push_history
 from app.perp_twin_setup import start_perp_twin
 from app.server import create_app_for
 from app.stores import make_store
@@ -35,6 +36,7 @@ def build_server(settings: config.Settings | None = None) -> Flask:
     alerts = make_alerts(settings)
     if settings.redis_url:
         push = PushService.from_redis(store, settings.redis_url)
+        push.use_history(web_push_history(settings, store))
     else:
         push = PushService.embedded(store)
     twin = PerpTwin() if settings.perp_twin and not settings.redis_url else None

@@ -1,24 +1,32 @@
-/* Tapescope push page: the symbol's WebSocket streams drive the tape, the depth traces and
- * the push badge; polling is the fallback while the trades socket is down.
+/* Tapescope push page: the symbol's WebSocket streams drive the tape, the depth chart, the
+ * flow panel, the status bar and the push badge; polling is the fallback while a socket is
+ * down.
  *
  * Pushed trades are painted straight into #pushed-tape (an element React renders once and
- * never updates), not through Dash props: one DOM write per frame, no React round. State
- * changes (live <-> down) go through the push-state store, which switches the polling
- * intervals (app/callbacks/push.py). The flow panel goes on from a server seed with every
- * streamed trade (app/callbacks/flow_push.py). Message schemas: docs/streams.md. */
+ * never updates) inside the socket's onmessage, before anything else: no frame wait, no
+ * React round. The charts (depth, flow) are the page's costliest main-thread work: their
+ * redraws are coalesced (newest data only), capped per chart, run one at a time when the
+ * page is idle and after a pause in the trades (a burst's next trade then rarely waits
+ * behind a redraw). The status bar is painted from the status stream into #pushed-status.
+ * State changes (live <-> down, status pushed or not) go through the push-state store,
+ * which switches the polling intervals (app/callbacks/push.py). The flow panel goes on from
+ * a server seed with every streamed trade (app/callbacks/flow_push.py). Message schemas:
+ * docs/streams.md. */
 (function () {
   "use strict";
   const RECONNECT_MS = 1000;
   const DEPTH_POINTS = 300;
   const BOOK_LEVELS = 200;
-  const DEPTH_PAINT_MS = 1000;  // a Plotly redraw is the page's costliest work: keep it rare
+  const DEPTH_PAINT_MS = 2000;  // a Plotly redraw is the page's costliest work: keep it rare
   const DEFAULT_TIERS = [100000, 250000, 1000000];
-  const FLOW_PAINT_MS = 500;  // the flow panel repaints with the tape, at most twice a second
+  const FLOW_PAINT_MS = 2000;  // the flow panel repaints at most every 2 s
+  const QUIET_MS = 100;  // a chart redraw waits for this long a pause in the trades
+  const RECENTRE_SHARE = 0.5;  // (the depth chart recentres as app/callbacks/depth.py does)
+  const STATUS_STALE_MS = 3000;  // no status message for this long: the polled bar is back
   const RECENT_TRADES = 5000;  // streamed trades kept to apply to a seed that arrives late
   const s = {config: null, generation: 0, sockets: [], open: {}, rows: [], lastId: null, state: null,
-    paintQueued: false, pending: [], tape: null, tiersText: null, recent: [], recentAfter: null,
-    flow: null,
-    flowTimer: null, flowPaintedAt: 0};
+    pending: [], tape: null, tiersText: null, recent: [], recentAfter: null,
+    flow: null, lastTradeAt: 0, chartTimer: null, charts: {}, statusAt: 0, statusTimer: null};
 
   function wsBase() {
     return (window.location.protocol === "https:" ? "wss://" : "ws://") + window.location.host;
@@ -27,10 +35,16 @@
   function publishState() {
     const cfg = s.config;
     const state = cfg ? (s.open.trades === true ? "live" : "down") : "off";
+    const status = state === "live" && s.open.status === true &&
+      Date.now() - s.statusAt < STATUS_STALE_MS;
     document.body.classList.toggle("push-live", state === "live");
-    if (state === s.state) {
+    const book = state === "live" && s.open.book === true;
+    document.body.classList.toggle("push-status", status);
+    if (state === s.state && status === s.statusPushed && book === s.bookPushed) {
       return;
     }
+    s.statusPushed = status;
+    s.bookPushed = book;
     s.state = state;
     if (state !== "live") {
       s.flow = null;  // the server renders the flow panel again
@@ -41,7 +55,11 @@
     setTimeout(function () {
       window.dash_clientside.set_props("push-state", {data: {
         state: state,
+        status: status,
+        book: book,
         refresh_ms: cfg ? cfg.refresh_ms : null,
+        slow_refresh_ms: cfg ? cfg.slow_refresh_ms : null,
+        pushed_slow_refresh_ms: cfg ? cfg.pushed_slow_refresh_ms : null,
         pushed_refresh_ms: cfg ? cfg.pushed_refresh_ms : null,
       }});
     }, 0);
@@ -176,6 +194,7 @@
   }
 
   function onTrades(message) {
+    s.lastTradeAt = performance.now();
     const fresh = [];
     for (const t of message.trades) {
       if (s.lastId === null || t.id > s.lastId) {
@@ -184,27 +203,23 @@
           s.recentAfter = t.id - 1;
         }
         s.lastId = t.id;
-        s.recent.push(t);
-        applyFlow(t);
       }
+    }
+    if (fresh.length) {  // painted now, before the flow's bookkeeping or anything else
+      s.pending = fresh;
+      s.rows = fresh.slice().reverse().concat(s.rows).slice(0, s.config.rows);
+      paintTape();
+    }
+    for (const t of fresh) {
+      s.recent.push(t);
+      applyFlow(t);
     }
     if (s.recent.length > 2 * RECENT_TRADES) {
       s.recent = s.recent.slice(-RECENT_TRADES);
       s.recentAfter = s.recent[0].id - 1;
     }
     if (s.flow && s.flow.dirty) {
-      queueFlowPaint();
-    }
-    if (fresh.length) {
-      s.pending = s.pending.concat(fresh);
-      s.rows = fresh.slice().reverse().concat(s.rows).slice(0, s.config.rows);
-      if (!s.paintQueued) {  // one tape rebuild per frame, however many messages came
-        s.paintQueued = true;
-        window.requestAnimationFrame(function () {
-          s.paintQueued = false;
-          paintTape();
-        });
-      }
+      requestChart("flow");
     }
   }
 
@@ -230,7 +245,7 @@
     for (const trade of s.recent) {
       applyFlow(trade);
     }
-    queueFlowPaint();
+    requestChart("flow");
     return "flow seeded at trade " + seed.last_id;
   }
 
@@ -267,18 +282,57 @@
     }
   }
 
-  function queueFlowPaint() {
-    if (s.flowTimer) {
+  /* The chart redraws, one scheduler for all: a chart asks (``requestChart``) and is
+   * redrawn once with its newest data, at most once per its period; one chart per idle
+   * slot; and not while trades are coming in (less than QUIET_MS since the last trades
+   * message), unless the redraw is already a whole period late. */
+  s.charts = {
+    depth: {period: DEPTH_PAINT_MS, last: -Infinity, due: false, paint: function () { paintDepth(s.book); }},
+    flow: {period: FLOW_PAINT_MS, last: -Infinity, due: false, paint: function () { paintFlow(); }},
+  };
+
+  function requestChart(name) {
+    s.charts[name].due = true;
+    scheduleCharts();
+  }
+
+  function nextChart() {
+    let pick = null;
+    for (const name in s.charts) {
+      const c = s.charts[name];
+      if (c.due && (pick === null || c.last + c.period < pick.last + pick.period)) {
+        pick = c;
+      }
+    }
+    return pick;
+  }
+
+  function scheduleCharts() {
+    const pick = s.chartTimer === null ? nextChart() : null;
+    if (pick) {
+      s.chartTimer = setTimeout(runCharts, Math.max(0, pick.last + pick.period - performance.now()));
+    }
+  }
+
+  function runCharts() {
+    const pick = nextChart();
+    if (!pick) {
+      s.chartTimer = null;
       return;
     }
-    const wait = Math.max(0, s.flowPaintedAt + FLOW_PAINT_MS - Date.now());
-    s.flowTimer = setTimeout(function () {
-      whenIdle(function () {
-        s.flowTimer = null;
-        s.flowPaintedAt = Date.now();
-        paintFlow();
-      }, FLOW_PAINT_MS);
-    }, wait);
+    const now = performance.now();
+    const quiet = now - s.lastTradeAt;
+    if (quiet < QUIET_MS && now - (pick.last + pick.period) < pick.period) {
+      s.chartTimer = setTimeout(runCharts, QUIET_MS - quiet);  // a burst: wait for its end
+      return;
+    }
+    whenIdle(function () {
+      s.chartTimer = null;
+      pick.due = false;
+      pick.last = performance.now();
+      pick.paint();
+      scheduleCharts();
+    }, pick.period);
   }
 
   function direction(ratio, ratios) {
@@ -368,23 +422,23 @@
     return {x: x, y: y, notional: notional};
   }
 
-  /* Redraw the depth chart's two step traces from the newest LIVE book message, at most
-   * once per DEPTH_PAINT_MS (the server's figure keeps its layout, overlays and zoom). */
+  /* Redraw the depth chart from the newest book message, at most once per DEPTH_PAINT_MS:
+   * the two step traces, the mid line and the spread note in one Plotly.update, the x range
+   * recentred (its width kept) when the mid has moved half of it. Only a LIVE, uncrossed
+   * book is drawn (the stream sends no levels otherwise); the server's depth callback then
+   * shows the notice (app/callbacks/depth.py renders on every tick unless the book is
+   * LIVE). */
   function onBook(m) {
     s.book = m;
-    if (!s.bookTimer) {
-      s.bookTimer = setTimeout(function () {
-        whenIdle(function () {
-          s.bookTimer = null;
-          paintDepth(s.book);
-        }, DEPTH_PAINT_MS);
-      }, DEPTH_PAINT_MS);
+    if (m.sync_state === "LIVE" && m.bids.length && m.asks.length) {
+      requestChart("depth");
     }
   }
 
   function paintDepth(m) {
     const gd = document.querySelector("#depth-chart .js-plotly-plot");
-    if (!gd || !gd.data || !m.bids.length || !m.asks.length || !window.Plotly) {
+    if (!m || !gd || !gd.data || !gd.layout || !window.Plotly || m.sync_state !== "LIVE" ||
+        !m.bids.length || !m.asks.length || m.bids[0][0] >= m.asks[0][0]) {
       return;
     }
     const bidIndex = gd.data.findIndex(function (t) { return t.name === "bids"; });
@@ -393,9 +447,58 @@
       return;
     }
     const bids = cumulative(m.bids), asks = cumulative(m.asks);
-    window.Plotly.restyle(gd, {
+    const bid = m.bids[0][0], ask = m.asks[0][0];
+    const mid = (bid + ask) / 2, spread = ask - bid, pd = s.config.price_decimals;
+    const layout = {};
+    if (gd.layout.shapes && gd.layout.shapes.length && gd.layout.annotations &&
+        gd.layout.annotations.length) {
+      layout["shapes[0].x0"] = mid;
+      layout["shapes[0].x1"] = mid;
+      layout["annotations[0].x"] = mid;
+      layout["annotations[0].text"] = "mid " + fmt(mid, pd) + " · spread " + fmt(spread, pd) +
+        " (" + (spread / mid * 1e4).toFixed(3) + " bps)";
+    }
+    const range = gd.layout.xaxis && gd.layout.xaxis.range;
+    if (range && range.length === 2) {
+      const half = (range[1] - range[0]) / 2, centre = (range[0] + range[1]) / 2;
+      if (Math.abs(mid - centre) > RECENTRE_SHARE * half) {
+        layout["xaxis.range"] = [mid - half, mid + half];
+      }
+    }
+    window.Plotly.update(gd, {
       x: [bids.x, asks.x], y: [bids.y, asks.y], customdata: [bids.notional, asks.notional],
-    }, [bidIndex, askIndex]);
+    }, layout, [bidIndex, askIndex]);
+  }
+
+  /* The status bar from the status stream: the same badges as components/status_bar.py,
+   * painted into #pushed-status (shown instead of the polled bar while the stream is
+   * fresh: a message at most STATUS_STALE_MS old). */
+  function onStatus(m) {
+    const target = document.getElementById("pushed-status");
+    s.statusAt = Date.now();
+    if (target) {
+      const items = m.items.map(function (item) {
+        const badge = document.createElement("span");
+        badge.className = "status-item status-" + item.level;
+        const label = document.createElement("span");
+        label.className = "status-label";
+        label.textContent = item.label;
+        badge.appendChild(label);
+        badge.appendChild(document.createTextNode(item.value));
+        return badge;
+      });
+      target.replaceChildren.apply(target, items);
+    }
+    publishState();
+  }
+
+  function watchStatus(generation) {
+    clearInterval(s.statusTimer);
+    s.statusTimer = setInterval(function () {
+      if (generation === s.generation) {
+        publishState();  // a status stream gone quiet gives the bar back to polling
+      }
+    }, STATUS_STALE_MS / 3);
   }
 
   function closeAll() {
@@ -420,6 +523,8 @@
       s.recent = [];
       s.recentAfter = s.lastId;
       s.flow = null;
+      s.book = null;
+      s.statusAt = 0;
       const off = /(^|[?&])push=off(&|$)/.test(search || "");
       s.config = (!config || off || !("WebSocket" in window)) ? null : config;
       paintTape();
@@ -437,6 +542,9 @@
         onPrices, generation);
       openStream("book", function () { return "/ws/asset/" + symbol + "/book/?levels=" + BOOK_LEVELS; },
         onBook, generation);
+      openStream("status", function () { return "/ws/asset/" + symbol + "/status/"; },
+        onStatus, generation);
+      watchStatus(generation);
       return "push streams of " + config.symbol;
     },
 
@@ -445,8 +553,10 @@
     pollingFor: function (pushState) {
       const state = (pushState && pushState.state) || "off";
       const normal = (pushState && pushState.refresh_ms) || 500;
+      const slow = (pushState && pushState.slow_refresh_ms) || 2000;
       const live = state === "live";
-      return [live, live ? pushState.pushed_refresh_ms : normal, "push-badge " + state];
+      return [live, live ? pushState.pushed_refresh_ms : normal,
+        live ? pushState.pushed_slow_refresh_ms : slow, "push-badge " + state];
     },
   }});
 })();

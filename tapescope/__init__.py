@@ -19,6 +19,11 @@ periodic_websocket_health_check()        ``async for h in health_checks(interval
 (push stream)                            ``async for t in trades(s, from_id=None)``
 ======================================  ==============================================
 
+``trade_stats``, ``trade_flow`` and ``volume_profile`` also take ``start=``/``end=`` (ISO
+8601 UTC or epoch ms): the figures over that stored range, as the JSON API's
+``?start=&end=`` gives them (a ``Session(history_dir=...)`` reads the history itself;
+``Client`` asks the server).
+
 Importing ``tapescope`` makes the repository's modules importable in this process
 (``tapescope._project``); only ``tapescope`` is a top-level package of the distribution.
 """

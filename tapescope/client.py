@@ -83,10 +83,20 @@ class Client:
     async def order_book(self, symbol: str, levels: int = 10) -> dict[str, Any]:
         return await self._asset(symbol, "orderbook", levels=levels)
 
-    async def trade_stats(self, symbol: str, window: str = "1m") -> dict[str, Any]:
+    async def trade_stats(
+        self, symbol: str, window: str = "1m", *, start: str | int | None = None,
+        end: str | int | None = None,
+    ) -> dict[str, Any]:  # fmt: skip
+        if start is not None or end is not None:
+            return await self._asset(symbol, "trade-stats", start=start, end=end)
         return await self._asset(symbol, "trade-stats", window=window)
 
-    async def trade_flow(self, symbol: str, window: int | str = 100) -> dict[str, Any]:
+    async def trade_flow(
+        self, symbol: str, window: int | str = 100, *, start: str | int | None = None,
+        end: str | int | None = None,
+    ) -> dict[str, Any]:  # fmt: skip
+        if start is not None or end is not None:
+            return await self._asset(symbol, "trade-flow", start=start, end=end)
         if isinstance(window, int):
             return await self._asset(symbol, "trade-flow", trades=window)
         return await self._asset(symbol, "trade-flow", window=window)
@@ -94,8 +104,11 @@ class Client:
     async def large_trades(self, symbol: str, threshold: float = 10.0) -> dict[str, Any]:
         return await self._asset(symbol, "large-trades", multiple=threshold)
 
-    async def volume_profile(self, symbol: str, bins: int = 50) -> dict[str, Any]:
-        return await self._asset(symbol, "volume-profile", bins=bins)
+    async def volume_profile(
+        self, symbol: str, bins: int = 50, *, start: str | int | None = None,
+        end: str | int | None = None,
+    ) -> dict[str, Any]:  # fmt: skip
+        return await self._asset(symbol, "volume-profile", bins=bins, start=start, end=end)
 
     async def health(self) -> dict[str, Any]:
         if self._session is None:

@@ -18,11 +18,17 @@ from typing import Any
 from app import config, market_source
 from app.api import health, json_ready
 from app.callbacks.derived import DerivedCache
+from app.history_api import MAX_SPAN_DAYS, range_body
+from services.history.ranges import checked_range
+from services.history.reader import HistoryError, HistoryReader
 from services.market.feed import Feed
 from services.push.messages import slice_after, trade_rows
 from services.push.service import PushService
 from services.store import MemoryStore, SymbolSnapshot
 from tapescope import metrics
+
+Time = str | int | None
+"""A range bound: ISO 8601 UTC text or epoch ms."""
 
 
 class NotStreaming(RuntimeError):
@@ -30,9 +36,12 @@ class NotStreaming(RuntimeError):
 
 
 class Session:
-    """One in-process Tapescope (``start`` → queries → ``stop``)."""
+    """One in-process Tapescope (``start`` → queries → ``stop``); ``history_dir``: where
+    ``start``/``end`` ranges are read from (a history root, e.g. the ``data/history`` that
+    ``python -m app run`` records)."""
 
-    def __init__(self) -> None:
+    def __init__(self, history_dir: str | Path | None = None) -> None:
+        self.history_dir = Path(history_dir) if history_dir is not None else None
         self.store: MemoryStore | None = None
         self.push: PushService | None = None
         self.feed: Feed | None = None
@@ -109,21 +118,58 @@ class Session:
         """The order book's top ``levels`` per side and its summary."""
         return metrics.order_book(self.cache, self._snapshot(symbol), levels)
 
-    async def trade_stats(self, symbol: str, window: str = "1m") -> dict[str, Any]:
-        """Trade statistics over a time window ("1m", "5m", "15m", "1h")."""
+    async def trade_stats(
+        self, symbol: str, window: str = "1m", *, start: Time = None, end: Time = None
+    ) -> dict[str, Any]:
+        """Trade statistics over a time window ("1m", "5m", "15m", "1h"), or over the stored
+        range ``start``..``end`` (ISO 8601 UTC or epoch ms; the session's history)."""
+        if start is not None or end is not None:
+            return await self._range("trade-stats", symbol, start, end, {})
         return metrics.trade_stats(self.cache, self._snapshot(symbol), window)
 
-    async def trade_flow(self, symbol: str, window: int | str = 100) -> dict[str, Any]:
-        """Buy vs sell aggression over the last ``window`` trades (or a time window)."""
+    async def trade_flow(
+        self, symbol: str, window: int | str = 100, *, start: Time = None, end: Time = None
+    ) -> dict[str, Any]:
+        """Buy vs sell aggression over the last ``window`` trades (or a time window), or
+        over the stored range ``start``..``end`` (the session's history)."""
+        if start is not None or end is not None:
+            return await self._range("trade-flow", symbol, start, end, {})
         return metrics.trade_flow(self.cache, self._snapshot(symbol), window)
 
     async def large_trades(self, symbol: str, threshold: float = 10.0) -> dict[str, Any]:
         """Trades of ``threshold`` × the mean trade size or more, newest first."""
         return metrics.large_trades(self._snapshot(symbol), threshold)
 
-    async def volume_profile(self, symbol: str, bins: int = 50) -> dict[str, Any]:
-        """Volume by price over the trade window: POC, value area, per-row volumes."""
+    async def volume_profile(
+        self, symbol: str, bins: int = 50, *, start: Time = None, end: Time = None
+    ) -> dict[str, Any]:
+        """Volume by price over the trade window, or over the stored range ``start``..``end``
+        (ISO 8601 UTC or epoch ms; the session's history): POC, value area, per-row volumes."""
+        if start is not None or end is not None:
+            return await self._range("volume-profile", symbol, start, end, {"bins": bins})
         return metrics.volume_profile(self.cache, self._snapshot(symbol), bins)
+
+    async def _range(
+        self, endpoint: str, symbol: str, start: Time, end: Time, params: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The JSON API's answer for ``endpoint`` over a stored range, computed here."""
+        if self.history_dir is None:
+            raise NotStreaming("no history: create the session with Session(history_dir=...)")
+        span = checked_range(
+            None if start is None else str(start),
+            None if end is None else str(end),
+            MAX_SPAN_DAYS * 86_400_000,
+        )
+        reader = HistoryReader(self.history_dir)
+        symbol = symbol.upper()
+        market = reader.market_of(symbol)
+        if market is None:
+            raise HistoryError(f"no history for {symbol}", 404, symbol=symbol)
+        infos = self.store.symbols() if self.store is not None else []
+        body = await asyncio.to_thread(
+            range_body, reader, endpoint, symbol, market, span, params, infos
+        )
+        return json_ready(body)
 
     async def websocket_stats(self) -> dict[str, Any]:
         """The feed's connections (messages, reconnects, lag, malformed frames), counters,

@@ -6,11 +6,12 @@ import time
 from typing import Any
 
 import dash
-from dash import Input, Output, Patch, State
+from dash import Input, Output, Patch, State, ctx
 
 from app import ids
 from app.callbacks import derived
 from app.callbacks.derived import DerivedCache
+from app.callbacks.flow_push import push_live
 from components.depth_chart import (
     create_depth_figure,
     create_depth_unavailable,
@@ -24,6 +25,9 @@ from services.store import MarketStore
 
 DATA_EXTENT = 1.5
 RECENTRE_SHARE = 0.5
+PUSHED_REDRAW_TICKS = 10
+"""While the page draws the book from the push stream, the server redraws a LIVE chart only
+every this many ticks (it still checks the sync state on every tick)."""
 
 
 def render_depth(
@@ -33,6 +37,7 @@ def render_depth(
     zoom_pct: float,
     rendered: dict | None,
     now: float | None = None,
+    pushed: bool = False,
 ) -> tuple[Any, dict]:
     """The depth figure (or a Patch of its data) and what is now on screen.
 
@@ -41,6 +46,9 @@ def render_depth(
     (``now`` defaults to the wall clock), gives a notice instead of a chart.
     Patches leave the x range alone (so a user's own zoom survives, ``uirevision``) until
     the mid has moved half the preset's half-width from the centre drawn, then re-centre.
+    ``pushed``: the page draws a LIVE book from the ``book`` stream (``assets/push.js``), so a
+    chart already on screen for this key is left alone; a book that is not LIVE still gets
+    its notice at once.
     """
     key = f"{symbol}|{zoom_pct}"
     snapshot = store.snapshot(symbol) if symbol else None
@@ -60,6 +68,8 @@ def render_depth(
         return create_depth_unavailable(sync_state, view.resync_reason), state
     state = {"key": key, "seq": snapshot.seq, "kind": "chart"}
     if {k: rendered.get(k) for k in state} == state:
+        return dash.no_update, rendered
+    if pushed and rendered.get("key") == key and rendered.get("kind") == "chart":
         return dash.no_update, rendered
     summary = derived.book_summary(cache, snapshot)
     curve = derived.depth_curve(cache, snapshot, zoom_pct * DATA_EXTENT)
@@ -107,7 +117,16 @@ def register(app: dash.Dash, store: MarketStore, cache: DerivedCache) -> None:
         Input(ids.FAST_INTERVAL, "n_intervals"),
         Input(ids.SYMBOL_DROPDOWN, "value"),
         Input(ids.DEPTH_ZOOM, "value"),
+        Input(ids.PUSH_STATE, "data"),
         State(ids.DEPTH_RENDERED, "data"),
     )
-    def update_depth(_n: int, symbol: str | None, zoom_pct: float, rendered: dict | None):
-        return render_depth(store, cache, symbol, float(zoom_pct or 0.5), rendered)
+    def update_depth(
+        n: int | None, symbol: str | None, zoom_pct: float, push_state, rendered: dict | None
+    ):
+        pushed = (
+            push_live(push_state)
+            and bool(push_state.get("book"))
+            and ctx.triggered_id == ids.FAST_INTERVAL
+            and (n or 0) % PUSHED_REDRAW_TICKS != 0
+        )
+        return render_depth(store, cache, symbol, float(zoom_pct or 0.5), rendered, pushed=pushed)

@@ -6,8 +6,12 @@ straight into ``#pushed-tape`` (no server round trip, no React render; the body'
 traces from the ``book`` stream and shows best bid/ask and sync state from the ``prices``
 stream in the push badge, and goes on computing the flow panel (bars, direction, CVD) from
 streamed trades after a seed from the server (``app.callbacks.flow_push``); the tape's
-polling interval is then off and the fast interval slows to ``PUSHED_REFRESH_MS`` (the
-status bar's feed figures, the depth chart's overlays, the heatmap). When a socket drops the badge
+polling interval is then off, the fast interval slows to ``PUSHED_REFRESH_MS`` (the
+heatmap, the footprint; the depth chart's ticks only check the book's sync state) and the
+slow one to ``PUSHED_SLOW_REFRESH_MS`` (volume profile, liquidity, watchlist): the other
+panels' redraws are what delays the tape's paint on the page's one main thread. While the
+``status`` stream is fresh the status bar is painted from it into ``#pushed-status`` and
+the server stops rendering it. When a socket drops the badge
 says so and polling comes back at the normal rate until the socket is open again (it
 reconnects by itself, resuming trades with ``from_id``).
 
@@ -25,7 +29,8 @@ from app.callbacks import flow_push
 from components.trade_tape import TAPE_ROWS
 from services.store import MarketStore
 
-PUSHED_REFRESH_MS = 2000
+PUSHED_REFRESH_MS = 3000
+PUSHED_SLOW_REFRESH_MS = 4000
 
 
 def create_push_stores(refresh_ms: int) -> list:
@@ -39,7 +44,9 @@ def create_push_stores(refresh_ms: int) -> list:
     ]
 
 
-def push_config(store: MarketStore, symbol: str | None, refresh_ms: int) -> dict | None:
+def push_config(
+    store: MarketStore, symbol: str | None, refresh_ms: int, slow_refresh_ms: int = 2000
+) -> dict | None:
     """What the script needs to open and paint a symbol's streams (None: no symbol);
     ``from_id``: the newest trade of the symbol's snapshot now, the trades stream starts
     after it (so the flow panel's seed, from this snapshot or a newer one, misses none)."""
@@ -59,16 +66,20 @@ def push_config(store: MarketStore, symbol: str | None, refresh_ms: int) -> dict
         "rows": TAPE_ROWS,
         "refresh_ms": refresh_ms,
         "pushed_refresh_ms": max(PUSHED_REFRESH_MS, refresh_ms),
+        "slow_refresh_ms": slow_refresh_ms,
+        "pushed_slow_refresh_ms": max(PUSHED_SLOW_REFRESH_MS, slow_refresh_ms),
     }
 
 
-def register(app: dash.Dash, store: MarketStore, refresh_ms: int, enabled: bool) -> None:
+def register(
+    app: dash.Dash, store: MarketStore, refresh_ms: int, enabled: bool, slow_refresh_ms: int = 2000
+) -> None:
     """The symbol's push configuration (server; None keeps the page polling when the push
     streams are not ``enabled``) and the clientside wiring."""
 
     @app.callback(Output(ids.PUSH_CONFIG, "data"), Input(ids.SYMBOL_DROPDOWN, "value"))
     def update_push_config(symbol: str | None) -> dict | None:
-        return push_config(store, symbol, refresh_ms) if enabled else None
+        return push_config(store, symbol, refresh_ms, slow_refresh_ms) if enabled else None
 
     app.clientside_callback(
         ClientsideFunction("tapescope", "connect"),
@@ -80,6 +91,7 @@ def register(app: dash.Dash, store: MarketStore, refresh_ms: int, enabled: bool)
         ClientsideFunction("tapescope", "pollingFor"),
         Output(ids.TAPE_INTERVAL, "disabled"),
         Output(ids.FAST_INTERVAL, "interval"),
+        Output(ids.SLOW_INTERVAL, "interval"),
         Output(ids.PUSH_BADGE, "className"),
         Input(ids.PUSH_STATE, "data"),
     )

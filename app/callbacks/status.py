@@ -5,11 +5,11 @@ from __future__ import annotations
 import time
 
 import dash
-from dash import Input, Output
+from dash import Input, Output, ctx
 
 from app import ids
 from app.callbacks.symbol import trading_symbols
-from components.status_bar import create_status_bar, status_items
+from components.status_bar import StatusItem, create_status_bar, status_items
 from components.symbol_picker import (
     DEFAULT_SYMBOL,
     close_matches,
@@ -20,14 +20,13 @@ from components.symbol_picker import (
 from services.store import MarketStore
 
 
-def render_status(
-    store: MarketStore, symbol: str | None, pathname: str | None, now: float
-) -> tuple[list, object]:
-    """The status badges and the message under the header (unknown symbol, waiting)."""
+def symbol_status(store: MarketStore, symbol: str | None, now: float) -> list[StatusItem]:
+    """The status badges of the feed and of ``symbol``'s latest snapshot at wall time
+    ``now`` (the polled bar and the pushed ``status`` stream show the same)."""
     status = store.status()
     snapshot = store.snapshot(symbol) if symbol else None
     owner_of = getattr(store, "owner", None)  # the Redis store over sharded workers
-    items = status_items(
+    return status_items(
         source=status.source if status else None,
         recording_date=status.recording_date if status else "",
         connection_state=status.connection_state if status else "",
@@ -38,19 +37,37 @@ def render_status(
         update_age_s=max(now - snapshot.published_at, 0.0) if snapshot else None,
         owner=owner_of(symbol) if owner_of is not None and snapshot else None,
     )
+
+
+def symbol_message(store: MarketStore, symbol: str | None, pathname: str | None) -> object:
+    """The message under the header: an unknown symbol asked for, or waiting for data."""
     requested = symbol_from_path(pathname) or DEFAULT_SYMBOL
-    message: object = None
     if requested != symbol:
         known = trading_symbols(store)
         if requested not in known:
-            message = create_unknown_symbol_message(requested, close_matches(requested, known))
-    if message is None and symbol and snapshot is None:
-        message = create_waiting_message(symbol)
-    return create_status_bar(items), message
+            return create_unknown_symbol_message(requested, close_matches(requested, known))
+    if symbol and store.snapshot(symbol) is None:
+        return create_waiting_message(symbol)
+    return None
+
+
+def render_status(
+    store: MarketStore, symbol: str | None, pathname: str | None, now: float
+) -> tuple[list, object]:
+    """The status badges and the message under the header (unknown symbol, waiting)."""
+    return create_status_bar(symbol_status(store, symbol, now)), symbol_message(
+        store, symbol, pathname
+    )
+
+
+def status_pushed(push_state: dict | None) -> bool:
+    """Whether the page paints the status bar from the ``status`` stream now."""
+    return bool(push_state) and bool(push_state.get("status"))  # type: ignore[union-attr]
 
 
 def register(app: dash.Dash, store: MarketStore) -> None:
-    """Refresh the status bar on the fast interval."""
+    """Refresh the status bar on the fast interval — unless the page paints it from the
+    ``status`` stream (``assets/push.js``): then a tick only refreshes the message."""
 
     @app.callback(
         Output(ids.STATUS_BAR, "children"),
@@ -58,6 +75,9 @@ def register(app: dash.Dash, store: MarketStore) -> None:
         Input(ids.FAST_INTERVAL, "n_intervals"),
         Input(ids.SYMBOL_DROPDOWN, "value"),
         Input(ids.URL, "pathname"),
+        Input(ids.PUSH_STATE, "data"),
     )
-    def update_status(_n: int, symbol: str | None, pathname: str | None):
+    def update_status(_n: int, symbol: str | None, pathname: str | None, push_state):
+        if status_pushed(push_state) and ctx.triggered_id != ids.SYMBOL_DROPDOWN:
+            return dash.no_update, symbol_message(store, symbol, pathname)
         return render_status(store, symbol, pathname, time.time())

@@ -15,6 +15,7 @@ import polars as pl
 
 from services.history.reader import HistoryError, HistoryReader, trade_view
 from services.market.views import TradeView
+from services.store import MarketStore
 
 log = logging.getLogger(__name__)
 
@@ -40,3 +41,20 @@ class HistoryArchive:
             log.info("history archive: no stored trades of %s: %s", symbol, exc)
             return TradeView(symbol=symbol, kind=KIND)
         return trade_view(symbol, KIND, frame)
+
+
+class LiveFeedArchive:
+    """``archive`` while the store's feed is LIVE, else nothing: for a process that does not
+    run the feed itself (a Redis web worker), which learns the source only from the feed's
+    published status. A replay's ids restart on every start, so its stored trades cannot
+    continue a stream's ids; asked at each resume (the worker may change source)."""
+
+    def __init__(self, store: MarketStore, archive: HistoryArchive) -> None:
+        self.store = store
+        self.archive = archive
+
+    def trades_between(self, symbol: str, after_id: int, before_id: int | None) -> TradeView:
+        status = self.store.status()
+        if status is None or status.source != "LIVE":
+            return TradeView(symbol=symbol, kind=KIND)
+        return self.archive.trades_between(symbol, after_id, before_id)

@@ -1,7 +1,8 @@
 """The page driven by the push streams, in headless Chromium: the tape is painted from the
 trades stream (``#pushed-tape``), the badge shows pushed prices; when the streams go away the
 page says so and polls (``#trade-tape`` updates again), and it returns to push when they are
-back; the flow panel follows the trades stream."""
+back; the flow panel follows the trades stream; the status bar comes from the status stream
+and the depth chart from the book stream."""
 
 from __future__ import annotations
 
@@ -68,9 +69,12 @@ def test_tape_is_pushed_and_falls_back_to_polling_while_the_streams_are_away(
         until(lambda: run(PUSHED) not in (None, first), timeout=10)  # new trades painted
         assert run(POLLED) is None  # the polled tape is hidden
         _flow_follows_the_stream(run, store)
+        _status_and_depth_follow_their_streams(run)
         push.pause("restart")
         dash_duo.wait_for_contains_text("#push-badge", "polling", timeout=10)
         until(lambda: not run(LIVE) and run(POLLED), timeout=10)
+        until(lambda: run(STATUS.format("#status-bar")), timeout=10)  # polled bar back
+        assert run(STATUS.format("#pushed-status")) is None
         polled = run(POLLED)
         until(lambda: run(POLLED) not in (None, polled), timeout=10)  # polling updates it
         push.resume()
@@ -85,6 +89,43 @@ def test_tape_is_pushed_and_falls_back_to_polling_while_the_streams_are_away(
         push.pause("test over")  # close the page's sockets before the server stops
         dash_duo.driver.get("about:blank")
         push.resume()
+
+
+STATUS = (
+    "const bar = document.querySelector('{}');"
+    "return bar && bar.offsetParent !== null && bar.textContent ? bar.textContent : null;"
+)
+DEPTH_READ = """
+const gd = document.querySelector('#depth-chart .js-plotly-plot');
+if (!gd || !gd.data) { return null; }
+const trace = (name) => gd.data.find((t) => t.name === name);
+const bids = trace('bids'), asks = trace('asks');
+if (!bids || !asks || !gd.layout.shapes || !gd.layout.shapes.length) { return null; }
+return {bid: bids.x[0], ask: asks.x[0], mid: gd.layout.shapes[0].x0,
+        note: gd.layout.annotations[0].text};
+"""
+
+
+def _status_and_depth_follow_their_streams(run) -> None:
+    """While pushed, the status bar shown is the pushed one and refreshes itself (its
+    ``updated`` badge comes from the server each second), the polled one is hidden; the
+    depth chart's traces move with the book stream between the server's redraws, never
+    crossed, its mid line and spread note drawn from the same book."""
+    until(lambda: run(STATUS.format("#pushed-status")), timeout=10)
+    assert run(STATUS.format("#status-bar")) is None
+    bar = run(STATUS.format("#pushed-status"))
+    assert "REPLAY" in bar and "LIVE" in bar
+    until(lambda: run(STATUS.format("#pushed-status")) not in (None, bar), timeout=5)
+    seen = set()
+    deadline = time.monotonic() + 12
+    while len(seen) < 2 and time.monotonic() < deadline:
+        depth = run(DEPTH_READ)
+        if depth is not None:
+            assert depth["bid"] < depth["ask"]
+            assert depth["mid"] == pytest.approx((depth["bid"] + depth["ask"]) / 2)
+            seen.add((depth["bid"], depth["ask"], depth["note"]))
+        time.sleep(0.3)
+    assert len(seen) >= 2, "the depth chart did not move with the book stream"
 
 
 FLOW_READ = """

@@ -14,12 +14,20 @@ import numpy as np
 import pytest
 import websockets
 
-from services.market.views import SyncState, TradeView
+from app.config import Settings
+from app.history_setup import web_push_history
+from services.history.reader import HistoryReader
+from services.market.views import SymbolInfo, SyncState, TradeView
+from services.push.archive import between
 from services.push.events import EventHub
+from services.push.history_archive import HistoryArchive
 from services.push.hub import PushHub
 from services.push.messages import top_of_book
+from services.push.service import PushService
 from services.redis_push import RedisEventSink, RedisPushReader, RedisPushWriter
 from services.redis_store import RedisStore
+from services.replay.recording import SPOT_2021
+from services.store import FeedStatus
 from tests.integration.test_multiprocess import (
     get_json,
     start_gunicorn,
@@ -27,6 +35,7 @@ from tests.integration.test_multiprocess import (
     stop,
     wait_for,
 )
+from tests.push_server import web_server
 from tests.redis_server import RedisServer, free_port
 
 pytestmark = pytest.mark.redis
@@ -153,3 +162,51 @@ def test_two_gunicorn_workers_serve_every_stream_from_redis(redis_server: RedisS
     for messages in book_runs:
         assert all(m["type"] == "book" and m["symbol"] == "ETHUSDT" for m in messages)
         assert any(len(m["bids"]) == 3 for m in messages)
+
+
+@pytest.mark.timeout(60)
+async def test_a_web_worker_resumes_from_history_then_redis_then_live(
+    redis_server: RedisServer, history_2021, manifest
+) -> None:
+    """Several-process mode: the Redis stream holds only the newest trades; a client
+    resuming from an id older than that gets the trades in between from the history store
+    (Parquet written by the history writer), then the stream's, then live ones — each once,
+    in order — while the ingest worker's feed is LIVE; not from history when it replays."""
+    facts = manifest[SPOT_2021.name]["symbols"]["BTCUSDT"]["aggTrade"]
+    first, last = facts["first_id"], facts["last_id"]
+    stored = HistoryArchive(HistoryReader(history_2021), "spot").trades_between(
+        "BTCUSDT", first - 1, None
+    )
+    redis_from, live_from = last - 300, last - 49
+    worker_store = RedisStore(redis_server.url, writer_id="ingest-1")
+    worker_store.publish_symbols([SymbolInfo("BTCUSDT")])
+    worker_store.publish_status(FeedStatus(source="LIVE", connection_state="CONNECTED"))
+    writer = RedisPushWriter(redis_server.url)
+    for start in range(redis_from, live_from, 50):  # the stream: only the newest trades
+        writer.publish_trades("BTCUSDT", between(stored, start - 1, min(start + 50, live_from)))
+    assert writer.flush()
+    web_store = RedisStore(redis_server.url)
+    settings = Settings(history_dir=history_2021, preset="spot")
+    push = PushService.from_redis(web_store, redis_server.url)
+    push.use_history(web_push_history(settings, web_store))
+    url = "/ws/asset/BTCUSDT/trades/?from_id={}"
+    try:
+        with web_server(web_store, push) as served:
+            async with websockets.connect(served.ws + url.format(first + 9)) as ws:
+                ids: list[int] = []
+                while not ids or ids[-1] < live_from - 1:
+                    message = json.loads(await asyncio.wait_for(ws.recv(), 20))
+                    ids.extend(t["id"] for t in message["trades"])
+                writer.publish_trades("BTCUSDT", between(stored, live_from - 1, None))
+                assert writer.flush()
+                while ids[-1] < last:
+                    message = json.loads(await asyncio.wait_for(ws.recv(), 20))
+                    ids.extend(t["id"] for t in message["trades"])
+            assert ids == list(range(first + 10, last + 1))
+            worker_store.publish_status(FeedStatus(source="REPLAY", connection_state="CONNECTED"))
+            await asyncio.sleep(1.5)  # past the web store's status cache
+            async with websockets.connect(served.ws + url.format(first + 9)) as ws:
+                message = json.loads(await asyncio.wait_for(ws.recv(), 20))
+            assert message["trades"][0]["id"] == redis_from  # a replay's ids: no history
+    finally:
+        writer.close()

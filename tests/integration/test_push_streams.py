@@ -13,6 +13,7 @@ import pytest
 import websockets
 
 from app.alerting import Alerts, start_tap
+from app.callbacks.status import symbol_status
 from services.alerts.events import FileEventLog
 from services.alerts.rule_store import FileRuleStore
 from services.alerts.rules import validate
@@ -180,13 +181,37 @@ def _store_with(symbols: list[str]) -> MemoryStore:
 async def test_unknown_symbol_closes_4404_naming_valid_ones():
     store = _store_with(["BTCUSDT", "ETHUSDT"])
     with web_server(store, PushService.embedded(store)) as served:
-        for stream in ("trades", "prices", "book"):
+        for stream in ("trades", "prices", "book", "status"):
             async with websockets.connect(f"{served.ws}/ws/asset/BTCUSD/{stream}/") as ws:
                 with pytest.raises(websockets.ConnectionClosed) as closed:
                     await ws.recv()
             assert closed.value.rcvd.code == 4404
             assert "unknown symbol BTCUSD" in closed.value.rcvd.reason
             assert "BTCUSDT" in closed.value.rcvd.reason
+
+
+async def test_the_status_stream_sends_the_status_bar_each_second_until_paused():
+    store = _store_with(["BTCUSDT"])
+    push = PushService.embedded(store)
+    with web_server(store, push) as served:
+        async with websockets.connect(f"{served.ws}/ws/asset/btcusdt/status/") as ws:
+            first = json.loads(await asyncio.wait_for(ws.recv(), 5))
+            second = json.loads(await asyncio.wait_for(ws.recv(), 5))
+            expected = [
+                {"label": i.label, "value": i.value, "level": i.level}
+                for i in symbol_status(store, "BTCUSDT", time.time())
+            ]
+            assert first["type"] == "status" and first["symbol"] == "BTCUSDT"
+            assert first["items"] == second["items"] == expected
+            assert first["sync_state"] is None  # no snapshot yet
+            assert 500 <= second["time"] - first["time"] <= 3000
+            push.pause("restart")
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                while True:
+                    await asyncio.wait_for(ws.recv(), 5)
+        assert closed.value.rcvd.code == 1008
+        assert "paused" in closed.value.rcvd.reason
+        push.resume()
 
 
 async def test_origin_and_parameters_are_checked_before_the_handshake():

@@ -7,14 +7,21 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+import threading
 import tomllib
 
 import pytest
+from werkzeug.serving import make_server
 
 import tapescope
+from app.server import create_app
+from services.history.reader import HistoryError
+from services.store import MemoryStore
 from tapescope import Client, Session
+from tapescope.session import NotStreaming
 from tests.integration.test_multiprocess import ROOT
 from tests.push_server import web_server
+from tests.redis_server import free_port
 
 FILE = "spot_BTCUSDT-ETHUSDT-DOTUSDT_20210404T2003Z_cryptofeed.jsonl.gz"
 
@@ -112,3 +119,39 @@ def test_the_distribution_has_one_top_level_package_and_finds_its_repository(tmp
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().startswith(str(ROOT))
+
+
+@pytest.mark.timeout(60)
+async def test_stored_ranges_give_the_json_api_numbers(history_2021, manifest):
+    """Trade stats, flow and the volume profile over a stored range (real Parquet from the
+    history writer): the in-process session and the client of a running Tapescope with the
+    same history answer the same, which is the JSON API's range answer."""
+    facts = manifest[FILE]["symbols"]["BTCUSDT"]["aggTrade"]
+    start, end = facts["T_first"] + 10_000, facts["T_first"] + 40_000
+    store = MemoryStore()
+    dash_app = create_app(store, history_dir=history_2021)
+    port = free_port()
+    server = make_server("127.0.0.1", port, dash_app.server, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    session = Session(history_dir=history_2021)
+    try:
+        async with Client(f"http://127.0.0.1:{port}") as client:
+            asked = (("volume_profile", {"bins": 40}), ("trade_stats", {}), ("trade_flow", {}))
+            for method, args in asked:
+                mine = await getattr(session, method)("btcusdt", start=start, end=end, **args)
+                theirs = await getattr(client, method)("BTCUSDT", start=start, end=end, **args)
+                assert mine == theirs
+                assert mine["source"] == "history" and mine["count"] > 0
+                assert (mine["start_ms"], mine["end_ms"]) == (start, end)
+            iso = await session.volume_profile(
+                "BTCUSDT", bins=40, start="2021-04-04T20:03:00Z", end=end
+            )
+            assert iso["count"] >= mine["count"]
+            with pytest.raises(HistoryError):
+                await session.trade_stats("NOSUCHUSDT", start=start)
+            with pytest.raises(NotStreaming):
+                await Session().volume_profile("BTCUSDT", start=start)
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
