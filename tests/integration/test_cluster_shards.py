@@ -107,6 +107,40 @@ def test_claims_renewals_and_fenced_writes(cluster: RedisCluster, client) -> Non
     assert their_store.refused == {"FENCED": 1, "BACKWARDS": 0}
 
 
+def test_one_batch_writes_many_shards_each_fenced_on_its_own(cluster: RedisCluster, client) -> None:
+    """``publish_many`` (one pipeline, commands grouped per master): each symbol is still
+    fenced by its own script — a held shard is written, a shard not held is skipped, a
+    forged lease is FENCED and an older update id BACKWARDS, without touching the rest of
+    the batch; entries a master answered NOSCRIPT (script cache flushed, e.g. a promoted
+    replica) are written again alone."""
+    symbols = SYMBOLS[:40]
+    leases = ShardLeases(client, "w1", 5000)
+    held: dict[int, Lease] = {}
+    shards = sorted({shard_of(s) for s in symbols})
+    for shard in shards[: len(shards) // 2]:
+        lease = leases.claim(shard)
+        assert lease is not None
+        held[shard] = lease
+    forged_symbol = next(s for s in symbols if shard_of(s) not in held)
+    forged = shard_of(forged_symbol)
+    held[forged] = Lease(forged, "w1", 7, 0)
+    store = _fenced_store(cluster.url, "w1", held)
+    reader = RedisStore(cluster.url, poll_s=0)
+    for master in cluster.masters():
+        redis.Redis(port=master).script_flush()
+    store.publish_many([book_snapshot(s, 100, 1) for s in symbols])
+    owned = [s for s in symbols if shard_of(s) in held and s != forged_symbol]
+    owned = [s for s in owned if shard_of(s) != forged]
+    assert {s for s in symbols if reader.written(s)} == set(owned)
+    assert store.refused == {"FENCED": sum(shard_of(s) == forged for s in symbols), "BACKWARDS": 0}
+    backwards = owned[0]
+    store.publish_many([book_snapshot(s, 99 if s == backwards else 200, 2) for s in owned])
+    assert reader.written(backwards) == (100, "w1")
+    assert all(reader.written(s) == (200, "w1") for s in owned if s != backwards)
+    assert store.refused["BACKWARDS"] == 1
+    assert not store.availability.down
+
+
 def test_coordinators_share_shards_fairly_and_rebalance(client) -> None:
     first = ShardCoordinator(ShardLeases(client, "a", LEASE_MS))
     first.tick()
