@@ -440,6 +440,11 @@ class Feed:
             if now - requests.get(symbol, 0.0) > self.config.on_demand_idle_s:
                 await self._release(symbol)
 
+    def is_live(self, symbol: str) -> bool:
+        """Whether ``symbol`` is streamed here and its book is LIVE."""
+        feed = self._symbols.get(symbol)
+        return feed is not None and feed.book.state is SyncState.LIVE
+
     def trading_symbols(self) -> list[str]:
         """Every TRADING symbol of the source (empty until the feed has loaded them)."""
         return sorted(self._infos)

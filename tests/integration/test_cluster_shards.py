@@ -141,20 +141,54 @@ def test_one_batch_writes_many_shards_each_fenced_on_its_own(cluster: RedisClust
     assert not store.availability.down
 
 
-def test_coordinators_share_shards_fairly_and_rebalance(client) -> None:
+def test_coordinators_share_shards_fairly_and_rebalance_make_before_break(
+    cluster: RedisCluster, client
+) -> None:
+    """A worker joins: the first offers the shards above its share and keeps holding and
+    writing them; the joiner syncs them (``adopting``) and takes them only once ready, each
+    with a higher epoch; the first's late write is fenced; then it learns they are gone."""
     first = ShardCoordinator(ShardLeases(client, "a", LEASE_MS))
     first.tick()
     assert len(first.held) == DEFAULT_SHARDS  # alone, it takes every shard
-    second = ShardCoordinator(ShardLeases(client, "b", LEASE_MS))
+    synced: set[int] = set()
+    second = ShardCoordinator(ShardLeases(client, "b", LEASE_MS), ready=synced.__contains__)
     second.tick()
-    released = first.tick()
-    assert len(released.lost) == DEFAULT_SHARDS - fair_share(DEFAULT_SHARDS, 2)
+    assert not second.held  # nothing free, nothing offered yet
+    offered = first.tick()
+    assert not offered.lost and len(first.held) == DEFAULT_SHARDS  # offered, still held
     second.tick()
+    moving = DEFAULT_SHARDS - fair_share(DEFAULT_SHARDS, 2)
+    assert len(second.adopting) == moving and not second.held  # syncing, not taken
+    assert len(first.tick().lost) == 0 and len(first.held) == DEFAULT_SHARDS
+    epochs = {shard: first.held[shard].epoch for shard in second.adopting}
+    synced |= second.adopting  # every book of those shards LIVE on the joiner
+    taken = second.tick()
+    assert sorted(taken.gained) == sorted(epochs) and not second.adopting
+    assert all(second.held[shard].epoch > epoch for shard, epoch in epochs.items())
+    symbol = next(s for s in SYMBOLS if shard_of(s) in epochs)
+    late = _fenced_store(cluster.url, "a", first.held)  # before it notices: still "held"
+    assert fenced_write(late, book_snapshot(symbol, 10, 1)) == "FENCED"
+    assert sorted(first.tick().lost) == sorted(epochs)
     assert len(first.held) + len(second.held) == DEFAULT_SHARDS
     assert set(first.held).isdisjoint(second.held)
     first.leave()
     second.tick()
     assert len(second.held) == DEFAULT_SHARDS
+
+
+def test_an_offer_nobody_takes_is_released_after_the_handover_time(client) -> None:
+    first = ShardCoordinator(ShardLeases(client, "a", LEASE_MS), handover_s=0.3)
+    first.tick()
+    second = ShardCoordinator(ShardLeases(client, "b", LEASE_MS), ready=lambda shard: False)
+    second.tick()
+    first.tick()  # offers
+    second.tick()  # adopts, never ready
+    assert not second.held and second.adopting
+    time.sleep(0.35)
+    released = first.tick()
+    assert len(released.lost) == DEFAULT_SHARDS - fair_share(DEFAULT_SHARDS, 2)
+    second.tick()  # now free: claimed (break-before-make, the fallback)
+    assert len(first.held) + len(second.held) == DEFAULT_SHARDS
 
 
 class Worker:
