@@ -296,6 +296,8 @@ class RedisStore:
         (default: pid and a random suffix).
     board_cache_s: readers reuse a merged watchlist this long (workers publish their
         boards every second; decoding and merging 1,500 rows a worker costs milliseconds).
+    handover_grace_s: for this long after a shard was taken, a record its previous holder
+        wrote just before is shown as it is (a planned hand-over), not STALE.
     """
 
     def __init__(
@@ -309,6 +311,7 @@ class RedisStore:
         socket_timeout_s: float = 2.0,
         writer_id: str | None = None,
         board_cache_s: float = 0.5,
+        handover_grace_s: float = 1.0,
     ) -> None:
         self.url = url
         self._redis = sync_client(url, socket_timeout_s=socket_timeout_s)
@@ -322,6 +325,7 @@ class RedisStore:
         self._board_rows: dict[str, StampedRow] = {}
         self._board_stamp = 0
         self._board_cache_s = board_cache_s
+        self._handover_grace_s = handover_grace_s
         self._merged_board: tuple[float, WatchlistRows] = (-board_cache_s, WatchlistRows())
         self._leases: Callable[[str], Lease | None] | None = None
         self.refused: dict[str, int] = {"FENCED": 0, "BACKWARDS": 0}
@@ -509,9 +513,10 @@ class RedisStore:
             state.first_trade_id = write.oldest
 
     def publish_status(self, status: FeedStatus) -> None:
-        """Store the feed status and the writer's heartbeat; keep recent symbols alive
-        (those not written for a third of their TTL: a write renews its own keys, so a
-        worker publishing hundreds of symbols does not renew each one every round)."""
+        """Store the feed status, the writer's heartbeat on the shards it has not written
+        lately, and keep recent symbols alive (those not written for a third of their
+        TTL: a write renews its own keys and beats its shard, so a worker publishing
+        hundreds of symbols does not renew each one every round)."""
         now = time.time()
         ttl_s = self._ttl_ms / 1000
         recent = [
@@ -521,7 +526,11 @@ class RedisStore:
             and now - st.published_at < 10 * ttl_s
             and (self._leases is None or self._leases(s) is not None)
         ]
-        shards = {shard_of(symbol) for symbol, _, _ in recent}
+        # A write beats its shard itself (in the fenced script); beating here a shard
+        # written within the last moments could overwrite a new holder's beat with this
+        # worker's just after a planned hand-over, before it learns the shard is gone.
+        written = {shard_of(s) for s, _, at in recent if now - at < self._stale_after_s / 2}
+        shards = {shard_of(symbol) for symbol, _, _ in recent} - written
         lapsing = [(s, generation) for s, generation, at in recent if now - at >= ttl_s / 3]
 
         data = codec.encode_status(status)
@@ -625,6 +634,8 @@ class RedisStore:
         if not writer:
             reason = "no ingest worker is publishing"
         elif cached.owner is not None and cached.owner[0] != cached.writer:
+            if self._handed_over_just_now(cached):
+                return snapshot
             reason = f"shard taken over by worker {cached.owner[0]}"
         elif writer != cached.writer:
             reason = "published by a previous ingest worker"
@@ -636,6 +647,17 @@ class RedisStore:
             return snapshot
         book = replace(snapshot.book, sync_state=SyncState.STALE, resync_reason=reason)
         return replace(snapshot, book=book)
+
+    def _handed_over_just_now(self, cached: _Cached) -> bool:
+        """A planned hand-over (make-before-break): the shard was taken less than
+        ``handover_grace_s`` ago, and this record was written by its previous holder less
+        than that before the take — the book was LIVE then and the new holder, synced
+        already, writes within a round. Shown as it is rather than STALE for that moment.
+        A crashed or paused holder's last record is older than its lease by then."""
+        assert cached.owner is not None
+        since = cached.owner[1]
+        grace = self._handover_grace_s
+        return time.time() - since < grace and cached.snapshot.published_at >= since - grace
 
     def _read_trades(self, symbol: str, pointer: codec.TradePointer, kind: str) -> TradeView:
         key = trades_key(symbol, pointer.generation)
