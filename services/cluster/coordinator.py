@@ -8,9 +8,11 @@ Every ``tick`` (call it a few times per lease):
 2. every held lease is renewed; one that cannot be (expired: the worker was paused or cut
    off; taken over) is lost — and so is one not renewed for a whole lease while Redis
    could not be reached;
-3. above the fair share, the highest shards are offered (make-before-break): the worker
-   keeps renewing and writing them until a worker below its share takes them, or releases
-   them once an offer has stood ``handover_s`` untaken (break-before-make, as a fallback);
+3. above the fair share, the highest shards are offered (make-before-break) when their
+   books are ``ready`` (all LIVE) here: the worker keeps renewing and writing them until a
+   worker below its share takes them, or releases them once an offer has stood
+   ``handover_s`` untaken (break-before-make, as a fallback); a shard not ready here is
+   released at once (nothing LIVE to hand over);
 4. below it, free shards are claimed, starting at a place that depends on the worker so
    that workers starting together do not race for the same shards; then offered shards
    are adopted: while ``ready(shard)`` is False the worker syncs the shard's books without
@@ -131,21 +133,23 @@ class ShardCoordinator:
         return ShardChanges(tuple(gained), tuple(sorted(lost)), share)
 
     def _hand_over_excess(self, share: int, now: float) -> list[int]:
-        """Offer the shards above ``share``; release those offered ``handover_s`` ago and
-        still untaken. Returns the shards released."""
+        """Offer the shards above ``share`` whose books are ``ready`` here; release those
+        that are not (nothing LIVE to hand over, e.g. at a cold start: the joiner need not
+        wait for this worker's syncs) and those offered ``handover_s`` ago and still
+        untaken. Returns the shards released."""
         excess = sorted(self.held, reverse=True)[: max(0, len(self.held) - share)]
         for shard in [s for s in self._offered_at if s not in excess]:
             del self._offered_at[shard]  # back within the share (its offer lapses)
         released: list[int] = []
         for shard in excess:
             offered_at = self._offered_at.get(shard)
-            if offered_at is None:
+            if offered_at is None and self.ready(shard):
                 ttl_ms = int(self.handover_s * 1000)
                 with contextlib.suppress(*_ERRORS):
                     if self.leases.offer(self.held[shard], ttl_ms):
                         self._offered_at[shard] = now
                 continue
-            if now - offered_at < self.handover_s:
+            if offered_at is not None and now - offered_at < self.handover_s:
                 continue
             with contextlib.suppress(*_ERRORS):
                 self.leases.release(self.held[shard])

@@ -134,11 +134,10 @@ class ShardedIngest:
         return changes, dict(self.coordinator.held), set(self.coordinator.adopting)
 
     def ready(self, shard: int) -> bool:
-        """Whether every book of ``shard`` is streamed and LIVE here, so that taking the
-        shard over costs its readers no resync (called from the coordinator's thread)."""
+        """Whether every book of ``shard`` is streamed and LIVE here: worth offering in a
+        hand-over, and safe to take over with no resync on the readers' side (called
+        from the coordinator's thread)."""
         shards = self.coordinator.leases.shards
-        if shard not in self._adopting:
-            return False
         candidates = self.universe or set(self.feed.trading_symbols())
         return all(self.feed.is_live(s) for s in candidates if shard_of(s, shards) == shard)
 

@@ -191,6 +191,18 @@ def test_an_offer_nobody_takes_is_released_after_the_handover_time(client) -> No
     assert len(first.held) + len(second.held) == DEFAULT_SHARDS
 
 
+def test_shards_not_synced_here_are_released_at_once(client) -> None:
+    """Nothing LIVE to hand over (e.g. at a cold start): no offer, the joiner need not wait."""
+    first = ShardCoordinator(ShardLeases(client, "a", LEASE_MS), ready=lambda shard: False)
+    first.tick()
+    second = ShardCoordinator(ShardLeases(client, "b", LEASE_MS))
+    second.tick()
+    released = first.tick()
+    assert len(released.lost) == DEFAULT_SHARDS - fair_share(DEFAULT_SHARDS, 2)
+    second.tick()
+    assert len(second.held) == len(released.lost) and not second.adopting
+
+
 class Worker:
     """One ``tests.cluster_worker`` process."""
 
