@@ -95,7 +95,7 @@ async def _measure(
         symbols=tuple(symbols),
         backoff=FAST_BACKOFF,
         idle_timeout_s=15.0,
-        publish_budget_per_s=FeedConfig.publish_budget_per_s if batched else 0,
+        **({} if batched else {"publish_budget_per_s": 0.0}),  # type: ignore[arg-type]
     )
     rss_before = _rss_mb()
     feed = Feed(config, store if batched else PerSymbolStore(store))  # type: ignore[arg-type]
