@@ -8,6 +8,7 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from app.config import Settings
 from services.binance.backoff import Backoff
@@ -15,7 +16,9 @@ from services.binance.endpoints import Endpoints, custom, preset
 from services.binance.rest_client import BinanceHttpError, BinanceRestClient, RestrictedLocation
 from services.history.reader import HistoryReader
 from services.market.feed import FeedConfig
-from services.redis_weight import RedisWeightWindow
+
+if TYPE_CHECKING:  # the redis client is imported only when a Redis URL is set
+    from services.redis_weight import RedisWeightWindow
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +124,11 @@ def resolve(settings: Settings) -> MarketSource:
 
 def shared_weight(settings: Settings) -> RedisWeightWindow | None:
     """The host's shared REST weight counter when the processes share a Redis."""
-    return RedisWeightWindow.from_url(settings.redis_url) if settings.redis_url else None
+    if not settings.redis_url:
+        return None
+    from services.redis_weight import RedisWeightWindow
+
+    return RedisWeightWindow.from_url(settings.redis_url)
 
 
 def feed_config(settings: Settings, source: MarketSource) -> FeedConfig:

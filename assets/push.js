@@ -336,7 +336,9 @@
     window.Plotly.update(gd, {  // one redraw: bars, their text, the CVD line and the title
       x: [[buyPct], [sellPct], cvdX], y: [bars, bars, cvdY],
       text: [[text("buy", buyPct, buy)], [text("sell", sellPct, sell)], line.text],
-    }, {"title.text": title, "title.font.color": colour}, [bi, si, ci]);
+    }, {"title.text": title, "title.font.color": colour,
+      // new x data makes Plotly guess the axis type again: epoch ms would become "linear"
+      "xaxis2.type": "date"}, [bi, si, ci]);
     holder.dataset.lastTradeId = String(f.lastId);
   }
 

@@ -71,6 +71,16 @@ PRICE_COLUMNS: dict[str, pl.DataType] = {
 }
 
 
+def aggregate_datasets() -> dict[str, tuple[str, dict[str, pl.DataType]]]:
+    """Every aggregate dataset → (the trades dataset whose segments it summarises, its
+    columns)."""
+    return {
+        dataset(kind): (trades_dataset(kind), columns)
+        for kind in ("aggTrade", "trade")
+        for dataset, columns in ((minutes_dataset, MINUTE_COLUMNS), (prices_dataset, PRICE_COLUMNS))
+    }
+
+
 def minutes_dataset(kind: str) -> str:
     return "minutes-" + trades_dataset(kind).removeprefix("trades-")
 

@@ -6,12 +6,14 @@ Form chosen (DESIGN note)
 Two tables, both plain columns:
 
 * **book-grid** — for every second, side and price bucket within ``band_pct`` (±2 % by
-  default) of the mid: the **maximum**, over the LIVE book states sampled during that
-  second, of the resting quantity **summed over every level of the bucket** (the recorder
-  copies the levels at most every ``sample_ms`` of exchange time: 1000 by default, i.e.
-  the book at its first change in each second; 250 makes a cell the maximum over up to
-  four states; the best levels are read at every change). Bids and asks are kept apart
-  (a bucket may hold both while the book moves through it in a second).
+  default) of the mid: the **maximum**, over **every LIVE state of the book during that
+  second** (after each applied diff, and a snapshot), of the resting quantity **summed
+  over every level of the bucket**. The band is whole buckets: from the bucket holding
+  ``mid × (1 − band_pct/100)`` up for bids, up to the one holding ``mid × (1 +
+  band_pct/100)`` for asks, at each state's own mid. The writer keeps it from the diffs
+  themselves (``live_grid``: a copy of the levels and per-bucket sums updated in
+  O(levels a diff sets)), so recording the book costs the feed no copy of it. Bids and
+  asks are kept apart (a bucket may hold both while the book moves through it in a second).
   Columns: ``time_s``, ``side`` +1 bid / −1 ask, ``bucket`` = the bucket's index, its
   lower price = ``bucket × bucket_e8``, ``max_qty_e8`` = that maximum of the bucket's sum.
 * **book-top** — the best bid and ask (price and size) at every change, and every change of
@@ -69,17 +71,6 @@ def bucket_height(mid: float, tick: float, bucket_bps: float) -> float:
     """Bucket height in price units: ``bucket_bps`` of ``mid`` rounded to whole ticks."""
     ticks = max(1, round(mid * bucket_bps / 10_000.0 / tick)) if tick > 0 else 1
     return ticks * tick if tick > 0 else mid * bucket_bps / 10_000.0
-
-
-def band_levels(
-    prices: np.ndarray, qtys: np.ndarray, mid: float, band_pct: float, is_bid: bool
-) -> tuple[np.ndarray, np.ndarray]:
-    """The levels of one side (best first) within ``band_pct`` % of ``mid``."""
-    if is_bid:
-        stop = int(np.searchsorted(-prices, -mid * (1.0 - band_pct / 100.0), side="right"))
-    else:
-        stop = int(np.searchsorted(prices, mid * (1.0 + band_pct / 100.0), side="right"))
-    return prices[:stop], qtys[:stop]
 
 
 def bucket_sums(

@@ -149,8 +149,8 @@ def _import_book(
     existing = list_segments(writer.root, market, symbol, BOOK_TOP, schema.BOOK_TOP, start, end)
     if existing.segments:
         return False
-    sync = BookSync(symbol, market)
     recorder = HistoryRecorder(writer, market)
+    sync = BookSync(symbol, market, on_applied=lambda d: recorder.on_levels(symbol, sync, d.b, d.a))
     for message in mine:
         if isinstance(message, DepthUpdate):
             sync.on_diff(message)

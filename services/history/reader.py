@@ -285,21 +285,29 @@ class HistoryReader:
     ) -> tuple[str, pl.DataFrame]:
         """The range's trades as combined ``which`` partials (``aggregates.MINUTES`` or
         ``PRICES``): the stored aggregates of the segments wholly inside the range, the
-        rows of the others reduced alike (see ``services.history.aggregates``)."""
+        rows of the others reduced alike (see ``services.history.aggregates``). Minute
+        partials of a segment the range cuts come from its aggregate too, for the minutes
+        wholly inside the range: only the rows of the (at most two) edge minutes are read."""
         kind = self.resolve_kind(market, symbol, kind)
         dataset, columns = which.dataset(kind), which.columns
         reduce, combine = which.reduce, which.combine
+        by_minute = which is aggregates.MINUTES
 
         def read() -> pl.DataFrame:
             segments = self._listing(
                 market, symbol, trades_dataset(kind), schema.TRADES, start_ms, end_ms
             ).segments
             stored = self._aggregated(market, symbol, dataset, columns, segments, start_ms,
-                                      end_ms)  # fmt: skip
+                                      end_ms, by_minute)  # fmt: skip
+            inside = {s.path.name for s in segments if _within(s, start_ms, end_ms)}
+            whole = [p for name, p in stored.items() if name in inside]
+            cut = [s for s in segments if s.path.name in stored and s.path.name not in inside]
             rest = [s for s in segments if s.path.name not in stored]
             parts = [reduce(self._trade_scan(rest, start_ms, end_ms))] if rest else []
-            if stored:
-                parts.append(pl.scan_parquet(list(stored.values()), schema=columns))
+            if whole:
+                parts.append(pl.scan_parquet(whole, schema=columns))
+            if cut:
+                parts += self._cut_minutes(cut, stored, start_ms, end_ms)
             if not parts:
                 return pl.DataFrame(schema=columns)
             return combine(pl.concat(parts)).collect(engine="streaming")
@@ -315,23 +323,54 @@ class HistoryReader:
         segments: list[Segment],
         start_ms: int | None,
         end_ms: int | None,
+        cut_too: bool = False,
     ) -> dict[str, Path]:
         """Segment file name → its aggregate file, for the segments wholly inside the range
-        that have one; none when segments overlap (a compaction in progress)."""
+        (``cut_too``: every listed segment) that have one; none when segments overlap (a
+        compaction in progress)."""
         if not self.use_aggregates or not segments:
             return {}
         ordered = sorted(segments, key=lambda s: (s.lo, s.hi))
         if any(b.lo <= a.hi for a, b in itertools.pairwise(ordered)):
             return {}
-        inside = {
-            s.path.name
-            for s in segments
-            if (start_ms is None or s.t0 >= start_ms) and (end_ms is None or s.t1 <= end_ms)
-        }
-        if not inside:
+        wanted = {s.path.name for s in segments if cut_too or _within(s, start_ms, end_ms)}
+        if not wanted:
             return {}
         listing = self._listing(market, symbol, dataset, columns, start_ms, end_ms)
-        return {a.path.name: a.path for a in listing.segments if a.path.name in inside}
+        return {a.path.name: a.path for a in listing.segments if a.path.name in wanted}
+
+    def _cut_minutes(
+        self,
+        cut: list[Segment],
+        stored: dict[str, Path],
+        start_ms: int | None,
+        end_ms: int | None,
+    ) -> list[pl.LazyFrame]:
+        """Minute partials of segments the range cuts: their aggregates' rows of the
+        minutes wholly inside [``start_ms``, ``end_ms``], and their trade rows of the edge
+        minutes (each edge one time range, so Parquet row-group statistics skip the rest)
+        reduced alike."""
+        minute = aggregates.MINUTE_MS
+        first = -(-start_ms // minute) * minute if start_ms is not None else None
+        stop = (end_ms + 1) // minute * minute if end_ms is not None else None
+        agg = pl.scan_parquet([stored[s.path.name] for s in cut],
+                              schema=aggregates.MINUTE_COLUMNS)  # fmt: skip
+        if first is not None:
+            agg = agg.filter(pl.col("open_ms") >= first)
+        if stop is not None:
+            agg = agg.filter(pl.col("open_ms") < stop)
+        if first is not None and stop is not None and first >= stop:
+            edges = [(start_ms, end_ms)]  # no whole minute inside: every row is an edge's
+        else:
+            edges = []
+            if start_ms is not None and first is not None and first > start_ms:
+                edges.append((start_ms, first - 1))
+            if end_ms is not None and stop is not None and stop <= end_ms:
+                edges.append((stop, end_ms))
+        parts = [agg]
+        for lo, hi in edges:
+            parts.append(aggregates.minute_partials(self._trade_scan(cut, lo, hi)))
+        return parts
 
     # -- candles --------------------------------------------------------------------------
 
@@ -665,6 +704,11 @@ def _empty_candles() -> pl.DataFrame:
             "trades": pl.Int64,
         }
     )
+
+
+def _within(segment: Segment, start_ms: int | None, end_ms: int | None) -> bool:
+    """Whether every row of the segment lies in [``start_ms``, ``end_ms``]."""
+    return (start_ms is None or segment.t0 >= start_ms) and (end_ms is None or segment.t1 <= end_ms)
 
 
 def _time_filter(

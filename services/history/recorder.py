@@ -1,39 +1,40 @@
 """The feed's history tap: hands trades, book states and candles to the history writer.
 
-Everything here runs on the feed's event-loop thread, so it only copies what it needs and
-gathers it into a ``TapBatch``, handed to the writer (``HistoryWriter`` does the rest on its
-own thread) once per event-loop turn — a ``call_soon`` after the turn's first item, so the
-feed's thread pays one queue put per turn however many messages the turn handled (without
-a running loop, e.g. an import, each call hands over at once):
+Everything here runs on the feed's event-loop thread, so it only keeps references to what
+the feed already decoded and appends them to the writer's ``TapLane`` (one deque append
+per item; the ``HistoryWriter`` thread takes them when it wakes and does the rest):
 
-- ``on_trades``: the released trades (an immutable view) go to the writer as they are;
-  the writer thread turns them into columns and, as it knows
+- ``on_trade_row``: the one trade the feed just accepted, as the raw row it decoded (no
+  view is built for this tap); ``on_trades``: released trades as a view (after a REST
+  backfill: several at once). The writer thread turns them into columns and, as it knows
   the last id stored, reports a jump (the first trade after a restart, a kill -9, a network
   loss, or a gap the feed abandoned) as a hole to ``on_hole`` — the REST backfill.
-- ``on_book``: the best bid/ask and LIVE state whenever they change (O(1) reads; an
-  unchanged top is not queued), and a copy of the levels every ``sample_ms`` (see
-  ``SymbolBook``);
+- ``on_levels`` + ``on_book``: the levels each applied diff set (the decoded lists, not
+  copied), the best bid/ask and the LIVE state; the writer keeps its own copy of the book
+  from them (``live_grid``) and the grid's maxima over every LIVE state. The book is copied
+  whole only when it was loaded anew (a snapshot, a resync) — when the diffs the tap saw no
+  longer account for it — never once a second;
 - ``on_candle``: closed 1-minute bars.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from services.binance.messages import KlineBar
+from services.binance.messages import KlineBar, Level
 from services.history.book_grid import implied_tick
+from services.history.live_grid import BookChange, BookCopy
 from services.history.schema import to_e8
-from services.history.writer import HistoryWriter, TapBatch
+from services.history.segments import BOOK_TOP, trades_dataset
+from services.history.writer import HistoryWriter, Key
 from services.market.book_sync import BookSync
+from services.market.trade_log import TradeRow
 from services.market.views import SyncState, TradeView
 from services.store import Candle
-
-DEFAULT_SAMPLE_MS = 1000
 
 NewSymbolHandler = Callable[[str, int], None]
 """Called with (symbol, time of its first delivered trade) once per symbol and run."""
@@ -43,38 +44,37 @@ NewSymbolHandler = Callable[[str, int], None]
 class SymbolBook:
     """What the tap remembers of one symbol's book between calls.
 
-    Levels are copied at most every ``sample_ms`` of exchange time while the book is LIVE
-    (and at once when it turns LIVE). A copy is the two sides' price → qty dicts
-    (``OrderBook.bids()``/``asks()``, one C-level dict copy per side); the writer thread
-    sorts them, selects the band and buckets it. Measured on the 2024 BTCUSDT book (~5,000
-    levels, ~3,600 of them within ±2 %): 0.19 ms for both copies against 0.45 ms for
-    ``bid_arrays``/``ask_arrays`` of only the band's levels (a Python-level lookup per
-    level), so the whole-side C copy is the cheaper one for the feed's thread.
-
     ``bid``/``ask``: the best levels last queued (``()`` before the first call, so that one
     is always queued); ``was_live``: the LIVE state last seen, which is also the one last
     queued (every change of it is queued); ``last_ms``: the last exchange time seen;
-    ``tick``: the grid's tick (0.0 until known)."""
+    ``key``: where its states go; ``tick``: the grid's tick (0.0 until known).
+    ``snapshots``/``applied``: the book's ``snapshots_applied``/``diffs_applied``
+    counters as of what the writer's copy holds (``snapshots`` −1: no copy yet, or a diff
+    was missed); ``diffs``: the levels of the diffs applied since the last ``on_book``."""
 
-    sample_ms: int
+    key: Key
     tick: float
-    last_sample_ms: int = -(10**15)
     was_live: bool = False
     last_ms: int = 0
     bid: tuple[float, float] | tuple[()] | None = ()
     ask: tuple[float, float] | tuple[()] | None = ()
+    snapshots: int = -1
+    applied: int = -1
+    diffs: list[tuple[list[Level], list[Level]]] = field(default_factory=list)
 
 
 class HistoryRecorder:
     """A ``FeedTap`` recording one feed's market (``spot`` or ``usdm``) into ``writer``.
 
     ``ticks``: tick size per symbol (for the grid's bucket height; implied from the book's
-    levels when missing). ``on_new_symbol``: told of each symbol's first delivered trade
-    (the kline backfill). Holes in the ids are found by the writer (``on_hole``), which
-    knows what is stored. ``clock_ms``: the market's clock (ms since the epoch; default
-    this machine's), read only for a state change before the symbol has any exchange time
-    (the first call, a snapshot turning LIVE): a replay passes the exchange's replay clock,
-    so every stored time is the recording's own."""
+    levels when missing). The feed calls ``on_levels`` after each applied diff (before its
+    ``on_book``); a caller that does not (or misses one) still records a right grid, at the
+    price of a copy of the book at every LIVE ``on_book``. ``on_new_symbol``: told of each
+    symbol's first delivered trade (the kline backfill). Holes in the ids are found by the
+    writer (``on_hole``), which knows what is stored. ``clock_ms``: the market's clock (ms
+    since the epoch; default this machine's), read only for a state change before the
+    symbol has any exchange time (the first call, a snapshot turning LIVE): a replay passes
+    the exchange's replay clock, so every stored time is the recording's own."""
 
     def __init__(
         self,
@@ -82,7 +82,6 @@ class HistoryRecorder:
         market: str,
         *,
         ticks: Mapping[str, float] | None = None,
-        sample_ms: int = DEFAULT_SAMPLE_MS,
         on_new_symbol: NewSymbolHandler | None = None,
         clock_ms: Callable[[], int] | None = None,
     ) -> None:
@@ -90,81 +89,90 @@ class HistoryRecorder:
         self.clock_ms = clock_ms or _wall_ms
         self.market = market
         self.ticks = dict(ticks or {})
-        self.sample_ms = sample_ms
         self.on_new_symbol = on_new_symbol
         self._books: dict[str, SymbolBook] = {}
         self._seen: set[str] = set()
-        self._batch = TapBatch()
+        self._trade_keys: dict[str, tuple[str, Key]] = {}
+        self._lane = writer.lane
 
-    def _turn(self) -> TapBatch:
-        """The batch gathering this event-loop turn (its first item schedules the
-        hand-over); without a running loop, a batch of its own that ``_done`` hands over."""
-        if not self._batch.entries:
-            try:
-                asyncio.get_running_loop().call_soon(self.hand_over)
-            except RuntimeError:
-                return TapBatch()
-        return self._batch
+    def _symbol_book(self, symbol: str) -> SymbolBook:
+        return SymbolBook((self.market, symbol, BOOK_TOP), self.ticks.get(symbol, 0.0))
 
-    def _done(self, batch: TapBatch) -> None:
-        if batch is not self._batch:
-            self.writer.add_batch(batch)
+    def _first_trade(self, symbol: str, time_ms: int) -> None:
+        self._seen.add(symbol)
+        if self.on_new_symbol is not None:
+            self.on_new_symbol(symbol, time_ms)
 
-    def hand_over(self) -> None:
-        """Queue what this turn gathered (the end of the turn; also called at stop)."""
-        batch, self._batch = self._batch, TapBatch()
-        self.writer.add_batch(batch)
+    def on_trade_row(self, symbol: str, kind: str, row: TradeRow) -> None:
+        """The trade just accepted: (id, time ms, price, qty, buyer is maker)."""
+        known = self._trade_keys.get(symbol)  # (kind, key): one lookup per trade
+        if known is None or known[0] != kind:
+            if symbol not in self._seen:
+                self._first_trade(symbol, row[1])
+            known = self._trade_keys[symbol] = (kind, (self.market, symbol, trades_dataset(kind)))
+        self._lane.trade_row(known[1], row)
 
     def on_trades(self, symbol: str, trades: TradeView) -> None:
         if len(trades) == 0:
             return
         if symbol not in self._seen:
-            self._seen.add(symbol)
-            if self.on_new_symbol is not None:
-                self.on_new_symbol(symbol, int(trades.time_ms[0]))
-        batch = self._turn()
-        batch.trade_view(self.market, symbol, trades)
-        self._done(batch)
+            self._first_trade(symbol, int(trades.time_ms[0]))
+        self._lane.trade_view(self.market, symbol, trades)
+
+    def on_levels(
+        self, symbol: str, book: BookSync, bids_changed: list[Level], asks_changed: list[Level]
+    ) -> None:
+        rec = self._books.get(symbol)
+        if rec is None:
+            rec = self._books[symbol] = self._symbol_book(symbol)
+        counters = book.counters
+        in_step = rec.applied + 1 == counters.diffs_applied
+        if in_step and rec.snapshots == counters.snapshots_applied:
+            rec.diffs.append((bids_changed, asks_changed))
+            rec.applied += 1
+        else:
+            rec.snapshots = -1  # out of step: the next LIVE on_book copies the book
 
     def on_book(self, symbol: str, book: BookSync) -> None:
-        # One dict lookup, two O(1) reads of the top and a few comparisons per call; the
+        # A dict lookup, two O(1) reads of the top and a few comparisons per call; the
         # top's tuple for the writer is built only when something changed.
         rec = self._books.get(symbol)
         if rec is None:
-            rec = self._books[symbol] = SymbolBook(self.sample_ms, self.ticks.get(symbol, 0.0))
+            rec = self._books[symbol] = self._symbol_book(symbol)
         # A state change without an event (a disconnect) takes the symbol's last exchange
         # time, or before the first one the market's clock: the store keeps market time (a
         # replay plays at the recording's own time).
         time_ms = rec.last_ms = book.event_time_ms or rec.last_ms or self.clock_ms()
         live = book.state is SyncState.LIVE
-        due = live and (not rec.was_live or time_ms - rec.last_sample_ms >= rec.sample_ms)
         levels = book.book
         bid, ask = levels.best_bid(), levels.best_ask()
-        if not due and live is rec.was_live and bid == rec.bid and ask == rec.ask:
+        counters = book.counters
+        change: BookChange = None
+        if live and (
+            rec.snapshots != counters.snapshots_applied or rec.applied != counters.diffs_applied
+        ):  # loaded anew since the writer's copy (or never copied): copy it whole
+            rec.snapshots, rec.applied = counters.snapshots_applied, counters.diffs_applied
+            rec.diffs = []
+            change = BookCopy(levels.bids(), levels.asks(), levels.bid_floor, levels.ask_ceiling)
+            if rec.tick <= 0.0:
+                rec.tick = implied_tick(np.fromiter(change.bids, np.float64))
+        elif rec.diffs:
+            change, rec.diffs = rec.diffs, []
+        elif live is rec.was_live and bid == rec.bid and ask == rec.ask:
             return  # nothing new: the writer keeps the last top and the second's grid
         rec.was_live, rec.bid, rec.ask = live, bid, ask
-        band = None
-        if due:
-            rec.last_sample_ms = time_ms
-            band = levels.bids(), levels.asks()
-            if rec.tick <= 0.0:
-                rec.tick = implied_tick(np.fromiter(band[0], np.float64))
         top = (
             bid[0] if bid else 0.0,
             bid[1] if bid else 0.0,
             ask[0] if ask else 0.0,
             ask[1] if ask else 0.0,
         )
-        batch = self._turn()
-        batch.book(self.market, symbol, time_ms, live, rec.tick, top, band)
-        self._done(batch)
+        self._lane.book(rec.key, time_ms, live, rec.tick, top, change)
 
     def on_candle(self, symbol: str, candle: Candle) -> None:
         if not candle.closed or candle.interval != "1m":
             return
-        batch = self._turn()
-        batch.candles(self.market, symbol, candle_row(candle, "stream"))
-        self._done(batch)
+        self._lane.candles(self.market, symbol, candle_row(candle, "stream"))
 
 
 def _wall_ms() -> int:

@@ -1,6 +1,9 @@
 """Retention: history older than ``max_days`` and, beyond ``max_bytes`` in total, the oldest
 segments are deleted — oldest first by the time of their last row, whatever the dataset or
-symbol — and what was deleted is reported."""
+symbol — and what was deleted is reported. The per-minute and per-price aggregates of a
+trade segment (``aggregates``: same name, sibling datasets) count in the total like any
+file and go with their segment: they sort right after it (same times) and are deleted
+whenever it is, never left behind as orphans."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from services.history.aggregates import aggregate_datasets
 from services.history.compaction import DATASETS
 from services.history.segments import (
     DAY_MS,
@@ -33,12 +37,19 @@ class RetentionReport:
 
 
 def all_segments(root: Path) -> list[Segment]:
-    """Every valid segment under ``root``, oldest last row first."""
-    segments = []
+    """Every valid segment under ``root`` (aggregates included), oldest last row first, a
+    trade segment's aggregates right after it."""
+    aggregates = aggregate_datasets()
+    segments: list[tuple[Segment, bool]] = []
     for market, symbol in symbols_in(root):
         for dataset in DATASETS:
-            segments += list_segments(root, market, symbol, dataset, columns_of(dataset)).segments
-    return sorted(segments, key=lambda s: (s.t1, s.t0))
+            listing = list_segments(root, market, symbol, dataset, columns_of(dataset))
+            segments += [(s, False) for s in listing.segments]
+        for dataset, (_, columns) in aggregates.items():
+            listing = list_segments(root, market, symbol, dataset, columns)
+            segments += [(s, True) for s in listing.segments]
+    segments.sort(key=lambda item: (item[0].t1, item[0].t0, item[1]))
+    return [s for s, _ in segments]
 
 
 def apply_retention(
@@ -58,11 +69,19 @@ def apply_retention(
     sizes = {s.path: s.bytes for s in segments}
     total = sum(sizes.values())
     cutoff = now_ms - int(max_days * DAY_MS) if max_days is not None else None
+    aggregates = aggregate_datasets()
+    gone: set[tuple[Path, str, str]] = set()  # deleted trade segments: (symbol dir, dataset, name)
     kept = []
     for segment in segments:
+        path = segment.path
+        dataset = path.parent.parent.name
+        owner = aggregates.get(dataset)
+        orphan = owner is not None and (path.parents[2], owner[0], path.name) in gone
         too_old = cutoff is not None and segment.t1 < cutoff
         too_big = max_bytes is not None and total > max_bytes
-        if too_old or too_big:
+        if too_old or too_big or orphan:
+            if dataset.startswith(TRADES_PREFIX):
+                gone.add((path.parents[2], dataset, path.name))
             segment.path.unlink(missing_ok=True)
             report.deleted.append(segment.path)
             report.bytes_freed += sizes[segment.path]

@@ -39,8 +39,8 @@ class HistoryConfig:
     compact_every_s / retention_every_s: maintenance periods. backfill_weight: the IP's REST
     weight per minute up to which the backfill may send requests (Binance reports the IP's
     total; default ``BACKFILL_SHARE`` of the limit, below the feed's 80 %, so a backfill only
-    uses what the feed leaves and never holds the feed back). sample_ms: book band
-    sampling period. grid: band and bucket of the recorded book."""
+    uses what the feed leaves and never holds the feed back). grid: band and bucket of the
+    recorded book."""
 
     root: Path
     max_days: float | None = 30.0
@@ -49,7 +49,6 @@ class HistoryConfig:
     compact_every_s: float = 60.0
     retention_every_s: float = 600.0
     backfill_weight: int | None = None
-    sample_ms: int = 1000
     grid: GridConfig = field(default_factory=GridConfig)
 
 
@@ -83,7 +82,6 @@ class HistoryService:
             self.writer,
             market,
             ticks=ticks,
-            sample_ms=config.sample_ms,
             on_new_symbol=self.backfill.request_klines,
             clock_ms=clock_ms,
         )
@@ -105,7 +103,6 @@ class HistoryService:
         """Finish the backfill's current job, write everything buffered, stop threads."""
         self._stop.set()
         self.backfill.stop()
-        self.recorder.hand_over()  # the feed's last turn, if its loop ended before it
         self.writer.stop()
         if self._maintenance is not None:
             self._maintenance.join(10.0)

@@ -2,13 +2,15 @@
 
 Producers (the feed's taps, the REST backfill, an import) only put items on a queue — never
 blocking, never touching the disk — so a slow disk cannot delay a book update; the feed's
-tap puts one ``TapBatch`` per event-loop turn. A put does not wake the thread: it sleeps
-until the next ``flush_interval_s`` (or an explicit flush or stop), then drains the queue,
-so its work (conversion, the grid, the writes) comes once per interval instead of beside
-the feed at every message. It buffers rows per (market, symbol, dataset) and writes a
-segment per buffer every ``flush_interval_s`` (or sooner when ``max_rows`` pile up). A kill
--9 loses at most the rows of the last interval plus what is queued; the next start's
-backfill fetches those trades again from REST.
+tap appends what it records to the writer's ``TapLane`` (one deque append per item: no
+lock, no wake-up, no hand-over per message or per turn). A put does not wake the thread:
+it sleeps until the next ``flush_interval_s`` (or an explicit flush or stop), then takes
+everything in the lane and drains the queue, so its work (conversion, the grid, the
+writes) comes once per interval instead of beside the feed at every message. It buffers
+rows per (market, symbol, dataset) and writes a segment per buffer every
+``flush_interval_s`` (or sooner when ``max_rows`` pile up). A kill -9 loses at most the
+rows of the last interval plus what is queued; the next start's backfill fetches those
+trades again from REST.
 
 Exactly once: per trade dataset the writer knows the highest id stored (from the segment
 names, at its first batch) and keeps only ids above it from live batches; a *fill* batch
@@ -24,10 +26,10 @@ from __future__ import annotations
 
 import itertools
 import logging
-import math
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,15 +38,9 @@ import numpy as np
 import polars as pl
 
 from services.history import schema
-from services.history.book_grid import (
-    GridConfig,
-    SecondGrid,
-    band_levels,
-    bucket_height,
-    bucket_sums,
-    mid_of,
-)
+from services.history.book_grid import GridConfig, mid_of
 from services.history.book_pyramid import BOOK_GRID_1M, PYRAMID
+from services.history.live_grid import BookChange, BookGrid
 from services.history.reader import merged_ranges
 from services.history.segments import (
     BOOK_GRID,
@@ -121,10 +117,9 @@ class _Buffer:
 
 @dataclass(slots=True)
 class _BookState:
-    """Per-symbol book recording state: bucket height, the current second, last top."""
+    """Per-symbol book recording state: the book's copy and its open second, last top."""
 
-    height: float = 0.0
-    grid: SecondGrid | None = None
+    grid: BookGrid = field(default_factory=BookGrid)
     last_top: tuple = ()
 
 
@@ -145,51 +140,62 @@ COLUMNS: dict[str, dict[str, pl.DataType]] = {
 }
 
 
-def _sorted_side(levels: dict[float, float], descending: bool) -> tuple[np.ndarray, np.ndarray]:
-    """One side's price → qty copy as (prices, qtys), best first."""
-    prices = np.fromiter(levels.keys(), np.float64, len(levels))
-    qtys = np.fromiter(levels.values(), np.float64, len(levels))
-    order = np.argsort(-prices if descending else prices, kind="stable")
-    return prices[order], qtys[order]
-
-
 def columns_of(dataset: str) -> dict[str, pl.DataType]:
     """The columns of a dataset (every ``trades-*`` dataset has the trade columns)."""
     return schema.TRADES if dataset.startswith("trades-") else COLUMNS[dataset]
 
 
-class TapBatch:
-    """Items a feed tap gathers on the feed's thread and hands to the writer as one queue
-    item (``HistoryWriter.add_batch``): appending here costs a list append, so the feed's
-    thread pays one queue put (and wakes the writer once) per batch, not per message."""
+class TapLane:
+    """Where a feed tap leaves what it records, on the feed's thread: each item is one
+    ``deque`` append (thread-safe without a lock; nothing is handed over per message or per
+    event-loop turn, nothing wakes the writer). The writer thread takes everything in the
+    lane, in order, each time it wakes (its interval, a flush, a stop). ``since``: when the
+    oldest item now in the lane was added (``stats().lag_s``)."""
 
-    __slots__ = ("entries",)
+    __slots__ = ("entries", "since")
 
     def __init__(self) -> None:
-        self.entries: list[tuple[str, Key, object]] = []
+        self.entries: deque[tuple[str, Key, object]] = deque()
+        self.since = 0.0
+
+    def trade_row(self, key: Key, row: tuple[int, int, float, float, bool]) -> None:
+        """One trade as the feed decoded it (id, time ms, price, qty, buyer is maker);
+        ``key``: (market, symbol, its trades dataset)."""
+        entries = self.entries
+        if not entries:
+            self.since = time.monotonic()
+        entries.append(("row", key, row))
 
     def trade_view(self, market: str, symbol: str, trades: TradeView) -> None:
         """Released trades as the feed hands them over (converted on the writer's thread)."""
-        self.entries.append(("view", (market, symbol, trades_dataset(trades.kind)), trades))
+        entries = self.entries
+        if not entries:
+            self.since = time.monotonic()
+        entries.append(("view", (market, symbol, trades_dataset(trades.kind)), trades))
 
     def book(
         self,
-        market: str,
-        symbol: str,
+        key: Key,
         time_ms: int,
         live: bool,
         tick: float,
         top: tuple[float, float, float, float],
-        band: tuple[dict[float, float], dict[float, float]] | None,
+        change: BookChange,
     ) -> None:
-        """One book state: ``top`` = (best bid, its qty, best ask, its qty), 0.0 for an
-        empty side; ``band`` = (bids, asks) as price → qty copies, when the producer
-        sampled the levels this time."""
-        self.entries.append(("book", (market, symbol, BOOK_TOP), (time_ms, live, tick, top, band)))
+        """One book state (``key``: (market, symbol, ``book-top``)): ``top`` = (best bid,
+        its qty, best ask, its qty), 0.0 for an empty side; ``change``: what set its levels
+        since the last state."""
+        entries = self.entries
+        if not entries:
+            self.since = time.monotonic()
+        entries.append(("book", key, (time_ms, live, tick, top, change)))
 
     def candles(self, market: str, symbol: str, columns: dict[str, np.ndarray]) -> None:
         """1-minute candles (columns of ``schema.CANDLES``)."""
-        self.entries.append(("rows", (market, symbol, CANDLES_1M), columns))
+        entries = self.entries
+        if not entries:
+            self.since = time.monotonic()
+        entries.append(("rows", (market, symbol, CANDLES_1M), columns))
 
 
 class HistoryWriter:
@@ -220,6 +226,7 @@ class HistoryWriter:
         self._drained = threading.Condition()
         self._wake = threading.Event()  # set by flush() and stop() only
         self._pending_items = 0
+        self.lane = TapLane()
         self.on_hole: HoleHandler | None = None
 
     # -- producer side (any thread, never blocks on I/O) --------------------------------
@@ -236,11 +243,6 @@ class HistoryWriter:
         (first id, last id) a REST backfill fills; only ids inside it are kept."""
         self._put(_Item("fill" if fill else "trades", (market, symbol, trades_dataset(kind)),
                         (columns, fill)))  # fmt: skip
-
-    def add_batch(self, batch: TapBatch) -> None:
-        """Queue what a feed tap gathered in one event-loop turn, as one item."""
-        if batch.entries:
-            self._put(_Item("batch", ("", "", ""), batch.entries))
 
     def add_candles(self, market: str, symbol: str, columns: dict[str, np.ndarray]) -> None:
         """Queue 1-minute candles (columns of ``schema.CANDLES``)."""
@@ -307,10 +309,13 @@ class HistoryWriter:
     def stats(self) -> WriterStats:
         with self._stats_lock:
             stats = WriterStats(**{f: getattr(self._stats, f) for f in WriterStats.__slots__})
-        stats.queued = self._queue.qsize()
+        lane = self.lane
+        stats.queued = self._queue.qsize() + len(lane.entries)
         oldest = [b.first_at for b in self._buffers.values() if b.rows]
         if self._oldest_queued is not None:
             oldest.append(self._oldest_queued)
+        if lane.entries:
+            oldest.append(lane.since)
         stats.lag_s = time.monotonic() - min(oldest) if oldest else 0.0
         return stats
 
@@ -370,11 +375,10 @@ class HistoryWriter:
             return _Item("tick", ("", "", ""), None)
 
     def _handle(self, item: _Item) -> None:
+        self._take_lane()
         if item.kind in ("tick", "flush"):
             return
-        if item.kind == "batch":
-            self._handle_batch(item.payload, item.at)  # type: ignore[arg-type]
-        elif item.kind in {"trades", "fill"}:
+        if item.kind in {"trades", "fill"}:
             columns, fill = item.payload  # type: ignore[misc]
             self._add_trades(item.key, columns, fill, item.at)
         elif item.kind == "book":
@@ -382,18 +386,48 @@ class HistoryWriter:
         else:
             self._buffer(item.key).add(item.payload, item.at)  # type: ignore[arg-type]
 
+    def _take_lane(self) -> None:
+        """Everything the taps left in the lane so far, in order, as one batch."""
+        lane = self.lane.entries
+        if not lane:
+            return
+        at = self.lane.since
+        taken = []
+        take = lane.popleft
+        while lane:
+            taken.append(take())
+        self._handle_batch(taken, at)
+
     def _handle_batch(self, entries: list[tuple[str, Key, object]], at: float) -> None:
-        """A tap's batch in order; each dataset's trade views are converted together."""
-        views: dict[Key, list[TradeView]] = {}
+        """Tap entries in order; each dataset's trades (rows and views, in order) are
+        converted together."""
+        trades: dict[Key, list[list | TradeView]] = {}
         for kind, key, payload in entries:
-            if kind == "view":
-                views.setdefault(key, []).append(payload)  # type: ignore[arg-type]
+            if kind == "row":
+                parts = trades.setdefault(key, [])
+                if parts and isinstance(parts[-1], list):
+                    parts[-1].append(payload)
+                else:
+                    parts.append([payload])
+            elif kind == "view":
+                trades.setdefault(key, []).append(payload)  # type: ignore[arg-type]
             elif kind == "book":
                 self._add_book(key, payload, at)  # type: ignore[arg-type]
             else:
                 self._buffer(key).add(payload, at)  # type: ignore[arg-type]
-        for key, group in views.items():
-            self._add_trades(key, schema.trade_columns(*group), None, at)
+        for key, parts in trades.items():
+            chunks = [
+                schema.trade_row_columns(part)
+                if isinstance(part, list)
+                else schema.trade_columns(part)
+                for part in parts
+            ]
+            columns = {
+                name: np.concatenate([c[name] for c in chunks]) if len(chunks) > 1
+                else chunks[0][name]
+                for name in schema.TRADES
+            }  # fmt: skip
+            self._add_trades(key, columns, None, at)
 
     def _buffer(self, key: Key) -> _Buffer:
         buffer = self._buffers.get(key)
@@ -466,7 +500,7 @@ class HistoryWriter:
             self.on_hole(key[1], kind, int(ids[i]) + 1, int(ids[i + 1]) - 1, int(times[i + 1]))
 
     def _add_book(self, key: Key, payload: tuple, at: float) -> None:
-        time_ms, live, tick, best, band = payload
+        time_ms, live, tick, best, change = payload
         market, symbol, _ = key
         state = self._books.setdefault((market, symbol), _BookState())
         top = (*best, bool(live))
@@ -486,28 +520,15 @@ class HistoryWriter:
                 },
                 at,
             )
-        second = time_ms // 1000
-        if state.grid is not None and (state.grid.time_s != second or not live):
-            self._close_second(market, symbol, state, at)
-        mid = mid_of(best[0], best[2])
-        if not live or band is None or math.isnan(mid):  # NaN: a side is empty
-            return
-        if state.height == 0.0:
-            state.height = bucket_height(mid, tick, self.grid.bucket_bps)
-        if state.grid is None:
-            state.grid = SecondGrid(second)
-        pct = self.grid.band_pct
-        bp, bq = band_levels(*_sorted_side(band[0], descending=True), mid, pct, is_bid=True)
-        ap, aq = band_levels(*_sorted_side(band[1], descending=False), mid, pct, is_bid=False)
-        state.grid.merge(state.grid.bids, *bucket_sums(bp, bq, state.height))
-        state.grid.merge(state.grid.asks, *bucket_sums(ap, aq, state.height))
+        rows = state.grid.step(
+            time_ms // 1000, live, mid_of(best[0], best[2]), change, tick, self.grid
+        )
+        if rows is not None and rows["time_s"].shape[0]:
+            self._buffer((market, symbol, BOOK_GRID)).add(rows, at)
 
     def _close_second(self, market: str, symbol: str, state: _BookState, at: float) -> None:
-        grid, state.grid = state.grid, None
-        if grid is None:
-            return
-        rows = grid.rows(state.height)
-        if rows["time_s"].shape[0]:
+        rows = state.grid.close()
+        if rows is not None and rows["time_s"].shape[0]:
             self._buffer((market, symbol, BOOK_GRID)).add(rows, at)
 
     def _close_seconds(self) -> None:

@@ -257,6 +257,8 @@ class Feed:
         self.store = store
         self._taps = tuple(taps)
         self._level_taps = tuple(t for t in self._taps if callable(getattr(t, "on_levels", None)))
+        self._row_taps = tuple(t for t in self._taps if callable(getattr(t, "on_trade_row", None)))
+        self._view_taps = tuple(t for t in self._taps if t not in self._row_taps)
         self._past_trades = past_trades
         self._shared_weight = shared_weight
         self._in_flight: set[str] = set()
@@ -562,7 +564,7 @@ class Feed:
         gap = feed.trades.add(trade_id, time_ms, price, qty, m)
         feed.dirty = feed.trades_changed = True
         if self._taps:
-            self._tap_trades(symbol, feed)
+            self._tap_trades(symbol, feed, (trade_id, time_ms, price, qty, m))
         if gap is not None and not feed.backfilling:
             self._start_backfill(symbol, feed, gap)
         return True
@@ -934,14 +936,27 @@ class Feed:
 
     # -- taps -----------------------------------------------------------------------------
 
-    def _tap_trades(self, symbol: str, feed: _SymbolFeed) -> None:
-        """Hand the trades released since the last call to every tap, in id order."""
+    def _tap_trades(self, symbol: str, feed: _SymbolFeed, row: TradeRow | None = None) -> None:
+        """Hand the trades released since the last call to every tap, in id order. When
+        that is just ``row``, the trade being added, taps with ``on_trade_row`` get it as
+        it is and no view is built unless another tap takes views."""
         newest = feed.trades.newest_id
         if newest <= feed.tapped_id:
             return
-        trades = feed.trades.released_after(feed.tapped_id)
-        feed.tapped_id = newest
-        for tap in self._taps:
+        if row is not None and self._row_taps and newest == row[0] == feed.tapped_id + 1:
+            feed.tapped_id = newest
+            for tap in self._row_taps:
+                try:
+                    tap.on_trade_row(symbol, feed.trades.kind, row)  # type: ignore[attr-defined]
+                except Exception as exc:
+                    self._tap_failed(tap, symbol, exc)
+            if not self._view_taps:
+                return
+            taps, trades = self._view_taps, feed.trades.view(last_n=1)
+        else:
+            taps, trades = self._taps, feed.trades.released_after(feed.tapped_id)
+            feed.tapped_id = newest
+        for tap in taps:
             try:
                 tap.on_trades(symbol, trades)
             except Exception as exc:

@@ -18,6 +18,11 @@ What each call guarantees:
   sync state. Read what you need right away (``book.state``, ``book.book.best_bid()``,
   ``book.book.bid_arrays(n)``); never keep a reference, the next frame mutates it.
 - ``on_candle(symbol, candle)``: after each kline frame (the bar so far, or closed).
+- ``on_trade_row(symbol, kind, row)`` — optional, called only on taps that define it:
+  the one trade just accepted and released, as decoded (``row``: a
+  ``trade_log.TradeRow``; ``kind``: the log's, ``aggTrade`` or ``trade``), instead of
+  ``on_trades`` with a one-trade view, which costs the feed a view per trade. Several
+  trades released at once (after a backfill) still come as ``on_trades``.
 - ``on_levels(symbol, book, bids_changed, asks_changed)`` — optional, called only on taps
   that define it: right after each diff is applied to the book (before that diff's
   ``on_book``), with the ``(price, qty)`` levels it set (qty 0: removed), so a tap can

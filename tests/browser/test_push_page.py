@@ -96,6 +96,7 @@ const cvd = trace('CVD');
 return {last_id: Number(holder.dataset.lastTradeId), buy_x: trace('buy').x[0],
         buy_text: trace('buy').text[0], sell_text: trace('sell').text[0],
         title: gd.layout.title.text, cvd_x: cvd.x[cvd.x.length - 1],
+        cvd_axis: gd._fullLayout.xaxis2.type,
         cvd_y: cvd.y[cvd.y.length - 1]};
 """
 
@@ -125,4 +126,5 @@ def _flow_follows_the_stream(run, store) -> None:
     assert shown["title"] == f"1m: {DIRECTION_LABELS[expected.direction]}"
     line = cvd(view, unit="quote", max_points=0)
     assert shown["cvd_x"] == int(view.time_ms[-1])
+    assert shown["cvd_axis"] == "date"  # epoch ms drawn as times, not as 1.6T
     assert shown["cvd_y"] == pytest.approx(line.final, abs=0.011)

@@ -110,3 +110,26 @@ def test_stale_aggregates_are_never_read_and_are_removed(store, tmp_path: Path) 
     assert (got["trades"], got["volume"]) == (want["trades"], want["volume"])
     compact(copy)
     assert not orphan.exists()
+
+
+def test_a_cut_segment_reads_only_its_edge_minutes(store) -> None:
+    """A range that starts and ends inside segments takes those segments' minutes wholly
+    inside it from their aggregates: only the two edge minutes are reduced from rows."""
+    root, first, last = store
+    reader = HistoryReader(root)
+    start, end = first + SHIFT_MS + 15_500, last - SHIFT_MS - 20_250
+    segments = reader._listing("spot", SYMBOL, "trades-aggTrade", {}, start, end).segments
+    dataset = aggregates.minutes_dataset("aggTrade")
+    columns = aggregates.MINUTE_COLUMNS
+    stored = reader._aggregated("spot", SYMBOL, dataset, columns, segments, start, end, True)
+    cut = [s for s in segments if s.path.name in stored and not (start <= s.t0 and s.t1 <= end)]
+    assert cut, "the range cuts an aggregated segment"
+    agg, *edges = reader._cut_minutes(cut, stored, start, end)
+    assert agg.collect().height > 0
+    edge_minutes = [e.collect() for e in edges]
+    assert len(edge_minutes) == 2 and all(m.height <= 1 for m in edge_minutes)
+    got = reader.stats("spot", SYMBOL, start, end)
+    want = HistoryReader(root, use_aggregates=False).stats("spot", SYMBOL, start, end)
+    for name in ("quote_volume", "vwap"):
+        assert math.isclose(got.pop(name), want.pop(name), rel_tol=1e-12)  # type: ignore[arg-type]
+    assert got == want and got["trades"] > 0

@@ -270,6 +270,55 @@ def test_retention_deletes_oldest_first(tmp_path):
     assert ids.to_list() == list(range(4000, 6000))
 
 
+def test_retention_counts_aggregates_and_deletes_them_with_their_segment(tmp_path):
+    """Six hourly trade segments, the five settled ones aggregated by the compactor: every
+    file on disk counts toward the size limit, and a segment deleted by size or by age takes
+    its per-minute and per-price aggregates with it (none left as orphans), oldest first;
+    what remains reads the same with and without aggregates."""
+    writer = HistoryWriter(tmp_path, flush_interval_s=10).start()
+    hour = 3_600_000
+    base = 1_700_000_000_000 // hour * hour
+    for h in range(6):
+        ids = np.arange(h * 1000, h * 1000 + 1000)
+        writer.add_trades("spot", "TESTUSDT", "aggTrade", {
+            "trade_id": ids, "time_ms": base + h * hour + (ids % 1000) * 3_000,
+            "price_e8": schema.to_e8(100.0 + (ids % 7) * 0.01),
+            "qty_e8": schema.to_e8(0.001 * (1 + ids % 13)), "buyer_maker": ids % 3 == 0,
+        })  # fmt: skip
+        writer.flush()
+    writer.stop()
+    assert compact(tmp_path).aggregated == 5
+    segments = all_segments(tmp_path)
+    datasets = [s.path.parent.parent.name for s in segments]
+    assert [datasets.count(d) for d in ("trades-aggTrade", "minutes-aggTrade",
+                                        "prices-aggTrade")] == [6, 5, 5]  # fmt: skip
+    assert set(datasets[:3]) == {"trades-aggTrade", "minutes-aggTrade", "prices-aggTrade"}
+    assert {s.path.name for s in segments[:3]} == {segments[0].path.name}  # one unit
+
+    def on_disk() -> int:
+        return sum(f.stat().st_size for f in tmp_path.rglob("*.parquet"))
+
+    assert sum(s.bytes for s in segments) == on_disk()  # every file counted
+    sizes = [s.bytes for s in segments]
+    # A limit met once the oldest trade segment alone is gone: its aggregates go too.
+    by_size = apply_retention(tmp_path, None, max_bytes=on_disk() - sizes[0])
+    assert by_size.deleted == [s.path for s in segments[:3]]
+    assert by_size.bytes_freed == sum(sizes[:3])
+    assert by_size.bytes_kept == on_disk()
+    by_age = apply_retention(tmp_path, base + 6 * hour, max_days=4 * hour / 86_400_000)
+    assert [p.parent.parent.name for p in by_age.deleted] == datasets[3:6]
+    assert {p.name for p in by_age.deleted} == {segments[3].path.name}
+    assert by_age.bytes_kept == on_disk()
+    names = {d: {p.name for p in (tmp_path / "spot" / "TESTUSDT" / d).rglob("*.parquet")}
+             for d in ("trades-aggTrade", "minutes-aggTrade", "prices-aggTrade")}  # fmt: skip
+    assert len(names["trades-aggTrade"]) == 4
+    assert names["minutes-aggTrade"] == names["prices-aggTrade"] < names["trades-aggTrade"]
+    aggregated = HistoryReader(tmp_path).stats("spot", "TESTUSDT")
+    raw = HistoryReader(tmp_path, use_aggregates=False).stats("spot", "TESTUSDT")
+    assert aggregated == raw
+    assert aggregated["trades"] == 4000 and aggregated["first_trade_id"] == 2000
+
+
 def test_foreign_and_corrupt_files_are_reported_and_skipped(tmp_path):
     writer = HistoryWriter(tmp_path, flush_interval_s=10).start()
     _write_ids(writer, np.arange(0, 100))
