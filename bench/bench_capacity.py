@@ -4,7 +4,10 @@ needs per symbol kept LIVE at real rates, for a quiet mix (N relabelled copies o
 recording). The local exchange runs in its own process (``python -m app exchange``) so
 only the feed's work is counted; the feed publishes to a real redis-server.
 
-The quiet mix runs twice on the same exchange, in this one process: first as the feed
+First, one publication round of ``--quiet`` synthetic LIVE symbols (1,000 levels a side,
+100 trades) to the real Redis, per symbol and batched: round_cpu_ms / round_wall_ms
+(medians) — the part of the worker's cost this changed, measured on identical work.
+Then the quiet mix runs twice on the same exchange, in this one process: first as the feed
 published before (one Redis round trip per symbol, no publication budget: "per-symbol"),
 then as it does now (a round's snapshots in one pipeline, at most
 ``publish_budget_per_s`` symbol publications a second: "batched").
@@ -32,6 +35,7 @@ import contextlib
 import json
 import resource
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -39,14 +43,17 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import redis
 
 from scripts.soak import FAST_BACKOFF
 from services.binance.endpoints import custom
 from services.market.feed import Feed, FeedConfig
+from services.market.views import BookView, SymbolInfo, SyncState, TradeView
 from services.redis_store import RedisStore
 from services.replay.recording import SPOT_2021, SPOT_2024
 from services.replay.relabel import relabel_recording
+from services.store import SymbolSnapshot
 from tests.redis_server import RedisServer, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -79,6 +86,56 @@ def _wait_port(port: int, timeout_s: float) -> None:
             return
         time.sleep(0.2)
     raise RuntimeError(f"the exchange did not listen on {port}")
+
+
+def _round_snapshots(count: int, levels: int, seq: int) -> list[SymbolSnapshot]:
+    """``count`` LIVE symbols of ``levels`` levels a side and 100 trades each, at ``seq``."""
+    rng = np.random.default_rng(7)
+    snapshots = []
+    for index in range(count):
+        symbol = f"S{index}USDT"
+        book = BookView(
+            symbol,
+            bid_prices=100.0 - np.arange(levels) * 0.01,
+            bid_qtys=rng.random(levels),
+            ask_prices=100.01 + np.arange(levels) * 0.01,
+            ask_qtys=rng.random(levels),
+            last_update_id=1000 + seq,
+            sync_state=SyncState.LIVE,
+        )
+        ids = np.arange(100, dtype=np.int64)
+        trades = TradeView(
+            symbol, ids, ids * 10, np.full(100, 100.0), rng.random(100), np.ones(100)
+        )
+        info = SymbolInfo(symbol, base_asset=f"S{index}", quote_asset="USDT")
+        snapshots.append(SymbolSnapshot(symbol, seq, book, trades, info))
+    return snapshots
+
+
+def publication_rounds(redis_url: str, count: int, levels: int, rounds: int) -> dict:
+    """One publication round of ``count`` symbols to Redis, per symbol (one round trip
+    each, as before) and batched (``publish_many``): median CPU ms and wall ms a round —
+    the same snapshots either way, independent of the exchange and the machine's load on
+    the stream side."""
+    figures: dict[str, float] = {}
+    for name in ("per_symbol", "batched"):
+        redis.Redis.from_url(redis_url).flushdb()
+        store = RedisStore(redis_url)
+        cpu, wall = [], []
+        for seq in range(1, rounds + 1):
+            snapshots = _round_snapshots(count, levels, seq)
+            cpu0, wall0 = time.thread_time(), time.perf_counter()
+            if name == "batched":
+                store.publish_many(snapshots)
+            else:
+                for snapshot in snapshots:
+                    store.publish(snapshot)
+            cpu.append(time.thread_time() - cpu0)
+            wall.append(time.perf_counter() - wall0)
+        store.close()
+        figures[f"{name}_round_cpu_ms"] = round(statistics.median(cpu[1:]) * 1000, 1)
+        figures[f"{name}_round_wall_ms"] = round(statistics.median(wall[1:]) * 1000, 1)
+    return figures
 
 
 def _evalsha_calls(probe: redis.Redis) -> int:
@@ -196,8 +253,20 @@ def main() -> None:
     parser.add_argument("--window", type=float, default=20.0)
     args = parser.parse_args()
     with RedisServer() as server:
+        rounds = publication_rounds(server.url, args.quiet, 1000, 12)
         before, quiet = one_mix(SPOT_2021, args.quiet, args.window, server.url, (False, True))
         (busy,) = one_mix(SPOT_2024, args.busy, args.window, server.url, (True,))
+    print(
+        f"one publication round of {args.quiet} symbols (1000 levels a side), real Redis, "
+        "median of 11:"
+    )
+    print(f"{'store path':<34} {'CPU ms':>8} {'wall ms':>8} {'CPU us/sym':>11}")
+    for name in ("per_symbol", "batched"):
+        cpu_ms = rounds[f"{name}_round_cpu_ms"]
+        print(
+            f"{name:<34} {cpu_ms:>8} {rounds[f'{name}_round_wall_ms']:>8} "
+            f"{cpu_ms * 1000 / args.quiet:>11.0f}"
+        )
     print("one worker at real rates (exchange in its own process, Redis store)")
     print(
         f"{'mix':<34} {'N':>5} {'LIVE':>5} {'core %':>7} {'%/100':>6} {'frames%/100':>11} "
@@ -223,7 +292,8 @@ def main() -> None:
     print("goal: >= 1500 symbols of the quiet mix per worker at < 80 % of a core")
     print(
         json.dumps(
-            {f"quiet_before_{k}": v for k, v in before.items()}
+            {f"publication_{k}": v for k, v in rounds.items()}
+            | {f"quiet_before_{k}": v for k, v in before.items()}
             | {f"quiet_{k}": v for k, v in quiet.items()}
             | {f"busy_{k}": v for k, v in busy.items()}
         )
