@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from app.config import Settings
+from services.alerts.alert_thread import AlertThread
 from services.alerts.archive import ArchivedEventLog, EventArchive
 from services.alerts.delivery import Dispatcher, Retry
 from services.alerts.events import EventLog, FileEventLog
@@ -42,9 +43,11 @@ def make_alerts(settings: Settings) -> Alerts:
     return alerts
 
 
-def start_tap(alerts: Alerts, retry: Retry | None = None, market: str = "spot") -> AlertTap:
+def start_tap(alerts: Alerts, retry: Retry | None = None, market: str = "spot") -> AlertThread:
     """A started ``AlertTap`` (its dispatcher and rule watcher running) for a feed of
-    ``market``; events kept with the history start being written there."""
+    ``market``, evaluating on its own thread (``AlertThread``); events kept with the
+    history start being written there."""
     if isinstance(alerts.events, ArchivedEventLog):
         alerts.events.archive.start(market)
-    return AlertTap(alerts.rules, Dispatcher(alerts.events, alerts.policy, retry)).start()
+    tap = AlertTap(alerts.rules, Dispatcher(alerts.events, alerts.policy, retry)).start()
+    return AlertThread(tap).start()

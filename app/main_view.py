@@ -102,7 +102,11 @@ def create_main_panel() -> dbc.Card:
     body = html.Div(
         [
             html.Div(
-                create_graph(ids.HEATMAP_CHART, style={"height": "100%"}),
+                [
+                    create_graph(ids.HEATMAP_CHART, style={"height": "100%"}),
+                    dcc.Store(id=ids.HEATMAP_LAYER),
+                    dcc.Store(id=ids.HEATMAP_REDRAW),
+                ],
                 id=ids.HEATMAP_BOX,
                 className="main-box",
             ),

@@ -30,16 +30,6 @@ window.dash_clientside = Object.assign({}, window.dash_clientside, {
       }
       return String(fresh[0].id);
     },
-    jump: function () {
-      /* A click on an event: its symbol's page, and the event for the heatmap's range. */
-      var no = window.dash_clientside.no_update;
-      var hit = (window.dash_clientside.callback_context.triggered || []).filter(function (t) {
-        return t.value;
-      })[0];
-      if (!hit) { return [no, no]; }
-      var id = JSON.parse(hit.prop_id.slice(0, hit.prop_id.lastIndexOf(".")));
-      return ["/" + id.symbol, {symbol: id.symbol, time: id.time, id: id.id}];
-    },
     askPermission: function (n) {
       if (!window.Notification) { return "Notifications not supported"; }
       Notification.requestPermission();
@@ -47,3 +37,30 @@ window.dash_clientside = Object.assign({}, window.dash_clientside, {
     }
   }
 });
+
+/* A click on an event row shows that moment: its symbol's page, and the event for the
+   heatmap's range (app/callbacks/alerts.py). Listened for on the document, not through the
+   rows' n_clicks: the list is redrawn when a new event arrives and Dash then remounts every
+   row, so a press on a row replaced before its release ends as a click on the list itself
+   (or nowhere) and the row's own click is lost. The row pressed is remembered (its id is
+   the row's pattern id, as Dash renders it: JSON) and is the one a click in the list means. */
+(function () {
+  var pressed = null;
+  function row(target) {
+    var list = document.getElementById("alerts-events");
+    if (!list || !target || !list.contains(target)) { return null; }
+    var hit = target.closest(".alert-event");
+    return hit && hit.id ? hit.id : "";
+  }
+  document.addEventListener("pointerdown", function (e) { pressed = row(e.target) || null; }, true);
+  document.addEventListener("click", function (e) {
+    var here = row(e.target);
+    var id = here === null ? null : (pressed || here);
+    pressed = null;
+    if (!id) { return; }
+    var event = JSON.parse(id);
+    var set = window.dash_clientside.set_props;
+    set("url", {pathname: "/" + event.symbol});
+    set("alerts-jump", {data: {symbol: event.symbol, time: event.time, id: event.id}});
+  }, true);
+})();

@@ -12,7 +12,7 @@ Measured, median of repeated runs, payloads JSON-encoded as Dash sends them
 (``plotly.io.json.to_json_plotly``):
 - heatmap live update: one new 1 s column of the ±2 % band (the callback's Patch), against
   the naive peer that resends the whole 5 min figure every second;
-- heatmap 4 h view: the grid (48 s columns × ≤ 200 rows), dots and figure, from samples
+- heatmap 4 h view: the grid (1 min columns × ≤ 200 rows), dots, figure and layer, from samples
   in memory, and from the history store: the same 4 h of samples written as the recorder
   writes them (``book-grid``: per second and 1 bp bucket the bucket's summed size, in
   hourly segments as compaction leaves them, plus ``book-top``), read by the page's
@@ -211,7 +211,7 @@ def footprint_loop(view: TradeView, interval_ms: int, row_size: float) -> dict:
 
 
 PAINT_JS = """
-const graph = arguments[0];
+const [graph, event] = [arguments[0], arguments[1]];
 window.__paint = []; window.__resp = null;
 const original = window.fetch;
 window.fetch = async (...args) => {
@@ -224,51 +224,97 @@ window.fetch = async (...args) => {
   return response;
 };
 const gd = document.querySelector('#' + graph + ' .js-plotly-plot');
-gd.on('plotly_afterplot', () => {
+window.__axes = []; let shown = null;
+const done = () => {
   if (window.__resp === null) return;
-  const t0 = window.__resp; window.__resp = null;
+  const t0 = window.__resp; window.__resp = null; shown = t0;
   requestAnimationFrame(() => window.__paint.push(performance.now() - t0));
+};
+if (event === 'plotly_afterplot') gd.on(event, done); else gd.addEventListener(event, done);
+gd.addEventListener('heatmaplayer:axes', () => {  // the x axis moved to the new columns
+  if (shown === null) return;
+  const t0 = shown; shown = null;
+  requestAnimationFrame(() => window.__axes.push(performance.now() - t0));
 });
 return true;
 """
 
 
-PLOTLY_UPDATE_JS = """
+QUIET_JS = """
 const [kind, n, done] = [arguments[0], arguments[1], arguments[arguments.length - 1]];
+const api = window.dash_clientside.heatmapLayer;
 const gd = document.querySelector('#heatmap-chart .js-plotly-plot');
 const frame = () => new Promise(r => requestAnimationFrame(() => r()));
+const m = api.model('heatmap-chart');
+const column = i => m.z[(m.z.length - 1 - i % 10)].slice();
 (async () => {
   const out = [];
-  if (kind === 'bare') {  // the heatmap trace alone: no dots, lines or shapes
-    await Plotly.react(gd, [gd.data[0]], Object.assign({}, gd.layout, {shapes: []}));
-  } else if (kind === 'nodots') {  // the grid and the best bid/ask lines
-    await Plotly.react(gd, gd.data.slice(0, 3), gd.layout);
-  } else if (kind === 'arrays') {  // the grid placed by x/y arrays (before x0/dx, y0/dy)
-    const h = Object.assign({}, gd.data[0]);
-    h.x = h.z.map((_, i) => h.x0 + i * h.dx);
-    h.y = h.z[0].map((_, i) => +(h.y0 + i * h.dy).toFixed(8));
-    for (const k of ['x0', 'dx', 'y0', 'dy']) delete h[k];
-    await Plotly.react(gd, [h].concat(gd.data.slice(1)), gd.layout);
+  if (kind === 'layer') {  // the canvas layer: one new column appended, call → next frame
+    for (let i = 0; i < n; i++) {
+      const p = {kind: 'append', rev: m.rev, from: m.end, end: m.end + m.dx, z: [column(i)],
+                 live: [1], bid: [m.bid[m.bid.length - 1]], ask: [m.ask[m.ask.length - 1]],
+                 dots: {t: [m.end + m.dx / 2], p: [m.dots.p[0] || m.y0], q: [1], side: [1],
+                        s: [6]}};
+      await frame();
+      const t0 = performance.now();
+      const painted = new Promise(r => gd.addEventListener('heatmaplayer:painted', r,
+                                                           {once: true}));
+      api.paint(p, 'heatmap-chart', 'heatmap-redraw');
+      await painted;
+      await frame();
+      out.push(performance.now() - t0);
+    }
+    done({times: out, dots: m.dots.t.length, columns: m.z.length});
+    return;
   }
+  // the previous design, on the same data in a plot of the same size: Plotly draws the grid
+  // (heatmap trace, x0/dx), the best bid/ask lines and the trade dots; one column slid by
+  // Plotly.react, as the Dash Patch of a live column ended
+  const div = document.createElement('div');
+  div.style.cssText = `position:fixed;left:0;top:0;width:${gd.offsetWidth}px;`
+    + `height:${gd.offsetHeight}px;z-index:-1`;
+  document.body.appendChild(div);
+  const colour = (c, a) => c.replace('#', '').match(/../g).map(h => parseInt(h, 16))
+    .concat([a]).join(',');
+  const edge = 0.5 * Math.min(m.lower / m.upper, 0.99);
+  const heat = {type: 'heatmap', transpose: true, x0: m.x0 + m.dx / 2, dx: m.dx,
+    y0: m.y0 + m.dy / 2, dy: m.dy, z: m.z, zmin: -m.upper, zmax: m.upper, zsmooth: false,
+    showscale: false, hoverongaps: false, colorscale: [[0, `rgba(${colour(m.colours.ask, 1)})`],
+      [0.5 - edge - 1e-6, `rgba(${colour(m.colours.ask, 0.25)})`],
+      [0.5 - edge, `rgba(${colour(m.colours.ask, 0)})`],
+      [0.5 + edge, `rgba(${colour(m.colours.bid, 0)})`],
+      [0.5 + edge + 1e-6, `rgba(${colour(m.colours.bid, 0.25)})`],
+      [1, `rgba(${colour(m.colours.bid, 1)})`]]};
+  const xs = m.z.map((_, i) => m.x0 + (i + 0.5) * m.dx);
+  const lines = [m.bid, m.ask].map(y => ({type: 'scatter', mode: 'lines', x: xs, y: y,
+    line: {shape: 'hv', width: 1.2}}));
+  const dots = [1, -1].map(side => {
+    const keep = m.dots.side.map((s, i) => s === side ? i : -1).filter(i => i >= 0);
+    return {type: 'scatter', mode: 'markers', x: keep.map(i => m.dots.t[i]),
+      y: keep.map(i => m.dots.p[i]), customdata: keep.map(i => m.dots.q[i]),
+      marker: {size: keep.map(i => m.dots.s[i]), opacity: 0.75,
+               line: {color: '#111', width: 0.5}}};
+  });
+  const layout = Object.assign({}, gd.layout, {hovermode: 'closest'});
+  await Plotly.newPlot(div, [heat].concat(lines, dots), layout);
   for (let i = 0; i < n; i++) {
-    const data = gd.data.slice();
+    const data = div.data.slice();
     const tr = data[0];
-    const col = Array.from(tr.z[tr.z.length - 1]);
-    data[0] = Object.assign({}, tr, {z: tr.z.slice(1).concat([col])},
-      tr.x ? {x: tr.x.slice(1).concat([tr.x[tr.x.length - 1] + 1000])} : {x0: tr.x0 + tr.dx});
-    for (let j = 1; j < Math.min(3, data.length); j++) {
+    data[0] = Object.assign({}, tr, {z: tr.z.slice(1).concat([column(i)]), x0: tr.x0 + tr.dx});
+    for (let j = 1; j < 3; j++) {
       const line = data[j];
       data[j] = Object.assign({}, line, {x: line.x.slice(1).concat([line.x[line.x.length - 1]
         + tr.dx]), y: line.y.slice(1).concat([line.y[line.y.length - 1]])});
     }
     await frame();
     const t0 = performance.now();
-    await Plotly.react(gd, data, gd.layout);
+    await Plotly.react(div, data, layout);
     await frame();
     out.push(performance.now() - t0);
   }
-  done({times: out, fast: gd._fullData[0]._islinear === true,
-        dots: gd.data.slice(3).reduce((a, t) => a + t.x.length, 0)});
+  const fast = div._fullData[0]._islinear === true;
+  Plotly.purge(div); div.remove();
+  done({times: out, fast: fast, dots: dots.reduce((a, t) => a + t.x.length, 0)});
 })();
 """
 
@@ -342,21 +388,22 @@ def browser_paint_ms(
                 time.sleep(0.2)
             time.sleep(1)
 
-        open_view("heatmap", "heatmap-chart", "heatmap")
-        driver.execute_script(PAINT_JS, "heatmap-chart")
+        open_view("heatmap", "heatmap-chart", "scatter")
+        driver.execute_script(PAINT_JS, "heatmap-chart", "heatmaplayer:painted")
         time.sleep(seconds)
         result = {"heatmap": list(driver.execute_script("return window.__paint;"))}
+        result["axes"] = list(driver.execute_script("return window.__axes;"))
         open_view("depth", "depth-chart", "scatter")
-        driver.execute_script(PAINT_JS, "depth-chart")
+        driver.execute_script(PAINT_JS, "depth-chart", "plotly_afterplot")
         time.sleep(seconds)
         result["depth"] = list(driver.execute_script("return window.__paint;"))
         stop.set()  # no more updates: the page is quiet for the client-side comparison
         driver.set_script_timeout(120)
-        for kind in ("react", "arrays", "nodots", "react", "arrays", "nodots", "bare"):
-            open_view("heatmap", "heatmap-chart", "heatmap")
-            out = driver.execute_async_script(PLOTLY_UPDATE_JS, kind, 15)
+        for kind in ("layer", "plotly", "layer", "plotly"):
+            open_view("heatmap", "heatmap-chart", "scatter")
+            out = driver.execute_async_script(QUIET_JS, kind, 15)
             result.setdefault(kind, []).extend(out["times"])
-            if kind == "react":
+            if kind == "plotly":
                 result["fast_path"], result["dots"] = [out["fast"]], [out["dots"]]
         return result
     finally:
@@ -372,31 +419,30 @@ def paint_figures(measured: dict[str, list]) -> tuple[list[tuple[str, str, str, 
         return statistics.median(measured[key]) if measured.get(key) else float("nan")
 
     paints, depth_paints = measured.get("heatmap", []), measured.get("depth", [])
-    paint_ms, depth_paint_ms = median("heatmap"), median("depth")
-    react_ms, nodots_ms = median("react"), median("nodots")
-    arrays_ms, bare_ms = median("arrays"), median("bare")
+    paint_ms, depth_paint_ms, axes_ms = median("heatmap"), median("depth"), median("axes")
+    layer_ms, plotly_ms = median("layer"), median("plotly")
     rows = [
         ("chromium: live column response → painted", f"{paint_ms:.1f} ms", "",
-         f"median of {len(paints)} updates"),
+         f"canvas layer; median of {len(paints)} updates"),
+        ("  … and the x axis moved to it", f"{axes_ms:.1f} ms", "",
+         f"Plotly.react after that frame; median of {len(measured.get('axes', []))}"),
         ("  peer: depth chart update → painted", f"{depth_paint_ms:.1f} ms", "",
          f"median of {len(depth_paints)} updates"),
-        ("quiet page: Plotly.react, one column", f"{react_ms:.1f} ms", "",
-         f"client only; fast path {measured.get('fast_path')}, {measured.get('dots')} dots"),
-        ("  peer: the grid placed by x/y arrays", f"{arrays_ms:.1f} ms", "", "client only"),
-        ("quiet page: react, one column, no dots", f"{nodots_ms:.1f} ms", "",
-         "client only"),
-        ("quiet page: react, heatmap trace alone", f"{bare_ms:.1f} ms", "", "client only"),
+        ("quiet page: one column, canvas layer", f"{layer_ms:.1f} ms", "",
+         "client only, call → next frame"),
+        ("  peer: one column, Plotly (previous design)", f"{plotly_ms:.1f} ms", "",
+         f"× {plotly_ms / layer_ms:.0f}; fast path {measured.get('fast_path')},"
+         f" {measured.get('dots')} dots"),
     ]  # fmt: skip
     fields = {
         "chromium_live_update_paint_ms": round(paint_ms, 1),
+        "chromium_live_update_axes_ms": round(axes_ms, 1),
         "chromium_depth_update_paint_ms": round(depth_paint_ms, 1),
         "chromium_updates_measured": len(paints),
-        "chromium_quiet_react_column_ms": round(react_ms, 1),
-        "chromium_quiet_react_column_no_dots_ms": round(nodots_ms, 1),
-        "chromium_quiet_react_column_xy_arrays_ms": round(arrays_ms, 1),
-        "chromium_heatmap_fast_path": bool((measured.get("fast_path") or [False])[0]),
+        "chromium_quiet_layer_column_ms": round(layer_ms, 1),
+        "chromium_quiet_plotly_column_ms": round(plotly_ms, 1),
+        "chromium_plotly_fast_path": bool((measured.get("fast_path") or [False])[0]),
         "chromium_dots_drawn": (measured.get("dots") or [0])[0],
-        "chromium_quiet_react_heatmap_alone_ms": round(bare_ms, 1),
     }
     return rows, fields
 
@@ -442,16 +488,16 @@ def main() -> None:
             rendered, now_ms=at,
         )  # fmt: skip
 
-    full5_ms, (full5, state5) = median_ms(lambda: heatmap("5m", 2.0, None, now - 1000))
-    full5_bytes = len(to_json_plotly(full5))
-    patch_ms, (patch, _s) = median_ms(lambda: heatmap("5m", 2.0, state5, now))
+    full5_ms, (fig5, layer5, state5) = median_ms(lambda: heatmap("5m", 2.0, None, now - 1000))
+    full5_bytes = len(to_json_plotly([fig5, layer5]))
+    patch_ms, (_no, patch, _s) = median_ms(lambda: heatmap("5m", 2.0, state5, now))
     patch_json_ms, patch_text = median_ms(lambda: to_json_plotly(patch))
     patch_bytes = len(patch_text)
-    rows = len(full5["data"][0]["z"][0])
-    full4h_ms, (full4h, _s4) = median_ms(lambda: heatmap("4h", 2.0, None, now), repeats=5)
+    rows = layer5["rows"]
+    full4h_ms, full4h = median_ms(lambda: heatmap("4h", 2.0, None, now)[:2], repeats=5)
     json4h_ms, text4h = median_ms(lambda: to_json_plotly(full4h), repeats=5)
-    heat_cols = len(full4h["data"][0]["z"])
-    heat_rows = len(full4h["data"][0]["z"][0])
+    heat_cols = len(full4h[1]["z"])
+    heat_rows = full4h[1]["rows"]
 
     with tempfile.TemporaryDirectory() as tmp:
         grid_rows = write_history(samples, Path(tmp))
@@ -472,9 +518,11 @@ def main() -> None:
         cold_started = time.perf_counter()
         stored_view()
         stored_cold_ms = 1000 * (time.perf_counter() - cold_started)
-        stored_ms, (stored_fig, stored_state) = median_ms(stored_view, repeats=5)
-        stored_json_ms, stored_text = median_ms(lambda: to_json_plotly(stored_fig), repeats=5)
-    stored_live = sum(stored_state["live"])
+        stored_ms, (stored_fig, stored_layer, _st) = median_ms(stored_view, repeats=5)
+        stored_json_ms, stored_text = median_ms(
+            lambda: to_json_plotly([stored_fig, stored_layer]), repeats=5
+        )
+    stored_live = sum(stored_layer["live"])
 
     fp_state: dict = {}
 

@@ -1,19 +1,21 @@
-"""Liquidity heatmap figure: resting size by time and price, best bid/ask lines, trade dots.
+"""Liquidity heatmap: an axes-only Plotly figure and the layer the browser paints on a canvas.
 
-One heatmap trace holds both sides as signed values (bids positive, asks negative, a cell
-shows the larger side), drawn on a diverging scale from the ask colour through transparent
-to the bid colour. Intensity is scaled to the largest size in view: ``cutoff_pct`` = (lower,
-upper) in % of it; cells below the lower cut-off are transparent and cells above the upper
-one take the full colour, so a wall and the thin book around it are both readable.
-Columns without a LIVE book are null (drawn empty) and shaded with a "book not live" label.
-Columns are ``z`` rows (``transpose``), so live updates append rows to ``z`` and move
-``x0`` (``new_columns``) instead of redrawing the grid. The grid is placed by ``x0``/``dx``
-and ``y0``/``dy`` rather than coordinate arrays: columns and rows are evenly spaced by
-construction, so Plotly always takes its image fast path (one canvas pixel per cell, scaled
-by the browser) instead of filling every screen pixel of every cell.
+The cells, the best bid/ask lines, the trade dots and the "book not live" shading are
+painted by ``assets/heatmap_layer.js`` on a ``<canvas>`` laid over Plotly's plot area and
+kept in step with its axes; Plotly keeps the axes, the zoom/pan and the title. The figure
+holds one invisible trace spanning the drawn columns × the band, so the x axis follows the
+live edge by autorange and ``uirevision`` keeps the user's zoom. Why: Plotly redraws every
+trace on every update (the grid re-encoded as a PNG, every trade dot an SVG marker), which
+cost 300–800 ms per live column in Chromium (``bench/bench_views.py``); the canvas layer
+adds the new columns to its one-pixel-per-cell image and re-blits it with the dots in a few
+milliseconds.
 
-Paint cost (``bench/bench_views.py``): the trade dots are SVG markers that Plotly redraws on
-every update, and they cost more than the grid; at most ``MAX_DOTS`` (the largest) are drawn.
+Cells: each side's size (qty or notional) merged into one signed value, bids positive and
+asks negative (a cell shows the larger side). Intensity is scaled to the largest size in
+view: ``cutoff_pct`` = (lower, upper) in % of it. A cell below the lower cut-off is
+transparent; above it the side's colour with opacity rising linearly from 0.25 at the lower
+cut-off to 1 at the upper one (and beyond). Columns without a LIVE book are null: drawn
+empty and shaded with a "book not live" label.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from components.theme import ASK, BID, MUTED, create_base_layout
+from components.theme import ASK, BID, MUTED, TEXT, create_base_layout
 
 TIME_RANGES_MS: dict[str, int] = {
     "5m": 5 * 60_000,
@@ -40,7 +42,8 @@ DEFAULT_CUTOFF_PCT: tuple[float, float] = (2.0, 60.0)
 MAX_DOTS = 500
 DOT_MAX_PX = 22.0
 DOT_MIN_PX = 3.0
-NOT_LIVE_FILL = "rgba(138, 148, 166, 0.10)"
+LAYER_COLOURS = {"bid": BID, "ask": ASK, "muted": MUTED, "text": TEXT}
+SPAN_TRACE = "columns drawn"
 
 
 def time_bucket_for(range_ms: int) -> int:
@@ -75,49 +78,13 @@ def z_rows(z: np.ndarray, decimals: int) -> list[list[float | None]]:
     return rounded.tolist()
 
 
-def colorscale(cutoff_pct: tuple[float, float]) -> list[list[Any]]:
-    """Diverging scale over [−upper, +upper]: asks (negative) to transparent to bids, with
-    values under the lower cut-off transparent."""
-    lower, upper = cutoff_pct
-    edge = 0.5 * min(max(lower / upper, 0.0), 0.99) if upper > 0 else 0.0
-    return [
-        [0.0, "rgba(239, 83, 80, 1)"],
-        [0.5 - edge - 1e-6, "rgba(239, 83, 80, 0.25)"],
-        [0.5 - edge, "rgba(239, 83, 80, 0)"],
-        [0.5 + edge, "rgba(38, 166, 154, 0)"],
-        [0.5 + edge + 1e-6, "rgba(38, 166, 154, 0.25)"],
-        [1.0, "rgba(38, 166, 154, 1)"],
-    ]
-
-
-def not_live_shapes(time_ms: np.ndarray, live: np.ndarray, bucket_ms: int) -> list[dict]:
-    """A shaded rectangle (and label) over every run of columns without a LIVE book."""
-    shapes = []
-    dead = np.flatnonzero(~np.asarray(live, dtype=bool))
-    if dead.shape[0] == 0:
-        return shapes
-    breaks = np.flatnonzero(np.diff(dead) != 1) + 1
-    for run in np.split(dead, breaks):
-        shapes.append(
-            {
-                "type": "rect",
-                "xref": "x",
-                "yref": "paper",
-                "x0": int(time_ms[run[0]]),
-                "x1": int(time_ms[run[-1]]) + bucket_ms,
-                "y0": 0,
-                "y1": 1,
-                "fillcolor": NOT_LIVE_FILL,
-                "line": {"width": 0},
-                "layer": "below",
-                "label": {
-                    "text": "book not live",
-                    "font": {"color": MUTED, "size": 10},
-                    "textposition": "top center",
-                },
-            }
-        )
-    return shapes
+def cutoffs(peak: float, cutoff_pct: tuple[float, float]) -> dict[str, float]:
+    """The cut-offs as values: ``upper`` (full colour from here) and ``lower`` (transparent
+    below), from percentages of ``peak``; the lower one stays under the upper one."""
+    lower_pct, upper_pct = cutoff_pct
+    upper = peak * upper_pct / 100.0 if peak > 0 else 1.0
+    ratio = min(max(lower_pct / upper_pct, 0.0), 0.99) if upper_pct > 0 else 0.0
+    return {"upper": upper, "lower": upper * ratio}
 
 
 def dot_sizes(qty: np.ndarray, peak: float) -> list[float]:
@@ -134,99 +101,54 @@ def keep_largest(qty: np.ndarray, limit: int = MAX_DOTS) -> np.ndarray:
     return np.sort(np.argpartition(qty, -limit)[-limit:])
 
 
-def column_payload(
+def _nullable(values: np.ndarray, decimals: int) -> list[float | None]:
+    out = np.round(np.asarray(values, dtype=np.float64), decimals).astype(object)
+    out[np.isnan(np.asarray(values, dtype=np.float64))] = None
+    return out.tolist()
+
+
+def layer_columns(
     *,
-    time_ms: np.ndarray,
-    bucket_ms: int,
     bids: np.ndarray,
     asks: np.ndarray,
+    live: np.ndarray,
     best_bid: np.ndarray,
     best_ask: np.ndarray,
     decimals: int,
+    price_decimals: int,
 ) -> dict[str, list]:
-    """The x values, ``z`` rows and best bid/ask points of some columns (JSON-ready)."""
-    x = (np.asarray(time_ms, dtype=np.int64) + bucket_ms // 2).tolist()
-
-    def line(values: np.ndarray) -> list[float | None]:
-        out = np.asarray(values, dtype=np.float64).astype(object)
-        out[np.isnan(np.asarray(values, dtype=np.float64))] = None
-        return out.tolist()
-
+    """Some columns for the canvas layer, JSON-ready: ``z`` (per column, rows from the
+    lowest price up; null = no LIVE book), ``live`` (0/1), best ``bid``/``ask`` (null when
+    not LIVE)."""
     return {
-        "x": x,
         "z": z_rows(signed_grid(bids, asks), decimals),
-        "best_bid": line(best_bid),
-        "best_ask": line(best_ask),
+        "live": np.asarray(live, dtype=bool).astype(int).tolist(),
+        "bid": _nullable(best_bid, price_decimals),
+        "ask": _nullable(best_ask, price_decimals),
     }
 
 
-def dot_points(
-    *,
-    time_ms: np.ndarray,
-    price: np.ndarray,
-    qty: np.ndarray,
-    bucket_ms: int,
-    peak_qty: float,
-    price_decimals: int,
-) -> dict[str, list]:
-    """Some dots' x (middle of their time bucket), y (VWAP price), customdata (qty) and
-    marker sizes (against ``peak_qty``), JSON-ready: what a dot trace holds or a Patch
-    appends."""
+def layer_dots(dots: dict[str, np.ndarray], bucket_ms: int, peak_qty: float) -> dict[str, list]:
+    """Trade dots for the canvas layer: ``t`` (middle of the time bucket, ms), ``p`` (VWAP
+    price), ``q`` (quantity), ``side`` (+1 taker buy, −1 taker sell), ``s`` (diameter px,
+    area ∝ quantity against ``peak_qty``)."""
+    qty = np.asarray(dots["qty"], dtype=np.float64)
     return {
-        "x": (time_ms + bucket_ms // 2).tolist(),
-        "y": np.round(price, price_decimals).tolist(),
-        "customdata": np.round(qty, 6).tolist(),
-        "size": dot_sizes(qty, peak_qty),
+        "t": (np.asarray(dots["time_ms"], dtype=np.int64) + bucket_ms // 2).tolist(),
+        "p": np.asarray(dots["price"], dtype=np.float64).tolist(),
+        "q": np.round(qty, 6).tolist(),
+        "side": np.asarray(dots["side"], dtype=np.float64).astype(int).tolist(),
+        "s": dot_sizes(qty, peak_qty),
     }
 
 
-def dot_traces(
+def create_heatmap_layer(
     *,
-    time_ms: np.ndarray,
-    price: np.ndarray,
-    qty: np.ndarray,
-    side: np.ndarray,
+    rev: int,
+    start_ms: int,
+    end_ms: int,
     bucket_ms: int,
-    peak_qty: float,
-    price_decimals: int,
-) -> list[dict[str, Any]]:
-    """Two scatter traces of trade dots (taker buys, taker sells)."""
-    keep = keep_largest(qty)
-    t, p, q, s = time_ms[keep], price[keep], qty[keep], side[keep]
-    traces = []
-    for name, sign, colour in (("taker buys", 1.0, BID), ("taker sells", -1.0, ASK)):
-        mask = s == sign
-        points = dot_points(
-            time_ms=t[mask], price=p[mask], qty=q[mask], bucket_ms=bucket_ms,
-            peak_qty=peak_qty, price_decimals=price_decimals,
-        )  # fmt: skip
-        traces.append(
-            {
-                "type": "scatter",
-                "mode": "markers",
-                "name": name,
-                "x": points["x"],
-                "y": points["y"],
-                "customdata": points["customdata"],
-                "marker": {
-                    "size": points["size"],
-                    "color": colour,
-                    "opacity": 0.75,
-                    "line": {"color": "#111", "width": 0.5},
-                },
-                "hovertemplate": (
-                    f"{name}<br>%{{x|%H:%M:%S}}<br>price %{{y:.{price_decimals}f}}"
-                    "<br>qty %{customdata}<extra></extra>"
-                ),
-            }
-        )
-    return traces
-
-
-def create_heatmap_figure(
-    *,
-    time_ms: np.ndarray,
-    bucket_ms: int,
+    keep: int,
     price: np.ndarray,
     price_bucket: float,
     bids: np.ndarray,
@@ -235,70 +157,73 @@ def create_heatmap_figure(
     best_bid: np.ndarray,
     best_ask: np.ndarray,
     dots: dict[str, np.ndarray],
-    price_range: tuple[float, float],
     cutoff_pct: tuple[float, float] = DEFAULT_CUTOFF_PCT,
-    uirevision: str,
     unit_label: str = "",
     price_decimals: int = 2,
-    title: str = "",
 ) -> dict[str, Any]:
-    """The heatmap figure. ``dots`` holds ``time_ms``, ``price``, ``qty``, ``side`` of the
-    merged trade dots; ``price_range`` is the initial y range (the band around the mid)."""
+    """The whole layer (``kind`` "full"): columns [start, end) of ``bucket_ms`` (at most
+    ``keep`` are kept as live ones arrive), rows of ``price_bucket`` from ``price[0]`` (their
+    lower edges), cells, best bid/ask and trade dots (the ``MAX_DOTS`` largest), cut-offs
+    and colours. ``rev`` names this drawing: later ``append`` layers name it too."""
     peak = float(np.nanmax(np.fmax(bids, asks))) if np.isfinite(bids).any() else 0.0
     decimals = value_decimals(peak)
-    cols = column_payload(
-        time_ms=time_ms, bucket_ms=bucket_ms, bids=bids, asks=asks,
-        best_bid=best_bid, best_ask=best_ask, decimals=decimals,
-    )  # fmt: skip
-    upper = peak * cutoff_pct[1] / 100.0 if peak > 0 else 1.0
-    heat = {
-        "type": "heatmap",
-        "name": "resting size",
-        "transpose": True,
-        "x0": cols["x"][0] if cols["x"] else 0,
-        "dx": bucket_ms,
-        "y0": round(float(price[0]) + price_bucket / 2, price_decimals + 1) if len(price) else 0,
-        "dy": price_bucket,
-        "z": cols["z"],
-        "zmin": -upper,
-        "zmax": upper,
-        "zsmooth": False,
-        "colorscale": colorscale(cutoff_pct),
-        "showscale": False,
-        "hoverongaps": False,
-        "hovertemplate": (
-            f"%{{x|%H:%M:%S}}<br>price %{{y:.{price_decimals}f}}<br>resting %{{z}}"
-            f" {unit_label} (bids +, asks −)<extra></extra>"
-        ),
-    }
-    lines = [
-        {
-            "type": "scatter",
-            "mode": "lines",
-            "name": name,
-            "x": cols["x"],
-            "y": cols[key],
-            "line": {"color": colour, "width": 1.2, "shape": "hv"},
-            "connectgaps": False,
-            "hovertemplate": f"{name} %{{y:.{price_decimals}f}}<extra></extra>",
-        }
-        for name, key, colour in (("best bid", "best_bid", BID), ("best ask", "best_ask", ASK))
-    ]
     qty = np.asarray(dots["qty"], dtype=np.float64)
-    traces = dot_traces(
-        time_ms=np.asarray(dots["time_ms"], dtype=np.int64),
-        price=np.asarray(dots["price"], dtype=np.float64),
-        qty=qty,
-        side=np.asarray(dots["side"], dtype=np.float64),
-        bucket_ms=bucket_ms,
-        peak_qty=float(qty.max()) if qty.shape[0] else 0.0,
-        price_decimals=price_decimals,
-    )
-    layout = create_base_layout(uirevision, hovermode="closest")
+    keep_dots = keep_largest(qty)
+    chosen = {name: np.asarray(values)[keep_dots] for name, values in dots.items()}
+    return {
+        "kind": "full",
+        "rev": rev,
+        "x0": int(start_ms),
+        "end": int(end_ms),
+        "dx": int(bucket_ms),
+        "keep": int(keep),
+        "y0": float(price[0]) if len(price) else 0.0,
+        "dy": float(price_bucket),
+        "rows": len(price),
+        **layer_columns(
+            bids=bids,
+            asks=asks,
+            live=live,
+            best_bid=best_bid,
+            best_ask=best_ask,
+            decimals=decimals,
+            price_decimals=price_decimals,
+        ),
+        "dots": layer_dots(chosen, bucket_ms, float(qty.max()) if qty.shape[0] else 0.0),
+        **cutoffs(peak, cutoff_pct),
+        "peak": peak,
+        "decimals": decimals,
+        "unit": unit_label,
+        "price_decimals": int(price_decimals),
+        "colours": LAYER_COLOURS,
+    }
+
+
+def create_heatmap_figure(
+    *,
+    start_ms: int,
+    end_ms: int,
+    price_range: tuple[float, float],
+    uirevision: str,
+    title: str = "",
+) -> dict[str, Any]:
+    """The axes the layer is painted in: one invisible trace spanning [start, end) × the
+    price band (x follows it by autorange), the band as the initial y range. No hover:
+    the layer shows its own tooltip."""
+    low, high = price_range
+    span = {
+        "type": "scatter",
+        "mode": "lines",
+        "name": SPAN_TRACE,
+        "x": [int(start_ms), int(end_ms)],
+        "y": [low, high],
+        "line": {"width": 0},
+        "hoverinfo": "skip",
+        "showlegend": False,
+    }
+    layout = create_base_layout(uirevision, hovermode=False)
     layout["xaxis"] = dict(layout["xaxis"], type="date", title=None)
-    layout["yaxis"] = dict(layout["yaxis"], range=list(price_range), title=None, side="right")
+    layout["yaxis"] = dict(layout["yaxis"], range=[low, high], title=None, side="right")
     layout["margin"] = {"l": 10, "r": 60, "t": 28, "b": 32}
-    layout["shapes"] = not_live_shapes(np.asarray(time_ms), np.asarray(live), bucket_ms)
     layout["title"] = {"text": title, "font": {"color": MUTED, "size": 12}, "x": 0.01, "y": 0.98}
-    layout["meta"] = {"decimals": decimals, "peak": peak}
-    return {"data": [heat, *lines, *traces], "layout": layout}
+    return {"data": [span], "layout": layout}

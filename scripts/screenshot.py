@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 PANEL_SELECTORS = (
-    "#heatmap-chart .js-plotly-plot .heatmaplayer image",
+    "#heatmap-chart canvas.heatmap-layer",
     "#depth-chart .js-plotly-plot .scatterlayer .trace",
     "#trade-tape .tape-row",
     "#flow-meter .js-plotly-plot .barlayer",

@@ -260,16 +260,9 @@ def register(app: dash.Dash, store: MarketStore, alerts: Alerts) -> None:
 
 
 def register_jump(app: dash.Dash, store: MarketStore) -> None:
-    """A click on an event shows its symbol over the heatmap range that reaches it."""
-    # In the browser at once: a click sent to the server could be superseded by the list's
-    # redraw (a new event re-triggers the same pattern callback) and its answer dropped.
-    app.clientside_callback(
-        ClientsideFunction(namespace="alerts", function_name="jump"),
-        Output(ids.URL, "pathname", allow_duplicate=True),
-        Output(IDS["jump"], "data"),
-        Input({"type": "alert-event", "id": ALL, "symbol": ALL, "time": ALL}, "n_clicks"),
-        prevent_initial_call=True,
-    )
+    """A click on an event shows its symbol over the heatmap range that reaches it. The
+    click is taken in the browser (``assets/alerts.js``: it survives the list's redraw),
+    which sets the URL's path and ``IDS["jump"]``."""
 
     @app.callback(
         Output(ids.HEATMAP_RANGE, "value", allow_duplicate=True),

@@ -1,5 +1,6 @@
-"""Footprint callback: footprint bars (or candles with delta, stored bars first) of the live
-trade window, redrawn when new trades arrive; the figure's ``uirevision`` keeps the user's zoom."""
+"""Footprint callback: footprint bars of the live trade window, or with a history the last
+``FOOTPRINT_BARS`` bars with the stored trades before the window (or candles with delta,
+stored bars first), redrawn when new trades arrive; ``uirevision`` keeps the user's zoom."""
 
 from __future__ import annotations
 
@@ -14,10 +15,11 @@ from dash import Input, Output, State
 from app import ids
 from app.callbacks import derived
 from app.callbacks.derived import DerivedCache
+from app.callbacks.past_trades import range_trades
 from components.flow_filter import notional_band, parse_notional
 from components.footprint import create_candles_figure, create_footprint_figure
 from components.theme import create_notice_figure
-from services.analytics.flow_filter import FlowFilter
+from services.analytics.flow_filter import FlowFilter, filter_trades
 from services.analytics.footprint import (
     DEFAULT_IMBALANCE_RATIO,
     INTERVALS_MS,
@@ -26,17 +28,16 @@ from services.analytics.footprint import (
     footprint,
 )
 from services.history.reader import HistoryReader
+from services.market.views import TradeView
 from services.store import MarketStore, SymbolSnapshot
 
 AUTO_ROWS = 40
 MAX_ROWS = 300
 
 
-def row_ticks_for(snapshot: SymbolSnapshot, choice: str | int | None) -> int:
-    """Ticks per row: the choice, raised so the window's price range fits ``MAX_ROWS`` rows;
+def row_ticks_for(trades: TradeView, tick: float, choice: str | int | None) -> int:
+    """Ticks per row: the choice, raised so the trades' price range fits ``MAX_ROWS`` rows;
     "auto" sizes rows for about ``AUTO_ROWS`` rows."""
-    trades = snapshot.trades
-    tick = snapshot.info.tick_size
     if not len(trades):
         return 1
     low, high = float(trades.price.min()), float(trades.price.max())
@@ -92,14 +93,22 @@ def render_footprint(
     info = snapshot.info
     if mode == "candles":
         return _candles(snapshot, interval, interval_ms, uirevision, reader), state
-    view_trades = derived.filtered_trades(cache, snapshot, band.min_notional, band.max_notional)
-    row_ticks = row_ticks_for(snapshot, rows_choice)
+    start = past_start(snapshot, interval_ms) if reader is not None else None
+    all_trades = snapshot.trades
+    if start is not None:
+        all_trades = range_trades(snapshot, reader, start, cached=True)
+    if all_trades is snapshot.trades:
+        view_trades = derived.filtered_trades(cache, snapshot, band.min_notional, band.max_notional)
+    else:
+        view_trades = filter_trades(all_trades, band)
+    row_ticks = row_ticks_for(all_trades, info.tick_size, rows_choice)
     fp = footprint(
         view_trades,
         interval_ms=interval_ms,
         tick_size=info.tick_size,
         row_ticks=row_ticks,
         imbalance_ratio=imbalance_ratio_of(ratio_text),
+        start_ms=start,
     )
     if fp.bars == 0:
         text = "No trades in the window" + (f" within filter {band.label()}" if band.active else "")
@@ -123,6 +132,21 @@ def render_footprint(
 
 PAST_BARS = 300
 """Bars of the chosen interval read from the history before the live klines."""
+FOOTPRINT_BARS = 120
+FOOTPRINT_SPAN_MS = 4 * 3_600_000
+"""With a history, footprint bars cover the last ``FOOTPRINT_BARS`` bars, at most
+``FOOTPRINT_SPAN_MS`` (the part before the live trade window from the stored trades)."""
+
+
+def past_start(snapshot: SymbolSnapshot, interval_ms: int) -> int | None:
+    """Open of the first footprint bar to show with a history: ``FOOTPRINT_BARS`` bars
+    (at most ``FOOTPRINT_SPAN_MS``) before the bar of the last trade; None without trades."""
+    trades = snapshot.trades
+    if not len(trades):
+        return None
+    span = max(interval_ms, min(FOOTPRINT_BARS * interval_ms, FOOTPRINT_SPAN_MS))
+    last_bar = int(trades.time_ms[-1]) // interval_ms * interval_ms
+    return last_bar + interval_ms - span
 
 
 @functools.lru_cache(maxsize=32)

@@ -1,7 +1,7 @@
-"""Liquidity heatmap callback: a full figure when the symbol or a control changes (or the
-mid leaves the band drawn), then only the new complete columns as a Patch (appended at the
-right, as many dropped at the left, the grid's ``x0`` moved to its first column), so zoom
-and pan survive (``uirevision``)."""
+"""Liquidity heatmap callback: a full drawing (axes figure + canvas layer) when the symbol or
+a control changes (or the mid leaves the band drawn), then only the new complete columns as
+an ``append`` layer (painted by ``assets/heatmap_layer.js``, which drops as many at the left
+and moves the axes' span); the figure is not sent again, so zoom and pan survive."""
 
 from __future__ import annotations
 
@@ -9,27 +9,30 @@ from typing import Any
 
 import dash
 import numpy as np
-from dash import Input, Output, Patch, State
+from dash import ClientsideFunction, Input, Output, State
 
 from app import ids
 from app.callbacks import derived
 from app.callbacks.derived import DerivedCache
+from app.callbacks.past_trades import range_trades
 from components.flow_filter import notional_band
 from components.heatmap import (
     DEFAULT_CUTOFF_PCT,
     MAX_ROWS,
     TIME_RANGES_MS,
-    column_payload,
     create_heatmap_figure,
-    dot_points,
-    not_live_shapes,
+    create_heatmap_layer,
+    cutoffs,
+    layer_columns,
+    layer_dots,
     time_bucket_for,
 )
 from components.theme import create_notice_figure
-from services.analytics.flow_filter import FlowFilter
+from services.analytics.flow_filter import FlowFilter, filter_trades
 from services.analytics.footprint import auto_row_ticks, trades_between
 from services.analytics.heatmap import LiquidityHeatmap, liquidity_heatmap, trade_dots
 from services.history.book_heatmap import RecordedBook, with_live
+from services.history.reader import HistoryReader
 from services.market.book_samples import book_samples_of
 from services.store import MarketStore, SymbolSnapshot
 
@@ -128,8 +131,15 @@ def _dots(
     end_ms: int,
     bucket_ms: int,
     row_ticks: int,
+    reader: HistoryReader | None = None,
 ) -> dict[str, np.ndarray]:
-    view = derived.filtered_trades(cache, snapshot, band.min_notional, band.max_notional)
+    """Trade dots in [start, end) within the flow filter: from the live window, and with a
+    history ``reader`` from the stored trades for the part before it."""
+    trades = range_trades(snapshot, reader, start_ms, cached=False)
+    if trades is snapshot.trades:
+        view = derived.filtered_trades(cache, snapshot, band.min_notional, band.max_notional)
+    else:
+        view = filter_trades(trades, band)
     d = trade_dots(
         trades_between(view, start_ms, end_ms),
         time_bucket_ms=bucket_ms,
@@ -154,16 +164,20 @@ def render_heatmap(
     now_ms: int | None = None,
     relayout: dict | None = None,
     recorded: RecordedBook | None = None,
-) -> tuple[Any, dict | None]:
-    """The heatmap figure (or a Patch of new columns) and what is now on screen.
+    redraw: bool = False,
+) -> tuple[Any, Any, dict | None]:
+    """The heatmap's axes figure, its canvas layer (whole, or only the new columns) and
+    what is now on screen.
 
     Rows follow the mid (the band preset, rows merged to ≤ ``MAX_ROWS``); once the user
     zooms the price axis (``relayout``), the grid is redrawn for the zoomed range with rows
     as fine as ``MAX_ROWS`` allows, so zooming in splits merged rows back into ticks.
+    ``redraw`` sends the whole layer again (the browser lost the thread of appends).
     """
     if view != "heatmap":
-        return dash.no_update, rendered
+        return dash.no_update, dash.no_update, rendered
     rendered = rendered or {}
+    rev = int(rendered.get("rev", 0)) + 1
     snapshot = store.snapshot(symbol) if symbol else None
     if snapshot is None or book_samples_of(store) is None:
         text = (
@@ -171,10 +185,7 @@ def render_heatmap(
             if snapshot is None
             else "The heatmap needs the book samples of the embedded store"
         )
-        state = {"kind": "notice", "text": text}
-        if rendered == state:
-            return dash.no_update, state
-        return create_notice_figure(text, uirevision="waiting"), state
+        return _notice(rendered, text, rev, uirevision="waiting")
     low_pct, high_pct = (cutoff or DEFAULT_CUTOFF_PCT)[:2]
     band = FlowFilter(*notional_band(filter_min, filter_max))
     range_ms = TIME_RANGES_MS.get(range_name, TIME_RANGES_MS["5m"])
@@ -186,7 +197,7 @@ def render_heatmap(
     key = f"{symbol}|{range_name}|{band_pct}|{unit}|{low_pct}|{high_pct}|{band.label()}|{zoom}"
     info = snapshot.info
     rows = rendered.get("rows")
-    same = rendered.get("kind") == "chart" and rendered.get("key") == key and rows
+    same = not redraw and rendered.get("kind") == "chart" and rendered.get("key") == key and rows
     if same and mid is not None and zoom is None:
         low, high = rows[0], rows[1]
         half = (high - low) / 2
@@ -194,13 +205,12 @@ def render_heatmap(
     if same and (end - rendered["full_end"]) >= REBUILD_SHARE * range_ms:
         same = False
     if same:
-        return _patch(store, cache, snapshot, band, rendered, end, bucket, range_ms)
+        layer, state = _append(store, cache, snapshot, band, rendered, end, bucket)
+        return dash.no_update, layer, state
     if mid is None:
         if rendered.get("kind") == "chart" and rendered.get("key") == key:
-            return dash.no_update, rendered
-        text = f"Order book of {symbol} not LIVE: nothing to draw yet"
-        state = {"kind": "notice", "text": text}
-        return (dash.no_update if rendered == state else create_notice_figure(text)), state
+            return dash.no_update, dash.no_update, rendered
+        return _notice(rendered, f"Order book of {symbol} not LIVE: nothing to draw yet", rev)
     if zoom is None:
         low, high, row_ticks = heatmap_rows(mid, band_pct, info.tick_size)
         if recorded is not None and range_ms >= HISTORY_RANGE_MS:
@@ -214,42 +224,46 @@ def render_heatmap(
         low=low, high=high, row_ticks=row_ticks, unit=unit, recorded=recorded,
     )  # fmt: skip
     unit_label = info.quote_asset if unit == "quote" else info.base_asset
-    dots = _dots(cache, snapshot, band, start, end, bucket, row_ticks)
-    figure = create_heatmap_figure(
-        time_ms=grid.time_ms,
-        bucket_ms=bucket,
-        price=grid.price,
-        price_bucket=grid.price_bucket,
-        bids=grid.bids,
-        asks=grid.asks,
-        live=grid.live,
-        best_bid=grid.best_bid,
-        best_ask=grid.best_ask,
-        dots=dots,
-        price_range=(low, high),
-        cutoff_pct=(float(low_pct), float(high_pct)),
-        uirevision=f"{symbol}|{range_name}|{band_pct}",
-        unit_label=unit_label,
+    reader = recorded.reader if recorded is not None else None
+    dots = _dots(cache, snapshot, band, start, end, bucket, row_ticks, reader)
+    layer = create_heatmap_layer(
+        rev=rev, start_ms=start, end_ms=end, bucket_ms=bucket, keep=range_ms // bucket,
+        price=grid.price, price_bucket=grid.price_bucket, bids=grid.bids, asks=grid.asks,
+        live=grid.live, best_bid=grid.best_bid, best_ask=grid.best_ask, dots=dots,
+        cutoff_pct=(float(low_pct), float(high_pct)), unit_label=unit_label,
         price_decimals=info.price_decimals,
+    )  # fmt: skip
+    figure = create_heatmap_figure(
+        start_ms=start,
+        end_ms=end,
+        price_range=(low, high),
+        uirevision=f"{symbol}|{range_name}|{band_pct}",
         title=_title(range_name, grid, row_ticks, info.tick_size, band),
     )
-    meta = figure["layout"]["meta"]
     state = {
         "kind": "chart",
+        "rev": rev,
         "key": key,
         "zoom": zoom,
         "unit": unit,
         "rows": [low, high, row_ticks],
         "end": end,
         "full_end": end,
-        "columns": grid.columns,
-        "live": grid.live.astype(int).tolist(),
-        "peak": meta["peak"],
-        "decimals": meta["decimals"],
-        "upper_pct": float(high_pct),
-        "dot_peak": float(dots["qty"].max()) if dots["qty"].shape[0] else 0.0,
+        "peak": layer["peak"],
+        "decimals": layer["decimals"],
+        "price_decimals": info.price_decimals,
+        "cutoff_pct": [float(low_pct), float(high_pct)],
+        "dot_peak": float(np.max(dots["qty"])) if len(dots["qty"]) else 0.0,
     }
-    return figure, state
+    return figure, layer, state
+
+
+def _notice(rendered: dict, text: str, rev: int, uirevision: str = "notice") -> tuple:
+    """A notice figure and an empty layer, once (no_update while the same notice shows)."""
+    state = {"kind": "notice", "text": text, "rev": rev}
+    if {k: v for k, v in rendered.items() if k != "rev"} == {"kind": "notice", "text": text}:
+        return dash.no_update, dash.no_update, rendered
+    return create_notice_figure(text, uirevision=uirevision), {"kind": "clear", "rev": rev}, state
 
 
 def _title(range_name: str, grid: LiquidityHeatmap, row_ticks: int, tick: float, band) -> str:
@@ -259,7 +273,7 @@ def _title(range_name: str, grid: LiquidityHeatmap, row_ticks: int, tick: float,
     return f"{text} · dots {band.label()}" if band.active else text
 
 
-def _patch(
+def _append(
     store: MarketStore,
     cache: DerivedCache,
     snapshot: SymbolSnapshot,
@@ -267,9 +281,10 @@ def _patch(
     rendered: dict,
     end: int,
     bucket: int,
-    range_ms: int,
 ) -> tuple[Any, dict]:
-    """The columns in [rendered end, end) appended, as many dropped at the left."""
+    """The columns in [rendered end, end) and their trade dots as an ``append`` layer (the
+    browser drops as many columns at the left as it holds beyond the range); new cut-offs
+    when a column holds a new peak."""
     last_end = int(rendered["end"])
     if end <= last_end:
         return dash.no_update, rendered
@@ -278,61 +293,45 @@ def _patch(
         store, snapshot, start_ms=last_end, end_ms=end, time_bucket_ms=bucket,
         low=low, high=high, row_ticks=int(row_ticks), unit=rendered["unit"],
     )  # fmt: skip
-    decimals = int(rendered["decimals"])
-    cols = column_payload(
-        time_ms=grid.time_ms, bucket_ms=bucket, bids=grid.bids, asks=grid.asks,
-        best_bid=grid.best_bid, best_ask=grid.best_ask, decimals=decimals,
-    )  # fmt: skip
-    keep = range_ms // bucket
-    total = int(rendered["columns"]) + grid.columns
-    drop = max(0, total - keep)
-    patch = Patch()
-    patch["data"][0]["x0"] = end - (total - drop) * bucket + bucket // 2
-    for index, values in ((0, {"z": cols["z"]}),
-                          (1, {"x": cols["x"], "y": cols["best_bid"]}),
-                          (2, {"x": cols["x"], "y": cols["best_ask"]})):  # fmt: skip
-        for name, new in values.items():
-            patch["data"][index][name].extend(new)
-            for _ in range(drop):
-                del patch["data"][index][name][0]
-    state = dict(rendered, end=end, columns=total - drop)
+    layer: dict[str, Any] = {
+        "kind": "append",
+        "rev": rendered["rev"],
+        "from": last_end,
+        "end": end,
+        **layer_columns(
+            bids=grid.bids,
+            asks=grid.asks,
+            live=grid.live,
+            best_bid=grid.best_bid,
+            best_ask=grid.best_ask,
+            decimals=int(rendered["decimals"]),
+            price_decimals=int(rendered["price_decimals"]),
+        ),
+    }
+    state = dict(rendered, end=end)
     new_peak = float(np.nanmax(np.fmax(grid.bids, grid.asks))) if grid.live.any() else 0.0
     if new_peak > float(rendered["peak"]):
-        upper = new_peak * float(rendered["upper_pct"]) / 100.0
-        patch["data"][0]["zmin"] = -upper
-        patch["data"][0]["zmax"] = upper
+        layer.update(cutoffs(new_peak, tuple(rendered["cutoff_pct"])))
         state["peak"] = new_peak
-    live = (list(rendered["live"]) + grid.live.astype(int).tolist())[drop:]
-    state["live"] = live
-    if not grid.live.all() or (drop and not all(rendered["live"][:drop])):
-        first = end - len(live) * bucket
-        times = first + np.arange(len(live), dtype=np.int64) * bucket
-        patch["layout"]["shapes"] = not_live_shapes(times, np.array(live, dtype=bool), bucket)
     dots = _dots(cache, snapshot, band, last_end, end, bucket, int(row_ticks))
-    peak_qty = max(float(rendered["dot_peak"]), float(dots["qty"].max()) if len(dots["qty"]) else 0)
-    for index, sign in ((3, 1.0), (4, -1.0)):
-        mask = dots["side"] == sign
-        if not mask.any():
-            continue
-        points = dot_points(
-            time_ms=dots["time_ms"][mask], price=dots["price"][mask], qty=dots["qty"][mask],
-            bucket_ms=bucket, peak_qty=peak_qty, price_decimals=snapshot.info.price_decimals,
-        )  # fmt: skip
-        trace = patch["data"][index]
-        for name in ("x", "y", "customdata"):
-            trace[name].extend(points[name])
-        trace["marker"]["size"].extend(points["size"])
-    return patch, state
+    newest = float(np.max(dots["qty"])) if len(dots["qty"]) else 0.0
+    peak_qty = max(float(rendered["dot_peak"]), newest)
+    layer["dots"] = layer_dots(dots, bucket, peak_qty)
+    return layer, state
 
 
 def register(
     app: dash.Dash, store: MarketStore, cache: DerivedCache, recorded: RecordedBook | None = None
 ) -> None:
     """Wire the heatmap to the fast interval, the symbol, the view and its controls; with
-    ``recorded`` (the history store's book) longer ranges show the stored past too."""
+    ``recorded`` (the history store's book) longer ranges show the stored past too. The
+    layer is painted in the browser (``heatmapLayer.paint`` in ``assets/heatmap_layer.js``),
+    which asks for the whole layer again through ``HEATMAP_REDRAW`` when appends went
+    missing."""
 
     @app.callback(
         Output(ids.HEATMAP_CHART, "figure"),
+        Output(ids.HEATMAP_LAYER, "data"),
         Output(ids.HEATMAP_RENDERED, "data"),
         Input(ids.FAST_INTERVAL, "n_intervals"),
         Input(ids.SYMBOL_DROPDOWN, "value"),
@@ -344,12 +343,22 @@ def register(
         Input(ids.FLOW_FILTER_MIN, "value"),
         Input(ids.FLOW_FILTER_MAX, "value"),
         Input(ids.HEATMAP_CHART, "relayoutData"),
+        Input(ids.HEATMAP_REDRAW, "data"),
         State(ids.HEATMAP_RENDERED, "data"),
     )
     def update_heatmap(
-        _n, symbol, view, range_name, band_pct, unit, cutoff, fmin, fmax, relayout, rendered
+        _n, symbol, view, range_name, band_pct, unit, cutoff, fmin, fmax, relayout, _p, rendered
     ):
         return render_heatmap(
             store, cache, symbol, view, range_name or "5m", float(band_pct or 0.5),
             unit or "base", cutoff, fmin, fmax, rendered, relayout=relayout, recorded=recorded,
+            redraw=dash.ctx.triggered_id == ids.HEATMAP_REDRAW,
         )  # fmt: skip
+
+    app.clientside_callback(
+        ClientsideFunction(namespace="heatmapLayer", function_name="paint"),
+        Input(ids.HEATMAP_LAYER, "data"),
+        State(ids.HEATMAP_CHART, "id"),
+        State(ids.HEATMAP_REDRAW, "id"),
+        prevent_initial_call=True,
+    )

@@ -13,6 +13,12 @@ serves it). An event is written when it fires; an event with a webhook is writte
 once its delivery is decided (``sent`` or ``failed``), and a reader keeps the newest
 version of each id.
 
+The dataset is registered with the history (``services.history.segments.ALERT_EVENTS``,
+its columns in ``services.history.schema``), so the history's maintenance compacts it (the
+segments of one hour merged into one, every version kept; a merged segment's name carries
+no id range, ``lo = hi = 0``, and a read by id opens it) and its retention deletes it with
+the rest of the history, by age and total size, oldest first.
+
 Nothing here runs on the feed's thread: ``EventArchive.put`` only queues (it is called
 from the dispatcher's thread), and a thread of the archive's own writes a segment per
 symbol every ``flush_interval_s`` while there is something to write (atomically, as every
@@ -34,19 +40,18 @@ import polars as pl
 
 from services.alerts.events import TIME_MS_FLOOR, AlertEvent, EventLog
 from services.alerts.firing import Firing
-from services.history.segments import WriterId, list_segments, symbols_in, write_segment
+from services.history import schema
+from services.history.segments import (
+    ALERT_EVENTS,
+    WriterId,
+    list_segments,
+    symbols_in,
+    write_segment,
+)
 
 log = logging.getLogger(__name__)
 
-ALERT_EVENTS = "alert-events"
-COLUMNS: dict[str, pl.DataType] = {
-    "id": pl.Int64(),
-    "time_ms": pl.Int64(),
-    "rule_id": pl.String(),
-    "kind": pl.String(),
-    "written_ms": pl.Int64(),
-    "event": pl.String(),
-}
+COLUMNS = schema.ALERT_EVENTS
 FINAL = ("sent", "failed")
 """Webhook delivery states after which an event does not change any more."""
 
@@ -140,8 +145,10 @@ class EventArchive:
                 self.root, market, symbol, ALERT_EVENTS, COLUMNS, since if by_time else None
             )
             for segment in listing.segments:
-                if (not by_time and segment.hi <= since) or (
-                    below_id is not None and segment.lo >= below_id
+                merged = segment.hi == 0  # compacted: its name holds no id range
+                if not merged and (
+                    (not by_time and segment.hi <= since)
+                    or (below_id is not None and segment.lo >= below_id)
                 ):
                     continue
                 frames.append(pl.read_parquet(segment.path, columns=list(COLUMNS)))

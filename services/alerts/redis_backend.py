@@ -5,7 +5,10 @@ Keys: ``tapescope:{alerts}:rules`` (hash id → rule JSON), ``tapescope:{alerts}
 (incremented on each write), ``tapescope:{alerts}:event_seq`` (last event id),
 ``tapescope:{alerts}:events`` (hash id → event JSON) and ``tapescope:{alerts}:event_ids``
 (sorted set of ids, trimmed to ``MAX_EVENTS``), ``tapescope:{alerts}:fired`` (hash
-``rule_id|symbol`` → the newest trade id an event was fired on). The ``{alerts}`` hash
+``rule_id|symbol`` → the newest trade id an event was fired on),
+``tapescope:{alerts}:claim:<rule_id>|<symbol>|t<trade id>`` or ``...|u<update id>|<event>|<price>``
+(an event stored; expire after a day). The
+``{alerts}`` hash
 tag keeps them in one slot of a Redis Cluster, so the transactions and the claim script
 work there too (the client is cluster-aware).
 """
@@ -35,20 +38,43 @@ EVENT_SEQ = PREFIX + "event_seq"
 EVENTS = PREFIX + "events"
 EVENT_IDS = PREFIX + "event_ids"
 FIRED = PREFIX + "fired"
+CLAIMS = PREFIX + "claim:"
+
+CLAIM_TTL_S = 24 * 3600
 
 _CLAIM = """
-local trade_id = tonumber(ARGV[2])
-if trade_id >= 0 then
-  local held = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '-1')
-  if trade_id <= held then return 0 end
-  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+if #KEYS == 3 then
+  if not redis.call('SET', KEYS[3], '1', 'NX', 'EX', ARGV[3]) then return 0 end
+  local trade_id = tonumber(ARGV[2])
+  if trade_id >= 0 and trade_id > tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '-1') then
+    redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+  end
 end
 return redis.call('INCR', KEYS[2])
 """
-"""Claim an event id for a firing, atomically: 0 when the firing's trade id is not above
-the newest one fired on for its (rule, symbol) — another worker already fired on it — else
-the high-water mark is raised and the next id returned. Firings without a trade id pass
-``-1`` and always get an id."""
+"""Claim an event id for a firing, atomically, or 0 when a worker already stored that event
+(a shard handed over: the new owner's warm-up hands it trades again, and both owners
+evaluate the same messages for a while). Each event is claimed on a key of its own
+(``claim_key``, kept ``CLAIM_TTL_S``, far longer than any hand-over):
+
+- a firing on a trade: (rule, symbol, trade id); the (rule, symbol)'s high-water mark of
+  trade ids is raised too (``fired_trade_ids``: a restarted tap's memory);
+- a book firing (wall, imbalance): (rule, symbol, ``update_id`` — the final ``u`` of the
+  diff it was decided on, Binance's, the same on every worker —, and for a wall its event
+  and price: one diff can make two walls appear);
+- neither (a move on a ticker): no claim, always an id.
+
+A single high-water mark per (rule, symbol) is not enough to decide: the old owner's
+dispatcher may still hold events of diffs *before* the ones the new owner already claimed,
+and a mark would refuse them (seen in the two-worker test: the old owner stored 173 of its
+2,116 firings; ~1,090 of those refused no other worker had fired); nor is one claim per diff: the
+two owners' views differ (the new one took the walls it found as they were), so on one diff
+each may fire an event the other does not."""
+
+
+def claim_key(firing_field: str, message: str) -> str:
+    """The key claiming (rule, symbol) ``firing_field``'s event on ``message``."""
+    return f"{CLAIMS}{firing_field}|{message}"
 
 
 def connect(url: str) -> redis.Redis | redis.cluster.RedisCluster:
@@ -87,10 +113,11 @@ class RedisRuleStore:
 
 class RedisEventLog:
     """``EventLog`` on Redis (ids from one counter shared by every process). Exactly once
-    across workers: an event on a trade is stored only by the worker that raises its
-    (rule, symbol) high-water mark (``_CLAIM``, one atomic script, run by the dispatcher's
-    thread, never the feed's), so a worker taking over a shard never fires again on trades
-    the previous owner fired on, whatever its own memory says."""
+    across workers: an event is stored only by the worker that claims it (``_CLAIM``, one
+    atomic script, run by the dispatcher's thread, never the feed's) — on a trade by its
+    trade id, a wall or imbalance by the update id of its diff — so a worker taking over a
+    shard never stores again an event the previous owner stored, whatever its own memory
+    says."""
 
     def __init__(self, url: str, max_events: int = MAX_EVENTS) -> None:
         self._redis = connect(url)
@@ -98,12 +125,22 @@ class RedisEventLog:
         self._claim = self._redis.register_script(_CLAIM)
 
     def append(self, firing: Firing) -> AlertEvent | None:
-        """The stored event, or None when a worker already fired this rule on this trade
-        (a shard handed over: the new owner's warm-up hands it trades again)."""
+        """The stored event, or None when another worker already fired this rule on this
+        trade or this book update (a shard handed over: the new owner's warm-up hands it
+        trades again, and both owners evaluate the same diffs for a while; ``_CLAIM``)."""
         trade_id = firing.details.get("trade_id")
-        claim = trade_id if isinstance(trade_id, int) else -1
+        update_id = firing.details.get("update_id")
         field = f"{firing.rule.id}|{firing.symbol}"
-        event_id = int(self._claim(keys=[FIRED, EVENT_SEQ], args=[field, claim]))
+        keys = [FIRED, EVENT_SEQ]
+        args = [field, -1, CLAIM_TTL_S]
+        if isinstance(trade_id, int):
+            keys.append(claim_key(field, f"t{trade_id}"))
+            args[1] = trade_id
+        elif isinstance(update_id, int):
+            details = firing.details
+            event = f"u{update_id}|{details.get('event', '')}|{details.get('price', '')!r}"
+            keys.append(claim_key(field, event))
+        event_id = int(self._claim(keys=keys, args=args))
         if event_id == 0:
             return None
         event = AlertEvent.of(event_id, firing)

@@ -78,12 +78,17 @@ class _BookRules:
 
 @dataclass(slots=True)
 class _Index:
+    """The enabled rules by symbol. ``trade_symbols``: the symbols whose trades some rule
+    reads (trade kinds, and walls, which count the trades at their price); with "*" rules
+    (``any_trades``) every symbol's trades are read."""
+
     rules: dict[str, Rule] = field(default_factory=dict)
     trades: dict[str, list] = field(default_factory=dict)
     any_trades: list = field(default_factory=list)
     books: dict[str, _BookRules] = field(default_factory=dict)
     prices: dict[str, PriceCrossings] = field(default_factory=dict)
     singles: dict[str, object] = field(default_factory=dict)
+    trade_symbols: frozenset[str] = frozenset()
 
 
 def _build(rules: list[Rule], fired: dict, old: _Index) -> _Index:
@@ -116,7 +121,17 @@ def _build(rules: list[Rule], fired: dict, old: _Index) -> _Index:
         crossings = PriceCrossings(group, fired, old.prices.get(symbol))
         index.prices[symbol] = crossings
         _trade_list(index, symbol).append(crossings)
+    index.trade_symbols = frozenset(index.trades) | {s for s, b in index.books.items() if b.walls}
     return index
+
+
+def _on_update(firings: list[Firing], update_id: int) -> list[Firing]:
+    """Book firings carry the final update id ``u`` of the diff (or snapshot) after which
+    they were decided: Binance's, increasing per symbol and the same on every worker, so a
+    sharded hand-over's two owners claim each event once (``redis_backend``)."""
+    for firing in firings:
+        firing.details["update_id"] = update_id
+    return firings
 
 
 def _trade_list(index: _Index, symbol: str) -> list:
@@ -136,7 +151,7 @@ class AlertTap:
         self.reload_s = reload_s
         self.cooldown = Cooldown()
         self.fired: dict[tuple[str, str], int] = {}
-        self._index = _Index()
+        self.index = _Index()
         self._version: int | None = None
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -163,7 +178,7 @@ class AlertTap:
             version = self.rules.version()
             if version == self._version:
                 return False
-            self._index = _build(self.rules.all(), self.fired, self._index)
+            self.index = _build(self.rules.all(), self.fired, self.index)
             self._version = version
             return True
 
@@ -178,13 +193,18 @@ class AlertTap:
 
     def on_trades(self, symbol: str, trades: TradeView) -> None:
         """The batch's columns are converted to lists once and shared by every evaluator."""
-        index = self._index
+        index = self.index
+        if symbol in index.trade_symbols or index.any_trades:
+            self.on_rows(symbol, Trades.of(trades))
+
+    def on_rows(self, symbol: str, rows: Trades) -> None:
+        """Evaluate a batch of ``symbol``'s trades, given as lists."""
+        index = self.index
         evaluators = index.trades.get(symbol)
         book = index.books.get(symbol)
         walls = book.walls if book is not None else None
         if evaluators is None and not index.any_trades and not walls:
             return
-        rows = Trades.of(trades)
         for wall in walls or ():
             wall.on_trades(rows)
         out: list[Firing] = []
@@ -202,7 +222,7 @@ class AlertTap:
         (O(log levels of the diff + levels changed in the band), plus a full band read when
         the mid moved far enough to re-centre it). The mid is kept for this diff's
         ``on_book``."""
-        rules = self._index.books.get(symbol)
+        rules = self.index.books.get(symbol)
         if rules is None or rules.followed_id is None or book.state is not SyncState.LIVE:
             return
         mid = mid_price(book.book)
@@ -228,10 +248,10 @@ class AlertTap:
                     wall.on_levels(symbol, bids, asks, held, now, self.cooldown, out)
             rules.followed_id = book.last_update_id
         if out:
-            self.dispatcher.submit(out)
+            self.dispatcher.submit(_on_update(out, book.last_update_id))
 
     def on_book(self, symbol: str, book: BookSync) -> None:
-        rules = self._index.books.get(symbol)
+        rules = self.index.books.get(symbol)
         if rules is None:
             return
         if book.state is not SyncState.LIVE:
@@ -256,7 +276,7 @@ class AlertTap:
         for imbalance in rules.imbalances:
             imbalance.check(symbol, mid, now, self.cooldown, out)
         if out:
-            self.dispatcher.submit(out)
+            self.dispatcher.submit(_on_update(out, book.last_update_id))
 
     def _read_band(
         self, symbol: str, book: BookSync, rules: _BookRules, centre: float, out: list[Firing]

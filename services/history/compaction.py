@@ -22,6 +22,7 @@ import polars as pl
 from services.history.aggregates import aggregate_segments
 from services.history.book_pyramid import BOOK_GRID_1M
 from services.history.segments import (
+    ALERT_EVENTS,
     BOOK_GRID,
     BOOK_TOP,
     CANDLES_1M,
@@ -40,7 +41,7 @@ log = logging.getLogger(__name__)
 
 HOUR_MS = 3_600_000
 DATASETS = (trades_dataset("aggTrade"), trades_dataset("trade"), BOOK_GRID, BOOK_TOP, CANDLES_1M,
-            GAPS, BOOK_GRID_1M)  # fmt: skip
+            GAPS, BOOK_GRID_1M, ALERT_EVENTS)  # fmt: skip
 
 
 @dataclass(slots=True)

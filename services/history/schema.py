@@ -65,6 +65,17 @@ CANDLES: dict[str, pl.DataType] = {
     "closed": pl.Boolean(),
     "source": pl.String(),
 }
+ALERT_EVENTS: dict[str, pl.DataType] = {
+    "id": pl.Int64(),
+    "time_ms": pl.Int64(),
+    "rule_id": pl.String(),
+    "kind": pl.String(),
+    "written_ms": pl.Int64(),
+    "event": pl.String(),
+}
+"""One version of an alert event (``services.alerts.archive``): its id, exchange time,
+rule and kind, when the version was queued, and the event's JSON."""
+
 GAPS: dict[str, pl.DataType] = {
     "first_id": pl.Int64(),
     "last_id": pl.Int64(),

@@ -39,6 +39,7 @@ BOOK_GRID = "book-grid"
 BOOK_TOP = "book-top"
 CANDLES_1M = "candles-1m"
 GAPS = "gaps"
+ALERT_EVENTS = "alert-events"  # written by services.alerts.archive; lo/hi: event ids
 
 _NAME = re.compile(r"^(\d+)_(\d+)_(\d+)_(\d+)_([A-Za-z0-9.-]+)\.parquet$")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")

@@ -43,6 +43,7 @@ from services.history.book_pyramid import BOOK_GRID_1M, PYRAMID
 from services.history.live_grid import BookChange, BookGrid
 from services.history.reader import merged_ranges
 from services.history.segments import (
+    ALERT_EVENTS,
     BOOK_GRID,
     BOOK_TOP,
     CANDLES_1M,
@@ -137,6 +138,7 @@ COLUMNS: dict[str, dict[str, pl.DataType]] = {
     CANDLES_1M: schema.CANDLES,
     GAPS: schema.GAPS,
     BOOK_GRID_1M: PYRAMID,  # derived (book_pyramid), listed for compaction and retention
+    ALERT_EVENTS: schema.ALERT_EVENTS,  # services.alerts.archive; compacted and retained
 }
 
 

@@ -63,6 +63,15 @@ class OrderBook:
         self.bid_floor = -np.inf
         self.ask_ceiling = np.inf
 
+    def copy(self) -> OrderBook:
+        """An independent copy of both sides and the known range. O(n), no sorting: the
+        sorted keys are copied as they are."""
+        other = OrderBook()
+        other._bids, other._asks = dict(self._bids), dict(self._asks)
+        other._bid_keys, other._ask_keys = self._bid_keys.copy(), self._ask_keys.copy()
+        other.bid_floor, other.ask_ceiling = self.bid_floor, self.ask_ceiling
+        return other
+
     def load_snapshot(
         self, bids: Iterable[Level], asks: Iterable[Level], limit: int | None = None
     ) -> None:

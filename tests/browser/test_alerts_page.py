@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from dash.testing.wait import until
 
 from app import market_source
 from app.alerting import make_alerts, start_tap
@@ -50,8 +51,9 @@ def alerting_replay(tmp_path_factory) -> Iterator[tuple[MemoryStore, object]]:
 def click(dash_duo, selector: str) -> None:
     """Click the element through the DOM: the page is taller than the window and fixed
     elements (the toast, the footer) may cover where a pointer click would land."""
-    element = dash_duo.find_element(selector)
-    dash_duo.driver.execute_script("arguments[0].click();", element)
+    dash_duo.wait_for_element(selector)  # then found and clicked in one script: a redraw
+    # between a find and a click would leave a stale element
+    dash_duo.driver.execute_script("document.querySelector(arguments[0]).click();", selector)
 
 
 def test_a_rule_created_on_the_page_fires_a_toast(dash_duo, alerting_replay):
@@ -78,6 +80,28 @@ def test_a_rule_created_on_the_page_fires_a_toast(dash_duo, alerting_replay):
         "return row ? row.textContent : '';"
     )
     assert first.startswith("20") and "Z" in first and "BTCUSDT" in first
+    # a press on a row, a redraw (a newer event: Dash remounts every row, the pressed node
+    # leaves the page), then the release: the click lands on the list, and still jumps to
+    # the row pressed
+    dash_duo.driver.execute_script(
+        "window.heldRow = document.querySelector('#alerts-events .alert-event');"
+        "window.heldText = window.heldRow.textContent;"
+        "window.heldRow.dispatchEvent(new PointerEvent('pointerdown', {bubbles: true}));"
+    )
+    until(
+        lambda: dash_duo.driver.execute_script(
+            "return document.querySelector('#alerts-events .alert-event').textContent"
+            " !== window.heldText;"
+        ),
+        timeout=30,
+    )
+    assert not dash_duo.driver.execute_script("return document.body.contains(window.heldRow);")
+    assert not dash_duo.driver.current_url.endswith("/BTCUSDT")
+    dash_duo.driver.execute_script(
+        "document.getElementById('alerts-events')"
+        ".dispatchEvent(new MouseEvent('click', {bubbles: true}));"
+    )
+    until(lambda: dash_duo.driver.current_url.endswith("/BTCUSDT"), timeout=10)
     # disable it from the page: the store follows
     click(dash_duo, "#alerts-rules button")
     dash_duo.wait_for_contains_text("#alerts-rules", "enable", timeout=10)

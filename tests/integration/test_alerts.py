@@ -268,9 +268,9 @@ def test_rules_and_events_survive_a_restart_in_redis(recordings):
         tap.refresh()
         added = _rule(kind="large_trade", symbol="*", params={"min_notional": 1})
         web_rules.put(added)
-        assert tap.refresh() and added.id in tap._index.rules
+        assert tap.refresh() and added.id in tap.index.rules
         web_rules.delete(added.id)
-        assert tap.refresh() and added.id not in tap._index.rules
+        assert tap.refresh() and added.id not in tap.index.rules
 
 
 @pytest.mark.redis

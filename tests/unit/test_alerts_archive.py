@@ -4,6 +4,8 @@ still holds, each event in its newest version (its decided webhook delivery)."""
 
 from __future__ import annotations
 
+import time
+
 import polars as pl
 
 from app.alerting import make_alerts, start_tap
@@ -91,3 +93,54 @@ def test_a_log_holding_every_event_from_the_first_is_not_completed_from_the_hist
         events.append(firing(rule, "BTCUSDT", i))
     assert [e.id for e in events.since(0, 100)] == [3, 2, 1] and told == [1, 2, 3]
     assert not (tmp_path / "no-history-here").exists()
+
+
+def test_events_are_compacted_and_retained_with_the_rest_of_the_history(tmp_path):
+    """Several small segments per hour become one per hour in the history's compaction
+    (reads give the same events, in their newest version, by id and by time); the history's
+    retention then deletes the oldest hours by age, then by size, oldest first."""
+    from services.history.compaction import compact
+    from services.history.retention import apply_retention
+
+    rule = validate(LARGE, {"BTCUSDT"})
+    hooked = validate({**LARGE, "webhook": "http://127.0.0.1:9/"}, {"BTCUSDT"})
+    root = tmp_path / "history"
+    archive = EventArchive(root, flush_interval_s=0.02).start("spot")
+    events = ArchivedEventLog(FileEventLog(tmp_path / "alerts", max_events=2), archive)
+    hour = 3_600_000
+    for h in range(3):
+        for burst in range(3):
+            for i in range(2):
+                trade_id = h * 100 + burst * 10 + i
+                events.append(
+                    Firing(
+                        hooked if trade_id == 10 else rule,
+                        "BTCUSDT",
+                        T0 + h * hour + trade_id,
+                        {"trade_id": trade_id},
+                    )
+                )
+            time.sleep(0.1)  # the archive writes what it has: one segment per burst
+    events.record_delivery(3, {"webhook": {"status": "sent", "attempts": 1}})
+    archive.stop()
+    files = lambda: sorted(root.glob(f"spot/BTCUSDT/{ALERT_EVENTS}/*/*.parquet"))  # noqa: E731
+    assert len(files()) >= 9
+
+    again = ArchivedEventLog(FileEventLog(tmp_path / "alerts", max_events=2), EventArchive(root))
+    before = again.since(0, 100)
+    assert [e.id for e in before] == list(range(18, 0, -1))
+    report = compact(root)
+    assert report.written == 3 and len(files()) == 3  # one per hour
+    after = again.since(0, 100)
+    assert [e.to_json() for e in after] == [e.to_json() for e in before]
+    assert after[-3].delivery == {"webhook": {"status": "sent", "attempts": 1}}
+    assert [e.id for e in again.since(12, 100)] == [18, 17, 16, 15, 14, 13]
+    assert [e.id for e in again.since(T0 + 2 * hour, 100)] == [18, 17, 16, 15, 14, 13]
+
+    kept = apply_retention(root, T0 + 3 * hour, max_days=2.5 * hour / 86_400_000)
+    assert len(kept.deleted) == 1 and len(files()) == 2  # the first hour, by age
+    assert [e.id for e in again.since(0, 100)] == list(range(18, 6, -1))
+    newest = files()[-1].stat().st_size
+    kept = apply_retention(root, T0 + 3 * hour, max_bytes=newest)
+    assert len(kept.deleted) == 1 and kept.bytes_kept == newest  # then the oldest, by size
+    assert [e.id for e in again.since(0, 100)] == list(range(18, 12, -1))

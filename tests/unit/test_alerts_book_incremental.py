@@ -134,7 +134,7 @@ def test_following_levels_equals_reading_the_whole_band_after_every_diff(
     delivered = Collected()
     tap = AlertTap(MemoryRules(rules), delivered)  # type: ignore[arg-type]
     tap.refresh()
-    followed = {r.id: tap._index.singles[r.id] for r in rules}
+    followed = {r.id: tap.index.singles[r.id] for r in rules}
 
     reference = [Walls(r) if r.kind == "wall" else Imbalance(r) for r in rules]
     widest = max(r.params["band_bps"] for r in rules)
@@ -184,8 +184,11 @@ def test_following_levels_equals_reading_the_whole_band_after_every_diff(
             continue
         centre = recentred(centre, mid, bucket)
         whole = band(sync.book, centre, widest)
+        decided = len(expected)
         for evaluator in reference:
             evaluator.on_book(SYMBOL, sync, whole, cooldown, expected)  # type: ignore[arg-type]
+        for firing in expected[decided:]:  # the tap's firings carry the diff's update id
+            firing.details["update_id"] = sync.last_update_id
         for r in rules:
             if r.kind == "imbalance":
                 got = followed[r.id]

@@ -1,8 +1,9 @@
 """The optimised evaluation fires exactly what a plain evaluation fires, on real data.
 
 The 2021 three-symbol recording is fed frame by frame to a real ``Feed`` carrying two
-taps: the ``AlertTap`` as the ingest process runs it (following the book level by level,
-one trade batch converted once for every rule) and a plain reference that re-reads the
+taps: the ``AlertTap`` as the ingest process runs it (on its own ``AlertThread``, fed the
+feed's queued messages, following its mirror of the book level by level, one trade batch
+converted once for every rule) and a plain reference that re-reads the
 whole band after every diff for the book kinds and scans every delivered trade one by one
 for the trade kinds. Hypothesis picks the rules (thresholds taken from the recording's own
 levels and trades, so rules do fire). The ``in_band`` cut is also checked on every real
@@ -19,6 +20,7 @@ import pytest
 from hypothesis import Phase, example, given, settings
 from hypothesis import strategies as st
 
+from services.alerts.alert_thread import AlertThread
 from services.alerts.book_kinds import in_band
 from services.alerts.firing import Firing
 from services.alerts.rules import validate
@@ -227,14 +229,17 @@ def test_the_optimised_tap_fires_what_a_plain_evaluation_fires_on_the_recording(
     tap.refresh()
     reference_tap.refresh()
     reference = PlainBook(reference_tap)
-    feed = new_feed([tap, reference])
+    off_feed = AlertThread(tap).start()
+    feed = new_feed([off_feed, reference])
     for kind, item in messages():
         if kind == "ws":
             feed._on_frame(item)
         else:
             symbol, snapshot = item
             feed._symbols[symbol].book.on_snapshot(snapshot)
-    assert feed.counters.tap_errors == 0
+            feed._tap_book(symbol, feed._symbols[symbol])
+    assert off_feed.drain()
+    assert feed.counters.tap_errors == 0 and off_feed.errors == 0
 
     def of(firings: list[Firing], kinds: tuple[str, ...]) -> list[Firing]:
         return [f for f in firings if f.rule.kind in kinds]

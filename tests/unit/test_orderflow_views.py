@@ -17,7 +17,7 @@ from app.callbacks.heatmap import render_heatmap
 from app.callbacks.view import arrangement, select_view, view_from_search
 from app.server import create_app
 from components.flow_filter import notional_band, parse_notional
-from components.heatmap import colorscale, not_live_shapes, signed_grid, time_bucket_for
+from components.heatmap import cutoffs, layer_dots, signed_grid, time_bucket_for
 from services.analytics.footprint import footprint, trades_between
 from services.analytics.heatmap import liquidity_heatmap
 from services.store import Candle, MemoryStore
@@ -140,57 +140,84 @@ def test_heatmap_callback_appends_only_new_columns(store):
     cache = DerivedCache()
     args = (store, cache, "BTCUSDT", "heatmap", "5m", 0.2, "base", [2, 60], None, None)
     now = T0 + 12_000 + 500
-    figure, state = render_heatmap(*args, None, now_ms=now)
-    heat = figure["data"][0]
-    assert heat["type"] == "heatmap" and heat["transpose"] is True
-    assert len(heat["z"]) == 300 == state["columns"] and "x" not in heat and "y" not in heat
-    assert heat["dx"] == 1000 and heat["x0"] == T0 + 12_000 - 300 * 1000 + 500
-    assert state["end"] == T0 + 12_000
-    shaded = [s for s in figure["layout"]["shapes"] if s["label"]["text"] == "book not live"]
-    assert shaded and shaded[-1]["x0"] == T0 + 10_000 and shaded[-1]["x1"] == T0 + 12_000
-    patch, later = render_heatmap(*args, state, now_ms=now + 3_000)
-    assert isinstance(patch, dash.Patch)
-    ops = patch.to_plotly_json()["operations"]
-    z_ops = [op for op in ops if op["location"] == ["data", 0, "z"]]
-    assert len(z_ops) == 1 and len(z_ops[0]["params"]["value"]) == 3
-    deletes = [
-        op for op in ops if op["operation"] == "Delete" and op["location"][:3] == ["data", 0, "z"]
-    ]
-    assert len(deletes) == 3 and later["columns"] == 300 and later["end"] == T0 + 15_000
-    x0 = [op for op in ops if op["location"] == ["data", 0, "x0"]]
-    assert x0[0]["params"]["value"] == heat["x0"] + 3_000, "the grid slides with its columns"
-    same, unchanged = render_heatmap(*args, later, now_ms=now + 3_100)
-    assert same is dash.no_update and unchanged == later
-    hidden, kept = render_heatmap(store, cache, "BTCUSDT", "footprint", "5m", 0.2, "base",
-                                  None, None, None, later)  # fmt: skip
+    figure, layer, state = render_heatmap(*args, None, now_ms=now)
+    span = figure["data"][0]
+    assert len(figure["data"]) == 1 and span["hoverinfo"] == "skip"
+    assert span["x"] == [T0 + 12_000 - 300_000, T0 + 12_000], "x follows the drawn columns"
+    assert span["y"] == figure["layout"]["yaxis"]["range"]
+    assert layer["kind"] == "full" and layer["rev"] == state["rev"] == 1
+    assert len(layer["z"]) == 300 == layer["keep"] and layer["dx"] == 1000
+    assert len(layer["z"][0]) == layer["rows"] and layer["x0"] == T0 + 12_000 - 300_000
+    assert state["end"] == layer["end"] == T0 + 12_000
+    # steps 20–23 (T0 + 10 s … 12 s) were not LIVE: those columns are null and flagged
+    assert layer["live"][-2:] == [0, 0] and layer["live"][-3] == 1
+    assert all(v is None for v in layer["z"][-1]) and layer["bid"][-1] is None
+    assert any(v is not None and v > 0 for v in layer["z"][-3]), "bids drawn positive"
+    assert any(v is not None and v < 0 for v in layer["z"][-3]), "asks drawn negative"
+    assert 0 < layer["lower"] < layer["upper"]
+    assert layer["upper"] == pytest.approx(layer["peak"] * 0.6)
+    assert layer["lower"] == pytest.approx(layer["peak"] * 0.02)
+    update, appended, later = render_heatmap(*args, state, now_ms=now + 3_000)
+    assert update is dash.no_update, "the figure is not sent again: zoom and pan stay"
+    assert appended["kind"] == "append" and appended["rev"] == 1
+    assert appended["from"] == T0 + 12_000 and appended["end"] == later["end"] == T0 + 15_000
+    assert len(appended["z"]) == 3 and len(appended["live"]) == 3
+    assert set(appended["dots"]) == {"t", "p", "q", "side", "s"}
+    same, nothing, unchanged = render_heatmap(*args, later, now_ms=now + 3_100)
+    assert same is nothing is dash.no_update and unchanged == later
+    hidden, _none, kept = render_heatmap(store, cache, "BTCUSDT", "footprint", "5m", 0.2,
+                                         "base", None, None, None, later)  # fmt: skip
     assert hidden is dash.no_update and kept == later
-    other, rebuilt = render_heatmap(store, cache, "BTCUSDT", "heatmap", "5m", 0.2, "quote",
-                                    [2, 60], None, None, later, now_ms=now + 3_000)  # fmt: skip
+    other, redrawn, rebuilt = render_heatmap(store, cache, "BTCUSDT", "heatmap", "5m", 0.2,
+                                             "quote", [2, 60], None, None, later,
+                                             now_ms=now + 3_000)  # fmt: skip
     assert isinstance(other, dict) and rebuilt["key"] != later["key"]
+    assert redrawn["kind"] == "full" and redrawn["rev"] == 2
+    again, whole, _s = render_heatmap(*args, later, now_ms=now + 4_000, redraw=True)
+    assert isinstance(again, dict) and whole["kind"] == "full", "the browser asked for it all"
+
+
+def test_heatmap_layer_cells_and_dots_equal_the_analytics(store):
+    cache = DerivedCache()
+    now = T0 + 12_500
+    _fig, layer, state = render_heatmap(store, cache, "BTCUSDT", "heatmap", "5m", 0.2, "base",
+                                        [2, 60], None, None, None, now_ms=now)  # fmt: skip
+    low, high, row_ticks = state["rows"]
+    grid = liquidity_heatmap(
+        store.book_samples.samples("BTCUSDT", layer["x0"], layer["end"]),
+        start_ms=layer["x0"], end_ms=layer["end"], time_bucket_ms=1000, price_low=low,
+        price_high=high, tick_size=0.01, price_bucket_ticks=row_ticks, unit="base",
+    )  # fmt: skip
+    assert layer["y0"] == grid.price[0] and layer["dy"] == grid.price_bucket
+    expected = signed_grid(grid.bids, grid.asks)
+    drawn = np.array([[np.nan if v is None else v for v in col] for col in layer["z"]])
+    assert drawn.shape == expected.shape
+    assert np.allclose(drawn, expected, atol=10 ** -layer["decimals"], equal_nan=True)
+    assert layer["live"] == grid.live.astype(int).tolist()
 
 
 def test_heatmap_rows_follow_the_users_price_zoom(store):
     cache = DerivedCache()
     args = (store, cache, "BTCUSDT", "heatmap", "5m", 0.5, "base", [2, 60], None, None)
     now = T0 + 12_500
-    figure, state = render_heatmap(*args, None, now_ms=now)
-    wide = figure["data"][0]["dy"], figure["data"][0]["y0"]
+    figure, layer, state = render_heatmap(*args, None, now_ms=now)
+    wide = layer["dy"], layer["y0"]
     low, high = state["rows"][:2]
     mid = (low + high) / 2
     zoom = {"yaxis.range[0]": mid - 5.0, "yaxis.range[1]": mid + 5.0}
-    zoomed, zstate = render_heatmap(*args, state, now_ms=now, relayout=zoom)
-    rows = zoomed["data"][0]["dy"]
+    zoomed, zlayer, zstate = render_heatmap(*args, state, now_ms=now, relayout=zoom)
     assert zstate["zoom"] == [mid - 5.0, mid + 5.0] and zstate["rows"][2] == 10  # 0.1 rows
-    assert rows == pytest.approx(0.1) and rows < wide[0]
+    assert zlayer["dy"] == pytest.approx(0.1) and zlayer["dy"] < wide[0]
     assert zoomed["layout"]["uirevision"] == figure["layout"]["uirevision"]
     x_only = {"xaxis.range[0]": 1, "xaxis.range[1]": 2}
-    patch, kept = render_heatmap(*args, zstate, now_ms=now + 2000, relayout=x_only)
-    assert isinstance(patch, dash.Patch) and kept["zoom"] == zstate["zoom"]
-    back, bstate = render_heatmap(*args, kept, now_ms=now + 2000,
-                                  relayout={"yaxis.autorange": True})  # fmt: skip
-    assert bstate["zoom"] is None and (back["data"][0]["dy"], back["data"][0]["y0"]) == wide
+    update, appended, kept = render_heatmap(*args, zstate, now_ms=now + 2000, relayout=x_only)
+    assert update is dash.no_update and appended["kind"] == "append"
+    assert kept["zoom"] == zstate["zoom"]
+    _back, blayer, bstate = render_heatmap(*args, kept, now_ms=now + 2000,
+                                           relayout={"yaxis.autorange": True})  # fmt: skip
+    assert bstate["zoom"] is None and (blayer["dy"], blayer["y0"]) == wide
     stale = {"yaxis.range[0]": 1_900.0, "yaxis.range[1]": 2_000.0}  # another symbol's zoom
-    _fig, sstate = render_heatmap(*args, None, now_ms=now, relayout=stale)
+    _fig, _layer, sstate = render_heatmap(*args, None, now_ms=now, relayout=stale)
     assert sstate["zoom"] is None
 
 
@@ -260,8 +287,11 @@ def test_heatmap_figure_pieces():
         np.array([[1.0, 0.0], [np.nan, np.nan]]), np.array([[0.5, 2.0], [np.nan, np.nan]])
     )
     assert z[0].tolist() == [1.0, -2.0] and np.isnan(z[1]).all()
-    scale = colorscale((10.0, 50.0))
-    assert scale[2][0] == pytest.approx(0.4) and scale[3][0] == pytest.approx(0.6)
-    shapes = not_live_shapes(np.array([0, 1000, 2000, 3000]), np.array([1, 0, 0, 1], bool), 1000)
-    assert [(s["x0"], s["x1"]) for s in shapes] == [(1000, 3000)]
+    assert cutoffs(200.0, (10.0, 50.0)) == {"upper": 100.0, "lower": pytest.approx(20.0)}
+    assert cutoffs(200.0, (80.0, 50.0))["lower"] == pytest.approx(99.0), "below the upper"
     assert time_bucket_for(5 * 60_000) == 1000 and time_bucket_for(4 * 3_600_000) == 60_000
+    dots = {"time_ms": np.array([0, 1000]), "price": np.array([10.0, 11.0]),
+            "qty": np.array([4.0, 1.0]), "side": np.array([1.0, -1.0])}  # fmt: skip
+    drawn = layer_dots(dots, 1000, peak_qty=4.0)
+    assert drawn["t"] == [500, 1500] and drawn["side"] == [1, -1] and drawn["q"] == [4.0, 1.0]
+    assert drawn["s"] == [22.0, 11.0], "area ∝ quantity, the peak at the largest size"
