@@ -4,11 +4,24 @@ needs per symbol kept LIVE at real rates, for a quiet mix (N relabelled copies o
 recording). The local exchange runs in its own process (``python -m app exchange``) so
 only the feed's work is counted; the feed publishes to a real redis-server.
 
+First, one publication round of ``--quiet`` synthetic LIVE symbols (1,000 levels a side,
+100 trades) to the real Redis, per symbol and batched: round_cpu_ms / round_wall_ms
+(medians) — the part of the worker's cost this changed, measured on identical work.
+Then the quiet mix runs twice on the same exchange, in this one process: first as the feed
+published before (one Redis round trip per symbol, no publication budget: "per-symbol"),
+then as it does now (a round's snapshots in one pipeline, at most
+``publish_budget_per_s`` symbol publications a second: "batched").
+
 Figures, over ``--window`` seconds once every book is LIVE: core_pct (the feed process's
-CPU time / wall time · 100), rss_mb_per_symbol (resident memory growth from before the
-feed started, per symbol), redis_kb_s_per_symbol (bytes Redis received per second, per
-symbol), and symbols_at_80pct (N · 80 / core_pct: the symbols one worker would keep LIVE
-within 80 % of a core at this per-symbol cost — a linear extrapolation).
+CPU time / wall time · 100), core_pct_per_100 (core_pct per 100 symbols),
+publications_per_s (symbol writes Redis ran a second, from its EVALSHA count),
+rss_mb_per_symbol (resident memory growth from before the feed started, per symbol),
+redis_kb_s_per_symbol (bytes Redis received per second, per symbol), symbols_at_80pct
+(N · 80 / core_pct: the symbols one worker would keep LIVE within 80 % of a core at this
+per-symbol cost — a linear extrapolation), frame_core_pct_per_100 (CPU per 100 symbols
+spent handling frames in the feed: dispatch, book diffs, trades — not the WebSocket
+client's receiving and decoding; a floor no publication change lowers), frames_per_s
+(frames received a second).
 
 Run: ``.venv/bin/python bench/bench_capacity.py [--quiet 200] [--busy 4] [--window 20]``.
 Ends with one JSON line.
@@ -22,23 +35,41 @@ import contextlib
 import json
 import resource
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import redis
 
 from scripts.soak import FAST_BACKOFF
 from services.binance.endpoints import custom
 from services.market.feed import Feed, FeedConfig
+from services.market.views import BookView, SymbolInfo, SyncState, TradeView
 from services.redis_store import RedisStore
 from services.replay.recording import SPOT_2021, SPOT_2024
 from services.replay.relabel import relabel_recording
+from services.store import SymbolSnapshot
 from tests.redis_server import RedisServer, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+class PerSymbolStore:
+    """A RedisStore as the feed used it before batching: no ``publish_many``, so every
+    symbol of a round is one round trip."""
+
+    def __init__(self, store: RedisStore) -> None:
+        self._store = store
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "publish_many":
+            raise AttributeError(name)
+        return getattr(self._store, name)
 
 
 def _rss_mb() -> float:
@@ -57,7 +88,63 @@ def _wait_port(port: int, timeout_s: float) -> None:
     raise RuntimeError(f"the exchange did not listen on {port}")
 
 
-async def _measure(port: int, symbols: list[str], redis_url: str, window_s: float) -> dict:
+def _round_snapshots(count: int, levels: int, seq: int) -> list[SymbolSnapshot]:
+    """``count`` LIVE symbols of ``levels`` levels a side and 100 trades each, at ``seq``."""
+    rng = np.random.default_rng(7)
+    snapshots = []
+    for index in range(count):
+        symbol = f"S{index}USDT"
+        book = BookView(
+            symbol,
+            bid_prices=100.0 - np.arange(levels) * 0.01,
+            bid_qtys=rng.random(levels),
+            ask_prices=100.01 + np.arange(levels) * 0.01,
+            ask_qtys=rng.random(levels),
+            last_update_id=1000 + seq,
+            sync_state=SyncState.LIVE,
+        )
+        ids = np.arange(100, dtype=np.int64)
+        trades = TradeView(
+            symbol, ids, ids * 10, np.full(100, 100.0), rng.random(100), np.ones(100)
+        )
+        info = SymbolInfo(symbol, base_asset=f"S{index}", quote_asset="USDT")
+        snapshots.append(SymbolSnapshot(symbol, seq, book, trades, info))
+    return snapshots
+
+
+def publication_rounds(redis_url: str, count: int, levels: int, rounds: int) -> dict:
+    """One publication round of ``count`` symbols to Redis, per symbol (one round trip
+    each, as before) and batched (``publish_many``): median CPU ms and wall ms a round —
+    the same snapshots either way, independent of the exchange and the machine's load on
+    the stream side."""
+    figures: dict[str, float] = {}
+    for name in ("per_symbol", "batched"):
+        redis.Redis.from_url(redis_url).flushdb()
+        store = RedisStore(redis_url)
+        cpu, wall = [], []
+        for seq in range(1, rounds + 1):
+            snapshots = _round_snapshots(count, levels, seq)
+            cpu0, wall0 = time.thread_time(), time.perf_counter()
+            if name == "batched":
+                store.publish_many(snapshots)
+            else:
+                for snapshot in snapshots:
+                    store.publish(snapshot)
+            cpu.append(time.thread_time() - cpu0)
+            wall.append(time.perf_counter() - wall0)
+        store.close()
+        figures[f"{name}_round_cpu_ms"] = round(statistics.median(cpu[1:]) * 1000, 1)
+        figures[f"{name}_round_wall_ms"] = round(statistics.median(wall[1:]) * 1000, 1)
+    return figures
+
+
+def _evalsha_calls(probe: redis.Redis) -> int:
+    return int(probe.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0))
+
+
+async def _measure(
+    port: int, symbols: list[str], redis_url: str, window_s: float, batched: bool
+) -> dict:
     base = f"127.0.0.1:{port}"
     store = RedisStore(redis_url)
     config = FeedConfig(
@@ -65,9 +152,19 @@ async def _measure(port: int, symbols: list[str], redis_url: str, window_s: floa
         symbols=tuple(symbols),
         backoff=FAST_BACKOFF,
         idle_timeout_s=15.0,
+        **({} if batched else {"publish_budget_per_s": 0.0}),  # type: ignore[arg-type]
     )
     rss_before = _rss_mb()
-    feed = Feed(config, store)
+    feed = Feed(config, store if batched else PerSymbolStore(store))  # type: ignore[arg-type]
+    frames = [0.0]
+    on_frame = feed._on_frame
+
+    def timed_frame(item: Any) -> None:
+        started = time.thread_time()
+        on_frame(item)
+        frames[0] += time.thread_time() - started
+
+    feed._on_frame = timed_frame  # type: ignore[method-assign]
     task = asyncio.create_task(feed.run())
     probe = redis.Redis.from_url(redis_url)
     try:
@@ -78,12 +175,17 @@ async def _measure(port: int, symbols: list[str], redis_url: str, window_s: floa
                 break
             await asyncio.sleep(0.5)
         await asyncio.sleep(2.0)
-        net0 = probe.info("stats")["total_net_input_bytes"]
+        net0, calls0 = probe.info("stats")["total_net_input_bytes"], _evalsha_calls(probe)
+        frames[0] = 0.0
+        received0 = sum(c.messages for c in feed.stats().connections)
         cpu0, wall0 = time.process_time(), time.monotonic()
         await asyncio.sleep(window_s)
         cpu = time.process_time() - cpu0
         wall = time.monotonic() - wall0
+        frame_cpu = frames[0]
+        received = sum(c.messages for c in feed.stats().connections) - received0
         net = probe.info("stats")["total_net_input_bytes"] - net0
+        calls = _evalsha_calls(probe) - calls0
         live = sum(1 for s in symbols if (x := store.snapshot(s)) and x.book.is_live)
     finally:
         task.cancel()
@@ -96,6 +198,10 @@ async def _measure(port: int, symbols: list[str], redis_url: str, window_s: floa
         "symbols": n,
         "live": live,
         "core_pct": round(core_pct, 1),
+        "core_pct_per_100": round(core_pct * 100 / n, 2),
+        "frame_core_pct_per_100": round(frame_cpu / wall * 100 * 100 / n, 2),
+        "frames_per_s": round(received / wall),
+        "publications_per_s": round(calls / wall),
         "rss_mb_per_symbol": round((_rss_mb() - rss_before) / n, 3),
         "redis_kb_s_per_symbol": round(net / wall / 1024 / n, 2),
         "symbols_at_80pct": int(n * 80 / core_pct) if core_pct else None,
@@ -103,7 +209,11 @@ async def _measure(port: int, symbols: list[str], redis_url: str, window_s: floa
     }
 
 
-def one_mix(source: Path, count: int, window_s: float, redis_url: str) -> dict:
+def one_mix(
+    source: Path, count: int, window_s: float, redis_url: str, variants: tuple[bool, ...]
+) -> list[dict]:
+    """Measure ``count`` relabelled copies of ``source`` once per variant (batched or
+    per-symbol publication), one after the other on the same exchange."""
     with tempfile.TemporaryDirectory() as tmp:
         recording = Path(tmp) / "mix.jsonl.gz"
         symbols = relabel_recording(source, recording, count)
@@ -125,8 +235,12 @@ def one_mix(source: Path, count: int, window_s: float, redis_url: str) -> dict:
         )
         try:
             _wait_port(port, 300)
-            redis.Redis.from_url(redis_url).flushdb()
-            return asyncio.run(_measure(port, symbols, redis_url, window_s))
+            results = []
+            for batched in variants:
+                redis.Redis.from_url(redis_url).flushdb()
+                redis.Redis.from_url(redis_url).config_resetstat()
+                results.append(asyncio.run(_measure(port, symbols, redis_url, window_s, batched)))
+            return results
         finally:
             exchange.kill()
             exchange.wait(timeout=10)
@@ -139,22 +253,49 @@ def main() -> None:
     parser.add_argument("--window", type=float, default=20.0)
     args = parser.parse_args()
     with RedisServer() as server:
-        quiet = one_mix(SPOT_2021, args.quiet, args.window, server.url)
-        busy = one_mix(SPOT_2024, args.busy, args.window, server.url)
+        rounds = publication_rounds(server.url, args.quiet, 1000, 12)
+        before, quiet = one_mix(SPOT_2021, args.quiet, args.window, server.url, (False, True))
+        (busy,) = one_mix(SPOT_2024, args.busy, args.window, server.url, (True,))
+    print(
+        f"one publication round of {args.quiet} symbols (1000 levels a side), real Redis, "
+        "median of 11:"
+    )
+    print(f"{'store path':<34} {'CPU ms':>8} {'wall ms':>8} {'CPU us/sym':>11}")
+    for name in ("per_symbol", "batched"):
+        cpu_ms = rounds[f"{name}_round_cpu_ms"]
+        print(
+            f"{name:<34} {cpu_ms:>8} {rounds[f'{name}_round_wall_ms']:>8} "
+            f"{cpu_ms * 1000 / args.quiet:>11.0f}"
+        )
     print("one worker at real rates (exchange in its own process, Redis store)")
     print(
-        f"{'mix':<26} {'N':>5} {'LIVE':>5} {'core %':>7} {'MB/sym':>7} {'KB/s/sym':>9} {'N@80%':>7}"
+        f"{'mix':<34} {'N':>5} {'LIVE':>5} {'core %':>7} {'%/100':>6} {'frames%/100':>11} "
+        f"{'pub/s':>6} {'MB/sym':>7} {'KB/s/sym':>9} {'N@80%':>7}"
     )
-    for name, r in (("quiet (2021 3-symbol)", quiet), ("busy (BTCUSDT 2024)", busy)):
+    rows = (
+        ("quiet, per-symbol (before)", before),
+        ("quiet, batched + budget (now)", quiet),
+        ("busy (BTCUSDT 2024), now", busy),
+    )
+    for name, r in rows:
         print(
-            f"{name:<26} {r['symbols']:>5} {r['live']:>5} {r['core_pct']:>7} "
-            f"{r['rss_mb_per_symbol']:>7} {r['redis_kb_s_per_symbol']:>9} "
-            f"{r['symbols_at_80pct']!s:>7}"
+            f"{name:<34} {r['symbols']:>5} {r['live']:>5} {r['core_pct']:>7} "
+            f"{r['core_pct_per_100']:>6} {r['frame_core_pct_per_100']:>11} "
+            f"{r['publications_per_s']:>6} {r['rss_mb_per_symbol']:>7} "
+            f"{r['redis_kb_s_per_symbol']:>9} {r['symbols_at_80pct']!s:>7}"
+        )
+    if quiet["core_pct"]:
+        print(
+            "quiet mix, CPU per 100 symbols: "
+            f"{before['core_pct_per_100'] / quiet['core_pct_per_100']:.2f}x less now"
         )
     print("goal: >= 1500 symbols of the quiet mix per worker at < 80 % of a core")
     print(
         json.dumps(
-            {f"quiet_{k}": v for k, v in quiet.items()} | {f"busy_{k}": v for k, v in busy.items()}
+            {f"publication_{k}": v for k, v in rounds.items()}
+            | {f"quiet_before_{k}": v for k, v in before.items()}
+            | {f"quiet_{k}": v for k, v in quiet.items()}
+            | {f"busy_{k}": v for k, v in busy.items()}
         )
     )
 

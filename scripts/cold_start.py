@@ -22,7 +22,7 @@ from services.binance.rate_limit import SharedWeightWindow
 from services.market.feed import Feed, FeedConfig
 from services.replay.exchange import LocalExchange
 from services.replay.recording import SPOT_2021
-from services.replay.relabel import relabel_recording
+from services.replay.relabel import recorded_symbols, relabel_recording, relabelled_symbols
 from services.store import MemoryStore
 
 
@@ -49,9 +49,16 @@ class ColdStartReport:
 
 
 def relabelled(count: int, directory: Path, source: Path = SPOT_2021) -> tuple[Path, list[str]]:
-    """A recording of ``count`` relabelled symbols in ``directory`` and its symbols."""
-    target = directory / f"cold_start_{count}.jsonl.gz"
-    return target, relabel_recording(source, target, count)
+    """A recording of ``count`` relabelled symbols in ``directory`` and its symbols (one
+    written before in ``directory`` is reused: relabelling 1,500 symbols takes minutes)."""
+    target = directory / f"cold_start_{count}_{source.name}"
+    if target.exists():
+        names = relabelled_symbols(recorded_symbols(source), count)
+        return target, sorted(names)
+    partial = target.with_name(f"partial_{target.name}")
+    symbols = relabel_recording(source, partial, count)
+    partial.rename(target)
+    return target, symbols
 
 
 async def cold_start(
@@ -59,11 +66,14 @@ async def cold_start(
     symbols: list[str],
     timeout_s: float,
     shared_weight: SharedWeightWindow | None = None,
+    speed: float = 1.0,
     **options: object,
 ) -> ColdStartReport:
-    """Start a feed on ``symbols`` against a local exchange replaying ``recording`` and
-    wait until all books are LIVE (or ``timeout_s``). ``options`` override ``FeedConfig``."""
-    async with LocalExchange(recording, speed=1.0, loop=True) as exchange:
+    """Start a feed on ``symbols`` against a local exchange replaying ``recording`` at
+    ``speed`` and wait until all books are LIVE (or ``timeout_s``). ``options`` override
+    ``FeedConfig``. The exchange's REST weight window is wall-clock at any speed; a
+    slower replay only thins the streams (so one process can carry more symbols)."""
+    async with LocalExchange(recording, speed=speed, loop=True) as exchange:
         store = MemoryStore()
         config = FeedConfig(
             endpoints=custom(exchange.ws_url, exchange.rest_url, market=exchange.market),

@@ -55,12 +55,13 @@ import secrets
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
 import numpy as np
 import redis
+from redis.cluster import RedisCluster
 
 from services import store_codec as codec
 from services.cluster.boards import (
@@ -83,7 +84,7 @@ log = logging.getLogger(__name__)
 PREFIX = "tapescope:"
 SYMBOL_RE = re.compile(r"^[A-Z0-9_]{2,32}$")
 BLOCK_TRADES = 16_384
-_ERRORS = (redis.RedisError, OSError)
+_ERRORS = (redis.RedisError, redis.exceptions.RedisClusterException, OSError)
 T = TypeVar("T")
 
 _SNAPSHOT_SCRIPT = """
@@ -214,6 +215,21 @@ class _StreamState:
     first_trade_id: int | None = None
 
 
+@dataclass(slots=True)
+class _PendingWrite:
+    """One symbol's write script call, prepared, and what its stream state becomes when
+    Redis accepts it."""
+
+    symbol: str
+    state: _StreamState
+    keys: list[str]
+    args: list[bytes | str]
+    block: int
+    blocks: list[tuple[int, int]]
+    newest: int | None
+    oldest: int | None
+
+
 class TradeWindow:
     """A reader's copy of one symbol's trade window, rebuilt from stream blocks.
 
@@ -280,6 +296,8 @@ class RedisStore:
         (default: pid and a random suffix).
     board_cache_s: readers reuse a merged watchlist this long (workers publish their
         boards every second; decoding and merging 1,500 rows a worker costs milliseconds).
+    handover_grace_s: for this long after a shard was taken, a record its previous holder
+        wrote just before is shown as it is (a planned hand-over), not STALE.
     """
 
     def __init__(
@@ -293,6 +311,7 @@ class RedisStore:
         socket_timeout_s: float = 2.0,
         writer_id: str | None = None,
         board_cache_s: float = 0.5,
+        handover_grace_s: float = 1.0,
     ) -> None:
         self.url = url
         self._redis = sync_client(url, socket_timeout_s=socket_timeout_s)
@@ -306,6 +325,7 @@ class RedisStore:
         self._board_rows: dict[str, StampedRow] = {}
         self._board_stamp = 0
         self._board_cache_s = board_cache_s
+        self._handover_grace_s = handover_grace_s
         self._merged_board: tuple[float, WatchlistRows] = (-board_cache_s, WatchlistRows())
         self._leases: Callable[[str], Lease | None] | None = None
         self.refused: dict[str, int] = {"FENCED": 0, "BACKWARDS": 0}
@@ -327,37 +347,87 @@ class RedisStore:
 
     def publish(self, snapshot: SymbolSnapshot) -> None:
         """Store a symbol's snapshot and append its new trades to the symbol's stream."""
-        symbol = snapshot.symbol
-        if not valid_symbol(symbol):
-            raise ValueError(f"invalid symbol {symbol!r}")
-        if not self.availability.ready():
+        self.publish_many([snapshot])
+
+    def publish_many(self, snapshots: Sequence[SymbolSnapshot]) -> None:
+        """Store several symbols' snapshots in one pipeline: one round trip per Redis node
+        instead of one per symbol (a worker streaming the whole market publishes hundreds
+        of symbols a round). Each symbol is still written by its own fenced script, so one
+        refused or failed write leaves the others; an entry Redis answered with an error
+        (e.g. a script not yet loaded on a promoted replica) is written again alone."""
+        for snapshot in snapshots:
+            if not valid_symbol(snapshot.symbol):
+                raise ValueError(f"invalid symbol {snapshot.symbol!r}")
+        if not snapshots or not self.availability.ready():
             return
-        lease = None
-        if self._leases is not None:
-            lease = self._leases(symbol)
-            if lease is None:
-                return
         with self._write_lock:
-            state = self._streams.setdefault(symbol, _StreamState())
-            if lease is not None and state.epoch != lease.epoch:
-                # A new claim of the shard: others may have written since, start over.
-                state = self._streams[symbol] = _StreamState(epoch=lease.epoch)
+            writes = [w for s in snapshots if (w := self._prepare_write(s)) is not None]
+            if not writes:
+                return
             try:
-                self._write_symbol(symbol, snapshot, state, lease)
+                if len(writes) == 1:
+                    replies: list[object] = [
+                        self._write_script(keys=writes[0].keys, args=writes[0].args)
+                    ]
+                else:
+                    replies = self._pipelined(writes)
+                for write, reply in zip(writes, replies, strict=True):
+                    if isinstance(reply, redis.ResponseError):
+                        self._settle_write(write, self._write_script(write.keys, write.args))
+                    elif isinstance(reply, Exception):
+                        raise reply
+                    else:
+                        self._settle_write(write, reply)
             except _ERRORS as exc:
                 self._streams = {s: _StreamState() for s in self._streams}
                 self.availability.failed(exc)
                 return
         self.availability.succeeded()
 
+    def _pipelined(self, writes: list[_PendingWrite]) -> list[object]:
+        """The write script for every prepared write, one pipeline per Redis node (a
+        cluster's own pipeline refuses scripts): the replies in order, an error as its
+        exception (a MOVED slot among them is written again alone by the caller)."""
+        client = self._redis
+        groups: dict[str, tuple[redis.Redis, list[int]]] = {}
+        if isinstance(client, RedisCluster):
+            for index, write in enumerate(writes):
+                node = client.nodes_manager.get_node_from_slot(client.keyslot(write.keys[0]))
+                groups.setdefault(node.name, (client.get_redis_connection(node), []))
+                groups[node.name][1].append(index)
+        else:
+            groups[""] = (client, list(range(len(writes))))
+        replies: list[object] = [None] * len(writes)
+        sha = self._write_script.sha
+        for connection, indices in groups.values():
+            pipe = connection.pipeline(transaction=False)
+            for index in indices:
+                write = writes[index]
+                pipe.evalsha(sha, len(write.keys), *write.keys, *write.args)
+            for index, reply in zip(indices, pipe.execute(raise_on_error=False), strict=True):
+                replies[index] = reply
+        return replies
+
     def fence_with(self, leases: Callable[[str], Lease | None]) -> None:
         """Fence every write with ``leases(symbol)``: the writer's lease on the symbol's
         shard, or None when it does not hold it (nothing is written then)."""
         self._leases = leases
 
-    def _write_symbol(
-        self, symbol: str, snapshot: SymbolSnapshot, state: _StreamState, lease: Lease | None
-    ) -> None:
+    def _prepare_write(self, snapshot: SymbolSnapshot) -> _PendingWrite | None:
+        """The write script's keys and arguments for ``snapshot`` (None when the symbol's
+        shard is not this writer's): its new trade blocks, record and fencing lease. A
+        symbol's stream starts a new generation here when its trades went backwards or
+        gained older ones."""
+        symbol = snapshot.symbol
+        lease = None
+        if self._leases is not None:
+            lease = self._leases(symbol)
+            if lease is None:
+                return None
+        state = self._streams.setdefault(symbol, _StreamState())
+        if lease is not None and state.epoch != lease.epoch:
+            # A new claim of the shard: others may have written since, start over.
+            state = self._streams[symbol] = _StreamState(epoch=lease.epoch)
         trades = snapshot.trades
         ids = trades.trade_id
         newest = int(ids[-1]) if len(trades) else None
@@ -413,7 +483,12 @@ class RedisStore:
             f"{self.writer_id}|{time.time()!r}",
             *entries,
         ]
-        reply = self._write_script(keys=keys, args=args)
+        return _PendingWrite(symbol, state, keys, args, block, blocks, newest, oldest)
+
+    def _settle_write(self, write: _PendingWrite, reply: object) -> None:
+        """Take the write script's answer: count and log a refusal, else move the
+        symbol's stream state on to what was written."""
+        assert isinstance(reply, list | tuple)
         result, length = reply[0], reply[1]
         result = result.decode() if isinstance(result, bytes) else str(result)
         if result != "OK":
@@ -421,32 +496,42 @@ class RedisStore:
             log.warning(
                 "write refused (%s): %s at update id %s, epoch %s (lease %s, fence %s)",
                 result,
-                symbol,
-                snapshot.book.last_update_id,
-                args[1],
+                write.symbol,
+                write.args[2],
+                write.args[1],
                 *[(x.decode() if isinstance(x, bytes) else x) for x in reply[2:4]],
             )
             return
+        state = write.state
         if state.written and int(length) == 0:
             state.generation = ""
-        state.block, state.blocks, state.written = block, deque(blocks), True
+        state.block, state.blocks, state.written = write.block, deque(write.blocks), True
         state.published_at = time.time()
-        if newest is not None:
-            state.last_trade_id = newest
+        if write.newest is not None:
+            state.last_trade_id = write.newest
         if state.first_trade_id is None:
-            state.first_trade_id = oldest
+            state.first_trade_id = write.oldest
 
     def publish_status(self, status: FeedStatus) -> None:
-        """Store the feed status and the writer's heartbeat; keep recent symbols alive."""
+        """Store the feed status, the writer's heartbeat on the shards it has not written
+        lately, and keep recent symbols alive (those not written for a third of their
+        TTL: a write renews its own keys and beats its shard, so a worker publishing
+        hundreds of symbols does not renew each one every round)."""
         now = time.time()
+        ttl_s = self._ttl_ms / 1000
         recent = [
-            (s, st.generation)
+            (s, st.generation, st.published_at)
             for s, st in list(self._streams.items())
             if st.generation
-            and now - st.published_at < 10 * self._ttl_ms / 1000
+            and now - st.published_at < 10 * ttl_s
             and (self._leases is None or self._leases(s) is not None)
         ]
-        shards = {shard_of(symbol) for symbol, _ in recent}
+        # A write beats its shard itself (in the fenced script); beating here a shard
+        # written within the last moments could overwrite a new holder's beat with this
+        # worker's just after a planned hand-over, before it learns the shard is gone.
+        written = {shard_of(s) for s, _, at in recent if now - at < self._stale_after_s / 2}
+        shards = {shard_of(symbol) for symbol, _, _ in recent} - written
+        lapsing = [(s, generation) for s, generation, at in recent if now - at >= ttl_s / 3]
 
         data = codec.encode_status(status)
 
@@ -458,7 +543,7 @@ class RedisStore:
             for shard in sorted(shards):
                 pipe.set(beat_key(shard), f"{self.writer_id}|{now!r}", px=self._ttl_ms)
             pipe.pexpire(f"{PREFIX}symbols", self._ttl_ms)
-            for symbol, generation in recent:
+            for symbol, generation in lapsing:
                 pipe.pexpire(sym_key(symbol), self._ttl_ms)
                 pipe.pexpire(trades_key(symbol, generation), self._ttl_ms)
             pipe.execute()
@@ -549,6 +634,8 @@ class RedisStore:
         if not writer:
             reason = "no ingest worker is publishing"
         elif cached.owner is not None and cached.owner[0] != cached.writer:
+            if self._handed_over_just_now(cached):
+                return snapshot
             reason = f"shard taken over by worker {cached.owner[0]}"
         elif writer != cached.writer:
             reason = "published by a previous ingest worker"
@@ -560,6 +647,17 @@ class RedisStore:
             return snapshot
         book = replace(snapshot.book, sync_state=SyncState.STALE, resync_reason=reason)
         return replace(snapshot, book=book)
+
+    def _handed_over_just_now(self, cached: _Cached) -> bool:
+        """A planned hand-over (make-before-break): the shard was taken less than
+        ``handover_grace_s`` ago, and this record was written by its previous holder less
+        than that before the take — the book was LIVE then and the new holder, synced
+        already, writes within a round. Shown as it is rather than STALE for that moment.
+        A crashed or paused holder's last record is older than its lease by then."""
+        assert cached.owner is not None
+        since = cached.owner[1]
+        grace = self._handover_grace_s
+        return time.time() - since < grace and cached.snapshot.published_at >= since - grace
 
     def _read_trades(self, symbol: str, pointer: codec.TradePointer, kind: str) -> TradeView:
         key = trades_key(symbol, pointer.generation)

@@ -8,9 +8,18 @@ Every ``tick`` (call it a few times per lease):
 2. every held lease is renewed; one that cannot be (expired: the worker was paused or cut
    off; taken over) is lost — and so is one not renewed for a whole lease while Redis
    could not be reached;
-3. above the fair share, the highest shards are released (a joining worker takes them);
+3. above the fair share, the highest shards are offered (make-before-break) when their
+   books are ``ready`` (all LIVE) here: the worker keeps renewing and writing them until a
+   worker below its share takes them, or releases them once an offer has stood
+   ``handover_s`` untaken (break-before-make, as a fallback); a shard not ready here is
+   released at once (nothing LIVE to hand over);
 4. below it, free shards are claimed, starting at a place that depends on the worker so
-   that workers starting together do not race for the same shards.
+   that workers starting together do not race for the same shards; then offered shards
+   are adopted: while ``ready(shard)`` is False the worker syncs the shard's books without
+   writing them (``adopting``, followed by ``ShardedIngest``), and once it is True it takes
+   the shard in one step (``ShardLeases.take``: the next epoch; the old holder's later
+   writes are fenced). Readers see the old holder's LIVE books until the new holder's
+   first write, so a planned rebalance shows no resync gap.
 
 Losing a shard stops nothing by itself: the writer still sends its writes, and the fenced
 write refuses them (the Redis store's write script, ``RedisStore.fence_with``).
@@ -57,12 +66,22 @@ def claim_order(token: str, shards: int) -> list[int]:
 class ShardCoordinator:
     """The shards one worker holds, kept by ``tick``."""
 
-    def __init__(self, leases: ShardLeases, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        leases: ShardLeases,
+        clock: Callable[[], float] = time.time,
+        ready: Callable[[int], bool] = lambda shard: True,
+        handover_s: float | None = None,
+    ) -> None:
         self.leases = leases
         self.held: dict[int, Lease] = {}
         self._renewed_at: dict[int, float] = {}
         self._clock = clock
         self.fair_share = leases.shards
+        self.ready = ready
+        self.handover_s = 2 * leases.lease_ms / 1000 if handover_s is None else handover_s
+        self.adopting: set[int] = set()
+        self._offered_at: dict[int, float] = {}
 
     @property
     def token(self) -> str:
@@ -96,11 +115,7 @@ class ShardCoordinator:
                 self._drop(shard)
                 lost.append(shard)
         lost.extend(self._expire_unrenewed(now))
-        for shard in sorted(self.held, reverse=True)[: max(0, len(self.held) - share)]:
-            with contextlib.suppress(*_ERRORS):
-                self.leases.release(self.held[shard])
-            self._drop(shard)
-            lost.append(shard)
+        lost.extend(self._hand_over_excess(share, now))
         for shard in claim_order(self.token, self.leases.shards):
             if len(self.held) >= share:
                 break
@@ -114,7 +129,63 @@ class ShardCoordinator:
                 self.held[shard] = lease
                 self._renewed_at[shard] = now
                 gained.append(shard)
+        gained.extend(self._adopt_offers(share, now))
         return ShardChanges(tuple(gained), tuple(sorted(lost)), share)
+
+    def _hand_over_excess(self, share: int, now: float) -> list[int]:
+        """Offer the shards above ``share`` whose books are ``ready`` here; release those
+        that are not (nothing LIVE to hand over, e.g. at a cold start: the joiner need not
+        wait for this worker's syncs) and those offered ``handover_s`` ago and still
+        untaken. Returns the shards released."""
+        excess = sorted(self.held, reverse=True)[: max(0, len(self.held) - share)]
+        for shard in [s for s in self._offered_at if s not in excess]:
+            del self._offered_at[shard]  # back within the share (its offer lapses)
+        released: list[int] = []
+        for shard in excess:
+            offered_at = self._offered_at.get(shard)
+            if offered_at is None and self.ready(shard):
+                ttl_ms = int(self.handover_s * 1000)
+                with contextlib.suppress(*_ERRORS):
+                    if self.leases.offer(self.held[shard], ttl_ms):
+                        self._offered_at[shard] = now
+                continue
+            if offered_at is not None and now - offered_at < self.handover_s:
+                continue
+            with contextlib.suppress(*_ERRORS):
+                self.leases.release(self.held[shard])
+            self._drop(shard)
+            released.append(shard)
+        return released
+
+    def _adopt_offers(self, share: int, now: float) -> list[int]:
+        """Below ``share``: take the offered shards that are ``ready`` here, and adopt
+        (sync without writing) the others, up to the share. Returns the shards taken."""
+        room = share - len(self.held)
+        adopting: set[int] = set()
+        taken: list[int] = []
+        if room > 0:
+            try:
+                offers = self.leases.offers(self.handover_s)
+            except _ERRORS:
+                offers = []
+            for offered in sorted(offers, key=lambda o: o.shard):
+                if room <= 0:
+                    break
+                if offered.shard in self.held:
+                    continue
+                room -= 1
+                lease = None
+                if self.ready(offered.shard):
+                    with contextlib.suppress(*_ERRORS):
+                        lease = self.leases.take(offered)
+                if lease is None:
+                    adopting.add(offered.shard)
+                    continue
+                self.held[offered.shard] = lease
+                self._renewed_at[offered.shard] = now
+                taken.append(offered.shard)
+        self.adopting = adopting
+        return taken
 
     def _expire_unrenewed(self, now: float) -> list[int]:
         lease_s = self.leases.lease_ms / 1000
@@ -126,6 +197,7 @@ class ShardCoordinator:
     def _drop(self, shard: int) -> None:
         self.held.pop(shard, None)
         self._renewed_at.pop(shard, None)
+        self._offered_at.pop(shard, None)
 
     def leave(self) -> None:
         """Release every held shard and the heartbeat (a clean stop)."""

@@ -6,6 +6,11 @@ hash tag, so one slot in a Redis Cluster).
   in a failover cannot hand out an old epoch again — and set the lease
   ``token|epoch|since_ms`` with a TTL.
 - ``renew`` / ``release``: only with the lease's exact value (token and epoch).
+- ``offer`` / ``take`` (a planned hand-over, make-before-break): the holder offers the
+  shard (the offer carries its lease value); a worker that has meanwhile synced the shard's
+  books takes it in one step — only if the offer and the lease still hold that value —
+  with the next epoch (above the counter and the fence, as a claim), so the old holder's
+  later writes are refused by the fence as after any take-over.
 
 The fenced write itself is the Redis store's write script (``services.redis_store``,
 ``RedisStore.fence_with``): in one step it refuses a write unless the writer holds the
@@ -22,7 +27,14 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from services.cluster.shards import DEFAULT_SHARDS, epoch_key, fence_key, lease_key
+from services.cluster.shards import (
+    DEFAULT_SHARDS,
+    OFFERS_KEY,
+    epoch_key,
+    fence_key,
+    lease_key,
+    offer_key,
+)
 
 _CLAIM = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return false end
@@ -41,6 +53,28 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
 return 0
+"""
+
+_OFFER = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
+return 1
+"""
+
+_TAKE = """
+local offered = redis.call('GET', KEYS[4])
+if not offered or offered ~= ARGV[1] or redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return false
+end
+local epoch = redis.call('INCR', KEYS[2])
+local fence = tonumber(redis.call('GET', KEYS[3]) or '0')
+if epoch <= fence then
+  epoch = fence + 1
+  redis.call('SET', KEYS[2], epoch)
+end
+redis.call('SET', KEYS[1], ARGV[2] .. '|' .. epoch .. '|' .. ARGV[4], 'PX', ARGV[3])
+redis.call('DEL', KEYS[4])
+return epoch
 """
 
 _RELEASE = """
@@ -104,6 +138,8 @@ class ShardLeases:
         self._claim = register(_CLAIM)
         self._renew = register(_RENEW)
         self._release = register(_RELEASE)
+        self._offer = register(_OFFER)
+        self._take = register(_TAKE)
 
     def claim(self, shard: int) -> Lease | None:
         """Take ``shard`` if nobody holds it; the lease, or None."""
@@ -121,6 +157,41 @@ class ShardLeases:
     def release(self, lease: Lease) -> bool:
         """Give ``lease`` up (only if still ours)."""
         return bool(self._release(keys=[lease_key(lease.shard)], args=[lease.value]))
+
+    def offer(self, lease: Lease, ttl_ms: int) -> bool:
+        """Offer ``lease``'s shard for a planned hand-over (only if still ours); it stays
+        ours, renewed and written, until someone takes it or the offer lapses."""
+        keys = [lease_key(lease.shard), offer_key(lease.shard)]
+        if not self._offer(keys=keys, args=[lease.value, ttl_ms]):
+            return False
+        self.client.zadd(OFFERS_KEY, {str(lease.shard): time.time()})  # type: ignore[attr-defined]
+        return True
+
+    def offers(self, max_age_s: float) -> list[Owner]:
+        """Shards offered within ``max_age_s`` and by whom (as offered; ``take`` checks)."""
+        client = self.client
+        now = time.time()
+        client.zremrangebyscore(OFFERS_KEY, 0, now - 10 * max_age_s)  # type: ignore[attr-defined]
+        found: list[Owner] = []
+        for member in client.zrangebyscore(OFFERS_KEY, now - max_age_s, "+inf"):  # type: ignore[attr-defined]
+            shard = int(member)
+            owner = parse_lease(shard, client.get(offer_key(shard)))  # type: ignore[attr-defined]
+            if owner is not None and owner.token != self.token:
+                found.append(owner)
+        return found
+
+    def take(self, offered: Owner) -> Lease | None:
+        """Take an offered shard (its books synced here first); the new lease, or None
+        when the offer no longer stands (withdrawn, lapsed, the lease moved)."""
+        shard = offered.shard
+        since_ms = int(time.time() * 1000)
+        value = f"{offered.token}|{offered.epoch}|{offered.since_ms}"
+        keys = [lease_key(shard), epoch_key(shard), fence_key(shard), offer_key(shard)]
+        epoch = self._take(keys=keys, args=[value, self.token, self.lease_ms, since_ms])
+        if epoch is None:
+            return None
+        self.client.zrem(OFFERS_KEY, str(shard))  # type: ignore[attr-defined]
+        return Lease(shard, self.token, int(epoch), since_ms)
 
     def owner(self, shard: int) -> Owner | None:
         """The shard's current holder."""

@@ -1,7 +1,10 @@
 """A worker's share of the market: the feed streams exactly the symbols of the shards its
 coordinator holds, and follows every change: shards gained are synced, lost ones released
 ``keep_s`` later (meanwhile their books stay synced but nothing is written for them, so a
-shard that returns to the same worker is LIVE at once, without a resync).
+shard that returns to the same worker is LIVE at once, without a resync). Shards another
+worker offers in a planned rebalance (``ShardCoordinator.adopting``) are streamed and
+synced before they are taken: the coordinator takes one only once every book of it is
+LIVE here (``ready``), so the hand-over needs no resync on the readers' side.
 
 Run ``ShardedIngest.run()`` beside ``Feed.run()`` (feed configured with ``follow=True``) in
 the same event loop. The coordinator's blocking Redis calls run in a thread. Stopping the
@@ -67,6 +70,8 @@ class ShardedIngest:
         self._lost_at: dict[int, float] = {}
         self.keep_s = 2 * coordinator.leases.lease_ms / 1000 if keep_s is None else keep_s
         self._followed: tuple[str, ...] | None = None
+        self._adopting: set[int] = set()
+        coordinator.ready = self.ready
 
     async def run(self) -> None:
         """Tick the coordinator and follow its shards until cancelled. Leases are renewed
@@ -87,7 +92,7 @@ class ShardedIngest:
                     {s: lease.since_ms / 1000 for s, lease in held.items()},
                 )
                 kept = self._kept(held.keys(), time.monotonic())
-                followed = share_of(candidates, held.keys() | kept, shards)
+                followed = share_of(candidates, held.keys() | kept | self._adopting, shards)
                 if candidates and followed != self._followed:
                     await self.feed.follow(followed)
                     self._followed = followed
@@ -97,8 +102,8 @@ class ShardedIngest:
 
     async def _tick_forever(self) -> None:
         while True:
-            changes, held = await asyncio.to_thread(self._tick)
-            self._held = held
+            changes, held, adopting = await asyncio.to_thread(self._tick)
+            self._held, self._adopting = held, adopting
             if changes.gained or changes.lost:
                 log.info(
                     "shards gained %s, lost %s (fair share %d, holding %d)",
@@ -122,10 +127,19 @@ class ShardedIngest:
                 del self._lost_at[shard]
         return set(self._lost_at)
 
-    def _tick(self) -> tuple[ShardChanges, dict[int, Lease]]:
-        """One coordinator tick and a copy of the held leases (taken in the same thread)."""
+    def _tick(self) -> tuple[ShardChanges, dict[int, Lease], set[int]]:
+        """One coordinator tick and copies of the held leases and the adopted shards
+        (taken in the same thread)."""
         changes = self.coordinator.tick()
-        return changes, dict(self.coordinator.held)
+        return changes, dict(self.coordinator.held), set(self.coordinator.adopting)
+
+    def ready(self, shard: int) -> bool:
+        """Whether every book of ``shard`` is streamed and LIVE here: worth offering in a
+        hand-over, and safe to take over with no resync on the readers' side (called
+        from the coordinator's thread)."""
+        shards = self.coordinator.leases.shards
+        candidates = self.universe or set(self.feed.trading_symbols())
+        return all(self.feed.is_live(s) for s in candidates if shard_of(s, shards) == shard)
 
     def since(self, symbol: str) -> float | None:
         """Since when (wall s) this worker owns ``symbol``'s shard (None: not its)."""

@@ -40,6 +40,17 @@ def fence_key(shard: int) -> str:
     return f"{PREFIX}fence:{shard_tag(shard)}"
 
 
+def offer_key(shard: int) -> str:
+    """A planned hand-over: the holder's lease value while it offers the shard to a worker
+    below its share (``ShardLeases.offer`` / ``take``), with a TTL."""
+    return f"{PREFIX}offer:{shard_tag(shard)}"
+
+
+OFFERS_KEY = f"{PREFIX}offers"
+"""Sorted set shard → time (s) offered: where workers below their share look for offers
+(advisory: ``take`` checks the shard's own offer key)."""
+
+
 def symbols_by_shard(symbols: Iterable[str], shards: int = DEFAULT_SHARDS) -> dict[int, list[str]]:
     """The symbols of each shard that has any, sorted."""
     groups: dict[int, list[str]] = {}

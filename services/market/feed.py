@@ -66,6 +66,7 @@ from services.logs import EventLog
 from services.market.book_samples import book_samples_of
 from services.market.book_sync import BookSync, SyncAction
 from services.market.market_board import MarketBoard, ticker_from_rest
+from services.market.publication import publication_order, round_cap
 from services.market.snapshot_desk import (
     BookDepth,
     ShadowBook,
@@ -127,6 +128,9 @@ class FeedConfig:
         resubscribed (``services.market.sync_watchdog``; 0: no watchdog).
     heartbeat_s: an unchanged symbol is republished this often, so readers can tell a
         quiet market (fresh ``published_at``) from a dead feed (an old one).
+    publish_budget_per_s: symbol publications a second at most (0: no limit); over it a
+        round writes the watched and longest-unpublished symbols first
+        (``services.market.publication``).
     exchange_clock: the exchange's clock (ms) at a wall-clock second — the replay clock of
         a local exchange, whose event times are the recording's. When set, the status lag
         is the median of ``exchange_clock(receive time) − E`` over the last frames; when
@@ -157,6 +161,7 @@ class FeedConfig:
     confirm_after_s: float = 2.0
     sync_watchdog_s: float = 5.0
     heartbeat_s: float = 1.0
+    publish_budget_per_s: float = 1000.0
     exchange_clock: Callable[[float], int] | None = None
 
 
@@ -284,6 +289,7 @@ class Feed:
         self._malformed_seen = 0
         self.book_samples = book_samples_of(store)
         self._clock_lags: deque[int] = deque(maxlen=512)
+        self._requests: dict[str, float] = {}
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -417,7 +423,7 @@ class Feed:
         """Subscribe symbols the UI asked for; release on-demand ones nobody watches."""
         assert self._client is not None
         now = time.time()
-        requests = self.store.requested_symbols()
+        requests = self._requests = self.store.requested_symbols()
         on_demand = [s for s, feed in self._symbols.items() if feed.on_demand]
         for symbol, asked_at in requests.items():
             if symbol in self._symbols or symbol not in self._infos or self.config.follow:
@@ -435,6 +441,11 @@ class Feed:
         for symbol in on_demand:
             if now - requests.get(symbol, 0.0) > self.config.on_demand_idle_s:
                 await self._release(symbol)
+
+    def is_live(self, symbol: str) -> bool:
+        """Whether ``symbol`` is streamed here and its book is LIVE."""
+        feed = self._symbols.get(symbol)
+        return feed is not None and feed.book.state is SyncState.LIVE
 
     def trading_symbols(self) -> list[str]:
         """Every TRADING symbol of the source (empty until the feed has loaded them)."""
@@ -1024,34 +1035,21 @@ class Feed:
 
     def publish(self) -> FeedStatus:
         """Publish a snapshot of every symbol that changed (same ``seq``, fresh
-        ``published_at`` for one unchanged for ``heartbeat_s``), and the feed status, which
-        it returns."""
+        ``published_at`` for one unchanged for ``heartbeat_s``) — at most the round's share
+        of ``publish_budget_per_s``, watched and longest-unpublished first
+        (``services.market.publication``) — and the feed status, which it returns."""
         now = time.time()
         heartbeat = self.config.heartbeat_s
-        for symbol, feed in self._symbols.items():
-            if feed.dirty:
-                feed.dirty = False
-                feed.seq += 1
-                if feed.trades_changed or feed.snapshot is None:
-                    feed.trades_changed = False
-                    trades = feed.trades.view()
-                else:
-                    trades = feed.snapshot.trades
-                feed.snapshot = SymbolSnapshot(
-                    symbol=symbol,
-                    seq=feed.seq,
-                    book=feed.book.view(self.config.book_levels),
-                    trades=trades,
-                    info=feed.info,
-                    candles=tuple(feed.candles),
-                    ticker=feed.ticker,
-                    published_at=now,
-                )
-            elif feed.snapshot is None or now - feed.snapshot.published_at < heartbeat:
-                continue
-            else:
-                feed.snapshot = replace(feed.snapshot, published_at=now)
-            self.store.publish(feed.snapshot)
+        due = {
+            symbol: feed.snapshot.published_at if feed.snapshot is not None else None
+            for symbol, feed in self._symbols.items()
+            if feed.dirty
+            or (feed.snapshot is not None and now - feed.snapshot.published_at >= heartbeat)
+        }
+        cap = round_cap(self.config.publish_budget_per_s, self.config.publish_interval_s)
+        watched = self._watched_now(now) if cap and len(due) > cap else ()
+        chosen = publication_order(due, watched, cap)
+        self._store_snapshots([self._snapshot_of(s, self._symbols[s], now) for s in chosen])
         if self.book_samples is not None:
             clock = self.config.exchange_clock
             at_ms = clock(now) if clock is not None else int(now * 1000)
@@ -1066,6 +1064,48 @@ class Feed:
         status = self._status(state)
         self.store.publish_status(status)
         return status
+
+    def _snapshot_of(self, symbol: str, feed: _SymbolFeed, now: float) -> SymbolSnapshot:
+        """The symbol's snapshot to publish now: a new one when anything changed (the
+        trade view rebuilt only when trades did), else the last one with a fresh
+        ``published_at``."""
+        if feed.dirty or feed.snapshot is None:
+            feed.dirty = False
+            feed.seq += 1
+            if feed.trades_changed or feed.snapshot is None:
+                feed.trades_changed = False
+                trades = feed.trades.view()
+            else:
+                trades = feed.snapshot.trades
+            feed.snapshot = SymbolSnapshot(
+                symbol=symbol,
+                seq=feed.seq,
+                book=feed.book.view(self.config.book_levels),
+                trades=trades,
+                info=feed.info,
+                candles=tuple(feed.candles),
+                ticker=feed.ticker,
+                published_at=now,
+            )
+        else:
+            feed.snapshot = replace(feed.snapshot, published_at=now)
+        return feed.snapshot
+
+    def _watched_now(self, now: float) -> set[str]:
+        """Symbols a user asked for within ``on_demand_idle_s`` (as last read by the
+        publisher's request round)."""
+        idle = self.config.on_demand_idle_s
+        return {s for s, at in self._requests.items() if now - at <= idle}
+
+    def _store_snapshots(self, snapshots: list[SymbolSnapshot]) -> None:
+        """Hand a round's snapshots to the store: all at once when it can batch them
+        (``RedisStore.publish_many``: one round trip, not one per symbol), else one by one."""
+        publish_many = getattr(self.store, "publish_many", None)
+        if publish_many is not None:
+            publish_many(snapshots)
+            return
+        for snapshot in snapshots:
+            self.store.publish(snapshot)
 
     def _status(self, connection_state: str) -> FeedStatus:
         stats = self._client.get_stats() if self._client is not None else []

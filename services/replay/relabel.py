@@ -29,7 +29,8 @@ def relabelled_symbols(originals: list[str], count: int) -> dict[str, str]:
     return names
 
 
-def _recorded_symbols(source: Path) -> list[str]:
+def recorded_symbols(source: Path) -> list[str]:
+    """The symbols whose streams a recording holds, sorted."""
     symbols: dict[str, None] = {}
     for message in read_recording(source):
         if message.src == "ws" and message.raw.startswith(b'{"stream":"'):
@@ -48,7 +49,7 @@ def relabel_recording(source: str | Path, target: str | Path, count: int) -> lis
     """Write ``target`` with ``count`` relabelled symbols replaying ``source``'s; returns
     the new symbols, sorted."""
     source = Path(source)
-    names = relabelled_symbols(_recorded_symbols(source), count)
+    names = relabelled_symbols(recorded_symbols(source), count)
     copies: dict[str, list[str]] = {}
     for new, original in names.items():
         copies.setdefault(original, []).append(new)

@@ -107,20 +107,100 @@ def test_claims_renewals_and_fenced_writes(cluster: RedisCluster, client) -> Non
     assert their_store.refused == {"FENCED": 1, "BACKWARDS": 0}
 
 
-def test_coordinators_share_shards_fairly_and_rebalance(client) -> None:
+def test_one_batch_writes_many_shards_each_fenced_on_its_own(cluster: RedisCluster, client) -> None:
+    """``publish_many`` (one pipeline, commands grouped per master): each symbol is still
+    fenced by its own script — a held shard is written, a shard not held is skipped, a
+    forged lease is FENCED and an older update id BACKWARDS, without touching the rest of
+    the batch; entries a master answered NOSCRIPT (script cache flushed, e.g. a promoted
+    replica) are written again alone."""
+    symbols = SYMBOLS[:40]
+    leases = ShardLeases(client, "w1", 5000)
+    held: dict[int, Lease] = {}
+    shards = sorted({shard_of(s) for s in symbols})
+    for shard in shards[: len(shards) // 2]:
+        lease = leases.claim(shard)
+        assert lease is not None
+        held[shard] = lease
+    forged_symbol = next(s for s in symbols if shard_of(s) not in held)
+    forged = shard_of(forged_symbol)
+    held[forged] = Lease(forged, "w1", 7, 0)
+    store = _fenced_store(cluster.url, "w1", held)
+    reader = RedisStore(cluster.url, poll_s=0)
+    for master in cluster.masters():
+        redis.Redis(port=master).script_flush()
+    store.publish_many([book_snapshot(s, 100, 1) for s in symbols])
+    owned = [s for s in symbols if shard_of(s) in held and s != forged_symbol]
+    owned = [s for s in owned if shard_of(s) != forged]
+    assert {s for s in symbols if reader.written(s)} == set(owned)
+    assert store.refused == {"FENCED": sum(shard_of(s) == forged for s in symbols), "BACKWARDS": 0}
+    backwards = owned[0]
+    store.publish_many([book_snapshot(s, 99 if s == backwards else 200, 2) for s in owned])
+    assert reader.written(backwards) == (100, "w1")
+    assert all(reader.written(s) == (200, "w1") for s in owned if s != backwards)
+    assert store.refused["BACKWARDS"] == 1
+    assert not store.availability.down
+
+
+def test_coordinators_share_shards_fairly_and_rebalance_make_before_break(
+    cluster: RedisCluster, client
+) -> None:
+    """A worker joins: the first offers the shards above its share and keeps holding and
+    writing them; the joiner syncs them (``adopting``) and takes them only once ready, each
+    with a higher epoch; the first's late write is fenced; then it learns they are gone."""
     first = ShardCoordinator(ShardLeases(client, "a", LEASE_MS))
     first.tick()
     assert len(first.held) == DEFAULT_SHARDS  # alone, it takes every shard
-    second = ShardCoordinator(ShardLeases(client, "b", LEASE_MS))
+    synced: set[int] = set()
+    second = ShardCoordinator(ShardLeases(client, "b", LEASE_MS), ready=synced.__contains__)
     second.tick()
-    released = first.tick()
-    assert len(released.lost) == DEFAULT_SHARDS - fair_share(DEFAULT_SHARDS, 2)
+    assert not second.held  # nothing free, nothing offered yet
+    offered = first.tick()
+    assert not offered.lost and len(first.held) == DEFAULT_SHARDS  # offered, still held
     second.tick()
+    moving = DEFAULT_SHARDS - fair_share(DEFAULT_SHARDS, 2)
+    assert len(second.adopting) == moving and not second.held  # syncing, not taken
+    assert len(first.tick().lost) == 0 and len(first.held) == DEFAULT_SHARDS
+    epochs = {shard: first.held[shard].epoch for shard in second.adopting}
+    synced |= second.adopting  # every book of those shards LIVE on the joiner
+    taken = second.tick()
+    assert sorted(taken.gained) == sorted(epochs) and not second.adopting
+    assert all(second.held[shard].epoch > epoch for shard, epoch in epochs.items())
+    symbol = next(s for s in SYMBOLS if shard_of(s) in epochs)
+    late = _fenced_store(cluster.url, "a", first.held)  # before it notices: still "held"
+    assert fenced_write(late, book_snapshot(symbol, 10, 1)) == "FENCED"
+    assert sorted(first.tick().lost) == sorted(epochs)
     assert len(first.held) + len(second.held) == DEFAULT_SHARDS
     assert set(first.held).isdisjoint(second.held)
     first.leave()
     second.tick()
     assert len(second.held) == DEFAULT_SHARDS
+
+
+def test_an_offer_nobody_takes_is_released_after_the_handover_time(client) -> None:
+    first = ShardCoordinator(ShardLeases(client, "a", LEASE_MS), handover_s=0.3)
+    first.tick()
+    second = ShardCoordinator(ShardLeases(client, "b", LEASE_MS), ready=lambda shard: False)
+    second.tick()
+    first.tick()  # offers
+    second.tick()  # adopts, never ready
+    assert not second.held and second.adopting
+    time.sleep(0.35)
+    released = first.tick()
+    assert len(released.lost) == DEFAULT_SHARDS - fair_share(DEFAULT_SHARDS, 2)
+    second.tick()  # now free: claimed (break-before-make, the fallback)
+    assert len(first.held) + len(second.held) == DEFAULT_SHARDS
+
+
+def test_shards_not_synced_here_are_released_at_once(client) -> None:
+    """Nothing LIVE to hand over (e.g. at a cold start): no offer, the joiner need not wait."""
+    first = ShardCoordinator(ShardLeases(client, "a", LEASE_MS), ready=lambda shard: False)
+    first.tick()
+    second = ShardCoordinator(ShardLeases(client, "b", LEASE_MS))
+    second.tick()
+    released = first.tick()
+    assert len(released.lost) == DEFAULT_SHARDS - fair_share(DEFAULT_SHARDS, 2)
+    second.tick()
+    assert len(second.held) == len(released.lost) and not second.adopting
 
 
 class Worker:

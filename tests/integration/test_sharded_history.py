@@ -50,8 +50,9 @@ def test_each_symbol_is_recorded_by_its_owner_only(tmp_path: Path) -> None:
     with RedisServer() as server:
         client = redis.Redis.from_url(server.url)
         coordinators = [ShardCoordinator(ShardLeases(client, t, 10_000)) for t in ("a", "b")]
-        for coordinator in (*coordinators, *coordinators):
-            coordinator.tick()  # both alive, then each at its fair share
+        for coordinator in (*coordinators, *coordinators, coordinators[0]):
+            # both alive; a offers half, b takes it, a learns it is gone: fair shares
+            coordinator.tick()
         roots = [tmp_path / "a", tmp_path / "b"]
         writers = [HistoryWriter(root, flush_interval_s=0.1).start() for root in roots]
         taps = [
