@@ -5,7 +5,8 @@
   message per ``coalesce_s`` per client (the newest).
 - ``/ws/asset/<SYMBOL>/trades/?from_id=N``: every trade in id order, none twice; with
   ``from_id`` the trades after N first (ring, trade window, history), then live.
-- ``/ws/asset/<SYMBOL>/book/?levels=N``: the top N levels per side, coalesced like prices.
+- ``/ws/asset/<SYMBOL>/book/?levels=N&band_bps=B``: the top N levels per side (only those
+  within ±B basis points of the mid when B is given), coalesced like prices.
 - ``/ws/asset/<SYMBOL>/status/``: the status bar's badges, once a second
   (``app.status_stream``).
 - ``/ws/alerts/``: alert events.
@@ -42,6 +43,8 @@ POLICY = 1008
 IDLE_CHECK_S = 1.0
 MAX_REASON_BYTES = 123
 """The WebSocket protocol's limit on a close reason."""
+MAX_BAND_BPS = 10_000
+"""The widest band a book stream may ask for: ±100 % of the mid."""
 
 
 def closing_reason(text: str) -> str:
@@ -87,7 +90,9 @@ def _refusal(paused: bool, allowed: Sequence[str], max_levels: int) -> tuple[Res
     origin = request.headers.get("Origin")
     if not origin_allowed(origin, request.host, allowed):
         return jsonify(error=f"origin {origin} is not allowed", parameter="Origin"), 403
-    for name, low, high in (("from_id", -1, 2**63 - 1), ("levels", 1, max_levels)):
+    for name, low, high in (
+        ("from_id", -1, 2**63 - 1), ("levels", 1, max_levels), ("band_bps", 1, MAX_BAND_BPS),
+    ):  # fmt: skip
         try:
             _int_param(name, low, high)
         except ValueError as exc:
@@ -164,7 +169,8 @@ def register(
     @sock.route("/ws/asset/<symbol>/book/", bp=bp)
     def book(ws: object, symbol: str) -> None:
         levels = _int_param("levels", 1, limits.max_levels) or 20
-        serve_latest(ws, "book", symbol, push.hub.subscribe_book, lambda s: s.message(levels))
+        band = _int_param("band_bps", 1, MAX_BAND_BPS)
+        serve_latest(ws, "book", symbol, push.hub.subscribe_book, lambda s: s.message(levels, band))
 
     status_relay = StatusRelay(store, lambda: push.paused)
 

@@ -16,7 +16,8 @@
   "use strict";
   const RECONNECT_MS = 1000;
   const DEPTH_POINTS = 300;
-  const BOOK_LEVELS = 200;
+  const BOOK_LEVELS = 1000;  // the server's depth chart draws at most this many a side, too
+  const DATA_EXTENT = 1.5;  // the depth chart holds levels 1.5 × its zoom from the mid (depth.py)
   const DEPTH_PAINT_MS = 2000;  // a Plotly redraw is the page's costliest work: keep it rare
   const DEFAULT_TIERS = [100000, 250000, 1000000];
   const FLOW_PAINT_MS = 2000;  // the flow panel repaints at most every 2 s
@@ -78,6 +79,9 @@
     }
     const ws = new WebSocket(wsBase() + path());
     s.sockets.push(ws);
+    if (kind === "book") {
+      s.bookSocket = ws;
+    }
     ws.onopen = function () {
       s.open[kind] = true;
       publishState();
@@ -435,6 +439,25 @@
     }
   }
 
+  /* The band the depth chart draws, in basis points of the mid: its zoom preset (±%) times
+   * DATA_EXTENT — the book stream sends only those levels (at most BOOK_LEVELS a side). */
+  function bookBandBps() {
+    const checked = document.querySelector("#depth-zoom input:checked");
+    const pct = checked ? Number(checked.value) : 0.5;
+    return Math.max(1, Math.ceil((Number.isFinite(pct) ? pct : 0.5) * DATA_EXTENT * 100));
+  }
+
+  /* A new zoom preset needs another band: the book socket is closed and reopens with it
+   * (meanwhile the server draws the new preset's chart, as for any figure change). */
+  document.addEventListener("change", function (event) {
+    const zoom = document.getElementById("depth-zoom");
+    if (zoom && zoom.contains(event.target) && s.bookSocket &&
+        s.bookSocket.readyState === WebSocket.OPEN) {
+      s.book = null;  // levels of the old band are not painted on the new preset's chart
+      s.bookSocket.close();
+    }
+  });
+
   function paintDepth(m) {
     const gd = document.querySelector("#depth-chart .js-plotly-plot");
     if (!m || !gd || !gd.data || !gd.layout || !window.Plotly || m.sync_state !== "LIVE" ||
@@ -540,8 +563,9 @@
       }, onTrades, generation);
       openStream("prices", function () { return "/ws/asset/" + symbol + "/prices/"; },
         onPrices, generation);
-      openStream("book", function () { return "/ws/asset/" + symbol + "/book/?levels=" + BOOK_LEVELS; },
-        onBook, generation);
+      openStream("book", function () {
+        return "/ws/asset/" + symbol + "/book/?levels=" + BOOK_LEVELS + "&band_bps=" + bookBandBps();
+      }, onBook, generation);
       openStream("status", function () { return "/ws/asset/" + symbol + "/status/"; },
         onStatus, generation);
       watchStatus(generation);

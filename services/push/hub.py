@@ -68,18 +68,19 @@ class TradeBatch:
 
 
 class BookState:
-    """A published book and its messages per requested depth (encoded once per depth)."""
+    """A published book and its messages per requested depth and band (each encoded once)."""
 
     __slots__ = ("_by_levels", "book")
 
     def __init__(self, book: BookView) -> None:
         self.book = book
-        self._by_levels: dict[int, bytes] = {}
+        self._by_levels: dict[tuple[int, int | None], bytes] = {}
 
-    def message(self, levels: int) -> bytes:
-        found = self._by_levels.get(levels)
+    def message(self, levels: int, band_bps: int | None = None) -> bytes:
+        key = (levels, band_bps)
+        found = self._by_levels.get(key)
         if found is None:
-            found = self._by_levels[levels] = book_message(self.book, levels)
+            found = self._by_levels[key] = book_message(self.book, levels, band_bps)
         return found
 
 

@@ -8,7 +8,8 @@ Every message is one JSON object with a ``type``:
 - ``prices``: best bid/ask with their sizes, mid, last trade price and the book's sync
   state. Bid and ask are ``null`` unless the book is LIVE and not crossed, so a client never
   sees a crossed or unsynced book as the current price.
-- ``book``: the top levels of both sides when LIVE (empty lists otherwise).
+- ``book``: the top levels of both sides when LIVE (empty lists otherwise), optionally only
+  those within a band around the mid.
 - ``alert``: an event of the alerts room, passed through as it was published.
 
 Encoding is pure: functions from views to bytes (orjson), done once per message whatever
@@ -120,10 +121,33 @@ def trades_message(trades: TradeView, replay: bool = False) -> bytes:
     )
 
 
-def book_message(book: BookView, levels: int) -> bytes:
-    """The ``book`` message: ``levels`` per side as [price, qty] when LIVE, else empty."""
+def band_counts(book: BookView, levels: int, band_bps: int | None) -> tuple[int, int]:
+    """How many levels per side (bids, asks) a ``book`` message carries: at most ``levels``,
+    and with ``band_bps`` only those within ±band_bps basis points of the mid (of the
+    side's best price when the other side is empty) — what a depth chart of that band
+    draws, the same cut as ``services.analytics.book.depth_curve``."""
+    bids, asks = book.bid_prices, book.ask_prices
+    kb, ka = min(levels, int(bids.shape[0])), min(levels, int(asks.shape[0]))
+    if band_bps is None or not (kb or ka):
+        return kb, ka
+    frac = band_bps / 10_000.0
+    if kb and ka:
+        centre_bid = centre_ask = (float(bids[0]) + float(asks[0])) / 2.0
+    else:
+        centre_bid = float(bids[0]) if kb else 0.0
+        centre_ask = float(asks[0]) if ka else 0.0
+    if kb:  # bids descend: count those at or above the band's low edge
+        kb = min(kb, int(np.searchsorted(-bids[:kb], -centre_bid * (1.0 - frac), "right")))
+    if ka:
+        ka = min(ka, int(np.searchsorted(asks[:ka], centre_ask * (1.0 + frac), "right")))
+    return kb, ka
+
+
+def book_message(book: BookView, levels: int, band_bps: int | None = None) -> bytes:
+    """The ``book`` message: up to ``levels`` per side as [price, qty] when LIVE, only those
+    within ±``band_bps`` of the mid when given (``band_counts``); empty when not LIVE."""
     live = book.is_live and not _crossed(book)
-    n = levels if live else 0
+    kb, ka = band_counts(book, levels, band_bps) if live else (0, 0)
     return orjson.dumps(
         {
             "type": "book",
@@ -131,8 +155,8 @@ def book_message(book: BookView, levels: int) -> bytes:
             "sync_state": str(book.sync_state) if live or not book.is_live else "RESYNCING",
             "last_update_id": book.last_update_id,
             "event_time": book.event_time_ms,
-            "bids": np.column_stack([book.bid_prices[:n], book.bid_qtys[:n]]).tolist(),
-            "asks": np.column_stack([book.ask_prices[:n], book.ask_qtys[:n]]).tolist(),
+            "bids": np.column_stack([book.bid_prices[:kb], book.bid_qtys[:kb]]).tolist(),
+            "asks": np.column_stack([book.ask_prices[:ka], book.ask_qtys[:ka]]).tolist(),
         }
     )
 

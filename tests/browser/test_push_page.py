@@ -102,7 +102,8 @@ const trace = (name) => gd.data.find((t) => t.name === name);
 const bids = trace('bids'), asks = trace('asks');
 if (!bids || !asks || !gd.layout.shapes || !gd.layout.shapes.length) { return null; }
 return {bid: bids.x[0], ask: asks.x[0], mid: gd.layout.shapes[0].x0,
-        note: gd.layout.annotations[0].text};
+        note: gd.layout.annotations[0].text, range: gd.layout.xaxis.range,
+        deepest_bid: bids.x[bids.x.length - 1], deepest_ask: asks.x[asks.x.length - 1]};
 """
 
 
@@ -123,6 +124,14 @@ def _status_and_depth_follow_their_streams(run) -> None:
         if depth is not None:
             assert depth["bid"] < depth["ask"]
             assert depth["mid"] == pytest.approx((depth["bid"] + depth["ask"]) / 2)
+            # the book stream holds the chart's band: the curves reach both edges of the view
+            # (the recorded book is deeper than ±0.5 %; 200 levels a side stopped at 0.12 %)
+            assert (
+                depth["deepest_bid"]
+                <= depth["range"][0]
+                < depth["range"][1]
+                <= depth["deepest_ask"]
+            ), depth
             seen.add((depth["bid"], depth["ask"], depth["note"]))
         time.sleep(0.3)
     assert len(seen) >= 2, "the depth chart did not move with the book stream"
