@@ -1,6 +1,6 @@
 """The history of a ``run`` or ``worker`` process: the recording service for the feed's
-market, and — on an offline replay's first run — the bundled recording imported, so a fresh
-clone's dashboard shows a past."""
+market (an offline replay's first run has imported its recording before the local exchange
+started: ``app.market_source.stored_trades``)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,8 @@ from collections.abc import Callable
 
 from app.config import Settings
 from app.market_source import MarketSource, live_endpoints
-from services.history.importer import import_recording
 from services.history.reader import HistoryReader, recent_trade_rows
 from services.history.service import HistoryConfig, HistoryService
-from services.history.writer import HistoryWriter
 from services.push.history_archive import HistoryArchive, LiveFeedArchive
 from services.store import MarketStore
 
@@ -32,29 +30,13 @@ def history_config(settings: Settings) -> HistoryConfig:
 
 
 def start_history(settings: Settings, source: MarketSource) -> HistoryService | None:
-    """Start recording (None with ``--no-history``). An offline replay whose history is
-    empty imports its recording first (the default one in under a second), so the replay's
-    first pass — the same trade ids — is known as stored rather than recorded twice."""
+    """Start recording (None with ``--no-history``)."""
     if not settings.history:
         return None
-    if source.source == "REPLAY" and not HistoryReader(settings.history_dir).symbols():
-        import_first_run(settings)
     clock = getattr(source.exchange, "clock_ms", None)  # a replay: its own time, not ours
     return HistoryService(
         history_config(settings), source.endpoints, str(source.endpoints.market), clock_ms=clock
     ).start()
-
-
-def import_first_run(settings: Settings) -> None:
-    """Import the replayed recording into the (empty) history."""
-    writer = HistoryWriter(settings.history_dir, flush_interval_s=5.0).start()
-    try:
-        result = import_recording(settings.recording, writer)
-        log.info("history: imported %s (%s)", result.file, result.trades)
-    except Exception:
-        log.exception("history: importing %s failed", settings.recording)
-    finally:
-        writer.stop()
 
 
 def past_trades(

@@ -14,7 +14,9 @@ from app.config import Settings
 from services.binance.backoff import Backoff
 from services.binance.endpoints import Endpoints, custom, preset
 from services.binance.rest_client import BinanceHttpError, BinanceRestClient, RestrictedLocation
+from services.history.importer import import_recording
 from services.history.reader import HistoryReader
+from services.history.writer import HistoryWriter
 from services.market.feed import FeedConfig
 
 if TYPE_CHECKING:  # the redis client is imported only when a Redis URL is set
@@ -96,16 +98,34 @@ def start_replay(settings: Settings) -> MarketSource:
 
 def stored_trades(settings: Settings) -> dict[tuple[str, str], tuple[int, int]]:
     """The history's newest aggTrade (id, time) per (market, symbol): a replay resumes
-    after them when they are its recording's (``services.replay.passes``)."""
+    after them when they are its recording's (``services.replay.passes``). An empty
+    history first gets the recording imported (``import_first_run``), so a fresh clone's
+    dashboard shows a past and its replay goes on from the end of it: the first pass
+    again would carry the stored ids, and the tape would stand still for a whole pass."""
     if not settings.history:
         return {}
     try:
-        return HistoryReader(settings.history_dir).newest_trades()
+        reader = HistoryReader(settings.history_dir)
+        if not reader.symbols():
+            import_first_run(settings)
+        return reader.newest_trades()
     except OSError:
         log.exception(
             "history: cannot read %s; the replay starts at its first pass", settings.history_dir
         )
         return {}
+
+
+def import_first_run(settings: Settings) -> None:
+    """Import the replayed recording into the (empty) history."""
+    writer = HistoryWriter(settings.history_dir, flush_interval_s=5.0).start()
+    try:
+        result = import_recording(settings.recording, writer)
+        log.info("history: imported %s (%s)", result.file, result.trades)
+    except Exception:
+        log.exception("history: importing %s failed", settings.recording)
+    finally:
+        writer.stop()
 
 
 def resolve(settings: Settings) -> MarketSource:

@@ -85,6 +85,7 @@ def create_profile_figure(
     }
     layout["yaxis"] = {
         "gridcolor": GRID,
+        "automargin": True,  # prices such as 58,010.00 are wider than the base margin
         "tickformat": f".{price_decimals}f",
         "autorangeoptions": {
             "include": [float(prices[0]) - bucket_size, float(prices[-1]) + 2 * bucket_size]

@@ -22,11 +22,11 @@ ROOT = Path(__file__).resolve().parents[1]
 PANEL_SELECTORS = (
     "#heatmap-chart canvas.heatmap-layer",
     "#depth-chart .js-plotly-plot .scatterlayer .trace",
-    "#trade-tape .tape-row",
+    "#trade-tape .tape-row, #pushed-tape .tape-row",
     "#flow-meter .js-plotly-plot .barlayer",
     "#volume-profile .js-plotly-plot .barlayer .point",
     "#liquidity-score .score-value",
-    "#status-bar .status-item",
+    "#status-bar .status-item, #pushed-status .status-item",
 )
 
 
