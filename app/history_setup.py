@@ -43,19 +43,22 @@ def past_trades(
     settings: Settings, source: MarketSource
 ) -> Callable[[str], list[tuple[int, int, float, float, bool]]] | None:
     """The feed's seed of each symbol's trade window: the stored aggTrades of the last
-    ``SEED_S`` — before now for a LIVE source; for a replay, before the newest stored trade
-    (the replay resumes right after it, ``services.replay.passes``)."""
+    ``SEED_S`` — before now for a LIVE source; for a replay, before its clock (the replay
+    resumes right after the newest stored trade, ``services.replay.passes``: mid pass that
+    is the same moment; at a pass's end the next pass is a pass shift — a day — later, and
+    the window starts with it instead of showing a day's silence inside its CVD)."""
     if not settings.history:
         return None
     reader = HistoryReader(settings.history_dir)
     market = str(source.endpoints.market)
     newest = {s: t for (m, s), (_, t) in reader.newest_trades().items() if m == market}
+    clock: Callable[[], int] | None = getattr(source.exchange, "clock_ms", None)
 
     def seed(symbol: str) -> list[tuple[int, int, float, float, bool]]:
         if source.source == "LIVE":
             since = int(time.time() * 1000) - SEED_S * 1000
         elif symbol in newest:
-            since = newest[symbol] - SEED_S * 1000
+            since = max(newest[symbol], clock() if clock is not None else 0) - SEED_S * 1000
         else:
             return []
         try:
