@@ -40,6 +40,7 @@ import polars as pl
 
 from services.alerts.events import TIME_MS_FLOOR, AlertEvent, EventLog
 from services.alerts.firing import Firing
+from services.alerts.rules import Rule
 from services.history import schema
 from services.history.segments import (
     ALERT_EVENTS,
@@ -199,6 +200,17 @@ class ArchivedEventLog:
             with self._lock:
                 self._undecided[event.id] = event
         return event
+
+    def end_episode(self, rule: Rule, symbol: str, update_id: int) -> None:
+        """Passed on to a log that shares imbalance episodes between workers (Redis)."""
+        end = getattr(self.log, "end_episode", None)
+        if end is not None:
+            end(rule, symbol, update_id)
+
+    def open_episodes(self, symbol: str) -> set[str]:
+        """The log's open imbalance episodes on ``symbol`` (none for a log of one process)."""
+        found = getattr(self.log, "open_episodes", None)
+        return found(symbol) if found is not None else set()
 
     def record_delivery(self, event_id: int, delivery: dict[str, Any]) -> None:
         self.log.record_delivery(event_id, delivery)

@@ -379,7 +379,13 @@ class Imbalance:
     left is exactly 0 (no rounding residue left to pass for an imbalance).
 
     Details: ``imbalance``, ``bid_notional``, ``ask_notional``, ``band_bps``, ``held_s``,
-    ``mid``."""
+    ``mid``.
+
+    An *episode* runs from the imbalance going beyond the threshold until a LIVE book shows
+    it back inside: it fires once. Across a hand-over the new owner takes (``adopt``) the
+    event log's word on whether an episode fired elsewhere is still open (its own hold would start
+    afresh and fire it again); ``episode_ended`` is raised when a check finds the imbalance
+    inside after a firing or an adoption, for the owner to tell the log."""
 
     def __init__(self, rule: Rule) -> None:
         self.rule = rule
@@ -389,6 +395,17 @@ class Imbalance:
         self._low = self._high = 0.0
         self._since_ms: int | None = None
         self._armed = True
+        self._ended_told = True
+        self.adopted = False
+        self.episode_ended = False
+
+    def adopt(self, open_elsewhere: bool) -> None:
+        """Take the log's word, once, before the first check: an episode fired by another
+        worker is still open (this rule is then disarmed until the imbalance is back
+        inside, and tells the log when it is)."""
+        self.adopted = True
+        if open_elsewhere:
+            self._armed = self._ended_told = False
 
     def reset(self) -> None:
         """The book left LIVE: the imbalance held so far no longer counts."""
@@ -439,12 +456,14 @@ class Imbalance:
         if not met:
             self._since_ms = None
             self._armed = True
+            if not self._ended_told:
+                self._ended_told = self.episode_ended = True
             return
         if self._since_ms is None:
             self._since_ms = now
         held_s = (now - self._since_ms) / 1000.0
         if self._armed and held_s >= params["hold_s"] and cooldown.allows(self.rule, symbol, now):
-            self._armed = False
+            self._armed = self._ended_told = False
             cooldown.fired(self.rule, symbol, now)
             details = {
                 "imbalance": imbalance,

@@ -23,7 +23,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from services.alerts.events import AlertEvent, EventLog
-from services.alerts.firing import Firing
+from services.alerts.firing import EpisodeEnd, Firing
+from services.alerts.rules import Rule
 from services.alerts.webhook_policy import WebhookPolicy
 
 log = logging.getLogger(__name__)
@@ -125,7 +126,7 @@ class Dispatcher:
         self.events = events
         self.policy = policy or WebhookPolicy()
         self.retry = retry or Retry()
-        self._queue: queue.SimpleQueue[list[Firing] | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[list[Firing | EpisodeEnd] | None] = queue.SimpleQueue()
         self._targets: dict[str, _Target] = {}
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -135,6 +136,12 @@ class Dispatcher:
             self._thread = threading.Thread(target=self._run, name="alerts", daemon=True)
             self._thread.start()
         return self
+
+    def end_episode(self, rule: Rule, symbol: str, update_id: int) -> None:
+        """Queue the end of ``rule``'s imbalance episode on ``symbol`` (seen at the book's
+        ``update_id``), in order with the firings, for a log that shares episodes between
+        workers (its ``end_episode``; other logs need nothing)."""
+        self._queue.put([EpisodeEnd(rule, symbol, update_id)])
 
     def submit(self, firings: list[Firing]) -> None:
         """Queue firings (from the feed's thread; never blocks)."""
@@ -152,6 +159,11 @@ class Dispatcher:
         while (firings := self._queue.get()) is not None:
             for firing in firings:
                 try:
+                    if isinstance(firing, EpisodeEnd):
+                        end = getattr(self.events, "end_episode", None)
+                        if end is not None:
+                            end(firing.rule, firing.symbol, firing.update_id)
+                        continue
                     self._store(firing)
                 except Exception:
                     log.exception("alert event not stored: %s", firing)

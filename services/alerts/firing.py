@@ -21,6 +21,15 @@ class Firing:
     details: dict[str, Any]
 
 
+class EpisodeEnd(NamedTuple):
+    """``rule``'s imbalance on ``symbol`` was seen back inside its threshold at the book's
+    ``update_id``: its episode is over (``book_kinds.Imbalance``)."""
+
+    rule: Rule
+    symbol: str
+    update_id: int
+
+
 class Trades(NamedTuple):
     """The columns of a ``TradeView`` as Python lists, converted once per batch by the tap
     and shared by every evaluator of the symbol (and the "*" ones). ``side`` is +1.0 for a

@@ -7,7 +7,8 @@ Keys: ``tapescope:{alerts}:rules`` (hash id → rule JSON), ``tapescope:{alerts}
 (sorted set of ids, trimmed to ``MAX_EVENTS``), ``tapescope:{alerts}:fired`` (hash
 ``rule_id|symbol`` → the newest trade id an event was fired on),
 ``tapescope:{alerts}:claim:<rule_id>|<symbol>|t<trade id>`` or ``...|u<update id>|<event>|<price>``
-(an event stored; expire after a day). The
+(an event stored; expire after a day), ``tapescope:{alerts}:episodes`` (hash
+``rule_id|symbol`` → an imbalance episode's state, ``_MARK_EPISODE``). The
 ``{alerts}`` hash
 tag keeps them in one slot of a Redis Cluster, so the transactions and the claim script
 work there too (the client is cluster-aware).
@@ -39,6 +40,7 @@ EVENTS = PREFIX + "events"
 EVENT_IDS = PREFIX + "event_ids"
 FIRED = PREFIX + "fired"
 CLAIMS = PREFIX + "claim:"
+EPISODES = PREFIX + "episodes"
 
 CLAIM_TTL_S = 24 * 3600
 
@@ -70,6 +72,17 @@ and a mark would refuse them (seen in the two-worker test: the old owner stored 
 2,116 firings; ~1,090 of those refused no other worker had fired); nor is one claim per diff: the
 two owners' views differ (the new one took the walls it found as they were), so on one diff
 each may fire an event the other does not."""
+
+
+_MARK_EPISODE = """
+local mark = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
+if math.abs(mark) < tonumber(ARGV[2]) then redis.call('HSET', KEYS[1], ARGV[1], ARGV[3]) end
+return 0
+"""
+"""An imbalance episode's state per (rule, symbol) in ``EPISODES``: the update id it fired
+at (open), or minus the update id it was seen ended at; the newest update id wins, so a
+lagging worker's older word changes nothing. A worker taking the symbol over adopts an open
+episode (``Imbalance.adopt``) instead of firing it again at another update id."""
 
 
 def claim_key(firing_field: str, message: str) -> str:
@@ -123,6 +136,7 @@ class RedisEventLog:
         self._redis = connect(url)
         self._max = max_events
         self._claim = self._redis.register_script(_CLAIM)
+        self._mark_episode = self._redis.register_script(_MARK_EPISODE)
 
     def append(self, firing: Firing) -> AlertEvent | None:
         """The stored event, or None when another worker already fired this rule on this
@@ -137,6 +151,8 @@ class RedisEventLog:
             keys.append(claim_key(field, f"t{trade_id}"))
             args[1] = trade_id
         elif isinstance(update_id, int):
+            if firing.rule.kind == "imbalance":
+                self._mark_episode(keys=[EPISODES], args=[field, update_id, update_id])
             details = firing.details
             event = f"u{update_id}|{details.get('event', '')}|{details.get('price', '')!r}"
             keys.append(claim_key(field, event))
@@ -153,6 +169,21 @@ class RedisEventLog:
         if dropped:
             self._redis.hdel(EVENTS, *dropped)
         return event
+
+    def end_episode(self, rule: Rule, symbol: str, update_id: int) -> None:
+        """``rule``'s imbalance on ``symbol`` was seen back inside its threshold at
+        ``update_id`` (``_MARK_EPISODE``)."""
+        field = f"{rule.id}|{symbol}"
+        self._mark_episode(keys=[EPISODES], args=[field, update_id, -update_id])
+
+    def open_episodes(self, symbol: str) -> set[str]:
+        """The ids of the imbalance rules whose episode on ``symbol`` fired and is open."""
+        opened = set()
+        for field, mark in self._redis.hgetall(EPISODES).items():
+            rule_id, _, of = field.decode().partition("|")
+            if of == symbol and int(mark) > 0:
+                opened.add(rule_id)
+        return opened
 
     def record_delivery(self, event_id: int, delivery: dict[str, Any]) -> None:
         raw = self._redis.hget(EVENTS, str(event_id))

@@ -249,6 +249,28 @@ class AlertTap:
             rules.followed_id = book.last_update_id
         if out:
             self.dispatcher.submit(_on_update(out, book.last_update_id))
+        self._tell_ended(symbol, rules, book.last_update_id)
+
+    def _tell_ended(self, symbol: str, rules: _BookRules, update_id: int) -> None:
+        """Hand the dispatcher the imbalance episodes that ended on this update (after the
+        update's firings, in the same queue)."""
+        for imbalance in rules.imbalances:
+            if imbalance.episode_ended:
+                imbalance.episode_ended = False
+                self.dispatcher.end_episode(imbalance.rule, symbol, update_id)
+
+    def _adopt(self, symbol: str, imbalances: list[Imbalance]) -> None:
+        """New imbalance rules on ``symbol`` take the event log's open episodes (a log
+        shared by workers: Redis; none elsewhere)."""
+        events = getattr(self.dispatcher, "events", None)
+        open_episodes = getattr(events, "open_episodes", None)
+        try:
+            opened = open_episodes(symbol) if open_episodes is not None else set()
+        except Exception:
+            log.exception("open imbalance episodes of %s not read", symbol)
+            opened = set()
+        for imbalance in imbalances:
+            imbalance.adopt(imbalance.rule.id in opened)
 
     def on_book(self, symbol: str, book: BookSync) -> None:
         rules = self.index.books.get(symbol)
@@ -277,6 +299,7 @@ class AlertTap:
             imbalance.check(symbol, mid, now, self.cooldown, out)
         if out:
             self.dispatcher.submit(_on_update(out, book.last_update_id))
+        self._tell_ended(symbol, rules, book.last_update_id)
 
     def _read_band(
         self, symbol: str, book: BookSync, rules: _BookRules, centre: float, out: list[Firing]
@@ -292,6 +315,9 @@ class AlertTap:
             mid_price(book.book) or centre,
         )
         rules.followed_id = book.last_update_id
+        fresh = [imbalance for imbalance in rules.imbalances if not imbalance.adopted]
+        if fresh:
+            self._adopt(symbol, fresh)
         for evaluator in (*rules.walls, *rules.imbalances):
             evaluator.on_book(symbol, book, levels, self.cooldown, out)
 

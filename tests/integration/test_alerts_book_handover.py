@@ -1,6 +1,7 @@
 """Wall and imbalance events across a sharded hand-over, on a real redis-server: each event
 carries the update id ``u`` of the diff it was decided on, and the Redis claim lets exactly
-one worker store the events of one (rule, symbol, diff).
+one worker store the events of one (rule, symbol, diff); an imbalance episode the old owner
+fired on and still open at the take is adopted by the new owner, not fired again.
 
 Two workers' taps (each a real ``Feed`` with an ``AlertThread``, its own ``RedisEventLog``
 and dispatcher) share one Redis. Worker A takes the 2021 recording from its start; worker
@@ -8,6 +9,9 @@ B takes over at 40 % with a snapshot of A's book (as its REST snapshot would be)
 evaluate the same frames until A stops at 60 %."""
 
 from __future__ import annotations
+
+import itertools
+import time
 
 import pytest
 
@@ -29,6 +33,11 @@ class Claims(RedisEventLog):
     def __init__(self, url: str) -> None:
         super().__init__(url)
         self.tried: list[tuple[tuple, bool]] = []
+        self.ends: list[tuple[str, str, int]] = []
+
+    def end_episode(self, rule, symbol: str, update_id: int) -> None:
+        super().end_episode(rule, symbol, update_id)
+        self.ends.append((rule.id, symbol, update_id))
 
     def append(self, firing: Firing):
         event = super().append(firing)
@@ -63,6 +72,10 @@ def test_two_overlapping_workers_store_each_book_event_once():
         start_b, stop_a = len(frames) * 2 // 5, len(frames) * 3 // 5
         for n, (kind, item) in enumerate(frames):
             if n == start_b:
+                # B syncs before it takes (make-before-break): A's firings so far are stored
+                assert threads[0].drain()
+                taps[0].dispatcher.drain()
+                time.sleep(0.2)  # the dispatcher's last item, taken off its queue, stored
                 for symbol in RECORDED:
                     book = feed_a._symbols[symbol].book
                     snapshot = DepthSnapshot(
@@ -98,3 +111,23 @@ def test_two_overlapping_workers_store_each_book_event_once():
         assert all(ok for k, ok in mine if k not in both)
     assert any(not ok for _, ok in a + b)
     assert any(k not in both for k, _ in a) and any(k not in both for k, _ in b)
+    ends = logs[0].ends + logs[1].ends
+    _imbalance_events_once_per_episode(stored, ends)
+
+
+def _imbalance_events_once_per_episode(stored: list, ends: list) -> None:
+    """Per (rule, symbol), two stored imbalance events have an episode end between them
+    (seen by either worker): an episode open at the take is not fired again by the new
+    owner, whose own hold would have fired it at another update id."""
+    by_rule: dict[tuple, list[int]] = {}
+    for rule, symbol, u, event, _ in stored:
+        if event is None:
+            by_rule.setdefault((rule, symbol), []).append(u)
+    end_us: dict[tuple, list[int]] = {}
+    for rule, symbol, u in ends:
+        end_us.setdefault((rule, symbol), []).append(u)
+    assert sum(len(us) for us in by_rule.values()) > 20
+    for pair, us in by_rule.items():
+        for first, second in itertools.pairwise(sorted(us)):
+            between = [u for u in end_us.get(pair, ()) if first < u <= second]
+            assert between, f"{pair}: events at {first} and {second} in one episode"

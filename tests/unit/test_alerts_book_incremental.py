@@ -67,9 +67,13 @@ class Collected:
 
     def __init__(self) -> None:
         self.firings: list[Firing] = []
+        self.ended: list[tuple[str, str, int]] = []
 
     def submit(self, firings: list[Firing]) -> None:
         self.firings.extend(firings)
+
+    def end_episode(self, rule: Rule, symbol: str, update_id: int) -> None:
+        self.ended.append((rule.id, symbol, update_id))
 
 
 def key(firing: Firing) -> tuple:
