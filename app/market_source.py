@@ -73,8 +73,10 @@ async def _ping(endpoints: Endpoints, timeout_s: float) -> str:
     return ""
 
 
-def start_replay(settings: Settings) -> MarketSource:
-    """Start the local exchange on the settings' recording in a background thread."""
+def start_replay(settings: Settings, records_history: bool = False) -> MarketSource:
+    """Start the local exchange on the settings' recording in a background thread; a process
+    that ``records_history`` into an empty history imports the recording first
+    (``stored_trades``)."""
     from services.replay.exchange import LocalExchange
 
     exchange = LocalExchange(
@@ -83,7 +85,7 @@ def start_replay(settings: Settings) -> MarketSource:
         loop=settings.loop,
         port=settings.exchange_port,
         time_base=settings.replay_time,
-        after_trades=stored_trades(settings),
+        after_trades=stored_trades(settings, import_first=records_history),
     )
     exchange.start_in_thread()
     started = datetime.fromtimestamp(exchange.recording_start_ms / 1000, tz=UTC)
@@ -96,17 +98,20 @@ def start_replay(settings: Settings) -> MarketSource:
     )
 
 
-def stored_trades(settings: Settings) -> dict[tuple[str, str], tuple[int, int]]:
+def stored_trades(
+    settings: Settings, import_first: bool = False
+) -> dict[tuple[str, str], tuple[int, int]]:
     """The history's newest aggTrade (id, time) per (market, symbol): a replay resumes
-    after them when they are its recording's (``services.replay.passes``). An empty
-    history first gets the recording imported (``import_first_run``), so a fresh clone's
-    dashboard shows a past and its replay goes on from the end of it: the first pass
-    again would carry the stored ids, and the tape would stand still for a whole pass."""
+    after them when they are its recording's (``services.replay.passes``). With
+    ``import_first`` an empty history first gets the recording imported
+    (``import_first_run``), so a fresh clone's dashboard shows a past and its replay goes on
+    from the end of it: the first pass again would carry the stored ids, and the tape would
+    stand still for a whole pass."""
     if not settings.history:
         return {}
     try:
         reader = HistoryReader(settings.history_dir)
-        if not reader.symbols():
+        if import_first and not reader.symbols():
             import_first_run(settings)
         return reader.newest_trades()
     except OSError:
@@ -128,10 +133,12 @@ def import_first_run(settings: Settings) -> None:
         writer.stop()
 
 
-def resolve(settings: Settings) -> MarketSource:
-    """The market source for ``settings.source`` (``auto`` probes Binance first)."""
+def resolve(settings: Settings, records_history: bool = False) -> MarketSource:
+    """The market source for ``settings.source`` (``auto`` probes Binance first); a replay
+    for a process that ``records_history`` imports its recording into an empty history
+    before it starts (``start_replay``)."""
     if settings.source == "replay":
-        return start_replay(settings)
+        return start_replay(settings, records_history)
     endpoints = live_endpoints(settings)
     if settings.source == "live":
         return MarketSource(endpoints=endpoints, source="LIVE")
@@ -139,7 +146,7 @@ def resolve(settings: Settings) -> MarketSource:
     if not problem:
         return MarketSource(endpoints=endpoints, source="LIVE")
     log.warning("%s: replaying %s instead", problem, settings.recording.name)
-    return start_replay(settings)
+    return start_replay(settings, records_history)
 
 
 def shared_weight(settings: Settings) -> RedisWeightWindow | None:

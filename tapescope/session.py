@@ -73,6 +73,7 @@ class Session:
             symbols=tuple(s.upper() for s in symbols),
             speed=str(speed),
             loop=loop,
+            history=False,  # a session records no history, so its replay starts at pass 0
         )
         if recording is not None:
             settings = replace(settings, recording=Path(recording))

@@ -40,7 +40,7 @@ def main(argv: list[str]) -> int:
     except (auth.AuthRequired, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    source = market_source.resolve(settings)
+    source = market_source.resolve(settings, records_history=settings.history)
     history = start_history(settings, source)
     push.use_history(push_history(settings, source))
     tap = start_tap(alerts, market=str(source.endpoints.market))

@@ -100,7 +100,7 @@ def main(argv: list[str]) -> int:
     if not settings.redis_url:
         print(NEEDS_REDIS, file=sys.stderr)
         return 2
-    source = market_source.resolve(settings)
+    source = market_source.resolve(settings, records_history=settings.history)
     store = RedisStore(settings.redis_url)
     label = f"{source.source} {source.recording}".strip()
     where = urlsplit(settings.redis_url)

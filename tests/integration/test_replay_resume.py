@@ -60,7 +60,7 @@ def _settings(tmp_path: Path, *, loop: bool) -> Settings:
 
 @contextlib.contextmanager
 def _run(settings: Settings, tape: _Tape, store: MemoryStore) -> Iterator[object]:
-    source = start_replay(settings)
+    source = start_replay(settings, records_history=True)
     history = start_history(settings, source)
     assert history is not None
     feed = Feed(
