@@ -175,9 +175,12 @@
     return true;
   }
 
+  /* Not-LIVE periods: shaded, each labelled unless its label would run into the previous
+   * one (short periods side by side; hover still names every cell). */
   function notLive(ctx, m, xa, h) {
     ctx.font = "10px sans-serif";
     ctx.textAlign = "center";
+    var half = ctx.measureText("book not live").width / 2, labelled = -Infinity;
     for (var i = 0; i < m.live.length; i++) {
       if (m.live[i]) continue;
       var j = i;
@@ -185,8 +188,12 @@
       var a = xa.l2p(m.x0 + i * m.dx), b = xa.l2p(m.x0 + (j + 1) * m.dx);
       ctx.fillStyle = "rgba(138, 148, 166, 0.10)";
       ctx.fillRect(a, 0, b - a, h);
-      ctx.fillStyle = m.colours.muted;
-      ctx.fillText("book not live", (a + b) / 2, 12);
+      var centre = (a + b) / 2;
+      if (centre - half > labelled + 6) {
+        ctx.fillStyle = m.colours.muted;
+        ctx.fillText("book not live", centre, 12);
+        labelled = centre + half;
+      }
       i = j;
     }
   }
