@@ -36,17 +36,26 @@ from services.cluster.shards import (
     offer_key,
 )
 
-_CLAIM = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return false end
+_NEXT_EPOCH = """
 local epoch = redis.call('INCR', KEYS[2])
 local fence = tonumber(redis.call('GET', KEYS[3]) or '0')
 if epoch <= fence then
   epoch = fence + 1
   redis.call('SET', KEYS[2], epoch)
 end
-redis.call('SET', KEYS[1], ARGV[1] .. '|' .. epoch .. '|' .. ARGV[3], 'PX', ARGV[2])
+"""
+"""Lua: the shard's next fencing epoch (``KEYS[2]`` the counter, ``KEYS[3]`` the highest epoch
+the store has accepted), never at or below one already written with, into ``epoch``."""
+
+_CLAIM = (
+    """
+if redis.call('EXISTS', KEYS[1]) == 1 then return false end
+"""
+    + _NEXT_EPOCH
+    + """redis.call('SET', KEYS[1], ARGV[1] .. '|' .. epoch .. '|' .. ARGV[3], 'PX', ARGV[2])
 return epoch
 """
+)
 
 _RENEW = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -61,21 +70,19 @@ redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
 return 1
 """
 
-_TAKE = """
+_TAKE = (
+    """
 local offered = redis.call('GET', KEYS[4])
 if not offered or offered ~= ARGV[1] or redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return false
 end
-local epoch = redis.call('INCR', KEYS[2])
-local fence = tonumber(redis.call('GET', KEYS[3]) or '0')
-if epoch <= fence then
-  epoch = fence + 1
-  redis.call('SET', KEYS[2], epoch)
-end
-redis.call('SET', KEYS[1], ARGV[2] .. '|' .. epoch .. '|' .. ARGV[4], 'PX', ARGV[3])
+"""
+    + _NEXT_EPOCH
+    + """redis.call('SET', KEYS[1], ARGV[2] .. '|' .. epoch .. '|' .. ARGV[4], 'PX', ARGV[3])
 redis.call('DEL', KEYS[4])
 return epoch
 """
+)
 
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
