@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from pathlib import Path
 
 import pytest
@@ -23,7 +22,7 @@ from services.replay.exchange import LocalExchange
 from services.replay.recording import SPOT_2021
 from services.replay.relabel import relabel_recording
 from tests.integration.test_cluster_shards import client, cluster  # noqa: F401 - fixtures
-from tests.integration.test_sharded_feeds import following_config
+from tests.integration.test_sharded_feeds import following_config, until
 
 pytestmark = pytest.mark.redis
 SYMBOLS = 24
@@ -62,17 +61,6 @@ def _not_live(reader: RedisStore, symbols: set[str]) -> dict[str, str]:
     return found
 
 
-async def _until(predicate, timeout_s: float, what: str, watch=None) -> float:
-    started = time.monotonic()
-    while not predicate():
-        if watch is not None:
-            watch()
-        if time.monotonic() - started > timeout_s:
-            raise AssertionError(f"{what} not within {timeout_s} s")
-        await asyncio.sleep(0.05)
-    return time.monotonic() - started
-
-
 @pytest.mark.timeout(150)
 async def test_a_joining_worker_takes_its_share_without_a_gap(
     cluster,  # noqa: F811 - the module's fixture
@@ -86,12 +74,13 @@ async def test_a_joining_worker_takes_its_share_without_a_gap(
         first = Worker(exchange, cluster.url, "a")
         workers = [first]
         try:
-            await _until(
+            await until(
                 lambda: (
                     len(first.coordinator.held) == DEFAULT_SHARDS and not _not_live(reader, symbols)
                 ),
                 60,
                 "every book LIVE from the first worker",
+                poll_s=0.05,
             )
             gaps: list[tuple[str, str]] = []
 
@@ -111,7 +100,9 @@ async def test_a_joining_worker_takes_its_share_without_a_gap(
                     and all(reader.written(s)[1] == "b" for s in mine)
                 )
 
-            took = await _until(moved, 40, "the joiner's share taken and written", watch)
+            took = await until(
+                moved, 40, "the joiner's share taken and written", watch, poll_s=0.05
+            )
             for _ in range(20):  # and a second after
                 watch()
                 await asyncio.sleep(0.05)

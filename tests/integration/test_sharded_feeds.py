@@ -69,12 +69,16 @@ class Worker:
                 await task
 
 
-async def _until(predicate, timeout_s: float, what: str) -> float:
+async def until(predicate, timeout_s: float, what: str, watch=None, poll_s: float = 0.1) -> float:
+    """Seconds until ``predicate()`` holds (``watch()`` called on each look), polled every
+    ``poll_s``; fails after ``timeout_s``."""
     started = time.monotonic()
     while not predicate():
+        if watch is not None:
+            watch()
         if time.monotonic() - started > timeout_s:
             raise AssertionError(f"{what} not within {timeout_s} s")
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(poll_s)
     return time.monotonic() - started
 
 
@@ -94,12 +98,12 @@ async def test_three_feeds_share_the_symbols_and_take_over_a_crashed_one(
                 shares = [set(w.ingest.share.symbols) for w in workers]
                 return sum(map(len, shares)) == len(symbols) and set().union(*shares) == symbols
 
-            await _until(
+            await until(
                 lambda: shared() and all(len(w.ingest.share.shards) >= 20 for w in workers),
                 40,
                 "the symbols shared by three feeds",
             )
-            await _until(
+            await until(
                 lambda: set().union(*(w.live() for w in workers)) == symbols,
                 40,
                 "every book LIVE",
@@ -108,7 +112,7 @@ async def test_three_feeds_share_the_symbols_and_take_over_a_crashed_one(
             orphaned = set(victim.ingest.share.symbols)
             assert orphaned
             await victim.crash()
-            took = await _until(
+            took = await until(
                 lambda: set().union(*(w.live() for w in rest)) == symbols,
                 LEASE_MS / 1000 + 20,
                 "the crashed feed's books LIVE on the others",
