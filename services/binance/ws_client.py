@@ -108,10 +108,8 @@ class BinanceWebSocketClient:
         connection_attempts: SlidingWindowLimiter | None = None,
         open_timeout_s: float = 10.0,
         ping_interval_s: float | None = 20.0,
-        ping_timeout_s: float | None = 20.0,
         close_timeout_s: float = 2.0,
         max_message_bytes: int = 8 * 1024 * 1024,
-        max_queue: int = 1024,
         max_pending: int = 100_000,
         url_max_chars: int = 4000,
         lag_window: int = 512,
@@ -130,10 +128,8 @@ class BinanceWebSocketClient:
         self.connection_attempts = connection_attempts or SlidingWindowLimiter(300, 300.0)
         self.open_timeout_s = open_timeout_s
         self.ping_interval_s = ping_interval_s
-        self.ping_timeout_s = ping_timeout_s
         self.close_timeout_s = close_timeout_s
         self.max_message_bytes = max_message_bytes
-        self.max_queue = max_queue
         self.max_pending = max_pending
         self.url_max_chars = url_max_chars
         self.lag_window = lag_window

@@ -10,6 +10,14 @@ messages/s, pongs included) and batched (``max_params_per_message``). Reconnects
 closed; failures are only forgotten after a session stayed up ``stable_after_s`` and did
 not end with close code 1008. Connection attempts are limited to 300 per 5 minutes.
 
+The protocol itself is aiohttp's client (its compiled frame reader): pings are answered
+with pongs carrying their payload, fragmented messages are reassembled, a message above
+``max_message_bytes`` closes the session with 1009, a close frame is answered and the
+close handshake waits at most ``close_timeout_s``. No compression is offered. The client
+pings after ``ping_interval_s`` without traffic and drops a session whose pong does not
+come within half that interval. Text frames are read as bytes (no ``str`` copy):
+``decode_frame`` checks their UTF-8.
+
 Rotation: when the server announces ``serverShutdown`` or a session reaches
 ``rotate_after_s`` (23 h by default), a successor session opens with the same streams. The
 old session keeps delivering; the successor's frames are held back from its first data
@@ -29,10 +37,9 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
+import aiohttp
 import msgspec
-from websockets.asyncio.client import ClientConnection
-from websockets.asyncio.client import connect as ws_connect
-from websockets.exceptions import ConnectionClosed, WebSocketException
+from yarl import URL
 
 from services.binance import streams as names
 from services.binance.backoff import Backoff
@@ -49,6 +56,11 @@ from services.binance.rate_limit import SlidingWindowLimiter
 
 POLICY_VIOLATION = 1008
 """Close code Binance sends for too many incoming messages ("Too many requests")."""
+
+_TEXT = aiohttp.WSMsgType.TEXT
+_BINARY = aiohttp.WSMsgType.BINARY
+_OPEN_ERRORS = (OSError, TimeoutError, aiohttp.ClientError)
+"""What opening a session can raise when the server is down, slow or refuses the upgrade."""
 
 
 class LifecycleKind(enum.StrEnum):
@@ -153,7 +165,10 @@ class _Role(enum.Enum):
 class _Session:
     """One open WebSocket of a connection."""
 
-    def __init__(self, ws: ClientConnection, control_rate: float):
+    def __init__(
+        self, http: aiohttp.ClientSession, ws: aiohttp.ClientWebSocketResponse, control_rate: float
+    ):
+        self.http = http
         self.ws = ws
         self.opened_at = time.monotonic()
         self.last_data = self.opened_at
@@ -183,15 +198,22 @@ class _Session:
         self.role = _Role.RETIRED
         with contextlib.suppress(Exception):
             await self.ws.close()
+        await self.http.close()
 
 
-def _describe_close(exc: ConnectionClosed | None, ws: ClientConnection) -> tuple[str, int | None]:
-    rcvd = exc.rcvd if exc is not None else None
-    if rcvd is not None:
-        return f"closed by server: code {rcvd.code} {rcvd.reason}".rstrip(), rcvd.code
+def _describe_close(
+    last: aiohttp.WSMessage | None, ws: aiohttp.ClientWebSocketResponse
+) -> tuple[str, int | None]:
+    """Why a session's reading ended, from the last message ``receive`` gave, and the close
+    code to act on (None when the connection was lost without a close frame)."""
+    if last is not None and last.type is aiohttp.WSMsgType.CLOSE:
+        return f"closed by server: code {last.data} {last.extra or ''}".rstrip(), last.data
     code = ws.close_code
-    if code is not None and code != 1006:
-        return f"closed: code {code} {ws.close_reason or ''}".rstrip(), code
+    if last is not None and last.type is aiohttp.WSMsgType.ERROR:
+        error = last.data
+        if code is not None and code != aiohttp.WSCloseCode.ABNORMAL_CLOSURE:
+            return f"closed: code {code} {error}".rstrip(), code
+        return f"connection failed: {type(error).__name__}: {error}".rstrip(": "), None
     return "connection lost without a close frame", None
 
 
@@ -212,10 +234,8 @@ class ConnectionOwner(Protocol):
     connection_attempts: SlidingWindowLimiter
     open_timeout_s: float
     ping_interval_s: float | None
-    ping_timeout_s: float | None
     close_timeout_s: float
     max_message_bytes: int
-    max_queue: int
     url_max_chars: int
     lag_window: int
 
@@ -302,18 +322,21 @@ class Connection:
         client = self.client
         await client.connection_attempts.acquire()
         url_streams = self._url_streams()
-        ws = await ws_connect(
-            names.combined_url(self.ws_url, url_streams),
-            open_timeout=client.open_timeout_s,
-            ping_interval=client.ping_interval_s,
-            ping_timeout=client.ping_timeout_s,
-            close_timeout=client.close_timeout_s,
-            max_size=client.max_message_bytes,
-            max_queue=client.max_queue,
-            compression=None,
-            proxy=None,
-        )
-        session = _Session(ws, client.control_rate)
+        http = aiohttp.ClientSession()
+        try:
+            async with asyncio.timeout(client.open_timeout_s):
+                ws = await http.ws_connect(
+                    URL(names.combined_url(self.ws_url, url_streams), encoded=True),
+                    timeout=aiohttp.ClientWSTimeout(ws_close=client.close_timeout_s),
+                    heartbeat=client.ping_interval_s,
+                    max_msg_size=client.max_message_bytes,
+                    compress=0,
+                    decode_text=False,
+                )
+        except BaseException:
+            await http.close()
+            raise
+        session = _Session(http, ws, client.control_rate)
         session.reader = asyncio.get_running_loop().create_task(self._read(session))
         in_url = set(url_streams)
         missing = [name for name in self.desired if name not in in_url]
@@ -335,17 +358,18 @@ class Connection:
 
     async def _read(self, session: _Session) -> None:
         ws = session.ws
-        closed: ConnectionClosed | None = None
+        message: aiohttp.WSMessage | None = None
         try:
             while True:
-                raw = await ws.recv(decode=False)
-                self._on_message(session, raw)
-        except ConnectionClosed as exc:
-            closed = exc
+                message = await ws.receive()
+                kind = message.type
+                if kind is not _TEXT and kind is not _BINARY:
+                    break
+                self._on_message(session, message.data)
         except Exception as exc:
             session.end(f"reader failed: {exc!r}", None)
         if not session.ended:
-            reason, code = _describe_close(closed, ws)
+            reason, code = _describe_close(message, ws)
             session.end(reason, code)
         self.wake.set()
 
@@ -413,8 +437,8 @@ class Connection:
         if params is not None:
             message["params"] = params
         try:
-            await session.ws.send(msgspec.json.encode(message), text=True)
-        except ConnectionClosed as exc:
+            await session.ws.send_frame(msgspec.json.encode(message), _TEXT)
+        except ConnectionError as exc:
             session.pending.pop(request_id, None)
             raise ConnectionLost(str(exc)) from exc
         self.control_sent += 1
@@ -467,7 +491,7 @@ class Connection:
                 await asyncio.sleep(client.backoff.delay(failures - 1))
             try:
                 session = await self._open_session()
-            except (OSError, TimeoutError, WebSocketException, ConnectionLost, ControlError):
+            except (*_OPEN_ERRORS, ConnectionLost, ControlError):
                 failures += 1
                 self.failed_attempts += 1
                 continue
@@ -545,7 +569,7 @@ class Connection:
         """Open the successor session; the switch happens once it delivers data."""
         try:
             successor = await self._open_session()
-        except (OSError, TimeoutError, WebSocketException, ConnectionLost, ControlError):
+        except (*_OPEN_ERRORS, ConnectionLost, ControlError):
             self.failed_attempts += 1
             self._rotation_failed()
             successor = None

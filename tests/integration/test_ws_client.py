@@ -528,3 +528,43 @@ async def test_listen_ends_at_the_first_disconnect(server: FakeBinance) -> None:
                 server.peers[0].ws.transport.abort()
     assert received >= 5
     assert not server.peers or len(server.attempts) == 1
+
+
+async def test_fragmented_and_oversized_messages_and_a_clean_close(server: FakeBinance) -> None:
+    """A message sent in fragments arrives as one frame; a message above
+    ``max_message_bytes`` closes the session with 1009 (a protocol close, then a reconnect);
+    the client's own close is a clean close handshake (code 1000 at the server)."""
+    client = fast_client(server.endpoints, max_message_bytes=100_000)
+    await client.connect([BTC])
+    try:
+        peer = server.peers[0]
+        text = json.dumps(
+            {
+                "stream": BTC,
+                "data": {
+                    "e": "aggTrade", "E": 1, "s": "BTCUSDT", "a": 10**9, "p": "100.5",
+                    "q": "0.25", "f": 1, "l": 1, "T": 1, "m": False, "M": True,
+                },
+            }
+        )  # fmt: skip
+        await peer.ws.send(text[i : i + 7] for i in range(0, len(text), 7))
+        frames, _ = await collect(
+            client, 3.0, lambda f, e: any(x.frame.event.a == 10**9 for x in f)
+        )
+        assert any(f.frame.event.a == 10**9 for f in frames)
+        assert client.get_stats()[0].malformed == 0
+        await server.send(peer, '{"stream":"btcusdt@aggTrade","data":"' + "x" * 200_000 + '"}')
+        _, events = await collect(
+            client, 5.0, lambda f, e: bool(e) and e[-1].kind is LifecycleKind.RECONNECTED
+        )
+        assert [e.kind for e in events][-2:] == [
+            LifecycleKind.DISCONNECTED,
+            LifecycleKind.RECONNECTED,
+        ]
+        assert "1009" in events[-2].reason
+        assert peer.ws.close_code == 1009
+        last = server.peers[-1]
+    finally:
+        await client.close()
+    await asyncio.wait_for(last.ws.wait_closed(), 2.0)
+    assert last.ws.close_code == 1000
