@@ -12,7 +12,7 @@ orjson and msgspec lists.
 from __future__ import annotations
 
 import struct
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 
 import msgspec
 import numpy as np
@@ -26,6 +26,7 @@ _I8 = np.dtype("<i8")
 TRADE_BYTES = 33
 _STATUS_FIELDS = frozenset(f.name for f in fields(FeedStatus))
 _INFO_FIELDS = frozenset(f.name for f in fields(SymbolInfo))
+_TICKER_FIELDS = tuple(f.name for f in fields(Ticker24h))
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder()
@@ -69,7 +70,7 @@ def encode_record(snapshot: SymbolSnapshot, trades: TradePointer, writer: str) -
             "resync_reason": book.resync_reason,
         },
         "trades": [trades.generation, trades.last_block, trades.window, snapshot.trades.kind],
-        "info": asdict(snapshot.info),
+        "info": snapshot.info,  # msgspec writes a dataclass's fields in order, as asdict
         "candles": [
             [
                 c.open_time_ms,
@@ -84,7 +85,9 @@ def encode_record(snapshot: SymbolSnapshot, trades: TradePointer, writer: str) -
             ]
             for c in snapshot.candles
         ],
-        "ticker": None if snapshot.ticker is None else list(asdict(snapshot.ticker).values()),
+        "ticker": None
+        if snapshot.ticker is None
+        else [getattr(snapshot.ticker, name) for name in _TICKER_FIELDS],
     }
     head = _encoder.encode(header)
     return b"".join(
@@ -164,7 +167,7 @@ def decode_trades(data: bytes) -> tuple[np.ndarray, ...]:
 
 
 def encode_status(status: FeedStatus) -> bytes:
-    return _encoder.encode(asdict(status))
+    return _encoder.encode(status)
 
 
 def decode_status(data: bytes) -> FeedStatus:
@@ -173,7 +176,7 @@ def decode_status(data: bytes) -> FeedStatus:
 
 
 def encode_symbols(infos: list[SymbolInfo]) -> bytes:
-    return _encoder.encode([asdict(info) for info in infos])
+    return _encoder.encode(infos)
 
 
 def decode_symbols(data: bytes) -> list[SymbolInfo]:

@@ -167,17 +167,15 @@ class OrderBook:
     def bid_arrays(self, n: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Prices (descending) and quantities of the best ``n`` bids (all when None)."""
         keys = self._bid_keys if n is None else self._bid_keys[-n:] if n > 0 else []
-        prices = np.array(keys[::-1], dtype=np.float64)
-        book = self._bids
-        qtys = np.fromiter((book[p] for p in reversed(keys)), np.float64, len(keys))
+        prices = np.array(keys, dtype=np.float64)[::-1].copy()
+        qtys = np.fromiter(map(self._bids.__getitem__, reversed(keys)), np.float64, len(keys))
         return prices, qtys
 
     def ask_arrays(self, n: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Prices (ascending) and quantities of the best ``n`` asks (all when None)."""
         keys = self._ask_keys if n is None else self._ask_keys[-n:] if n > 0 else []
-        prices = -np.array(keys[::-1], dtype=np.float64)
-        book = self._asks
-        qtys = np.fromiter((book[-k] for k in reversed(keys)), np.float64, len(keys))
+        prices = np.negative(np.array(keys, dtype=np.float64)[::-1])
+        qtys = np.fromiter(map(self._asks.__getitem__, prices.tolist()), np.float64, len(keys))
         return prices, qtys
 
     def bids(self) -> dict[float, float]:
