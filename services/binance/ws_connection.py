@@ -196,9 +196,15 @@ class _Session:
     async def close(self, reason: str) -> None:
         self.end(reason, None)
         self.role = _Role.RETIRED
+        await self.release()
+
+    async def release(self) -> None:
+        """Close the WebSocket (a no-op once closed) and its HTTP session (its connector):
+        every session does, however it ended."""
         with contextlib.suppress(Exception):
             await self.ws.close()
-        await self.http.close()
+        with contextlib.suppress(Exception):
+            await self.http.close()
 
 
 def _describe_close(
@@ -360,18 +366,21 @@ class Connection:
         ws = session.ws
         message: aiohttp.WSMessage | None = None
         try:
-            while True:
-                message = await ws.receive()
-                kind = message.type
-                if kind is not _TEXT and kind is not _BINARY:
-                    break
-                self._on_message(session, message.data)
-        except Exception as exc:
-            session.end(f"reader failed: {exc!r}", None)
-        if not session.ended:
-            reason, code = _describe_close(message, ws)
-            session.end(reason, code)
-        self.wake.set()
+            try:
+                while True:
+                    message = await ws.receive()
+                    kind = message.type
+                    if kind is not _TEXT and kind is not _BINARY:
+                        break
+                    self._on_message(session, message.data)
+            except Exception as exc:
+                session.end(f"reader failed: {exc!r}", None)
+            if not session.ended:
+                reason, code = _describe_close(message, ws)
+                session.end(reason, code)
+            self.wake.set()
+        finally:
+            await session.release()
 
     def _on_message(self, session: _Session, raw: bytes) -> None:
         now = time.time()

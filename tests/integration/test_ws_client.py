@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import itertools
 import json
 import time
@@ -17,6 +18,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
 
+import aiohttp
 import pytest
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
@@ -183,6 +185,12 @@ def fast_client(endpoints: Endpoints, **overrides) -> BinanceWebSocketClient:
     return BinanceWebSocketClient(endpoints, **options)
 
 
+def open_http_sessions() -> int:
+    """aiohttp client sessions not closed (each WebSocket session has its own)."""
+    gc.collect()
+    return sum(1 for o in gc.get_objects() if isinstance(o, aiohttp.ClientSession) and not o.closed)
+
+
 async def collect(
     client: BinanceWebSocketClient, seconds: float, until=None
 ) -> tuple[list[Received], list[ConnectionEvent]]:
@@ -341,6 +349,7 @@ async def test_server_shutdown_rotates_make_before_break_without_loss(
         assert stats.rotations == 1 and stats.reconnects == 0
     finally:
         await client.close()
+    assert open_http_sessions() == 0
 
 
 async def test_rotation_before_the_age_limit_loses_nothing(server: FakeBinance) -> None:
@@ -369,9 +378,11 @@ async def test_close_1008_backs_off_instead_of_looping(server: FakeBinance) -> N
         assert 3 <= len(server.attempts) <= 12
         assert min(gaps) >= 0.1
         assert client.get_stats()[0].policy_closes >= 2
+        assert open_http_sessions() <= 1  # the sessions closed by the server are released
     finally:
         connecting.cancel()
         await client.close()
+    assert open_http_sessions() == 0
 
 
 async def test_policy_close_after_open_is_counted_and_backed_off(server: FakeBinance) -> None:
@@ -568,3 +579,4 @@ async def test_fragmented_and_oversized_messages_and_a_clean_close(server: FakeB
         await client.close()
     await asyncio.wait_for(last.ws.wait_closed(), 2.0)
     assert last.ws.close_code == 1000
+    assert open_http_sessions() == 0
