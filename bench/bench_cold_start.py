@@ -41,12 +41,17 @@ def main() -> None:
     parser.add_argument("--speed", type=float, default=1.0, help="replay speed")
     parser.add_argument("--no-previous", action="store_true", help="skip the previous desk")
     parser.add_argument("--workdir", type=Path, help="keep the relabelled recording here")
+    parser.add_argument(
+        "--own-process", action="store_true", help="run the exchange in its own process"
+    )
     args = parser.parse_args()
     with contextlib.ExitStack() as stack:
         workdir = args.workdir or Path(stack.enter_context(tempfile.TemporaryDirectory()))
         workdir.mkdir(parents=True, exist_ok=True)
         recording, symbols = relabelled(args.symbols, workdir)
-        now = asyncio.run(cold_start(recording, symbols, args.cap, speed=args.speed))
+        now = asyncio.run(
+            cold_start(recording, symbols, args.cap, speed=args.speed, own_process=args.own_process)
+        )
         before = (
             ColdStartReport(symbols=len(symbols), budget=PREVIOUS["rest_weight_budget"])
             if args.no_previous
@@ -69,6 +74,7 @@ def main() -> None:
             f"symbols LIVE per second ({args.symbols / now.all_live_s:.1f} vs "
             f"{live_rate_before:.2f})"
         )
+    print("books LIVE over time (now): " + ", ".join(f"{n}@{t:g}s" for t, n in now.live_curve))
     print("goal: 200 symbols <= 60 s, 1500 <= 300 s, never over the budget")
     print(
         json.dumps(
@@ -81,6 +87,8 @@ def main() -> None:
                 "cold_start_snapshots": now.snapshots,
                 "cold_start_live_at_end": now.live_at_end,
                 "cold_start_replay_speed": args.speed,
+                "cold_start_exchange_own_process": args.own_process,
+                "cold_start_live_curve_s_live": now.live_curve,
                 "previous_live_at_cap": before.live_at_end,
                 "previous_cap_s": args.cap,
                 "previous_all_live_s": before.all_live_s and round(before.all_live_s, 2),

@@ -11,8 +11,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import socket
+import subprocess
+import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +39,7 @@ class ColdStartReport:
         ``X-MBX-USED-WEIGHT-1M`` the exchange reported (its rolling 60 s window).
     rate_limited: the exchange answered 429/418 at least once. snapshots: depth snapshots
         fetched. budget: the feed's weight per minute. deepened: books deepened meanwhile.
+    live_curve: (seconds since start, books LIVE) about every ``curve_every_s``.
     """
 
     symbols: int
@@ -46,6 +51,42 @@ class ColdStartReport:
     snapshots: int = 0
     deepened: int = 0
     used: list[int] = field(default_factory=list)
+    live_curve: list[tuple[float, int]] = field(default_factory=list)
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@contextlib.asynccontextmanager
+async def _exchange(
+    recording: Path, speed: float, own_process: bool
+) -> AsyncIterator[tuple[str, str, str]]:
+    """``(ws_url, rest_url, market)`` of a local exchange replaying ``recording`` in a loop:
+    in this process, or in its own (``python -m app exchange``; then only the feed's work
+    is this process's) — spot recordings only for the latter."""
+    if not own_process:
+        async with LocalExchange(recording, speed=speed, loop=True) as exchange:
+            yield exchange.ws_url, exchange.rest_url, exchange.market
+        return
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "app", "exchange", "--recording", str(recording)]
+    command += ["--port", str(port), "--loop", "--speed", f"{speed:g}"]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 600
+        while True:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+                break
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise RuntimeError(f"the exchange did not listen on {port}")
+            await asyncio.sleep(0.2)
+        base = f"127.0.0.1:{port}"
+        yield f"ws://{base}", f"http://{base}", "spot"
+    finally:
+        process.kill()
+        process.wait(timeout=10)
 
 
 def relabelled(count: int, directory: Path, source: Path = SPOT_2021) -> tuple[Path, list[str]]:
@@ -67,16 +108,19 @@ async def cold_start(
     timeout_s: float,
     shared_weight: SharedWeightWindow | None = None,
     speed: float = 1.0,
+    own_process: bool = False,
+    curve_every_s: float = 10.0,
     **options: object,
 ) -> ColdStartReport:
     """Start a feed on ``symbols`` against a local exchange replaying ``recording`` at
-    ``speed`` and wait until all books are LIVE (or ``timeout_s``). ``options`` override
-    ``FeedConfig``. The exchange's REST weight window is wall-clock at any speed; a
-    slower replay only thins the streams (so one process can carry more symbols)."""
-    async with LocalExchange(recording, speed=speed, loop=True) as exchange:
+    ``speed`` (in its own process when ``own_process``) and wait until all books are LIVE
+    (or ``timeout_s``). ``options`` override ``FeedConfig``. The exchange's REST weight
+    window is wall-clock at any speed; a slower replay only thins the streams (so one
+    process can carry more symbols)."""
+    async with _exchange(recording, speed, own_process) as (ws_url, rest_url, market):
         store = MemoryStore()
         config = FeedConfig(
-            endpoints=custom(exchange.ws_url, exchange.rest_url, market=exchange.market),
+            endpoints=custom(ws_url, rest_url, market=market),
             symbols=tuple(symbols),
             publish_interval_s=0.1,
             idle_timeout_s=10.0,
@@ -104,8 +148,12 @@ async def cold_start(
                     1 for s in symbols if (x := store.snapshot(s)) is not None and x.book.is_live
                 )
                 report.live_at_end = live
+                elapsed = time.monotonic() - started
+                if not report.live_curve or elapsed - report.live_curve[-1][0] >= curve_every_s:
+                    report.live_curve.append((round(elapsed, 1), live))
                 if live == len(symbols):
-                    report.all_live_s = time.monotonic() - started
+                    report.all_live_s = elapsed
+                    report.live_curve.append((round(elapsed, 1), live))
                     break
                 await asyncio.sleep(0.05)
             stats = feed.stats()
