@@ -558,7 +558,11 @@ class Feed:
             taps, level_taps = self._taps, self._level_taps
             if feed.lanes and was_live and feed.book.state is SyncState.LIVE:
                 if feed.book.counters.diffs_applied != applied:
-                    self._put_lanes(feed, event)
+                    try:  # inline: no Python frame per diff for the laned taps
+                        for _, put in feed.lanes:
+                            put(event)
+                    except Exception as exc:
+                        self._lane_failed(feed, exc)
                 taps, level_taps = self._hook_taps, self._hook_level_taps
             if level_taps and feed.book.counters.diffs_applied != applied:
                 self._tap_levels(event, feed, level_taps)
@@ -965,8 +969,11 @@ class Feed:
             and (feed.lanes or self._row_taps)
         ):
             feed.tapped_id = newest
-            if feed.lanes:
-                self._put_lanes(feed, row)
+            try:
+                for _, put in feed.lanes:
+                    put(row)
+            except Exception as exc:
+                self._lane_failed(feed, exc)
             for tap in self._row_taps:
                 try:
                     tap.on_trade_row(symbol, feed.trades.kind, row)  # type: ignore[attr-defined]
@@ -984,12 +991,10 @@ class Feed:
             except Exception as exc:
                 self._tap_failed(tap, symbol, exc)
 
-    def _put_lanes(self, feed: _SymbolFeed, item: object) -> None:
-        for tap, put in feed.lanes:
-            try:
-                put(item)
-            except Exception as exc:
-                self._tap_failed(tap, feed.book.symbol, exc)
+    def _lane_failed(self, feed: _SymbolFeed, exc: Exception) -> None:
+        """A lane's put raised (never a ``deque.append``): counted as its tap's error; the
+        lanes after it miss that one message."""
+        self._tap_failed(feed.lanes[0][0], feed.book.symbol, exc)
 
     def _tap_book(
         self, symbol: str, feed: _SymbolFeed, taps: tuple[FeedTap, ...] | None = None
