@@ -16,8 +16,9 @@ market second (the same messages in every run), away from the flush's aftermath.
 first ``LIVE_S`` seconds at the recording's own pace, the writer on its own 1 s interval
 overlapping the feed as in the app (off / on / off again, ``LIVE_ROUNDS`` rounds).
 CPU % of one core at real rate = (process CPU with the recorder − without) / 650.6 s.
-Bytes per trade and the recorded book's bytes per day (extrapolated from 650.6 s) are
-measured on the compacted result.
+(The feed keeps a log of aggTrades, so the recording's trades are stored as
+``trades-aggTrade`` here.) Bytes per trade and the recorded book's bytes per day
+(extrapolated from 650.6 s) are measured on the compacted result.
 
 Queries: the recording's trades tiled to 3,000,000 stored trades (ids continuous, each tile
 shifted by the recording's span, ~27 h), written by the writer and compacted to hourly
@@ -256,7 +257,7 @@ def _bytes(root: Path, dataset: str) -> int:
 
 def _build_stored(root: Path, source: Path) -> None:
     """Tile the recorded trades to N_STORED stored trades through the writer, compacted."""
-    base = HistoryReader(source).trade_frame("spot", "BTCUSDT", kind="trade")
+    base = HistoryReader(source).trade_frame("spot", "BTCUSDT", kind="aggTrade")
     n = base.height
     ids0 = base["trade_id"].to_numpy() - int(base["trade_id"][0])
     times0 = base["time_ms"].to_numpy()
@@ -333,7 +334,7 @@ def run(tmp: Path) -> None:
         for name, rs in live_runs.items()
     }
     cpu_pct = 100.0 * (taped["cpu_s"] - bare["cpu_s"]) / SPAN_S
-    trades_bytes = _bytes(recorded_root, "trades-trade")
+    trades_bytes = _bytes(recorded_root, "trades-aggTrade")
     book_bytes = _bytes(recorded_root, "book-grid") + _bytes(recorded_root, "book-top")
     book_per_day_mb = book_bytes / SPAN_S * 86_400 / 1e6
     per_trade = trades_bytes / 19_904
