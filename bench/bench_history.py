@@ -13,8 +13,10 @@ as live, each flush blocking the replay between two turns ("writer on"), and wit
 alone (its lanes emptied each market second, nothing written: "tap only"). "median, turns
 ≥ 10": the median over the messages of the turns ten or more after the first of their
 market second (the same messages in every run), away from the flush's aftermath. Then the
-first ``LIVE_S`` seconds at the recording's own pace, the writer on its own 1 s interval
-overlapping the feed as in the app (off / on / off again, ``LIVE_ROUNDS`` rounds).
+first ``LIVE_S`` seconds paced: each turn at its event time, ``LIVE_SPEED``× the
+recording's pace, the writer on its own interval (1 s / ``LIVE_SPEED``: the same work per
+market second as live) overlapping the feed as in the app, so the feed's turns are as
+cold as live ones (off / on / off again, ``LIVE_ROUNDS`` rounds).
 CPU % of one core at real rate = (process CPU with the recorder − without) / 650.6 s.
 (The feed keeps a log of aggTrades, so the recording's trades are stored as
 ``trades-aggTrade`` here.) Bytes per trade and the recorded book's bytes per day
@@ -72,7 +74,8 @@ from services.replay.recording import SPOT_2024, read_recording
 from services.store import MemoryStore
 
 SPAN_S = 650.6
-LIVE_S = 15.0
+LIVE_S = 75.0
+LIVE_SPEED = 5.0
 LIVE_ROUNDS = 3
 SETTLED_TURNS = 10
 """Turns after the first of a market second (the bench's writer flushes there): the
@@ -198,16 +201,17 @@ async def _replay_turns(
 
 
 def _replay_live(turns: list[list[tuple[str, object]]], root: Path | None) -> dict[str, float]:
-    """The first ``LIVE_S`` seconds of the recording played at its own pace (each turn at
-    its event time, as the exchange pushed it) through a real ``Feed``; with ``root``, the
-    recorder tap and the writer thread on its own 1 s interval as in the app — its work
+    """The first ``LIVE_S`` seconds of the recording paced (each turn at its event time,
+    as the exchange pushed it, ``LIVE_SPEED``× as fast) through a real ``Feed``; with
+    ``root``, the recorder tap and the writer thread on its own interval (1 s of market
+    time) as in the app — its work
     (taking the lanes, the grid, the Parquet writes) overlaps the feed's turns as it does
     live, GIL and caches included. Same per-message figures as ``_replay``."""
     return asyncio.run(_replay_live_turns(turns, root))
 
 
 async def _replay_live_turns(turns: list[list[tuple[str, object]]], root: Path | None) -> dict:
-    writer = HistoryWriter(root, flush_interval_s=1.0).start() if root else None
+    writer = HistoryWriter(root, flush_interval_s=1.0 / LIVE_SPEED).start() if root else None
     recorder = HistoryRecorder(writer, "spot", ticks={"BTCUSDT": TICK}) if writer else None
     feed = _feed((recorder,) if recorder else ())
     symbol = feed._symbols["BTCUSDT"]
@@ -220,7 +224,7 @@ async def _replay_live_turns(turns: list[list[tuple[str, object]]], root: Path |
         at_s = (_event_ms(turn) - first_ms) / 1000 if _event_ms(turn) else 0.0
         if at_s >= LIVE_S:
             break
-        await asyncio.sleep(max(0.0, start + at_s - time.perf_counter()))
+        await asyncio.sleep(max(0.0, start + at_s / LIVE_SPEED - time.perf_counter()))
         t0, c0 = time.perf_counter(), time.thread_time()
         for kind, item in turn:
             if kind == "snapshot":
@@ -509,8 +513,8 @@ def run(tmp: Path) -> None:
         off, on, off2, only = bare[key], taped[key], again[key], tap[key]
         print(f"    {label:<22}{off:>10.2f} µs{on:>10.2f} µs{off2:>10.2f} µs{only:>8.2f} µs"
               f"{on - off:>+10.2f} µs{off2 - off:>+10.2f} µs{only - off:>+10.2f} µs")  # fmt: skip
-    print(f"  at the recording's own pace, first {LIVE_S:.0f} s "
-          f"({live['on']['messages']:.0f} messages, writer on its 1 s interval: "
+    print(f"  paced ({LIVE_SPEED:.0f}× the recording's pace), first {LIVE_S:.0f} s "
+          f"({live['on']['messages']:.0f} messages, writer every market second: "
           f"{live['on']['segments_written']:.0f} segments written), "
           f"medians of {LIVE_ROUNDS}:")  # fmt: skip
     print("  feed thread per message     writer off    writer on   off again"
