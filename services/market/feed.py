@@ -992,8 +992,8 @@ class Feed:
                 self._tap_failed(tap, symbol, exc)
 
     def _lane_failed(self, feed: _SymbolFeed, exc: Exception) -> None:
-        """A lane's put raised (never a ``deque.append``): counted as its tap's error; the
-        lanes after it miss that one message."""
+        """A lane's put raised (a ``deque.append`` never does): counted as a tap error (of
+        the first laned tap); the lanes after it miss that one message."""
         self._tap_failed(feed.lanes[0][0], feed.book.symbol, exc)
 
     def _tap_book(
