@@ -28,6 +28,11 @@ Complexity, with n levels on a side and k levels in a message:
   for the top N levels, never a sort of the side.
 * ``load_snapshot``: O(n log n) (one sort per side).
 
+The arrays of a side are rebuilt only from its best level down to the deepest level changed
+since the previous call (any depth ``n``): the levels below it are the same keys with the
+same quantities at the same positions, so they are taken from the previous arrays. Every
+change goes through ``apply_*``, ``load_snapshot`` or ``clear``, which track that level.
+
 Memory: a 5000 × 2 level book is about 0.9 MiB (floats, two dicts, two key lists).
 """
 
@@ -35,6 +40,7 @@ from __future__ import annotations
 
 from bisect import bisect_left, insort
 from collections.abc import Iterable
+from typing import NamedTuple
 
 import numpy as np
 
@@ -44,7 +50,18 @@ Level = tuple[float, float]
 class OrderBook:
     """Bids and asks as price → quantity, readable best-first without sorting."""
 
-    __slots__ = ("_ask_keys", "_asks", "_bid_keys", "_bids", "ask_ceiling", "bid_floor")
+    __slots__ = (
+        "_ask_keys",
+        "_ask_low",
+        "_ask_view",
+        "_asks",
+        "_bid_keys",
+        "_bid_low",
+        "_bid_view",
+        "_bids",
+        "ask_ceiling",
+        "bid_floor",
+    )
 
     def __init__(self) -> None:
         self._bids: dict[float, float] = {}
@@ -53,6 +70,10 @@ class OrderBook:
         self._ask_keys: list[float] = []
         self.bid_floor = -np.inf
         self.ask_ceiling = np.inf
+        # the lowest key changed since the side's last arrays, and those arrays
+        self._bid_low = self._ask_low = -np.inf
+        self._bid_view: _SideView | None = None
+        self._ask_view: _SideView | None = None
 
     def clear(self) -> None:
         """Remove every level from both sides."""
@@ -62,6 +83,7 @@ class OrderBook:
         self._ask_keys.clear()
         self.bid_floor = -np.inf
         self.ask_ceiling = np.inf
+        self._bid_low = self._ask_low = -np.inf
 
     def copy(self) -> OrderBook:
         """An independent copy of both sides and the known range. O(n), no sorting: the
@@ -85,6 +107,7 @@ class OrderBook:
         self._asks = {p: q for p, q in ask_levels if q != 0.0}
         self._bid_keys = sorted(self._bids)
         self._ask_keys = sorted(-p for p in self._asks)
+        self._bid_low = self._ask_low = -np.inf
         cut_bids = limit is not None and len(bid_levels) >= limit
         cut_asks = limit is not None and len(ask_levels) >= limit
         self.bid_floor = self._bid_keys[0] if cut_bids and self._bid_keys else -np.inf
@@ -96,9 +119,12 @@ class OrderBook:
         book = self._bids
         keys = self._bid_keys
         floor = self.bid_floor
+        low = self._bid_low
         for price, qty in levels:
             if price < floor:
                 continue
+            if price < low:
+                low = self._bid_low = price
             if qty == 0.0:
                 if book.pop(price, None) is not None:
                     del keys[bisect_left(keys, price)]
@@ -113,9 +139,12 @@ class OrderBook:
         book = self._asks
         keys = self._ask_keys
         ceiling = self.ask_ceiling
+        low = self._ask_low
         for price, qty in levels:
             if price > ceiling:
                 continue
+            if -price < low:
+                low = self._ask_low = -price
             if qty == 0.0:
                 if book.pop(price, None) is not None:
                     del keys[bisect_left(keys, -price)]
@@ -166,17 +195,15 @@ class OrderBook:
 
     def bid_arrays(self, n: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Prices (descending) and quantities of the best ``n`` bids (all when None)."""
-        keys = self._bid_keys if n is None else self._bid_keys[-n:] if n > 0 else []
-        prices = np.array(keys, dtype=np.float64)[::-1].copy()
-        qtys = np.fromiter(map(self._bids.__getitem__, reversed(keys)), np.float64, len(keys))
-        return prices, qtys
+        view = _side_arrays(self._bid_keys, self._bids, 1.0, n, self._bid_low, self._bid_view)
+        self._bid_view, self._bid_low = view, np.inf
+        return view.prices.copy(), view.qtys.copy()
 
     def ask_arrays(self, n: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Prices (ascending) and quantities of the best ``n`` asks (all when None)."""
-        keys = self._ask_keys if n is None else self._ask_keys[-n:] if n > 0 else []
-        prices = np.negative(np.array(keys, dtype=np.float64)[::-1])
-        qtys = np.fromiter(map(self._asks.__getitem__, prices.tolist()), np.float64, len(keys))
-        return prices, qtys
+        view = _side_arrays(self._ask_keys, self._asks, -1.0, n, self._ask_low, self._ask_view)
+        self._ask_view, self._ask_low = view, np.inf
+        return view.prices.copy(), view.qtys.copy()
 
     def bids(self) -> dict[float, float]:
         """A copy of the bid side as price → quantity (for tests and snapshots)."""
@@ -185,3 +212,41 @@ class OrderBook:
     def asks(self) -> dict[float, float]:
         """A copy of the ask side as price → quantity (for tests and snapshots)."""
         return dict(self._asks)
+
+
+class _SideView(NamedTuple):
+    """A side's arrays (best first) over key positions ``[start, length)`` of its keys."""
+
+    prices: np.ndarray
+    qtys: np.ndarray
+    start: int
+    length: int
+
+
+def _side_arrays(
+    keys: list[float],
+    book: dict[float, float],
+    sign: float,
+    n: int | None,
+    low: float,
+    last: _SideView | None,
+) -> _SideView:
+    """The best ``n`` levels of a side (keys ascending, best last; price = ``sign`` · key).
+    Positions below the first key ``>= low`` hold what they held for ``last``: those levels
+    are copied from it when it covers them, and only the rest is read from the book."""
+    length = len(keys)
+    start = 0 if n is None else max(length - n, 0) if n > 0 else length
+    keep = min(bisect_left(keys, low), length) if last is not None else start
+    if last is None or start < last.start or keep <= start:
+        keep = start
+    fresh = keys[keep:]
+    prices = np.array(fresh, dtype=np.float64)[::-1]
+    if sign < 0:
+        prices = np.negative(prices)
+    qtys = np.fromiter(map(book.__getitem__, prices.tolist()), np.float64, len(fresh))
+    if keep > start and last is not None:
+        # old positions [start, keep) sit at last's indices [length_old - keep, length_old - start)
+        lo, hi = last.length - keep, last.length - start
+        prices = np.concatenate((prices, last.prices[lo:hi]))
+        qtys = np.concatenate((qtys, last.qtys[lo:hi]))
+    return _SideView(prices, qtys, start, length)

@@ -112,3 +112,41 @@ def test_a_truncated_snapshot_bounds_the_known_range():
     whole.apply_asks([(110.0, 5.0)])
     assert whole.bids() == {100.0: 1.0, 95.0: 5.0}  # one bid of two allowed: the whole side
     assert 110.0 not in whole.asks()
+
+
+_price = st.integers(1, 60).map(lambda i: i * 0.5)
+_side_levels = st.lists(st.tuples(_price, st.sampled_from([0.0, 1.0, 2.5, 7.0])), max_size=8)
+_step = st.one_of(
+    st.tuples(st.just("diff"), _side_levels, _side_levels),
+    st.tuples(st.just("snapshot"), _side_levels, _side_levels),
+    st.tuples(st.just("clear"), st.just([]), st.just([])),
+    st.tuples(st.just("view"), st.sampled_from([None, 0, 1, 3, 10, 40]), st.just([])),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(steps=st.lists(_step, max_size=40))
+def test_arrays_rebuilt_from_the_deepest_change_equal_a_fresh_read(steps) -> None:
+    """``bid_arrays``/``ask_arrays`` reuse their previous arrays below the deepest level
+    changed since: after any diffs, snapshots, clears and views at any depth, they equal
+    the arrays of a fresh copy of the book, and mutating a returned array changes nothing."""
+    book = OrderBook()
+    for kind, first, second in [*steps, ("view", None, [])]:
+        if kind == "diff":
+            book.apply_bids(first)
+            book.apply_asks(second)
+        elif kind == "snapshot":
+            book.load_snapshot(first, second, limit=4)
+        elif kind == "clear":
+            book.clear()
+        else:
+            depth = first
+        if kind != "view":
+            continue
+        fresh = book.copy()
+        got = (*book.bid_arrays(depth), *book.ask_arrays(depth))
+        want = (*fresh.bid_arrays(depth), *fresh.ask_arrays(depth))
+        for a, b in zip(got, want, strict=True):
+            assert a.tolist() == b.tolist()
+        for array in got:
+            array[:] = -1.0
