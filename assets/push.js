@@ -24,6 +24,10 @@
   const QUIET_MS = 100;  // a chart redraw waits for this long a pause in the trades
   const CHART_SHARE = 0.03;  // a pushed chart's redraws take at most this share of the time
   const CHART_MAX_GAP_MS = 8000;  // ... but a shown chart is redrawn at least this often
+  const BUSY_WINDOW_MS = 10000;  // the main thread's load is reviewed this often ...
+  const BUSY_HIGH = 0.15;  // ... and above this share of it in long tasks ...
+  const STRETCH = 2;  // ... the pushed intervals of the server-driven panels are this long ×
+  const BUSY_LOW = 0.05;  // ... until it is back under this share
   const RECENTRE_SHARE = 0.5;  // (the depth chart recentres as app/callbacks/depth.py does)
   const STATUS_STALE_MS = 3000;  // no status message for this long: the polled bar is back
   const RECENT_TRADES = 5000;  // streamed trades kept to apply to a seed that arrives late
@@ -43,9 +47,12 @@
     document.body.classList.toggle("push-live", state === "live");
     const book = state === "live" && s.open.book === true;
     document.body.classList.toggle("push-status", status);
-    if (state === s.state && status === s.statusPushed && book === s.bookPushed) {
+    const stretch = state === "live" ? s.stretch : 1;
+    if (state === s.state && status === s.statusPushed && book === s.bookPushed &&
+        stretch === s.stretched) {
       return;
     }
+    s.stretched = stretch;
     s.statusPushed = status;
     s.bookPushed = book;
     s.state = state;
@@ -64,6 +71,7 @@
         slow_refresh_ms: cfg ? cfg.slow_refresh_ms : null,
         pushed_slow_refresh_ms: cfg ? cfg.pushed_slow_refresh_ms : null,
         pushed_refresh_ms: cfg ? cfg.pushed_refresh_ms : null,
+        stretch: stretch,
       }});
     }, 0);
   }
@@ -598,6 +606,30 @@
     publishState();
   }
 
+  /* Load shedding while pushed: the page's main thread is watched (long tasks, ≥ 50 ms);
+   * when they took more than BUSY_HIGH of the last BUSY_WINDOW_MS the server-driven
+   * panels' pushed intervals are stretched ×STRETCH (fewer Dash callbacks and Plotly
+   * redraws to hold up the tape), and back to ×1 under BUSY_LOW. */
+  s.busy = 0;
+  s.busySince = performance.now();
+  s.stretch = 1;
+  if (window.PerformanceObserver && PerformanceObserver.supportedEntryTypes &&
+      PerformanceObserver.supportedEntryTypes.includes("longtask")) {
+    new PerformanceObserver(function (list) {
+      for (const entry of list.getEntries()) {
+        s.busy += entry.duration;
+      }
+    }).observe({type: "longtask"});
+    setInterval(function () {
+      const now = performance.now();
+      const share = s.busy / (now - s.busySince);
+      s.busy = 0;
+      s.busySince = now;
+      s.stretch = share > BUSY_HIGH ? STRETCH : share < BUSY_LOW ? 1 : s.stretch;
+      publishState();
+    }, BUSY_WINDOW_MS);
+  }
+
   function watchStatus(generation) {
     clearInterval(s.statusTimer);
     s.statusTimer = setInterval(function () {
@@ -662,8 +694,9 @@
       const normal = (pushState && pushState.refresh_ms) || 500;
       const slow = (pushState && pushState.slow_refresh_ms) || 2000;
       const live = state === "live";
-      return [live, live ? pushState.pushed_refresh_ms : normal,
-        live ? pushState.pushed_slow_refresh_ms : slow, "push-badge " + state];
+      const stretch = (pushState && pushState.stretch) || 1;
+      return [live, live ? stretch * pushState.pushed_refresh_ms : normal,
+        live ? stretch * pushState.pushed_slow_refresh_ms : slow, "push-badge " + state];
     },
   }});
 })();

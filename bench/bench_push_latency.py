@@ -16,7 +16,12 @@ Where the time goes (pushed mode, same seconds): event → received by a Python 
 trades stream (the server's part), and by a bare WebSocket in the page (adds the browser's
 main thread being free to run ``onmessage``); painted minus received is the page's own work.
 The share of the time the page's main thread spent in long tasks (≥ 50 ms, the page's
-charts being redrawn, slower under load) is printed per mode.
+charts being redrawn, slower under load) is printed per mode, and what ran in them: the
+scripts of Chromium's long animation frames (LoAF, ≥ 50 ms) by invoker and file — e.g.
+``IdleRequestCallback @ push.js`` (the pushed depth and flow redraws), ``Response.json.then
+@ dash_renderer`` (a server callback's answer rendered: its Plotly figure or HTML),
+``setTimeout @ (no source)`` (the Dash renderer's own scheduled work), ``onmessage @
+push.js`` (the tape painted).
 
 CPU per page: the server process's CPU seconds per wall second with N pages open, minus with
 none just before, divided by N; for polling pages and for pushed pages. The server runs
@@ -68,6 +73,21 @@ window.__since = performance.now();
 new PerformanceObserver(function (list) {
   for (const entry of list.getEntries()) { window.__busy += entry.duration; }
 }).observe({entryTypes: ["longtask"]});
+window.__frames = {};
+if (PerformanceObserver.supportedEntryTypes.includes("long-animation-frame")) {
+  new PerformanceObserver(function (list) {
+    for (const frame of list.getEntries()) {
+      for (const script of frame.scripts) {
+        const file = (script.sourceURL || "").split("/").pop().split("?")[0] || "(no source)";
+        const key = script.invoker.split(".")[0].replace("TimerHandler:", "") + " @ " + file;
+        const seen = window.__frames[key] || (window.__frames[key] = {ms: 0, max: 0, n: 0});
+        seen.ms += script.duration;
+        seen.max = Math.max(seen.max, script.duration);
+        seen.n += 1;
+      }
+    }
+  }).observe({type: "long-animation-frame"});
+}
 window.__offset = arguments[1];
 const target = document.getElementById(arguments[0]);
 const seen = new Set(Array.from(target.querySelectorAll('.tape-row'), (row) => row.textContent));
@@ -150,6 +170,11 @@ class Observed:
     client_received: list[float] = field(default_factory=list)
     busy_share: float = 0.0
     """Share of the time the page's main thread spent in long tasks (≥ 50 ms each)."""
+    seconds: float = 0.0
+    long_frames: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Scripts run in long animation frames (≥ 50 ms, Chromium's LoAF entries), by what
+    invoked them and the script's file (``setTimeout @ push.js``, ``Response.json.then @
+    dash_renderer...``): ``ms`` in total, ``max`` (the longest one), ``n`` (how many)."""
 
 
 def python_client(url: str, clock: ExchangeClock, seconds: float, out: list[float]) -> None:
@@ -197,6 +222,8 @@ def latencies(
     observed.busy_share = float(
         driver.execute_script("return window.__busy / (performance.now() - window.__since)")
     )
+    observed.seconds = seconds
+    observed.long_frames = driver.execute_script("return window.__frames")
     observed.page_received = [
         float(x)
         for x in driver.execute_script(
@@ -231,6 +258,13 @@ def close_pages(driver: webdriver.Chrome) -> None:
         driver.close()
     driver.switch_to.window(handles[0])
     driver.get("about:blank")
+
+
+def top_long_frames(
+    frames: dict[str, dict[str, float]], count: int
+) -> list[tuple[str, dict[str, float]]]:
+    """The ``count`` script sources that took most time in long animation frames."""
+    return sorted(frames.items(), key=lambda item: -item[1]["ms"])[:count]
 
 
 def p95(values: list[float]) -> float:
@@ -316,6 +350,14 @@ def main() -> int:
     for mode, seen in (("polling", polled), ("push", pushed)):
         label = f"{mode}: page main thread in long tasks (share of the time)"
         print(f"  {label:<62} {seen.busy_share * 100:>9.1f} %")
+    for mode, seen in (("polling", polled), ("push", pushed)):
+        print(f"  {mode}: scripts in long frames, ms per s (longest, count)")
+        for key, frame in top_long_frames(seen.long_frames, 6):
+            label = f"    {key}"[:62]
+            print(
+                f"  {label:<62} {frame['ms'] / seen.seconds:>9.1f} ms/s "
+                f"({frame['max']:.0f} ms, {frame['n']:.0f})"
+            )
     ratio = figures["push_latency_ms_p95"] / figures["polling_latency_ms_p95"]
     print(f"  {'push p95 / polling p95':<62} {ratio:>9.3f}")
     print(f"  {'server CPU idle':<62} {idle * 1000:>9,.1f} ms/s")
@@ -330,6 +372,10 @@ def main() -> int:
                 "trades_painted_push": len(pushed.painted),
                 "polling_page_long_task_share": round(polled.busy_share, 3),
                 "push_page_long_task_share": round(pushed.busy_share, 3),
+                "push_long_frame_scripts_ms_per_s": {
+                    key: round(frame["ms"] / pushed.seconds, 1)
+                    for key, frame in top_long_frames(pushed.long_frames, 6)
+                },
                 "server_cpu_idle_ms_per_s": round(idle * 1000, 1),
                 "server_cpu_per_polling_page_ms_per_s": round(poll_cpu, 2),
                 "server_cpu_per_pushed_page_ms_per_s": round(push_cpu, 2),
