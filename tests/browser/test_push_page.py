@@ -72,6 +72,7 @@ def test_tape_is_pushed_and_falls_back_to_polling_while_the_streams_are_away(
         _flow_follows_the_stream(run, store)
         _status_and_depth_follow_their_streams(run)
         _depth_waits_off_screen(dash_duo, run)
+        _intervals_stretch_under_load(run)
         push.pause("restart")
         dash_duo.wait_for_contains_text("#push-badge", "polling", timeout=10)
         until(lambda: not run(LIVE) and run(POLLED), timeout=10)
@@ -140,7 +141,9 @@ def _status_and_depth_follow_their_streams(run) -> None:
 
 
 DEPTH_BOOK = "return document.getElementById('depth-chart').dataset.lastUpdateId || null;"
-DEPTH_OFF_SCREEN = "return document.getElementById('depth-chart').getBoundingClientRect().bottom < 0;"
+DEPTH_OFF_SCREEN = (
+    "return document.getElementById('depth-chart').getBoundingClientRect().bottom < 0;"
+)
 
 
 def _depth_waits_off_screen(dash_duo, run) -> None:
@@ -157,6 +160,23 @@ def _depth_waits_off_screen(dash_duo, run) -> None:
     dash_duo.driver.set_window_size(1400, 1000)
     run("window.scrollTo(0, 0);")
     until(lambda: run(DEPTH_BOOK) != hidden, timeout=10)
+
+
+POLLING_FOR = "return window.dash_clientside.tapescope.pollingFor(arguments[0]);"
+
+
+def _intervals_stretch_under_load(run) -> None:
+    """The intervals the push state asks for: pushed ones (× the load-shedding stretch)
+    while live, the normal ones otherwise whatever the stretch."""
+    state = {
+        "refresh_ms": 500, "slow_refresh_ms": 2000, "pushed_refresh_ms": 3000,
+        "pushed_slow_refresh_ms": 4000,
+    }  # fmt: skip
+    live = {**state, "state": "live"}
+    assert run(POLLING_FOR, live) == [True, 3000, 4000, "push-badge live"]
+    assert run(POLLING_FOR, {**live, "stretch": 2}) == [True, 6000, 8000, "push-badge live"]
+    down = {**state, "state": "down", "stretch": 2}
+    assert run(POLLING_FOR, down) == [False, 500, 2000, "push-badge down"]
 
 
 FLOW_READ = """
