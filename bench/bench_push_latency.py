@@ -19,9 +19,10 @@ The share of the time the page's main thread spent in long tasks (≥ 50 ms, the
 charts being redrawn, slower under load) is printed per mode, and what ran in them: the
 scripts of Chromium's long animation frames (LoAF, ≥ 50 ms) by invoker and file — e.g.
 ``IdleRequestCallback @ push.js`` (the pushed depth and flow redraws), ``Response.json.then
-@ dash_renderer`` (a server callback's answer rendered: its Plotly figure or HTML),
-``setTimeout @ (no source)`` (the Dash renderer's own scheduled work), ``onmessage @
-push.js`` (the tape painted).
+@ dash_renderer.min.js`` (a server callback's answer rendered: its Plotly figure or HTML),
+``setTimeout @ (no source)`` (a timer resolving a promise: by a CPU profile of the page,
+mostly the Dash renderer's callback bookkeeping), ``DOMWebSocket.onmessage @ push.js`` (the
+tape painted).
 
 CPU per page: the server process's CPU seconds per wall second with N pages open, minus with
 none just before, divided by N; for polling pages and for pushed pages. The server runs
@@ -78,8 +79,9 @@ if (PerformanceObserver.supportedEntryTypes.includes("long-animation-frame")) {
   new PerformanceObserver(function (list) {
     for (const frame of list.getEntries()) {
       for (const script of frame.scripts) {
-        const file = (script.sourceURL || "").split("/").pop().split("?")[0] || "(no source)";
-        const key = script.invoker.split(".")[0].replace("TimerHandler:", "") + " @ " + file;
+        const file = (script.sourceURL || "").split("/").pop().split("?")[0]
+          .replace(/\\.v[0-9_]+m[0-9]+/, "") || "(no source)";
+        const key = script.invoker.replace("TimerHandler:", "") + " @ " + file;
         const seen = window.__frames[key] || (window.__frames[key] = {ms: 0, max: 0, n: 0});
         seen.ms += script.duration;
         seen.max = Math.max(seen.max, script.duration);
