@@ -5,9 +5,11 @@
  * Pushed trades are painted straight into #pushed-tape (an element React renders once and
  * never updates) inside the socket's onmessage, before anything else: no frame wait, no
  * React round. The charts (depth, flow) are the page's costliest main-thread work: their
- * redraws are coalesced (newest data only), capped per chart, run one at a time when the
- * page is idle and after a pause in the trades (a burst's next trade then rarely waits
- * behind a redraw). The status bar is painted from the status stream into #pushed-status.
+ * redraws are coalesced (newest data only), spaced by their own cost (slow redraws on a
+ * busy machine come less often), run one at a time when the page is idle and after a
+ * pause in the trades, and wait while the chart is off screen or the page hidden. When
+ * long tasks still take much of the main thread, the server-driven panels' pushed
+ * intervals are stretched (load shedding). The status bar is painted from the status stream into #pushed-status.
  * State changes (live <-> down, status pushed or not) go through the push-state store,
  * which switches the polling intervals (app/callbacks/push.py). The flow panel goes on from
  * a server seed with every streamed trade (app/callbacks/flow_push.py). Message schemas:
@@ -33,7 +35,8 @@
   const RECENT_TRADES = 5000;  // streamed trades kept to apply to a seed that arrives late
   const s = {config: null, generation: 0, sockets: [], open: {}, rows: [], lastId: null, state: null,
     pending: [], tape: null, tiersText: null, recent: [], recentAfter: null,
-    flow: null, lastTradeAt: 0, chartTimer: null, chartAt: 0, chartIdle: false, charts: {}, statusAt: 0, statusTimer: null};
+    flow: null, lastTradeAt: 0, chartTimer: null, chartAt: 0, chartIdle: false, charts: {},
+    statusAt: 0, statusTimer: null};
 
   function wsBase() {
     return (window.location.protocol === "https:" ? "wss://" : "ws://") + window.location.host;
@@ -322,11 +325,13 @@
    * busy machine, where a Plotly redraw takes 100-300 ms, the charts redraw less often
    * instead of holding up the tape longer. */
   s.charts = {
-    depth: {graph: "depth-chart", period: DEPTH_PAINT_MS, paint: function () { paintDepth(s.book); }},
+    depth: {graph: "depth-chart", period: DEPTH_PAINT_MS,
+      paint: function () { paintDepth(s.book); }},
     flow: {graph: "flow-meter", period: FLOW_PAINT_MS, paint: function () { paintFlow(); }},
   };
   for (const name in s.charts) {
-    Object.assign(s.charts[name], {last: -Infinity, due: false, cost: 0, shown: true, watched: null});
+    Object.assign(s.charts[name],
+      {last: -Infinity, due: false, cost: 0, shown: true, watched: null});
   }
 
   function chartGap(c) {
@@ -370,7 +375,8 @@
     let pick = null;
     for (const name in s.charts) {
       const c = s.charts[name];
-      if (c.due && chartShown(c) && (pick === null || c.last + chartGap(c) < pick.last + chartGap(pick))) {
+      if (c.due && chartShown(c) &&
+          (pick === null || c.last + chartGap(c) < pick.last + chartGap(pick))) {
         pick = c;
       }
     }
@@ -516,7 +522,7 @@
     return {x: x, y: y, notional: notional};
   }
 
-  /* Redraw the depth chart from the newest book message, at most once per DEPTH_PAINT_MS:
+  /* Redraw the depth chart from the newest book message, at least DEPTH_PAINT_MS apart:
    * the two step traces, the mid line and the spread note in one Plotly.update, the x range
    * recentred (its width kept) when the mid has moved half of it. Only a LIVE, uncrossed
    * book is drawn (the stream sends no levels otherwise); the server's depth callback then
