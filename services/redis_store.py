@@ -48,6 +48,7 @@ readers reload complete windows.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -230,6 +231,14 @@ class _PendingWrite:
     oldest: int | None
 
 
+@dataclass(slots=True)
+class _NodeUnreachable:
+    """A write whose node could not be reached (the write may or may not have landed:
+    the symbol's stream starts a new generation on its next write)."""
+
+    error: BaseException
+
+
 class TradeWindow:
     """A reader's copy of one symbol's trade window, rebuilt from stream blocks.
 
@@ -371,23 +380,46 @@ class RedisStore:
                     ]
                 else:
                     replies = self._pipelined(writes)
-                for write, reply in zip(writes, replies, strict=True):
-                    if isinstance(reply, redis.ResponseError):
-                        self._settle_write(write, self._write_script(write.keys, write.args))
-                    elif isinstance(reply, Exception):
-                        raise reply
-                    else:
-                        self._settle_write(write, reply)
+                unreached = self._settle_replies(writes, replies)
             except _ERRORS as exc:
                 self._streams = {s: _StreamState() for s in self._streams}
                 self.availability.failed(exc)
                 return
+        if unreached is not None:
+            self.availability.failed(unreached)
+            return
         self.availability.succeeded()
+
+    def _settle_replies(
+        self, writes: list[_PendingWrite], replies: list[object]
+    ) -> BaseException | None:
+        """Settle every write with its reply (an entry answered with an error is written
+        again alone); the error of a node that could not be reached, if any (its writes'
+        symbols start new stream generations)."""
+        unreached: BaseException | None = None
+        for write, reply in zip(writes, replies, strict=True):
+            if isinstance(reply, redis.ResponseError):
+                self._settle_write(write, self._write_script(write.keys, write.args))
+            elif isinstance(reply, _NodeUnreachable):
+                self._streams[write.symbol] = _StreamState()
+                unreached = reply.error
+            elif isinstance(reply, Exception):
+                raise reply
+            else:
+                self._settle_write(write, reply)
+        return unreached
 
     def _pipelined(self, writes: list[_PendingWrite]) -> list[object]:
         """The write script for every prepared write, one pipeline per Redis node (a
         cluster's own pipeline refuses scripts): the replies in order, an error as its
-        exception (a MOVED slot among them is written again alone by the caller)."""
+        exception (a MOVED slot among them is written again alone by the caller), and
+        ``_NodeUnreachable`` for every write of a node that could not be reached.
+
+        These pipelines go to a node's own client, past the cluster client's routing,
+        which is what re-reads the cluster's layout after a connection error: an
+        unreachable node (a killed master) makes it read again here, or every later
+        round would go on sending its slots to the dead node, never to the promoted
+        replica. The other nodes' writes stand."""
         client = self._redis
         groups: dict[str, tuple[redis.Redis, list[int]]] = {}
         if isinstance(client, RedisCluster):
@@ -399,12 +431,19 @@ class RedisStore:
             groups[""] = (client, list(range(len(writes))))
         replies: list[object] = [None] * len(writes)
         sha = self._write_script.sha
-        for connection, indices in groups.values():
+        for name, (connection, indices) in groups.items():
             pipe = connection.pipeline(transaction=False)
             for index in indices:
                 write = writes[index]
                 pipe.evalsha(sha, len(write.keys), *write.keys, *write.args)
-            for index, reply in zip(indices, pipe.execute(raise_on_error=False), strict=True):
+            try:
+                answers = pipe.execute(raise_on_error=False)
+            except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+                if isinstance(client, RedisCluster):
+                    with contextlib.suppress(*_ERRORS):
+                        client.nodes_manager.initialize(last_failed_node_name=name)
+                answers = [_NodeUnreachable(exc)] * len(indices)
+            for index, reply in zip(indices, answers, strict=True):
                 replies[index] = reply
         return replies
 
