@@ -63,6 +63,7 @@ from typing import TypeVar
 import numpy as np
 import redis
 from redis.cluster import RedisCluster
+from redis.commands.core import Script
 
 from services import store_codec as codec
 from services.cluster.boards import (
@@ -126,6 +127,23 @@ redis.call('SET', KEYS[5], ARGV[9], 'PX', ARGV[6])
 return {'OK', length}
 """
 
+
+# KEYS: shard heartbeat, lease, fence. ARGV: owner, epoch ('' = unfenced), heartbeat,
+# ttl_ms. The status round's heartbeat of a shard, fenced as a write is: a worker that
+# lost the shard (paused past its lease) must not re-beat it over its new holder's.
+_BEAT_SCRIPT = """
+local epoch = ARGV[2]
+if epoch ~= '' then
+  local lease = redis.call('GET', KEYS[2])
+  local mine = ARGV[1] .. '|' .. epoch .. '|'
+  local fence = tonumber(redis.call('GET', KEYS[3]) or '0')
+  if not lease or string.sub(lease, 1, #mine) ~= mine or tonumber(epoch) < fence then
+    return 0
+  end
+end
+redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
+return 1
+"""
 
 # KEYS: boards, their publication times, dropped. ARGV: stale before (s), now (µs), ttl_ms.
 # Removes the boards published before ARGV[1]; returns {HGETALL boards, dropped}.
@@ -330,6 +348,7 @@ class RedisStore:
         self._max_catchup = max_catchup_blocks
         self._snapshot_script = self._redis.register_script(_SNAPSHOT_SCRIPT)
         self._write_script = self._redis.register_script(_WRITE_SCRIPT)
+        self._beat_script = self._redis.register_script(_BEAT_SCRIPT)
         self._boards_script = self._redis.register_script(_BOARDS_SCRIPT)
         self._board_rows: dict[str, StampedRow] = {}
         self._board_stamp = 0
@@ -379,7 +398,8 @@ class RedisStore:
                         self._write_script(keys=writes[0].keys, args=writes[0].args)
                     ]
                 else:
-                    replies = self._pipelined(writes)
+                    calls = [(w.keys, w.args) for w in writes]
+                    replies = self._pipelined(self._write_script, calls)
                 unreached = self._settle_replies(writes, replies)
             except _ERRORS as exc:
                 self._streams = {s: _StreamState() for s in self._streams}
@@ -409,11 +429,13 @@ class RedisStore:
                 self._settle_write(write, reply)
         return unreached
 
-    def _pipelined(self, writes: list[_PendingWrite]) -> list[object]:
-        """The write script for every prepared write, one pipeline per Redis node (a
+    def _pipelined(
+        self, script: Script, calls: Sequence[tuple[list[str], list[bytes | str]]]
+    ) -> list[object]:
+        """``script`` for every (keys, args) call, one pipeline per Redis node (a
         cluster's own pipeline refuses scripts): the replies in order, an error as its
-        exception (a MOVED slot among them is written again alone by the caller), and
-        ``_NodeUnreachable`` for every write of a node that could not be reached.
+        exception (a MOVED slot among them is run again alone by the caller), and
+        ``_NodeUnreachable`` for every call of a node that could not be reached.
 
         These pipelines go to a node's own client, past the cluster client's routing,
         which is what re-reads the cluster's layout after a connection error: an
@@ -423,19 +445,18 @@ class RedisStore:
         client = self._redis
         groups: dict[str, tuple[redis.Redis, list[int]]] = {}
         if isinstance(client, RedisCluster):
-            for index, write in enumerate(writes):
-                node = client.nodes_manager.get_node_from_slot(client.keyslot(write.keys[0]))
+            for index, (keys, _) in enumerate(calls):
+                node = client.nodes_manager.get_node_from_slot(client.keyslot(keys[0]))
                 groups.setdefault(node.name, (client.get_redis_connection(node), []))
                 groups[node.name][1].append(index)
         else:
-            groups[""] = (client, list(range(len(writes))))
-        replies: list[object] = [None] * len(writes)
-        sha = self._write_script.sha
+            groups[""] = (client, list(range(len(calls))))
+        replies: list[object] = [None] * len(calls)
         for name, (connection, indices) in groups.items():
             pipe = connection.pipeline(transaction=False)
             for index in indices:
-                write = writes[index]
-                pipe.evalsha(sha, len(write.keys), *write.keys, *write.args)
+                keys, args = calls[index]
+                pipe.evalsha(script.sha, len(keys), *keys, *args)
             try:
                 answers = pipe.execute(raise_on_error=False)
             except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
@@ -569,9 +590,17 @@ class RedisStore:
         # written within the last moments could overwrite a new holder's beat with this
         # worker's just after a planned hand-over, before it learns the shard is gone.
         written = {shard_of(s) for s, _, at in recent if now - at < self._stale_after_s / 2}
-        shards = {shard_of(symbol) for symbol, _, _ in recent} - written
+        beats = {shard_of(s): s for s, _, _ in recent if shard_of(s) not in written}
         lapsing = [(s, generation) for s, generation, at in recent if now - at >= ttl_s / 3]
-
+        heartbeat = f"{self.writer_id}|{now!r}"
+        beat_calls = [
+            (
+                [beat_key(shard), lease_key(shard), fence_key(shard)],
+                [self.writer_id, epoch, heartbeat, str(self._ttl_ms)],
+            )
+            for shard, symbol in sorted(beats.items())
+            if (epoch := self._epoch_of(symbol)) is not None
+        ]
         data = codec.encode_status(status)
 
         def write() -> None:
@@ -579,15 +608,28 @@ class RedisStore:
             pipe.set(f"{PREFIX}status", data, px=self._ttl_ms)
             pipe.hset(WORKER_STATUS_KEY, self.writer_id, data)
             pipe.pexpire(WORKER_STATUS_KEY, self._ttl_ms)
-            for shard in sorted(shards):
-                pipe.set(beat_key(shard), f"{self.writer_id}|{now!r}", px=self._ttl_ms)
             pipe.pexpire(f"{PREFIX}symbols", self._ttl_ms)
             for symbol, generation in lapsing:
                 pipe.pexpire(sym_key(symbol), self._ttl_ms)
                 pipe.pexpire(trades_key(symbol, generation), self._ttl_ms)
             pipe.execute()
+            for (keys, args), reply in zip(
+                beat_calls, self._pipelined(self._beat_script, beat_calls), strict=True
+            ):
+                if isinstance(reply, redis.ResponseError):
+                    self._beat_script(keys=keys, args=args)
+                elif isinstance(reply, _NodeUnreachable):
+                    raise reply.error
 
         self._call(write, None)
+
+    def _epoch_of(self, symbol: str) -> str | None:
+        """The fencing epoch of this writer's lease on ``symbol``'s shard: '' when its
+        writes are not fenced, None when it holds no lease on it (nothing to beat)."""
+        if self._leases is None:
+            return ""
+        lease = self._leases(symbol)
+        return None if lease is None else str(lease.epoch)
 
     def publish_symbols(self, infos: list[SymbolInfo]) -> None:
         infos = sorted(infos, key=lambda info: info.symbol)
