@@ -358,6 +358,7 @@ class RedisStore:
         self._leases: Callable[[str], Lease | None] | None = None
         self.refused: dict[str, int] = {"FENCED": 0, "BACKWARDS": 0}
         self.availability = Availability()
+        self._nodes: dict[str, Availability] = {}
         self.writer_id = writer_id or f"{os.getpid()}-{secrets.token_hex(4)}"
         self._seq_base = time.time_ns() // 1000
         self._generations = 0
@@ -389,40 +390,36 @@ class RedisStore:
         if not snapshots or not self.availability.ready():
             return
         with self._write_lock:
-            writes = [w for s in snapshots if (w := self._prepare_write(s)) is not None]
+            writes = [
+                w
+                for s in snapshots
+                if self._node_availability(sym_key(s.symbol)).ready()
+                and (w := self._prepare_write(s)) is not None
+            ]
             if not writes:
                 return
             try:
-                if len(writes) == 1:
-                    replies: list[object] = [
-                        self._write_script(keys=writes[0].keys, args=writes[0].args)
-                    ]
-                else:
-                    calls = [(w.keys, w.args) for w in writes]
-                    replies = self._pipelined(self._write_script, calls)
+                calls = [(w.keys, w.args) for w in writes]
+                replies = self._pipelined(self._write_script, calls)
                 unreached = self._settle_replies(writes, replies)
             except _ERRORS as exc:
                 self._streams = {s: _StreamState() for s in self._streams}
                 self.availability.failed(exc)
                 return
-        if unreached is not None:
-            self.availability.failed(unreached)
-            return
-        self.availability.succeeded()
+        if not unreached:
+            self.availability.succeeded()
 
-    def _settle_replies(
-        self, writes: list[_PendingWrite], replies: list[object]
-    ) -> BaseException | None:
+    def _settle_replies(self, writes: list[_PendingWrite], replies: list[object]) -> bool:
         """Settle every write with its reply (an entry answered with an error is written
-        again alone); the error of a node that could not be reached, if any (its writes'
-        symbols start new stream generations)."""
-        unreached: BaseException | None = None
+        again alone); whether a node could not be reached (its writes' symbols start new
+        stream generations)."""
+        unreached = False
         for write, reply in zip(writes, replies, strict=True):
             if isinstance(reply, redis.ResponseError):
                 self._settle_write(write, self._write_script(write.keys, write.args))
             elif isinstance(reply, _NodeUnreachable):
                 self._streams[write.symbol] = _StreamState()
-                unreached = reply.error
+                unreached = True
             elif isinstance(reply, Exception):
                 raise reply
             else:
@@ -441,7 +438,8 @@ class RedisStore:
         which is what re-reads the cluster's layout after a connection error: an
         unreachable node (a killed master) makes it read again here, or every later
         round would go on sending its slots to the dead node, never to the promoted
-        replica. The other nodes' writes stand."""
+        replica. The other nodes' writes stand; the unreachable node's availability
+        backs off (``_node_availability``)."""
         client = self._redis
         groups: dict[str, tuple[redis.Redis, list[int]]] = {}
         if isinstance(client, RedisCluster):
@@ -453,6 +451,7 @@ class RedisStore:
             groups[""] = (client, list(range(len(calls))))
         replies: list[object] = [None] * len(calls)
         for name, (connection, indices) in groups.items():
+            availability = self._nodes.setdefault(name, Availability()) if name else None
             pipe = connection.pipeline(transaction=False)
             for index in indices:
                 keys, args = calls[index]
@@ -463,7 +462,11 @@ class RedisStore:
                 if isinstance(client, RedisCluster):
                     with contextlib.suppress(*_ERRORS):
                         client.nodes_manager.initialize(last_failed_node_name=name)
+                (availability or self.availability).failed(exc)
                 answers = [_NodeUnreachable(exc)] * len(indices)
+            else:
+                if availability is not None:
+                    availability.succeeded()
             for index, reply in zip(indices, answers, strict=True):
                 replies[index] = reply
         return replies
@@ -618,8 +621,6 @@ class RedisStore:
             ):
                 if isinstance(reply, redis.ResponseError):
                     self._beat_script(keys=keys, args=args)
-                elif isinstance(reply, _NodeUnreachable):
-                    raise reply.error
 
         self._call(write, None)
 
@@ -648,7 +649,11 @@ class RedisStore:
             now = time.monotonic()
             if cached is not None and now - cached.checked_at < self._poll_s:
                 return cached.shown
-            return self._call(lambda: self._read_snapshot(symbol, cached, now), None)
+            return self._call(
+                lambda: self._read_snapshot(symbol, cached, now),
+                None,
+                self._node_availability(sym_key(symbol)),
+            )
 
     def published_symbols(self) -> list[str]:
         """The symbols that have a snapshot in Redis, sorted (empty when Redis is down)."""
@@ -927,16 +932,34 @@ class RedisStore:
         with self._locks_lock:
             return self._locks.setdefault(symbol, threading.Lock())
 
-    def _call(self, fn: Callable[[], T], fallback: T) -> T:
-        """``fn()``, or ``fallback`` when Redis is in backoff or fails."""
-        if not self.availability.ready():
+    def _node_availability(self, key: str) -> Availability:
+        """On a Redis Cluster, the availability of the node serving ``key``'s slot, so
+        that one node down (a killed master until its replica is promoted) leaves the
+        other nodes' books read and written, not every book blank for the failover; on a
+        single Redis, the store's."""
+        client = self._redis
+        if not isinstance(client, RedisCluster):
+            return self.availability
+        try:
+            node = client.nodes_manager.get_node_from_slot(client.keyslot(key))
+        except _ERRORS:
+            return self.availability
+        return self._nodes.setdefault(node.name, Availability())
+
+    def _call(
+        self, fn: Callable[[], T], fallback: T, availability: Availability | None = None
+    ) -> T:
+        """``fn()``, or ``fallback`` when Redis (``availability``: the store's unless
+        given) is in backoff or fails."""
+        availability = availability or self.availability
+        if not availability.ready():
             return fallback
         try:
             result = fn()
         except _ERRORS as exc:
-            self.availability.failed(exc)
+            availability.failed(exc)
             return fallback
-        self.availability.succeeded()
+        availability.succeeded()
         return result
 
     def close(self) -> None:
