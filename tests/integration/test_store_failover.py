@@ -29,13 +29,13 @@ def _round(writer: RedisStore, seq: int) -> int:
     return update_id
 
 
-def _served_by(url: str, port: int) -> set[str]:
-    """The symbols whose records live on the master at ``port``."""
+def _served_by(url: str, port: int, symbols: list[str] = SYMBOLS) -> set[str]:
+    """The ``symbols`` whose records live on the master at ``port``."""
     cluster = sync_client(url)
     try:
         nodes = cluster.nodes_manager
         return {
-            s for s in SYMBOLS if nodes.get_node_from_slot(cluster.keyslot(sym_key(s))).port == port
+            s for s in symbols if nodes.get_node_from_slot(cluster.keyslot(sym_key(s))).port == port
         }
     finally:
         cluster.close()
