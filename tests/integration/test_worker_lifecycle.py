@@ -73,7 +73,10 @@ class Watcher:
                 for symbol in self.symbols:
                     snap = reader.snapshot(symbol)
                     if snap is None or not snap.book.is_live:
-                        seen = "none" if snap is None else snap.book.resync_reason
+                        seen = "none"
+                        if snap is not None:
+                            seen = f"{snap.book.sync_state}: {snap.book.resync_reason}"
+                            seen += f" (owner {o[0] if (o := reader.owner(symbol)) else ''})"
                         self.sightings.append((self.phase, symbol, seen))
                 self.sweeps += 1
                 time.sleep(0.02)
@@ -84,8 +87,8 @@ class Watcher:
         return [s for s in self.sightings if s[0] == phase]
 
     def reasons(self, phase: str) -> Counter[str]:
-        """How many sightings in ``phase`` had each reason (the first 40 characters)."""
-        return Counter(reason[:40] for _, _, reason in self.seen_in(phase))
+        """How many sightings in ``phase`` had each state, reason and owner."""
+        return Counter(reason for _, _, reason in self.seen_in(phase))
 
     def stop(self) -> None:
         self._stop.set()
