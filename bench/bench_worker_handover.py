@@ -16,7 +16,8 @@ Metrics (seconds are wall time):
   (make-before-break: expected 0); ``join_sweeps``: full sweeps of every book meanwhile.
 - ``kill9_trade_window_problems`` / ``join_trade_window_problems``: trade windows in the
   store with a gap or a duplicate, or not reaching back to the last trade stored before
-  the event (lost trades), once the new owners' REST backfill had 10 s to land.
+  the event (lost trades), once the new owners' REST backfill had up to 70 s to land;
+  ``*_trades_continuous_s``: seconds (after every book was LIVE) until none had one.
 - ``load_1m``: the machine's 1-minute load average at the end (2 shared cores).
 
 Run: ``.venv/bin/python bench/bench_worker_handover.py [--symbols 200]``. Ends with one
@@ -57,12 +58,16 @@ def _until(predicate, timeout_s: float, what: str) -> float:
     return time.monotonic() - started
 
 
-def _problems(reader: RedisStore, symbols: list[str], since: dict[str, int]) -> list:
-    """Trade window problems left once the new owners' REST backfill had 10 s to land."""
-    deadline = time.monotonic() + 10
-    while (problems := _window_problems(reader, symbols, since)) and time.monotonic() < deadline:
+def _problems(reader: RedisStore, symbols: list[str], since: dict[str, int]) -> tuple[list, float]:
+    """Trade window problems left once the new owners' REST backfill had up to 70 s to
+    land (it waits for the host's REST weight when a take-over used the minute up), and
+    the seconds until there were none."""
+    started = time.monotonic()
+    while (problems := _window_problems(reader, symbols, since)) and (
+        time.monotonic() - started < 70
+    ):
         time.sleep(0.5)
-    return problems
+    return problems, time.monotonic() - started
 
 
 def run(count: int, workdir: Path) -> dict[str, float | int]:
@@ -94,7 +99,7 @@ def run(count: int, workdir: Path) -> dict[str, float | int]:
                 120,
                 "the killed worker's books LIVE on the others",
             )
-            kill_problems = _problems(reader, symbols, stored)
+            kill_problems, kill_trades_s = _problems(reader, symbols, stored)
             alive = workers[1:]
             _until(lambda: _balanced(leases_client, alive), 60, "two workers balanced")
             stored = {s: int(ids[-1]) for s in symbols if (ids := _trade_ids(reader, s)).size}
@@ -119,7 +124,7 @@ def run(count: int, workdir: Path) -> dict[str, float | int]:
             print(
                 f"join: symbols seen away from LIVE: {len({x[1] for x in watcher.seen_in('join')})}"
             )
-            join_problems = _problems(reader, symbols, stored)
+            join_problems, join_trades_s = _problems(reader, symbols, stored)
             print(f"trade window problems (first 3): {kill_problems[:3]}, {join_problems[:3]}")
         finally:
             watcher.stop()
@@ -138,7 +143,9 @@ def run(count: int, workdir: Path) -> dict[str, float | int]:
         "join_not_live_sightings": sightings,
         "join_sweeps": join_sweeps,
         "kill9_trade_window_problems": len(kill_problems),
+        "kill9_trades_continuous_s": round(kill_trades_s, 2),
         "join_trade_window_problems": len(join_problems),
+        "join_trades_continuous_s": round(join_trades_s, 2),
         "load_1m": round(os.getloadavg()[0], 2),
     }
 
@@ -169,6 +176,7 @@ def main() -> None:
         ("join: sightings of a book away from LIVE", result["join_not_live_sightings"]),
         ("join: watcher sweeps of every book meanwhile", result["join_sweeps"]),
         ("kill -9: trade windows with a gap/dup/loss", result["kill9_trade_window_problems"]),
+        ("kill -9: trade windows continuous after (s)", result["kill9_trades_continuous_s"]),
         ("join: trade windows with a gap/dup/loss", result["join_trade_window_problems"]),
         ("load average (1 min) at the end", result["load_1m"]),
     ]
