@@ -27,10 +27,9 @@ from app.api_args import ApiError, api_blueprint, int_arg, json_ready, positive_
 from app.callbacks import derived
 from app.callbacks.derived import DerivedCache
 from app.callbacks.symbol import trading_symbols
-from app.history_api import HistoryQueries, range_hook
+from app.history_api import HistoryQueries, multiple_fields, range_hook
 from app.worker_health import worker_health
 from components.symbol_picker import close_matches
-from services.analytics.large_trades import large_trades as find_large_trades
 from services.analytics.trades import trade_stats as trade_stats_of
 from services.analytics.window import WINDOWS_MS
 from services.store import MarketStore, SymbolSnapshot
@@ -81,19 +80,6 @@ def last_trades_fields(snapshot: SymbolSnapshot, last_n: int) -> dict[str, Any]:
     """Flow over the last ``last_n`` trades: the trade statistics of exactly those trades
     (buy/sell volume, delta, buy ratio, direction; see ``TradeStats``)."""
     return {"trades": last_n, "flow": asdict(trade_stats_of(snapshot.trades, last_n=last_n))}
-
-
-def multiple_fields(snapshot: SymbolSnapshot, multiple: float) -> dict[str, Any]:
-    """Trades of the whole window with qty ≥ ``multiple`` × the window's mean qty (no
-    absolute tier), newest first, with that mean and threshold."""
-    result = find_large_trades(snapshot.trades, tiers_quote=(), relative_k=multiple)
-    return {
-        "multiple": multiple,
-        "mean_qty": result.mean_qty,
-        "threshold_qty": result.relative_threshold_qty,
-        "window_count": result.window_count,
-        "trades": [asdict(row) for row in result.rows],
-    }
 
 
 def volume_profile_fields(
@@ -184,7 +170,7 @@ def create_api(
     def large_trades(symbol: str) -> Response:
         if "multiple" in request.args:  # qty ≥ multiple × the window's mean trade size
             snapshot = snapshot_of(symbol)
-            return _payload(snapshot, **multiple_fields(snapshot, positive_arg("multiple")))
+            return _payload(snapshot, **multiple_fields(snapshot.trades, positive_arg("multiple")))
         threshold = positive_arg("threshold", "100000")
         snapshot = snapshot_of(symbol)
         result = derived.large_trades_of(cache, snapshot, (threshold,))

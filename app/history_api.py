@@ -147,6 +147,8 @@ def _endpoint_params(endpoint: str) -> dict[str, Any]:
         return {"limit": int_arg("limit", 100, 1, MAX_TRADES)}
     if endpoint == "volume-profile":
         return {"bins": int_arg("bins", 50, 1, MAX_BINS)}
+    if endpoint == "large-trades" and "multiple" in request.args:
+        return {"multiple": positive_arg("multiple")}
     if endpoint == "large-trades":
         return {"threshold": positive_arg("threshold", "100000")}
     return {}
@@ -166,11 +168,27 @@ def _analytics(
         now = end if end is not None else (int(view.time_ms[-1]) if len(view) else 0)
         window = max(now - first + 1, 1)
         return {"flow": asdict(flow.trade_flow(view, window_ms=window, now_ms=now))}
+    if endpoint == "large-trades" and "multiple" in params:
+        return multiple_fields(view, params["multiple"])
     if endpoint == "large-trades":
         result = large_trades.large_trades(view, tiers_quote=(params["threshold"],))
         return {"threshold": params["threshold"], "window_count": result.window_count,
                 "trades": [asdict(row) for row in result.rows]}  # fmt: skip
     raise ValueError(f"no analytics for {endpoint}")
+
+
+def multiple_fields(view: TradeView, multiple: float) -> dict[str, Any]:
+    """Trades of ``view`` with qty ≥ ``multiple`` × its mean trade size (no absolute tier),
+    newest first, with that mean and threshold: ``large-trades?multiple=K`` over the live
+    window or a stored range (the Python API's ``threshold``)."""
+    result = large_trades.large_trades(view, tiers_quote=(), relative_k=multiple)
+    return {
+        "multiple": multiple,
+        "mean_qty": result.mean_qty,
+        "threshold_qty": result.relative_threshold_qty,
+        "window_count": result.window_count,
+        "trades": [asdict(row) for row in result.rows],
+    }
 
 
 def ranged_profile(levels: PriceLevels, tick: float, bins: int) -> dict:

@@ -245,7 +245,7 @@
     const t = seed.trades.t, q = seed.trades.q, v = seed.trades.v;
     s.flow = {key: seed.key, seq: seed.seq, seed: seed, t: t.slice(), q: q.slice(),
       v: v.slice(), head: 0, lastId: seed.last_id, now: t.length ? t[t.length - 1] : null,
-      cvd: seed.cvd, point: null, dirty: true};
+      cvd: seed.cvd, points: [], dirty: true};
     for (const trade of s.recent) {
       applyFlow(trade);
     }
@@ -270,7 +270,7 @@
     f.now = f.now === null ? trade.time : Math.max(f.now, trade.time);
     if (inBand(notional, f.seed.band)) {
       f.cvd += sign * notional;
-      f.point = [trade.time, f.cvd];
+      f.points.push([trade.time, Math.round(f.cvd * 100) / 100]);  // every trade, as the seed's line
     }
     f.lastId = trade.id;
     f.dirty = true;
@@ -381,10 +381,10 @@
     };
     const line = gd.data[ci];
     let cvdX = line.x, cvdY = line.y;
-    if (f.point) {
-      cvdX = Array.from(line.x).concat([f.point[0]]);
-      cvdY = Array.from(line.y).concat([Math.round(f.point[1] * 100) / 100]);
-      f.point = null;
+    if (f.points.length) {
+      cvdX = Array.from(line.x).concat(f.points.map(function (p) { return p[0]; }));
+      cvdY = Array.from(line.y).concat(f.points.map(function (p) { return p[1]; }));
+      f.points = [];
     }
     const dir = direction(qty > 0 ? buyQty / qty : NaN, seed.ratios);
     const title = seed.label + ": " + (total > 0 ? (seed.labels[dir] || dir) : "no trades");

@@ -88,21 +88,23 @@ def create_footprint_figure(
         values, scale, zmid = fp.cell_trades.astype(np.float64), VOLUME_SCALE, None
     else:
         values, scale, zmid = fp.cell_delta, DELTA_SCALE, 0.0
-    z = np.full((nbars, nrows), None, dtype=object)
+    # rows × bars, as Plotly reads both z and text (its ``transpose`` turns z, not text)
+    z = np.full((nrows, nbars), None, dtype=object)
     peak = float(np.abs(values).max()) if values.shape[0] else 0.0
-    z[bars, rows] = np.round(values, value_decimals(peak))  # colour needs 4 digits
-    text = np.full((nbars, nrows), "", dtype=object)
-    text[bars, rows] = cell_texts(fp, mode)
+    z[rows, bars] = np.round(values, value_decimals(peak))  # colour needs 4 digits
+    text = np.full((nrows, nbars), "", dtype=object)
+    text[rows, bars] = cell_texts(fp, mode)
     half = fp.interval_ms // 2
+    # cell centres; a lone bar or row gets its two edges instead (Plotly sizes a cell from its
+    # neighbours' centres: alone, it was 1 ms wide and only the POC box showed)
     x = (fp.bar_time_ms + half).tolist()
     base = float(fp.cell_price.min())
     y = np.round(base + (np.arange(nrows) + 0.5) * fp.row_size, price_decimals + 1).tolist()
     heat = {
         "type": "heatmap",
         "name": MODES.get(mode, mode),
-        "transpose": True,
-        "x": x,
-        "y": y,
+        "x": x if nbars > 1 else [x[0] - half, x[0] + half],
+        "y": y if nrows > 1 else [base, base + fp.row_size],
         "z": z.tolist(),
         "text": text.tolist(),
         "texttemplate": "%{text}",

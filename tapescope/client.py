@@ -101,8 +101,11 @@ class Client:
             return await self._asset(symbol, "trade-flow", trades=window)
         return await self._asset(symbol, "trade-flow", window=window)
 
-    async def large_trades(self, symbol: str, threshold: float = 10.0) -> dict[str, Any]:
-        return await self._asset(symbol, "large-trades", multiple=threshold)
+    async def large_trades(
+        self, symbol: str, threshold: float = 10.0, *, start: str | int | None = None,
+        end: str | int | None = None,
+    ) -> dict[str, Any]:  # fmt: skip
+        return await self._asset(symbol, "large-trades", multiple=threshold, start=start, end=end)
 
     async def volume_profile(
         self, symbol: str, bins: int = 50, *, start: str | int | None = None,

@@ -58,7 +58,7 @@ def large_trades(snapshot: SymbolSnapshot, threshold: float) -> dict[str, Any]:
     """Trades of the window with qty ≥ ``threshold`` × the window's mean trade size."""
     if not threshold > 0:
         raise ValueError("threshold must be positive (a multiple of the mean trade size)")
-    return snapshot_body(snapshot, **multiple_fields(snapshot, threshold))
+    return snapshot_body(snapshot, **multiple_fields(snapshot.trades, threshold))
 
 
 def volume_profile(cache: DerivedCache, snapshot: SymbolSnapshot, bins: int) -> dict[str, Any]:

@@ -137,8 +137,16 @@ class Session:
             return await self._range("trade-flow", symbol, start, end, {})
         return metrics.trade_flow(self.cache, self._snapshot(symbol), window)
 
-    async def large_trades(self, symbol: str, threshold: float = 10.0) -> dict[str, Any]:
-        """Trades of ``threshold`` × the mean trade size or more, newest first."""
+    async def large_trades(
+        self, symbol: str, threshold: float = 10.0, *, start: Time = None, end: Time = None
+    ) -> dict[str, Any]:
+        """Trades of ``threshold`` × the mean trade size or more, newest first: over the
+        trade window, or over the stored range ``start``..``end`` (the mean is then the
+        range's; the session's history)."""
+        if start is not None or end is not None:
+            if not threshold > 0:
+                raise ValueError("threshold must be positive (a multiple of the mean trade size)")
+            return await self._range("large-trades", symbol, start, end, {"multiple": threshold})
         return metrics.large_trades(self._snapshot(symbol), threshold)
 
     async def volume_profile(

@@ -37,8 +37,9 @@ HEATMAP_STATE_JS = (
 FOOTPRINT_STATE_JS = (
     GRAPH.format(sel="#footprint-chart")
     + "if (!g || !g.data || !g.data.length || g.data[0].type !== 'heatmap') return null;"
-    "return {bars: g.data[0].x.length, y0: g.data[0].y[0], text: g.data[0].text.flat()"
-    ".filter(t => t).length, visible: g.offsetParent !== null,"
+    "return {y0: g.data[0].y[0], text: g.data[0].text.flat().filter(t => t).length,"
+    " labels: [...g.querySelectorAll('.heatmap-label text')].filter(t => t.textContent)"
+    ".length, visible: g.offsetParent !== null,"
     " total: g.data[0].z.flat().reduce((a, v) => a + Math.abs(v || 0), 0)};"
 )
 
@@ -134,6 +135,7 @@ def test_views_and_symbols_switch_and_the_flow_filter_applies(dash_duo, replay_s
     until(lambda: (state(dash_duo, FOOTPRINT_STATE_JS) or {}).get("text", 0) > 3, timeout=15)
     fp = state(dash_duo, FOOTPRINT_STATE_JS)
     assert fp["visible"] and 57_000 < fp["y0"] < 59_000
+    assert fp["labels"] == fp["text"], "every cell's label is drawn (in its own cell)"
     # the footprint updates live: new trades of the replay change its cells
     until(lambda: state(dash_duo, FOOTPRINT_STATE_JS)["total"] != fp["total"], timeout=15)
     dash_duo.find_element("#flow-filter-min").send_keys("5k", Keys.ENTER)

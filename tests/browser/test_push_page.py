@@ -147,7 +147,8 @@ return {last_id: Number(holder.dataset.lastTradeId), buy_x: trace('buy').x[0],
         buy_text: trace('buy').text[0], sell_text: trace('sell').text[0],
         title: gd.layout.title.text, cvd_x: cvd.x[cvd.x.length - 1],
         cvd_axis: gd._fullLayout.xaxis2.type,
-        cvd_y: cvd.y[cvd.y.length - 1]};
+        cvd_y: cvd.y[cvd.y.length - 1], cvd_xs: Array.from(cvd.x).slice(-400),
+        cvd_ys: Array.from(cvd.y).slice(-400)};
 """
 
 
@@ -178,3 +179,10 @@ def _flow_follows_the_stream(run, store) -> None:
     assert shown["cvd_x"] == int(view.time_ms[-1])
     assert shown["cvd_axis"] == "date"  # epoch ms drawn as times, not as 1.6T
     assert shown["cvd_y"] == pytest.approx(line.final, abs=0.011)
+    # every streamed trade since the first reading is a point of the line, as in the
+    # server's (undownsampled) series: not one point per redraw
+    since = int(np.searchsorted(trades.trade_id, first["last_id"], "right"))
+    pushed = upto - since
+    assert 0 < pushed <= 400
+    assert shown["cvd_xs"][-pushed:] == view.time_ms[since:upto].tolist()
+    assert shown["cvd_ys"][-pushed:] == pytest.approx(line.cvd[since:upto].tolist(), abs=0.011)

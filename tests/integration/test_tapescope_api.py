@@ -10,12 +10,13 @@ import sys
 import threading
 import tomllib
 
+import numpy as np
 import pytest
 from werkzeug.serving import make_server
 
 import tapescope
 from app.server import create_app
-from services.history.reader import HistoryError
+from services.history.reader import HistoryError, HistoryReader
 from services.store import MemoryStore
 from tapescope import Client, Session
 from tapescope.session import NotStreaming
@@ -144,6 +145,14 @@ async def test_stored_ranges_give_the_json_api_numbers(history_2021, manifest):
                 assert mine == theirs
                 assert mine["source"] == "history" and mine["count"] > 0
                 assert (mine["start_ms"], mine["end_ms"]) == (start, end)
+            large = await session.large_trades("BTCUSDT", threshold=3.0, start=start, end=end)
+            assert large == await client.large_trades("BTCUSDT", 3.0, start=start, end=end)
+            stored = HistoryReader(history_2021).trades("spot", "BTCUSDT", start, end)
+            mean = float(np.mean(stored.qty))
+            big = np.flatnonzero(stored.qty >= 3.0 * mean)[::-1]
+            assert large["mean_qty"] == pytest.approx(mean)
+            assert [t["trade_id"] for t in large["trades"]] == stored.trade_id[big].tolist()
+            assert large["count"] == len(stored) and large["trades"]
             iso = await session.volume_profile(
                 "BTCUSDT", bins=40, start="2021-04-04T20:03:00Z", end=end
             )

@@ -46,7 +46,7 @@ def test_ranged_trade_stats_are_the_analytics_over_the_stored_range(client, root
     assert START_MS <= body["stats"]["first_time_ms"] <= body["stats"]["last_time_ms"] <= END_MS
 
 
-def test_ranged_endpoints_answer(client):
+def test_ranged_endpoints_answer(client, root):
     trades = client.get(f"{BASE}/ETHUSDT/trades?start={START}&end={END}&limit=5").get_json()
     assert len(trades["trades"]) == 5
     times = [t["time_ms"] for t in trades["trades"]]
@@ -60,6 +60,14 @@ def test_ranged_endpoints_answer(client):
     large = client.get(f"{BASE}/BTCUSDT/large-trades?start={START}&threshold=50000")
     assert large.status_code == 200
     assert all(t["quote_qty"] >= 50000 for t in large.get_json()["trades"])
+    relative = client.get(f"{BASE}/BTCUSDT/large-trades?start={START}&end={END}&multiple=4")
+    body = relative.get_json()
+    stored = HistoryReader(root).trades("spot", "BTCUSDT", START_MS, END_MS)
+    assert body["mean_qty"] == pytest.approx(float(stored.qty.mean()))
+    expected = stored.trade_id[stored.qty >= 4 * stored.qty.mean()][::-1].tolist()
+    assert [t["trade_id"] for t in body["trades"]] == expected != []
+    bad = client.get(f"{BASE}/BTCUSDT/large-trades?start={START}&multiple=-1")
+    assert bad.status_code == 400 and "multiple" in bad.get_json()["error"]
 
 
 def test_candles_and_history(client):

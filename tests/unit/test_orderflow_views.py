@@ -17,6 +17,7 @@ from app.callbacks.heatmap import render_heatmap
 from app.callbacks.view import arrangement, select_view, view_from_search
 from app.server import create_app
 from components.flow_filter import notional_band, parse_notional
+from components.footprint import create_footprint_figure
 from components.heatmap import cutoffs, layer_dots, signed_grid, time_bucket_for
 from services.analytics.footprint import footprint, trades_between
 from services.analytics.heatmap import liquidity_heatmap
@@ -295,3 +296,22 @@ def test_heatmap_figure_pieces():
     drawn = layer_dots(dots, 1000, peak_qty=4.0)
     assert drawn["t"] == [500, 1500] and drawn["side"] == [1, -1] and drawn["q"] == [4.0, 1.0]
     assert drawn["s"] == [22.0, 11.0], "area ∝ quantity, the peak at the largest size"
+
+
+def test_a_lone_footprint_bar_or_row_fills_its_interval(store):
+    """Plotly sizes a heatmap cell from its neighbours' centres; a lone bar (the first minute
+    of a session) or a lone row gets its edges, so its cells span the bar and the row."""
+    trades = store.snapshot("BTCUSDT").trades
+    t0 = int(trades.time_ms[0]) // 60_000 * 60_000
+    one = footprint(trades, interval_ms=60_000, tick_size=0.01, row_ticks=100, end_ms=t0 + 60_000)
+    heat = create_footprint_figure(one, uirevision="x")["data"][0]
+    assert one.bars == 1 and heat["x"] == [t0, t0 + 60_000]
+    assert len(heat["y"]) == len(heat["z"]) == len(heat["text"]) > 1  # rows: their centres
+    # Plotly reads z and text as [row][bar]: each label in the cell of its value
+    assert all((v is None) == (t == "") for zr, tr in zip(heat["z"], heat["text"], strict=True)
+               for v, t in zip(zr, tr, strict=True))  # fmt: skip
+    flat = footprint(trades, interval_ms=60_000, tick_size=0.01, row_ticks=10**6)
+    heat = create_footprint_figure(flat, uirevision="x")["data"][0]
+    base = float(flat.cell_price.min())
+    assert flat.bars > 1 and heat["y"] == [base, base + 10_000.0]
+    assert heat["x"] == (flat.bar_time_ms + 30_000).tolist()
