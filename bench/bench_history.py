@@ -2,17 +2,25 @@
 DuckDB and plain pyarrow reading the same Parquet files.
 
 Write path: the bundled spot BTCUSDT 2024 recording (650.6 s, 19,904 trades, 6,495 diffs)
-is replayed through the feed's own ``BookSync`` on an event loop, one turn per push (the
-frames of one event time), in one process — bare (twice per round: the second bare run is
-the noise floor the "unchanged within noise" is judged against), and with the
-``HistoryRecorder`` tap called as the feed calls it (``on_levels`` after each applied diff
-then ``on_book``; ``on_trade_row`` per accepted trade — the feed builds no trade view for
-a tap that takes rows; its batch handed to the writer at the end of the turn) and the
-writer flushing once per second of market time and compacting once per minute, as it does
-live. CPU % of one core at real rate = (process CPU with the recorder − without) / 650.6 s.
-The tap's own time per message is what the feed's loop pays. Bytes per trade and the
-recorded book's bytes per day (extrapolated from 650.6 s) are measured on the compacted
-result.
+is replayed through a real ``Feed`` (``Feed._on_frame`` per frame: dispatch, ``BookSync``,
+trade log, taps) on an event loop, one turn per push (the frames of one event time), in
+one process — bare (twice per round: the second bare run is the noise floor the
+"unchanged within noise" is judged against), with the ``HistoryRecorder`` tap as the app
+wires it (the feed puts each trade accepted in sequence and each diff applied to a LIVE
+book straight into the recorder's lane, ``lane_for``; hooks for the rest) and the writer
+flushing once per second of market time and compacting once per minute — 650× as often
+as live, each flush blocking the replay between two turns ("writer on"), and with the tap
+alone (its lanes emptied each market second, nothing written: "tap only"). "median, turns
+≥ 10": the median over the messages of the turns ten or more after the first of their
+market second (the same messages in every run), away from the flush's aftermath. Then the
+first ``LIVE_S`` seconds paced: each turn at its event time, ``LIVE_SPEED``× the
+recording's pace, the writer on its own interval (1 s / ``LIVE_SPEED``: the same work per
+market second as live) overlapping the feed as in the app, so the feed's turns are as
+cold as live ones (off / on / off again, ``LIVE_ROUNDS`` rounds).
+CPU % of one core at real rate = (process CPU with the recorder − without) / 650.6 s.
+(The feed keeps a log of aggTrades, so the recording's trades are stored as
+``trades-aggTrade`` here.) Bytes per trade and the recorded book's bytes per day
+(extrapolated from 650.6 s) are measured on the compacted result.
 
 Queries: the recording's trades tiled to 3,000,000 stored trades (ids continuous, each tile
 shifted by the recording's span, ~27 h), written by the writer and compacted to hourly
@@ -51,17 +59,27 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app.history_api import make_cache, ranged_profile
 from services.analytics.profile import volume_profile
-from services.binance.messages import DepthUpdate, Trade, decode_depth_snapshot, decode_frame
+from services.binance.endpoints import custom
+from services.binance.messages import decode_depth_snapshot, decode_frame
+from services.binance.ws_client import Received
 from services.history import schema, segments
 from services.history.compaction import compact
 from services.history.reader import HistoryReader
 from services.history.recorder import HistoryRecorder
 from services.history.retention import all_segments
 from services.history.writer import HistoryWriter
-from services.market.book_sync import BookSync
+from services.market.feed import Feed, FeedConfig
+from services.market.views import SymbolInfo
 from services.replay.recording import SPOT_2024, read_recording
+from services.store import MemoryStore
 
 SPAN_S = 650.6
+LIVE_S = 75.0
+LIVE_SPEED = 5.0
+LIVE_ROUNDS = 3
+SETTLED_TURNS = 10
+"""Turns after the first of a market second (the bench's writer flushes there): the
+messages of later turns are "settled" (the feed thread's caches warm again)."""
 N_STORED = 3_000_000
 REPEAT = 5
 TICK = 0.01
@@ -73,7 +91,7 @@ def _messages() -> list[tuple[str, object]]:
         if message.src == "rest":
             out.append(("snapshot", decode_depth_snapshot(message.raw)))
         elif b"@bookTicker" not in message.raw[:40]:
-            out.append(("ws", decode_frame(message.raw).event))
+            out.append(("ws", decode_frame(message.raw)))
     return out
 
 
@@ -82,27 +100,42 @@ def _turns(messages: list[tuple[str, object]]) -> list[list[tuple[str, object]]]
     (same event time ``E``) in one turn; a REST snapshot is a turn of its own."""
     turns: list[list[tuple[str, object]]] = []
     last = None
-    for kind, event in messages:
-        when = None if kind == "snapshot" else getattr(event, "E", None)
+    for kind, item in messages:
+        when = getattr(getattr(item, "event", None), "E", None)
         if not turns or when is None or when != last:
             turns.append([])
-        turns[-1].append((kind, event))
+        turns[-1].append((kind, item))
         last = when
     return turns
+
+
+def _feed(taps: tuple) -> Feed:
+    """A real ``Feed`` of BTCUSDT, not connected: the bench hands it the frames."""
+    feed = Feed(
+        FeedConfig(endpoints=custom("ws://127.0.0.1:9", "http://127.0.0.1:9")),
+        MemoryStore(),
+        taps=taps,
+    )
+    feed._infos = {"BTCUSDT": SymbolInfo("BTCUSDT")}
+    feed._add_symbol("BTCUSDT", on_demand=False)
+    return feed
 
 
 def _replay(
     turns: list[list[tuple[str, object]]], root: Path | None, flushing: bool = True
 ) -> dict[str, float]:
-    """Replay through BookSync on an event loop as the feed's thread does, one turn per
-    push; with ``root``, with the recorder tap too (and the writer thread behind it). Per
-    turn, the wall time and the feed thread's own CPU time (``time.thread_time``, the writer
-    thread excluded) from its first message to the end of the loop turn (the tap's
-    hand-over to the writer included), shared equally by the turn's messages; the bench's
-    stand-in for the writer's 1 s flushes and compaction is outside the timed part, but its
-    work between turns (650× as often as live: once per market second) leaves the feed
+    """Replay through a real ``Feed`` (its frame dispatch, ``BookSync``, trade log and
+    taps: ``Feed._on_frame`` per frame, a snapshot handed to the book and the taps as the
+    snapshot desk does) on an event loop, one turn per push; with ``root``, with the
+    ``HistoryRecorder`` tap (and the writer thread behind it) — the feed puts each trade
+    accepted in sequence and each diff applied to a LIVE book in the recorder's lane and
+    calls its hooks for the rest. Per turn, the wall time and the feed thread's own CPU
+    time (``time.thread_time``, the writer thread excluded) from its first message to the
+    end of the loop turn, shared equally by the turn's messages; the bench's stand-in for
+    the writer's 1 s flushes and compaction is outside the timed part, but its work
+    between turns (650× as often as live: once per market second) leaves the feed
     thread's next turns with cold caches and more garbage to collect. ``flushing`` False:
-    the tap alone — what it leaves in the writer's lane is taken away (not written) once
+    the tap alone — what it leaves in the writer's lanes is taken away (not written) once
     per market second, so the feed thread pays the tap's own cost and nothing else."""
     return asyncio.run(_replay_turns(turns, root, flushing))
 
@@ -110,46 +143,40 @@ def _replay(
 async def _replay_turns(
     turns: list[list[tuple[str, object]]], root: Path | None, flushing: bool
 ) -> dict:
-    sync = BookSync("BTCUSDT", "spot")
     writer = HistoryWriter(root, flush_interval_s=3600.0).start() if root else None
     recorder = HistoryRecorder(writer, "spot", ticks={"BTCUSDT": TICK}) if writer else None
-    counters = sync.counters
+    feed = _feed((recorder,) if recorder else ())
+    symbol = feed._symbols["BTCUSDT"]
+    on_frame = feed._on_frame
     wall: list[float] = []
     cpu: list[float] = []
+    settled: list[bool] = []  # the turn is SETTLED_TURNS or more after a second began
     next_flush = next_compact = 0
+    second, since = -1, 0
     cpu0 = time.process_time()
     for turn in turns:
+        now_s = _event_ms(turn) // 1000
+        second, since = (second, since + 1) if now_s <= second else (now_s, 0)
         t0, c0 = time.perf_counter(), time.thread_time()
-        for kind, event in turn:
-            applied = counters.diffs_applied
+        for kind, item in turn:
             if kind == "snapshot":
-                sync.on_snapshot(event)  # type: ignore[arg-type]
-                changed_book = True
-            elif isinstance(event, DepthUpdate):
-                sync.on_diff(event)
-                changed_book = True
+                symbol.book.on_snapshot(item)  # type: ignore[arg-type]
+                if recorder is not None:
+                    feed._tap_book("BTCUSDT", symbol)
             else:
-                changed_book = False
-            if recorder is None:
-                continue
-            if changed_book and sync.event_time_ms:
-                if counters.diffs_applied != applied and kind != "snapshot":
-                    recorder.on_levels("BTCUSDT", sync, event.b, event.a)  # type: ignore[union-attr]
-                recorder.on_book("BTCUSDT", sync)
-            elif isinstance(event, Trade):
-                recorder.on_trade_row(
-                    "BTCUSDT", "trade", (event.t, event.T, event.p, event.q, event.m)
-                )
-        await asyncio.sleep(0)  # the end of the turn: the loop runs the tap's hand-over
+                on_frame(Received(item, 0.0, 1))  # type: ignore[arg-type]
+        await asyncio.sleep(0)  # the end of the turn
         n = len(turn)
         wall.extend([(time.perf_counter() - t0) / n] * n)
         cpu.extend([(time.thread_time() - c0) / n] * n)
+        settled.extend([since >= SETTLED_TURNS] * n)
         if writer is None or root is None:
             continue
-        now_s = (getattr(turn[-1][1], "E", 0) or 0) // 1000
         if not flushing:
             if now_s >= next_flush:  # taken away each market second, written never
                 writer.lane.entries.clear()
+                for lane in writer.lane.symbol_lanes():
+                    lane.entries.clear()
                 next_flush = now_s + 1
             continue
         if now_s >= next_flush:  # the writer's 1 s flush, in market time
@@ -158,6 +185,7 @@ async def _replay_turns(
         if now_s >= next_compact:
             compact(root)
             next_compact = now_s + 60
+    assert feed.counters.frame_errors == 0 and feed.counters.tap_errors == 0
     if writer is not None and root is not None:
         writer.stop()
         compact(root)
@@ -168,7 +196,63 @@ async def _replay_turns(
         "msg_us_median": 1e6 * float(np.median(walls)),
         "msg_us_p99": 1e6 * float(np.percentile(walls, 99)),
         "msg_cpu_us_mean": 1e6 * float(cpus.mean()),
+        "msg_us_median_settled": 1e6 * float(np.median(walls[np.array(settled)])),
     }
+
+
+def _replay_live(turns: list[list[tuple[str, object]]], root: Path | None) -> dict[str, float]:
+    """The first ``LIVE_S`` seconds of the recording paced (each turn at its event time,
+    as the exchange pushed it, ``LIVE_SPEED``× as fast) through a real ``Feed``; with
+    ``root``, the recorder tap and the writer thread on its own interval (1 s of market
+    time) as in the app — its work
+    (taking the lanes, the grid, the Parquet writes) overlaps the feed's turns as it does
+    live, GIL and caches included. Same per-message figures as ``_replay``."""
+    return asyncio.run(_replay_live_turns(turns, root))
+
+
+async def _replay_live_turns(turns: list[list[tuple[str, object]]], root: Path | None) -> dict:
+    writer = HistoryWriter(root, flush_interval_s=1.0 / LIVE_SPEED).start() if root else None
+    recorder = HistoryRecorder(writer, "spot", ticks={"BTCUSDT": TICK}) if writer else None
+    feed = _feed((recorder,) if recorder else ())
+    symbol = feed._symbols["BTCUSDT"]
+    on_frame = feed._on_frame
+    first_ms = next(_event_ms(turn) for turn in turns if _event_ms(turn))
+    wall: list[float] = []
+    cpu: list[float] = []
+    start = time.perf_counter()
+    for turn in turns:
+        at_s = (_event_ms(turn) - first_ms) / 1000 if _event_ms(turn) else 0.0
+        if at_s >= LIVE_S:
+            break
+        await asyncio.sleep(max(0.0, start + at_s / LIVE_SPEED - time.perf_counter()))
+        t0, c0 = time.perf_counter(), time.thread_time()
+        for kind, item in turn:
+            if kind == "snapshot":
+                symbol.book.on_snapshot(item)  # type: ignore[arg-type]
+                if recorder is not None:
+                    feed._tap_book("BTCUSDT", symbol)
+            else:
+                on_frame(Received(item, 0.0, 1))  # type: ignore[arg-type]
+        await asyncio.sleep(0)
+        n = len(turn)
+        wall.extend([(time.perf_counter() - t0) / n] * n)
+        cpu.extend([(time.thread_time() - c0) / n] * n)
+    flushes = writer.stats().segments_written if writer else 0
+    if writer is not None:
+        writer.stop()
+    walls, cpus = np.array(wall), np.array(cpu)
+    return {
+        "messages": float(walls.shape[0]),
+        "segments_written": float(flushes),
+        "msg_us_mean": 1e6 * float(walls.mean()),
+        "msg_us_median": 1e6 * float(np.median(walls)),
+        "msg_us_p99": 1e6 * float(np.percentile(walls, 99)),
+        "msg_cpu_us_mean": 1e6 * float(cpus.mean()),
+    }
+
+
+def _event_ms(turn: list[tuple[str, object]]) -> int:
+    return getattr(getattr(turn[-1][1], "event", None), "E", 0) or 0
 
 
 def _bytes(root: Path, dataset: str) -> int:
@@ -177,7 +261,7 @@ def _bytes(root: Path, dataset: str) -> int:
 
 def _build_stored(root: Path, source: Path) -> None:
     """Tile the recorded trades to N_STORED stored trades through the writer, compacted."""
-    base = HistoryReader(source).trade_frame("spot", "BTCUSDT", kind="trade")
+    base = HistoryReader(source).trade_frame("spot", "BTCUSDT", kind="aggTrade")
     n = base.height
     ids0 = base["trade_id"].to_numpy() - int(base["trade_id"][0])
     times0 = base["time_ms"].to_numpy()
@@ -244,8 +328,17 @@ def run(tmp: Path) -> None:
         {k: statistics.median(r[k] for r in runs[name]) for k in runs[name][0]}
         for name in ("off", "on", "off again", "tap")
     )
+    live_runs: dict[str, list[dict]] = {"off": [], "on": [], "off again": []}
+    for round_ in range(LIVE_ROUNDS):
+        live_runs["off"].append(_replay_live(messages, None))
+        live_runs["on"].append(_replay_live(messages, tmp / f"live-{round_}"))
+        live_runs["off again"].append(_replay_live(messages, None))
+    live = {
+        name: {k: statistics.median(r[k] for r in rs) for k in rs[0]}
+        for name, rs in live_runs.items()
+    }
     cpu_pct = 100.0 * (taped["cpu_s"] - bare["cpu_s"]) / SPAN_S
-    trades_bytes = _bytes(recorded_root, "trades-trade")
+    trades_bytes = _bytes(recorded_root, "trades-aggTrade")
     book_bytes = _bytes(recorded_root, "book-grid") + _bytes(recorded_root, "book-top")
     book_per_day_mb = book_bytes / SPAN_S * 86_400 / 1e6
     per_trade = trades_bytes / 19_904
@@ -413,12 +506,28 @@ def run(tmp: Path) -> None:
     for key, label in (
         ("msg_us_mean", "wall mean"),
         ("msg_us_median", "wall median"),
+        ("msg_us_median_settled", f"median, turns ≥{SETTLED_TURNS}"),
         ("msg_us_p99", "wall p99"),
         ("msg_cpu_us_mean", "thread CPU mean"),
     ):
         off, on, off2, only = bare[key], taped[key], again[key], tap[key]
         print(f"    {label:<22}{off:>10.2f} µs{on:>10.2f} µs{off2:>10.2f} µs{only:>8.2f} µs"
               f"{on - off:>+10.2f} µs{off2 - off:>+10.2f} µs{only - off:>+10.2f} µs")  # fmt: skip
+    print(f"  paced ({LIVE_SPEED:.0f}× the recording's pace), first {LIVE_S:.0f} s "
+          f"({live['on']['messages']:.0f} messages, writer every market second: "
+          f"{live['on']['segments_written']:.0f} segments written), "
+          f"medians of {LIVE_ROUNDS}:")  # fmt: skip
+    print("  feed thread per message     writer off    writer on   off again"
+          "    on − off  again − off")  # fmt: skip
+    for key, label in (
+        ("msg_us_mean", "wall mean"),
+        ("msg_us_median", "wall median"),
+        ("msg_us_p99", "wall p99"),
+        ("msg_cpu_us_mean", "thread CPU mean"),
+    ):
+        off, on, off2 = live["off"][key], live["on"][key], live["off again"][key]
+        print(f"    {label:<22}{off:>10.2f} µs{on:>10.2f} µs{off2:>10.2f} µs"
+              f"{on - off:>+10.2f} µs{off2 - off:>+10.2f} µs")  # fmt: skip
     print(f"  trades on disk           {per_trade:8.2f} bytes/trade (target ≤ 16)")
     print(f"  recorded book            {book_per_day_mb:8.1f} MB/day extrapolated (≤ 150)")
     print(f"stored: {N_STORED:,} trades, {len(files)} segments, "
@@ -450,12 +559,24 @@ def run(tmp: Path) -> None:
         "feed_msg_us_p99_writer_off": round(bare["msg_us_p99"], 2),
         "feed_msg_us_p99_writer_on": round(taped["msg_us_p99"], 2),
         "feed_msg_us_median_writer_off_again": round(again["msg_us_median"], 2),
+        **{
+            f"feed_msg_us_median_settled_{name}": round(run_["msg_us_median_settled"], 2)
+            for name, run_ in (("writer_off", bare), ("writer_on", taped),
+                               ("writer_off_again", again), ("tap_only", tap))
+        },
         "feed_msg_us_median_tap_only": round(tap["msg_us_median"], 2),
         "feed_msg_us_mean_tap_only": round(tap["msg_us_mean"], 2),
         "feed_msg_us_p99_tap_only": round(tap["msg_us_p99"], 2),
         "feed_msg_cpu_us_mean_tap_only": round(tap["msg_cpu_us_mean"], 2),
         "feed_msg_us_mean_writer_off_again": round(again["msg_us_mean"], 2),
         "feed_msg_us_p99_writer_off_again": round(again["msg_us_p99"], 2),
+        **{
+            f"feed_live_msg_{k.removeprefix('msg_')}_writer_{name.replace(' ', '_')}": round(
+                live[name][k], 2
+            )
+            for name in ("off", "on", "off again")
+            for k in ("msg_us_median", "msg_us_mean", "msg_us_p99", "msg_cpu_us_mean")
+        },
         "trade_bytes_per_trade": round(per_trade, 2),
         "stored_bytes_per_trade_3m": round(stored_bytes / N_STORED, 2),
         "book_mb_per_day": round(book_per_day_mb, 1),

@@ -8,14 +8,13 @@ needs users for basic auth (``app.auth``) or ``--no-auth``.
 
 from __future__ import annotations
 
+import _thread
 import logging
 import sys
 
-from app import auth, config, market_source
-from app.alerting import make_alerts, start_tap
-from app.history_setup import push_history, start_history
-from app.ingest import build_feed
-from app.perp_twin_setup import start_perp_twin
+from app import auth, config
+from app.alerting import make_alerts
+from app.market_start import MarketStart
 from app.server import create_app_for
 from app.stores import make_store
 from services.market.perp_twin import PerpTwin
@@ -40,25 +39,11 @@ def main(argv: list[str]) -> int:
     except (auth.AuthRequired, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    source = market_source.resolve(settings, records_history=settings.history)
-    history = start_history(settings, source)
-    push.use_history(push_history(settings, source))
-    tap = start_tap(alerts, market=str(source.endpoints.market))
-    feed = build_feed(settings, source, store, history, (tap, push.tap))
-    feed.start_in_thread()
-    twin_source = start_perp_twin(settings, source, twin)
-    where = f"http://{settings.host}:{settings.port}/"
-    label = f"{source.source} {source.recording} ({source.recording_date})".strip()
-    print(f"Tapescope on {where} — {label if source.source == 'REPLAY' else 'LIVE'}", flush=True)
+    # The source, history, alert tap and feed start beside the server (app.market_start):
+    # the page and the history API answer meanwhile; a failed start ends the process.
+    market = MarketStart(settings, store, alerts, push, twin, _thread.interrupt_main).start()
     try:
         dash_app.run(host=settings.host, port=settings.port, debug=settings.debug)
     finally:
-        feed.stop()
-        tap.stop()
-        if history is not None:
-            history.stop()
-        source.close()
-        if twin is not None and twin_source is not None:
-            twin.stop()
-            twin_source.close()
-    return 0
+        market.stop()
+    return 1 if market.failed else 0

@@ -41,7 +41,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from services.binance.messages import Level
-from services.history.book_grid import GridConfig, bucket_height
+from services.history.book_grid import GridConfig, bucket_height, mid_of
 from services.history.schema import SCALE
 
 
@@ -84,7 +84,9 @@ class SideGrid:
     ``last_edge``: the edge at the second's previous state; ``changed``: keys the state
     being built changed."""
 
-    __slots__ = ("changed", "fence", "held", "is_bid", "last_edge", "levels", "low", "sums")
+    __slots__ = (
+        "best", "changed", "fence", "held", "is_bid", "last_edge", "levels", "low", "sums",
+    )  # fmt: skip
 
     def __init__(self, is_bid: bool) -> None:
         self.is_bid = is_bid
@@ -95,6 +97,7 @@ class SideGrid:
         self.low: int | None = None
         self.last_edge = 0
         self.changed: list[int] = []
+        self.best: float | None = None  # the best price, None: not known (recomputed)
 
     def key(self, price: float, height: float) -> int:
         bucket = bucket_of(price, height)
@@ -104,6 +107,7 @@ class SideGrid:
         """Replace the side with a copy of the book's (price → qty) and its known range."""
         self.fence = fence
         self.levels = {p: round(q * SCALE) for p, q in levels.items() if q != 0.0}
+        self.best = None
         self.rebuild(height)
 
     def rebuild(self, height: float) -> None:
@@ -128,8 +132,13 @@ class SideGrid:
                 continue
             if new:
                 levels[price] = new
+                best = self.best
+                if best is not None and ((price > best) if self.is_bid else (price < best)):
+                    self.best = price
             else:
                 del levels[price]
+                if price == self.best:
+                    self.best = None
             if height <= 0.0:
                 continue
             k = self.key(price, height)
@@ -143,6 +152,17 @@ class SideGrid:
                 if k >= low and k not in held:
                     held[k] = before  # its sum in every earlier state of the second
                 self.changed.append(k)
+
+    def top(self) -> tuple[float, float]:
+        """(best price, its qty) — (0.0, 0.0) for an empty side; O(1) unless the best level
+        was removed since the last call (then one pass over the levels)."""
+        levels = self.levels
+        if not levels:
+            return 0.0, 0.0
+        best = self.best
+        if best is None:
+            best = self.best = max(levels) if self.is_bid else min(levels)
+        return best, levels[best] / SCALE
 
     def count(self, edge: int) -> None:
         """The state just built is a LIVE state of the open second, its band ``key ≥ edge``."""
@@ -219,12 +239,17 @@ class BookGrid:
             self.bids.apply(bids, self.height)
             self.asks.apply(asks, self.height)
 
+    def top(self) -> tuple[float, float, float, float]:
+        """(best bid, its qty, best ask, its qty) of the copy, 0.0 for an empty side."""
+        return (*self.bids.top(), *self.asks.top())
+
     def step(
-        self, time_s: int, live: bool, mid: float, change: BookChange, tick: float,
+        self, time_s: int, live: bool, mid: float | None, change: BookChange, tick: float,
         config: GridConfig,
     ) -> dict[str, np.ndarray] | None:  # fmt: skip
         r"""One book state as the tap reported it: at ``time_s``, LIVE or not, its ``mid``
-        (NaN: a side is empty, not counted), what set its levels. Returns the rows of the
+        (NaN: a side is empty, not counted; None: the copy's own after the change), what
+        set its levels. Returns the rows of the
         second it closed (a new second, a state not LIVE, a fresh copy), if any; the
         bucket height is fixed at the first counted state (``config.bucket_bps`` of its
         mid in whole ``tick``\ s)."""
@@ -237,6 +262,9 @@ class BookGrid:
         elif change:
             for bids, asks in change:
                 self.apply(bids, asks)
+        if mid is None:
+            bid, _, ask, _ = self.top()
+            mid = mid_of(bid, ask)
         if live and self.loaded and not math.isnan(mid):
             if self.height == 0.0:
                 self.set_height(bucket_height(mid, tick, config.bucket_bps))

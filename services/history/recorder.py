@@ -2,7 +2,12 @@
 
 Everything here runs on the feed's event-loop thread, so it only keeps references to what
 the feed already decoded and appends them to the writer's ``TapLane`` (one deque append
-per item; the ``HistoryWriter`` thread takes them when it wakes and does the rest):
+per item; the ``HistoryWriter`` thread takes them when it wakes and does the rest). The
+feed asks it for each symbol's lane (``lane_for``: the bound ``deque.append`` of the
+symbol's ``SymbolLane``) and puts the hot items there itself — each trade accepted in
+sequence as its decoded row, each diff applied to a book that was and stays LIVE as its
+decoded ``DepthUpdate`` — so those cost the feed a builtin call and no Python frame of
+this tap; the hooks below get the rest, into the same lane:
 
 - ``on_trade_row``: the one trade the feed just accepted, as the raw row it decoded (no
   view is built for this tap); ``on_trades``: released trades as a view (after a REST
@@ -30,7 +35,7 @@ from services.history.book_grid import implied_tick
 from services.history.live_grid import BookChange, BookCopy
 from services.history.schema import to_e8
 from services.history.segments import BOOK_TOP, trades_dataset
-from services.history.writer import HistoryWriter, Key
+from services.history.writer import HistoryWriter, Key, LaneEntry, SymbolLane
 from services.market.book_sync import BookSync
 from services.market.trade_log import TradeRow
 from services.market.views import SyncState, TradeView
@@ -50,7 +55,10 @@ class SymbolBook:
     ``key``: where its states go; ``tick``: the grid's tick (0.0 until known).
     ``snapshots``/``applied``: the book's ``snapshots_applied``/``diffs_applied``
     counters as of what the writer's copy holds (``snapshots`` −1: no copy yet, or a diff
-    was missed); ``diffs``: the levels of the diffs applied since the last ``on_book``."""
+    was missed); ``diffs``: the levels of the diffs applied since the last ``on_book``;
+    ``laned``: the feed puts this symbol's LIVE diffs in its lane (``lane_for``), so every
+    diff is seen either there or by ``on_levels`` and only a new snapshot (or a diff
+    ``on_levels`` missed) makes the writer's copy stale."""
 
     key: Key
     tick: float
@@ -61,6 +69,7 @@ class SymbolBook:
     snapshots: int = -1
     applied: int = -1
     diffs: list[tuple[list[Level], list[Level]]] = field(default_factory=list)
+    laned: bool = False
 
 
 class HistoryRecorder:
@@ -94,9 +103,22 @@ class HistoryRecorder:
         self._seen: set[str] = set()
         self._trade_keys: dict[str, tuple[str, Key]] = {}
         self._lane = writer.lane
+        self._lanes: dict[str, SymbolLane] = {}
 
     def _symbol_book(self, symbol: str) -> SymbolBook:
-        return SymbolBook((self.market, symbol, BOOK_TOP), self.ticks.get(symbol, 0.0))
+        rec = SymbolBook((self.market, symbol, BOOK_TOP), self.ticks.get(symbol, 0.0))
+        rec.laned = symbol in self._lanes
+        return rec
+
+    def lane_for(self, symbol: str, kind: str) -> Callable[[object], None]:
+        """The put of ``symbol``'s lane, for the feed's hot items (see the module
+        docstring); from now on this tap's items for the symbol go there too, in order."""
+        lane = self._lanes[symbol] = self._lane.symbol_lane(self.market, symbol, kind)
+        self._trade_keys[symbol] = (kind, lane.trades)
+        rec = self._books.get(symbol)
+        if rec is not None:
+            rec.laned = True
+        return lane.put
 
     def _first_trade(self, symbol: str, time_ms: int) -> None:
         self._seen.add(symbol)
@@ -110,14 +132,22 @@ class HistoryRecorder:
             if symbol not in self._seen:
                 self._first_trade(symbol, row[1])
             known = self._trade_keys[symbol] = (kind, (self.market, symbol, trades_dataset(kind)))
-        self._lane.trade_row(known[1], row)
+        lane = self._lanes.get(symbol)
+        if lane is not None and lane.trades == known[1]:
+            lane.put(row)
+        else:
+            self._lane.trade_row(known[1], row)
 
     def on_trades(self, symbol: str, trades: TradeView) -> None:
         if len(trades) == 0:
             return
         if symbol not in self._seen:
             self._first_trade(symbol, int(trades.time_ms[0]))
-        self._lane.trade_view(self.market, symbol, trades)
+        lane = self._lanes.get(symbol)
+        if lane is not None:
+            lane.put(LaneEntry("view", lane.trades, trades))
+        else:
+            self._lane.trade_view(self.market, symbol, trades)
 
     def on_levels(
         self, symbol: str, book: BookSync, bids_changed: list[Level], asks_changed: list[Level]
@@ -126,10 +156,10 @@ class HistoryRecorder:
         if rec is None:
             rec = self._books[symbol] = self._symbol_book(symbol)
         counters = book.counters
-        in_step = rec.applied + 1 == counters.diffs_applied
+        in_step = rec.laned or rec.applied + 1 == counters.diffs_applied
         if in_step and rec.snapshots == counters.snapshots_applied:
             rec.diffs.append((bids_changed, asks_changed))
-            rec.applied += 1
+            rec.applied = counters.diffs_applied
         else:
             rec.snapshots = -1  # out of step: the next LIVE on_book copies the book
 
@@ -149,7 +179,8 @@ class HistoryRecorder:
         counters = book.counters
         change: BookChange = None
         if live and (
-            rec.snapshots != counters.snapshots_applied or rec.applied != counters.diffs_applied
+            rec.snapshots != counters.snapshots_applied
+            or (rec.applied != counters.diffs_applied and not rec.laned)
         ):  # loaded anew since the writer's copy (or never copied): copy it whole
             rec.snapshots, rec.applied = counters.snapshots_applied, counters.diffs_applied
             rec.diffs = []
@@ -167,7 +198,11 @@ class HistoryRecorder:
             ask[0] if ask else 0.0,
             ask[1] if ask else 0.0,
         )
-        self._lane.book(rec.key, time_ms, live, rec.tick, top, change)
+        lane = self._lanes.get(symbol)
+        if lane is not None:
+            lane.put(LaneEntry("book", rec.key, (time_ms, live, rec.tick, top, change)))
+        else:
+            self._lane.book(rec.key, time_ms, live, rec.tick, top, change)
 
     def on_candle(self, symbol: str, candle: Candle) -> None:
         if not candle.closed or candle.interval != "1m":

@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from services.binance.messages import DepthUpdate
 from services.history import schema
 from services.history.book_grid import GridConfig, mid_of
 from services.history.book_pyramid import BOOK_GRID_1M, PYRAMID
@@ -60,6 +61,8 @@ from services.market.views import TradeView
 log = logging.getLogger(__name__)
 
 FLUSH_ATTEMPTS = 20
+YIELD_EVERY = 2_000
+"""Tap entries handled between two chances for the other threads to take the GIL."""
 FLUSH_RETRY_S = 0.1
 
 Key = tuple[str, str, str]
@@ -118,10 +121,12 @@ class _Buffer:
 
 @dataclass(slots=True)
 class _BookState:
-    """Per-symbol book recording state: the book's copy and its open second, last top."""
+    """Per-symbol book recording state: the book's copy and its open second, the last top
+    row, the tick the tap last reported (for the states put as diffs)."""
 
     grid: BookGrid = field(default_factory=BookGrid)
     last_top: tuple = ()
+    tick: float = 0.0
 
 
 @dataclass(slots=True)
@@ -147,18 +152,68 @@ def columns_of(dataset: str) -> dict[str, pl.DataType]:
     return schema.TRADES if dataset.startswith("trades-") else COLUMNS[dataset]
 
 
+class SymbolLane:
+    """One symbol's lane, for a tap the feed hands its hot messages directly
+    (``FeedTap.lane_for``): ``put`` is the bound ``deque.append`` of ``entries`` (a builtin:
+    no Python frame on the feed's thread), and the feed puts each trade accepted in sequence
+    as its ``TradeRow`` tuple and each diff applied to a book that was and stays LIVE as its
+    decoded ``DepthUpdate`` — nothing allocated for them. The tap's other items for the
+    symbol (views, book states, candles) go in the same deque as ``LaneEntry``, so the
+    writer meets everything of the symbol in the order it happened. ``trades``/``book``:
+    the keys of its trades and ``book-top`` datasets; ``taken_at``: when the writer last
+    emptied it (its oldest item is younger: ``stats().lag_s``)."""
+
+    __slots__ = ("book", "entries", "put", "taken_at", "trades")
+
+    def __init__(self, trades: Key, book: Key) -> None:
+        self.trades = trades
+        self.book = book
+        self.entries: deque = deque()
+        self.put = self.entries.append
+        self.taken_at = time.monotonic()
+
+
+@dataclass(frozen=True, slots=True)
+class LaneEntry:
+    """An item a tap put in a ``SymbolLane`` itself (the ``TapLane`` entry's kind, key and
+    payload)."""
+
+    kind: str
+    key: Key
+    payload: object
+
+
 class TapLane:
     """Where a feed tap leaves what it records, on the feed's thread: each item is one
     ``deque`` append (thread-safe without a lock; nothing is handed over per message or per
     event-loop turn, nothing wakes the writer). The writer thread takes everything in the
     lane, in order, each time it wakes (its interval, a flush, a stop). ``since``: when the
-    oldest item now in the lane was added (``stats().lag_s``)."""
+    oldest item now in the lane was added (``stats().lag_s``). ``symbol_lane`` gives a
+    symbol a lane of its own (``SymbolLane``), which the writer takes after this one."""
 
-    __slots__ = ("entries", "since")
+    __slots__ = ("_lock", "entries", "since", "symbols")
 
     def __init__(self) -> None:
         self.entries: deque[tuple[str, Key, object]] = deque()
         self.since = 0.0
+        self.symbols: dict[Key, SymbolLane] = {}
+        self._lock = threading.Lock()
+
+    def symbol_lane(self, market: str, symbol: str, kind: str) -> SymbolLane:
+        """The lane of (market, symbol) and its trades of ``kind``, made at the first call."""
+        key = (market, symbol, trades_dataset(kind))
+        with self._lock:
+            lane = self.symbols.get(key)
+            if lane is None:
+                lane = SymbolLane(key, (market, symbol, BOOK_TOP))
+                self.symbols = {**self.symbols, key: lane}  # the writer iterates a copy
+            return lane
+
+    def symbol_lanes(self) -> list[SymbolLane]:
+        return list(self.symbols.values())
+
+    def __len__(self) -> int:
+        return len(self.entries) + sum(len(lane.entries) for lane in self.symbol_lanes())
 
     def trade_row(self, key: Key, row: tuple[int, int, float, float, bool]) -> None:
         """One trade as the feed decoded it (id, time ms, price, qty, buyer is maker);
@@ -312,12 +367,13 @@ class HistoryWriter:
         with self._stats_lock:
             stats = WriterStats(**{f: getattr(self._stats, f) for f in WriterStats.__slots__})
         lane = self.lane
-        stats.queued = self._queue.qsize() + len(lane.entries)
+        stats.queued = self._queue.qsize() + len(lane)
         oldest = [b.first_at for b in self._buffers.values() if b.rows]
         if self._oldest_queued is not None:
             oldest.append(self._oldest_queued)
         if lane.entries:
             oldest.append(lane.since)
+        oldest.extend(s.taken_at for s in lane.symbol_lanes() if s.entries)
         stats.lag_s = time.monotonic() - min(oldest) if oldest else 0.0
         return stats
 
@@ -389,28 +445,49 @@ class HistoryWriter:
             self._buffer(item.key).add(item.payload, item.at)  # type: ignore[arg-type]
 
     def _take_lane(self) -> None:
-        """Everything the taps left in the lane so far, in order, as one batch."""
+        """Everything the taps left in the lanes so far, in order, as one batch: the shared
+        lane's, then each symbol lane's (its hot items as ``TapLane`` entries)."""
         lane = self.lane.entries
-        if not lane:
-            return
-        at = self.lane.since
-        taken = []
+        taken: list[tuple[str, Key, object]] = []
+        at = self.lane.since if lane else time.monotonic()
         take = lane.popleft
         while lane:
             taken.append(take())
-        self._handle_batch(taken, at)
+        for symbol_lane in self.lane.symbol_lanes():
+            entries = symbol_lane.entries
+            if not entries:
+                continue
+            at = min(at, symbol_lane.taken_at)
+            symbol_lane.taken_at = time.monotonic()
+            trades, book = symbol_lane.trades, symbol_lane.book
+            take = entries.popleft
+            for _ in range(len(entries)):
+                item = take()
+                if type(item) is tuple:
+                    taken.append(("row", trades, item))
+                elif type(item) is LaneEntry:
+                    taken.append((item.kind, item.key, item.payload))
+                else:
+                    taken.append(("diff", book, item))
+        if taken:
+            self._handle_batch(taken, at)
 
     def _handle_batch(self, entries: list[tuple[str, Key, object]], at: float) -> None:
         """Tap entries in order; each dataset's trades (rows and views, in order) are
-        converted together."""
+        converted together. Every ``YIELD_EVERY`` entries the thread lets the others (the
+        feed's) run: a second's worth of a busy market is not done in one hold of the GIL."""
         trades: dict[Key, list[list | TradeView]] = {}
-        for kind, key, payload in entries:
+        for index, (kind, key, payload) in enumerate(entries):
+            if index % YIELD_EVERY == YIELD_EVERY - 1:
+                time.sleep(0)
             if kind == "row":
                 parts = trades.setdefault(key, [])
                 if parts and isinstance(parts[-1], list):
                     parts[-1].append(payload)
                 else:
                     parts.append([payload])
+            elif kind == "diff":
+                self._add_diff(key, payload, at)  # type: ignore[arg-type]
             elif kind == "view":
                 trades.setdefault(key, []).append(payload)  # type: ignore[arg-type]
             elif kind == "book":
@@ -418,6 +495,7 @@ class HistoryWriter:
             else:
                 self._buffer(key).add(payload, at)  # type: ignore[arg-type]
         for key, parts in trades.items():
+            time.sleep(0)
             chunks = [
                 schema.trade_row_columns(part)
                 if isinstance(part, list)
@@ -505,28 +583,51 @@ class HistoryWriter:
         time_ms, live, tick, best, change = payload
         market, symbol, _ = key
         state = self._books.setdefault((market, symbol), _BookState())
-        top = (*best, bool(live))
-        if top != state.last_top:
-            # Not LIVE: the last known prices are kept with live=False, never drawn as live.
-            row = state.last_top[:4] if not live and state.last_top else best
-            state.last_top = top
-            values = schema.to_e8(np.array(row, dtype=np.float64))
-            self._buffer(key).add(
-                {
-                    "time_ms": np.array([time_ms], np.int64),
-                    "bid_e8": values[0:1],
-                    "bid_qty_e8": values[1:2],
-                    "ask_e8": values[2:3],
-                    "ask_qty_e8": values[3:4],
-                    "live": np.array([bool(live)]),
-                },
-                at,
-            )
+        state.tick = tick
+        self._add_top(key, state, time_ms, live, best, at)
         rows = state.grid.step(
             time_ms // 1000, live, mid_of(best[0], best[2]), change, tick, self.grid
         )
         if rows is not None and rows["time_s"].shape[0]:
             self._buffer((market, symbol, BOOK_GRID)).add(rows, at)
+
+    def _add_diff(self, key: Key, diff: DepthUpdate, at: float) -> None:
+        """A diff the feed applied to a book that was and stayed LIVE (put in a symbol
+        lane as decoded): the state after it is LIVE at the diff's event time, and its top
+        is the best levels of the writer's own copy of the book (``BookGrid.top``), which
+        the tap's last whole copy and every diff since made equal to the feed's."""
+        market, symbol, _ = key
+        state = self._books.get((market, symbol))
+        if state is None or not state.grid.loaded:
+            return  # never the case from the feed: a LIVE book was copied at its snapshot
+        grid = state.grid
+        rows = grid.step(diff.E // 1000, True, None, [(diff.b, diff.a)], state.tick, self.grid)
+        if rows is not None and rows["time_s"].shape[0]:
+            self._buffer((market, symbol, BOOK_GRID)).add(rows, at)
+        self._add_top(key, state, diff.E, True, grid.top(), at)
+
+    def _add_top(
+        self, key: Key, state: _BookState, time_ms: int, live: bool, best: tuple, at: float
+    ) -> None:
+        """A ``book-top`` row when the best levels or the LIVE state changed."""
+        top = (*best, bool(live))
+        if top == state.last_top:
+            return
+        # Not LIVE: the last known prices are kept with live=False, never drawn as live.
+        row = state.last_top[:4] if not live and state.last_top else best
+        state.last_top = top
+        values = schema.to_e8(np.array(row, dtype=np.float64))
+        self._buffer(key).add(
+            {
+                "time_ms": np.array([time_ms], np.int64),
+                "bid_e8": values[0:1],
+                "bid_qty_e8": values[1:2],
+                "ask_e8": values[2:3],
+                "ask_qty_e8": values[3:4],
+                "live": np.array([bool(live)]),
+            },
+            at,
+        )
 
     def _close_second(self, market: str, symbol: str, state: _BookState, at: float) -> None:
         rows = state.grid.close()

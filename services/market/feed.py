@@ -240,6 +240,7 @@ class _SymbolFeed:
     tapped_id: int = -1
     diffs: int = 0
     store_read: bool = True
+    lanes: tuple[tuple[FeedTap, Callable[[object], None]], ...] = ()
 
 
 class Feed:
@@ -261,8 +262,13 @@ class Feed:
         self.store = store
         self._taps = tuple(taps)
         self._level_taps = tuple(t for t in self._taps if callable(getattr(t, "on_levels", None)))
-        self._row_taps = tuple(t for t in self._taps if callable(getattr(t, "on_trade_row", None)))
-        self._view_taps = tuple(t for t in self._taps if t not in self._row_taps)
+        self._lane_taps = tuple(t for t in self._taps if callable(getattr(t, "lane_for", None)))
+        self._hook_taps = tuple(t for t in self._taps if t not in self._lane_taps)
+        self._hook_level_taps = tuple(t for t in self._level_taps if t not in self._lane_taps)
+        self._row_taps = tuple(
+            t for t in self._hook_taps if callable(getattr(t, "on_trade_row", None))
+        )
+        self._view_taps = tuple(t for t in self._hook_taps if t not in self._row_taps)
         self._past_trades = past_trades
         self._shared_weight = shared_weight
         self._in_flight: set[str] = set()
@@ -417,6 +423,8 @@ class Feed:
             streams=self._streams_for(symbol),
             on_demand=on_demand,
         )
+        kind = feed.trades.kind
+        feed.lanes = tuple((t, t.lane_for(symbol, kind)) for t in self._lane_taps)  # type: ignore[attr-defined]
         self._disconnected.discard(symbol)  # its streams are subscribed afresh
         if self._past_trades is not None:  # e.g. the stored history's last hour
             feed.trades.warm_up(self._past_trades(symbol))
@@ -544,6 +552,7 @@ class Feed:
         feed.diffs += 1
         resyncs = feed.book.counters.resyncs
         applied = feed.book.counters.diffs_applied
+        was_live = feed.book.state is SyncState.LIVE
         if feed.shadow is not None:
             feed.shadow.on_diff(event)
         if feed.book.on_diff(event) is SyncAction.FETCH_SNAPSHOT:
@@ -552,9 +561,19 @@ class Feed:
             self.events.fault("resync", symbol=event.s, reason=feed.book.resync_reason)
         feed.dirty = True
         if self._taps:
-            if self._level_taps and feed.book.counters.diffs_applied != applied:
-                self._tap_levels(event, feed)
-            self._tap_book(event.s, feed)
+            taps, level_taps = self._taps, self._level_taps
+            if feed.lanes and was_live and feed.book.state is SyncState.LIVE:
+                if feed.book.counters.diffs_applied != applied:
+                    try:  # inline: no Python frame per diff for the laned taps
+                        for _, put in feed.lanes:
+                            put(event)
+                    except Exception as exc:
+                        self._lane_failed(feed, exc)
+                taps, level_taps = self._hook_taps, self._hook_level_taps
+            if level_taps and feed.book.counters.diffs_applied != applied:
+                self._tap_levels(event, feed, level_taps)
+            if taps:
+                self._tap_book(event.s, feed, taps)
 
     def _unknown_symbol(self, item: Received) -> None:
         self.counters.unknown_symbol_frames += 1
@@ -948,13 +967,23 @@ class Feed:
 
     def _tap_trades(self, symbol: str, feed: _SymbolFeed, row: TradeRow | None = None) -> None:
         """Hand the trades released since the last call to every tap, in id order. When
-        that is just ``row``, the trade being added, taps with ``on_trade_row`` get it as
-        it is and no view is built unless another tap takes views."""
+        that is just ``row``, the trade being added, it goes as it is into the taps' lanes
+        (``lane_for``) and to taps with ``on_trade_row``, and no view is built unless
+        another tap takes views."""
         newest = feed.trades.newest_id
         if newest <= feed.tapped_id:
             return
-        if row is not None and self._row_taps and newest == row[0] == feed.tapped_id + 1:
+        if (
+            row is not None
+            and newest == row[0] == feed.tapped_id + 1
+            and (feed.lanes or self._row_taps)
+        ):
             feed.tapped_id = newest
+            try:
+                for _, put in feed.lanes:
+                    put(row)
+            except Exception as exc:
+                self._lane_failed(feed, exc)
             for tap in self._row_taps:
                 try:
                     tap.on_trade_row(symbol, feed.trades.kind, row)  # type: ignore[attr-defined]
@@ -972,18 +1001,25 @@ class Feed:
             except Exception as exc:
                 self._tap_failed(tap, symbol, exc)
 
-    def _tap_book(self, symbol: str, feed: _SymbolFeed) -> None:
-        for tap in self._taps:
+    def _lane_failed(self, feed: _SymbolFeed, exc: Exception) -> None:
+        """A lane's put raised (a ``deque.append`` never does): counted as a tap error (of
+        the first laned tap); the lanes after it miss that one message."""
+        self._tap_failed(feed.lanes[0][0], feed.book.symbol, exc)
+
+    def _tap_book(
+        self, symbol: str, feed: _SymbolFeed, taps: tuple[FeedTap, ...] | None = None
+    ) -> None:
+        for tap in self._taps if taps is None else taps:
             try:
                 tap.on_book(symbol, feed.book)
             except Exception as exc:
                 self._tap_failed(tap, symbol, exc)
 
-    def _tap_levels(self, diff: DepthUpdate, feed: _SymbolFeed) -> None:
+    def _tap_levels(self, diff: DepthUpdate, feed: _SymbolFeed, taps: tuple[FeedTap, ...]) -> None:
         """Hand the levels an applied diff set to the taps that follow levels."""
-        for tap in self._level_taps:
+        for tap in taps:
             try:
-                tap.on_levels(diff.s, feed.book, diff.b, diff.a)
+                tap.on_levels(diff.s, feed.book, diff.b, diff.a)  # type: ignore[attr-defined]
             except Exception as exc:
                 self._tap_failed(tap, diff.s, exc)
 

@@ -29,6 +29,16 @@ What each call guarantees:
   follow the book in O(levels changed). Not called for the diffs a snapshot replays from
   its buffer: the ``on_book`` after a snapshot has a new ``book.last_update_id`` and the
   tap reads the book afresh.
+- ``lane_for(symbol, kind)`` — optional: asked once per symbol when the feed adds it, it
+  returns a callable ``put`` (e.g. a bound ``deque.append``: a builtin, no Python frame on
+  the feed's thread) that then takes the symbol's two hot messages instead of the hooks:
+  each trade released alone in sequence as its ``TradeRow`` (no ``on_trade_row``, no view)
+  and each diff applied to a book that was LIVE before and after it as the decoded
+  ``DepthUpdate`` (no ``on_levels``, no ``on_book``; the book is LIVE at the diff's event
+  time ``E`` and is exactly the last state the tap saw plus the diff's levels). A diff
+  that does not change a LIVE book (a duplicate) reaches the tap nowhere. Everything else
+  still comes through the hooks, including ``on_levels`` for every other applied diff, so
+  every applied diff is seen once, by ``put`` or by ``on_levels``.
 """
 
 from __future__ import annotations

@@ -7,7 +7,9 @@ Definitions:
   give back-pressure; nothing is buffered without bound). At max speed playback waits while
   no client is subscribed.
 * **replay clock** — the exchange's time: the recorder's receive time of the frame being
-  played now, plus the pass's time offset. At speed ``s`` it advances ``s`` ms per wall ms
+  played now (corrected by the recording's clock skew, ``session.clock_skew_ns``: a recorder
+  whose clock ran behind the exchange's would put the clock behind the events it plays),
+  plus the pass's time offset. At speed ``s`` it advances ``s`` ms per wall ms
   (between frames too); at speed *max* it is the time of the last frame played. It is what
   ``/api/v3/time`` answers and what lag is measured against, so lag means the same thing
   at any speed.

@@ -72,6 +72,21 @@ async def test_replay_clock_runs_at_the_replay_speed(recordings):
     assert 3.0 * elapsed * 1000 <= second - first <= 4.5 * elapsed * 1000
 
 
+async def test_replay_clock_is_never_behind_the_events_it_played(recordings):
+    """The 2024 recorder's clock ran ~1.27 s behind Binance's: replayed on its receive times
+    alone, /api/v3/time answered before the trades it had just sent (a negative lag)."""
+    async with (
+        LocalExchange(recordings["spot_2024"], speed=1) as ex,
+        aiohttp.ClientSession() as http,
+        websockets.connect(f"{ex.ws_url}/ws/btcusdt@trade", max_size=None) as ws,
+    ):
+        for _ in range(3):
+            seen = [orjson.loads(await asyncio.wait_for(ws.recv(), 10))["E"] for _ in range(20)]
+            async with http.get(f"{ex.rest_url}/api/v3/time") as response:
+                server_time = (await response.json())["serverTime"]
+            assert max(seen) <= server_time < max(seen) + 5_000
+
+
 def test_dashboard_feed_shows_recorded_times_and_lag_against_the_replay_clock(recordings):
     settings = Settings(
         source="replay", recording=recordings["spot_2021"], speed="4", loop=False, history=False
