@@ -64,3 +64,62 @@ window.dash_clientside = Object.assign({}, window.dash_clientside, {
     set("alerts-jump", {data: {symbol: event.symbol, time: event.time, id: event.id}});
   }, true);
 })();
+
+/* Alert events pushed (docs/streams.md, /ws/alerts/): while the socket is open every event
+   message asks the event list's callback to read the log at once (the "alerts-nudge" store,
+   at most one read per 50 ms) and its poll slows to data-pushed-poll-ms, a safety net; when
+   the socket drops the poll is back to data-poll-ms and the socket is tried again with a
+   capped back-off. One Dash callback a second was the busiest request a pushed page still
+   made, and each one's rendering held up the tape. The state is kept in
+   window.tapescopeAlerts (pushed, nudges) for tests. */
+(function () {
+  var state = window.tapescopeAlerts = {pushed: false, nudges: 0};
+  var delay = 1000, pending = false;
+
+  function setProps(id, props) {
+    if (window.dash_clientside && window.dash_clientside.set_props) {
+      window.dash_clientside.set_props(id, props);
+    }
+  }
+
+  function nudge() {
+    if (pending) { return; }
+    pending = true;
+    setTimeout(function () {
+      pending = false;
+      state.nudges += 1;
+      setProps("alerts-nudge", {data: state.nudges});
+    }, 50);
+  }
+
+  function connect() {
+    var config = document.getElementById("alerts-push-config");
+    if (!config || !window.WebSocket) {  // alerts off on this page, or not rendered yet
+      setTimeout(connect, 1000);
+      return;
+    }
+    var scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
+    var socket = new WebSocket(scheme + window.location.host + "/ws/alerts/");
+    socket.onopen = function () {
+      delay = 1000;
+      state.pushed = true;
+      setProps("alerts-interval", {interval: Number(config.dataset.pushedPollMs)});
+      nudge();  // anything logged while the socket was away
+    };
+    socket.onmessage = nudge;
+    socket.onclose = function () {
+      if (state.pushed) {
+        state.pushed = false;
+        setProps("alerts-interval", {interval: Number(config.dataset.pollMs)});
+      }
+      setTimeout(connect, delay);
+      delay = Math.min(delay * 2, 30000);
+    };
+  }
+
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", connect);
+  } else {
+    connect();
+  }
+})();

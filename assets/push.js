@@ -5,9 +5,11 @@
  * Pushed trades are painted straight into #pushed-tape (an element React renders once and
  * never updates) inside the socket's onmessage, before anything else: no frame wait, no
  * React round. The charts (depth, flow) are the page's costliest main-thread work: their
- * redraws are coalesced (newest data only), capped per chart, run one at a time when the
- * page is idle and after a pause in the trades (a burst's next trade then rarely waits
- * behind a redraw). The status bar is painted from the status stream into #pushed-status.
+ * redraws are coalesced (newest data only), spaced by their own cost (slow redraws on a
+ * busy machine come less often), run one at a time when the page is idle and after a
+ * pause in the trades, and wait while the chart is off screen or the page hidden. When
+ * long tasks still take much of the main thread, the server-driven panels' pushed
+ * intervals are stretched (load shedding). The status bar is painted from the status stream into #pushed-status.
  * State changes (live <-> down, status pushed or not) go through the push-state store,
  * which switches the polling intervals (app/callbacks/push.py). The flow panel goes on from
  * a server seed with every streamed trade (app/callbacks/flow_push.py). Message schemas:
@@ -22,12 +24,19 @@
   const DEFAULT_TIERS = [100000, 250000, 1000000];
   const FLOW_PAINT_MS = 2000;  // the flow panel repaints at most every 2 s
   const QUIET_MS = 100;  // a chart redraw waits for this long a pause in the trades
+  const CHART_SHARE = 0.03;  // a pushed chart's redraws take at most this share of the time
+  const CHART_MAX_GAP_MS = 8000;  // ... but a shown chart is redrawn at least this often
+  const BUSY_WINDOW_MS = 10000;  // the main thread's load is reviewed this often ...
+  const BUSY_HIGH = 0.15;  // ... and above this share of it in long tasks ...
+  const STRETCH = 2;  // ... the pushed intervals of the server-driven panels are this long ×
+  const BUSY_LOW = 0.05;  // ... until it is back under this share
   const RECENTRE_SHARE = 0.5;  // (the depth chart recentres as app/callbacks/depth.py does)
   const STATUS_STALE_MS = 3000;  // no status message for this long: the polled bar is back
   const RECENT_TRADES = 5000;  // streamed trades kept to apply to a seed that arrives late
   const s = {config: null, generation: 0, sockets: [], open: {}, rows: [], lastId: null, state: null,
     pending: [], tape: null, tiersText: null, recent: [], recentAfter: null,
-    flow: null, lastTradeAt: 0, chartTimer: null, charts: {}, statusAt: 0, statusTimer: null};
+    flow: null, lastTradeAt: 0, chartTimer: null, chartAt: 0, chartIdle: false, charts: {},
+    statusAt: 0, statusTimer: null};
 
   function wsBase() {
     return (window.location.protocol === "https:" ? "wss://" : "ws://") + window.location.host;
@@ -41,9 +50,12 @@
     document.body.classList.toggle("push-live", state === "live");
     const book = state === "live" && s.open.book === true;
     document.body.classList.toggle("push-status", status);
-    if (state === s.state && status === s.statusPushed && book === s.bookPushed) {
+    const stretch = state === "live" ? s.stretch : 1;
+    if (state === s.state && status === s.statusPushed && book === s.bookPushed &&
+        stretch === s.stretched) {
       return;
     }
+    s.stretched = stretch;
     s.statusPushed = status;
     s.bookPushed = book;
     s.state = state;
@@ -62,13 +74,14 @@
         slow_refresh_ms: cfg ? cfg.slow_refresh_ms : null,
         pushed_slow_refresh_ms: cfg ? cfg.pushed_slow_refresh_ms : null,
         pushed_refresh_ms: cfg ? cfg.pushed_refresh_ms : null,
+        stretch: stretch,
       }});
     }, 0);
   }
 
   function setBadge(text) {
     const badge = document.getElementById("push-badge");
-    if (badge) {
+    if (badge && badge.textContent !== text) {  // the same text again: no style or layout work
       badge.textContent = text;
     }
   }
@@ -104,10 +117,26 @@
     };
   }
 
+  const formats = {};
+
+  /* One Intl.NumberFormat per number of decimals, made once: toLocaleString with options
+   * builds a new formatter on every call, the tape's costliest step per row. */
   function fmt(value, decimals) {
-    return value.toLocaleString("en-US", {
+    const format = formats[decimals] || (formats[decimals] = new Intl.NumberFormat("en-US", {
       minimumFractionDigits: decimals, maximumFractionDigits: decimals,
-    });
+    }));
+    return format.format(value);
+  }
+
+  const tiersOf = {text: null, tiers: DEFAULT_TIERS};
+
+  /* The tiers of the tape's input, parsed again only when its text changed. */
+  function tapeTiers(text) {
+    if (text !== tiersOf.text) {
+      tiersOf.text = text;
+      tiersOf.tiers = parseTiers(text);
+    }
+    return tiersOf.tiers;
   }
 
   function parseTiers(text) {
@@ -164,7 +193,7 @@
     }
     const tiersInput = document.getElementById("tape-tiers");
     const tiersText = tiersInput ? tiersInput.value : "";
-    const tiers = parseTiers(tiersText);
+    const tiers = tapeTiers(tiersText);
     const fresh = s.pending;
     s.pending = [];
     if (s.tape && target.contains(s.tape) && tiersText === s.tiersText && s.rows.length) {
@@ -287,13 +316,55 @@
   }
 
   /* The chart redraws, one scheduler for all: a chart asks (``requestChart``) and is
-   * redrawn once with its newest data, at most once per its period; one chart per idle
-   * slot; and not while trades are coming in (less than QUIET_MS since the last trades
-   * message), unless the redraw is already a whole period late. */
+   * redrawn once with its newest data; one chart per idle slot; not while trades are coming
+   * in (less than QUIET_MS since the last trades message) unless the redraw is already a
+   * whole gap late; not while its graph is off screen or the page hidden (it is redrawn
+   * when it shows again). A chart's gap between redraws is its period, or longer when its
+   * redraws are slow: its main-thread time (the smoothed duration of its last redraws)
+   * stays under CHART_SHARE of the time, up to CHART_MAX_GAP_MS between redraws — on a
+   * busy machine, where a Plotly redraw takes 100-300 ms, the charts redraw less often
+   * instead of holding up the tape longer. */
   s.charts = {
-    depth: {period: DEPTH_PAINT_MS, last: -Infinity, due: false, paint: function () { paintDepth(s.book); }},
-    flow: {period: FLOW_PAINT_MS, last: -Infinity, due: false, paint: function () { paintFlow(); }},
+    depth: {graph: "depth-chart", period: DEPTH_PAINT_MS,
+      paint: function () { paintDepth(s.book); }},
+    flow: {graph: "flow-meter", period: FLOW_PAINT_MS, paint: function () { paintFlow(); }},
   };
+  for (const name in s.charts) {
+    Object.assign(s.charts[name],
+      {last: -Infinity, due: false, cost: 0, shown: true, watched: null});
+  }
+
+  function chartGap(c) {
+    return Math.min(CHART_MAX_GAP_MS, Math.max(c.period, c.cost / CHART_SHARE));
+  }
+
+  /* Whether the chart's graph is on screen, kept by an IntersectionObserver (a graph not
+   * rendered yet counts as shown, and is watched once it is). */
+  function chartShown(c) {
+    const el = document.getElementById(c.graph);
+    if (el && el !== c.watched && window.IntersectionObserver) {
+      if (!s.visibility) {
+        s.visibility = new IntersectionObserver(function (entries) {
+          for (const entry of entries) {
+            for (const name in s.charts) {
+              if (s.charts[name].watched === entry.target) {
+                s.charts[name].shown = entry.isIntersecting;
+              }
+            }
+          }
+          scheduleCharts();
+        });
+      }
+      if (c.watched) {
+        s.visibility.unobserve(c.watched);
+      }
+      c.watched = el;
+      s.visibility.observe(el);
+    }
+    return c.shown && !document.hidden;
+  }
+
+  document.addEventListener("visibilitychange", function () { scheduleCharts(); });
 
   function requestChart(name) {
     s.charts[name].due = true;
@@ -304,39 +375,64 @@
     let pick = null;
     for (const name in s.charts) {
       const c = s.charts[name];
-      if (c.due && (pick === null || c.last + c.period < pick.last + pick.period)) {
+      if (c.due && chartShown(c) &&
+          (pick === null || c.last + chartGap(c) < pick.last + chartGap(pick))) {
         pick = c;
       }
     }
     return pick;
   }
 
+  /* Set the timer for the chart due first (sooner than the pending timer, if any); while
+   * a redraw waits for its idle slot, that slot schedules the next. */
   function scheduleCharts() {
-    const pick = s.chartTimer === null ? nextChart() : null;
-    if (pick) {
-      s.chartTimer = setTimeout(runCharts, Math.max(0, pick.last + pick.period - performance.now()));
+    const pick = s.chartIdle ? null : nextChart();
+    if (!pick) {
+      return;
     }
+    const at = pick.last + chartGap(pick);
+    if (s.chartTimer !== null && s.chartAt <= at) {
+      return;
+    }
+    clearTimeout(s.chartTimer);
+    s.chartAt = at;
+    s.chartTimer = setTimeout(runCharts, Math.max(0, at - performance.now()));
+  }
+
+  /* Whether ``pick`` should wait for the end of a burst of trades: a trades message came
+   * less than QUIET_MS ago and the redraw is not a whole gap late yet. */
+  function burstWait(pick, now) {
+    const quiet = now - s.lastTradeAt;
+    return quiet < QUIET_MS && now - (pick.last + chartGap(pick)) < chartGap(pick) ?
+      QUIET_MS - quiet : 0;
   }
 
   function runCharts() {
+    s.chartTimer = null;
     const pick = nextChart();
     if (!pick) {
-      s.chartTimer = null;
       return;
     }
     const now = performance.now();
-    const quiet = now - s.lastTradeAt;
-    if (quiet < QUIET_MS && now - (pick.last + pick.period) < pick.period) {
-      s.chartTimer = setTimeout(runCharts, QUIET_MS - quiet);  // a burst: wait for its end
+    const wait = burstWait(pick, now);
+    if (wait > 0) {
+      s.chartAt = now + wait;
+      s.chartTimer = setTimeout(runCharts, wait);
       return;
     }
+    s.chartIdle = true;
     whenIdle(function () {
-      s.chartTimer = null;
-      pick.due = false;
-      pick.last = performance.now();
-      pick.paint();
+      s.chartIdle = false;
+      const started = performance.now();
+      if (burstWait(pick, started) === 0 && chartShown(pick)) {  // else trades came meanwhile
+        pick.due = false;
+        pick.last = started;
+        pick.paint();
+        const took = performance.now() - started;
+        pick.cost = pick.cost ? (pick.cost + took) / 2 : took;
+      }
       scheduleCharts();
-    }, pick.period);
+    }, chartGap(pick));
   }
 
   function direction(ratio, ratios) {
@@ -426,7 +522,7 @@
     return {x: x, y: y, notional: notional};
   }
 
-  /* Redraw the depth chart from the newest book message, at most once per DEPTH_PAINT_MS:
+  /* Redraw the depth chart from the newest book message, at least DEPTH_PAINT_MS apart:
    * the two step traces, the mid line and the spread note in one Plotly.update, the x range
    * recentred (its width kept) when the mid has moved half of it. Only a LIVE, uncrossed
    * book is drawn (the stream sends no levels otherwise); the server's depth callback then
@@ -491,6 +587,7 @@
     window.Plotly.update(gd, {
       x: [bids.x, asks.x], y: [bids.y, asks.y], customdata: [bids.notional, asks.notional],
     }, layout, [bidIndex, askIndex]);
+    document.getElementById("depth-chart").dataset.lastUpdateId = String(m.last_update_id);
   }
 
   /* The status bar from the status stream: the same badges as components/status_bar.py,
@@ -513,6 +610,30 @@
       target.replaceChildren.apply(target, items);
     }
     publishState();
+  }
+
+  /* Load shedding while pushed: the page's main thread is watched (long tasks, ≥ 50 ms);
+   * when they took more than BUSY_HIGH of the last BUSY_WINDOW_MS the server-driven
+   * panels' pushed intervals are stretched ×STRETCH (fewer Dash callbacks and Plotly
+   * redraws to hold up the tape), and back to ×1 under BUSY_LOW. */
+  s.busy = 0;
+  s.busySince = performance.now();
+  s.stretch = 1;
+  if (window.PerformanceObserver && PerformanceObserver.supportedEntryTypes &&
+      PerformanceObserver.supportedEntryTypes.includes("longtask")) {
+    new PerformanceObserver(function (list) {
+      for (const entry of list.getEntries()) {
+        s.busy += entry.duration;
+      }
+    }).observe({type: "longtask"});
+    setInterval(function () {
+      const now = performance.now();
+      const share = s.busy / (now - s.busySince);
+      s.busy = 0;
+      s.busySince = now;
+      s.stretch = share > BUSY_HIGH ? STRETCH : share < BUSY_LOW ? 1 : s.stretch;
+      publishState();
+    }, BUSY_WINDOW_MS);
   }
 
   function watchStatus(generation) {
@@ -579,8 +700,9 @@
       const normal = (pushState && pushState.refresh_ms) || 500;
       const slow = (pushState && pushState.slow_refresh_ms) || 2000;
       const live = state === "live";
-      return [live, live ? pushState.pushed_refresh_ms : normal,
-        live ? pushState.pushed_slow_refresh_ms : slow, "push-badge " + state];
+      const stretch = (pushState && pushState.stretch) || 1;
+      return [live, live ? stretch * pushState.pushed_refresh_ms : normal,
+        live ? stretch * pushState.pushed_slow_refresh_ms : slow, "push-badge " + state];
     },
   }});
 })();

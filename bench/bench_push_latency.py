@@ -16,14 +16,23 @@ Where the time goes (pushed mode, same seconds): event → received by a Python 
 trades stream (the server's part), and by a bare WebSocket in the page (adds the browser's
 main thread being free to run ``onmessage``); painted minus received is the page's own work.
 The share of the time the page's main thread spent in long tasks (≥ 50 ms, the page's
-charts being redrawn, slower under load) is printed per mode.
+charts being redrawn, slower under load) is printed per mode, and what ran in them: the
+scripts of Chromium's long animation frames (LoAF, ≥ 50 ms) by invoker and file — e.g.
+``IdleRequestCallback @ push.js`` (the pushed depth and flow redraws), ``Response.json.then
+@ dash_renderer.min.js`` (a server callback's answer rendered: its Plotly figure or HTML),
+``setTimeout @ (no source)`` (a timer resolving a promise: by a CPU profile of the page,
+mostly the Dash renderer's callback bookkeeping), ``DOMWebSocket.onmessage @ push.js`` (the
+tape painted).
 
 CPU per page: the server process's CPU seconds per wall second with N pages open, minus with
 none just before, divided by N; for polling pages and for pushed pages. The server runs
 without history (``--no-history``: its periodic compaction would land in one phase or
 another).
 
-Usage: ``python bench/bench_push_latency.py [--seconds 30] [--pages 10]``. Ends with one
+With ``--charts`` every ``Plotly.*`` call of the measured pages is also timed by call and
+chart (a wrapper around ``window.Plotly``: off by default, the page then runs unchanged).
+
+Usage: ``python bench/bench_push_latency.py [--seconds 30] [--pages 10] [--charts]``. Ends with one
 JSON line (latencies in ms, CPU in ms per s, the 1-minute load average of the machine).
 """
 
@@ -68,6 +77,22 @@ window.__since = performance.now();
 new PerformanceObserver(function (list) {
   for (const entry of list.getEntries()) { window.__busy += entry.duration; }
 }).observe({entryTypes: ["longtask"]});
+window.__frames = {};
+if (PerformanceObserver.supportedEntryTypes.includes("long-animation-frame")) {
+  new PerformanceObserver(function (list) {
+    for (const frame of list.getEntries()) {
+      for (const script of frame.scripts) {
+        const file = (script.sourceURL || "").split("/").pop().split("?")[0]
+          .replace(/\\.v[0-9_]+m[0-9]+/, "") || "(no source)";
+        const key = script.invoker.replace("TimerHandler:", "") + " @ " + file;
+        const seen = window.__frames[key] || (window.__frames[key] = {ms: 0, max: 0, n: 0});
+        seen.ms += script.duration;
+        seen.max = Math.max(seen.max, script.duration);
+        seen.n += 1;
+      }
+    }
+  }).observe({type: "long-animation-frame"});
+}
 window.__offset = arguments[1];
 const target = document.getElementById(arguments[0]);
 const seen = new Set(Array.from(target.querySelectorAll('.tape-row'), (row) => row.textContent));
@@ -105,6 +130,29 @@ if (arguments[2]) {
   window.__probe = probe;
 }
 """
+
+
+CHARTS_JS = """
+window.__charts = {};
+for (const name of ["react", "newPlot", "update", "restyle", "relayout", "extendTraces"]) {
+  const call = window.Plotly[name];
+  window.Plotly[name] = function (gd) {
+    const started = performance.now();
+    const answer = call.apply(this, arguments);
+    const el = typeof gd === "string" ? document.getElementById(gd) : gd;
+    const chart = (el && el.parentElement && el.parentElement.id) || "?";
+    const took = performance.now() - started;
+    const seen = window.__charts[name + " " + chart] ||
+      (window.__charts[name + " " + chart] = {ms: 0, max: 0, n: 0});
+    seen.ms += took;
+    seen.max = Math.max(seen.max, took);
+    seen.n += 1;
+    return answer;
+  };
+}
+"""
+"""With ``--charts``: every ``Plotly.*`` call of the page timed (its synchronous part) by
+call and chart (the graph's container id): which redraws the long frames were."""
 
 
 def chrome() -> webdriver.Chrome:
@@ -150,6 +198,14 @@ class Observed:
     client_received: list[float] = field(default_factory=list)
     busy_share: float = 0.0
     """Share of the time the page's main thread spent in long tasks (≥ 50 ms each)."""
+    seconds: float = 0.0
+    long_frames: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Scripts run in long animation frames (≥ 50 ms, Chromium's LoAF entries), by what
+    invoked them and the script's file (``setTimeout @ push.js``, ``Response.json.then @
+    dash_renderer...``): ``ms`` in total, ``max`` (the longest one), ``n`` (how many)."""
+    chart_calls: dict[str, dict[str, float]] = field(default_factory=dict)
+    """With ``--charts``: ``Plotly.*`` calls by call and chart (``update depth-chart``),
+    their synchronous main-thread time: ``ms`` in total, ``max``, ``n``."""
 
 
 def python_client(url: str, clock: ExchangeClock, seconds: float, out: list[float]) -> None:
@@ -169,6 +225,7 @@ def latencies(
     seconds: float,
     clock: ExchangeClock,
     stream_url: str | None,
+    charts: bool = False,
 ) -> Observed:
     """Open ``url`` and note event → painted of every new row of ``#element`` for
     ``seconds``; with ``stream_url``, also event → received in the page and in Python."""
@@ -189,6 +246,8 @@ def latencies(
         )
         client.start()
     driver.execute_script(SEEN_JS, element, clock.offset, stream_url)
+    if charts:
+        driver.execute_script(CHARTS_JS)
     end = time.monotonic() + seconds
     while time.monotonic() < end:
         time.sleep(0.5)
@@ -197,6 +256,10 @@ def latencies(
     observed.busy_share = float(
         driver.execute_script("return window.__busy / (performance.now() - window.__since)")
     )
+    observed.seconds = seconds
+    observed.long_frames = driver.execute_script("return window.__frames")
+    if charts:
+        observed.chart_calls = driver.execute_script("return window.__charts")
     observed.page_received = [
         float(x)
         for x in driver.execute_script(
@@ -233,6 +296,13 @@ def close_pages(driver: webdriver.Chrome) -> None:
     driver.get("about:blank")
 
 
+def most_time(
+    frames: dict[str, dict[str, float]], count: int
+) -> list[tuple[str, dict[str, float]]]:
+    """The ``count`` entries (script sources or chart calls) that took most time."""
+    return sorted(frames.items(), key=lambda item: -item[1]["ms"])[:count]
+
+
 def p95(values: list[float]) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))] if ordered else float("nan")
@@ -257,6 +327,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--pages", type=int, default=10)
+    parser.add_argument(
+        "--charts", action="store_true", help="time every Plotly call of the pages, by chart"
+    )
     args = parser.parse_args()
     port = free_port()
     server = start_server(port)
@@ -269,8 +342,10 @@ def main() -> int:
     driver = chrome()
     try:
         proc = psutil.Process(server.pid)
-        polled = latencies(driver, base + "?push=off", "trade-tape", args.seconds, clock, None)
-        pushed = latencies(driver, base, "pushed-tape", args.seconds, clock, stream)
+        polled = latencies(
+            driver, base + "?push=off", "trade-tape", args.seconds, clock, None, args.charts
+        )
+        pushed = latencies(driver, base, "pushed-tape", args.seconds, clock, stream, args.charts)
         load_during = os.getloadavg()[0]
         driver.get("about:blank")
         idle = cpu_per_s(proc, args.seconds / 2)
@@ -316,6 +391,21 @@ def main() -> int:
     for mode, seen in (("polling", polled), ("push", pushed)):
         label = f"{mode}: page main thread in long tasks (share of the time)"
         print(f"  {label:<62} {seen.busy_share * 100:>9.1f} %")
+    for mode, seen in (("polling", polled), ("push", pushed)):
+        print(f"  {mode}: scripts in long frames, ms per s (longest, count)")
+        for key, frame in most_time(seen.long_frames, 6):
+            label = f"    {key}"[:62]
+            print(
+                f"  {label:<62} {frame['ms'] / seen.seconds:>9.1f} ms/s "
+                f"({frame['max']:.0f} ms, {frame['n']:.0f})"
+            )
+        if seen.chart_calls:
+            print(f"  {mode}: Plotly calls by chart, ms per s (longest, count)")
+            for key, call in most_time(seen.chart_calls, 8):
+                print(
+                    f"  {'    ' + key:<62} {call['ms'] / seen.seconds:>9.1f} ms/s "
+                    f"({call['max']:.0f} ms, {call['n']:.0f})"
+                )
     ratio = figures["push_latency_ms_p95"] / figures["polling_latency_ms_p95"]
     print(f"  {'push p95 / polling p95':<62} {ratio:>9.3f}")
     print(f"  {'server CPU idle':<62} {idle * 1000:>9,.1f} ms/s")
@@ -330,6 +420,10 @@ def main() -> int:
                 "trades_painted_push": len(pushed.painted),
                 "polling_page_long_task_share": round(polled.busy_share, 3),
                 "push_page_long_task_share": round(pushed.busy_share, 3),
+                "push_long_frame_scripts_ms_per_s": {
+                    key: round(frame["ms"] / pushed.seconds, 1)
+                    for key, frame in most_time(pushed.long_frames, 6)
+                },
                 "server_cpu_idle_ms_per_s": round(idle * 1000, 1),
                 "server_cpu_per_polling_page_ms_per_s": round(poll_cpu, 2),
                 "server_cpu_per_pushed_page_ms_per_s": round(push_cpu, 2),

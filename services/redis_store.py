@@ -48,6 +48,7 @@ readers reload complete windows.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -62,6 +63,7 @@ from typing import TypeVar
 import numpy as np
 import redis
 from redis.cluster import RedisCluster
+from redis.commands.core import Script
 
 from services import store_codec as codec
 from services.cluster.boards import (
@@ -125,6 +127,23 @@ redis.call('SET', KEYS[5], ARGV[9], 'PX', ARGV[6])
 return {'OK', length}
 """
 
+
+# KEYS: shard heartbeat, lease, fence. ARGV: owner, epoch ('' = unfenced), heartbeat,
+# ttl_ms. The status round's heartbeat of a shard, fenced as a write is: a worker that
+# lost the shard (paused past its lease) must not re-beat it over its new holder's.
+_BEAT_SCRIPT = """
+local epoch = ARGV[2]
+if epoch ~= '' then
+  local lease = redis.call('GET', KEYS[2])
+  local mine = ARGV[1] .. '|' .. epoch .. '|'
+  local fence = tonumber(redis.call('GET', KEYS[3]) or '0')
+  if not lease or string.sub(lease, 1, #mine) ~= mine or tonumber(epoch) < fence then
+    return 0
+  end
+end
+redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
+return 1
+"""
 
 # KEYS: boards, their publication times, dropped. ARGV: stale before (s), now (µs), ttl_ms.
 # Removes the boards published before ARGV[1]; returns {HGETALL boards, dropped}.
@@ -230,6 +249,14 @@ class _PendingWrite:
     oldest: int | None
 
 
+@dataclass(slots=True)
+class _NodeUnreachable:
+    """A write whose node could not be reached (the write may or may not have landed:
+    the symbol's stream starts a new generation on its next write)."""
+
+    error: BaseException
+
+
 class TradeWindow:
     """A reader's copy of one symbol's trade window, rebuilt from stream blocks.
 
@@ -321,6 +348,7 @@ class RedisStore:
         self._max_catchup = max_catchup_blocks
         self._snapshot_script = self._redis.register_script(_SNAPSHOT_SCRIPT)
         self._write_script = self._redis.register_script(_WRITE_SCRIPT)
+        self._beat_script = self._redis.register_script(_BEAT_SCRIPT)
         self._boards_script = self._redis.register_script(_BOARDS_SCRIPT)
         self._board_rows: dict[str, StampedRow] = {}
         self._board_stamp = 0
@@ -330,6 +358,7 @@ class RedisStore:
         self._leases: Callable[[str], Lease | None] | None = None
         self.refused: dict[str, int] = {"FENCED": 0, "BACKWARDS": 0}
         self.availability = Availability()
+        self._nodes: dict[str, Availability] = {}
         self.writer_id = writer_id or f"{os.getpid()}-{secrets.token_hex(4)}"
         self._seq_base = time.time_ns() // 1000
         self._generations = 0
@@ -361,50 +390,84 @@ class RedisStore:
         if not snapshots or not self.availability.ready():
             return
         with self._write_lock:
-            writes = [w for s in snapshots if (w := self._prepare_write(s)) is not None]
+            writes = [
+                w
+                for s in snapshots
+                if self._node_availability(sym_key(s.symbol)).ready()
+                and (w := self._prepare_write(s)) is not None
+            ]
             if not writes:
                 return
             try:
-                if len(writes) == 1:
-                    replies: list[object] = [
-                        self._write_script(keys=writes[0].keys, args=writes[0].args)
-                    ]
-                else:
-                    replies = self._pipelined(writes)
-                for write, reply in zip(writes, replies, strict=True):
-                    if isinstance(reply, redis.ResponseError):
-                        self._settle_write(write, self._write_script(write.keys, write.args))
-                    elif isinstance(reply, Exception):
-                        raise reply
-                    else:
-                        self._settle_write(write, reply)
+                calls = [(w.keys, w.args) for w in writes]
+                replies = self._pipelined(self._write_script, calls)
+                unreached = self._settle_replies(writes, replies)
             except _ERRORS as exc:
                 self._streams = {s: _StreamState() for s in self._streams}
                 self.availability.failed(exc)
                 return
-        self.availability.succeeded()
+        if not unreached:
+            self.availability.succeeded()
 
-    def _pipelined(self, writes: list[_PendingWrite]) -> list[object]:
-        """The write script for every prepared write, one pipeline per Redis node (a
+    def _settle_replies(self, writes: list[_PendingWrite], replies: list[object]) -> bool:
+        """Settle every write with its reply (an entry answered with an error is written
+        again alone); whether a node could not be reached (its writes' symbols start new
+        stream generations)."""
+        unreached = False
+        for write, reply in zip(writes, replies, strict=True):
+            if isinstance(reply, redis.ResponseError):
+                self._settle_write(write, self._write_script(write.keys, write.args))
+            elif isinstance(reply, _NodeUnreachable):
+                self._streams[write.symbol] = _StreamState()
+                unreached = True
+            elif isinstance(reply, Exception):
+                raise reply
+            else:
+                self._settle_write(write, reply)
+        return unreached
+
+    def _pipelined(
+        self, script: Script, calls: Sequence[tuple[list[str], list[bytes | str]]]
+    ) -> list[object]:
+        """``script`` for every (keys, args) call, one pipeline per Redis node (a
         cluster's own pipeline refuses scripts): the replies in order, an error as its
-        exception (a MOVED slot among them is written again alone by the caller)."""
+        exception (a MOVED slot among them is run again alone by the caller), and
+        ``_NodeUnreachable`` for every call of a node that could not be reached.
+
+        These pipelines go to a node's own client, past the cluster client's routing,
+        which is what re-reads the cluster's layout after a connection error: an
+        unreachable node (a killed master) makes it read again here, or every later
+        round would go on sending its slots to the dead node, never to the promoted
+        replica. The other nodes' writes stand; the unreachable node's availability
+        backs off (``_node_availability``)."""
         client = self._redis
         groups: dict[str, tuple[redis.Redis, list[int]]] = {}
         if isinstance(client, RedisCluster):
-            for index, write in enumerate(writes):
-                node = client.nodes_manager.get_node_from_slot(client.keyslot(write.keys[0]))
+            for index, (keys, _) in enumerate(calls):
+                node = client.nodes_manager.get_node_from_slot(client.keyslot(keys[0]))
                 groups.setdefault(node.name, (client.get_redis_connection(node), []))
                 groups[node.name][1].append(index)
         else:
-            groups[""] = (client, list(range(len(writes))))
-        replies: list[object] = [None] * len(writes)
-        sha = self._write_script.sha
-        for connection, indices in groups.values():
+            groups[""] = (client, list(range(len(calls))))
+        replies: list[object] = [None] * len(calls)
+        for name, (connection, indices) in groups.items():
+            availability = self._nodes.setdefault(name, Availability()) if name else None
             pipe = connection.pipeline(transaction=False)
             for index in indices:
-                write = writes[index]
-                pipe.evalsha(sha, len(write.keys), *write.keys, *write.args)
-            for index, reply in zip(indices, pipe.execute(raise_on_error=False), strict=True):
+                keys, args = calls[index]
+                pipe.evalsha(script.sha, len(keys), *keys, *args)
+            try:
+                answers = pipe.execute(raise_on_error=False)
+            except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+                if isinstance(client, RedisCluster):
+                    with contextlib.suppress(*_ERRORS):
+                        client.nodes_manager.initialize(last_failed_node_name=name)
+                (availability or self.availability).failed(exc)
+                answers = [_NodeUnreachable(exc)] * len(indices)
+            else:
+                if availability is not None:
+                    availability.succeeded()
+            for index, reply in zip(indices, answers, strict=True):
                 replies[index] = reply
         return replies
 
@@ -530,9 +593,17 @@ class RedisStore:
         # written within the last moments could overwrite a new holder's beat with this
         # worker's just after a planned hand-over, before it learns the shard is gone.
         written = {shard_of(s) for s, _, at in recent if now - at < self._stale_after_s / 2}
-        shards = {shard_of(symbol) for symbol, _, _ in recent} - written
+        beats = {shard_of(s): s for s, _, _ in recent if shard_of(s) not in written}
         lapsing = [(s, generation) for s, generation, at in recent if now - at >= ttl_s / 3]
-
+        heartbeat = f"{self.writer_id}|{now!r}"
+        beat_calls = [
+            (
+                [beat_key(shard), lease_key(shard), fence_key(shard)],
+                [self.writer_id, epoch, heartbeat, str(self._ttl_ms)],
+            )
+            for shard, symbol in sorted(beats.items())
+            if (epoch := self._epoch_of(symbol)) is not None
+        ]
         data = codec.encode_status(status)
 
         def write() -> None:
@@ -540,15 +611,26 @@ class RedisStore:
             pipe.set(f"{PREFIX}status", data, px=self._ttl_ms)
             pipe.hset(WORKER_STATUS_KEY, self.writer_id, data)
             pipe.pexpire(WORKER_STATUS_KEY, self._ttl_ms)
-            for shard in sorted(shards):
-                pipe.set(beat_key(shard), f"{self.writer_id}|{now!r}", px=self._ttl_ms)
             pipe.pexpire(f"{PREFIX}symbols", self._ttl_ms)
             for symbol, generation in lapsing:
                 pipe.pexpire(sym_key(symbol), self._ttl_ms)
                 pipe.pexpire(trades_key(symbol, generation), self._ttl_ms)
             pipe.execute()
+            for (keys, args), reply in zip(
+                beat_calls, self._pipelined(self._beat_script, beat_calls), strict=True
+            ):
+                if isinstance(reply, redis.ResponseError):
+                    self._beat_script(keys=keys, args=args)
 
         self._call(write, None)
+
+    def _epoch_of(self, symbol: str) -> str | None:
+        """The fencing epoch of this writer's lease on ``symbol``'s shard: '' when its
+        writes are not fenced, None when it holds no lease on it (nothing to beat)."""
+        if self._leases is None:
+            return ""
+        lease = self._leases(symbol)
+        return None if lease is None else str(lease.epoch)
 
     def publish_symbols(self, infos: list[SymbolInfo]) -> None:
         infos = sorted(infos, key=lambda info: info.symbol)
@@ -567,7 +649,11 @@ class RedisStore:
             now = time.monotonic()
             if cached is not None and now - cached.checked_at < self._poll_s:
                 return cached.shown
-            return self._call(lambda: self._read_snapshot(symbol, cached, now), None)
+            return self._call(
+                lambda: self._read_snapshot(symbol, cached, now),
+                None,
+                self._node_availability(sym_key(symbol)),
+            )
 
     def published_symbols(self) -> list[str]:
         """The symbols that have a snapshot in Redis, sorted (empty when Redis is down)."""
@@ -846,16 +932,34 @@ class RedisStore:
         with self._locks_lock:
             return self._locks.setdefault(symbol, threading.Lock())
 
-    def _call(self, fn: Callable[[], T], fallback: T) -> T:
-        """``fn()``, or ``fallback`` when Redis is in backoff or fails."""
-        if not self.availability.ready():
+    def _node_availability(self, key: str) -> Availability:
+        """On a Redis Cluster, the availability of the node serving ``key``'s slot, so
+        that one node down (a killed master until its replica is promoted) leaves the
+        other nodes' books read and written, not every book blank for the failover; on a
+        single Redis, the store's."""
+        client = self._redis
+        if not isinstance(client, RedisCluster):
+            return self.availability
+        try:
+            node = client.nodes_manager.get_node_from_slot(client.keyslot(key))
+        except _ERRORS:
+            return self.availability
+        return self._nodes.setdefault(node.name, Availability())
+
+    def _call(
+        self, fn: Callable[[], T], fallback: T, availability: Availability | None = None
+    ) -> T:
+        """``fn()``, or ``fallback`` when Redis (``availability``: the store's unless
+        given) is in backoff or fails."""
+        availability = availability or self.availability
+        if not availability.ready():
             return fallback
         try:
             result = fn()
         except _ERRORS as exc:
-            self.availability.failed(exc)
+            availability.failed(exc)
             return fallback
-        self.availability.succeeded()
+        availability.succeeded()
         return result
 
     def close(self) -> None:

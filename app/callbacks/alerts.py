@@ -38,11 +38,15 @@ IDS = {
     for name in (
         "kind", "symbol", "threshold", "option", "params", "webhook", "sound", "create",
         "message", "help", "rules", "events", "sound_on", "notify", "toast", "interval",
-        "last_id", "drawn_id", "fresh", "rules_version", "jump",
+        "last_id", "drawn_id", "fresh", "rules_version", "jump", "nudge",
     )
 }  # fmt: skip
 EVENTS_SHOWN = 50
 POLL_MS = 1000
+PUSHED_POLL_MS = 15_000
+"""The event list's poll while ``/ws/alerts/`` is open (``assets/alerts.js``): each pushed
+event asks for a read at once (``alerts-nudge``), so the poll is only a safety net; back to
+``POLL_MS`` when the socket drops."""
 THRESHOLD_PARAM = {
     "price": "level",
     "large_trade": "min_notional",
@@ -112,6 +116,12 @@ def with_alerts(layout: Callable[[], html.Div], alerts: Alerts) -> Callable[[], 
                 layout(),
                 html.Div(create_alerts_section(IDS, params_help), className="app-alerts"),
                 dcc.Interval(id=IDS["interval"], interval=POLL_MS),
+                dcc.Store(id=IDS["nudge"], data=None),
+                html.Div(
+                    id="alerts-push-config",
+                    hidden=True,
+                    **{"data-poll-ms": POLL_MS, "data-pushed-poll-ms": PUSHED_POLL_MS},
+                ),
                 dcc.Store(id=IDS["last_id"], data=newest[0].id if newest else 0),
                 dcc.Store(id=IDS["drawn_id"], data=None),
                 dcc.Store(id=IDS["jump"], data=None),
@@ -194,10 +204,11 @@ def register(app: dash.Dash, store: MarketStore, alerts: Alerts) -> None:
         Output(IDS["toast"], "header"),
         Output(IDS["toast"], "children"),
         Input(IDS["interval"], "n_intervals"),
+        Input(IDS["nudge"], "data"),
         State(IDS["last_id"], "data"),
         State(IDS["drawn_id"], "data"),
     )
-    def poll(_n, last_id, drawn_id):
+    def poll(_n, _nudge, last_id, drawn_id):
         """Redraw the event list only when it changed (the log only grows), so a row the
         user is about to click is not replaced under the pointer every second. A tick with
         no new event reads only the newest one (the full list may reach the archive)."""

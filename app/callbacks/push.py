@@ -9,7 +9,10 @@ streamed trades after a seed from the server (``app.callbacks.flow_push``); the 
 polling interval is then off, the fast interval slows to ``PUSHED_REFRESH_MS`` (the
 heatmap, the footprint; the depth chart's ticks only check the book's sync state) and the
 slow one to ``PUSHED_SLOW_REFRESH_MS`` (volume profile, liquidity, watchlist): the other
-panels' redraws are what delays the tape's paint on the page's one main thread. While the
+panels' redraws are what delays the tape's paint on the page's one main thread. When long
+tasks still take more than 15 % of that thread (a busy machine) the script stretches both
+pushed intervals ×2 (``stretch`` in the push state) until they are back under 5 %; the
+pushed charts space their own redraws by their cost and wait while off screen. While the
 ``status`` stream is fresh the status bar is painted from it into ``#pushed-status`` and
 the server stops rendering it. When a socket drops the badge
 says so and polling comes back at the normal rate until the socket is open again (it

@@ -11,8 +11,8 @@ Every ``tick`` (call it a few times per lease):
 3. above the fair share, the highest shards are offered (make-before-break) when their
    books are ``ready`` (all LIVE) here: the worker keeps renewing and writing them until a
    worker below its share takes them, or releases them once an offer has stood
-   ``handover_s`` untaken (break-before-make, as a fallback); a shard not ready here is
-   released at once (nothing LIVE to hand over);
+   ``handover_s`` (10 leases) untaken (break-before-make, as a fallback); a shard not
+   ready here is released at once (nothing LIVE to hand over);
 4. below it, free shards are claimed, starting at a place that depends on the worker so
    that workers starting together do not race for the same shards; then offered shards
    are adopted: while ``ready(shard)`` is False the worker syncs the shard's books without
@@ -40,6 +40,7 @@ from services.cluster.leases import Lease, ShardLeases
 from services.cluster.shards import PREFIX
 
 WORKERS_KEY = f"{PREFIX}workers"
+HANDOVER_LEASES = 10  # an offer stands this many leases before the fallback release
 _ERRORS = (redis.RedisError, OSError)
 
 
@@ -79,7 +80,12 @@ class ShardCoordinator:
         self._clock = clock
         self.fair_share = leases.shards
         self.ready = ready
-        self.handover_s = 2 * leases.lease_ms / 1000 if handover_s is None else handover_s
+        # Long enough for a joiner to sync dozens of offered books under the host's shared
+        # REST budget (tens of seconds when a take-over or a cold start used the minute up):
+        # releasing an offer earlier does not make the joiner ready sooner, it only moves
+        # the shard with a resync gap on the readers' side.
+        lease_s = leases.lease_ms / 1000
+        self.handover_s = HANDOVER_LEASES * lease_s if handover_s is None else handover_s
         self.adopting: set[int] = set()
         self._offered_at: dict[int, float] = {}
 

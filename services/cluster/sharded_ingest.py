@@ -139,6 +139,8 @@ class ShardedIngest:
         from the coordinator's thread)."""
         shards = self.coordinator.leases.shards
         candidates = self.universe or set(self.feed.trading_symbols())
+        if not candidates:  # the symbols not loaded yet: which books the shard has is unknown
+            return False
         return all(self.feed.is_live(s) for s in candidates if shard_of(s, shards) == shard)
 
     def since(self, symbol: str) -> float | None:

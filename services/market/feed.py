@@ -217,7 +217,10 @@ class _SymbolFeed:
     ``trades_changed``: the trade log did, so its view (a copy of the whole window) is
     rebuilt at the next publication rather than at every one. ``tapped_id``: the newest
     trade id handed to the feed's taps. ``diffs``: depth diffs received (the SYNCING
-    watchdog tells a flowing stream from a silent one by it)."""
+    watchdog tells a flowing stream from a silent one by it). ``store_read``: False while a
+    followed symbol's stored trade window (a previous owner's) has not been read yet;
+    nothing is published for it until then, or this owner's first write would replace the
+    window it is to continue."""
 
     info: SymbolInfo
     book: BookSync
@@ -236,6 +239,7 @@ class _SymbolFeed:
     deepen_failed_at: float | None = None
     tapped_id: int = -1
     diffs: int = 0
+    store_read: bool = True
     lanes: tuple[tuple[FeedTap, Callable[[object], None]], ...] = ()
 
 
@@ -475,6 +479,8 @@ class Feed:
         if released:
             await self._client.unsubscribe(released)  # one paced request per connection
         added = [self._add_symbol(s, on_demand=False) for s in sorted(wanted - set(self._symbols))]
+        for feed in added:
+            feed.store_read = False
         if added:
             await self._client.subscribe([name for feed in added for name in feed.streams])
             for feed in added:
@@ -852,7 +858,11 @@ class Feed:
         # Off the loop: a taken-over window is up to ``trade_window`` rows read from Redis
         # and converted, and a take-over warms up dozens of symbols at once (on the loop
         # that stopped the feed for seconds: no frame, publication or snapshot handled).
-        stored = await asyncio.to_thread(self._stored_trades, symbol)
+        try:
+            stored = await asyncio.to_thread(self._stored_trades, symbol)
+        finally:
+            if (reading := self._symbols.get(symbol)) is not None:
+                reading.store_read = True
         try:
             if stored:
                 rows = stored + await self._trades_since(symbol, int(stored[-1][0]) + 1)
@@ -1079,8 +1089,11 @@ class Feed:
         due = {
             symbol: feed.snapshot.published_at if feed.snapshot is not None else None
             for symbol, feed in self._symbols.items()
-            if feed.dirty
-            or (feed.snapshot is not None and now - feed.snapshot.published_at >= heartbeat)
+            if feed.store_read
+            and (
+                feed.dirty
+                or (feed.snapshot is not None and now - feed.snapshot.published_at >= heartbeat)
+            )
         }
         cap = round_cap(self.config.publish_budget_per_s, self.config.publish_interval_s)
         watched = self._watched_now(now) if cap and len(due) > cap else ()

@@ -62,6 +62,8 @@ def test_a_rule_created_on_the_page_fires_a_toast(dash_duo, alerting_replay):
     dash_duo.start_server(app, port=free_port())
     dash_duo.driver.set_window_size(1400, 1000)
     dash_duo.wait_for_element("#alerts-create", timeout=15)
+    pushed = "return window.tapescopeAlerts || {};"
+    until(lambda: dash_duo.driver.execute_script(pushed).get("pushed"), timeout=15)
     dash_duo.find_element("#alerts-symbol").send_keys("BTCUSDT")
     dash_duo.find_element("#alerts-threshold").send_keys("1000")
     click(dash_duo, "#alerts-create")
@@ -69,7 +71,10 @@ def test_a_rule_created_on_the_page_fires_a_toast(dash_duo, alerting_replay):
     dash_duo.wait_for_contains_text("#alerts-rules", "min_notional 1,000.00", timeout=10)
     [rule] = alerts.rules.all()
     assert rule.kind == "large_trade" and rule.symbol == "BTCUSDT"
-    dash_duo.wait_for_contains_text("#alerts-toast", "BTCUSDT large trade", timeout=30)
+    # events are pushed (/ws/alerts/): the list's poll is down to every 15 s, and each event
+    # asks for a read at once
+    dash_duo.wait_for_contains_text("#alerts-toast", "BTCUSDT large trade", timeout=12)
+    assert dash_duo.driver.execute_script(pushed)["nudges"] >= 2
     toast = dash_duo.find_element("#alerts-toast").text
     assert "@" in toast and "trade" in toast
     fired = alerts.events.since(0, 100)

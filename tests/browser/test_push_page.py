@@ -60,6 +60,7 @@ def test_tape_is_pushed_and_falls_back_to_polling_while_the_streams_are_away(
     dash_duo, pushed_replay
 ):
     store, push = pushed_replay
+    dash_duo.driver.set_window_size(1400, 1000)  # every panel on screen
     dash_duo.start_server(create_app(store, push=push), port=free_port())
     run = dash_duo.driver.execute_script
     try:
@@ -70,6 +71,8 @@ def test_tape_is_pushed_and_falls_back_to_polling_while_the_streams_are_away(
         assert run(POLLED) is None  # the polled tape is hidden
         _flow_follows_the_stream(run, store)
         _status_and_depth_follow_their_streams(run)
+        _depth_waits_off_screen(dash_duo, run)
+        _intervals_stretch_under_load(run)
         push.pause("restart")
         dash_duo.wait_for_contains_text("#push-badge", "polling", timeout=10)
         until(lambda: not run(LIVE) and run(POLLED), timeout=10)
@@ -135,6 +138,45 @@ def _status_and_depth_follow_their_streams(run) -> None:
             seen.add((depth["bid"], depth["ask"], depth["note"]))
         time.sleep(0.3)
     assert len(seen) >= 2, "the depth chart did not move with the book stream"
+
+
+DEPTH_BOOK = "return document.getElementById('depth-chart').dataset.lastUpdateId || null;"
+DEPTH_OFF_SCREEN = (
+    "return document.getElementById('depth-chart').getBoundingClientRect().bottom < 0;"
+)
+
+
+def _depth_waits_off_screen(dash_duo, run) -> None:
+    """A pushed chart scrolled off screen is not redrawn (the book it shows stays the same
+    while the book stream goes on), and is redrawn with a newer book once it shows again."""
+    until(lambda: run(DEPTH_BOOK), timeout=10)
+    dash_duo.driver.set_window_size(1400, 300)
+    run("window.scrollTo(0, document.body.scrollHeight);")
+    until(lambda: run(DEPTH_OFF_SCREEN), timeout=5)
+    time.sleep(0.5)  # a redraw already waiting for its idle slot
+    hidden = run(DEPTH_BOOK)
+    time.sleep(5)  # at least two of the depth chart's 2 s gaps, the book moving meanwhile
+    assert run(DEPTH_BOOK) == hidden, "the depth chart was redrawn off screen"
+    dash_duo.driver.set_window_size(1400, 1000)
+    run("window.scrollTo(0, 0);")
+    until(lambda: run(DEPTH_BOOK) != hidden, timeout=10)
+
+
+POLLING_FOR = "return window.dash_clientside.tapescope.pollingFor(arguments[0]);"
+
+
+def _intervals_stretch_under_load(run) -> None:
+    """The intervals the push state asks for: pushed ones (× the load-shedding stretch)
+    while live, the normal ones otherwise whatever the stretch."""
+    state = {
+        "refresh_ms": 500, "slow_refresh_ms": 2000, "pushed_refresh_ms": 3000,
+        "pushed_slow_refresh_ms": 4000,
+    }  # fmt: skip
+    live = {**state, "state": "live"}
+    assert run(POLLING_FOR, live) == [True, 3000, 4000, "push-badge live"]
+    assert run(POLLING_FOR, {**live, "stretch": 2}) == [True, 6000, 8000, "push-badge live"]
+    down = {**state, "state": "down", "stretch": 2}
+    assert run(POLLING_FOR, down) == [False, 500, 2000, "push-badge down"]
 
 
 FLOW_READ = """

@@ -25,7 +25,8 @@ from services.cluster.shards import (
     symbols_by_shard,
 )
 from services.redis_connection import is_cluster, sync_client
-from services.redis_store import RedisStore
+from services.redis_store import RedisStore, beat_key
+from services.store import FeedStatus
 from tests.cluster_worker import LEASE_MS, book_snapshot, fenced_write
 from tests.redis_cluster import RedisCluster
 
@@ -105,6 +106,39 @@ def test_claims_renewals_and_fenced_writes(cluster: RedisCluster, client) -> Non
     assert reader.written(symbol) == (103, "w2")
     assert my_store.refused == {"FENCED": 2, "BACKWARDS": 1}
     assert their_store.refused == {"FENCED": 1, "BACKWARDS": 0}
+
+
+def test_a_worker_that_lost_its_shard_does_not_beat_it_over_the_new_holder(
+    cluster: RedisCluster, client
+) -> None:
+    """The status round's heartbeat of a shard is fenced like a write: a worker paused
+    past its lease, resumed still believing it holds the shard, must not set the shard's
+    heartbeat over the new holder's (readers would show the new holder's LIVE book as
+    "published by a previous ingest worker" until its next write). Shards it does hold are
+    beaten; their books stay LIVE for readers."""
+    symbol, quiet = "BTCUSDT", "ETHUSDT"
+    shard, quiet_shard = shard_of(symbol), shard_of(quiet)
+    assert shard != quiet_shard
+    mine, theirs = ShardLeases(client, "w1", 300), ShardLeases(client, "w2", 5000)
+    my_held = {shard: mine.claim(shard), quiet_shard: ShardLeases(client, "w1").claim(quiet_shard)}
+    my_store = RedisStore(cluster.url, writer_id="w1", poll_s=0, stale_after_s=0.2)
+    my_store.fence_with(lambda s: my_held.get(shard_of(s)))
+    their_store = _fenced_store(cluster.url, "w2", {})
+    reader = RedisStore(cluster.url, poll_s=0)
+    for name in (symbol, quiet):
+        assert fenced_write(my_store, book_snapshot(name, 100, 1)) == "OK"
+    time.sleep(0.4)  # past w1's lease on the first shard
+    taken = theirs.claim(shard)
+    assert taken is not None
+    their_store.fence_with(lambda s: taken if shard_of(s) == shard else None)
+    assert fenced_write(their_store, book_snapshot(symbol, 101, 2)) == "OK"
+    my_store.publish_status(FeedStatus(connection_state="CONNECTED"))  # w1 resumes
+    assert client.get(beat_key(shard)).decode().startswith("w2|")
+    assert client.get(beat_key(quiet_shard)).decode().startswith("w1|")
+    snap = reader.snapshot(symbol)
+    assert snap is not None and snap.book.is_live, snap and snap.book.resync_reason
+    for store in (my_store, their_store, reader):
+        store.close()
 
 
 def test_one_batch_writes_many_shards_each_fenced_on_its_own(cluster: RedisCluster, client) -> None:

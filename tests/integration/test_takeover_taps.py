@@ -8,13 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
+from dataclasses import replace
 
+import aiohttp
+import numpy as np
 import pytest
 
 from services.market.feed import Feed
+from services.market.views import TradeView
 from services.redis_store import RedisStore
 from services.replay.exchange import LocalExchange
 from services.replay.recording import SPOT_2021
+from tests.cluster_worker import book_snapshot
 from tests.integration.test_feed_replay import RecordingTap
 from tests.integration.test_sharded_feeds import following_config
 from tests.redis_server import RedisServer
@@ -75,3 +81,85 @@ async def test_the_new_owners_taps_continue_from_the_stored_window() -> None:
         ids = second.trade_ids[symbol]
         assert ids == list(range(ids[0], ids[0] + len(ids))), f"{symbol}: a gap or a repeat"
         assert ids[0] <= stored[symbol] + 1, f"{symbol}: {ids[0]} after {stored[symbol]}"
+
+
+class _SlowReadStore(RedisStore):
+    """A new owner's store whose read of a symbol's stored window takes a second (a
+    take-over of dozens of symbols queues these reads behind each other), so the feed's
+    publisher runs many rounds meanwhile."""
+
+    def stored_trades(self, symbol: str) -> TradeView | None:
+        time.sleep(1.0)
+        return super().stored_trades(symbol)
+
+
+async def _latest_trades(rest_url: str, symbol: str, count: int) -> list[dict]:
+    url = f"{rest_url}/api/v3/aggTrades"
+    async with aiohttp.ClientSession() as session:
+        for _ in range(100):
+            async with session.get(url, params={"symbol": symbol, "limit": count}) as reply:
+                rows = await reply.json()
+            if len(rows) >= count:
+                return rows
+            await asyncio.sleep(0.2)
+    raise AssertionError(f"{count} {symbol} trades not at the exchange")
+
+
+def _window(symbol: str, rows: list[dict]) -> TradeView:
+    return TradeView(
+        symbol,
+        trade_id=np.array([r["a"] for r in rows], dtype=np.int64),
+        time_ms=np.array([r["T"] for r in rows], dtype=np.int64),
+        price=np.array([float(r["p"]) for r in rows]),
+        qty=np.array([float(r["q"]) for r in rows]),
+        side=np.array([-1.0 if r["m"] else 1.0 for r in rows]),
+    )
+
+
+@pytest.mark.timeout(60)
+async def test_a_new_owner_writes_nothing_before_it_read_the_window_it_continues() -> None:
+    """The new owner of a symbol publishes it only once it has read the previous owner's
+    stored window: its first write (a new stream generation) would otherwise replace that
+    window with the trades it streamed itself, and its warm-up would then read its own
+    window back — the trades between the last stored one and its stream's first lost (seen
+    with 65 symbols taken over at once by a real worker)."""
+    symbol = "BTCUSDT"
+    with RedisServer() as server:
+        exchange = LocalExchange(SPOT_2021, speed=1.0, loop=True)
+        exchange.start_in_thread()
+        previous = RedisStore(server.url, writer_id="previous")
+        reader = RedisStore(server.url, poll_s=0)
+        try:
+            rows = (await _latest_trades(exchange.rest_url, symbol, 40))[:20]
+            last = rows[-1]["a"]
+            snapshot = book_snapshot(symbol, 1, 1)
+            previous.publish(replace(snapshot, trades=_window(symbol, rows)))
+            store = _SlowReadStore(server.url, writer_id="new")
+            feed = Feed(following_config(exchange), store)
+            task = asyncio.create_task(feed.run())
+            try:
+                await asyncio.wait_for(feed.follow([symbol]), 30)
+
+                def continued() -> bool:
+                    window = reader.stored_trades(symbol)
+                    written = reader.written(symbol)
+                    return (
+                        window is not None
+                        and written is not None
+                        and written[1] == "new"
+                        and int(window.trade_id[-1]) > last + 20
+                    )
+
+                await _until(continued, 30, "the new owner's window written past the stored one")
+            finally:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+                store.close()
+            ids = reader.stored_trades(symbol).trade_id
+        finally:
+            exchange.stop()
+            previous.close()
+            reader.close()
+    assert int(ids[0]) <= rows[0]["a"], f"the stored window was replaced: starts at {ids[0]}"
+    assert (np.diff(ids) == 1).all(), "a gap or a repeat"
