@@ -140,6 +140,19 @@ def _replay(
     return asyncio.run(_replay_turns(turns, root, flushing))
 
 
+def _play_turn(feed: Feed, symbol: object, turn: list[tuple[str, object]], taps: bool) -> None:
+    """One loop turn's messages through the real feed: a snapshot as the snapshot desk
+    hands it to BTCUSDT's ``symbol`` (and to the taps, as the feed does), a frame through
+    ``Feed._on_frame``."""
+    for kind, item in turn:
+        if kind == "snapshot":
+            symbol.book.on_snapshot(item)  # type: ignore[attr-defined]
+            if taps:
+                feed._tap_book("BTCUSDT", symbol)
+        else:
+            feed._on_frame(Received(item, 0.0, 1))  # type: ignore[arg-type]
+
+
 async def _replay_turns(
     turns: list[list[tuple[str, object]]], root: Path | None, flushing: bool
 ) -> dict:
@@ -147,7 +160,6 @@ async def _replay_turns(
     recorder = HistoryRecorder(writer, "spot", ticks={"BTCUSDT": TICK}) if writer else None
     feed = _feed((recorder,) if recorder else ())
     symbol = feed._symbols["BTCUSDT"]
-    on_frame = feed._on_frame
     wall: list[float] = []
     cpu: list[float] = []
     settled: list[bool] = []  # the turn is SETTLED_TURNS or more after a second began
@@ -158,13 +170,7 @@ async def _replay_turns(
         now_s = _event_ms(turn) // 1000
         second, since = (second, since + 1) if now_s <= second else (now_s, 0)
         t0, c0 = time.perf_counter(), time.thread_time()
-        for kind, item in turn:
-            if kind == "snapshot":
-                symbol.book.on_snapshot(item)  # type: ignore[arg-type]
-                if recorder is not None:
-                    feed._tap_book("BTCUSDT", symbol)
-            else:
-                on_frame(Received(item, 0.0, 1))  # type: ignore[arg-type]
+        _play_turn(feed, symbol, turn, recorder is not None)
         await asyncio.sleep(0)  # the end of the turn
         n = len(turn)
         wall.extend([(time.perf_counter() - t0) / n] * n)
@@ -215,7 +221,6 @@ async def _replay_live_turns(turns: list[list[tuple[str, object]]], root: Path |
     recorder = HistoryRecorder(writer, "spot", ticks={"BTCUSDT": TICK}) if writer else None
     feed = _feed((recorder,) if recorder else ())
     symbol = feed._symbols["BTCUSDT"]
-    on_frame = feed._on_frame
     first_ms = next(_event_ms(turn) for turn in turns if _event_ms(turn))
     wall: list[float] = []
     cpu: list[float] = []
@@ -226,13 +231,7 @@ async def _replay_live_turns(turns: list[list[tuple[str, object]]], root: Path |
             break
         await asyncio.sleep(max(0.0, start + at_s / LIVE_SPEED - time.perf_counter()))
         t0, c0 = time.perf_counter(), time.thread_time()
-        for kind, item in turn:
-            if kind == "snapshot":
-                symbol.book.on_snapshot(item)  # type: ignore[arg-type]
-                if recorder is not None:
-                    feed._tap_book("BTCUSDT", symbol)
-            else:
-                on_frame(Received(item, 0.0, 1))  # type: ignore[arg-type]
+        _play_turn(feed, symbol, turn, recorder is not None)
         await asyncio.sleep(0)
         n = len(turn)
         wall.extend([(time.perf_counter() - t0) / n] * n)

@@ -20,7 +20,8 @@ shifted by that skew (``clock_skew_ns``), so the replay clock never shows a nega
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+import statistics
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import orjson
@@ -33,14 +34,15 @@ from services.binance.messages import (
 )
 from services.binance.symbol_rules import decimals
 from services.replay.exchange_book import ExchangeBook
-from services.replay.recording import RecordedMessage, read_recording
+from services.replay.recording import read_recording
 
 _ENVELOPE_HEAD = re.compile(rb'^\{"stream":"([^"]+)","data":')
 _FIRST_ID = re.compile(rb'"U":(\d+)')
 _FINAL_ID = re.compile(rb'"u":(\d+)')
 _PREVIOUS_ID = re.compile(rb'"pu":(-?\d+)')
 _LEVEL = re.compile(rb'\["([0-9.]+)","([0-9.]+)"\]')
-_EVENT_TIME = re.compile(rb'"E":(\d+)')
+_EVENT_TIME = re.compile(rb'"E":(\d{1,16})[,}]')
+_SKEW_SPREAD_NS = 10_000_000_000  # frames more than 10 s ahead of the median are not skew
 _QUOTE_ASSETS = ("FDUSD", "USDT", "USDC", "BUSD", "TUSD", "BTC", "ETH", "BNB", "EUR", "TRY")
 
 
@@ -123,15 +125,14 @@ def load_session(paths: list[Path]) -> RecordedSession:
     spot when none does."""
     markets: set[str] = set()
     snapshots: dict[str, dict] = {}
-    frames: list[ReplayEvent] = []
+    frames: list[tuple[ReplayEvent, bool]] = []  # each frame, and whether it is applicable
     times: list[int] = []
     skews: list[int] = []
     for path in paths:
-        messages = list(read_recording(path))
-        skew = clock_skew_ns(messages)
-        skews.append(skew)
-        for message in messages:
-            times.append(message.ts_ns + skew)
+        path_times: list[int] = []
+        path_frames: list[tuple[ReplayEvent, bool]] = []
+        for message in read_recording(path):
+            path_times.append(message.ts_ns)
             if message.market:
                 markets.add(message.market)
             if message.src == "rest":
@@ -143,16 +144,21 @@ def load_session(paths: list[Path]) -> RecordedSession:
             if head is None:
                 continue
             stream = head.group(1).decode()
-            frames.append(
-                ReplayEvent(
-                    message.ts_ns + skew,
-                    stream,
-                    stream.split("@", 1)[0].upper(),
-                    stream_kind(stream),
-                    message.raw[head.end() : -1],
-                )
+            event = ReplayEvent(
+                message.ts_ns,
+                stream,
+                stream.split("@", 1)[0].upper(),
+                stream_kind(stream),
+                message.raw[head.end() : -1],
             )
-    frames.sort(key=lambda e: e.ts_ns)
+            path_frames.append((event, _applicable(event)))
+        skew = clock_skew_ns([e for e, ok in path_frames if ok and e.kind in _APPLIED_KINDS])
+        skews.append(skew)
+        times.extend(t + skew for t in path_times)
+        frames.extend(
+            (replace(e, ts_ns=e.ts_ns + skew), ok) if skew else (e, ok) for e, ok in path_frames
+        )
+    frames.sort(key=lambda frame: frame[0].ts_ns)
     if not markets:
         markets.add("spot")
     if len(markets) > 1:
@@ -179,8 +185,8 @@ def load_session(paths: list[Path]) -> RecordedSession:
         raw = orjson.dumps(body)
         _widths(_LEVEL.findall(raw), start)
         session.symbols[symbol] = start
-    for event in frames:
-        if not _applicable(event):
+    for event, applicable in frames:
+        if not applicable:
             session.skipped_frames += 1
             continue
         session.streams.setdefault(event.symbol, set()).add(event.kind)
@@ -190,18 +196,27 @@ def load_session(paths: list[Path]) -> RecordedSession:
     return session
 
 
-def clock_skew_ns(messages: list[RecordedMessage]) -> int:
+def clock_skew_ns(events: list[ReplayEvent]) -> int:
     """How far the recorder's clock ran behind the exchange's, at least: the largest
-    ``E − ts`` over the recorded frames (a frame cannot arrive before it was sent), or 0
+    ``E − ts`` over the applicable recorded frames of one recording (a frame cannot arrive
+    before it was sent; frames the exchange skips do not count), or 0
     when every frame arrived after its event time. Added to the receive times, the replay's
     clock (``/api/v3/time``, the lag it is measured against) is never behind an event time
-    it has played. The 2024 hftbacktest recordings need ≈1.28 s; the 2021 one none."""
+    it has played. The 2024 hftbacktest recordings need ≈1.28 s; the 2021 one none.
+
+    Frames whose ``E`` is more than 10 s ahead of the median ``E − ts`` are not counted: a
+    network's delays differ by far less, so such a frame is hostile or broken (a fuzzed
+    ``E`` would otherwise move the whole recording)."""
     ahead = [
-        int(found.group(1)) * 1_000_000 - message.ts_ns
-        for message in messages
-        if message.src == "ws" and (found := _EVENT_TIME.search(message.raw)) is not None
+        int(found.group(1)) * 1_000_000 - event.ts_ns
+        for event in events
+        if (found := _EVENT_TIME.search(event.data)) is not None
     ]
-    return max(0, max(ahead, default=0))
+    if not ahead:
+        return 0
+    bound = statistics.median(ahead) + _SKEW_SPREAD_NS
+    largest = max(d for d in ahead if d <= bound)  # the median's side is never empty
+    return largest if largest > 0 else 0
 
 
 _APPLIED_KINDS = frozenset(("depth", "trade", "aggTrade", "kline"))

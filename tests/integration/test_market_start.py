@@ -35,8 +35,14 @@ def _settings(tmp_path: Path, **changes) -> Settings:
     )
 
 
-def _threads(prefix: str) -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name.startswith(prefix) and t.is_alive()]
+def _threads(prefix: str, before: set[threading.Thread]) -> list[threading.Thread]:
+    """The live threads named ``prefix…`` started since ``before`` (other tests of the same
+    session may leave their own daemon exchanges running)."""
+    return [
+        t
+        for t in threading.enumerate()
+        if t.name.startswith(prefix) and t.is_alive() and t not in before
+    ]
 
 
 def _until(check, limit_s: float = 60.0) -> None:
@@ -50,6 +56,7 @@ def test_the_market_side_starts_beside_the_server_and_stops(tmp_path: Path) -> N
     settings = _settings(tmp_path)
     store = MemoryStore()
     failures: list[bool] = []
+    before = set(threading.enumerate())
     market = MarketStart(
         settings, store, make_alerts(settings), PushService.embedded(store), None,
         lambda: failures.append(True),
@@ -60,8 +67,9 @@ def test_the_market_side_starts_beside_the_server_and_stops(tmp_path: Path) -> N
         _until(lambda: bool(HistoryReader(settings.history_dir).symbols()))
     finally:
         market.stop()
-    assert not _threads("tapescope-feed") and not _threads("tapescope-exchange")
-    assert not _threads("tapescope-market-start")
+    assert not _threads("tapescope-feed", before)
+    assert not _threads("tapescope-exchange", before)
+    assert not _threads("tapescope-market-start", before)
 
 
 def test_a_failed_start_is_reported_once_and_what_started_is_stopped(tmp_path: Path) -> None:
@@ -70,7 +78,7 @@ def test_a_failed_start_is_reported_once_and_what_started_is_stopped(tmp_path: P
     settings = _settings(tmp_path, perp_twin=True, perp_recording=SPOT_2021, history=False)
     store = MemoryStore()
     failures: list[bool] = []
-
+    before = set(threading.enumerate())
     market = MarketStart(
         settings, store, make_alerts(settings), PushService.embedded(store), PerpTwin(),
         lambda: failures.append(True),
@@ -80,4 +88,5 @@ def test_a_failed_start_is_reported_once_and_what_started_is_stopped(tmp_path: P
         assert market.failed and failures == [True] and market.label == ""
     finally:
         market.stop()
-    assert not _threads("tapescope-feed") and not _threads("tapescope-exchange")
+    assert not _threads("tapescope-feed", before)
+    assert not _threads("tapescope-exchange", before)
