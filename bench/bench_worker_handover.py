@@ -42,20 +42,11 @@ from tests.integration.test_sharded_workers import (
     Worker,
     _all_live_without,
     _live_owners,
-    _trade_ids,
+    _until,
     _window_problems,
 )
-from tests.integration.test_worker_lifecycle import Watcher, _balanced
+from tests.integration.test_worker_lifecycle import Watcher, _balanced, _last_stored
 from tests.redis_cluster import RedisCluster
-
-
-def _until(predicate, timeout_s: float, what: str) -> float:
-    started = time.monotonic()
-    while not predicate():
-        if time.monotonic() - started > timeout_s:
-            raise SystemExit(f"{what}: not within {timeout_s} s")
-        time.sleep(0.1)
-    return time.monotonic() - started
 
 
 def _problems(reader: RedisStore, symbols: list[str], since: dict[str, int]) -> tuple[list, float]:
@@ -92,7 +83,7 @@ def run(count: int, workdir: Path) -> dict[str, float | int]:
             )
             victim = workers[0]
             moved = sum(1 for w in _live_owners(reader, symbols).values() if w == victim.writer_id)
-            stored = {s: int(ids[-1]) for s in symbols if (ids := _trade_ids(reader, s)).size}
+            stored = _last_stored(reader, symbols)
             victim.process.kill()
             kill9 = _until(
                 lambda: _all_live_without(reader, symbols, {victim.writer_id}),
@@ -102,7 +93,7 @@ def run(count: int, workdir: Path) -> dict[str, float | int]:
             kill_problems, kill_trades_s = _problems(reader, symbols, stored)
             alive = workers[1:]
             _until(lambda: _balanced(leases_client, alive), 60, "two workers balanced")
-            stored = {s: int(ids[-1]) for s in symbols if (ids := _trade_ids(reader, s)).size}
+            stored = _last_stored(reader, symbols)
             watcher.phase = "join"
             sweeps = watcher.sweeps
             alive.append(Worker(exchange, cluster.url, workdir / "w3"))
