@@ -8,15 +8,9 @@ from __future__ import annotations
 import pytest
 from dash.testing.wait import until
 
-from app import market_source
-from app.config import Settings
-from app.perp_twin_setup import start_perp_twin
 from app.server import create_app
-from services.market.feed import Feed
-from services.market.perp_twin import PerpTwin
-from services.replay.recording import SPOT_2024, USDM_2024
-from services.store import MemoryStore
 from tests.redis_server import free_port
+from tests.spot_perp_market import spot_perp_market
 
 pytestmark = pytest.mark.browser
 
@@ -32,18 +26,9 @@ LINES_JS = (
 
 
 def test_flow_chart_draws_spot_and_perp_cvd_lines(dash_duo):
-    settings = Settings(
-        source="replay", recording=SPOT_2024, perp_twin=True, perp_recording=USDM_2024,
-        speed="4", loop=False, symbols=("BTCUSDT",), publish_interval_s=0.2, history=False,
-    )  # fmt: skip
-    source = market_source.resolve(settings)
-    store = MemoryStore()
-    feed = Feed(market_source.feed_config(settings, source), store)
-    twin = PerpTwin()
-    feed.start_in_thread()
-    twin_source = start_perp_twin(settings, source, twin)
-    try:
-        assert twin_source is not None
+    with spot_perp_market() as market:
+        store, twin = market.store, market.twin
+        assert market.twin_source is not None
         until(lambda: store.snapshot("BTCUSDT") is not None, timeout=30)
         app = create_app(store, refresh_ms=500, slow_refresh_ms=2000, perp_twin=twin)
         dash_duo.start_server(app, port=free_port())
@@ -62,6 +47,3 @@ def test_flow_chart_draws_spot_and_perp_cvd_lines(dash_duo):
         assert all(anchor <= first < anchor + 5_000 for first in lines["first"])
         assert lines["last"][0] != lines["last"][1], "each line counts its own market"
         assert dash_duo.get_logs() == []
-    finally:
-        feed.stop()
-        twin.stop()

@@ -11,15 +11,10 @@ import time
 
 import pytest
 
-from app import market_source
-from app.config import Settings
-from app.perp_twin_setup import start_perp_twin
 from app.server import create_app
 from services.binance.messages import AggTrade, Trade, decode_frame
-from services.market.feed import Feed
-from services.market.perp_twin import PerpTwin
 from services.replay.recording import SPOT_2024, USDM_2024, read_recording
-from services.store import MemoryStore
+from tests.spot_perp_market import spot_perp_market
 
 URL = "/api/assets/crypto/BTCUSDT/cvd/spot-perp?unit=base&points=5000"
 
@@ -45,18 +40,10 @@ def plain_final(view, anchor: int) -> tuple[float, int]:
 
 
 def test_spot_and_usdm_recordings_replayed_together_give_two_cvd_lines():
-    settings = Settings(
-        source="replay", recording=SPOT_2024, perp_twin=True, perp_recording=USDM_2024,
-        speed="4", loop=False, symbols=("BTCUSDT",), publish_interval_s=0.2, history=False,
-    )  # fmt: skip
-    source = market_source.resolve(settings)
-    store = MemoryStore()
-    feed = Feed(market_source.feed_config(settings, source), store)
-    twin = PerpTwin()
-    client = create_app(store, perp_twin=twin).server.test_client()
-    feed.start_in_thread()
-    twin_source = start_perp_twin(settings, source, twin)
-    try:
+    with spot_perp_market() as market:
+        store, twin = market.store, market.twin
+        client = create_app(store, perp_twin=twin).server.test_client()
+        source, twin_source = market.source, market.twin_source
         assert twin_source is not None and twin_source.endpoints.market == "usdm"
         lag_ms = source.exchange.clock_ms() - twin_source.exchange.clock_ms()
         assert abs(lag_ms) < 2_000, "both exchanges replay the same moments"
@@ -71,21 +58,17 @@ def test_spot_and_usdm_recordings_replayed_together_give_two_cvd_lines():
         else:
             pytest.fail(f"no spot and perpetual trades within 60 s (last status {status})")
         assert twin.following() == frozenset({"BTCUSDT"})
-    finally:
-        feed.stop()
-        twin.stop()
-    body = client.get(URL).json
-    spot, perp = store.snapshot("BTCUSDT").trades, twin.snapshot("BTCUSDT").trades
-    for view, path in ((spot, SPOT_2024), (perp, USDM_2024)):  # markets never mix
-        pairs = set(zip(view.time_ms.tolist(), view.price.tolist(), strict=True))
-        assert pairs <= recorded_trades(path)
-    anchor = max(int(spot.time_ms[0]), int(perp.time_ms[0]))
-    assert body["anchor_ms"] == anchor
-    for market, view in (("spot", spot), ("perp", perp)):
-        final, count = plain_final(view, anchor)
-        assert body[market]["final"] == pytest.approx(final, abs=1e-6)
-        assert body[market]["trades"] == count > 0
-        assert min(body[market]["time_ms"]) >= anchor
-    assert body["gap"] == pytest.approx(body["perp"]["final"] - body["spot"]["final"])
-    source.close()
-    twin_source.close()
+        market.stop_feeds()
+        body = client.get(URL).json
+        spot, perp = store.snapshot("BTCUSDT").trades, twin.snapshot("BTCUSDT").trades
+        for view, path in ((spot, SPOT_2024), (perp, USDM_2024)):  # markets never mix
+            pairs = set(zip(view.time_ms.tolist(), view.price.tolist(), strict=True))
+            assert pairs <= recorded_trades(path)
+        anchor = max(int(spot.time_ms[0]), int(perp.time_ms[0]))
+        assert body["anchor_ms"] == anchor
+        for name, view in (("spot", spot), ("perp", perp)):
+            final, count = plain_final(view, anchor)
+            assert body[name]["final"] == pytest.approx(final, abs=1e-6)
+            assert body[name]["trades"] == count > 0
+            assert min(body[name]["time_ms"]) >= anchor
+        assert body["gap"] == pytest.approx(body["perp"]["final"] - body["spot"]["final"])
