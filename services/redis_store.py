@@ -410,14 +410,11 @@ class RedisStore:
             self.availability.succeeded()
 
     def _settle_replies(self, writes: list[_PendingWrite], replies: list[object]) -> bool:
-        """Settle every write with its reply (an entry answered with an error is written
-        again alone); whether a node could not be reached (its writes' symbols start new
-        stream generations)."""
+        """Settle every write with its reply; whether a node could not be reached (its
+        writes' symbols start new stream generations)."""
         unreached = False
         for write, reply in zip(writes, replies, strict=True):
-            if isinstance(reply, redis.ResponseError):
-                self._settle_write(write, self._write_script(write.keys, write.args))
-            elif isinstance(reply, _NodeUnreachable):
+            if isinstance(reply, _NodeUnreachable):
                 self._streams[write.symbol] = _StreamState()
                 unreached = True
             elif isinstance(reply, Exception):
@@ -430,9 +427,12 @@ class RedisStore:
         self, script: Script, calls: Sequence[tuple[list[str], list[bytes | str]]]
     ) -> list[object]:
         """``script`` for every (keys, args) call, one pipeline per Redis node (a
-        cluster's own pipeline refuses scripts): the replies in order, an error as its
-        exception (a MOVED slot among them is run again alone by the caller), and
-        ``_NodeUnreachable`` for every call of a node that could not be reached.
+        cluster's own pipeline refuses scripts): the replies in order, and
+        ``_NodeUnreachable`` for every call of a node that could not be reached. A call
+        Redis answered with an error (a MOVED slot, a script not yet loaded on a promoted
+        replica) is run again alone, through the client's routing, once every node's
+        pipeline has run (an error then raises). Any other error comes back as its
+        exception.
 
         These pipelines go to a node's own client, past the cluster client's routing,
         which is what re-reads the cluster's layout after a connection error: an
@@ -469,6 +469,10 @@ class RedisStore:
                     availability.succeeded()
             for index, reply in zip(indices, answers, strict=True):
                 replies[index] = reply
+        for index, reply in enumerate(replies):
+            if isinstance(reply, redis.ResponseError):
+                keys, args = calls[index]
+                replies[index] = script(keys=keys, args=args)
         return replies
 
     def fence_with(self, leases: Callable[[str], Lease | None]) -> None:
@@ -616,11 +620,7 @@ class RedisStore:
                 pipe.pexpire(sym_key(symbol), self._ttl_ms)
                 pipe.pexpire(trades_key(symbol, generation), self._ttl_ms)
             pipe.execute()
-            for (keys, args), reply in zip(
-                beat_calls, self._pipelined(self._beat_script, beat_calls), strict=True
-            ):
-                if isinstance(reply, redis.ResponseError):
-                    self._beat_script(keys=keys, args=args)
+            self._pipelined(self._beat_script, beat_calls)
 
         self._call(write, None)
 
