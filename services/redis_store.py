@@ -586,27 +586,26 @@ class RedisStore:
         hundreds of symbols does not renew each one every round)."""
         now = time.time()
         ttl_s = self._ttl_ms / 1000
-        recent = [
-            (s, st.generation, st.published_at)
-            for s, st in list(self._streams.items())
-            if st.generation
-            and now - st.published_at < 10 * ttl_s
-            and (self._leases is None or self._leases(s) is not None)
-        ]
+        recent: list[tuple[str, str, float, int, str]] = []  # and shard, lease epoch
+        for s, st in list(self._streams.items()):
+            if not st.generation or now - st.published_at >= 10 * ttl_s:
+                continue
+            if (epoch := self._epoch_of(s)) is not None:
+                recent.append((s, st.generation, st.published_at, shard_of(s), epoch))
         # A write beats its shard itself (in the fenced script); beating here a shard
         # written within the last moments could overwrite a new holder's beat with this
         # worker's just after a planned hand-over, before it learns the shard is gone.
-        written = {shard_of(s) for s, _, at in recent if now - at < self._stale_after_s / 2}
-        beats = {shard_of(s): s for s, _, _ in recent if shard_of(s) not in written}
-        lapsing = [(s, generation) for s, generation, at in recent if now - at >= ttl_s / 3]
+        stale_s = self._stale_after_s
+        written = {shard for _, _, at, shard, _ in recent if now - at < stale_s / 2}
+        beats = {shard: epoch for _, _, _, shard, epoch in recent if shard not in written}
+        lapsing = [(s, gen) for s, gen, at, _, _ in recent if now - at >= ttl_s / 3]
         heartbeat = f"{self.writer_id}|{now!r}"
         beat_calls = [
             (
                 [beat_key(shard), lease_key(shard), fence_key(shard)],
                 [self.writer_id, epoch, heartbeat, str(self._ttl_ms)],
             )
-            for shard, symbol in sorted(beats.items())
-            if (epoch := self._epoch_of(symbol)) is not None
+            for shard, epoch in sorted(beats.items())
         ]
         data = codec.encode_status(status)
 
