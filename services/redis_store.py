@@ -410,14 +410,11 @@ class RedisStore:
             self.availability.succeeded()
 
     def _settle_replies(self, writes: list[_PendingWrite], replies: list[object]) -> bool:
-        """Settle every write with its reply (an entry answered with an error is written
-        again alone); whether a node could not be reached (its writes' symbols start new
-        stream generations)."""
+        """Settle every write with its reply; whether a node could not be reached (its
+        writes' symbols start new stream generations)."""
         unreached = False
         for write, reply in zip(writes, replies, strict=True):
-            if isinstance(reply, redis.ResponseError):
-                self._settle_write(write, self._write_script(write.keys, write.args))
-            elif isinstance(reply, _NodeUnreachable):
+            if isinstance(reply, _NodeUnreachable):
                 self._streams[write.symbol] = _StreamState()
                 unreached = True
             elif isinstance(reply, Exception):
@@ -430,9 +427,12 @@ class RedisStore:
         self, script: Script, calls: Sequence[tuple[list[str], list[bytes | str]]]
     ) -> list[object]:
         """``script`` for every (keys, args) call, one pipeline per Redis node (a
-        cluster's own pipeline refuses scripts): the replies in order, an error as its
-        exception (a MOVED slot among them is run again alone by the caller), and
-        ``_NodeUnreachable`` for every call of a node that could not be reached.
+        cluster's own pipeline refuses scripts): the replies in order, and
+        ``_NodeUnreachable`` for every call of a node that could not be reached. A call
+        Redis answered with an error (a MOVED slot, a script not yet loaded on a promoted
+        replica) is run again alone, through the client's routing, once every node's
+        pipeline has run (an error then raises). Any other error comes back as its
+        exception.
 
         These pipelines go to a node's own client, past the cluster client's routing,
         which is what re-reads the cluster's layout after a connection error: an
@@ -469,6 +469,10 @@ class RedisStore:
                     availability.succeeded()
             for index, reply in zip(indices, answers, strict=True):
                 replies[index] = reply
+        for index, reply in enumerate(replies):
+            if isinstance(reply, redis.ResponseError):
+                keys, args = calls[index]
+                replies[index] = script(keys=keys, args=args)
         return replies
 
     def fence_with(self, leases: Callable[[str], Lease | None]) -> None:
@@ -582,27 +586,26 @@ class RedisStore:
         hundreds of symbols does not renew each one every round)."""
         now = time.time()
         ttl_s = self._ttl_ms / 1000
-        recent = [
-            (s, st.generation, st.published_at)
-            for s, st in list(self._streams.items())
-            if st.generation
-            and now - st.published_at < 10 * ttl_s
-            and (self._leases is None or self._leases(s) is not None)
-        ]
+        recent: list[tuple[str, str, float, int, str]] = []  # and shard, lease epoch
+        for s, st in list(self._streams.items()):
+            if not st.generation or now - st.published_at >= 10 * ttl_s:
+                continue
+            if (epoch := self._epoch_of(s)) is not None:
+                recent.append((s, st.generation, st.published_at, shard_of(s), epoch))
         # A write beats its shard itself (in the fenced script); beating here a shard
         # written within the last moments could overwrite a new holder's beat with this
         # worker's just after a planned hand-over, before it learns the shard is gone.
-        written = {shard_of(s) for s, _, at in recent if now - at < self._stale_after_s / 2}
-        beats = {shard_of(s): s for s, _, _ in recent if shard_of(s) not in written}
-        lapsing = [(s, generation) for s, generation, at in recent if now - at >= ttl_s / 3]
+        stale_s = self._stale_after_s
+        written = {shard for _, _, at, shard, _ in recent if now - at < stale_s / 2}
+        beats = {shard: epoch for _, _, _, shard, epoch in recent if shard not in written}
+        lapsing = [(s, gen) for s, gen, at, _, _ in recent if now - at >= ttl_s / 3]
         heartbeat = f"{self.writer_id}|{now!r}"
         beat_calls = [
             (
                 [beat_key(shard), lease_key(shard), fence_key(shard)],
                 [self.writer_id, epoch, heartbeat, str(self._ttl_ms)],
             )
-            for shard, symbol in sorted(beats.items())
-            if (epoch := self._epoch_of(symbol)) is not None
+            for shard, epoch in sorted(beats.items())
         ]
         data = codec.encode_status(status)
 
@@ -616,11 +619,7 @@ class RedisStore:
                 pipe.pexpire(sym_key(symbol), self._ttl_ms)
                 pipe.pexpire(trades_key(symbol, generation), self._ttl_ms)
             pipe.execute()
-            for (keys, args), reply in zip(
-                beat_calls, self._pipelined(self._beat_script, beat_calls), strict=True
-            ):
-                if isinstance(reply, redis.ResponseError):
-                    self._beat_script(keys=keys, args=args)
+            self._pipelined(self._beat_script, beat_calls)
 
         self._call(write, None)
 

@@ -102,7 +102,7 @@ class Lease:
     @property
     def value(self) -> str:
         """The lease key's value."""
-        return f"{self.token}|{self.epoch}|{self.since_ms}"
+        return lease_value(self.token, self.epoch, self.since_ms)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +113,11 @@ class Owner:
     token: str
     epoch: int
     since_ms: int
+
+
+def lease_value(token: str, epoch: int, since_ms: int) -> str:
+    """A lease key's value (``parse_lease`` reads it back)."""
+    return f"{token}|{epoch}|{since_ms}"
 
 
 def parse_lease(shard: int, value: bytes | str | None) -> Owner | None:
@@ -192,7 +197,7 @@ class ShardLeases:
         when the offer no longer stands (withdrawn, lapsed, the lease moved)."""
         shard = offered.shard
         since_ms = int(time.time() * 1000)
-        value = f"{offered.token}|{offered.epoch}|{offered.since_ms}"
+        value = lease_value(offered.token, offered.epoch, offered.since_ms)
         keys = [lease_key(shard), epoch_key(shard), fence_key(shard), offer_key(shard)]
         epoch = self._take(keys=keys, args=[value, self.token, self.lease_ms, since_ms])
         if epoch is None:
