@@ -3,7 +3,8 @@ staleness) pushed once per ``interval_s`` to the pages that watch it, instead of
 polling it (``/ws/asset/<SYMBOL>/status/``, schema in ``docs/streams.md``).
 
 One relay per web process computes the badges once per symbol per interval however many
-pages watch (``app.callbacks.status.symbol_status``: the same badges as the polled bar) and
+pages watch (``app.callbacks.status.snapshot_status``: the same badges as the polled bar, from one
+read of the snapshot) and
 hands the encoded message to each watcher's coalesced slot. It reads only the store, so it
 works the same in memory and over Redis (any web worker).
 """
@@ -17,7 +18,7 @@ from collections.abc import Callable
 
 import orjson
 
-from app.callbacks.status import symbol_status
+from app.callbacks.status import snapshot_status
 from services.push.poller import Poller
 from services.push.subscription import Latest
 from services.store import MarketStore
@@ -38,7 +39,7 @@ def status_message(store: MarketStore, symbol: str, now: float) -> bytes:
             "sync_state": str(snapshot.book.sync_state) if snapshot else None,
             "items": [
                 {"label": item.label, "value": item.value, "level": item.level}
-                for item in symbol_status(store, symbol, now)
+                for item in snapshot_status(store, symbol, snapshot, now)
             ],
         }
     )

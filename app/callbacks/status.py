@@ -17,14 +17,20 @@ from components.symbol_picker import (
     create_waiting_message,
     symbol_from_path,
 )
-from services.store import MarketStore
+from services.store import MarketStore, SymbolSnapshot
 
 
 def symbol_status(store: MarketStore, symbol: str | None, now: float) -> list[StatusItem]:
     """The status badges of the feed and of ``symbol``'s latest snapshot at wall time
     ``now`` (the polled bar and the pushed ``status`` stream show the same)."""
+    return snapshot_status(store, symbol, store.snapshot(symbol) if symbol else None, now)
+
+
+def snapshot_status(
+    store: MarketStore, symbol: str | None, snapshot: SymbolSnapshot | None, now: float
+) -> list[StatusItem]:
+    """``symbol_status`` with ``symbol``'s snapshot already read (one read per message)."""
     status = store.status()
-    snapshot = store.snapshot(symbol) if symbol else None
     owner_of = getattr(store, "owner", None)  # the Redis store over sharded workers
     return status_items(
         source=status.source if status else None,
