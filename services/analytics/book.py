@@ -281,6 +281,28 @@ class DepthCurve:
     ask_cum_quote: np.ndarray
 
 
+def band_levels(
+    view: BookView, band_frac: float | None, max_levels: int | None = None
+) -> tuple[int, int]:
+    """How many levels per side (bids, asks) lie within ±``band_frac`` (a fraction: 0.005 =
+    0.5 %) of the mid — of the side's best price when the other side is empty — at most
+    ``max_levels`` each; ``None`` leaves that cut out. The depth chart's and the ``book``
+    stream's cut."""
+    kb = int(view.bid_prices.shape[0])
+    ka = int(view.ask_prices.shape[0])
+    if max_levels is not None:
+        kb, ka = min(kb, max(max_levels, 0)), min(ka, max(max_levels, 0))
+    if band_frac is not None:
+        mid = mid_price(view)
+        if kb:
+            ref = mid if not math.isnan(mid) else float(view.bid_prices[0])
+            kb = min(kb, _bids_at_or_above(view.bid_prices, ref * (1.0 - band_frac)))
+        if ka:
+            ref = mid if not math.isnan(mid) else float(view.ask_prices[0])
+            ka = min(ka, _asks_at_or_below(view.ask_prices, ref * (1.0 + band_frac)))
+    return kb, ka
+
+
 def depth_curve(
     view: BookView,
     max_distance_pct: float | None = None,
@@ -290,18 +312,8 @@ def depth_curve(
     depth, cut at ``max_levels`` per side and at ``max_distance_pct`` % from mid (from the
     best level of that side when the book has no mid)."""
     mid = mid_price(view)
-    kb = int(view.bid_prices.shape[0])
-    ka = int(view.ask_prices.shape[0])
-    if max_levels is not None:
-        kb, ka = min(kb, max(max_levels, 0)), min(ka, max(max_levels, 0))
-    if max_distance_pct is not None:
-        frac = max_distance_pct / 100.0
-        if kb:
-            ref = mid if not math.isnan(mid) else float(view.bid_prices[0])
-            kb = min(kb, _bids_at_or_above(view.bid_prices, ref * (1.0 - frac)))
-        if ka:
-            ref = mid if not math.isnan(mid) else float(view.ask_prices[0])
-            ka = min(ka, _asks_at_or_below(view.ask_prices, ref * (1.0 + frac)))
+    frac = None if max_distance_pct is None else max_distance_pct / 100.0
+    kb, ka = band_levels(view, frac, max_levels)
     bp, ap = view.bid_prices[:kb], view.ask_prices[:ka]
     bid_cum_qty, bid_cum_quote = cumulative_depth(bp, view.bid_qtys[:kb])
     ask_cum_qty, ask_cum_quote = cumulative_depth(ap, view.ask_qtys[:ka])

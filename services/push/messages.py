@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import orjson
 
+from services.analytics.book import band_levels
 from services.market.views import BookView, SyncState, TradeView
 
 REPLAY_CHUNK = 1000
@@ -125,22 +126,8 @@ def band_counts(book: BookView, levels: int, band_bps: int | None) -> tuple[int,
     """How many levels per side (bids, asks) a ``book`` message carries: at most ``levels``,
     and with ``band_bps`` only those within ±band_bps basis points of the mid (of the
     side's best price when the other side is empty) — what a depth chart of that band
-    draws, the same cut as ``services.analytics.book.depth_curve``."""
-    bids, asks = book.bid_prices, book.ask_prices
-    kb, ka = min(levels, int(bids.shape[0])), min(levels, int(asks.shape[0]))
-    if band_bps is None or not (kb or ka):
-        return kb, ka
-    frac = band_bps / 10_000.0
-    if kb and ka:
-        centre_bid = centre_ask = (float(bids[0]) + float(asks[0])) / 2.0
-    else:
-        centre_bid = float(bids[0]) if kb else 0.0
-        centre_ask = float(asks[0]) if ka else 0.0
-    if kb:  # bids descend: count those at or above the band's low edge
-        kb = min(kb, int(np.searchsorted(-bids[:kb], -centre_bid * (1.0 - frac), "right")))
-    if ka:
-        ka = min(ka, int(np.searchsorted(asks[:ka], centre_ask * (1.0 + frac), "right")))
-    return kb, ka
+    draws (``services.analytics.book.band_levels``, the depth chart's own cut)."""
+    return band_levels(book, None if band_bps is None else band_bps / 10_000.0, levels)
 
 
 def book_message(book: BookView, levels: int, band_bps: int | None = None) -> bytes:
