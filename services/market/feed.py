@@ -562,15 +562,16 @@ class Feed:
         feed.dirty = True
         if self._taps:
             taps, level_taps = self._taps, self._level_taps
+            changed = feed.book.counters.diffs_applied != applied
             if feed.lanes and was_live and feed.book.state is SyncState.LIVE:
-                if feed.book.counters.diffs_applied != applied:
+                if changed:
                     try:  # inline: no Python frame per diff for the laned taps
                         for _, put in feed.lanes:
                             put(event)
                     except Exception as exc:
                         self._lane_failed(feed, exc)
                 taps, level_taps = self._hook_taps, self._hook_level_taps
-            if level_taps and feed.book.counters.diffs_applied != applied:
+            if level_taps and changed:
                 self._tap_levels(event, feed, level_taps)
             if taps:
                 self._tap_book(event.s, feed, taps)
