@@ -56,9 +56,9 @@ class SymbolBook:
     ``snapshots``/``applied``: the book's ``snapshots_applied``/``diffs_applied``
     counters as of what the writer's copy holds (``snapshots`` −1: no copy yet, or a diff
     was missed); ``diffs``: the levels of the diffs applied since the last ``on_book``;
-    ``laned``: the feed puts this symbol's LIVE diffs in its lane (``lane_for``), so every
-    diff is seen either there or by ``on_levels`` and only a new snapshot (or a diff
-    ``on_levels`` missed) makes the writer's copy stale."""
+    ``lane``: the symbol's lane when the feed puts its LIVE diffs there (``lane_for``) —
+    then every diff is seen either there or by ``on_levels`` and only a new snapshot (or a
+    diff ``on_levels`` missed) makes the writer's copy stale — else None."""
 
     key: Key
     tick: float
@@ -69,7 +69,7 @@ class SymbolBook:
     snapshots: int = -1
     applied: int = -1
     diffs: list[tuple[list[Level], list[Level]]] = field(default_factory=list)
-    laned: bool = False
+    lane: SymbolLane | None = None
 
 
 class HistoryRecorder:
@@ -107,7 +107,7 @@ class HistoryRecorder:
 
     def _symbol_book(self, symbol: str) -> SymbolBook:
         rec = SymbolBook((self.market, symbol, BOOK_TOP), self.ticks.get(symbol, 0.0))
-        rec.laned = symbol in self._lanes
+        rec.lane = self._lanes.get(symbol)
         return rec
 
     def lane_for(self, symbol: str, kind: str) -> Callable[[object], None]:
@@ -117,7 +117,7 @@ class HistoryRecorder:
         self._trade_keys[symbol] = (kind, lane.trades)
         rec = self._books.get(symbol)
         if rec is not None:
-            rec.laned = True
+            rec.lane = lane
         return lane.put
 
     def _first_trade(self, symbol: str, time_ms: int) -> None:
@@ -156,7 +156,7 @@ class HistoryRecorder:
         if rec is None:
             rec = self._books[symbol] = self._symbol_book(symbol)
         counters = book.counters
-        in_step = rec.laned or rec.applied + 1 == counters.diffs_applied
+        in_step = rec.lane is not None or rec.applied + 1 == counters.diffs_applied
         if in_step and rec.snapshots == counters.snapshots_applied:
             rec.diffs.append((bids_changed, asks_changed))
             rec.applied = counters.diffs_applied
@@ -180,7 +180,7 @@ class HistoryRecorder:
         change: BookChange = None
         if live and (
             rec.snapshots != counters.snapshots_applied
-            or (rec.applied != counters.diffs_applied and not rec.laned)
+            or (rec.applied != counters.diffs_applied and rec.lane is None)
         ):  # loaded anew since the writer's copy (or never copied): copy it whole
             rec.snapshots, rec.applied = counters.snapshots_applied, counters.diffs_applied
             rec.diffs = []
@@ -198,7 +198,7 @@ class HistoryRecorder:
             ask[0] if ask else 0.0,
             ask[1] if ask else 0.0,
         )
-        lane = self._lanes.get(symbol)
+        lane = rec.lane
         if lane is not None:
             lane.put(LaneEntry("book", rec.key, (time_ms, live, rec.tick, top, change)))
         else:

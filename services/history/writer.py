@@ -157,9 +157,10 @@ class SymbolLane:
     (``FeedTap.lane_for``): ``put`` is the bound ``deque.append`` of ``entries`` (a builtin:
     no Python frame on the feed's thread), and the feed puts each trade accepted in sequence
     as its ``TradeRow`` tuple and each diff applied to a book that was and stays LIVE as its
-    decoded ``DepthUpdate`` — nothing allocated for them. The tap's other items for the
-    symbol (views, book states, candles) go in the same deque as ``LaneEntry``, so the
-    writer meets everything of the symbol in the order it happened. ``trades``/``book``:
+    decoded ``DepthUpdate`` — nothing allocated for them. The tap's trade views and book
+    states for the symbol go in the same deque as ``LaneEntry``, so the writer meets its
+    trades and book in the order they happened (closed candles, a dataset of their own,
+    stay in the shared lane). ``trades``/``book``:
     the keys of its trades and ``book-top`` datasets; ``taken_at``: when the writer last
     emptied it (its oldest item is younger: ``stats().lag_s``)."""
 

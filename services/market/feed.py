@@ -240,7 +240,7 @@ class _SymbolFeed:
     tapped_id: int = -1
     diffs: int = 0
     store_read: bool = True
-    lanes: tuple[tuple[FeedTap, Callable[[object], None]], ...] = ()
+    lanes: tuple[Callable[[object], None], ...] = ()  # the puts of the laned taps, in order
 
 
 class Feed:
@@ -424,7 +424,7 @@ class Feed:
             on_demand=on_demand,
         )
         kind = feed.trades.kind
-        feed.lanes = tuple((t, t.lane_for(symbol, kind)) for t in self._lane_taps)  # type: ignore[attr-defined]
+        feed.lanes = tuple(t.lane_for(symbol, kind) for t in self._lane_taps)  # type: ignore[attr-defined]
         self._disconnected.discard(symbol)  # its streams are subscribed afresh
         if self._past_trades is not None:  # e.g. the stored history's last hour
             feed.trades.warm_up(self._past_trades(symbol))
@@ -562,15 +562,16 @@ class Feed:
         feed.dirty = True
         if self._taps:
             taps, level_taps = self._taps, self._level_taps
+            changed = feed.book.counters.diffs_applied != applied
             if feed.lanes and was_live and feed.book.state is SyncState.LIVE:
-                if feed.book.counters.diffs_applied != applied:
+                if changed:
                     try:  # inline: no Python frame per diff for the laned taps
-                        for _, put in feed.lanes:
+                        for put in feed.lanes:
                             put(event)
                     except Exception as exc:
                         self._lane_failed(feed, exc)
                 taps, level_taps = self._hook_taps, self._hook_level_taps
-            if level_taps and feed.book.counters.diffs_applied != applied:
+            if level_taps and changed:
                 self._tap_levels(event, feed, level_taps)
             if taps:
                 self._tap_book(event.s, feed, taps)
@@ -980,7 +981,7 @@ class Feed:
         ):
             feed.tapped_id = newest
             try:
-                for _, put in feed.lanes:
+                for put in feed.lanes:
                     put(row)
             except Exception as exc:
                 self._lane_failed(feed, exc)
@@ -1004,7 +1005,7 @@ class Feed:
     def _lane_failed(self, feed: _SymbolFeed, exc: Exception) -> None:
         """A lane's put raised (a ``deque.append`` never does): counted as a tap error (of
         the first laned tap); the lanes after it miss that one message."""
-        self._tap_failed(feed.lanes[0][0], feed.book.symbol, exc)
+        self._tap_failed(self._lane_taps[0], feed.book.symbol, exc)
 
     def _tap_book(
         self, symbol: str, feed: _SymbolFeed, taps: tuple[FeedTap, ...] | None = None

@@ -236,15 +236,15 @@ def _side_arrays(
     are copied from it when it covers them, and only the rest is read from the book."""
     length = len(keys)
     start = 0 if n is None else max(length - n, 0) if n > 0 else length
-    keep = min(bisect_left(keys, low), length) if last is not None else start
-    if last is None or start < last.start or keep <= start:
-        keep = start
+    keep = start  # the first position read from the book; [start, keep) come from last
+    if last is not None and start >= last.start:
+        keep = max(bisect_left(keys, low), start)
     fresh = keys[keep:]
     prices = np.array(fresh, dtype=np.float64)[::-1]
     if sign < 0:
         prices = np.negative(prices)
     qtys = np.fromiter(map(book.__getitem__, prices.tolist()), np.float64, len(fresh))
-    if keep > start and last is not None:
+    if keep > start:  # only with a last view
         # old positions [start, keep) sit at last's indices [length_old - keep, length_old - start)
         lo, hi = last.length - keep, last.length - start
         prices = np.concatenate((prices, last.prices[lo:hi]))
