@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import functools
 
+from app.callbacks import derived
+from app.callbacks.derived import DerivedCache
+from services.analytics.flow_filter import FlowFilter, filter_trades
 from services.history.reader import HistoryReader
 from services.market.views import TradeView
 from services.push.messages import concat, slice_after
@@ -51,3 +54,13 @@ def range_trades(
     if not len(stored):
         return live
     return concat([stored, slice_after(live, int(stored.trade_id[-1]))])
+
+
+def filtered_range(
+    cache: DerivedCache, snapshot: SymbolSnapshot, trades: TradeView, band: FlowFilter
+) -> TradeView:
+    """``trades`` (from ``range_trades``) within the flow filter's band: the live window's
+    cached filtered view when they are the live window, else filtered here."""
+    if trades is snapshot.trades:
+        return derived.filtered_trades(cache, snapshot, band.min_notional, band.max_notional)
+    return filter_trades(trades, band)
