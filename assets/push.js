@@ -176,7 +176,10 @@
   function tradeRow(t, tiers) {
     const cfg = s.config;
     const notional = t.price * t.qty;
-    const tier = tiers.filter(function (x) { return notional >= x; }).length;
+    let tier = 0;  // tiers are sorted: count those reached without an array per row
+    while (tier < tiers.length && notional >= tiers[tier]) {
+      tier += 1;
+    }
     return row("tape-row " + t.side + " tier-" + tier + " pushed",
       timeOfDay(t.time) + " " + fmt(t.price, cfg.price_decimals).padStart(14) + " " +
       fmt(t.qty, cfg.qty_decimals).padStart(13) + " " + fmt(notional, 0).padStart(13) + "  " + t.side);
