@@ -84,9 +84,6 @@ class HistoryQueries:
             self.cache.set(key, value)
         return value
 
-    def tick_size(self, symbol: str, view: TradeView) -> float:
-        return tick_size_of(self.store.symbols(), symbol, view)
-
     def range_result(self, endpoint: str, symbol: str) -> dict:
         """The body of a trade endpoint over ``start``..``end`` of the stored trades."""
         symbol = symbol.upper()

@@ -176,7 +176,10 @@
   function tradeRow(t, tiers) {
     const cfg = s.config;
     const notional = t.price * t.qty;
-    const tier = tiers.filter(function (x) { return notional >= x; }).length;
+    let tier = 0;  // tiers are sorted: count those reached without an array per row
+    while (tier < tiers.length && notional >= tiers[tier]) {
+      tier += 1;
+    }
     return row("tape-row " + t.side + " tier-" + tier + " pushed",
       timeOfDay(t.time) + " " + fmt(t.price, cfg.price_decimals).padStart(14) + " " +
       fmt(t.qty, cfg.qty_decimals).padStart(13) + " " + fmt(notional, 0).padStart(13) + "  " + t.side);
@@ -274,7 +277,7 @@
     const t = seed.trades.t, q = seed.trades.q, v = seed.trades.v;
     s.flow = {key: seed.key, seq: seed.seq, seed: seed, t: t.slice(), q: q.slice(),
       v: v.slice(), head: 0, lastId: seed.last_id, now: t.length ? t[t.length - 1] : null,
-      cvd: seed.cvd, points: [], dirty: true};
+      cvd: seed.cvd, cvdX: [], cvdY: [], dirty: true};
     for (const trade of s.recent) {
       applyFlow(trade);
     }
@@ -299,7 +302,8 @@
     f.now = f.now === null ? trade.time : Math.max(f.now, trade.time);
     if (inBand(notional, f.seed.band)) {
       f.cvd += sign * notional;
-      f.points.push([trade.time, Math.round(f.cvd * 100) / 100]);  // every trade, as the seed's line
+      f.cvdX.push(trade.time);  // a point for every trade, as the seed's line
+      f.cvdY.push(Math.round(f.cvd * 100) / 100);
     }
     f.lastId = trade.id;
     f.dirty = true;
@@ -477,10 +481,11 @@
     };
     const line = gd.data[ci];
     let cvdX = line.x, cvdY = line.y;
-    if (f.points.length) {
-      cvdX = Array.from(line.x).concat(f.points.map(function (p) { return p[0]; }));
-      cvdY = Array.from(line.y).concat(f.points.map(function (p) { return p[1]; }));
-      f.points = [];
+    if (f.cvdX.length) {
+      cvdX = Array.from(line.x).concat(f.cvdX);
+      cvdY = Array.from(line.y).concat(f.cvdY);
+      f.cvdX = [];
+      f.cvdY = [];
     }
     const dir = direction(qty > 0 ? buyQty / qty : NaN, seed.ratios);
     const title = seed.label + ": " + (total > 0 ? (seed.labels[dir] || dir) : "no trades");

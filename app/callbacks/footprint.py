@@ -13,13 +13,12 @@ import numpy as np
 from dash import Input, Output, State
 
 from app import ids
-from app.callbacks import derived
 from app.callbacks.derived import DerivedCache
-from app.callbacks.past_trades import range_trades
+from app.callbacks.past_trades import filtered_range, range_trades
 from components.flow_filter import notional_band, parse_notional
 from components.footprint import create_candles_figure, create_footprint_figure
 from components.theme import create_notice_figure
-from services.analytics.flow_filter import FlowFilter, filter_trades
+from services.analytics.flow_filter import FlowFilter
 from services.analytics.footprint import (
     DEFAULT_IMBALANCE_RATIO,
     INTERVALS_MS,
@@ -97,10 +96,7 @@ def render_footprint(
     all_trades = snapshot.trades
     if start is not None:
         all_trades = range_trades(snapshot, reader, start, cached=True)
-    if all_trades is snapshot.trades:
-        view_trades = derived.filtered_trades(cache, snapshot, band.min_notional, band.max_notional)
-    else:
-        view_trades = filter_trades(all_trades, band)
+    view_trades = filtered_range(cache, snapshot, all_trades, band)
     row_ticks = row_ticks_for(all_trades, info.tick_size, rows_choice)
     fp = footprint(
         view_trades,

@@ -12,9 +12,8 @@ import numpy as np
 from dash import ClientsideFunction, Input, Output, State
 
 from app import ids
-from app.callbacks import derived
 from app.callbacks.derived import DerivedCache
-from app.callbacks.past_trades import range_trades
+from app.callbacks.past_trades import filtered_range, range_trades
 from components.flow_filter import notional_band
 from components.heatmap import (
     DEFAULT_CUTOFF_PCT,
@@ -28,7 +27,7 @@ from components.heatmap import (
     time_bucket_for,
 )
 from components.theme import create_notice_figure
-from services.analytics.flow_filter import FlowFilter, filter_trades
+from services.analytics.flow_filter import FlowFilter
 from services.analytics.footprint import auto_row_ticks, trades_between
 from services.analytics.heatmap import LiquidityHeatmap, liquidity_heatmap, trade_dots
 from services.history.book_heatmap import RecordedBook, with_live
@@ -136,10 +135,7 @@ def _dots(
     """Trade dots in [start, end) within the flow filter: from the live window, and with a
     history ``reader`` from the stored trades for the part before it."""
     trades = range_trades(snapshot, reader, start_ms, cached=False)
-    if trades is snapshot.trades:
-        view = derived.filtered_trades(cache, snapshot, band.min_notional, band.max_notional)
-    else:
-        view = filter_trades(trades, band)
+    view = filtered_range(cache, snapshot, trades, band)
     d = trade_dots(
         trades_between(view, start_ms, end_ms),
         time_bucket_ms=bucket_ms,

@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import functools
 
+from app.callbacks import derived
+from app.callbacks.derived import DerivedCache
+from services.analytics.flow_filter import FlowFilter, filter_trades
 from services.history.reader import HistoryReader
 from services.market.views import TradeView
 from services.push.messages import concat, slice_after
@@ -23,9 +26,14 @@ STORED_RANGES_CACHED = 4
 
 
 def stored_trades(
-    reader: HistoryReader, market: str, symbol: str, kind: str, start_ms: int, end_ms: int
-) -> TradeView:
-    """The stored trades of ``kind`` in [start, end) (a past range: read once)."""
+    reader: HistoryReader, symbol: str, kind: str, start_ms: int, end_ms: int
+) -> TradeView | None:
+    """The stored trades of ``kind`` in [start, end) (a past range: read once); None when
+    the history holds no trades of the symbol, or none of that kind. The market and kind
+    are looked up here, so a cached call lists no directories either."""
+    market = reader.market_of(symbol)
+    if market is None or kind not in reader.trade_kinds(market, symbol):
+        return None
     return reader.trades(market, symbol, start_ms, end_ms - 1, kind=kind)
 
 
@@ -42,12 +50,19 @@ def range_trades(
     live = snapshot.trades
     if reader is None or not len(live) or start_ms >= int(live.time_ms[0]):
         return live
-    market = reader.market_of(snapshot.symbol)
-    if market is None or live.kind not in reader.trade_kinds(market, snapshot.symbol):
-        return live
     split = -(-int(live.time_ms[0]) // MINUTE_MS) * MINUTE_MS
     read = cached_stored_trades if cached else stored_trades
-    stored = read(reader, market, snapshot.symbol, live.kind, start_ms, split)
-    if not len(stored):
+    stored = read(reader, snapshot.symbol, live.kind, start_ms, split)
+    if stored is None or not len(stored):
         return live
     return concat([stored, slice_after(live, int(stored.trade_id[-1]))])
+
+
+def filtered_range(
+    cache: DerivedCache, snapshot: SymbolSnapshot, trades: TradeView, band: FlowFilter
+) -> TradeView:
+    """``trades`` (from ``range_trades``) within the flow filter's band: the live window's
+    cached filtered view when they are the live window, else filtered here."""
+    if trades is snapshot.trades:
+        return derived.filtered_trades(cache, snapshot, band.min_notional, band.max_notional)
+    return filter_trades(trades, band)
