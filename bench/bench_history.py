@@ -16,7 +16,15 @@ market second (the same messages in every run), away from the flush's aftermath.
 first ``LIVE_S`` seconds paced: each turn at its event time, ``LIVE_SPEED``× the
 recording's pace, the writer on its own interval (1 s / ``LIVE_SPEED``: the same work per
 market second as live) overlapping the feed as in the app, so the feed's turns are as
-cold as live ones (off / on / off again, ``LIVE_ROUNDS`` rounds).
+cold as live ones (off / on / off again / tap only, ``LIVE_ROUNDS`` rounds). Every round
+plays its modes in a rotated order (round r starts at mode r mod 4), so no mode always
+follows another or always runs first: with a fixed order (off, on, off again) the runs
+in second place came out several µs slower whatever ran there. "paired": the median over
+the rounds of (mode − off in the same round), which cancels load changes between rounds;
+"off again − off" is the noise the other differences are judged against. "waits" = wall
+− the feed thread's CPU per message: time the feed thread was ready but not running —
+waiting for the GIL (which the writer thread holds while it runs Python) or descheduled;
+the writer's GIL hand-offs show there, and nowhere else.
 CPU % of one core at real rate = (process CPU with the recorder − without) / 650.6 s.
 (The feed keeps a log of aggTrades, so the recording's trades are stored as
 ``trades-aggTrade`` here.) Bytes per trade and the recorded book's bytes per day
@@ -43,6 +51,7 @@ import shutil
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -74,9 +83,10 @@ from services.replay.recording import SPOT_2024, read_recording
 from services.store import MemoryStore
 
 SPAN_S = 650.6
-LIVE_S = 75.0
+LIVE_S = 40.0
 LIVE_SPEED = 5.0
-LIVE_ROUNDS = 3
+LIVE_ROUNDS = 6
+MODES = ("off", "on", "off again", "tap")
 SETTLED_TURNS = 10
 """Turns after the first of a market second (the bench's writer flushes there): the
 messages of later turns are "settled" (the feed thread's caches warm again)."""
@@ -206,19 +216,37 @@ async def _replay_turns(
     }
 
 
-def _replay_live(turns: list[list[tuple[str, object]]], root: Path | None) -> dict[str, float]:
+def _replay_live(
+    turns: list[list[tuple[str, object]]], root: Path | None, flushing: bool = True
+) -> dict[str, float]:
     """The first ``LIVE_S`` seconds of the recording paced (each turn at its event time,
     as the exchange pushed it, ``LIVE_SPEED``× as fast) through a real ``Feed``; with
     ``root``, the recorder tap and the writer thread on its own interval (1 s of market
     time) as in the app — its work
     (taking the lanes, the grid, the Parquet writes) overlaps the feed's turns as it does
-    live, GIL and caches included. Same per-message figures as ``_replay``."""
-    return asyncio.run(_replay_live_turns(turns, root))
+    live, GIL and caches included. ``flushing`` False: the tap alone, its lanes emptied
+    by a thread on the same interval (nothing converted or written). Same per-message
+    figures as ``_replay``, and the waits (wall − thread CPU)."""
+    return asyncio.run(_replay_live_turns(turns, root, flushing))
 
 
-async def _replay_live_turns(turns: list[list[tuple[str, object]]], root: Path | None) -> dict:
-    writer = HistoryWriter(root, flush_interval_s=1.0 / LIVE_SPEED).start() if root else None
+def _empty_lanes(writer: HistoryWriter, stop: threading.Event) -> None:
+    """Take what the tap left in the writer's lanes every writer interval and drop it."""
+    while not stop.wait(1.0 / LIVE_SPEED):
+        for entries in (writer.lane.entries, *(s.entries for s in writer.lane.symbol_lanes())):
+            entries.clear()
+
+
+async def _replay_live_turns(
+    turns: list[list[tuple[str, object]]], root: Path | None, flushing: bool
+) -> dict:
+    writer = HistoryWriter(root, flush_interval_s=1.0 / LIVE_SPEED) if root else None
     recorder = HistoryRecorder(writer, "spot", ticks={"BTCUSDT": TICK}) if writer else None
+    stop_emptying = threading.Event()
+    if writer is not None and flushing:
+        writer.start()
+    elif writer is not None:
+        threading.Thread(target=_empty_lanes, args=(writer, stop_emptying), daemon=True).start()
     feed = _feed((recorder,) if recorder else ())
     symbol = feed._symbols["BTCUSDT"]
     first_ms = next(_event_ms(turn) for turn in turns if _event_ms(turn))
@@ -237,10 +265,13 @@ async def _replay_live_turns(turns: list[list[tuple[str, object]]], root: Path |
         wall.extend([(time.perf_counter() - t0) / n] * n)
         cpu.extend([(time.thread_time() - c0) / n] * n)
     flushes = writer.stats().segments_written if writer else 0
+    stop_emptying.set()
     if writer is not None:
         writer.stop()
     walls, cpus = np.array(wall), np.array(cpu)
     return {
+        "msg_wait_us_mean": 1e6 * float((walls - cpus).mean()),
+        "msg_wait_us_p99": 1e6 * float(np.percentile(walls - cpus, 99)),
         "messages": float(walls.shape[0]),
         "segments_written": float(flushes),
         "msg_us_mean": 1e6 * float(walls.mean()),
@@ -248,6 +279,12 @@ async def _replay_live_turns(turns: list[list[tuple[str, object]]], root: Path |
         "msg_us_p99": 1e6 * float(np.percentile(walls, 99)),
         "msg_cpu_us_mean": 1e6 * float(cpus.mean()),
     }
+
+
+def _rotated(round_: int) -> tuple[str, ...]:
+    """The modes in round ``round_``'s order: starting at mode ``round_`` mod 4."""
+    first = round_ % len(MODES)
+    return MODES[first:] + MODES[:first]
 
 
 def _event_ms(turn: list[tuple[str, object]]) -> int:
@@ -316,24 +353,36 @@ def run(tmp: Path) -> None:
     messages = _turns(_messages())
     _replay(messages, None)  # warm-up
     recorded_root = tmp / "recorded"
-    runs: dict[str, list[dict]] = {"off": [], "on": [], "off again": [], "tap": []}
-    for round_ in range(3):  # interleaved, so load changes hit all alike
-        runs["off"].append(_replay(messages, None))
-        root = recorded_root if round_ == 0 else tmp / f"recorded-{round_}"
-        runs["on"].append(_replay(messages, root))
-        runs["off again"].append(_replay(messages, None))
-        runs["tap"].append(_replay(messages, tmp / f"tap-{round_}", flushing=False))
+    runs: dict[str, list[dict]] = {name: [] for name in MODES}
+    for round_ in range(3):  # interleaved and rotated, so load changes hit all alike
+        for name in _rotated(round_):
+            if name == "on":
+                root = recorded_root if round_ == 0 else tmp / f"recorded-{round_}"
+                runs["on"].append(_replay(messages, root))
+            elif name == "tap":
+                runs["tap"].append(_replay(messages, tmp / f"tap-{round_}", flushing=False))
+            else:
+                runs[name].append(_replay(messages, None))
     bare, taped, again, tap = (
-        {k: statistics.median(r[k] for r in runs[name]) for k in runs[name][0]}
-        for name in ("off", "on", "off again", "tap")
+        {k: statistics.median(r[k] for r in runs[name]) for k in runs[name][0]} for name in MODES
     )
-    live_runs: dict[str, list[dict]] = {"off": [], "on": [], "off again": []}
+    _replay_live(messages, tmp / "live-warm-up")  # the writer's threads and imports, once
+    live_runs: dict[str, list[dict]] = {name: [] for name in MODES}
     for round_ in range(LIVE_ROUNDS):
-        live_runs["off"].append(_replay_live(messages, None))
-        live_runs["on"].append(_replay_live(messages, tmp / f"live-{round_}"))
-        live_runs["off again"].append(_replay_live(messages, None))
+        for name in _rotated(round_):
+            root = tmp / f"live-{name.replace(' ', '-')}-{round_}"
+            live_runs[name].append(
+                _replay_live(messages, root if name in ("on", "tap") else None, name == "on")
+            )
     live = {
         name: {k: statistics.median(r[k] for r in rs) for k in rs[0]}
+        for name, rs in live_runs.items()
+    }
+    paired = {
+        name: {
+            k: statistics.median(a[k] - b[k] for a, b in zip(rs, live_runs["off"], strict=True))
+            for k in rs[0]
+        }
         for name, rs in live_runs.items()
     }
     cpu_pct = 100.0 * (taped["cpu_s"] - bare["cpu_s"]) / SPAN_S
@@ -515,18 +564,21 @@ def run(tmp: Path) -> None:
     print(f"  paced ({LIVE_SPEED:.0f}× the recording's pace), first {LIVE_S:.0f} s "
           f"({live['on']['messages']:.0f} messages, writer every market second: "
           f"{live['on']['segments_written']:.0f} segments written), "
-          f"medians of {LIVE_ROUNDS}:")  # fmt: skip
-    print("  feed thread per message     writer off    writer on   off again"
-          "    on − off  again − off")  # fmt: skip
+          f"medians of {LIVE_ROUNDS} rotated rounds; differences paired per round:")  # fmt: skip
+    print("  feed thread per message     writer off    writer on   off again  tap only"
+          "    on − off  again − off  tap − off")  # fmt: skip
     for key, label in (
         ("msg_us_mean", "wall mean"),
         ("msg_us_median", "wall median"),
         ("msg_us_p99", "wall p99"),
         ("msg_cpu_us_mean", "thread CPU mean"),
+        ("msg_wait_us_mean", "waits mean"),
+        ("msg_wait_us_p99", "waits p99"),
     ):
-        off, on, off2 = live["off"][key], live["on"][key], live["off again"][key]
-        print(f"    {label:<22}{off:>10.2f} µs{on:>10.2f} µs{off2:>10.2f} µs"
-              f"{on - off:>+10.2f} µs{off2 - off:>+10.2f} µs")  # fmt: skip
+        off, on, off2, only = (live[name][key] for name in MODES)
+        d_on, d_again, d_tap = (paired[name][key] for name in MODES[1:])
+        print(f"    {label:<22}{off:>10.2f} µs{on:>10.2f} µs{off2:>10.2f} µs{only:>8.2f} µs"
+              f"{d_on:>+10.2f} µs{d_again:>+10.2f} µs{d_tap:>+10.2f} µs")  # fmt: skip
     print(f"  trades on disk           {per_trade:8.2f} bytes/trade (target ≤ 16)")
     print(f"  recorded book            {book_per_day_mb:8.1f} MB/day extrapolated (≤ 150)")
     print(f"stored: {N_STORED:,} trades, {len(files)} segments, "
@@ -570,11 +622,19 @@ def run(tmp: Path) -> None:
         "feed_msg_us_mean_writer_off_again": round(again["msg_us_mean"], 2),
         "feed_msg_us_p99_writer_off_again": round(again["msg_us_p99"], 2),
         **{
-            f"feed_live_msg_{k.removeprefix('msg_')}_writer_{name.replace(' ', '_')}": round(
-                live[name][k], 2
+            f"feed_live_msg_{k.removeprefix('msg_')}_{label}": round(live[name][k], 2)
+            for name, label in zip(MODES, ("writer_off", "writer_on", "writer_off_again",
+                                           "tap_only"), strict=True)
+            for k in ("msg_us_median", "msg_us_mean", "msg_us_p99", "msg_cpu_us_mean",
+                      "msg_wait_us_mean")
+        },
+        **{
+            f"feed_live_msg_{k.removeprefix('msg_')}_paired_{label}_minus_off": round(
+                paired[name][k], 2
             )
-            for name in ("off", "on", "off again")
-            for k in ("msg_us_median", "msg_us_mean", "msg_us_p99", "msg_cpu_us_mean")
+            for name, label in (("on", "writer_on"), ("off again", "off_again"),
+                                ("tap", "tap_only"))
+            for k in ("msg_us_median", "msg_us_mean", "msg_cpu_us_mean", "msg_wait_us_mean")
         },
         "trade_bytes_per_trade": round(per_trade, 2),
         "stored_bytes_per_trade_3m": round(stored_bytes / N_STORED, 2),
