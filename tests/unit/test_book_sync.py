@@ -285,15 +285,17 @@ def test_crossing_update_is_never_live():
     assert sync.state is SyncState.LIVE and sync.last_update_id == 13
 
 
-def test_buffer_overflow_restarts_buffering_and_counts_a_resync():
+def test_a_full_buffer_drops_its_oldest_diff_and_a_snapshot_older_than_the_rest_is_refetched():
     sync = BookSync("TEST", "spot", max_buffer=3)
     for i in range(5):
         sync.on_diff(diff(10 * i, 10 * i + 9))
-    assert sync.counters.buffer_overflows == 1
-    assert sync.counters.resyncs == 1
-    assert sync.buffered == 2
-    assert sync.resync_reason.startswith("buffer overflow")
-    assert sync.on_snapshot(snap(5)) is SyncAction.FETCH_SNAPSHOT  # older than first U=30
+    assert sync.buffered == 3  # the newest three: 20..49
+    assert sync.counters.buffer_overflows == 2
+    assert sync.counters.resyncs == 0 and sync.counters.snapshots_requested == 1
+    assert sync.on_snapshot(snap(5)) is SyncAction.FETCH_SNAPSHOT  # older than first U=20
+    assert sync.state is SyncState.SYNCING and sync.counters.snapshots_too_old == 1
+    assert sync.on_snapshot(snap(25)) is SyncAction.NONE  # bridged by 20..29
+    assert sync.state is SyncState.LIVE and sync.last_update_id == 49
 
 
 def test_disconnect_then_continuous_diff_resumes_without_snapshot():
