@@ -62,6 +62,11 @@ class Priority(enum.IntEnum):
     BACKGROUND = 1
 
 
+SERVER_HEADROOM = 0.02
+"""Share of its limit a ``WeightBudget`` leaves unused over any window: the server's count
+of this process's own weight then stays below the limit. At exactly the limit the reported
+weight held every request until the window ended — a 25 s stall in the middle of a cold
+start of 1,500 symbols against a server counting a rolling minute."""
 BACKGROUND_RESERVE = 0.5
 """Share of a budget's burst that ``BACKGROUND`` requests leave untouched, so the
 snapshots asked right after a (re)connect go out at once rather than at the refill rate."""
@@ -213,8 +218,9 @@ class WeightBudget:
     """REST weight admission: at most ``limit`` weight in any ``window_s`` seconds.
 
     Locally it is a token bucket holding at most ``burst`` weight that refills at
-    ``(limit - burst) / window_s`` per second, so any window of ``window_s`` seconds admits
-    at most ``limit``; a herd of requests (many symbols' snapshots after a reconnect) gets
+    ``(limit - burst - headroom) / window_s`` per second (headroom: ``SERVER_HEADROOM`` of
+    the limit), so any window of ``window_s`` seconds admits at most ``limit - headroom``;
+    a herd of requests (many symbols' snapshots after a reconnect) gets
     ``burst`` at once and is then staggered at the refill rate. On top of that, the weight
     the server reports (``record_used``) is respected until its window ends (windows are
     aligned to multiples of ``window_s`` of wall-clock time, like Binance's minutes), so
@@ -240,7 +246,8 @@ class WeightBudget:
         self.limit = limit
         self.window_s = window_s
         self.burst = min(limit, burst if burst is not None else max(1, limit // 4))
-        self._refill_per_s = max(limit - self.burst, 1) / window_s
+        headroom = int(limit * SERVER_HEADROOM)
+        self._refill_per_s = max(limit - self.burst - headroom, 1) / window_s
         self._clock = clock
         self._wall = wall_clock
         self._tokens = float(self.burst)

@@ -63,7 +63,7 @@ def test_budget_refill_and_server_weight() -> None:
     budget = WeightBudget(1200, 60.0, burst=300, clock=clock, wall_clock=wall)
     assert budget._wait_time(300) == 0.0
     budget._tokens -= 300
-    assert budget._wait_time(50) == pytest.approx(50 / 15.0)
+    assert budget._wait_time(50) == pytest.approx(50 / ((1200 - 300 - 24) / 60.0))
     clock.now += 10.0
     assert budget._wait_time(50) == 0.0
     budget.record_used(1190)
@@ -161,3 +161,22 @@ async def test_background_requests_leave_half_the_burst_and_step_back_for_a_sync
     sync = asyncio.create_task(request("sync", 5, Priority.SYNC))
     await asyncio.wait_for(asyncio.gather(warm, sync), 3.0)
     assert order == ["sync", "warm"]
+
+
+def test_any_window_admits_less_than_the_limit_so_the_server_never_reports_it() -> None:
+    """Greedy requests of 5 for three windows on a virtual clock: every 60 s window holds
+    at most the limit less the headroom (2 %), so a server counting this process alone
+    never reports the limit (which would hold every request to the window's end)."""
+    clock = Clock()
+    budget = WeightBudget(4800, 60.0, burst=1200, clock=clock, wall_clock=clock)
+    granted: list[float] = []
+    while clock.now < 1180.0:
+        wait = budget._wait_time(5)
+        if wait > 0:
+            clock.now += wait + 1e-9
+            continue
+        budget._tokens -= 5
+        granted.append(clock.now)
+    starts = [t for t in granted if t <= granted[-1] - 60.0]
+    busiest = max(sum(5 for g in granted if s <= g < s + 60.0) for s in starts)
+    assert 4800 - 96 - 5 <= busiest <= 4800 - 96
