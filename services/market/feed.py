@@ -65,7 +65,7 @@ from services.binance.ws_client import (
 )
 from services.logs import EventLog
 from services.market.book_samples import book_samples_of
-from services.market.book_sync import BookSync, SyncAction
+from services.market.book_sync import QUEUED_BUFFER, BookSync, SyncAction
 from services.market.market_board import MarketBoard, ticker_from_rest
 from services.market.publication import publication_order, round_cap
 from services.market.snapshot_desk import (
@@ -640,6 +640,9 @@ class Feed:
         if symbol not in self._queued and self._snapshot_queue is not None:
             self._queued.add(symbol)
             self._snapshot_queue.put_nowait(symbol)
+            feed = self._symbols.get(symbol)
+            if feed is not None and symbol not in self._in_flight:
+                feed.book.limit_buffer(QUEUED_BUFFER)  # only the newest diffs while it waits
 
     async def _snapshot_desk(self) -> None:
         """Fetch queued snapshots under the REST weight budget (one desk of
@@ -657,6 +660,7 @@ class Feed:
                 self._asked_again.add(symbol)
                 continue
             self._in_flight.add(symbol)
+            feed.book.limit_buffer()  # asked for now: every diff from here may bridge it
             try:
                 await self._serve_queued(symbol, feed)
             finally:
