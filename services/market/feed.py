@@ -610,7 +610,6 @@ class Feed:
         fields = {"conn": event.connection_id, "streams": len(event.streams)}
         symbols = {s.split("@", 1)[0].upper() for s in event.streams}
         if kind is LifecycleKind.DISCONNECTED or kind is LifecycleKind.DROPPED:
-            self._disconnected |= symbols
             self.events.fault(str(kind), **fields, reason=event.reason)
             for symbol in symbols:
                 feed = self._symbols.get(symbol)
@@ -619,6 +618,10 @@ class Feed:
                     feed.dirty = True
                     if self._taps:
                         self._tap_book(symbol, feed)
+            if kind is LifecycleKind.DISCONNECTED:
+                self._disconnected |= symbols
+            else:  # frames were lost on a connection that stays up: nothing reconnects it
+                self._spawn(self._confirm_quiet_books(symbols))
             return
         self.events.event(str(kind), **fields)
         self._disconnected -= symbols
@@ -626,8 +629,9 @@ class Feed:
             self._spawn(self._confirm_quiet_books(symbols))
 
     async def _confirm_quiet_books(self, symbols: set[str]) -> None:
-        """After a reconnect, books still STALE once ``confirm_after_s`` has passed got no
-        diff (a quiet market): ask the snapshot desk to confirm or replace them."""
+        """After a reconnect or dropped frames, books still STALE once ``confirm_after_s``
+        has passed got no diff (a quiet market): ask the snapshot desk to confirm or
+        replace them."""
         await asyncio.sleep(self.config.confirm_after_s)
         for symbol in sorted(symbols):
             feed = self._symbols.get(symbol)
