@@ -36,6 +36,7 @@ from dataclasses import dataclass, field, replace
 
 import msgspec
 
+from services import event_loop
 from services.binance import streams as names
 from services.binance.backoff import Backoff
 from services.binance.endpoints import Endpoints
@@ -310,7 +311,7 @@ class Feed:
         ready = threading.Event()
 
         def target() -> None:
-            loop = asyncio.new_event_loop()
+            loop = event_loop.new_event_loop()
             self._loop = loop
             self._main = loop.create_task(self.run())
             ready.set()
