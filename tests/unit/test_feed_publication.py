@@ -141,3 +141,37 @@ async def test_a_background_task_that_raises_is_counted_and_logged(caplog):
         await asyncio.sleep(0)
     assert feed.counters.task_errors == 1 and not feed._tasks
     assert "task_failed" in caplog.text and "desk broke" in caplog.text
+
+
+def test_the_board_keeps_a_score_until_it_is_due_and_rescores_a_watched_symbol():
+    feed = _feed()
+    scored: list[str] = []
+    update_book = feed._board.update_book
+
+    def counting(symbol, view, infos, rescore=True):  # type: ignore[no-untyped-def]
+        did = update_book(symbol, view, infos, rescore)
+        if did:
+            scored.append(symbol)
+        return did
+
+    feed._board.update_book = counting  # type: ignore[method-assign]
+    feed._symbols[SYMBOL].book.on_snapshot(DepthSnapshot(10, [(99.0, 1.0)], [(101.0, 1.0)]))
+    t0 = time.time()
+    bids = iter(["99.1", "99.2", "99.3", "99.4", "99.5", "99.6"])
+
+    def round_at(now: float) -> None:
+        update_id = feed._symbols[SYMBOL].book.last_update_id + 1
+        _diff(feed, update_id, update_id, next(bids))
+        feed._board_published_at = -1e18  # every call is a board round
+        feed._snapshot_of(SYMBOL, feed._symbols[SYMBOL], now)
+        feed._publish_board(now)
+
+    round_at(t0)
+    round_at(t0 + 1.0)  # spread refreshed, score kept
+    row = next(r for r in feed._board.rows(feed._infos).rows if r.symbol == SYMBOL)
+    assert scored == [SYMBOL] and abs(row.spread_bps - 10_000 * 1.8 / 100.1) < 1e-3
+    round_at(t0 + feed.config.watchlist_score_s)  # due again
+    assert scored == [SYMBOL, SYMBOL]
+    feed._requests[SYMBOL] = t0 + feed.config.watchlist_score_s  # a reader asks for it
+    round_at(t0 + feed.config.watchlist_score_s + 1.0)
+    assert scored == [SYMBOL] * 3
