@@ -175,3 +175,37 @@ def test_the_board_keeps_a_score_until_it_is_due_and_rescores_a_watched_symbol()
     feed._requests[SYMBOL] = t0 + feed.config.watchlist_score_s  # a reader asks for it
     round_at(t0 + feed.config.watchlist_score_s + 1.0)
     assert scored == [SYMBOL] * 3
+
+
+def test_with_the_all_market_array_a_symbols_ticker_comes_from_it():
+    feed = _feed()  # the board is on (watchlist_interval_s): no per-symbol ticker stream
+    assert not any("miniTicker" in s for s in feed._symbols[SYMBOL].streams)
+    off = Feed(
+        FeedConfig(
+            endpoints=custom("ws://127.0.0.1:9", "http://127.0.0.1:9"), watchlist_interval_s=0.0
+        ),
+        MemoryStore(),
+    )
+    assert "btcusdt@miniTicker" in off._streams_for(SYMBOL)
+    feed._infos["ETHUSDT"] = SymbolInfo("ETHUSDT")
+    feed.publish()
+    seq = feed.store.snapshot(SYMBOL).seq
+
+    def array(close: str, event_time: int) -> None:
+        rows = [
+            {"e": "24hrMiniTicker", "E": event_time, "s": s, "c": close, "o": "1", "h": "9"}
+            | {"l": "1", "v": "5", "q": "50"}
+            for s in (SYMBOL, "ETHUSDT", "XYZUSDT")  # XYZUSDT: not TRADING
+        ]
+        raw = json.dumps({"stream": "!miniTicker@arr", "data": rows}).encode()
+        feed._on_frame(Received(decode_frame(raw), time.time(), 1))
+
+    array("2", 20)
+    feed.publish()
+    published = feed.store.snapshot(SYMBOL)
+    assert published.seq == seq + 1 and published.ticker.last == 2.0
+    assert published.ticker.event_time_ms == 20 and "XYZUSDT" not in feed._tickers
+    array("3", 10)  # older than the one held: not taken
+    assert feed._symbols[SYMBOL].ticker.last == 2.0
+    eth = feed._add_symbol("ETHUSDT", on_demand=True)  # streamed later: starts with it
+    assert eth.ticker is not None and eth.ticker.last == 2.0
