@@ -28,7 +28,7 @@ book diffs, trades — not the WebSocket client's receiving and decoding; a floo
 publication change lowers; timed on one frame in ``FRAME_SAMPLE`` and scaled),
 frames_per_s (frames received a second). The feed runs on the worker's event loop
 (``services.event_loop``: uvloop where installed; ``TAPESCOPE_EVENT_LOOP=asyncio`` measures
-asyncio's).
+asyncio's) with the worker's GC thresholds (``services.collector``).
 
 Run: ``.venv/bin/python bench/bench_capacity.py [--quiet 200] [--busy 4] [--window 20]``.
 Ends with one JSON line.
@@ -54,7 +54,7 @@ import numpy as np
 import redis
 
 from scripts.soak import FAST_BACKOFF
-from services import event_loop
+from services import collector, event_loop
 from services.binance.endpoints import custom
 from services.market.feed import Feed, FeedConfig
 from services.market.views import BookView, SymbolInfo, SyncState, TradeView
@@ -294,6 +294,7 @@ def one_mix(
         try:
             _wait_port(port, 300)
             results = []
+            collector.tune_for_ingest()  # as the worker runs
             for batched in variants:
                 redis.Redis.from_url(redis_url).flushdb()
                 redis.Redis.from_url(redis_url).config_resetstat()
