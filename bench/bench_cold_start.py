@@ -5,7 +5,10 @@ same process on the same data, with the previous snapshot desk (one snapshot at 
 
 Figures: all_live_s (s from start to every book LIVE; null: not within the cap),
 live_at_cap (books LIVE when stopped), max_used_weight (highest X-MBX-USED-WEIGHT-1M the
-exchange reported: its rolling minute) against the budget, rate_limited (a 429/418 seen).
+exchange reported: its rolling minute) against the budget, rate_limited (a 429/418 seen),
+background_weight_before_all_live (weight of trade warm-ups, the watchlist's seed and
+deepening admitted before every book was LIVE: what the books waited behind; the snapshots
+go first, the background work takes at most the upper half of the burst meanwhile).
 
 Run: ``.venv/bin/python bench/bench_cold_start.py [--symbols 200] [--cap 90]``. The
 whole market: ``--symbols 1500 --speed 0.25 --cap 420 --no-previous --workdir DIR`` — the
@@ -89,6 +92,9 @@ def main() -> None:
                 "cold_start_replay_speed": args.speed,
                 "cold_start_exchange_own_process": args.own_process,
                 "cold_start_live_curve_s_live": now.live_curve,
+                "cold_start_background_weight_before_all_live": (
+                    now.background_weight_before_all_live
+                ),
                 "previous_live_at_cap": before.live_at_end,
                 "previous_cap_s": args.cap,
                 "previous_all_live_s": before.all_live_s and round(before.all_live_s, 2),

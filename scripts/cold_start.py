@@ -22,7 +22,7 @@ from pathlib import Path
 
 from scripts.soak import FAST_BACKOFF
 from services.binance.endpoints import custom
-from services.binance.rate_limit import SharedWeightWindow
+from services.binance.rate_limit import Priority, SharedWeightWindow
 from services.market.feed import Feed, FeedConfig
 from services.replay.exchange import LocalExchange
 from services.replay.recording import SPOT_2021
@@ -40,6 +40,9 @@ class ColdStartReport:
     rate_limited: the exchange answered 429/418 at least once. snapshots: depth snapshots
         fetched. budget: the feed's weight per minute. deepened: books deepened meanwhile.
     live_curve: (seconds since start, books LIVE) about every ``curve_every_s``.
+    background_weight / background_weight_before_all_live: weight of the ``BACKGROUND``
+        requests (trade warm-ups, the watchlist's seed, deepening) admitted in all, and
+        before every book was LIVE (what the books waited behind).
     """
 
     symbols: int
@@ -50,6 +53,8 @@ class ColdStartReport:
     rate_limited: bool = False
     snapshots: int = 0
     deepened: int = 0
+    background_weight: int = 0
+    background_weight_before_all_live: int = 0
     used: list[int] = field(default_factory=list)
     live_curve: list[tuple[float, int]] = field(default_factory=list)
 
@@ -143,6 +148,18 @@ async def cold_start(
                 record_used(used)
 
             budget.record_used = recorded  # type: ignore[method-assign]
+            acquire = budget.acquire
+
+            async def admitted(
+                weight: int, max_pause_s: float | None = None, priority: Priority = Priority.SYNC
+            ) -> None:
+                await acquire(weight, max_pause_s, priority)
+                if priority is Priority.BACKGROUND:
+                    report.background_weight += weight
+                    if report.all_live_s is None:
+                        report.background_weight_before_all_live += weight
+
+            budget.acquire = admitted  # type: ignore[method-assign]
             while time.monotonic() - started < timeout_s:
                 live = sum(
                     1 for s in symbols if (x := store.snapshot(s)) is not None and x.book.is_live

@@ -44,7 +44,7 @@ from services.binance.messages import (
     Trade,
     decode_depth_snapshot,
 )
-from services.binance.rate_limit import PausedTooLong, WeightBudget
+from services.binance.rate_limit import PausedTooLong, Priority, WeightBudget
 from services.binance.symbol_rules import SymbolInfo, decode_exchange_info
 
 USED_WEIGHT_HEADER = "X-MBX-USED-WEIGHT-1M"
@@ -254,8 +254,15 @@ class BinanceRestClient:
 
     # -- transport ------------------------------------------------------------------------
 
-    async def get(self, endpoint: str, params: Mapping[str, Any], weight: int) -> bytes:
-        """GET ``{rest_base}{rest_prefix}/{endpoint}`` within the budget; the body bytes.
+    async def get(
+        self,
+        endpoint: str,
+        params: Mapping[str, Any],
+        weight: int,
+        priority: Priority = Priority.SYNC,
+    ) -> bytes:
+        """GET ``{rest_base}{rest_prefix}/{endpoint}`` within the budget (admitted in
+        ``priority`` order among the requests waiting for room); the body bytes.
 
         Raises ``RestrictedLocation``, ``IpBanned``, ``RateLimited``,
         ``BinanceUnavailable`` or ``BinanceHttpError`` (see the module docstring).
@@ -266,7 +273,7 @@ class BinanceRestClient:
         failure: BinanceHttpError | None = None
         for attempt in range(self.max_attempts):
             try:
-                await self.budget.acquire(weight, max_pause_s=self.max_ban_wait_s)
+                await self.budget.acquire(weight, self.max_ban_wait_s, priority)
             except PausedTooLong as exc:
                 if exc.reason.startswith(_BAN_REASON):
                     raise IpBanned(path, exc.remaining_s, exc.reason) from None
@@ -335,14 +342,19 @@ class BinanceRestClient:
             self._clock_offset_ms = int(server - (sent + time.time() * 1000) / 2)
         return int(time.time() * 1000) + self._clock_offset_ms
 
-    async def depth_snapshot_raw(self, symbol: str, limit: int = 1000) -> bytes:
+    async def depth_snapshot_raw(
+        self, symbol: str, limit: int = 1000, priority: Priority = Priority.SYNC
+    ) -> bytes:
         """Body of ``depth`` (``{lastUpdateId, bids, asks}``) for ``limit`` levels."""
         weight = depth_weight(limit, self.endpoints.market)
-        return await self.get("depth", {"symbol": symbol.upper(), "limit": limit}, weight)
+        params = {"symbol": symbol.upper(), "limit": limit}
+        return await self.get("depth", params, weight, priority)
 
-    async def depth_snapshot(self, symbol: str, limit: int = 1000) -> DepthSnapshot:
+    async def depth_snapshot(
+        self, symbol: str, limit: int = 1000, priority: Priority = Priority.SYNC
+    ) -> DepthSnapshot:
         """The order book as of ``lastUpdateId``, best level first on each side."""
-        return decode_depth_snapshot(await self.depth_snapshot_raw(symbol, limit))
+        return decode_depth_snapshot(await self.depth_snapshot_raw(symbol, limit, priority))
 
     async def agg_trades(
         self,
@@ -352,6 +364,7 @@ class BinanceRestClient:
         start_time: int | None = None,
         end_time: int | None = None,
         limit: int = 500,
+        priority: Priority = Priority.SYNC,
     ) -> list[AggTrade]:
         """Aggregate trades from id ``from_id`` or within ``[start_time, end_time]`` ms,
         oldest first, as ``AggTrade`` events (``E`` = trade time)."""
@@ -362,7 +375,7 @@ class BinanceRestClient:
             "endTime": end_time,
             "limit": limit,
         }
-        body = await self.get("aggTrades", params, self._weight("aggTrades"))
+        body = await self.get("aggTrades", params, self._weight("aggTrades"), priority)
         name = symbol.upper()
         return [
             AggTrade("aggTrade", r.T, name, r.a, r.p, r.q, r.f, r.l, r.T, r.m)

@@ -12,7 +12,10 @@ Memory: a sample holds 12 bytes per level (price float64, qty float32: seven sig
 digits, plenty for drawing); the ring of a symbol keeps at most ``max_samples`` samples and
 ``max_bytes`` of levels, dropping the oldest first. The 2024 BTCUSDT book has a median of
 2869 levels within ±2 %: 34 KB per sample, so the 48 MB default holds ≈ 23 minutes of such a
-symbol (thinner books reach the one-hour count bound).
+symbol (thinner books reach the one-hour count bound). All rings together hold at most
+``max_total_bytes`` (1 GiB by default): each ring's byte bound is its share of the total
+when that is smaller, so a process streaming the whole market (``--symbols all``, 1,500
+rings: ≈ 700 KB each) keeps a shorter past per symbol instead of growing without bound.
 
 Persisting: samples are plain columns (``BookSample``); a history writer can read each
 symbol's closed samples (``BookSamples.samples``) and store them as two tables (one row per
@@ -33,6 +36,7 @@ DEFAULT_BAND_PCT = 2.0
 DEFAULT_PERIOD_MS = 1000
 DEFAULT_MAX_SAMPLES = 3600
 DEFAULT_MAX_BYTES = 48 * 1024 * 1024
+DEFAULT_MAX_TOTAL_BYTES = 1024 * 1024 * 1024
 _DROPPED = BookSample(0, False)
 
 
@@ -171,10 +175,15 @@ class BookSampleRing:
 
 
 class BookSamples:
-    """Book-sample rings by symbol: the feed records into them, the web side reads."""
+    """Book-sample rings by symbol: the feed records into them, the web side reads. The
+    rings share ``max_total_bytes`` (see the module docstring)."""
 
-    def __init__(self, **ring_options: int | float) -> None:
+    def __init__(
+        self, *, max_total_bytes: int = DEFAULT_MAX_TOTAL_BYTES, **ring_options: int | float
+    ) -> None:
         self._options = ring_options
+        self.max_total_bytes = max_total_bytes
+        self._ring_max_bytes = int(ring_options.get("max_bytes", DEFAULT_MAX_BYTES))
         self._rings: dict[str, BookSampleRing] = {}
         self._lock = threading.Lock()
         self.clock_offset_ms = 0
@@ -192,6 +201,9 @@ class BookSamples:
             ring = self._rings.get(symbol)
             if ring is None:
                 ring = self._rings[symbol] = BookSampleRing(**self._options)  # type: ignore[arg-type]
+                share = min(self._ring_max_bytes, self.max_total_bytes // len(self._rings))
+                for each in self._rings.values():  # each trims to it on its next sample
+                    each.max_bytes = share
             return ring
 
     def record(self, symbol: str, view: BookView, now_ms: int) -> None:

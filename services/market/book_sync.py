@@ -35,6 +35,7 @@ Cost per applied diff: the order-book updates (see ``order_book``) plus O(1) che
 from __future__ import annotations
 
 import enum
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -42,7 +43,14 @@ from services.binance.messages import DepthSnapshot, DepthUpdate
 from services.market.order_book import OrderBook
 from services.market.views import BookView, SyncState
 
-DEFAULT_MAX_BUFFER = 10_000
+DEFAULT_MAX_BUFFER = 1_000
+"""Newest diffs a book waiting for a snapshot holds (100 s of a 100 ms stream): a snapshot
+is bridged by a diff received about when it was taken, so older ones are never applied."""
+QUEUED_BUFFER = 50
+"""Newest diffs kept while the book's snapshot is only queued, not yet asked for
+(``limit_buffer``): the snapshot, asked later, is newer than all of them unless the
+server's REST state lags its stream by more than that (5 s of a 100 ms stream). At a cold
+start of 1,500 symbols the books queued behind the REST budget held ≈ 300,000 diffs."""
 
 
 class SyncAction(enum.Enum):
@@ -54,7 +62,9 @@ class SyncAction(enum.Enum):
 
 @dataclass(slots=True)
 class SyncCounters:
-    """Running totals for one symbol's book synchronisation."""
+    """Running totals for one symbol's book synchronisation. ``buffer_overflows``: diffs
+    dropped from the front of a full buffer while a snapshot was awaited (the book was not
+    LIVE; a snapshot older than what is kept is fetched again)."""
 
     diffs_applied: int = 0
     diffs_dropped: int = 0
@@ -75,7 +85,10 @@ class BookSync:
     """The local order book of one symbol and its synchronisation state.
 
     ``market`` is ``"spot"`` or ``"usdm"``. ``max_buffer`` bounds the diffs held while a
-    snapshot is awaited; overflowing it restarts buffering and counts a resync.
+    snapshot is awaited (``limit_buffer`` lowers it while the snapshot is only queued):
+    beyond it the oldest is dropped (``buffer_overflows``), never the newest — a snapshot
+    older than the oldest diff kept is fetched again (Binance's step 4), so a bounded
+    buffer costs at most a request, never a wrong book.
     ``on_applied``, when given, is called with each diff right after it is applied (used by
     the replay check to compare the book with ``bookTicker`` after every diff).
     """
@@ -100,7 +113,7 @@ class BookSync:
         self._spot = market == "spot"
         self._max_buffer = max_buffer
         self._on_applied = on_applied
-        self._buffer: list[DepthUpdate] = []
+        self._buffer: deque[DepthUpdate] = deque(maxlen=max_buffer)
         self._has_book = False
         self._bridged = False
         self._snapshot_requested = False
@@ -159,7 +172,8 @@ class BookSync:
         stale = self.state is SyncState.STALE
         self.state = SyncState.LIVE
         self._ever_live = True
-        buffer, self._buffer = self._buffer, []
+        buffer = list(self._buffer)
+        self._buffer.clear()
         for index, diff in enumerate(buffer):
             action = self.on_diff(diff)
             if not self._has_book:
@@ -191,6 +205,17 @@ class BookSync:
         return self._lose_sync(
             None, f"updates {self.last_update_id + 1}..{lid} missed while away", gap=True
         )
+
+    def limit_buffer(self, max_diffs: int | None = None) -> None:
+        """Hold at most ``max_diffs`` newest diffs from now on (``max_buffer`` when None),
+        dropping the oldest beyond it (counted in ``buffer_overflows``). The feed lowers it
+        to ``QUEUED_BUFFER`` while the snapshot waits in its queue and restores it when the
+        request is made."""
+        keep = self._max_buffer if max_diffs is None else min(max_diffs, self._max_buffer)
+        if self._buffer.maxlen == keep:
+            return
+        self.counters.buffer_overflows += max(0, len(self._buffer) - keep)
+        self._buffer = deque(self._buffer, maxlen=keep)
 
     def snapshot_failed(self) -> None:
         """The requested snapshot could not be fetched: the next diff asks for one again."""
@@ -276,11 +301,8 @@ class BookSync:
             self.state = SyncState.SYNCING
         elif self.state is SyncState.STALE:
             self.state = SyncState.RESYNCING
-        if len(self._buffer) >= self._max_buffer:
-            self.counters.buffer_overflows += 1
-            self.counters.resyncs += 1
-            self.resync_reason = f"buffer overflow ({self._max_buffer} diffs)"
-            self._buffer.clear()
+        if len(self._buffer) == self._buffer.maxlen:
+            self.counters.buffer_overflows += 1  # the oldest diff held is dropped
         self._buffer.append(diff)
         self.counters.diffs_buffered += 1
         if self._snapshot_requested:

@@ -52,6 +52,7 @@ from services.binance.messages import (
 )
 from services.binance.rate_limit import (
     BudgetStats,
+    Priority,
     SharedWeightWindow,
     WeightBudget,
     default_weight_budget,
@@ -66,7 +67,7 @@ from services.binance.ws_client import (
 )
 from services.logs import EventLog
 from services.market.book_samples import book_samples_of
-from services.market.book_sync import BookSync, SyncAction
+from services.market.book_sync import QUEUED_BUFFER, BookSync, SyncAction
 from services.market.market_board import MarketBoard, ticker_from_rest
 from services.market.publication import publication_order, round_cap
 from services.market.snapshot_desk import (
@@ -624,7 +625,6 @@ class Feed:
         fields = {"conn": event.connection_id, "streams": len(event.streams)}
         symbols = {s.split("@", 1)[0].upper() for s in event.streams}
         if kind is LifecycleKind.DISCONNECTED or kind is LifecycleKind.DROPPED:
-            self._disconnected |= symbols
             self.events.fault(str(kind), **fields, reason=event.reason)
             for symbol in symbols:
                 feed = self._symbols.get(symbol)
@@ -633,6 +633,10 @@ class Feed:
                     feed.dirty = True
                     if self._taps:
                         self._tap_book(symbol, feed)
+            if kind is LifecycleKind.DISCONNECTED:
+                self._disconnected |= symbols
+            else:  # frames were lost on a connection that stays up: nothing reconnects it
+                self._spawn(self._confirm_quiet_books(symbols))
             return
         self.events.event(str(kind), **fields)
         self._disconnected -= symbols
@@ -640,8 +644,9 @@ class Feed:
             self._spawn(self._confirm_quiet_books(symbols))
 
     async def _confirm_quiet_books(self, symbols: set[str]) -> None:
-        """After a reconnect, books still STALE once ``confirm_after_s`` has passed got no
-        diff (a quiet market): ask the snapshot desk to confirm or replace them."""
+        """After a reconnect or dropped frames, books still STALE once ``confirm_after_s``
+        has passed got no diff (a quiet market): ask the snapshot desk to confirm or
+        replace them."""
         await asyncio.sleep(self.config.confirm_after_s)
         for symbol in sorted(symbols):
             feed = self._symbols.get(symbol)
@@ -654,6 +659,9 @@ class Feed:
         if symbol not in self._queued and self._snapshot_queue is not None:
             self._queued.add(symbol)
             self._snapshot_queue.put_nowait(symbol)
+            feed = self._symbols.get(symbol)
+            if feed is not None and symbol not in self._in_flight:
+                feed.book.limit_buffer(QUEUED_BUFFER)  # only the newest diffs while it waits
 
     async def _snapshot_desk(self) -> None:
         """Fetch queued snapshots under the REST weight budget (one desk of
@@ -671,6 +679,7 @@ class Feed:
                 self._asked_again.add(symbol)
                 continue
             self._in_flight.add(symbol)
+            feed.book.limit_buffer()  # asked for now: every diff from here may bridge it
             try:
                 await self._serve_queued(symbol, feed)
             finally:
@@ -850,7 +859,7 @@ class Feed:
                     break
                 await asyncio.sleep(0.1)
             if shadow.ready:
-                snapshot = await self._rest.depth_snapshot(symbol, limit=limit)
+                snapshot = await self._rest.depth_snapshot(symbol, limit, Priority.BACKGROUND)
                 deepened = shadow.on_snapshot(snapshot) and shadow.swap_into(feed.book)
         except Exception as exc:
             self.events.fault("deepen_failed", symbol=symbol, error=str(exc) or repr(exc))
@@ -869,7 +878,9 @@ class Feed:
         """Seed the trade window from REST so the panels are never empty. A symbol taken
         over from another worker (``follow``) continues the window the store holds: the
         trades after its last stored id are fetched from REST (``fromId``), so none is lost
-        or duplicated across the hand-over."""
+        or duplicated across the hand-over. Its requests are ``Priority.BACKGROUND``: they
+        wait behind every book's snapshot (at a cold start of 1,500 symbols, 6,000 weight
+        of warm-ups queued first held all but 8 books back for 80 s)."""
         assert self._rest is not None
         # Off the loop: a taken-over window is up to ``trade_window`` rows read from Redis
         # and converted, and a take-over warms up dozens of symbols at once (on the loop
@@ -883,7 +894,10 @@ class Feed:
             if stored:
                 rows = stored + await self._trades_since(symbol, int(stored[-1][0]) + 1)
             else:
-                rows = _rows(await self._rest.agg_trades(symbol, limit=BACKFILL_PAGE))
+                page = await self._rest.agg_trades(
+                    symbol, limit=BACKFILL_PAGE, priority=Priority.BACKGROUND
+                )
+                rows = _rows(page)
         except (BinanceHttpError, MalformedFrame) as exc:
             self.events.fault("warm_up_failed", symbol=symbol, error=str(exc))
             return
@@ -906,7 +920,9 @@ class Feed:
         assert self._rest is not None
         rows: list[TradeRow] = []
         for _ in range(MAX_BACKFILL_PAGES):
-            page = await self._rest.agg_trades(symbol, from_id=from_id, limit=BACKFILL_PAGE)
+            page = await self._rest.agg_trades(
+                symbol, from_id=from_id, limit=BACKFILL_PAGE, priority=Priority.BACKGROUND
+            )
             rows.extend(_rows(page))
             if len(page) < BACKFILL_PAGE:
                 break
@@ -954,7 +970,7 @@ class Feed:
         assert self._rest is not None
         weight = 80 if self.config.endpoints.market == "spot" else 40
         try:
-            body = await self._rest.get("ticker/24hr", {}, weight)
+            body = await self._rest.get("ticker/24hr", {}, weight, Priority.BACKGROUND)
             rows = msgspec.json.decode(body)
             self._take_tickers(
                 [ticker_from_rest(row) for row in rows if row.get("symbol") in self._infos]

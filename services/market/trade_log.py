@@ -3,7 +3,11 @@
 Each trade is one row of four numpy columns — ``trade_id`` int64, ``time_ms`` int64,
 ``price`` float64 and ``qty`` float64 signed by the taker's side (+ taker bought, − taker
 sold; Binance ``m`` true means the buyer was the maker, so the taker sold) — 32 bytes per
-trade. When the ring is full the oldest row is evicted.
+trade. When the ring is full the oldest row is evicted. The columns start at
+``initial_rows`` (``INITIAL_ROWS``) and double as trades arrive, up to ``capacity``:
+allocated at full size, 1,500 symbols' empty 100,000-row logs took ≈ 800 MB resident before
+a trade arrived (once a large buffer has been freed, glibc serves such arrays from the heap
+and zero-fills them).
 
 Ids are the stream's own (``t`` for ``trade``, ``a`` for ``aggTrade``) and increase by one.
 A repeated id is dropped and counted; a jump leaves a gap, which is recorded. With
@@ -35,6 +39,7 @@ import numpy as np
 from services.market.views import TradeView
 
 DEFAULT_CAPACITY = 100_000
+INITIAL_ROWS = 1024
 DEFAULT_MAX_PENDING = 50_000
 
 TradeRow = tuple[int, int, float, float, bool]
@@ -111,6 +116,7 @@ class TradeLog:
         "_prices",
         "_qty_cells",
         "_qtys",
+        "_rows",
         "_sell_quote",
         "_sell_volume",
         "_size",
@@ -134,22 +140,17 @@ class TradeLog:
         kind: str = "trade",
         backfill_gaps: bool = False,
         max_pending: int = DEFAULT_MAX_PENDING,
+        initial_rows: int = INITIAL_ROWS,
     ) -> None:
-        if capacity < 1:
-            raise ValueError("capacity must be at least 1")
+        if capacity < 1 or initial_rows < 1:
+            raise ValueError("capacity and initial_rows must be at least 1")
         self.symbol = symbol
         self.kind = kind
         self.capacity = capacity
         self.backfill_gaps = backfill_gaps
         self.max_pending = max_pending
-        self._ids = np.zeros(capacity, dtype=np.int64)
-        self._times = np.zeros(capacity, dtype=np.int64)
-        self._prices = np.zeros(capacity, dtype=np.float64)
-        self._qtys = np.zeros(capacity, dtype=np.float64)
-        self._id_cells = memoryview(self._ids)
-        self._time_cells = memoryview(self._times)
-        self._price_cells = memoryview(self._prices)
-        self._qty_cells = memoryview(self._qtys)
+        self._rows = 0
+        self._allocate(min(capacity, initial_rows))
         self._head = 0
         self._size = 0
         self._evictions = 0
@@ -168,7 +169,7 @@ class TradeLog:
 
     @property
     def nbytes(self) -> int:
-        """Bytes held by the four columns (32 per row of capacity)."""
+        """Bytes held by the four columns (32 per allocated row: at most ``capacity``)."""
         return self._ids.nbytes + self._times.nbytes + self._prices.nbytes + self._qtys.nbytes
 
     @property
@@ -329,6 +330,8 @@ class TradeLog:
                 self._buy_quote -= old_qty * old_price
             self._evictions += 1
         else:
+            if i == self._rows:  # not full yet and out of rows: double them (never wraps)
+                self._allocate(min(self.capacity, 2 * self._rows))
             self._size += 1
         self._id_cells[i] = trade_id
         self._time_cells[i] = time_ms
@@ -371,6 +374,27 @@ class TradeLog:
             )
         take = np.r_[start : self.capacity, 0 : (start + n) % self.capacity]
         return self._ids[take], self._times[take], self._prices[take], self._qtys[take]
+
+    def _allocate(self, rows: int) -> None:
+        """Columns of ``rows`` rows holding the current ones (rows ``0..size``: the ring has
+        not wrapped while it is not full)."""
+        columns = []
+        for old, dtype in (
+            (getattr(self, "_ids", None), np.int64),
+            (getattr(self, "_times", None), np.int64),
+            (getattr(self, "_prices", None), np.float64),
+            (getattr(self, "_qtys", None), np.float64),
+        ):
+            column = np.zeros(rows, dtype=dtype)
+            if old is not None:
+                column[: self._size] = old[: self._size]
+            columns.append(column)
+        self._ids, self._times, self._prices, self._qtys = columns
+        self._id_cells = memoryview(self._ids)
+        self._time_cells = memoryview(self._times)
+        self._price_cells = memoryview(self._prices)
+        self._qty_cells = memoryview(self._qtys)
+        self._rows = rows
 
     def _reset_ring(self) -> None:
         self._head = 0

@@ -223,3 +223,19 @@ def test_ring_is_bounded_oldest_first():
     registry.record("A", book([(1, 1)], [(2, 1)]), 0)
     registry.record("A", book([(1, 1)], [(2, 1)]), 1000)
     assert len(registry.samples("A")) == 1 and registry.samples("B") == []
+
+
+def test_rings_share_the_total_bound_so_many_symbols_stay_bounded():
+    """Each ring keeps its share of ``max_total_bytes`` once that is below its own bound:
+    the rings' bytes together never pass the total, however many symbols are sampled."""
+    registry = BookSamples(max_total_bytes=240, max_bytes=1000)  # 24 bytes a sample
+    for second in range(20):
+        registry.record("A", book([(100, 1)], [(101, 1)]), second * 1000)
+    assert registry.ring("A").nbytes == 240 - 240 % 24  # alone: the whole total
+    symbols = [f"S{i}" for i in range(4)]
+    for second in range(20, 40):
+        for symbol in ["A", *symbols]:
+            registry.record(symbol, book([(100, 1)], [(101, 1)]), second * 1000)
+    held = [registry.ring(s).nbytes for s in ["A", *symbols]]
+    assert sum(held) <= 240 and all(n == 48 for n in held)  # 240 // 5 = 48: two samples
+    assert [s.time_ms for s in registry.samples("A")] == [37000, 38000]  # newest kept

@@ -14,7 +14,7 @@ from services.binance.messages import (
     decode_depth_snapshot,
     decode_frame,
 )
-from services.market.book_sync import BookSync, SyncAction
+from services.market.book_sync import QUEUED_BUFFER, BookSync, SyncAction
 from services.market.views import SyncState
 from services.replay.recording import read_recording
 
@@ -285,15 +285,17 @@ def test_crossing_update_is_never_live():
     assert sync.state is SyncState.LIVE and sync.last_update_id == 13
 
 
-def test_buffer_overflow_restarts_buffering_and_counts_a_resync():
+def test_a_full_buffer_drops_its_oldest_diff_and_a_snapshot_older_than_the_rest_is_refetched():
     sync = BookSync("TEST", "spot", max_buffer=3)
     for i in range(5):
         sync.on_diff(diff(10 * i, 10 * i + 9))
-    assert sync.counters.buffer_overflows == 1
-    assert sync.counters.resyncs == 1
-    assert sync.buffered == 2
-    assert sync.resync_reason.startswith("buffer overflow")
-    assert sync.on_snapshot(snap(5)) is SyncAction.FETCH_SNAPSHOT  # older than first U=30
+    assert sync.buffered == 3  # the newest three: 20..49
+    assert sync.counters.buffer_overflows == 2
+    assert sync.counters.resyncs == 0 and sync.counters.snapshots_requested == 1
+    assert sync.on_snapshot(snap(5)) is SyncAction.FETCH_SNAPSHOT  # older than first U=20
+    assert sync.state is SyncState.SYNCING and sync.counters.snapshots_too_old == 1
+    assert sync.on_snapshot(snap(25)) is SyncAction.NONE  # bridged by 20..29
+    assert sync.state is SyncState.LIVE and sync.last_update_id == 49
 
 
 def test_disconnect_then_continuous_diff_resumes_without_snapshot():
@@ -475,3 +477,22 @@ def test_snapshot_before_the_first_diff_is_kept_and_bridged(market):
     assert sync.state is SyncState.LIVE and sync.last_update_id == 14
     assert sync.counters.diffs_dropped == 1 and sync.counters.resyncs == 0
     assert sync.book.bids() == {99.0: 1.0, 98.0: 1.0}
+
+
+def test_a_queued_book_keeps_only_its_newest_diffs_and_the_snapshot_still_bridges():
+    """While its snapshot waits in the feed's queue a book holds ``QUEUED_BUFFER`` diffs;
+    once asked for, every diff again (up to ``max_buffer``)."""
+    sync = BookSync("TEST", "spot", max_buffer=1000)
+    sync.limit_buffer(QUEUED_BUFFER)
+    for i in range(200):
+        sync.on_diff(diff(10 * i, 10 * i + 9))
+    assert sync.buffered == QUEUED_BUFFER and sync.counters.buffer_overflows == 150
+    sync.limit_buffer()  # the desk asks for it now
+    for i in range(200, 300):
+        sync.on_diff(diff(10 * i, 10 * i + 9))
+    assert sync.buffered == QUEUED_BUFFER + 100
+    assert sync.on_snapshot(snap(1495)) is SyncAction.FETCH_SNAPSHOT  # older than kept
+    assert sync.on_snapshot(snap(2004)) is SyncAction.NONE  # taken once it was asked
+    assert sync.state is SyncState.LIVE and sync.last_update_id == 2999
+    sync.limit_buffer(10)
+    assert sync.counters.buffer_overflows == 150  # nothing held once LIVE

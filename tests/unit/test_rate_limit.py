@@ -9,7 +9,12 @@ import pytest
 
 from services.binance import rate_limit
 from services.binance.backoff import Backoff
-from services.binance.rate_limit import PausedTooLong, SlidingWindowLimiter, WeightBudget
+from services.binance.rate_limit import (
+    PausedTooLong,
+    Priority,
+    SlidingWindowLimiter,
+    WeightBudget,
+)
 
 
 class Clock:
@@ -58,7 +63,7 @@ def test_budget_refill_and_server_weight() -> None:
     budget = WeightBudget(1200, 60.0, burst=300, clock=clock, wall_clock=wall)
     assert budget._wait_time(300) == 0.0
     budget._tokens -= 300
-    assert budget._wait_time(50) == pytest.approx(50 / 15.0)
+    assert budget._wait_time(50) == pytest.approx(50 / ((1200 - 300 - 24) / 60.0))
     clock.now += 10.0
     assert budget._wait_time(50) == 0.0
     budget.record_used(1190)
@@ -98,3 +103,80 @@ async def test_a_hung_shared_counter_is_skipped_after_a_timeout(monkeypatch):
     budget = WeightBudget(1200, shared=_HungSharedWindow())
     await asyncio.wait_for(asyncio.gather(budget.acquire(5), budget.acquire(5)), 2.0)
     assert budget.shared_failures == 2 and budget.stats().granted_weight == 10
+
+
+async def test_waiting_requests_are_admitted_sync_first_then_in_arrival_order() -> None:
+    """A herd of background requests (trade warm-ups) queued first does not hold back the
+    sync requests (snapshots) that arrive after it; within a priority, arrival order."""
+    budget = WeightBudget(600, 1.0, burst=10)  # 10 weight at once, then 590 a second
+    await budget.acquire(10)  # the bucket is empty: every request below waits ≈ 17 ms
+    order: list[str] = []
+
+    async def request(name: str, priority: Priority) -> None:
+        await budget.acquire(10, priority=priority)
+        order.append(name)
+
+    tasks = [asyncio.create_task(request(f"warm{i}", Priority.BACKGROUND)) for i in range(6)]
+    await asyncio.sleep(0)  # warm0 holds the turn (waiting for room), the others queue
+    tasks += [asyncio.create_task(request(f"sync{i}", Priority.SYNC)) for i in range(3)]
+    await asyncio.gather(*tasks)
+    assert order == ["sync0", "sync1", "sync2"] + [f"warm{i}" for i in range(6)]
+
+
+async def test_a_cancelled_waiter_never_blocks_the_ones_behind_it() -> None:
+    budget = WeightBudget(600, 1.0, burst=10)
+    await budget.acquire(10)  # the bucket is empty: the next request waits ≈ 17 ms
+    first = asyncio.create_task(budget.acquire(10, priority=Priority.BACKGROUND))
+    queued = asyncio.create_task(budget.acquire(10, priority=Priority.BACKGROUND))
+    behind = asyncio.create_task(budget.acquire(10, priority=Priority.SYNC))
+    await asyncio.sleep(0)
+    queued.cancel()
+    first.cancel()  # cancelled while holding the turn
+    await asyncio.wait_for(behind, 1.0)
+    assert queued.cancelled() and first.cancelled()
+    await asyncio.wait_for(budget.acquire(1), 1.0)
+
+
+async def test_background_requests_leave_half_the_burst_and_step_back_for_a_sync_one() -> None:
+    """Warm-ups started before the first diff cannot take the whole burst: the snapshots
+    asked a moment later still go out at once; a warm-up waiting for room (holding the
+    turn) lets a snapshot that arrives meanwhile go first."""
+    budget = WeightBudget(600, 10.0, burst=100)  # 50 a second refill
+    for _ in range(12):
+        await asyncio.wait_for(budget.acquire(4, priority=Priority.BACKGROUND), 0.05)
+    assert 48 <= budget.stats().available < 56  # 12 × 4 taken, the reserve (50) kept
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    for _ in range(9):  # 45 of the reserve, at once
+        await asyncio.wait_for(budget.acquire(5), 0.05)
+    assert loop.time() - started < 0.05
+    order: list[str] = []
+
+    async def request(name: str, weight: int, priority: Priority) -> None:
+        await budget.acquire(weight, priority=priority)
+        order.append(name)
+
+    warm = asyncio.create_task(request("warm", 4, Priority.BACKGROUND))  # waits ≈ 1 s
+    await asyncio.sleep(0.05)
+    sync = asyncio.create_task(request("sync", 5, Priority.SYNC))
+    await asyncio.wait_for(asyncio.gather(warm, sync), 3.0)
+    assert order == ["sync", "warm"]
+
+
+def test_any_window_admits_less_than_the_limit_so_the_server_never_reports_it() -> None:
+    """Greedy requests of 5 for three windows on a virtual clock: every 60 s window holds
+    at most the limit less the headroom (2 %), so a server counting this process alone
+    never reports the limit (which would hold every request to the window's end)."""
+    clock = Clock()
+    budget = WeightBudget(4800, 60.0, burst=1200, clock=clock, wall_clock=clock)
+    granted: list[float] = []
+    while clock.now < 1180.0:
+        wait = budget._wait_time(5)
+        if wait > 0:
+            clock.now += wait + 1e-9
+            continue
+        budget._tokens -= 5
+        granted.append(clock.now)
+    starts = [t for t in granted if t <= granted[-1] - 60.0]
+    busiest = max(sum(5 for g in granted if s <= g < s + 60.0) for s in starts)
+    assert 4800 - 96 - 5 <= busiest <= 4800 - 96

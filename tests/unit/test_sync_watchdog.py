@@ -226,3 +226,28 @@ async def test_the_feed_leaves_books_alone_while_their_connection_is_down():
         await feed.watch_books()
         clock.now += 1.0
     assert feed.counters.watchdog_resubscribes == 1  # back: the wait ran from then
+
+
+async def test_dropped_frames_leave_the_books_watched_and_a_quiet_one_confirmed():
+    """Frames dropped on a connection that stays up: the books are STALE at once, the
+    watchdog keeps watching them (no reconnect will come) and a quiet book asks its
+    snapshot again after ``confirm_after_s``."""
+    clock = _Clock()
+    feed = _feed(clock)
+    book = feed._symbols[SYMBOL].book
+    _diff(feed, 9, 11)
+    feed._in_flight.add(SYMBOL)
+    await feed._serve_queued(SYMBOL, feed._symbols[SYMBOL])
+    feed._queued.clear()  # the desk's loop would have taken it off its queue
+    feed._in_flight.clear()
+    assert book.state is SyncState.LIVE
+    streams = feed._symbols[SYMBOL].streams
+    dropped = ConnectionEvent(LifecycleKind.DROPPED, 1, streams, "consumer behind: 5 frames")
+    feed._on_connection(dropped)
+    assert book.state is SyncState.STALE and book.awaits_confirmation
+    assert SYMBOL not in feed._disconnected
+    for _ in range(int(feed.config.confirm_after_s * 20) + 20):
+        if feed._queued:
+            break
+        await asyncio.sleep(0.05)
+    assert feed._queued == {SYMBOL}  # confirmed or replaced by a fresh snapshot

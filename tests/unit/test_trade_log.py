@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.binance.messages import decode_frame
-from services.market.trade_log import TradeGap, TradeLog
+from services.market.trade_log import INITIAL_ROWS, TradeGap, TradeLog
 from services.replay.recording import read_recording
 
 
@@ -136,9 +136,17 @@ def test_warm_up_during_an_open_gap_keeps_each_trade_once():
     assert recompute(log) == pytest.approx(rolling(log))
 
 
-def test_memory_is_32_bytes_per_trade():
+def test_memory_is_32_bytes_per_row_and_grows_with_the_trades_up_to_the_capacity():
     log = TradeLog("X", capacity=100_000)
-    assert log.nbytes / log.capacity == 32
+    assert log.nbytes == 32 * INITIAL_ROWS  # not 3.2 MB for a symbol with no trade yet
+    for trade_id in range(3000):
+        log.add(*row(trade_id))
+    assert log.nbytes == 32 * 4 * INITIAL_ROWS
+    small = TradeLog("X", capacity=1500)
+    for trade_id in range(4000):
+        small.add(*row(trade_id))
+    assert small.nbytes == 32 * 1500 and len(small) == 1500
+    assert small.view().trade_id.tolist() == list(range(2500, 4000))
 
 
 def test_real_trades_ingest(recordings, manifest):
@@ -167,10 +175,19 @@ trades = st.lists(
 )
 
 
+def _ids_of(sequence) -> list[int]:
+    """Ids a log keeps from ``sequence`` (id steps; a step of 0 repeats the last id)."""
+    trade_id, ids = 0, []
+    for step, *_ in sequence:
+        trade_id += step
+        ids.append(trade_id)
+    return ids
+
+
 @settings(max_examples=150, deadline=None)
-@given(capacity=st.integers(1, 40), sequence=trades)
-def test_rolling_totals_equal_a_numpy_recompute(capacity, sequence):
-    log = TradeLog("X", capacity=capacity)
+@given(capacity=st.integers(1, 40), initial=st.integers(1, 8), sequence=trades)
+def test_rolling_totals_equal_a_numpy_recompute(capacity, initial, sequence):
+    log = TradeLog("X", capacity=capacity, initial_rows=initial)  # grows, then wraps
     trade_id = 0
     for step, price, qty, sold in sequence:
         trade_id += step
@@ -184,17 +201,21 @@ def test_rolling_totals_equal_a_numpy_recompute(capacity, sequence):
     assert totals.sell_quote == pytest.approx(sell_quote, rel=1e-9, abs=1e-3)
     ids = log.view().trade_id
     assert (np.diff(ids) > 0).all()
+    kept = sorted(set(_ids_of(sequence)))[-capacity:]
+    assert ids.tolist() == kept
 
 
 @settings(max_examples=200, deadline=None)
 @given(
     capacity=st.integers(1, 12),
+    initial=st.integers(1, 4),
     steps=st.lists(st.tuples(st.integers(1, 3), st.integers(0, 5)), min_size=1, max_size=40),
 )
-def test_released_after_hands_out_each_trade_once_in_id_order(capacity, steps):
+def test_released_after_hands_out_each_trade_once_in_id_order(capacity, initial, steps):
     """Reading ``released_after(last handed id)`` after every batch of adds yields each id in
-    the ring exactly once, in order — across ring wrap-around and permanent gaps."""
-    log = TradeLog("BTCUSDT", capacity=capacity)
+    the ring exactly once, in order — across the columns' growth, ring wrap-around and
+    permanent gaps."""
+    log = TradeLog("BTCUSDT", capacity=capacity, initial_rows=initial)
     handed: list[int] = []
     last = -1
     next_id = 0
