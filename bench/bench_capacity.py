@@ -18,10 +18,17 @@ publications_per_s (symbol writes Redis ran a second, from its EVALSHA count),
 rss_mb_per_symbol (resident memory growth from before the feed started, per symbol),
 redis_kb_s_per_symbol (bytes Redis received per second, per symbol), symbols_at_80pct
 (N · 80 / core_pct: the symbols one worker would keep LIVE within 80 % of a core at this
-per-symbol cost — a linear extrapolation), frame_core_pct_per_100 (CPU per 100 symbols
-spent handling frames in the feed: dispatch, book diffs, trades — not the WebSocket
-client's receiving and decoding; a floor no publication change lowers), frames_per_s
-(frames received a second).
+per-symbol cost — a linear extrapolation), publisher_core_pct (the CPU of the publisher's
+rounds: snapshots, records, Redis pipeline, board, status), us_per_publication (that CPU
+per symbol publication), symbols_at_80pct_budgeted (``symbols_within``: the same
+extrapolation with the publications capped at ``publish_budget_per_s`` — what a worker
+streaming more symbols than the budget publishes at its rate costs),
+frame_core_pct_per_100 (CPU per 100 symbols spent handling frames in the feed: dispatch,
+book diffs, trades — not the WebSocket client's receiving and decoding; a floor no
+publication change lowers; timed on one frame in ``FRAME_SAMPLE`` and scaled),
+frames_per_s (frames received a second). The feed runs on the worker's event loop
+(``services.event_loop``: uvloop where installed; ``TAPESCOPE_EVENT_LOOP=asyncio`` measures
+asyncio's) with the worker's GC thresholds (``services.collector``).
 
 Run: ``.venv/bin/python bench/bench_capacity.py [--quiet 200] [--busy 4] [--window 20]``.
 Ends with one JSON line.
@@ -47,6 +54,7 @@ import numpy as np
 import redis
 
 from scripts.soak import FAST_BACKOFF
+from services import collector, event_loop
 from services.binance.endpoints import custom
 from services.market.feed import Feed, FeedConfig
 from services.market.views import BookView, SymbolInfo, SyncState, TradeView
@@ -57,6 +65,9 @@ from services.store import SymbolSnapshot
 from tests.redis_server import RedisServer, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
+# One frame in FRAME_SAMPLE is timed (two thread_time() calls cost as much as handling a
+# frame: timing every one added ≈ 10 % to the measured core); the sum is scaled back.
+FRAME_SAMPLE = 16
 
 
 class PerSymbolStore:
@@ -138,6 +149,28 @@ def publication_rounds(redis_url: str, count: int, levels: int, rounds: int) -> 
     return figures
 
 
+def symbols_within(
+    core_pct: float,
+    stream_pct_per_symbol: float,
+    publications_per_symbol: float,
+    publication_s: float,
+    budget_per_s: float,
+) -> int:
+    """Symbols one worker keeps within ``core_pct`` of a core when every symbol costs
+    ``stream_pct_per_symbol`` (frames, WebSocket client, event loop: everything but the
+    publisher) and wants ``publications_per_symbol`` a second at ``publication_s`` CPU
+    seconds each (the publisher's CPU per publication: snapshot, record, Redis, board and
+    status rounds) — but the publication budget runs at most ``budget_per_s`` (0: no cap)
+    whatever N. Linear in N below the cap; above it the publications cost a fixed
+    ``budget_per_s · publication_s``."""
+    per_publication_pct = publication_s * 100
+    linear = stream_pct_per_symbol + publications_per_symbol * per_publication_pct
+    n = core_pct / linear if linear > 0 else 0.0
+    if budget_per_s and n * publications_per_symbol > budget_per_s and stream_pct_per_symbol:
+        n = max(core_pct - budget_per_s * per_publication_pct, 0.0) / stream_pct_per_symbol
+    return int(n)
+
+
 def _evalsha_calls(probe: redis.Redis) -> int:
     return int(probe.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0))
 
@@ -156,15 +189,30 @@ async def _measure(
     )
     rss_before = _rss_mb()
     feed = Feed(config, store if batched else PerSymbolStore(store))  # type: ignore[arg-type]
-    frames = [0.0]
+    frames = [0.0, 0]  # CPU seconds of the timed frames, frames seen
     on_frame = feed._on_frame
 
     def timed_frame(item: Any) -> None:
+        frames[1] += 1
+        if frames[1] % FRAME_SAMPLE:
+            on_frame(item)
+            return
         started = time.thread_time()
         on_frame(item)
         frames[0] += time.thread_time() - started
 
     feed._on_frame = timed_frame  # type: ignore[method-assign]
+    publishing = [0.0]
+    publish = feed.publish
+
+    def timed_publish() -> Any:
+        started = time.thread_time()
+        try:
+            return publish()
+        finally:
+            publishing[0] += time.thread_time() - started
+
+    feed.publish = timed_publish  # type: ignore[method-assign]
     task = asyncio.create_task(feed.run())
     probe = redis.Redis.from_url(redis_url)
     try:
@@ -176,13 +224,14 @@ async def _measure(
             await asyncio.sleep(0.5)
         await asyncio.sleep(2.0)
         net0, calls0 = probe.info("stats")["total_net_input_bytes"], _evalsha_calls(probe)
-        frames[0] = 0.0
+        frames[0], frames[1], publishing[0] = 0.0, 0, 0.0
         received0 = sum(c.messages for c in feed.stats().connections)
         cpu0, wall0 = time.process_time(), time.monotonic()
         await asyncio.sleep(window_s)
         cpu = time.process_time() - cpu0
         wall = time.monotonic() - wall0
-        frame_cpu = frames[0]
+        frame_cpu = frames[0] * FRAME_SAMPLE
+        publish_cpu = publishing[0]
         received = sum(c.messages for c in feed.stats().connections) - received0
         net = probe.info("stats")["total_net_input_bytes"] - net0
         calls = _evalsha_calls(probe) - calls0
@@ -205,6 +254,15 @@ async def _measure(
         "rss_mb_per_symbol": round((_rss_mb() - rss_before) / n, 3),
         "redis_kb_s_per_symbol": round(net / wall / 1024 / n, 2),
         "symbols_at_80pct": int(n * 80 / core_pct) if core_pct else None,
+        "publisher_core_pct": round(publish_cpu / wall * 100, 1),
+        "us_per_publication": round(publish_cpu / calls * 1e6) if calls else None,
+        "symbols_at_80pct_budgeted": symbols_within(
+            80.0,
+            (cpu - publish_cpu) / wall * 100 / n,
+            calls / wall / n,
+            publish_cpu / calls if calls else 0.0,
+            config.publish_budget_per_s,
+        ),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
 
@@ -236,10 +294,12 @@ def one_mix(
         try:
             _wait_port(port, 300)
             results = []
+            collector.tune_for_ingest()  # as the worker runs
             for batched in variants:
                 redis.Redis.from_url(redis_url).flushdb()
                 redis.Redis.from_url(redis_url).config_resetstat()
-                results.append(asyncio.run(_measure(port, symbols, redis_url, window_s, batched)))
+                measured = event_loop.run(_measure(port, symbols, redis_url, window_s, batched))
+                results.append(measured)
             return results
         finally:
             exchange.kill()
@@ -270,7 +330,8 @@ def main() -> None:
     print("one worker at real rates (exchange in its own process, Redis store)")
     print(
         f"{'mix':<34} {'N':>5} {'LIVE':>5} {'core %':>7} {'%/100':>6} {'frames%/100':>11} "
-        f"{'pub/s':>6} {'MB/sym':>7} {'KB/s/sym':>9} {'N@80%':>7}"
+        f"{'pub/s':>6} {'us/pub':>7} {'MB/sym':>7} {'KB/s/sym':>9} {'N@80%':>7} "
+        f"{'N@80% budgeted':>15}"
     )
     rows = (
         ("quiet, per-symbol (before)", before),
@@ -281,8 +342,9 @@ def main() -> None:
         print(
             f"{name:<34} {r['symbols']:>5} {r['live']:>5} {r['core_pct']:>7} "
             f"{r['core_pct_per_100']:>6} {r['frame_core_pct_per_100']:>11} "
-            f"{r['publications_per_s']:>6} {r['rss_mb_per_symbol']:>7} "
-            f"{r['redis_kb_s_per_symbol']:>9} {r['symbols_at_80pct']!s:>7}"
+            f"{r['publications_per_s']:>6} {r['us_per_publication']!s:>7} "
+            f"{r['rss_mb_per_symbol']:>7} {r['redis_kb_s_per_symbol']:>9} "
+            f"{r['symbols_at_80pct']!s:>7} {r['symbols_at_80pct_budgeted']!s:>15}"
         )
     if quiet["core_pct"]:
         print(

@@ -534,7 +534,7 @@ class RedisStore:
             retained -= blocks.pop(0)[1]
         pointer = codec.TradePointer(state.generation, block, len(trades))
         seq = self._seq_base + snapshot.seq
-        record = codec.encode_record(replace(snapshot, seq=seq), pointer, self.writer_id)
+        record = codec.encode_record(snapshot, pointer, self.writer_id, seq)
         shard = shard_of(symbol)
         keys = [sym_key(symbol), trades_key(symbol, state.generation), lease_key(shard)]
         keys += [fence_key(shard), beat_key(shard)]

@@ -53,12 +53,16 @@ class DecodedRecord:
     writer: str
 
 
-def encode_record(snapshot: SymbolSnapshot, trades: TradePointer, writer: str) -> bytes:
-    """A snapshot (its trades excepted) as one compact byte string."""
+def encode_record(
+    snapshot: SymbolSnapshot, trades: TradePointer, writer: str, seq: int | None = None
+) -> bytes:
+    """A snapshot (its trades excepted) as one compact byte string; ``seq``, when given,
+    is written instead of the snapshot's (the store's numbering, without a copy of the
+    snapshot)."""
     book = snapshot.book
     header = {
         "symbol": snapshot.symbol,
-        "seq": snapshot.seq,
+        "seq": snapshot.seq if seq is None else seq,
         "published_at": snapshot.published_at,
         "writer": writer,
         "book": {

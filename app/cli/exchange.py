@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import contextlib
 
+from services import event_loop
 from services.replay.exchange import LocalExchange, parse_speed
 from services.replay.player import TIME_BASES
 from services.replay.recording import DEFAULT_REPLAY
@@ -91,5 +92,5 @@ def main(args: list[str]) -> int:
         print(f"--speed: {exc}")
         return 2
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(options))
+        event_loop.run(serve(options))
     return 0

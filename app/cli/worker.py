@@ -30,6 +30,7 @@ from app import config, market_source
 from app.alerting import make_alerts, start_tap
 from app.history_setup import start_history
 from app.ingest import build_feed
+from services import collector, event_loop
 from services.cluster.coordinator import ShardCoordinator
 from services.cluster.leases import ShardLeases
 from services.cluster.owned_tap import OwnedTap
@@ -122,8 +123,9 @@ def main(argv: list[str]) -> int:
     pushed = streams if owns is None else OwnedTap(streams, owns)
     feed = build_feed(settings, source, store, history, (tap, pushed), feed_config, owns)
     try:
+        collector.tune_for_ingest()
         ingest = None if coordinator is None else sharded(feed, coordinator, settings.symbols)
-        asyncio.run(run_feed(feed, ingest))
+        event_loop.run(run_feed(feed, ingest))
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -334,17 +334,26 @@ _DECODERS_BY_KIND: dict[str, msgspec.json.Decoder] = {
 }
 
 _STREAM_PREFIX = b'{"stream":"'
-_MAX_FRAME_DECODERS = 4096
+# Whole-frame decoders by stream name; the decoders themselves are one per stream kind
+# (_KIND_FRAME_DECODERS), so an entry is just its name. Room for every stream of 8,000
+# symbols (4 streams each): a worker streaming the whole market (≈ 6,000 names) never
+# builds a decoder per frame; unknown names beyond it still decode, without a cache entry.
+_MAX_FRAME_DECODERS = 32768
 _FRAME_DECODERS: dict[bytes, msgspec.json.Decoder | None] = {}
+_KIND_FRAME_DECODERS: dict[str, msgspec.json.Decoder] = {}
 
 
 def _frame_decoder(stream: bytes) -> msgspec.json.Decoder | None:
-    """A new one-pass decoder for whole combined-stream frames of this stream (None for an
-    unknown kind), kept for the next frame while the cache has room."""
-    payload = _DECODERS_BY_KIND.get(stream_kind(stream.decode(errors="replace")))
-    decoder = (
-        None if payload is None else msgspec.json.Decoder(Frame[payload.type], strict=False)  # type: ignore[name-defined]
-    )
+    """The one-pass decoder for whole combined-stream frames of this stream's kind (None
+    for an unknown kind), kept under the stream's name for the next frame while the cache
+    has room."""
+    kind = stream_kind(stream.decode(errors="replace"))
+    decoder = _KIND_FRAME_DECODERS.get(kind)
+    if decoder is None:
+        payload = _DECODERS_BY_KIND.get(kind)
+        if payload is not None:
+            decoder = msgspec.json.Decoder(Frame[payload.type], strict=False)  # type: ignore[name-defined]
+            _KIND_FRAME_DECODERS[kind] = decoder
     if len(_FRAME_DECODERS) < _MAX_FRAME_DECODERS:
         _FRAME_DECODERS[stream] = decoder
     return decoder

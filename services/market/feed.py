@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import statistics
 import threading
 import time
@@ -36,6 +37,7 @@ from dataclasses import dataclass, field, replace
 
 import msgspec
 
+from services import event_loop
 from services.binance import streams as names
 from services.binance.backoff import Backoff
 from services.binance.endpoints import Endpoints
@@ -120,7 +122,12 @@ class FeedConfig:
     follow: start with no symbol: which ones to stream is set by ``Feed.follow`` (a
         sharded worker streams the symbols of the shards it holds).
     watchlist_interval_s: how often the market board (every TRADING symbol, from
-        ``!miniTicker@arr``) is published for the watchlist (0: not streamed).
+        ``!miniTicker@arr``) is published for the watchlist (0: not streamed). With the
+        array streamed, a symbol's 24 h ticker comes from it, not from its own stream.
+    watchlist_score_s: a streamed book's liquidity score on the board is recomputed at
+        most this often (a watched symbol's, its spread and its sync state at every board
+        round): a score costs ≈ 0.1 ms, and a worker streaming the whole market would
+        spend ≈ 10 % of a core rescoring 1,000 books a second.
     log_period_s: repeated faults of one kind are logged once per this period.
     confirm_after_s: after a reconnect, a book that no diff has brought back to LIVE by
         then (a quiet market) is checked against a snapshot.
@@ -157,6 +164,7 @@ class FeedConfig:
     snapshot_concurrency: int = 8
     deepen: bool = True
     watchlist_interval_s: float = 1.0
+    watchlist_score_s: float = 5.0
     follow: bool = False
     log_period_s: float = 10.0
     confirm_after_s: float = 2.0
@@ -276,6 +284,8 @@ class Feed:
         self._board = MarketBoard()
         self._board_published_at = 0.0
         self._board_seqs: dict[str, int] = {}
+        self._board_scored_at: dict[str, float] = {}
+        self._tickers: dict[str, Ticker24h] = {}
         self._ready = asyncio.Event()
         self._symbols: dict[str, _SymbolFeed] = {}
         self._infos: dict[str, SymbolInfo] = {}
@@ -311,7 +321,7 @@ class Feed:
         ready = threading.Event()
 
         def target() -> None:
-            loop = asyncio.new_event_loop()
+            loop = event_loop.new_event_loop()
             self._loop = loop
             self._main = loop.create_task(self.run())
             ready.set()
@@ -407,12 +417,16 @@ class Feed:
         return wanted
 
     def _streams_for(self, symbol: str) -> tuple[str, ...]:
-        return (
+        streams = (
             names.diff_depth(symbol, 100),
             names.agg_trade(symbol),
             names.kline(symbol, self.config.kline_interval),
-            names.mini_ticker(symbol),
         )
+        if self.config.watchlist_interval_s:
+            # The all-market array is streamed for the board: a symbol's ticker comes from
+            # it (``_take_tickers``), one frame a second for every symbol, not one each.
+            return streams
+        return (*streams, names.mini_ticker(symbol))
 
     def _add_symbol(self, symbol: str, on_demand: bool) -> _SymbolFeed:
         feed = _SymbolFeed(
@@ -429,6 +443,7 @@ class Feed:
         self._disconnected.discard(symbol)  # its streams are subscribed afresh
         if self._past_trades is not None:  # e.g. the stored history's last hour
             feed.trades.warm_up(self._past_trades(symbol))
+        feed.ticker = self._tickers.get(symbol)
         self._symbols[symbol] = feed
         return feed
 
@@ -536,7 +551,7 @@ class Feed:
             if self._taps:
                 self._tap_candle(event.s, feed.candles[-1])
         elif isinstance(event, list):
-            self._board.update_tickers(event, self._infos)
+            self._take_tickers(event)
         elif isinstance(event, MiniTicker | Ticker):
             feed = self._symbols.get(event.s)
             if feed is None:
@@ -957,26 +972,49 @@ class Feed:
         try:
             body = await self._rest.get("ticker/24hr", {}, weight, Priority.BACKGROUND)
             rows = msgspec.json.decode(body)
-            self._board.update_tickers(
-                [ticker_from_rest(row) for row in rows if row.get("symbol") in self._infos],
-                self._infos,
+            self._take_tickers(
+                [ticker_from_rest(row) for row in rows if row.get("symbol") in self._infos]
             )
         except (BinanceHttpError, msgspec.DecodeError, KeyError, TypeError, ValueError) as exc:
             self.events.fault("board_seed_failed", error=str(exc) or repr(exc))
 
+    def _take_tickers(self, tickers: list[MiniTicker]) -> None:
+        """Mini tickers of many symbols (the ``!miniTicker@arr`` array, or the REST seed):
+        the board's figures, and the ticker of each streamed symbol (kept for every
+        TRADING symbol, so one streamed later starts with it); an older figure than the
+        one held is not taken."""
+        self._board.update_tickers(tickers, self._infos)
+        held, symbols = self._tickers, self._symbols
+        for t in tickers:
+            last = held.get(t.s)
+            if t.s not in self._infos or (last is not None and last.event_time_ms > t.E):
+                continue
+            ticker = held[t.s] = Ticker24h(t.c, t.o, t.h, t.l, t.v, t.q, t.E)
+            feed = symbols.get(t.s)
+            if feed is not None:
+                feed.ticker = ticker
+                feed.dirty = True
+
     def _publish_board(self, now: float) -> None:
         """Refresh the streamed books' figures (those republished since) and publish the
-        board every ``watchlist_interval_s``."""
+        board every ``watchlist_interval_s``: spread and sync state each time, the
+        liquidity score when ``watchlist_score_s`` old (a watched symbol's each time)."""
         interval = self.config.watchlist_interval_s
         if not interval or now - self._board_published_at < interval:
             return
         self._board_published_at = now
+        score_every = self.config.watchlist_score_s
+        watched = self._watched_now(now)
+        scored = self._board_scored_at
         for symbol, feed in self._symbols.items():
             if feed.snapshot is not None and self._board_seqs.get(symbol) != feed.snapshot.seq:
                 self._board_seqs[symbol] = feed.snapshot.seq
-                self._board.update_book(symbol, feed.snapshot.book, self._infos)
+                rescore = symbol in watched or now - scored.get(symbol, -math.inf) >= score_every
+                if self._board.update_book(symbol, feed.snapshot.book, self._infos, rescore):
+                    scored[symbol] = now
         for symbol in [s for s in self._board_seqs if s not in self._symbols]:
             del self._board_seqs[symbol]
+            scored.pop(symbol, None)
             self._board.update_book(symbol, None, self._infos)
         self.store.publish_watchlist(self._board.rows(self._infos))
 

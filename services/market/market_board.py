@@ -8,7 +8,8 @@ Figures of a row:
 - quote_volume: rolling 24 h traded quote volume (``q``);
 - spread_bps / liquidity: the streamed book's spread in bps of mid and its 0–100 liquidity
   score (``services.analytics.liquidity``), only while that book is LIVE (None otherwise
-  and for symbols whose book is not streamed);
+  and for symbols whose book is not streamed); the feed may refresh the score less often
+  than the spread (``update_book``'s ``rescore``);
 - sync_state: the streamed book's state ('' when not streamed).
 
 ``version`` is the board's change counter at the row's last change, so a reader that saw
@@ -63,11 +64,14 @@ def change_pct(last: float, open_: float) -> float | None:
     return (last - open_) / open_ * 100.0 if open_ > 0 else None
 
 
-def book_figures(view: BookView) -> tuple[float | None, float | None]:
-    """(spread bps, liquidity score) of a LIVE book; (None, None) otherwise."""
+def book_figures(view: BookView, with_score: bool = True) -> tuple[float | None, float | None]:
+    """(spread bps, liquidity score) of a LIVE book; (None, None) otherwise. The score is
+    None too when not asked for (``with_score`` False)."""
     if not view.is_live or not view.bid_prices.size or not view.ask_prices.size:
         return None, None
     spread = spread_bps(view)
+    if not with_score:
+        return None if math.isnan(spread) else round(spread, 3), None
     score = liquidity_score(view).score
     return (
         None if math.isnan(spread) else round(spread, 3),
@@ -130,17 +134,31 @@ class MarketBoard:
                 )
 
     def update_book(
-        self, symbol: str, view: BookView | None, infos: Mapping[str, SymbolInfo]
-    ) -> None:
-        """Book figures of a streamed symbol (``view`` None: no longer streamed)."""
+        self,
+        symbol: str,
+        view: BookView | None,
+        infos: Mapping[str, SymbolInfo],
+        rescore: bool = True,
+    ) -> bool:
+        """Book figures of a streamed symbol (``view`` None: no longer streamed). The
+        spread and sync state are always taken; the liquidity score (the costly figure:
+        depth band and impact walks) only when ``rescore`` or when the row has none yet —
+        otherwise a LIVE row keeps the score it has. Whether the score was computed."""
         row = self._row(symbol, infos)
         if row is None:
-            return
+            return False
         if view is None:
             self._put(row, spread_bps=None, liquidity=None, sync_state="")
-            return
-        spread, score = book_figures(view)
+            return False
+        if rescore or row.liquidity is None:
+            spread, score = book_figures(view)
+            scored = True
+        else:
+            spread, _ = book_figures(view, with_score=False)
+            score = row.liquidity if spread is not None else None
+            scored = False
         self._put(row, spread_bps=spread, liquidity=score, sync_state=str(view.sync_state))
+        return scored
 
     def rows(self, infos: Mapping[str, SymbolInfo]) -> WatchlistRows:
         """Every symbol of ``infos`` (TRADING), with figures where known, sorted."""

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 from bisect import bisect_left, insort
 from collections.abc import Iterable
+from operator import itemgetter
 from typing import NamedTuple
 
 import numpy as np
@@ -243,7 +244,12 @@ def _side_arrays(
     prices = np.array(fresh, dtype=np.float64)[::-1]
     if sign < 0:
         prices = np.negative(prices)
-    qtys = np.fromiter(map(book.__getitem__, prices.tolist()), np.float64, len(fresh))
+    if len(fresh) < 2:  # itemgetter of one key returns the value itself, of none fails
+        qtys = np.fromiter(map(book.__getitem__, prices.tolist()), np.float64, len(fresh))
+    elif sign > 0:  # the keys are the prices: every quantity in one C call
+        qtys = np.array(itemgetter(*fresh)(book), dtype=np.float64)[::-1]
+    else:
+        qtys = np.array(itemgetter(*prices.tolist())(book), dtype=np.float64)
     if keep > start:  # only with a last view
         # old positions [start, keep) sit at last's indices [length_old - keep, length_old - start)
         lo, hi = last.length - keep, last.length - start

@@ -141,3 +141,71 @@ async def test_a_background_task_that_raises_is_counted_and_logged(caplog):
         await asyncio.sleep(0)
     assert feed.counters.task_errors == 1 and not feed._tasks
     assert "task_failed" in caplog.text and "desk broke" in caplog.text
+
+
+def test_the_board_keeps_a_score_until_it_is_due_and_rescores_a_watched_symbol():
+    feed = _feed()
+    scored: list[str] = []
+    update_book = feed._board.update_book
+
+    def counting(symbol, view, infos, rescore=True):  # type: ignore[no-untyped-def]
+        did = update_book(symbol, view, infos, rescore)
+        if did:
+            scored.append(symbol)
+        return did
+
+    feed._board.update_book = counting  # type: ignore[method-assign]
+    feed._symbols[SYMBOL].book.on_snapshot(DepthSnapshot(10, [(99.0, 1.0)], [(101.0, 1.0)]))
+    t0 = time.time()
+    bids = iter(["99.1", "99.2", "99.3", "99.4", "99.5", "99.6"])
+
+    def round_at(now: float) -> None:
+        update_id = feed._symbols[SYMBOL].book.last_update_id + 1
+        _diff(feed, update_id, update_id, next(bids))
+        feed._board_published_at = -1e18  # every call is a board round
+        feed._snapshot_of(SYMBOL, feed._symbols[SYMBOL], now)
+        feed._publish_board(now)
+
+    round_at(t0)
+    round_at(t0 + 1.0)  # spread refreshed, score kept
+    row = next(r for r in feed._board.rows(feed._infos).rows if r.symbol == SYMBOL)
+    assert scored == [SYMBOL] and abs(row.spread_bps - 10_000 * 1.8 / 100.1) < 1e-3
+    round_at(t0 + feed.config.watchlist_score_s)  # due again
+    assert scored == [SYMBOL, SYMBOL]
+    feed._requests[SYMBOL] = t0 + feed.config.watchlist_score_s  # a reader asks for it
+    round_at(t0 + feed.config.watchlist_score_s + 1.0)
+    assert scored == [SYMBOL] * 3
+
+
+def test_with_the_all_market_array_a_symbols_ticker_comes_from_it():
+    feed = _feed()  # the board is on (watchlist_interval_s): no per-symbol ticker stream
+    assert not any("miniTicker" in s for s in feed._symbols[SYMBOL].streams)
+    off = Feed(
+        FeedConfig(
+            endpoints=custom("ws://127.0.0.1:9", "http://127.0.0.1:9"), watchlist_interval_s=0.0
+        ),
+        MemoryStore(),
+    )
+    assert "btcusdt@miniTicker" in off._streams_for(SYMBOL)
+    feed._infos["ETHUSDT"] = SymbolInfo("ETHUSDT")
+    feed.publish()
+    seq = feed.store.snapshot(SYMBOL).seq
+
+    def array(close: str, event_time: int) -> None:
+        rows = [
+            {"e": "24hrMiniTicker", "E": event_time, "s": s, "c": close, "o": "1", "h": "9"}
+            | {"l": "1", "v": "5", "q": "50"}
+            for s in (SYMBOL, "ETHUSDT", "XYZUSDT")  # XYZUSDT: not TRADING
+        ]
+        raw = json.dumps({"stream": "!miniTicker@arr", "data": rows}).encode()
+        feed._on_frame(Received(decode_frame(raw), time.time(), 1))
+
+    array("2", 20)
+    feed.publish()
+    published = feed.store.snapshot(SYMBOL)
+    assert published.seq == seq + 1 and published.ticker.last == 2.0
+    assert published.ticker.event_time_ms == 20 and "XYZUSDT" not in feed._tickers
+    array("3", 10)  # older than the one held: not taken
+    assert feed._symbols[SYMBOL].ticker.last == 2.0
+    eth = feed._add_symbol("ETHUSDT", on_demand=True)  # streamed later: starts with it
+    assert eth.ticker is not None and eth.ticker.last == 2.0

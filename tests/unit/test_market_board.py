@@ -87,3 +87,32 @@ def test_rest_ticker_rows_and_the_encoding_round_trip() -> None:
     stored = PublishedBoard(1_700_000_000.25, published)
     assert decode_board(encode_board(stored)) == stored
     assert change_pct(1.0, 0.0) is None
+
+
+def test_a_kept_score_with_a_fresh_spread_until_rescored() -> None:
+    board = MarketBoard()
+    first = _view(SyncState.LIVE)
+    assert board.update_book("BTCUSDT", first, INFOS, rescore=False)  # no score yet
+    scored = next(r for r in board.rows(INFOS).rows if r.symbol == "BTCUSDT")
+    wider = BookView(
+        symbol="BTCUSDT",
+        bid_prices=np.array([99.9]),
+        bid_qtys=np.array([1.0]),
+        ask_prices=np.array([100.1]),
+        ask_qtys=np.array([1.0]),
+        last_update_id=8,
+        sync_state=SyncState.LIVE,
+    )
+    assert not board.update_book("BTCUSDT", wider, INFOS, rescore=False)
+    kept = next(r for r in board.rows(INFOS).rows if r.symbol == "BTCUSDT")
+    assert abs(kept.spread_bps - 20.0) < 1e-3 and kept.liquidity == scored.liquidity
+    assert board.update_book("BTCUSDT", wider, INFOS, rescore=True)
+    fresh = next(r for r in board.rows(INFOS).rows if r.symbol == "BTCUSDT")
+    assert fresh.liquidity < scored.liquidity  # a thinner, wider book
+    assert not board.update_book("BTCUSDT", _view(SyncState.RESYNCING), INFOS, rescore=False)
+    lost = next(r for r in board.rows(INFOS).rows if r.symbol == "BTCUSDT")
+    assert lost.spread_bps is None and lost.liquidity is None
+    assert board.update_book("BTCUSDT", first, INFOS, rescore=False)  # LIVE again: scored
+    assert next(r for r in board.rows(INFOS).rows if r.symbol == "BTCUSDT").liquidity == (
+        scored.liquidity
+    )

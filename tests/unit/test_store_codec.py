@@ -61,3 +61,12 @@ def test_a_record_decodes_to_its_snapshot_with_rules_and_ticker_in_field_order(
     book = decoded.snapshot.book
     assert book.sync_state is SyncState.LIVE and book.last_update_id == 42
     assert book.bid_prices.tolist() == [101.0, 100.5] and book.ask_qtys.tolist() == [0.5]
+
+
+def test_the_store_seq_is_written_instead_of_the_snapshots() -> None:
+    snapshot = _snapshot(SymbolInfo("DOTUSDT", "TRADING", "DOT", "USDT"), None)
+    data = encode_record(snapshot, TradePointer("g1", 3, 500), "worker-a", seq=10**12 + 7)
+    assert decode_record(data).snapshot.seq == 10**12 + 7
+    assert decode_record(encode_record(snapshot, TradePointer("g1", 3, 500), "w")).snapshot.seq == (
+        snapshot.seq
+    )
