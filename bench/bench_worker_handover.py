@@ -35,15 +35,14 @@ from pathlib import Path
 
 from services.redis_connection import sync_client
 from services.redis_store import RedisStore
-from services.replay.exchange import LocalExchange
-from services.replay.recording import SPOT_2021
-from services.replay.relabel import relabel_recording
 from tests.integration.test_sharded_workers import (
     Worker,
     _all_live_without,
+    _live_on,
     _live_owners,
     _until,
     _window_problems,
+    replayed_market,
 )
 from tests.integration.test_worker_lifecycle import Watcher, _balanced, _last_stored
 from tests.redis_cluster import RedisCluster
@@ -62,24 +61,19 @@ def _problems(reader: RedisStore, symbols: list[str], since: dict[str, int]) -> 
 
 
 def run(count: int, workdir: Path) -> dict[str, float | int]:
-    recording = workdir / "market.jsonl.gz"
-    symbols = relabel_recording(SPOT_2021, recording, count)
-    with RedisCluster() as cluster:
+    with RedisCluster() as cluster, replayed_market(cluster.url, workdir, count, 300) as market:
+        exchange, reader, workers, symbols = (
+            market.exchange,
+            market.reader,
+            market.workers,
+            market.symbols,
+        )
         leases_client = sync_client(cluster.url)
-        reader = RedisStore(cluster.url, poll_s=0)
-        exchange = LocalExchange(recording, speed=1.0, loop=True)
-        exchange.start_in_thread(timeout=300)
-        workers: list[Worker] = []
         watcher = Watcher(cluster.url, symbols)
         try:
-            workers = [Worker(exchange, cluster.url, workdir / f"w{i}") for i in range(3)]
+            workers.extend(Worker(exchange, cluster.url, workdir / f"w{i}") for i in range(3))
             cold = _until(
-                lambda: (
-                    len(owners := _live_owners(reader, symbols)) == len(symbols)
-                    and len(set(owners.values())) == 3
-                ),
-                300,
-                "every book LIVE on three workers",
+                lambda: _live_on(reader, symbols, 3), 300, "every book LIVE on three workers"
             )
             victim = workers[0]
             moved = sum(1 for w in _live_owners(reader, symbols).values() if w == victim.writer_id)
@@ -119,10 +113,6 @@ def run(count: int, workdir: Path) -> dict[str, float | int]:
             print(f"trade window problems (first 3): {kill_problems[:3]}, {join_problems[:3]}")
         finally:
             watcher.stop()
-            for worker in workers:
-                worker.stop()
-            exchange.stop()
-            reader.close()
             leases_client.close()
     return {
         "symbols": len(symbols),

@@ -16,6 +16,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,6 +96,43 @@ def _until(
         if checked_at - started > timeout_s:
             raise AssertionError(f"{what} not within {timeout_s} s: {describe()}")
         time.sleep(0.25)
+
+
+@dataclass
+class Market:
+    """Symbols relabelled from the 2021 recording, replayed at real speed by a local
+    exchange on loopback; a reader of the store; the workers started on it."""
+
+    exchange: LocalExchange
+    reader: RedisStore
+    workers: list[Worker]
+    symbols: list[str]
+
+
+@contextmanager
+def replayed_market(url: str, workdir: Path, count: int, start_s: float) -> Iterator[Market]:
+    """A ``Market`` of ``count`` symbols on the store at ``url`` (the exchange given
+    ``start_s`` to load its relabelled recording); its workers, exchange and reader are
+    stopped on exit."""
+    recording = workdir / "market.jsonl.gz"
+    symbols = relabel_recording(SPOT_2021, recording, count)
+    reader = RedisStore(url, poll_s=0)
+    exchange = LocalExchange(recording, speed=1.0, loop=True)
+    exchange.start_in_thread(timeout=start_s)
+    market = Market(exchange, reader, [], symbols)
+    try:
+        yield market
+    finally:
+        for worker in market.workers:
+            worker.stop()
+        exchange.stop()
+        reader.close()
+
+
+def _live_on(reader: RedisStore, symbols: list[str], workers: int) -> bool:
+    """Every book LIVE, and shared by exactly ``workers`` owners."""
+    owners = _live_owners(reader, symbols)
+    return len(owners) == len(symbols) and len(set(owners.values())) == workers
 
 
 def _live_owners(reader: RedisStore, symbols: list[str]) -> dict[str, str]:
@@ -242,36 +280,21 @@ def _traded(reader: RedisStore, symbols: list[str]) -> list[str]:
     return [s for s in symbols if _trade_ids(reader, s).size]
 
 
-@dataclass
-class Market:
-    """The local exchange, three workers sharing its symbols, and a reader."""
-
-    exchange: LocalExchange
-    reader: RedisStore
-    workers: list[Worker]
-    symbols: list[str]
-
-
 @pytest.fixture
 def market(cluster: RedisCluster, client, tmp_path: Path) -> Iterator[Market]:  # noqa: F811
     """120 relabelled symbols, every book LIVE and shared by three real workers (checked:
     owners in ``/healthz``, books equal to the exchange's, trade windows continuous, every
     book's columns on the merged watchlist, the push streams written)."""
-    recording = tmp_path / "market.jsonl.gz"
-    symbols = relabel_recording(SPOT_2021, recording, SYMBOLS)
-    reader = RedisStore(cluster.url, poll_s=0)
-    exchange = LocalExchange(recording, speed=1.0, loop=True)
-    exchange.start_in_thread(timeout=120)  # 120 relabelled symbols load slowly under load
-    workers: list[Worker] = []
-    try:
-        workers = [Worker(exchange, cluster.url, tmp_path / f"w{i}") for i in range(3)]
+    with replayed_market(cluster.url, tmp_path, SYMBOLS, start_s=120) as market:  # loads slowly
+        exchange, reader, workers, symbols = (
+            market.exchange,
+            market.reader,
+            market.workers,
+            market.symbols,
+        )
+        workers.extend(Worker(exchange, cluster.url, tmp_path / f"w{i}") for i in range(3))
         took = _until(
-            lambda: (
-                len(owners := _live_owners(reader, symbols)) == len(symbols)
-                and len(set(owners.values())) == 3
-            ),
-            90,
-            "every book LIVE, shared by three workers",
+            lambda: _live_on(reader, symbols, 3), 90, "every book LIVE, shared by three workers"
         )
         print(f"\n{len(symbols)} symbols LIVE on 3 workers {took:.1f} s after start")
         books = health(reader)["books"]
@@ -292,12 +315,7 @@ def market(cluster: RedisCluster, client, tmp_path: Path) -> Iterator[Market]:  
             "every traded symbol's push stream written",
         )
         assert not any("push writer: Redis unavailable" in w.err.read_text() for w in workers)
-        yield Market(exchange, reader, workers, symbols)
-    finally:
-        for worker in workers:
-            worker.stop()
-        exchange.stop()
-        reader.close()
+        yield market
 
 
 @pytest.mark.timeout(180)

@@ -28,8 +28,6 @@ from app.cli.worker import LEASE_MS
 from services.cluster.shards import DEFAULT_SHARDS
 from services.redis_store import RedisStore
 from services.replay.exchange import LocalExchange
-from services.replay.recording import SPOT_2021
-from services.replay.relabel import relabel_recording
 from tests.integration.test_cluster_shards import _owners, client, cluster  # noqa: F401
 from tests.integration.test_sharded_workers import (
     HANDOVER_S,
@@ -42,6 +40,7 @@ from tests.integration.test_sharded_workers import (
     _live_owners,
     _trade_ids,
     _until,
+    replayed_market,
 )
 from tests.integration.test_store_failover import _served_by
 from tests.redis_cluster import RedisCluster
@@ -166,29 +165,26 @@ def market(
     tmp_path: Path,
 ) -> Iterator[Market]:
     """One worker streaming every book LIVE, a watcher on every book."""
-    recording = tmp_path / "market.jsonl.gz"
-    symbols = relabel_recording(SPOT_2021, recording, SYMBOLS)
-    reader = RedisStore(cluster.url, poll_s=0)
-    exchange = LocalExchange(recording, speed=1.0, loop=True)
-    exchange.start_in_thread(timeout=60)
-    workers: list[Worker] = []
-    watcher = Watcher(cluster.url, symbols)
-    try:
-        workers.append(Worker(exchange, cluster.url, tmp_path / "w0"))
-        took = _until(
-            lambda: len(_live_owners(reader, symbols)) == len(symbols),
-            60,
-            "every book LIVE on the first worker",
-            lambda: _books(reader, symbols),
+    with replayed_market(cluster.url, tmp_path, SYMBOLS, start_s=60) as replayed:
+        exchange, reader, workers, symbols = (
+            replayed.exchange,
+            replayed.reader,
+            replayed.workers,
+            replayed.symbols,
         )
-        print(f"\n{len(symbols)} books LIVE on one worker {took:.1f} s after start")
-        yield Market(exchange, reader, watcher, workers)
-    finally:
-        watcher.stop()
-        for worker in workers:
-            worker.stop()
-        exchange.stop()
-        reader.close()
+        watcher = Watcher(cluster.url, symbols)
+        try:
+            workers.append(Worker(exchange, cluster.url, tmp_path / "w0"))
+            took = _until(
+                lambda: len(_live_owners(reader, symbols)) == len(symbols),
+                60,
+                "every book LIVE on the first worker",
+                lambda: _books(reader, symbols),
+            )
+            print(f"\n{len(symbols)} books LIVE on one worker {took:.1f} s after start")
+            yield Market(exchange, reader, watcher, workers)
+        finally:
+            watcher.stop()
 
 
 @pytest.mark.timeout(240)
