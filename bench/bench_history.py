@@ -190,9 +190,7 @@ async def _replay_turns(
             continue
         if not flushing:
             if now_s >= next_flush:  # taken away each market second, written never
-                writer.lane.entries.clear()
-                for lane in writer.lane.symbol_lanes():
-                    lane.entries.clear()
+                _drop_lanes(writer)
                 next_flush = now_s + 1
             continue
         if now_s >= next_flush:  # the writer's 1 s flush, in market time
@@ -230,11 +228,17 @@ def _replay_live(
     return asyncio.run(_replay_live_turns(turns, root, flushing))
 
 
+def _drop_lanes(writer: HistoryWriter) -> None:
+    """Drop what the tap left in the writer's lanes (the shared one and each symbol's)."""
+    writer.lane.entries.clear()
+    for lane in writer.lane.symbol_lanes():
+        lane.entries.clear()
+
+
 def _empty_lanes(writer: HistoryWriter, stop: threading.Event) -> None:
     """Take what the tap left in the writer's lanes every writer interval and drop it."""
     while not stop.wait(1.0 / LIVE_SPEED):
-        for entries in (writer.lane.entries, *(s.entries for s in writer.lane.symbol_lanes())):
-            entries.clear()
+        _drop_lanes(writer)
 
 
 async def _replay_live_turns(

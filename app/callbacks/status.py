@@ -45,14 +45,20 @@ def snapshot_status(
     )
 
 
-def symbol_message(store: MarketStore, symbol: str | None, pathname: str | None) -> object:
-    """The message under the header: an unknown symbol asked for, or waiting for data."""
+def symbol_message(
+    store: MarketStore,
+    symbol: str | None,
+    pathname: str | None,
+    snapshot: SymbolSnapshot | None = None,
+) -> object:
+    """The message under the header: an unknown symbol asked for, or waiting for data.
+    ``snapshot``: ``symbol``'s snapshot when the caller has read it already."""
     requested = symbol_from_path(pathname) or DEFAULT_SYMBOL
     if requested != symbol:
         known = trading_symbols(store)
         if requested not in known:
             return create_unknown_symbol_message(requested, close_matches(requested, known))
-    if symbol and store.snapshot(symbol) is None:
+    if symbol and snapshot is None and store.snapshot(symbol) is None:
         return create_waiting_message(symbol)
     return None
 
@@ -60,10 +66,11 @@ def symbol_message(store: MarketStore, symbol: str | None, pathname: str | None)
 def render_status(
     store: MarketStore, symbol: str | None, pathname: str | None, now: float
 ) -> tuple[list, object]:
-    """The status badges and the message under the header (unknown symbol, waiting)."""
-    return create_status_bar(symbol_status(store, symbol, now)), symbol_message(
-        store, symbol, pathname
-    )
+    """The status badges and the message under the header (unknown symbol, waiting), from
+    one read of ``symbol``'s snapshot."""
+    snapshot = store.snapshot(symbol) if symbol else None
+    bar = create_status_bar(snapshot_status(store, symbol, snapshot, now))
+    return bar, symbol_message(store, symbol, pathname, snapshot)
 
 
 def status_pushed(push_state: dict | None) -> bool:
