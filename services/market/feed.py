@@ -557,7 +557,7 @@ class Feed:
             if feed is None:
                 self._unknown_symbol(item)
                 return
-            feed.ticker = Ticker24h(event.c, event.o, event.h, event.l, event.v, event.q, event.E)
+            feed.ticker = _ticker24h(event)
             feed.dirty = True
 
     def _on_depth(self, item: Received, event: DepthUpdate) -> None:
@@ -989,7 +989,7 @@ class Feed:
             last = held.get(t.s)
             if t.s not in self._infos or (last is not None and last.event_time_ms > t.E):
                 continue
-            ticker = held[t.s] = Ticker24h(t.c, t.o, t.h, t.l, t.v, t.q, t.E)
+            ticker = held[t.s] = _ticker24h(t)
             feed = symbols.get(t.s)
             if feed is not None:
                 feed.ticker = ticker
@@ -1261,6 +1261,11 @@ def _add_candle(candles: deque[Candle], event: Kline) -> None:
         candles[-1] = candle
     else:
         candles.append(candle)
+
+
+def _ticker24h(event: MiniTicker | Ticker) -> Ticker24h:
+    """A symbol's 24 h ticker from its own stream's frame or an all-market array's entry."""
+    return Ticker24h(event.c, event.o, event.h, event.l, event.v, event.q, event.E)
 
 
 def _rows(rows: Iterable[AggTrade]) -> list[TradeRow]:

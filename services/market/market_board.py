@@ -70,13 +70,11 @@ def book_figures(view: BookView, with_score: bool = True) -> tuple[float | None,
     if not view.is_live or not view.bid_prices.size or not view.ask_prices.size:
         return None, None
     spread = spread_bps(view)
+    rounded = None if math.isnan(spread) else round(spread, 3)
     if not with_score:
-        return None if math.isnan(spread) else round(spread, 3), None
+        return rounded, None
     score = liquidity_score(view).score
-    return (
-        None if math.isnan(spread) else round(spread, 3),
-        None if math.isnan(score) else round(score, 1),
-    )
+    return rounded, None if math.isnan(score) else round(score, 1)
 
 
 def ticker_from_rest(body: Mapping[str, Any]) -> MiniTicker:

@@ -149,10 +149,9 @@ class TradeLog:
         self.capacity = capacity
         self.backfill_gaps = backfill_gaps
         self.max_pending = max_pending
-        self._rows = 0
-        self._allocate(min(capacity, initial_rows))
         self._head = 0
         self._size = 0
+        self._allocate(min(capacity, initial_rows))
         self._evictions = 0
         self.last_id = -1
         self.duplicates = 0
@@ -377,18 +376,13 @@ class TradeLog:
 
     def _allocate(self, rows: int) -> None:
         """Columns of ``rows`` rows holding the current ones (rows ``0..size``: the ring has
-        not wrapped while it is not full)."""
-        columns = []
-        for old, dtype in (
-            (getattr(self, "_ids", None), np.int64),
-            (getattr(self, "_times", None), np.int64),
-            (getattr(self, "_prices", None), np.float64),
-            (getattr(self, "_qtys", None), np.float64),
-        ):
-            column = np.zeros(rows, dtype=dtype)
-            if old is not None:
-                column[: self._size] = old[: self._size]
-            columns.append(column)
+        not wrapped while it is not full; none before the first columns)."""
+        size = self._size
+        columns = [np.zeros(rows, dtype=d) for d in (np.int64, np.int64, np.float64, np.float64)]
+        if size:
+            old_columns = (self._ids, self._times, self._prices, self._qtys)
+            for column, old in zip(columns, old_columns, strict=True):
+                column[:size] = old[:size]
         self._ids, self._times, self._prices, self._qtys = columns
         self._id_cells = memoryview(self._ids)
         self._time_cells = memoryview(self._times)
