@@ -66,6 +66,13 @@ def _stored_last(root: Path, symbol: str) -> int:
     return int(frame["trade_id"][-1]) if frame.height else -1
 
 
+def _window_last(store: MemoryStore, symbol: str) -> int:
+    snapshot = store.snapshot(symbol)
+    if snapshot is None or not len(snapshot.trades.trade_id):
+        return -1
+    return int(snapshot.trades.trade_id[-1])
+
+
 def _wait(predicate, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -114,7 +121,9 @@ def test_trades_exact_across_disconnect_stop_kill_and_restart(tmp_path):
                       f"{symbol}'s last trade")  # fmt: skip
             assert history.backfill.wait_idle(30)
             filled = history.backfill.stats
-            _wait(lambda: store.snapshot("BTCUSDT") is not None, 10, "a published window")
+            # The window is published every 0.1 s: wait for the one holding the last trade.
+            last = max(recorded["BTCUSDT"])
+            _wait(lambda: _window_last(store, "BTCUSDT") == last, 10, "the last trade's window")
     finally:
         exchange.stop()
     # Holes were closed by the feed's REST warm-up when it reached back far enough, else by
