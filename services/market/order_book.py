@@ -32,6 +32,11 @@ The arrays of a side are rebuilt only from its best level down to the deepest le
 since the previous call (any depth ``n``): the levels below it are the same keys with the
 same quantities at the same positions, so they are taken from the previous arrays. Every
 change goes through ``apply_*``, ``load_snapshot`` or ``clear``, which track that level.
+When that would still read many levels (a quiet market's diffs touch levels all through a
+1,000-level side) and a whole side was asked for both times, the previous arrays are
+patched instead: the levels changed since (``apply_*`` keep their keys, up to a quarter of
+the side) are taken out and put back where the book now has them, a few numpy calls in
+place of one Python read per level (≈ 15 µs instead of ≈ 100 µs for 1,000 levels).
 
 Memory: a 5000 × 2 level book is about 0.9 MiB (floats, two dicts, two key lists).
 """
@@ -46,16 +51,25 @@ from typing import NamedTuple
 import numpy as np
 
 Level = tuple[float, float]
+PATCH_FROM = 64
+"""A side's arrays are patched (see the module docstring) only when a rebuild from the
+deepest change would read more than this many levels."""
+CHANGED_SLACK = 256
+"""A side stops keeping its changed keys (and is rebuilt from the deepest change) once they
+are more than a quarter of its levels plus this many: patching would not pay, and a book
+no one reads (a shadow book) keeps no growing set."""
 
 
 class OrderBook:
     """Bids and asks as price → quantity, readable best-first without sorting."""
 
     __slots__ = (
+        "_ask_changed",
         "_ask_keys",
         "_ask_low",
         "_ask_view",
         "_asks",
+        "_bid_changed",
         "_bid_keys",
         "_bid_low",
         "_bid_view",
@@ -75,6 +89,9 @@ class OrderBook:
         self._bid_low = self._ask_low = -np.inf
         self._bid_view: _SideView | None = None
         self._ask_view: _SideView | None = None
+        # the keys changed since the side's last arrays (None: too many, or unknown)
+        self._bid_changed: set[float] | None = None
+        self._ask_changed: set[float] | None = None
 
     def clear(self) -> None:
         """Remove every level from both sides."""
@@ -85,6 +102,7 @@ class OrderBook:
         self.bid_floor = -np.inf
         self.ask_ceiling = np.inf
         self._bid_low = self._ask_low = -np.inf
+        self._bid_changed = self._ask_changed = None
 
     def copy(self) -> OrderBook:
         """An independent copy of both sides and the known range. O(n), no sorting: the
@@ -109,6 +127,7 @@ class OrderBook:
         self._bid_keys = sorted(self._bids)
         self._ask_keys = sorted(-p for p in self._asks)
         self._bid_low = self._ask_low = -np.inf
+        self._bid_changed = self._ask_changed = None
         cut_bids = limit is not None and len(bid_levels) >= limit
         cut_asks = limit is not None and len(ask_levels) >= limit
         self.bid_floor = self._bid_keys[0] if cut_bids and self._bid_keys else -np.inf
@@ -121,11 +140,14 @@ class OrderBook:
         keys = self._bid_keys
         floor = self.bid_floor
         low = self._bid_low
+        changed = self._bid_changed
         for price, qty in levels:
             if price < floor:
                 continue
             if price < low:
                 low = self._bid_low = price
+            if changed is not None:
+                changed.add(price)
             if qty == 0.0:
                 if book.pop(price, None) is not None:
                     del keys[bisect_left(keys, price)]
@@ -133,6 +155,8 @@ class OrderBook:
                 if price not in book:
                     insort(keys, price)
                 book[price] = qty
+        if changed is not None and 4 * len(changed) > len(keys) + CHANGED_SLACK:
+            self._bid_changed = None
 
     def apply_asks(self, levels: Iterable[Level]) -> None:
         """Set each ask level to its absolute quantity; quantity 0 deletes the level;
@@ -141,11 +165,14 @@ class OrderBook:
         keys = self._ask_keys
         ceiling = self.ask_ceiling
         low = self._ask_low
+        changed = self._ask_changed
         for price, qty in levels:
             if price > ceiling:
                 continue
             if -price < low:
                 low = self._ask_low = -price
+            if changed is not None:
+                changed.add(-price)
             if qty == 0.0:
                 if book.pop(price, None) is not None:
                     del keys[bisect_left(keys, -price)]
@@ -153,6 +180,8 @@ class OrderBook:
                 if price not in book:
                     insort(keys, -price)
                 book[price] = qty
+        if changed is not None and 4 * len(changed) > len(keys) + CHANGED_SLACK:
+            self._ask_changed = None
 
     @property
     def n_bids(self) -> int:
@@ -196,14 +225,18 @@ class OrderBook:
 
     def bid_arrays(self, n: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Prices (descending) and quantities of the best ``n`` bids (all when None)."""
-        view = _side_arrays(self._bid_keys, self._bids, 1.0, n, self._bid_low, self._bid_view)
-        self._bid_view, self._bid_low = view, np.inf
+        view = _side_arrays(
+            self._bid_keys, self._bids, 1.0, n, self._bid_low, self._bid_view, self._bid_changed
+        )
+        self._bid_view, self._bid_low, self._bid_changed = view, np.inf, set()
         return view.prices.copy(), view.qtys.copy()
 
     def ask_arrays(self, n: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Prices (ascending) and quantities of the best ``n`` asks (all when None)."""
-        view = _side_arrays(self._ask_keys, self._asks, -1.0, n, self._ask_low, self._ask_view)
-        self._ask_view, self._ask_low = view, np.inf
+        view = _side_arrays(
+            self._ask_keys, self._asks, -1.0, n, self._ask_low, self._ask_view, self._ask_changed
+        )
+        self._ask_view, self._ask_low, self._ask_changed = view, np.inf, set()
         return view.prices.copy(), view.qtys.copy()
 
     def bids(self) -> dict[float, float]:
@@ -231,15 +264,26 @@ def _side_arrays(
     n: int | None,
     low: float,
     last: _SideView | None,
+    changed: set[float] | None = None,
 ) -> _SideView:
     """The best ``n`` levels of a side (keys ascending, best last; price = ``sign`` · key).
     Positions below the first key ``>= low`` hold what they held for ``last``: those levels
-    are copied from it when it covers them, and only the rest is read from the book."""
+    are copied from it when it covers them, and only the rest is read from the book — or,
+    when that is more than ``PATCH_FROM`` levels and ``changed`` holds every key changed
+    since ``last`` (a whole side both times), ``last`` patched with those keys."""
     length = len(keys)
     start = 0 if n is None else max(length - n, 0) if n > 0 else length
     keep = start  # the first position read from the book; [start, keep) come from last
     if last is not None and start >= last.start:
         keep = max(bisect_left(keys, low), start)
+    if (
+        changed is not None
+        and last is not None
+        and start == last.start == 0
+        and length - keep > PATCH_FROM
+        and (patched := _patched(keys, book, sign, changed, last)) is not None
+    ):
+        return patched
     fresh = keys[keep:]
     prices = np.array(fresh, dtype=np.float64)[::-1]
     if sign < 0:
@@ -256,3 +300,32 @@ def _side_arrays(
         prices = np.concatenate((prices, last.prices[lo:hi]))
         qtys = np.concatenate((qtys, last.qtys[lo:hi]))
     return _SideView(prices, qtys, start, length)
+
+
+def _patched(
+    keys: list[float], book: dict[float, float], sign: float, changed: set[float], last: _SideView
+) -> _SideView | None:
+    """A whole side's arrays from ``last`` (the whole side then) and the keys ``changed``
+    since: each changed key is taken out of ``last`` and put back, in key order, when the
+    book holds it now, with its quantity now. None when the result does not have the
+    side's length and best and worst keys (nothing to patch from then)."""
+    old_keys = (last.prices if sign > 0 else np.negative(last.prices))[::-1]  # ascending
+    old_qtys = last.qtys[::-1]
+    touched = sorted(changed)
+    at = np.searchsorted(old_keys, touched)
+    held = at < old_keys.shape[0]
+    held[held] = old_keys[at[held]] == np.array(touched)[held]
+    keep = np.ones(old_keys.shape[0], dtype=bool)
+    keep[at[held]] = False
+    now = [(k, q) for k in touched if (q := book.get(sign * k)) is not None]
+    base_keys, base_qtys = old_keys[keep], old_qtys[keep]
+    new_keys = np.array([k for k, _ in now], dtype=np.float64)
+    where = np.searchsorted(base_keys, new_keys)
+    side_keys = np.insert(base_keys, where, new_keys)
+    if side_keys.shape[0] != len(keys) or (
+        keys and (side_keys[0] != keys[0] or side_keys[-1] != keys[-1])
+    ):
+        return None
+    qtys = np.insert(base_qtys, where, np.array([q for _, q in now], dtype=np.float64))
+    prices = side_keys[::-1] if sign > 0 else np.negative(side_keys[::-1])
+    return _SideView(prices, qtys[::-1], 0, len(keys))
