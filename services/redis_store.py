@@ -97,34 +97,56 @@ if seq == '' or seq == ARGV[1] then return {seq, beat, lease} end
 return {seq, beat, lease, redis.call('HGET', KEYS[1], 'rec')}
 """
 
-# KEYS: sym, trade stream, lease, fence, shard heartbeat. ARGV: owner, epoch ('' =
-# unfenced), update_id, seq, record, ttl_ms, trim min id ('' = none), last trade id ('' =
-# none), heartbeat, then (entry id, block) pairs. Returns {result, stream length before}
-# and, when refused, {lease, fence}.
+# One call writes a round's symbols of one shard. KEYS: the shard's lease, fence and
+# heartbeat, then (record, trade stream) per symbol. ARGV: owner, epoch ('' = unfenced),
+# ttl_ms, heartbeat, then per symbol: update_id, seq, record, trim min id ('' = none), last
+# trade id ('' = none), n new blocks, then n (entry id, block) pairs. Every write is
+# checked (the lease and fence once, all of them in this one atomic step; the update id
+# per symbol). Returns per symbol the stream's length before the write, or -1 (BACKWARDS:
+# a stored update id above this one) or -2 (FENCED: not this writer's lease at that epoch,
+# or a higher epoch wrote), then the lease and fence read.
 _WRITE_SCRIPT = """
-local epoch = ARGV[2]
-local uid = tonumber(ARGV[3])
-local stored = tonumber(redis.call('HGET', KEYS[1], 'update_id') or '0')
+local owner, epoch, ttl = ARGV[1], ARGV[2], ARGV[3]
+local fenced, lease, fence = false, '', 0
 if epoch ~= '' then
-  local lease = redis.call('GET', KEYS[3])
-  local mine = ARGV[1] .. '|' .. epoch .. '|'
-  local fence = tonumber(redis.call('GET', KEYS[4]) or '0')
-  if not lease or string.sub(lease, 1, #mine) ~= mine or tonumber(epoch) < fence then
-    return {'FENCED', 0, lease or '', fence}
-  end
-  if uid > 0 and stored > uid then return {'BACKWARDS', 0, lease, fence} end
-  if tonumber(epoch) > fence then redis.call('SET', KEYS[4], epoch) end
+  lease = redis.call('GET', KEYS[1]) or ''
+  fence = tonumber(redis.call('GET', KEYS[2]) or '0')
+  local mine = owner .. '|' .. epoch .. '|'
+  fenced = string.sub(lease, 1, #mine) ~= mine or tonumber(epoch) < fence
 end
-local length = redis.call('XLEN', KEYS[2])
-for i = 10, #ARGV, 2 do redis.call('XADD', KEYS[2], ARGV[i], 'd', ARGV[i + 1]) end
-if ARGV[7] ~= '' then redis.call('XTRIM', KEYS[2], 'MINID', ARGV[7]) end
-redis.call('PEXPIRE', KEYS[2], ARGV[6])
-redis.call('HSET', KEYS[1], 'seq', ARGV[4], 'rec', ARGV[5], 'epoch', epoch, 'owner', ARGV[1])
-if epoch == '' or uid > stored then redis.call('HSET', KEYS[1], 'update_id', ARGV[3]) end
-if ARGV[8] ~= '' then redis.call('HSET', KEYS[1], 'last_trade', ARGV[8]) end
-redis.call('PEXPIRE', KEYS[1], ARGV[6])
-redis.call('SET', KEYS[5], ARGV[9], 'PX', ARGV[6])
-return {'OK', length}
+local out, a, written = {}, 5, false
+for k = 4, #KEYS, 2 do
+  local sym, trades = KEYS[k], KEYS[k + 1]
+  local uid = tonumber(ARGV[a])
+  local blocks = tonumber(ARGV[a + 5])
+  local stored = tonumber(redis.call('HGET', sym, 'update_id') or '0')
+  if fenced then
+    out[#out + 1] = -2
+  elseif epoch ~= '' and uid > 0 and stored > uid then
+    out[#out + 1] = -1
+  else
+    if epoch ~= '' and tonumber(epoch) > fence then
+      redis.call('SET', KEYS[2], epoch)
+      fence = tonumber(epoch)
+    end
+    out[#out + 1] = redis.call('XLEN', trades)
+    for i = a + 6, a + 4 + 2 * blocks, 2 do
+      redis.call('XADD', trades, ARGV[i], 'd', ARGV[i + 1])
+    end
+    if ARGV[a + 3] ~= '' then redis.call('XTRIM', trades, 'MINID', ARGV[a + 3]) end
+    redis.call('PEXPIRE', trades, ttl)
+    redis.call('HSET', sym, 'seq', ARGV[a + 1], 'rec', ARGV[a + 2], 'epoch', epoch, 'owner', owner)
+    if epoch == '' or uid > stored then redis.call('HSET', sym, 'update_id', ARGV[a]) end
+    if ARGV[a + 4] ~= '' then redis.call('HSET', sym, 'last_trade', ARGV[a + 4]) end
+    redis.call('PEXPIRE', sym, ttl)
+    written = true
+  end
+  a = a + 6 + 2 * blocks
+end
+if written then redis.call('SET', KEYS[3], ARGV[4], 'PX', ttl) end
+out[#out + 1] = lease
+out[#out + 1] = tostring(fence)
+return out
 """
 
 
@@ -156,6 +178,7 @@ if #stale > 0 then
 end
 return {redis.call('HGETALL', KEYS[1]), redis.call('GET', KEYS[3]) or ''}
 """
+_FENCED = -2
 BOARDS_KEY = f"{PREFIX}{{watchlist}}:boards"
 BOARD_TIMES_KEY = f"{PREFIX}{{watchlist}}:at"
 BOARDS_DROPPED_KEY = f"{PREFIX}{{watchlist}}:dropped"
@@ -236,12 +259,15 @@ class _StreamState:
 
 @dataclass(slots=True)
 class _PendingWrite:
-    """One symbol's write script call, prepared, and what its stream state becomes when
-    Redis accepts it."""
+    """One symbol's part of its shard's write script call (``keys``: record and trade
+    stream; ``args``: update id, seq, record, trim, last trade, blocks), prepared, and
+    what its stream state becomes when Redis accepts it."""
 
     symbol: str
+    shard: int
+    epoch: str
     state: _StreamState
-    keys: list[str]
+    keys: tuple[str, str]
     args: list[bytes | str]
     block: int
     blocks: list[tuple[int, int]]
@@ -364,6 +390,7 @@ class RedisStore:
         self._generations = 0
         self._streams: dict[str, _StreamState] = {}
         self._write_lock = threading.Lock()
+        self.writes = 0
         self._locks: dict[str, threading.Lock] = {}
         self._locks_lock = threading.Lock()
         self._cache: dict[str, _Cached] = {}
@@ -380,10 +407,11 @@ class RedisStore:
 
     def publish_many(self, snapshots: Sequence[SymbolSnapshot]) -> None:
         """Store several symbols' snapshots in one pipeline: one round trip per Redis node
-        instead of one per symbol (a worker streaming the whole market publishes hundreds
-        of symbols a round). Each symbol is still written by its own fenced script, so one
-        refused or failed write leaves the others; an entry Redis answered with an error
-        (e.g. a script not yet loaded on a promoted replica) is written again alone."""
+        instead of one per symbol, and one fenced script call per shard for the symbols
+        of that shard (a worker streaming the whole market publishes hundreds of symbols
+        a round over 64 shards). Every write is still checked (lease and fence, update
+        id), so one refused write leaves the others; a call Redis answered with an error
+        (e.g. a script not yet loaded on a promoted replica) is made again alone."""
         for snapshot in snapshots:
             if not valid_symbol(snapshot.symbol):
                 raise ValueError(f"invalid symbol {snapshot.symbol!r}")
@@ -399,28 +427,58 @@ class RedisStore:
             if not writes:
                 return
             try:
-                calls = [(w.keys, w.args) for w in writes]
+                groups = self._shard_calls(writes)
+                calls = [call for call, _ in groups]
                 replies = self._pipelined(self._write_script, calls)
-                unreached = self._settle_replies(writes, replies)
+                unreached = self._settle_replies(groups, replies)
             except _ERRORS as exc:
                 self._streams = {s: _StreamState() for s in self._streams}
                 self.availability.failed(exc)
                 return
+            self.writes += len(writes)
         if not unreached:
             self.availability.succeeded()
 
-    def _settle_replies(self, writes: list[_PendingWrite], replies: list[object]) -> bool:
-        """Settle every write with its reply; whether a node could not be reached (its
-        writes' symbols start new stream generations)."""
+    def _shard_calls(
+        self, writes: list[_PendingWrite]
+    ) -> list[tuple[tuple[list[str], list[bytes | str]], list[_PendingWrite]]]:
+        """The writes grouped into one script call per shard (and lease epoch): its keys
+        and arguments, and the writes it carries in order."""
+        grouped: dict[tuple[int, str], list[_PendingWrite]] = {}
+        for write in writes:
+            grouped.setdefault((write.shard, write.epoch), []).append(write)
+        heartbeat = f"{self.writer_id}|{time.time()!r}"
+        ttl = str(self._ttl_ms)
+        calls = []
+        for (shard, epoch), members in grouped.items():
+            keys = [lease_key(shard), fence_key(shard), beat_key(shard)]
+            args: list[bytes | str] = [self.writer_id, epoch, ttl, heartbeat]
+            for write in members:
+                keys += write.keys
+                args += write.args
+            calls.append(((keys, args), members))
+        return calls
+
+    def _settle_replies(
+        self,
+        groups: list[tuple[tuple[list[str], list[bytes | str]], list[_PendingWrite]]],
+        replies: list[object],
+    ) -> bool:
+        """Settle every write with its part of its shard's reply; whether a node could not
+        be reached (its writes' symbols start new stream generations)."""
         unreached = False
-        for write, reply in zip(writes, replies, strict=True):
+        for (_, writes), reply in zip(groups, replies, strict=True):
             if isinstance(reply, _NodeUnreachable):
-                self._streams[write.symbol] = _StreamState()
+                for write in writes:
+                    self._streams[write.symbol] = _StreamState()
                 unreached = True
             elif isinstance(reply, Exception):
                 raise reply
             else:
-                self._settle_write(write, reply)
+                assert isinstance(reply, list | tuple) and len(reply) == len(writes) + 2
+                lease, fence = reply[-2:]
+                for write, result in zip(writes, reply, strict=False):
+                    self._settle_write(write, int(result), lease, fence)
         return unreached
 
     def _pipelined(
@@ -536,41 +594,40 @@ class RedisStore:
         seq = self._seq_base + snapshot.seq
         record = codec.encode_record(snapshot, pointer, self.writer_id, seq)
         shard = shard_of(symbol)
-        keys = [sym_key(symbol), trades_key(symbol, state.generation), lease_key(shard)]
-        keys += [fence_key(shard), beat_key(shard)]
+        tag = shard_tag(shard)
+        keys = (f"{PREFIX}sym:{tag}:{symbol}", f"{PREFIX}trades:{tag}:{symbol}:{state.generation}")
         args = [
-            self.writer_id,
-            "" if lease is None else str(lease.epoch),
             str(snapshot.book.last_update_id),
             str(seq),
             record,
-            str(self._ttl_ms),
             f"{blocks[0][0]}-0" if blocks else "",
             "" if newest is None else str(newest),
-            f"{self.writer_id}|{time.time()!r}",
+            str(len(entries) // 2),
             *entries,
         ]
-        return _PendingWrite(symbol, state, keys, args, block, blocks, newest, oldest)
+        epoch = "" if lease is None else str(lease.epoch)
+        return _PendingWrite(symbol, shard, epoch, state, keys, args, block, blocks, newest, oldest)
 
-    def _settle_write(self, write: _PendingWrite, reply: object) -> None:
-        """Take the write script's answer: count and log a refusal, else move the
-        symbol's stream state on to what was written."""
-        assert isinstance(reply, list | tuple)
-        result, length = reply[0], reply[1]
-        result = result.decode() if isinstance(result, bytes) else str(result)
-        if result != "OK":
+    def _settle_write(
+        self, write: _PendingWrite, length: int, lease: object, fence: object
+    ) -> None:
+        """Take the write script's answer for one symbol (its stream's length before the
+        write, or -1/-2 when refused, and the shard's lease and fence as read): count and
+        log a refusal, else move the symbol's stream state on to what was written."""
+        if length < 0:
+            result = "FENCED" if length == _FENCED else "BACKWARDS"
             self.refused[result] += 1
             log.warning(
                 "write refused (%s): %s at update id %s, epoch %s (lease %s, fence %s)",
                 result,
                 write.symbol,
-                write.args[2],
-                write.args[1],
-                *[(x.decode() if isinstance(x, bytes) else x) for x in reply[2:4]],
+                write.args[0],
+                write.epoch or "-",
+                *[(x.decode() if isinstance(x, bytes) else x) for x in (lease, fence)],
             )
             return
         state = write.state
-        if state.written and int(length) == 0:
+        if state.written and length == 0:
             state.generation = ""
         state.block, state.blocks, state.written = write.block, deque(write.blocks), True
         state.published_at = time.time()
