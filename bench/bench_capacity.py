@@ -14,7 +14,7 @@ then as it does now (a round's snapshots in one pipeline, at most
 
 Figures, over ``--window`` seconds once every book is LIVE: core_pct (the feed process's
 CPU time / wall time · 100), core_pct_per_100 (core_pct per 100 symbols),
-publications_per_s (symbol writes Redis ran a second, from its EVALSHA count),
+publications_per_s (symbol writes sent to Redis a second, ``RedisStore.writes``),
 rss_mb_per_symbol (resident memory growth from before the feed started, per symbol),
 redis_kb_s_per_symbol (bytes Redis received per second, per symbol), symbols_at_80pct
 (N · 80 / core_pct: the symbols one worker would keep LIVE within 80 % of a core at this
@@ -171,10 +171,6 @@ def symbols_within(
     return int(n)
 
 
-def _evalsha_calls(probe: redis.Redis) -> int:
-    return int(probe.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0))
-
-
 async def _measure(
     port: int, symbols: list[str], redis_url: str, window_s: float, batched: bool
 ) -> dict:
@@ -223,7 +219,7 @@ async def _measure(
                 break
             await asyncio.sleep(0.5)
         await asyncio.sleep(2.0)
-        net0, calls0 = probe.info("stats")["total_net_input_bytes"], _evalsha_calls(probe)
+        net0, calls0 = probe.info("stats")["total_net_input_bytes"], store.writes
         frames[0], frames[1], publishing[0] = 0.0, 0, 0.0
         received0 = sum(c.messages for c in feed.stats().connections)
         cpu0, wall0 = time.process_time(), time.monotonic()
@@ -234,7 +230,7 @@ async def _measure(
         publish_cpu = publishing[0]
         received = sum(c.messages for c in feed.stats().connections) - received0
         net = probe.info("stats")["total_net_input_bytes"] - net0
-        calls = _evalsha_calls(probe) - calls0
+        calls = store.writes - calls0
         live = sum(1 for s in symbols if (x := store.snapshot(s)) and x.book.is_live)
     finally:
         task.cancel()
