@@ -31,7 +31,8 @@ Fencing (sharded workers, ``fence_with``): every write carries the writer's leas
 symbol's shard; the write script refuses it (``refused``, logged) unless that lease is still
 the shard's lease at that epoch and no higher epoch has written (the fence), and refuses a
 book update id below the stored one; record, trade blocks and fence move in that one
-script. A symbol whose shard the writer does not hold is not written at all.
+script, which writes a publication round's symbols of one shard in one atomic call. A
+symbol whose shard the writer does not hold is not written at all.
 
 Staleness: every record carries ``published_at``. A reader also checks the heartbeat: when
 no writer is alive, the record came from a previous writer, or another worker holds the
@@ -49,6 +50,7 @@ readers reload complete windows.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import os
 import re
@@ -99,8 +101,10 @@ return {seq, beat, lease, redis.call('HGET', KEYS[1], 'rec')}
 
 # One call writes a round's symbols of one shard. KEYS: the shard's lease, fence and
 # heartbeat, then (record, trade stream) per symbol. ARGV: owner, epoch ('' = unfenced),
-# ttl_ms, heartbeat, then per symbol: update_id, seq, record, trim min id ('' = none), last
-# trade id ('' = none), n new blocks, then n (entry id, block) pairs. Every write is
+# ttl_ms, heartbeat, then per symbol: 'update_id|seq|trim min id|last trade id|n' (trim
+# and last trade '' = none; n new blocks), the record, then n (entry id, block) pairs
+# (one packed head a symbol: every argument costs the writer's client a packing step).
+# Every write is
 # checked (the lease and fence once, all of them in this one atomic step; the update id
 # per symbol). Returns per symbol the stream's length before the write, or -1 (BACKWARDS:
 # a stored update id above this one) or -2 (FENCED: not this writer's lease at that epoch,
@@ -117,8 +121,8 @@ end
 local out, a, written = {}, 5, false
 for k = 4, #KEYS, 2 do
   local sym, trades = KEYS[k], KEYS[k + 1]
-  local uid = tonumber(ARGV[a])
-  local blocks = tonumber(ARGV[a + 5])
+  local id, seq, trim, last, n = string.match(ARGV[a], '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)$')
+  local uid, blocks = tonumber(id), tonumber(n)
   local stored = tonumber(redis.call('HGET', sym, 'update_id') or '0')
   if fenced then
     out[#out + 1] = -2
@@ -130,18 +134,18 @@ for k = 4, #KEYS, 2 do
       fence = tonumber(epoch)
     end
     out[#out + 1] = redis.call('XLEN', trades)
-    for i = a + 6, a + 4 + 2 * blocks, 2 do
+    for i = a + 2, a + 2 * blocks, 2 do
       redis.call('XADD', trades, ARGV[i], 'd', ARGV[i + 1])
     end
-    if ARGV[a + 3] ~= '' then redis.call('XTRIM', trades, 'MINID', ARGV[a + 3]) end
+    if trim ~= '' then redis.call('XTRIM', trades, 'MINID', trim) end
     redis.call('PEXPIRE', trades, ttl)
-    redis.call('HSET', sym, 'seq', ARGV[a + 1], 'rec', ARGV[a + 2], 'epoch', epoch, 'owner', owner)
-    if epoch == '' or uid > stored then redis.call('HSET', sym, 'update_id', ARGV[a]) end
-    if ARGV[a + 4] ~= '' then redis.call('HSET', sym, 'last_trade', ARGV[a + 4]) end
+    redis.call('HSET', sym, 'seq', seq, 'rec', ARGV[a + 1], 'epoch', epoch, 'owner', owner)
+    if epoch == '' or uid > stored then redis.call('HSET', sym, 'update_id', id) end
+    if last ~= '' then redis.call('HSET', sym, 'last_trade', last) end
     redis.call('PEXPIRE', sym, ttl)
     written = true
   end
-  a = a + 6 + 2 * blocks
+  a = a + 2 + 2 * blocks
 end
 if written then redis.call('SET', KEYS[3], ARGV[4], 'PX', ttl) end
 out[#out + 1] = lease
@@ -250,7 +254,8 @@ class _StreamState:
     generation: str = ""
     block: int = 0
     last_trade_id: int | None = None
-    blocks: deque[tuple[int, int]] = field(default_factory=deque)
+    blocks: deque[tuple[int, int]] = field(default_factory=deque)  # (number, trades)
+    retained: int = 0  # trades in ``blocks``
     written: bool = False
     published_at: float = 0.0
     epoch: int = 0
@@ -260,8 +265,9 @@ class _StreamState:
 @dataclass(slots=True)
 class _PendingWrite:
     """One symbol's part of its shard's write script call (``keys``: record and trade
-    stream; ``args``: update id, seq, record, trim, last trade, blocks), prepared, and
-    what its stream state becomes when Redis accepts it."""
+    stream; ``args``: the packed head — update id, seq, trim, last trade, blocks — the
+    record and the new blocks), prepared, and what its stream state becomes when Redis
+    accepts it (``added`` blocks appended, the ``dropped`` oldest ones trimmed)."""
 
     symbol: str
     shard: int
@@ -270,7 +276,9 @@ class _PendingWrite:
     keys: tuple[str, str]
     args: list[bytes | str]
     block: int
-    blocks: list[tuple[int, int]]
+    added: list[tuple[int, int]]
+    dropped: int
+    retained: int
     newest: int | None
     oldest: int | None
 
@@ -351,6 +359,9 @@ class RedisStore:
         boards every second; decoding and merging 1,500 rows a worker costs milliseconds).
     handover_grace_s: for this long after a shard was taken, a record its previous holder
         wrote just before is shown as it is (a planned hand-over), not STALE.
+
+    ``writes`` counts the symbol writes sent (in script calls Redis ran, accepted or
+    refused); ``refused`` the refused ones by reason.
     """
 
     def __init__(
@@ -549,7 +560,9 @@ class RedisStore:
             lease = self._leases(symbol)
             if lease is None:
                 return None
-        state = self._streams.setdefault(symbol, _StreamState())
+        state = self._streams.get(symbol)
+        if state is None:
+            state = self._streams[symbol] = _StreamState()
         if lease is not None and state.epoch != lease.epoch:
             # A new claim of the shard: others may have written since, start over.
             state = self._streams[symbol] = _StreamState(epoch=lease.epoch)
@@ -576,37 +589,42 @@ class RedisStore:
             state.block, state.last_trade_id, state.written = 0, None, False
             state.first_trade_id = None
             state.blocks.clear()
+            state.retained = 0
         start = 0
         if state.last_trade_id is not None:
             start = int(np.searchsorted(ids, state.last_trade_id, side="right"))
-        blocks = list(state.blocks)
         block = state.block
         entries: list[bytes | str] = []
+        added: list[tuple[int, int]] = []
         for lo in range(start, len(trades), BLOCK_TRADES):
             hi = min(lo + BLOCK_TRADES, len(trades))
             block += 1
             entries += [f"{block}-0", codec.encode_trades(trades, lo, hi)]
-            blocks.append((block, hi - lo))
-        retained = sum(count for _, count in blocks)
-        while blocks and retained - blocks[0][1] >= len(trades):
-            retained -= blocks.pop(0)[1]
+            added.append((block, hi - lo))
+        # The oldest blocks no longer needed for the window are dropped (counted from the
+        # oldest, so a stream of many small blocks costs what is dropped, not its length).
+        retained = state.retained + sum(count for _, count in added)
+        dropped, first = 0, None
+        for number, count in itertools.chain(state.blocks, added):
+            if retained - count < len(trades):
+                first = number
+                break
+            retained -= count
+            dropped += 1
         pointer = codec.TradePointer(state.generation, block, len(trades))
         seq = self._seq_base + snapshot.seq
         record = codec.encode_record(snapshot, pointer, self.writer_id, seq)
         shard = shard_of(symbol)
         tag = shard_tag(shard)
         keys = (f"{PREFIX}sym:{tag}:{symbol}", f"{PREFIX}trades:{tag}:{symbol}:{state.generation}")
-        args = [
-            str(snapshot.book.last_update_id),
-            str(seq),
-            record,
-            f"{blocks[0][0]}-0" if blocks else "",
-            "" if newest is None else str(newest),
-            str(len(entries) // 2),
-            *entries,
-        ]
+        trim = "" if first is None else f"{first}-0"
+        last = "" if newest is None else newest
+        head = f"{snapshot.book.last_update_id}|{seq}|{trim}|{last}|{len(added)}"
+        args: list[bytes | str] = [head, record, *entries]
         epoch = "" if lease is None else str(lease.epoch)
-        return _PendingWrite(symbol, shard, epoch, state, keys, args, block, blocks, newest, oldest)
+        return _PendingWrite(
+            symbol, shard, epoch, state, keys, args, block, added, dropped, retained, newest, oldest
+        )
 
     def _settle_write(
         self, write: _PendingWrite, length: int, lease: object, fence: object
@@ -621,7 +639,7 @@ class RedisStore:
                 "write refused (%s): %s at update id %s, epoch %s (lease %s, fence %s)",
                 result,
                 write.symbol,
-                write.args[0],
+                str(write.args[0]).partition("|")[0],
                 write.epoch or "-",
                 *[(x.decode() if isinstance(x, bytes) else x) for x in (lease, fence)],
             )
@@ -629,7 +647,10 @@ class RedisStore:
         state = write.state
         if state.written and length == 0:
             state.generation = ""
-        state.block, state.blocks, state.written = write.block, deque(write.blocks), True
+        state.block, state.written, state.retained = write.block, True, write.retained
+        state.blocks.extend(write.added)
+        for _ in range(write.dropped):
+            state.blocks.popleft()
         state.published_at = time.time()
         if write.newest is not None:
             state.last_trade_id = write.newest

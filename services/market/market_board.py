@@ -100,10 +100,17 @@ class MarketBoard:
         self._rows: dict[str, WatchlistRow] = {}
 
     def _put(self, row: WatchlistRow, **changes: object) -> None:
-        new = replace(row, **changes)  # type: ignore[arg-type]
-        if new != row:
-            self.version += 1
-            self._rows[row.symbol] = replace(new, version=self.version)
+        """The row with ``changes``, at a new board version when any field changed (a
+        value counts as unchanged when it is the same object or equal, as in the rows'
+        own equality)."""
+        for name, value in changes.items():
+            held = getattr(row, name)
+            if held is not value and held != value:
+                break
+        else:
+            return
+        self.version += 1
+        self._rows[row.symbol] = replace(row, version=self.version, **changes)  # type: ignore[arg-type]
 
     def _row(self, symbol: str, infos: Mapping[str, SymbolInfo]) -> WatchlistRow | None:
         row = self._rows.get(symbol)
