@@ -402,6 +402,7 @@ class RedisStore:
         self._streams: dict[str, _StreamState] = {}
         self._write_lock = threading.Lock()
         self.writes = 0
+        self._candles = codec.CandleRows()
         self._locks: dict[str, threading.Lock] = {}
         self._locks_lock = threading.Lock()
         self._cache: dict[str, _Cached] = {}
@@ -613,7 +614,7 @@ class RedisStore:
             dropped += 1
         pointer = codec.TradePointer(state.generation, block, len(trades))
         seq = self._seq_base + snapshot.seq
-        record = codec.encode_record(snapshot, pointer, self.writer_id, seq)
+        record = codec.encode_record(snapshot, pointer, self.writer_id, seq, self._candles)
         shard = shard_of(symbol)
         tag = shard_tag(shard)
         keys = (f"{PREFIX}sym:{tag}:{symbol}", f"{PREFIX}trades:{tag}:{symbol}:{state.generation}")

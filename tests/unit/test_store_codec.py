@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 import struct
-from dataclasses import asdict
+from collections import deque
+from dataclasses import asdict, replace
 
 import numpy as np
 from hypothesis import given
@@ -13,7 +14,7 @@ from hypothesis import strategies as st
 
 from services.market.views import BookView, SymbolInfo, SyncState, TradeView
 from services.store import Candle, SymbolSnapshot, Ticker24h
-from services.store_codec import TradePointer, decode_record, encode_record
+from services.store_codec import CandleRows, TradePointer, decode_record, encode_record
 
 finite = st.floats(min_value=1e-8, max_value=1e9, allow_nan=False)
 
@@ -70,3 +71,33 @@ def test_the_store_seq_is_written_instead_of_the_snapshots() -> None:
     assert decode_record(encode_record(snapshot, TradePointer("g1", 3, 500), "w")).snapshot.seq == (
         snapshot.seq
     )
+
+
+_bar_step = st.one_of(
+    st.tuples(st.just("new"), finite),  # a new bar (the oldest dropped past 120)
+    st.tuples(st.just("update"), finite),  # the open bar replaced
+    st.tuples(st.just("same"), finite),  # nothing changed
+    st.tuples(st.just("other"), finite),  # a different symbol's record between
+)
+
+
+@given(steps=st.lists(_bar_step, max_size=160))
+def test_candle_rows_kept_between_records_give_the_same_bytes(steps) -> None:
+    """Records encoded with a writer's ``CandleRows`` (only new bars encoded) are the very
+    bytes of records encoded from scratch, whatever bars came, changed and dropped."""
+    rows = CandleRows()
+    info = SymbolInfo("DOTUSDT")
+    bars: deque[Candle] = deque(maxlen=120)
+    pointer = TradePointer("g1", 3, 500)
+    for kind, price in steps:
+        if kind == "new" or (kind == "update" and not bars):
+            at = bars[-1].open_time_ms + 60_000 if bars else 0
+            bars.append(Candle(at, "1m", price, price, price, price, 1.0, 0.5, False))
+        elif kind == "update":
+            last = bars[-1]
+            bars[-1] = Candle(last.open_time_ms, "1m", last.open, price, 0.1, price, 2.0, 1.0, True)
+        symbol = "ETHUSDT" if kind == "other" else "DOTUSDT"
+        snapshot = replace(_snapshot(replace(info, symbol=symbol), None), candles=tuple(bars))
+        data = encode_record(snapshot, pointer, "w", 9, rows)
+        assert data == encode_record(snapshot, pointer, "w", 9)
+        assert decode_record(data).snapshot.candles == tuple(bars)
