@@ -70,6 +70,7 @@ from services.market.book_samples import book_samples_of
 from services.market.book_sync import QUEUED_BUFFER, BookSync, SyncAction
 from services.market.market_board import MarketBoard, ticker_from_rest
 from services.market.publication import publication_order, round_cap
+from services.market.published_trades import PublishedTrades
 from services.market.snapshot_desk import (
     BookDepth,
     ShadowBook,
@@ -223,8 +224,9 @@ class FeedStats:
 @dataclass(slots=True)
 class _SymbolFeed:
     """One streamed symbol's state. ``dirty``: anything changed since the last publication;
-    ``trades_changed``: the trade log did, so its view (a copy of the whole window) is
-    rebuilt at the next publication rather than at every one. ``tapped_id``: the newest
+    ``trades_changed``: the trade log did, so its view is renewed at the next publication
+    rather than at every one (``published``: with the trades added since, not a copy of
+    the whole window). ``tapped_id``: the newest
     trade id handed to the feed's taps. ``diffs``: depth diffs received (the SYNCING
     watchdog tells a flowing stream from a silent one by it). ``store_read``: False while a
     followed symbol's stored trade window (a previous owner's) has not been read yet;
@@ -250,6 +252,7 @@ class _SymbolFeed:
     diffs: int = 0
     store_read: bool = True
     lanes: tuple[Callable[[object], None], ...] = ()  # the puts of the laned taps, in order
+    published: PublishedTrades = field(default_factory=PublishedTrades)  # its trade views
 
 
 class Feed:
@@ -1178,7 +1181,7 @@ class Feed:
             feed.seq += 1
             if feed.trades_changed or feed.snapshot is None:
                 feed.trades_changed = False
-                trades = feed.trades.view()
+                trades = feed.published.view(feed.trades)
             else:
                 trades = feed.snapshot.trades
             feed.snapshot = SymbolSnapshot(

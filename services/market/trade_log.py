@@ -130,6 +130,7 @@ class TradeLog:
         "last_id",
         "max_pending",
         "open_gap",
+        "rewrites",
         "symbol",
     )
 
@@ -151,6 +152,7 @@ class TradeLog:
         self.max_pending = max_pending
         self._head = 0
         self._size = 0
+        self.rewrites = 0  # times the ring was rebuilt (a warm-up); otherwise it only appends
         self._allocate(min(capacity, initial_rows))
         self._evictions = 0
         self.last_id = -1
@@ -391,6 +393,7 @@ class TradeLog:
         self._rows = rows
 
     def _reset_ring(self) -> None:
+        self.rewrites += 1
         self._head = 0
         self._size = 0
         self._evictions = 0
