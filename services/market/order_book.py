@@ -312,11 +312,10 @@ def _patched(
     side's length and best and worst keys (nothing to patch from then)."""
     old_keys = last.prices[::-1] if sign > 0 else np.negative(last.prices[::-1])  # ascending
     touched = np.array(sorted(changed), dtype=np.float64)
-    at = np.searchsorted(old_keys, touched)
-    held = at < old_keys.shape[0]
-    held[held] = old_keys[at[held]] == touched[held]
     keep = np.ones(old_keys.shape[0], dtype=bool)
-    keep[at[held]] = False
+    if old_keys.shape[0]:
+        at = np.minimum(np.searchsorted(old_keys, touched), old_keys.shape[0] - 1)
+        keep[at[old_keys[at] == touched]] = False
     now = [(k, q) for k in touched.tolist() if (q := book.get(sign * k)) is not None]
     base_keys, base_qtys = old_keys[keep], last.qtys[::-1][keep]
     size = base_keys.shape[0] + len(now)
