@@ -217,11 +217,12 @@ class BudgetStats:
 class WeightBudget:
     """REST weight admission: at most ``limit`` weight in any ``window_s`` seconds.
 
-    Locally it is a token bucket holding at most ``burst`` weight that refills at
-    ``(limit - burst - headroom) / window_s`` per second (headroom: ``SERVER_HEADROOM`` of
-    the limit), so any window of ``window_s`` seconds admits at most ``limit - headroom``;
-    a herd of requests (many symbols' snapshots after a reconnect) gets
-    ``burst`` at once and is then staggered at the refill rate. On top of that, the weight
+    Locally two bounds hold together. A log of the weight granted over the last
+    ``window_s`` seconds admits at most ``limit - headroom`` in any such window (headroom:
+    ``SERVER_HEADROOM`` of the limit), so a steady load runs at that full rate. A token
+    bucket holding at most ``burst`` weight, refilled at ``(limit - headroom) / window_s``
+    per second, shapes herds: many symbols' snapshots after a reconnect get ``burst`` at
+    once and are then staggered at the refill rate. On top of that, the weight
     the server reports (``record_used``) is respected until its window ends (windows are
     aligned to multiples of ``window_s`` of wall-clock time, like Binance's minutes), so
     weight used by other processes on the same IP counts too. ``pause`` holds every caller
@@ -246,12 +247,14 @@ class WeightBudget:
         self.limit = limit
         self.window_s = window_s
         self.burst = min(limit, burst if burst is not None else max(1, limit // 4))
-        headroom = int(limit * SERVER_HEADROOM)
-        self._refill_per_s = max(limit - self.burst - headroom, 1) / window_s
+        self.window_limit = max(limit - int(limit * SERVER_HEADROOM), 1)
+        self._refill_per_s = self.window_limit / window_s
         self._clock = clock
         self._wall = wall_clock
         self._tokens = float(self.burst)
         self._refilled_at = clock()
+        self._log: deque[tuple[float, int]] = deque()
+        self._logged = 0
         self._server_used: int | None = None
         self._server_window = -1
         self._paused_until = 0.0
@@ -272,6 +275,31 @@ class WeightBudget:
         )
         self._refilled_at = now
 
+    def _expire_log(self, now: float) -> None:
+        while self._log and self._log[0][0] <= now - self.window_s:
+            self._logged -= self._log.popleft()[1]
+
+    def _log_wait(self, weight: int, now: float) -> float:
+        """Seconds until the last ``window_s`` seconds' grants leave room for ``weight``
+        within ``window_limit`` (a weight larger than that waits for an empty window)."""
+        self._expire_log(now)
+        excess = self._logged + min(weight, self.window_limit) - self.window_limit
+        if excess <= 0:
+            return 0.0
+        for granted_at, granted in self._log:
+            excess -= granted
+            if excess <= 0:
+                return granted_at + self.window_s - now
+        return self.window_s
+
+    def _take(self, weight: int) -> None:
+        """Count ``weight`` as granted now: out of the bucket and into the window's log."""
+        now = self._clock()
+        self._tokens -= min(float(weight), float(self.burst))
+        self._log.append((now, weight))
+        self._logged += weight
+        self._granted += weight
+
     def _server_used_now(self) -> int | None:
         return self._server_used if self._server_window == self._window_index() else None
 
@@ -285,6 +313,7 @@ class WeightBudget:
         waits = [0.0]
         if self._tokens < need:
             waits.append((need - self._tokens) / self._refill_per_s)
+        waits.append(self._log_wait(weight + reserve, now))
         used = self._server_used_now()
         if used is not None and used + weight > self.limit:
             wall = self._wall()
@@ -326,8 +355,7 @@ class WeightBudget:
                     turn.give()
                     await turn.take(priority, arrival)
                     holding = True
-            self._tokens -= min(float(weight), float(self.burst))
-            self._granted += weight
+            self._take(weight)
         finally:
             if holding:
                 turn.give()
