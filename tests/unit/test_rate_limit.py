@@ -213,3 +213,23 @@ def test_no_window_ever_holds_more_than_the_limit_less_the_headroom(requests, bu
     for start, _ in granted:
         in_window = sum(w for t, w in granted if start <= t < start + 60.0)
         assert in_window <= budget.window_limit
+
+
+def test_a_request_counts_until_a_window_after_its_answer() -> None:
+    """The server counts a request when it arrives, anywhere between its grant and its
+    answer: the budget keeps it a whole window after the answer, so a herd queued for
+    seconds on the way out cannot be in the server's window and out of ours."""
+    clock = Clock()
+    budget = WeightBudget(1000, 60.0, burst=1000, clock=clock, wall_clock=clock)
+    early = budget._take(490)
+    late = budget._take(490)
+    clock.now += 1.0
+    budget.answered(early)
+    clock.now += 4.0
+    budget.answered(late)
+    clock.now += 56.0  # 61 s after the grants, 60 after the first answer
+    assert budget._wait_time(490) == 0.0
+    budget._take(490)
+    assert budget._wait_time(10) == pytest.approx(4.0)
+    clock.now += 4.0
+    assert budget._wait_time(490) == 0.0
