@@ -8,7 +8,9 @@ trades fall out) except when a warm-up rebuilds it (``TradeLog.rewrites``), so
 since its last view (``TradeLog.released_after``: O(new trades)) and hands out slices of
 them. Rows handed out are never written again: new rows go past them, and when the spare
 capacity runs out the retained rows move to new arrays (a quarter of the window spare, so
-a trade is copied a few times at most over its life). A view equals ``TradeLog.view()``.
+a trade is copied a few times at most over its life). A window of at most ``COPY_UP_TO``
+trades is copied whole as before: below ≈ 5,000 trades a copy is the cheaper (≈ 25 µs
+against ≈ 30 µs of small appends). A view equals ``TradeLog.view()``.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from services.market.views import TradeView
 _DTYPES = (np.int64, np.int64, np.float64, np.float64, np.float64)
 MIN_SPARE = 256
 """Rows of spare capacity at least (a quarter of the window when larger)."""
+COPY_UP_TO = 4096
+"""A window of at most this many trades is handed out as ``TradeLog.view()``'s copy."""
 
 
 class PublishedTrades:
@@ -36,7 +40,10 @@ class PublishedTrades:
 
     def view(self, log: TradeLog) -> TradeView:
         """The log's trades, oldest first, as ``log.view()`` has them; O(trades new since
-        the last call) but for a rebuilt ring (every trade then)."""
+        the last call) but for a rebuilt ring (every trade then) and a small window."""
+        if len(log) <= COPY_UP_TO:
+            self._cols = []  # past it again, the window starts over from a copy
+            return log.view()
         if self._rewrites != log.rewrites or not self._cols:
             self._reset(log)
         else:

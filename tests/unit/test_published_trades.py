@@ -3,10 +3,13 @@ equals the log's own copy, and windows handed out never change."""
 
 from __future__ import annotations
 
+from unittest import mock
+
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from services.market import published_trades
 from services.market.published_trades import PublishedTrades
 from services.market.trade_log import TradeLog
 
@@ -63,6 +66,12 @@ def test_published_windows_equal_the_logs_view_and_never_change(steps, capacity)
         handed.append((view, _columns(view)))
     for view, values in handed:
         assert _columns(view) == values
+
+
+def test_windows_kept_append_only_from_any_size_equal_the_logs_view() -> None:
+    """The same with every window kept append-only (no small window copied whole)."""
+    with mock.patch.object(published_trades, "COPY_UP_TO", 0):
+        test_published_windows_equal_the_logs_view_and_never_change()
 
 
 def test_a_full_window_is_published_from_the_new_trades_only() -> None:
