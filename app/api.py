@@ -105,7 +105,11 @@ def symbol_snapshot(store: MarketStore, symbol: str) -> SymbolSnapshot:
     symbol = symbol.upper()
     known = trading_symbols(store)
     if symbol not in known and (reason := unavailable(store)) is not None:
-        raise ApiError(503, f"symbols unavailable: {reason}", state="unavailable")
+        # The symbol list cannot be read now (its Redis node failing over): a symbol
+        # whose book can be read is served, any other is unavailable, not unknown.
+        if (snapshot := store.snapshot(symbol)) is not None:
+            return snapshot
+        raise ApiError(503, f"{symbol} unavailable: {reason}", state="unavailable")
     if symbol not in known:
         raise ApiError(
             404,
