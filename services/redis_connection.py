@@ -29,15 +29,20 @@ def is_cluster(url: str) -> bool:
 
 
 def sync_client(
-    url: str, socket_timeout_s: float | None = None
+    url: str, socket_timeout_s: float | None = None, cluster_retries: int | None = None
 ) -> redis.Redis | redis.cluster.RedisCluster:
     """A blocking client for ``url``, cluster-aware when the server is a cluster node.
     With ``socket_timeout_s`` a single Redis's client fails fast (0.5 s to connect, no
-    retry) so the caller's own backoff decides; a cluster client keeps redis-py's retries,
-    which follow a failover to the promoted replica."""
+    retry) so the caller's own backoff decides; a cluster client retries a command after
+    reading the cluster's layout again (which follows a failover to the promoted
+    replica): ``cluster_retries`` times, default redis-py's 10. Each retry of a command
+    refused with CLUSTERDOWN (every master refuses them between a master's failure and
+    its replica's promotion) waits 0.25 s, each on a silent node ``socket_timeout_s``: a
+    caller that must answer within a bound keeps them few."""
     if is_cluster(url):
+        retry = {} if cluster_retries is None else {"retry": Retry(NoBackoff(), cluster_retries)}
         return redis.cluster.RedisCluster.from_url(
-            url, socket_connect_timeout=0.5, socket_timeout=socket_timeout_s
+            url, socket_connect_timeout=0.5, socket_timeout=socket_timeout_s, **retry
         )
     if socket_timeout_s is None:
         return redis.Redis.from_url(url)

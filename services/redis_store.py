@@ -157,6 +157,11 @@ if #stale > 0 then
 end
 return {redis.call('HGETALL', KEYS[1]), redis.call('GET', KEYS[3]) or ''}
 """
+CLUSTER_RETRIES = 1
+"""How many times a command is sent again after the cluster's layout was read again (a
+promoted replica is found on the first): a read blocks at most about two socket timeouts on
+a silent node, 0.5 s while the cluster refuses commands during a failover; the node's
+backoff (``Availability``) spaces the next attempts."""
 STATUS_KEY = f"{PREFIX}status"
 SYMBOLS_KEY = f"{PREFIX}symbols"
 REQUESTS_KEY = f"{PREFIX}requests"
@@ -356,7 +361,7 @@ class RedisStore:
         handover_grace_s: float = 1.0,
     ) -> None:
         self.url = url
-        self._redis = sync_client(url, socket_timeout_s=socket_timeout_s)
+        self._redis = sync_client(url, socket_timeout_s, cluster_retries=CLUSTER_RETRIES)
         self._ttl_ms = int(ttl_s * 1000)
         self._stale_after_s = stale_after_s
         self._poll_s = poll_s
