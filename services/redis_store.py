@@ -705,7 +705,7 @@ class RedisStore:
         every reachable master; empty when Redis is down)."""
         client = self._redis
         if not isinstance(client, RedisCluster):
-            return self._call(lambda: self._scan_symbols(client), [])
+            return sorted(self._call(lambda: self._scan_symbols(client), []))
         symbols: list[str] = []
         for node in client.get_primaries():
             connection = client.get_redis_connection(node)
