@@ -4,18 +4,31 @@ the server (``INFO cluster``), never configured, and the matching redis-py clien
 ``is_cluster(url)``: True when the node at ``url`` runs with ``cluster-enabled yes``.
 ``sync_client(url)`` / ``async_client(url)``: ``redis.Redis``/``redis.RedisCluster`` (and
 their asyncio twins) for that node, answers as bytes.
+``riding_cluster_down(fn)``: ``fn()``, called again while the cluster refuses commands
+during a failover, for a bounded time.
 """
 
 from __future__ import annotations
 
 import functools
+import time
+from collections.abc import Callable
+from typing import TypeVar
 
 import redis
 import redis.asyncio
 import redis.asyncio.cluster
 import redis.cluster
 from redis.backoff import NoBackoff
+from redis.exceptions import ClusterDownError
 from redis.retry import Retry
+
+T = TypeVar("T")
+CLUSTER_DOWN_WAIT_S = 2.0
+"""How long a call waits out CLUSTERDOWN: every master refuses commands from a master's
+failure until its replica is promoted (the replica's election delay, 0.5-1 s plus 1 s per
+rank), so a call made then is answered once the cluster is whole again, not refused."""
+CLUSTER_DOWN_PAUSE_S = 0.1
 
 
 @functools.lru_cache(maxsize=16)
@@ -65,3 +78,17 @@ def async_client(
     if is_cluster(url):
         return redis.asyncio.cluster.RedisCluster.from_url(url, **timeouts)
     return redis.asyncio.Redis.from_url(url, **timeouts)
+
+
+def riding_cluster_down(fn: Callable[[], T], wait_s: float = CLUSTER_DOWN_WAIT_S) -> T:
+    """``fn()``, called again every ``CLUSTER_DOWN_PAUSE_S`` (never in a tight loop) while
+    it is refused with CLUSTERDOWN, until ``wait_s`` has passed since the first call (then
+    the refusal is raised). Calls nested in ``fn`` that ride it too end by the same time."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            return fn()
+        except ClusterDownError:
+            if time.monotonic() + CLUSTER_DOWN_PAUSE_S >= deadline:
+                raise
+            time.sleep(CLUSTER_DOWN_PAUSE_S)

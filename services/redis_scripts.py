@@ -11,6 +11,9 @@ not replicated), or when this process has not used it there yet. The client foll
 that comes after a promotion, so a script is loaded on the new master on its first call there.
 No other node is involved.
 
+A blocking call is answered, not refused, when it is made while every master refuses
+commands mid-failover (``riding_cluster_down``, bounded).
+
 ``node_script(client, text)``: the script for a blocking ``redis.Redis`` or ``RedisCluster``
 client; ``AsyncNodeScript`` is the same for their asyncio twins.
 """
@@ -24,6 +27,8 @@ import redis.asyncio
 import redis.asyncio.cluster
 from redis.commands.core import AsyncScript, Script
 from redis.exceptions import NoScriptError
+
+from services.redis_connection import riding_cluster_down
 
 Arg = str | bytes | int | float
 
@@ -46,6 +51,9 @@ class NodeScript(Script):
     ) -> Any:
         keys, args = list(keys or ()), list(args or ())
         target = self.registered_client if client is None else client
+        return riding_cluster_down(lambda: self._run(target, keys, args))
+
+    def _run(self, target: Any, keys: list[Arg], args: list[Arg]) -> Any:
         try:
             return target.evalsha(self.sha, len(keys), *keys, *args)
         except NoScriptError:

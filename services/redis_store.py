@@ -78,7 +78,7 @@ from services.cluster.leases import Lease, parse_lease
 from services.cluster.shards import fence_key, lease_key, shard_of, shard_tag
 from services.market.market_board import WatchlistRows
 from services.market.views import SymbolInfo, SyncState, TradeView
-from services.redis_connection import sync_client
+from services.redis_connection import riding_cluster_down, sync_client
 from services.redis_scripts import NodeScript
 from services.store import FeedStatus, SymbolSnapshot
 
@@ -159,9 +159,10 @@ return {redis.call('HGETALL', KEYS[1]), redis.call('GET', KEYS[3]) or ''}
 """
 CLUSTER_RETRIES = 1
 """How many times a command is sent again after the cluster's layout was read again (a
-promoted replica is found on the first): a read blocks at most about two socket timeouts on
-a silent node, 0.5 s while the cluster refuses commands during a failover; the node's
-backoff (``Availability``) spaces the next attempts."""
+promoted replica is found on the first): a call blocks at most about two socket timeouts on
+a silent node, and rides out CLUSTERDOWN for at most ``CLUSTER_DOWN_WAIT_S``
+(``services.redis_connection``); the node's backoff (``Availability``) spaces the next
+attempts."""
 STATUS_KEY = f"{PREFIX}status"
 SYMBOLS_KEY = f"{PREFIX}symbols"
 REQUESTS_KEY = f"{PREFIX}requests"
@@ -1064,7 +1065,7 @@ class RedisStore:
         if not availability.ready():
             return fallback
         try:
-            result = fn()
+            result = riding_cluster_down(fn)
         except _ERRORS as exc:
             availability.failed(exc)
             return fallback
