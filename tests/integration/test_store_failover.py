@@ -7,6 +7,7 @@ along (one node down backs off that node only, not the whole store)."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 
@@ -14,6 +15,7 @@ import pytest
 import redis
 
 from app.server import create_app
+from services.cluster.leases import ShardLeases
 from services.cluster.shards import shard_of
 from services.redis_connection import sync_client
 from services.redis_store import SYMBOLS_KEY, RedisStore, sym_key
@@ -142,6 +144,29 @@ def _role(cluster: RedisCluster, port: int) -> str:
         return "unreachable"
 
 
+LATE = [f"L{i}USDT" for i in range(30)]
+
+
+def _late_worker_writes(url: str) -> set[str]:
+    """A worker starting now (a master down, its replica not promoted yet) claims the
+    shards of ``LATE`` and publishes their books once: the symbols it wrote (those of
+    the live masters; its scripts load on them, not on every master)."""
+    client = sync_client(url, socket_timeout_s=2.0)
+    leases = ShardLeases(client, "late", lease_ms=5000)
+    held = {}
+    for shard in {shard_of(s) for s in LATE}:
+        with contextlib.suppress(redis.RedisError, redis.exceptions.RedisClusterException):
+            if (lease := leases.claim(shard)) is not None:
+                held[shard] = lease
+    writer = RedisStore(url, writer_id="late")
+    writer.fence_with(lambda symbol: held.get(shard_of(symbol)))
+    writer.publish_many([book_snapshot(s, time.time_ns() // 1000, 1) for s in LATE])
+    written = {s for s in LATE if (w := writer.written(s)) is not None and w[1] == "late"}
+    writer.close()
+    client.close()
+    return written
+
+
 @pytest.mark.timeout(90)
 def test_a_reader_started_mid_failover_shows_books_unavailable_until_promoted() -> None:
     """A web worker starts after a master (the one holding the symbol list) is killed and
@@ -165,6 +190,7 @@ def test_a_reader_started_mid_failover_shows_books_unavailable_until_promoted() 
             killed = time.monotonic()
             reader = RedisStore(cluster.url, poll_s=0)  # a web worker starting now
             api = create_app(reader).server.test_client()
+            late_written = _late_worker_writes(cluster.url)
             promoted = read_all = None
             before: list[set[str]] = []  # per sweep before the promotion: books not read
             absent: set[str] = set()
@@ -193,6 +219,11 @@ def test_a_reader_started_mid_failover_shows_books_unavailable_until_promoted() 
             assert all(unread <= on_victim for unread in before), "a live master's book unread"
             assert not absent, f"books shown as absent, not unavailable: {sorted(absent)}"
             assert read_all - promoted <= 3.0
+            # loaded once on each master that served a read: the live two and the
+            # promoted replica (script caches are not replicated), never the dead one
+            assert reader._snapshot_script.loads == 3
+            late_on_live = set(LATE) - _served_by(cluster.url, replica, LATE)
+            assert late_on_live <= late_written, "a worker started mid-failover: books unwritten"
             assert orderbook.status_code == 503
             assert orderbook.get_json()["state"] == "unavailable"
             assert live_book.status_code == 200, live_book.get_json()
