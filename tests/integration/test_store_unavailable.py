@@ -10,6 +10,7 @@ import pytest
 
 from app.callbacks.status import symbol_message, symbol_status
 from app.server import create_app
+from app.streams import TRY_AGAIN_LATER, _admit
 from services.market.views import SymbolInfo
 from services.redis_store import RedisStore
 from services.store import FeedStatus
@@ -17,6 +18,15 @@ from tests.cluster_worker import book_snapshot
 from tests.redis_server import RedisServer
 
 pytestmark = pytest.mark.redis
+
+
+class _Socket:
+    """What a push stream's WebSocket was closed with."""
+
+    code, reason = 0, ""
+
+    def close(self, code: int, reason: str) -> None:
+        self.code, self.reason = code, reason
 
 
 def test_a_reader_that_cannot_reach_redis_says_unavailable() -> None:
@@ -40,6 +50,9 @@ def test_a_reader_that_cannot_reach_redis_says_unavailable() -> None:
             response = api.get("/api/assets/crypto/BTCUSDT/orderbook")
             assert response.status_code == 503
             assert response.get_json()["state"] == "unavailable"
+            closed = _Socket()
+            assert _admit(closed, reader, "BTCUSDT") is None  # a push stream: try again later
+            assert closed.code == TRY_AGAIN_LATER and "unavailable" in closed.reason
             health = api.get("/healthz")
             assert health.status_code == 503
             assert health.get_json()["store"] == {
