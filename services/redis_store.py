@@ -40,10 +40,17 @@ which worker holds the symbol's shard and since when. Published ``seq`` values s
 the writer's start time in microseconds, so they keep increasing across worker restarts and
 per-(symbol, seq) caches never mix two workers' data.
 
-Failures: a Redis error never reaches the caller. Readers get ``None`` (or a STORE_DOWN
-status), the writer drops that publication; both retry after a short, growing backoff and
-recover by themselves. After a failed write the writer starts new trade generations, so
-readers reload complete windows.
+Failures: a Redis error never reaches the caller. A reader gets the book it read last,
+STALE with the store's error as its reason, or ``None`` when it read none, and
+``unavailable(symbol)`` then says why (a STORE_DOWN status for the feed): a book that cannot
+be read is unavailable, never absent. The writer drops that publication. Both retry after a
+short, growing backoff, kept per node on a Redis Cluster, so a killed master holds back only
+its own books until its replica is promoted. Both recover by themselves. After a failed
+write the writer starts new trade generations, so readers reload complete windows. Scripts
+are loaded lazily on each node (``services.redis_scripts``), so a process started during a
+failover runs them on the live masters. Calls wait out a cluster that refuses commands
+mid-failover for a bounded time (``services.redis_connection.riding_cluster_down``).
+``health()`` tells ``/healthz`` how the store is reached.
 """
 
 from __future__ import annotations
