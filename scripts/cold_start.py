@@ -22,7 +22,7 @@ from pathlib import Path
 
 from scripts.soak import FAST_BACKOFF
 from services.binance.endpoints import custom
-from services.binance.rate_limit import Priority, SharedWeightWindow
+from services.binance.rate_limit import Priority, SharedWeightWindow, WeightGrant
 from services.market.feed import Feed, FeedConfig
 from services.replay.exchange import LocalExchange
 from services.replay.recording import SPOT_2021
@@ -152,12 +152,13 @@ async def cold_start(
 
             async def admitted(
                 weight: int, max_pause_s: float | None = None, priority: Priority = Priority.SYNC
-            ) -> None:
-                await acquire(weight, max_pause_s, priority)
+            ) -> WeightGrant:
+                grant = await acquire(weight, max_pause_s, priority)
                 if priority is Priority.BACKGROUND:
                     report.background_weight += weight
                     if report.all_live_s is None:
                         report.background_weight_before_all_live += weight
+                return grant
 
             budget.acquire = admitted  # type: ignore[method-assign]
             while time.monotonic() - started < timeout_s:
