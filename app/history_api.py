@@ -39,7 +39,7 @@ from services.history.book_grid import implied_tick
 from services.history.ranges import checked_range
 from services.history.reader import HistoryError, HistoryReader, PriceLevels
 from services.market.views import SymbolInfo, TradeView
-from services.redis_connection import is_cluster
+from services.redis_connection import is_cluster, live_seed
 from services.store import MarketStore
 
 MAX_SPAN_DAYS = 31
@@ -60,7 +60,7 @@ def make_cache(redis_url: str | None = None) -> Cache:
     if url:
         config = {
             "CACHE_TYPE": "RedisClusterCache" if is_cluster(url) else "RedisCache",
-            "CACHE_REDIS_URL": url,
+            "CACHE_REDIS_URL": live_seed(url),
             "CACHE_KEY_PREFIX": "tapescope:history:",
             "CACHE_OPTIONS": {
                 "socket_timeout": CACHE_SOCKET_TIMEOUT_S,
