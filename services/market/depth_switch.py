@@ -10,17 +10,27 @@ at ids up to ``L`` already hold their final quantity in the book.
 A change of stream (``DepthStreams.begin``) subscribes the new stream while the old one
 stays subscribed. Until the change completes the book applies the old stream's diffs and
 the new stream's are held (at most ``MAX_HELD``, the newest kept). After every diff the
-held ones are checked against the book: those with ``u <= L`` are dropped; once the first
-left has ``U <= L + 1`` it and the rest are applied, the new stream becomes the book's
-stream and the old one is retired (its late diffs are ignored until its unsubscription
-lands). The two streams' frames may interleave in any order — neither stream's diff is
-ever checked against the other's chain, so no interleaving looks like a gap; a real gap in
-the stream being applied still resyncs the book (``BookSync``).
+held ones are checked against the book: those with ``u < L`` are dropped; once the first
+left has ``u == L`` (the new stream has reached the book exactly) or ``U <= L + 1`` it
+(when not already in the book) and the rest are applied, the new stream becomes the
+book's stream and the old one is retired (its late diffs are ignored until its
+unsubscription lands).
+
+A 1 s diff is pushed once its second is over, after the 100 ms diffs it aggregates: the
+1 s stream trails the 100 ms one, and a book that kept applying 100 ms diffs would always
+be ahead of it. So once the new stream shows it is behind the book (a diff with
+``u < L``), the book stops applying the old stream and waits, exact and LIVE, for the new
+stream's next diff, which continues from at or below ``L`` and so bridges it (at most one
+period of the new stream later: the book is then as fresh as a 1 s book anyway).
+
+The two streams' frames may interleave in any order — neither stream's diff is ever
+checked against the other's chain, so no interleaving looks like a gap; a real gap in the
+stream being applied still resyncs the book (``BookSync``).
 
 A change falls back to a resync on the new stream (``abandon``: the book is dropped and the
 held diffs are buffered for a snapshot) when the book loses sync meanwhile, or when held
-diffs waited ``BRIDGE_TIMEOUT_S`` without fitting it (the old stream stopped short of the
-new one's first diff).
+diffs (or the old stream's diffs a waiting book skipped) waited ``BRIDGE_TIMEOUT_S``
+without a bridge.
 """
 
 from __future__ import annotations
@@ -43,11 +53,15 @@ to a resync on the new stream."""
 class DepthSwitch:
     """A change of one book's diff stream in progress: the stream subscribed in addition
     (``new``) and its diffs held until one fits the book. ``held_since``: when (the
-    caller's clock) the oldest diff held now was received."""
+    caller's clock) the oldest diff held now was received. ``waiting``: the new stream
+    was seen behind the book, which no longer applies the old stream; ``skipped_since``:
+    when the first old-stream diff it skipped was received."""
 
     new: str
     held: deque[DepthUpdate] = field(default_factory=lambda: deque(maxlen=MAX_HELD))
     held_since: float | None = None
+    waiting: bool = False
+    skipped_since: float | None = None
 
     def hold(self, diff: DepthUpdate, now: float) -> None:
         """Keep one diff of the new stream (the oldest goes when ``MAX_HELD`` are held)."""
@@ -61,26 +75,38 @@ class DepthSwitch:
         self.held.clear()
         self.held_since = None
 
-    def bridge(self, last_update_id: int) -> list[DepthUpdate]:
-        """The held diffs to apply to a book at ``last_update_id`` now: empty while the new
-        stream is behind the book (all held at or below it: dropped) or ahead of it (the
-        first held has ``U > last_update_id + 1``: kept); else the first that continues
-        the book and every one after it."""
+    def skip(self, now: float) -> None:
+        """Note an old-stream diff a waiting book did not apply."""
+        if self.skipped_since is None:
+            self.skipped_since = now
+
+    def bridge(self, last_update_id: int) -> list[DepthUpdate] | None:
+        """The held diffs to apply to a book at ``last_update_id`` to complete the change
+        now (possibly none: a held diff ends exactly at it), or None while the new stream
+        is behind the book (held diffs below it are dropped and the book starts waiting)
+        or ahead of it (the first held has ``U > last_update_id + 1``: kept)."""
         held = self.held
-        while held and held[0].u <= last_update_id:
+        while held and held[0].u < last_update_id:
             held.popleft()
+            self.waiting = True
         if not held:
             self.held_since = None
-            return []
-        if last_update_id + 1 < held[0].U:
-            return []
+            return None
+        if held[0].u == last_update_id:
+            held.popleft()
+        elif last_update_id + 1 < held[0].U:
+            return None
         ready = list(held)
         self.clear()
         return ready
 
     def overdue(self, now: float, timeout_s: float = BRIDGE_TIMEOUT_S) -> bool:
-        """Whether held diffs have waited longer than ``timeout_s`` without fitting."""
-        return self.held_since is not None and now - self.held_since > timeout_s
+        """Whether held diffs, or the old-stream diffs a waiting book skipped, have waited
+        longer than ``timeout_s`` without a bridge."""
+        oldest = min(
+            (t for t in (self.held_since, self.skipped_since) if t is not None), default=None
+        )
+        return oldest is not None and now - oldest > timeout_s
 
 
 class DepthStreams:
@@ -134,6 +160,9 @@ class DepthStreams:
         completed (to unsubscribe), else None."""
         switch = self.switch
         if stream == self.stream:
+            if switch is not None and switch.waiting:
+                switch.skip(now)  # the book waits for the new stream to reach it
+                return None
             apply(diff)
             if switch is None:
                 return None
@@ -149,9 +178,9 @@ class DepthStreams:
         return self._complete(switch.bridge(book.last_update_id), apply)
 
     def _complete(
-        self, ready: list[DepthUpdate], apply: Callable[[DepthUpdate], None]
+        self, ready: list[DepthUpdate] | None, apply: Callable[[DepthUpdate], None]
     ) -> str | None:
-        if not ready:
+        if ready is None:
             return None
         assert self.switch is not None
         retired, self.stream, self.switch = self.stream, self.switch.new, None

@@ -178,15 +178,35 @@ def test_a_held_diff_ahead_of_the_book_waits_for_the_old_stream():
     driver.send(FAST, fast[1])  # U=103 on a book at 100: ahead, held
     driver.send(FAST, fast[2])
     assert driver.depth.switch is not None and driver.sync.last_update_id == START_ID
-    driver.send(SLOW, slow)  # 101..106: the held ones are now behind the book: dropped
-    assert driver.sync.last_update_id == 106 and driver.depth.switch is not None
-    assert not driver.depth.switch.held
-    nxt = fast_chain([(1, [], [])] * 7)[6] | {"U": 107, "u": 107, "b": [["2", "1"]]}
-    driver.send(FAST, decoded(FAST, nxt))
+    driver.send(SLOW, slow)  # 101..106: the book reaches the last held diff exactly
     assert driver.depth.switch is None and driver.depth.stream == FAST
-    assert driver.retired == [SLOW] and driver.sync.last_update_id == 107
-    driver.send(SLOW, decoded(SLOW, nxt | {"U": 108, "u": 108}))  # late old frame: ignored
-    assert driver.depth.ignored == 1 and driver.sync.last_update_id == 107
+    assert driver.retired == [SLOW] and driver.sync.last_update_id == 106
+    nxt = {**chain[0], "U": 107, "u": 107, "b": [["2", "1"]]}
+    driver.send(SLOW, decoded(SLOW, nxt))  # a late old frame: ignored
+    assert driver.depth.ignored == 1 and driver.sync.last_update_id == 106
+    driver.send(FAST, decoded(FAST, nxt))
+    assert driver.sync.last_update_id == 107 and driver.sync.state is SyncState.LIVE
+
+
+def test_a_trailing_new_stream_makes_the_book_wait_for_it():
+    """100 ms → 1 s: the 1 s diff comes after the 100 ms diffs it aggregates; the book stops
+    applying 100 ms diffs and the next 1 s diff bridges it."""
+    chain = fast_chain([(1, [["4", str(i)]], []) for i in range(1, 9)])
+    fast, slow = frames(FAST, chain), frames(SLOW, aggregate(chain, [4, 4]))
+    driver = Driver(live_book(), FAST)
+    driver.depth.begin(SLOW)
+    for diff in fast[:5]:
+        driver.send(FAST, diff)
+    driver.send(SLOW, slow[0], now=1.0)  # 101..104 behind a book at 105: it waits
+    switch = driver.depth.switch
+    assert switch is not None and switch.waiting and driver.sync.last_update_id == 105
+    driver.send(FAST, fast[5], now=1.1)  # not applied
+    assert driver.sync.last_update_id == 105 and switch.overdue(1.2 + BRIDGE_TIMEOUT_S)
+    driver.send(SLOW, slow[1], now=2.0)  # 105..108 bridges it
+    assert driver.depth.switch is None and driver.depth.stream == SLOW
+    assert driver.sync.last_update_id == 108 and driver.sync.state is SyncState.LIVE
+    assert driver.sync.book.top_bids(5) == [(5.0, 1.0), (4.0, 8.0)]
+    assert driver.sync.counters.resyncs == 0
 
 
 def test_a_real_gap_in_the_applied_stream_still_resyncs():
