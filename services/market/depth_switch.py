@@ -70,10 +70,12 @@ class DepthSwitch:
         self.held.append(diff)
 
     def clear(self) -> None:
-        """Forget the held diffs (their connection went down: the next ones may not
-        continue them)."""
+        """Forget the held diffs, and let the book apply the old stream again (a
+        connection went down: the next new-stream diffs may not continue the held ones)."""
         self.held.clear()
         self.held_since = None
+        self.waiting = False
+        self.skipped_since = None
 
     def skip(self, now: float) -> None:
         """Note an old-stream diff a waiting book did not apply."""
