@@ -10,11 +10,15 @@ import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
+from app.config import from_env, parse
+from services.binance.endpoints import custom
 from services.binance.messages import DepthSnapshot, DepthUpdate, decode_frame
 from services.market.book_sync import BookSync, SyncAction
 from services.market.depth_switch import BRIDGE_TIMEOUT_S, MAX_HELD, DepthStreams
+from services.market.feed import FeedConfig
 from services.market.views import SyncState
 from services.replay.depth_speeds import DepthBatch
+from tests.unit.test_book_sync import depth_events
 
 FAST, SLOW = "btcusdt@depth@100ms", "btcusdt@depth"
 START_ID = 100
@@ -280,8 +284,6 @@ def test_real_recording_switched_both_ways_stays_exact(recordings):
     """BTCUSDT's recorded 100 ms diffs and their 1 s aggregation (by event second): the
     book changes to 1 s and back at several points and always equals the book the 100 ms
     chain alone builds at the same update id."""
-    from tests.unit.test_book_sync import depth_events
-
     events = depth_events(recordings["spot_2024"])
     snapshot = next(e for _, s, e in events if s == "BTCUSDT" and isinstance(e, DepthSnapshot))
     diffs = [e for _, s, e in events if s == "BTCUSDT" and isinstance(e, DepthUpdate)]
@@ -312,3 +314,23 @@ def test_real_recording_switched_both_ways_stays_exact(recordings):
         assert book_levels(driver.sync) == books[driver.sync.last_update_id]
     assert driver.sync.counters.resyncs == 0 and driver.retired.count(FAST) >= 2
     assert driver.retired.count(SLOW) >= 2
+
+
+def test_unwatched_depth_speed_defaults_and_settings():
+    spot = custom("ws://127.0.0.1:9", "http://127.0.0.1:9", market="spot")
+    usdm = custom("ws://127.0.0.1:9", "http://127.0.0.1:9", market="usdm")
+    many = tuple(f"S{i}USDT" for i in range(51))
+    assert FeedConfig(spot).depth_speed_ms(watched=False) == 100  # the default 10
+    assert FeedConfig(spot, symbols=("all",)).depth_speed_ms(watched=False) == 1000
+    assert FeedConfig(spot, follow=True).depth_speed_ms(watched=False) == 1000
+    assert FeedConfig(spot, symbols=many).depth_speed_ms(watched=False) == 1000
+    assert FeedConfig(spot, symbols=many).depth_speed_ms(watched=True) == 100
+    assert FeedConfig(spot, unwatched_depth_ms=1000).depth_speed_ms(watched=False) == 1000
+    assert FeedConfig(spot, symbols=many, unwatched_depth_ms=100).depth_speed_ms(False) == 100
+    assert FeedConfig(usdm, symbols=("ALL",)).depth_speed_ms(watched=False) == 100
+    with pytest.raises(ValueError, match="unwatched_depth_ms"):
+        FeedConfig(spot, unwatched_depth_ms=250)
+    assert parse(["--unwatched-depth-ms", "1000"]).unwatched_depth_ms == 1000
+    assert from_env({"TAPESCOPE_UNWATCHED_DEPTH_MS": "100"}).unwatched_depth_ms == 100
+    with pytest.raises(ValueError, match="unwatched_depth_ms"):
+        from_env({"TAPESCOPE_UNWATCHED_DEPTH_MS": "500"})
