@@ -191,6 +191,15 @@ class PausedTooLong(RuntimeError):
         self.reason = reason
 
 
+@dataclass(slots=True)
+class WeightGrant:
+    """Weight a ``WeightBudget`` admitted, counted in its window log until ``counted_at``
+    plus the window: the grant's time, moved to the answer's time by ``answered``."""
+
+    weight: int
+    counted_at: float
+
+
 @dataclass(frozen=True, slots=True)
 class BudgetStats:
     """Where a weight budget stands.
@@ -217,11 +226,15 @@ class BudgetStats:
 class WeightBudget:
     """REST weight admission: at most ``limit`` weight in any ``window_s`` seconds.
 
-    Locally it is a token bucket holding at most ``burst`` weight that refills at
-    ``(limit - burst - headroom) / window_s`` per second (headroom: ``SERVER_HEADROOM`` of
-    the limit), so any window of ``window_s`` seconds admits at most ``limit - headroom``;
-    a herd of requests (many symbols' snapshots after a reconnect) gets
-    ``burst`` at once and is then staggered at the refill rate. On top of that, the weight
+    Locally two bounds hold together. A log of the weight granted over the last
+    ``window_s`` seconds admits at most ``limit - headroom`` in any such window (headroom:
+    ``SERVER_HEADROOM`` of the limit), so a steady load runs at that full rate. A request
+    stays in the log from its grant until a window after its answer (``answered``): the
+    server counts it when it arrives, somewhere in between, so the server's own window of
+    this process's weight never holds more than the log does. A token
+    bucket holding at most ``burst`` weight, refilled at ``(limit - headroom) / window_s``
+    per second, shapes herds: many symbols' snapshots after a reconnect get ``burst`` at
+    once and are then staggered at the refill rate. On top of that, the weight
     the server reports (``record_used``) is respected until its window ends (windows are
     aligned to multiples of ``window_s`` of wall-clock time, like Binance's minutes), so
     weight used by other processes on the same IP counts too. ``pause`` holds every caller
@@ -246,12 +259,14 @@ class WeightBudget:
         self.limit = limit
         self.window_s = window_s
         self.burst = min(limit, burst if burst is not None else max(1, limit // 4))
-        headroom = int(limit * SERVER_HEADROOM)
-        self._refill_per_s = max(limit - self.burst - headroom, 1) / window_s
+        self.window_limit = max(limit - int(limit * SERVER_HEADROOM), 1)
+        self._refill_per_s = self.window_limit / window_s
         self._clock = clock
         self._wall = wall_clock
         self._tokens = float(self.burst)
         self._refilled_at = clock()
+        self._log: deque[WeightGrant] = deque()
+        self._logged = 0
         self._server_used: int | None = None
         self._server_window = -1
         self._paused_until = 0.0
@@ -272,6 +287,41 @@ class WeightBudget:
         )
         self._refilled_at = now
 
+    def _expire_log(self, now: float) -> None:
+        """Drop the grants counted for a whole window, oldest grant first (one answered
+        late keeps the ones granted after it: they are counted longer, never shorter)."""
+        while self._log and self._log[0].counted_at <= now - self.window_s:
+            self._logged -= self._log.popleft().weight
+
+    def _log_wait(self, weight: int, now: float) -> float:
+        """Seconds until the log leaves room for ``weight`` within ``window_limit`` (a
+        weight larger than that waits for an empty log)."""
+        self._expire_log(now)
+        excess = self._logged + min(weight, self.window_limit) - self.window_limit
+        if excess <= 0:
+            return 0.0
+        freed_at = now
+        for grant in self._log:
+            freed_at = max(freed_at, grant.counted_at + self.window_s)
+            excess -= grant.weight
+            if excess <= 0:
+                break
+        return freed_at - now
+
+    def _take(self, weight: int) -> WeightGrant:
+        """Count ``weight`` as granted now: out of the bucket and into the window's log."""
+        grant = WeightGrant(weight, self._clock())
+        self._tokens -= min(float(weight), float(self.burst))
+        self._log.append(grant)
+        self._logged += weight
+        self._granted += weight
+        return grant
+
+    def answered(self, grant: WeightGrant) -> None:
+        """The request ``grant`` admitted has its answer (or gave up): it stays counted
+        for a window from now."""
+        grant.counted_at = max(grant.counted_at, self._clock())
+
     def _server_used_now(self) -> int | None:
         return self._server_used if self._server_window == self._window_index() else None
 
@@ -285,6 +335,7 @@ class WeightBudget:
         waits = [0.0]
         if self._tokens < need:
             waits.append((need - self._tokens) / self._refill_per_s)
+        waits.append(self._log_wait(weight + reserve, now))
         used = self._server_used_now()
         if used is not None and used + weight > self.limit:
             wall = self._wall()
@@ -297,9 +348,10 @@ class WeightBudget:
 
     async def acquire(
         self, weight: int, max_pause_s: float | None = None, priority: Priority = Priority.SYNC
-    ) -> None:
+    ) -> WeightGrant:
         """Wait until ``weight`` fits, then take it; waiting callers of a lower
-        ``priority`` value go first.
+        ``priority`` value go first. Pass the grant to ``answered`` once the request has
+        its answer.
 
         Raises ``PausedTooLong`` when the budget is paused for more than ``max_pause_s``
         (e.g. a long IP ban) instead of waiting that long.
@@ -326,12 +378,12 @@ class WeightBudget:
                     turn.give()
                     await turn.take(priority, arrival)
                     holding = True
-            self._tokens -= min(float(weight), float(self.burst))
-            self._granted += weight
+            grant = self._take(weight)
         finally:
             if holding:
                 turn.give()
         self._waited += self._clock() - started
+        return grant
 
     async def _shared_wait(self, weight: int) -> float:
         """0 once the host's shared counter took ``weight``, else how long to wait."""

@@ -273,7 +273,7 @@ class BinanceRestClient:
         failure: BinanceHttpError | None = None
         for attempt in range(self.max_attempts):
             try:
-                await self.budget.acquire(weight, self.max_ban_wait_s, priority)
+                grant = await self.budget.acquire(weight, self.max_ban_wait_s, priority)
             except PausedTooLong as exc:
                 if exc.reason.startswith(_BAN_REASON):
                     raise IpBanned(path, exc.remaining_s, exc.reason) from None
@@ -287,6 +287,8 @@ class BinanceRestClient:
                 failure = BinanceUnavailable(path, None, detail=f"{path}: {exc!r}")
                 await asyncio.sleep(self.backoff.delay(attempt))
                 continue
+            finally:
+                self.budget.answered(grant)
             used = headers.get(USED_WEIGHT_HEADER)
             if used is not None and used.isdigit():
                 self.budget.record_used(int(used))

@@ -6,6 +6,8 @@ import asyncio
 import random
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from services.binance import rate_limit
 from services.binance.backoff import Backoff
@@ -63,7 +65,7 @@ def test_budget_refill_and_server_weight() -> None:
     budget = WeightBudget(1200, 60.0, burst=300, clock=clock, wall_clock=wall)
     assert budget._wait_time(300) == 0.0
     budget._tokens -= 300
-    assert budget._wait_time(50) == pytest.approx(50 / ((1200 - 300 - 24) / 60.0))
+    assert budget._wait_time(50) == pytest.approx(50 / ((1200 - 24) / 60.0))
     clock.now += 10.0
     assert budget._wait_time(50) == 0.0
     budget.record_used(1190)
@@ -164,9 +166,10 @@ async def test_background_requests_leave_half_the_burst_and_step_back_for_a_sync
 
 
 def test_any_window_admits_less_than_the_limit_so_the_server_never_reports_it() -> None:
-    """Greedy requests of 5 for three windows on a virtual clock: every 60 s window holds
-    at most the limit less the headroom (2 %), so a server counting this process alone
-    never reports the limit (which would hold every request to the window's end)."""
+    """Greedy requests of 5 for three windows on a virtual clock: every 60 s window
+    holds at most the limit less the headroom (2 %), so a server counting this process
+    alone never reports the limit (which would hold every request to the window's end);
+    and the budget runs at that full rate all along, not only in its first window."""
     clock = Clock()
     budget = WeightBudget(4800, 60.0, burst=1200, clock=clock, wall_clock=clock)
     granted: list[float] = []
@@ -175,8 +178,58 @@ def test_any_window_admits_less_than_the_limit_so_the_server_never_reports_it() 
         if wait > 0:
             clock.now += wait + 1e-9
             continue
-        budget._tokens -= 5
+        budget._take(5)
         granted.append(clock.now)
     starts = [t for t in granted if t <= granted[-1] - 60.0]
     busiest = max(sum(5 for g in granted if s <= g < s + 60.0) for s in starts)
     assert 4800 - 96 - 5 <= busiest <= 4800 - 96
+    # Three windows at the full rate; the old bucket refilled at (limit - burst) a window
+    # after its first burst: 1,200 + 3 × 3,504 = 11,712.
+    assert 5 * len(granted) >= 2.9 * (4800 - 96)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.floats(0.0, 40.0), st.sampled_from([1, 2, 4, 5, 20, 50, 250])),
+        min_size=1,
+        max_size=300,
+    ),
+    st.integers(50, 2000),
+)
+def test_no_window_ever_holds_more_than_the_limit_less_the_headroom(requests, burst) -> None:
+    """Any weights, at any gaps, under any burst: each request goes out as soon as the
+    budget says it may, and no 60 s window of those grants sums to more than
+    ``window_limit``."""
+    clock = Clock()
+    budget = WeightBudget(2400, 60.0, burst=burst, clock=clock, wall_clock=clock)
+    granted: list[tuple[float, int]] = []
+    for gap, weight in requests:
+        clock.now += gap
+        while (wait := budget._wait_time(weight)) > 0:
+            clock.now += wait + 1e-9
+        budget._take(weight)
+        granted.append((clock.now, weight))
+    for start, _ in granted:
+        in_window = sum(w for t, w in granted if start <= t < start + 60.0)
+        assert in_window <= budget.window_limit
+
+
+def test_a_request_counts_until_a_window_after_its_answer() -> None:
+    """The server counts a request when it arrives, anywhere between its grant and its
+    answer: the budget keeps it a whole window after the answer, so a herd queued for
+    seconds on the way out cannot be in the server's window and out of ours."""
+    clock = Clock()
+    budget = WeightBudget(1000, 60.0, burst=1000, clock=clock, wall_clock=clock)
+    early = budget._take(490)
+    late = budget._take(490)
+    clock.now += 1.0
+    budget.answered(early)
+    clock.now += 4.0
+    budget.answered(late)
+    clock.now += 56.0  # 61 s after the grants, 60 after the first answer
+    assert budget._wait_time(490) == 0.0
+    budget._take(490)
+    assert budget._wait_time(10) == pytest.approx(4.0)
+    clock.now += 4.0
+    assert budget._wait_time(490) == 0.0
