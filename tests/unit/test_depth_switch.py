@@ -334,3 +334,13 @@ def test_unwatched_depth_speed_defaults_and_settings():
     assert from_env({"TAPESCOPE_UNWATCHED_DEPTH_MS": "100"}).unwatched_depth_ms == 100
     with pytest.raises(ValueError, match="unwatched_depth_ms"):
         from_env({"TAPESCOPE_UNWATCHED_DEPTH_MS": "500"})
+
+
+def test_settle_makes_the_new_stream_the_books_for_a_resubscription():
+    depth = DepthStreams(SLOW)
+    assert depth.subscribed == (SLOW,) and depth.wanted == SLOW
+    depth.begin(FAST)
+    assert depth.subscribed == (SLOW, FAST) and depth.wanted == FAST
+    depth.settle()
+    assert depth.stream == FAST and depth.switch is None and depth.subscribed == (FAST,)
+    assert depth.abandon(live_book(), lambda diff: None, "no change") is None
