@@ -32,7 +32,7 @@ from app.worker_health import worker_health
 from components.symbol_picker import close_matches
 from services.analytics.trades import trade_stats as trade_stats_of
 from services.analytics.window import WINDOWS_MS
-from services.store import MarketStore, SymbolSnapshot
+from services.store import MarketStore, SymbolSnapshot, unavailable
 
 MAX_LEVELS = 5000
 MAX_TRADES = 1000
@@ -100,9 +100,16 @@ def _window_arg() -> tuple[str, int]:
 
 def symbol_snapshot(store: MarketStore, symbol: str) -> SymbolSnapshot:
     """The symbol's snapshot; only a known symbol ever reaches the store (404 with close
-    matches for an unknown one, 503 while the feed has no data for it yet)."""
+    matches for an unknown one, 503 while the feed has no data for it yet, and 503 with
+    ``state: unavailable`` while the store cannot read it, e.g. a Redis failover)."""
     symbol = symbol.upper()
     known = trading_symbols(store)
+    if symbol not in known and (reason := unavailable(store)) is not None:
+        # The symbol list cannot be read now (its Redis node failing over): a symbol
+        # whose book can be read is served, any other is unavailable, not unknown.
+        if (snapshot := store.snapshot(symbol)) is not None:
+            return snapshot
+        raise ApiError(503, f"{symbol} unavailable: {reason}", state="unavailable")
     if symbol not in known:
         raise ApiError(
             404,
@@ -113,6 +120,8 @@ def symbol_snapshot(store: MarketStore, symbol: str) -> SymbolSnapshot:
     snapshot = store.snapshot(symbol)
     if snapshot is not None:
         return snapshot
+    if (reason := unavailable(store, symbol)) is not None:
+        raise ApiError(503, f"{symbol} unavailable: {reason}", state="unavailable")
     store.request_symbol(symbol)
     raise ApiError(503, f"no data yet for {symbol}; requested from the feed")
 
@@ -190,7 +199,7 @@ def create_api(
     @api.get("/healthz")
     def healthz() -> tuple[Response, int]:
         body = health(store)
-        return jsonify(body), 200 if body["status"] == "ok" else 503
+        return jsonify(body), 503 if body["status"] == "unavailable" else 200
 
     return api
 
@@ -251,8 +260,11 @@ def _answer_unrouted_api_paths(api: Blueprint) -> None:
 def health(store: MarketStore) -> dict[str, Any]:
     """Feed status and per-symbol book state (and, with sharded workers, which worker owns
     the symbol's shard and since when; with Redis, each ingest worker's own status under
-    ``workers``); ``status`` is ``ok`` while the feed publishes (its status is at most
-    ``HEALTH_MAX_AGE_S`` old), else ``unavailable``."""
+    ``workers``, and how the store is reached under ``store``: ``state`` ok, failing_over
+    or down, see ``RedisStore.health``); ``status`` is ``ok`` while the feed publishes (its
+    status is at most ``HEALTH_MAX_AGE_S`` old) and the store is whole, ``degraded`` while it
+    publishes but part of the store cannot be read (a Redis Cluster master down, until its
+    replica is promoted: those books are missing from ``books``), else ``unavailable``."""
     status = store.status()
     now = time.time()
     books = {}
@@ -273,12 +285,17 @@ def health(store: MarketStore) -> dict[str, Any]:
     feed = None
     if status is not None:
         feed = {**asdict(status), "published_at": iso_time(status.published_at), "age_s": age}
+    store_health = getattr(store, "health", None)  # the Redis store
+    reached = None if store_health is None else store_health()
+    whole = reached is None or reached["state"] == "ok"
     body = {
-        "status": "ok" if publishing else "unavailable",
+        "status": "unavailable" if not publishing else "ok" if whole else "degraded",
         "time": iso_time(now),
         "feed": feed,
         "books": books,
     }
+    if reached is not None:
+        body["store"] = reached
     if (statuses := getattr(store, "worker_statuses", None)) is not None:
         body["workers"] = worker_health(statuses(), now, HEALTH_MAX_AGE_S)
     return json_ready(body)

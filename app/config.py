@@ -40,6 +40,9 @@ class Settings:
     rest_weight_budget: REST request weight the client may use per minute (0: 80 % of
         Binance's limit for the market, 4800 spot); with ``redis_url`` the workers of one
         host share it through a counter in Redis.
+    unwatched_depth_ms: diff-depth speed of the spot books nobody watches: 100 or 1000 ms
+        (0: 1000 when many symbols are streamed — ``all``, a sharded worker, more than
+        50 — else 100; ``FeedConfig.unwatched_depth_ms``). Watched books stream at 100 ms.
     live_probe_timeout_s: how long ``auto`` waits for Binance before replaying.
     redis_url: Redis store for several processes (empty: in-process memory store).
     ws_origins: comma-separated origins (scheme://host[:port], or ``*``) allowed to open
@@ -75,6 +78,7 @@ class Settings:
     trade_window: int = 100_000
     book_levels: int = 5000
     rest_weight_budget: int = 0
+    unwatched_depth_ms: int = 0
     live_probe_timeout_s: float = 3.0
     redis_url: str = ""
     exchange_port: int = 0
@@ -150,6 +154,8 @@ def validate(settings: Settings) -> None:
         raise ValueError("trade_window must be between 1 and 5,000,000 trades")
     if not 1 <= settings.book_levels <= 5000:
         raise ValueError("book_levels must be between 1 and 5000")
+    if settings.unwatched_depth_ms not in (0, 100, 1000):
+        raise ValueError("unwatched_depth_ms must be 0 (auto), 100 or 1000")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -169,6 +175,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--symbols", help="comma-separated symbols to stream from the start, or 'all'"
+    )
+    parser.add_argument(
+        "--unwatched-depth-ms",
+        type=int,
+        choices=(0, 100, 1000),
+        help="diff-depth speed of spot books nobody watches (0: 1000 when many symbols)",
     )
     parser.add_argument("--host", help="address the web server binds (default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="web server port (default 8050)")
@@ -195,7 +207,7 @@ def from_args(args: argparse.Namespace, base: Settings | None = None) -> Setting
     updates: dict[str, object] = {}
     for name in (
         *("source", "preset", "ws_url", "rest_url", "recording", "speed", "loop", "replay_time"),
-        *("host", "port", "debug", "redis_url"),
+        *("host", "port", "debug", "redis_url", "unwatched_depth_ms"),
         *("alerts_dir", "webhook_allow", "auth_users_file", "no_auth"),
         *("history", "history_dir", "history_days", "history_max_gb"),
         *("perp_twin", "perp_recording"),

@@ -12,7 +12,9 @@
   gaps (with why), book and candle spans.
 
 A range that ends in the past is immutable: its result is cached with flask-caching (Redis
-when ``REDIS_URL`` is set, so several web workers compute it once; in-process otherwise).
+when ``REDIS_URL`` is set, so several web workers compute it once; its cluster backend when
+that URL names a Redis Cluster node; in-process otherwise). A cache that cannot be reached
+(Redis down, a cluster failing over) is skipped: the range is computed and answered.
 Errors are JSON: 400 for a bad or reversed range or one over ``MAX_SPAN_DAYS``, 404 for a
 symbol without history, 413 for a range holding more than the reader's row limit.
 """
@@ -27,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import redis
 from flask import Blueprint, Response, jsonify, request
 from flask_caching import Cache
 
@@ -36,12 +39,16 @@ from services.history.book_grid import implied_tick
 from services.history.ranges import checked_range
 from services.history.reader import HistoryError, HistoryReader, PriceLevels
 from services.market.views import SymbolInfo, TradeView
+from services.redis_connection import is_cluster, live_seed
 from services.store import MarketStore
 
 MAX_SPAN_DAYS = 31
 SETTLED_MS = 10_000
 """A range ending at least this long ago is treated as immutable (cached)."""
 CACHE_TIMEOUT_S = 3600
+CACHE_SOCKET_TIMEOUT_S = 1.0
+"""Longest wait for one cache call: a slow cache costs a request this, then is skipped."""
+CACHE_ERRORS = (redis.RedisError, redis.exceptions.RedisClusterException, OSError)
 MAX_TRADES = 1000
 MAX_BINS = 300
 RANGE_ENDPOINTS = ("trades", "trade-stats", "trade-flow", "large-trades", "volume-profile")
@@ -51,20 +58,31 @@ def make_cache(redis_url: str | None = None) -> Cache:
     """A flask-caching cache: Redis when a URL is given (or ``REDIS_URL`` is set)."""
     url = redis_url if redis_url is not None else os.environ.get("REDIS_URL", "")
     if url:
-        config = {"CACHE_TYPE": "RedisCache", "CACHE_REDIS_URL": url,
-                  "CACHE_KEY_PREFIX": "tapescope:history:"}  # fmt: skip
+        config = {
+            "CACHE_TYPE": "RedisClusterCache" if is_cluster(url) else "RedisCache",
+            "CACHE_REDIS_URL": live_seed(url),
+            "CACHE_KEY_PREFIX": "tapescope:history:",
+            "CACHE_OPTIONS": {
+                "socket_timeout": CACHE_SOCKET_TIMEOUT_S,
+                "socket_connect_timeout": CACHE_SOCKET_TIMEOUT_S,
+            },
+        }
     else:
         config = {"CACHE_TYPE": "SimpleCache", "CACHE_THRESHOLD": 2000}
     return Cache(config={**config, "CACHE_DEFAULT_TIMEOUT": CACHE_TIMEOUT_S})
 
 
 class HistoryQueries:
-    """Range queries for the API, cached once a range is in the past."""
+    """Range queries for the API, cached once a range is in the past.
+
+    cache_errors: cache calls that failed (the result was computed and answered anyway).
+    """
 
     def __init__(self, root: Path, store: MarketStore, cache: Cache) -> None:
         self.reader = HistoryReader(root)
         self.store = store
         self.cache = cache
+        self.cache_errors = 0
 
     def market_of(self, symbol: str) -> str:
         market = request.args.get("market") or self.reader.market_of(symbol)
@@ -76,12 +94,19 @@ class HistoryQueries:
         """``compute()``, cached under ``key`` when the range ended ``SETTLED_MS`` ago."""
         settled = end_ms is not None and end_ms < time.time() * 1000 - SETTLED_MS
         if settled:
-            hit = self.cache.get(key)
+            try:
+                hit = self.cache.get(key)
+            except CACHE_ERRORS:
+                self.cache_errors += 1
+                hit = None
             if hit is not None:
                 return hit
         value = json_ready(compute())
         if settled:
-            self.cache.set(key, value)
+            try:
+                self.cache.set(key, value)
+            except CACHE_ERRORS:
+                self.cache_errors += 1
         return value
 
     def range_result(self, endpoint: str, symbol: str) -> dict:

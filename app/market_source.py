@@ -171,5 +171,6 @@ def feed_config(settings: Settings, source: MarketSource) -> FeedConfig:
         publish_interval_s=settings.publish_interval_s,
         max_on_demand_symbols=settings.max_on_demand_symbols,
         rest_weight_budget=settings.rest_weight_budget,
+        unwatched_depth_ms=settings.unwatched_depth_ms,
         exchange_clock=getattr(source.exchange, "clock_ms", None),
     )

@@ -70,10 +70,12 @@ def create_app(
     if debug:
         app.enable_dev_tools(debug=True)
     cache = DerivedCache()
+    pushed = push is not None
+    push = push or PushService.embedded(store)
     app.layout = create_layout(store, refresh_ms, slow_refresh_ms)
-    symbol.register(app, store)
+    symbol.register(app, store, push.keeper)
     status.register(app, store)
-    push_page.register(app, store, refresh_ms, push is not None, slow_refresh_ms)
+    push_page.register(app, store, refresh_ms, pushed, slow_refresh_ms)
     view.register(app)
     watchlist.register(app, store)
     for panel in (depth, tape, profile, liquidity, export):
@@ -90,7 +92,6 @@ def create_app(
         alerts_page.register(app, store, alerts)
         app.server.register_blueprint(alerts_api.create_alerts_api(store, alerts))
     origins = [o.strip() for o in ws_origins.split(",") if o.strip()]
-    push = push or PushService.embedded(store)
     if alerts is not None:
         push.follow_alerts(alerts.events)
     streams.register(app.server, store, push, origins)

@@ -36,9 +36,10 @@ from app.status_stream import StatusRelay
 from components.symbol_picker import close_matches
 from services.push.service import PushService
 from services.push.subscription import Latest, Queue, Subscription
-from services.store import MarketStore
+from services.store import MarketStore, unavailable
 
 UNKNOWN_SYMBOL = 4404
+TRY_AGAIN_LATER = 1013
 POLICY = 1008
 IDLE_CHECK_S = 1.0
 MAX_REASON_BYTES = 123
@@ -103,13 +104,17 @@ def _refusal(paused: bool, allowed: Sequence[str], max_levels: int) -> tuple[Res
 
 def _admit(ws: object, store: MarketStore, symbol: str) -> str | None:
     """The symbol (upper case) when tradable — asking the feed for it if not streamed
-    yet — else None after closing ``ws`` with 4404 and the valid symbols."""
+    yet — else None after closing ``ws`` with 4404 and the valid symbols, or with 1013
+    (try again later) while the store cannot read the symbol list (a Redis failover)."""
     symbol = symbol.upper()
     known = trading_symbols(store)
     if symbol in known:
-        if store.snapshot(symbol) is None:
+        if store.snapshot(symbol) is None and unavailable(store, symbol) is None:
             store.request_symbol(symbol)
         return symbol
+    if (reason := unavailable(store)) is not None:
+        ws.close(TRY_AGAIN_LATER, closing_reason(reason))  # type: ignore[attr-defined]
+        return None
     reason = unknown_symbol_reason(symbol, store.published_symbols(), known)
     ws.close(UNKNOWN_SYMBOL, reason)  # type: ignore[attr-defined]
     return None

@@ -26,7 +26,9 @@ streaming more symbols than the budget publishes at its rate costs),
 frame_core_pct_per_100 (CPU per 100 symbols spent handling frames in the feed: dispatch,
 book diffs, trades — not the WebSocket client's receiving and decoding; a floor no
 publication change lowers; timed on one frame in ``FRAME_SAMPLE`` and scaled),
-frames_per_s (frames received a second). The feed runs on the worker's event loop
+frames_per_s (frames received a second), unwatched_depth_ms (the diff-depth speed of
+the books, none watched: the feed's default for this many symbols, as a worker's —
+``FeedConfig.unwatched_depth_ms``). The feed runs on the worker's event loop
 (``services.event_loop``: uvloop where installed; ``TAPESCOPE_EVENT_LOOP=asyncio`` measures
 asyncio's) with the worker's GC thresholds (``services.collector``).
 
@@ -260,6 +262,7 @@ async def _measure(
             config.publish_budget_per_s,
         ),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "unwatched_depth_ms": config.depth_speed_ms(watched=False),
     }
 
 

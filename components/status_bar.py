@@ -18,6 +18,8 @@ from components.stamp import stamp
 STALE_AFTER_S = 3.0
 LAG_WARN_MS = 1_000.0
 LAG_BAD_MS = 5_000.0
+UNAVAILABLE = "UNAVAILABLE"
+"""The book's state when the store cannot read it now (e.g. a Redis failover)."""
 _ITEM = html.Span([], className="status-item")
 
 
@@ -46,7 +48,8 @@ def status_items(
     update_age_s: float | None = None,
     owner: tuple[str, float] | None = None,
 ) -> list[StatusItem]:
-    """The badges for a feed status and a symbol's latest snapshot (``None`` = not yet);
+    """The badges for a feed status and a symbol's latest snapshot (``None`` = not yet,
+    ``UNAVAILABLE`` = the store cannot read it now);
     ``owner``: the ingest worker holding the symbol's shard and since when (wall s), when
     workers share the market over a Redis Cluster."""
     if source is None:
@@ -64,7 +67,9 @@ def status_items(
         )
     )
     stale = update_age_s is None or update_age_s > STALE_AFTER_S
-    if sync_state is None:
+    if sync_state == UNAVAILABLE:
+        items.append(StatusItem("book", "unavailable (store)", "bad"))
+    elif sync_state is None:
         items.append(StatusItem("book", "waiting for data", "warn"))
     elif stale:
         items.append(StatusItem("book", "STALE", "bad"))

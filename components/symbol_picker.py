@@ -51,6 +51,15 @@ def create_unknown_symbol_message(symbol: str, matches: Sequence[str]) -> html.D
     )
 
 
+def create_unavailable_message(symbol: str, reason: str) -> html.Div:
+    """Shown while the store cannot read ``symbol`` (``reason``: e.g. its Redis node failing
+    over); the page keeps polling and shows the book as soon as it can be read."""
+    return html.Div(
+        f"{symbol} is unavailable for now: {reason}.",
+        className="symbol-message symbol-unavailable",
+    )
+
+
 def create_waiting_message(symbol: str) -> html.Div:
     """Shown while the feed starts streaming a newly chosen symbol."""
     return html.Div(

@@ -41,10 +41,17 @@ which worker holds the symbol's shard and since when. Published ``seq`` values s
 the writer's start time in microseconds, so they keep increasing across worker restarts and
 per-(symbol, seq) caches never mix two workers' data.
 
-Failures: a Redis error never reaches the caller. Readers get ``None`` (or a STORE_DOWN
-status), the writer drops that publication; both retry after a short, growing backoff and
-recover by themselves. After a failed write the writer starts new trade generations, so
-readers reload complete windows.
+Failures: a Redis error never reaches the caller. A reader gets the book it read last,
+STALE with the store's error as its reason, or ``None`` when it read none, and
+``unavailable(symbol)`` then says why (a STORE_DOWN status for the feed): a book that cannot
+be read is unavailable, never absent. The writer drops that publication. Both retry after a
+short, growing backoff, kept per node on a Redis Cluster, so a killed master holds back only
+its own books until its replica is promoted. Both recover by themselves. After a failed
+write the writer starts new trade generations, so readers reload complete windows. Scripts
+are loaded lazily on each node (``services.redis_scripts``), so a process started during a
+failover runs them on the live masters. Calls wait out a cluster that refuses commands
+mid-failover for a bounded time (``services.redis_connection.riding_cluster_down``).
+``health()`` tells ``/healthz`` how the store is reached.
 """
 
 from __future__ import annotations
@@ -80,7 +87,8 @@ from services.cluster.leases import Lease, parse_lease
 from services.cluster.shards import fence_key, lease_key, shard_of, shard_tag
 from services.market.market_board import WatchlistRows
 from services.market.views import SymbolInfo, SyncState, TradeView
-from services.redis_connection import sync_client
+from services.redis_connection import riding_cluster_down, sync_client
+from services.redis_scripts import NodeScript
 from services.store import FeedStatus, SymbolSnapshot
 
 log = logging.getLogger(__name__)
@@ -182,6 +190,18 @@ if #stale > 0 then
 end
 return {redis.call('HGETALL', KEYS[1]), redis.call('GET', KEYS[3]) or ''}
 """
+CLUSTER_RETRIES = 1
+"""How many times a command is sent again after the cluster's layout was read again (a
+promoted replica is found on the first): a call blocks at most about two socket timeouts on
+a silent node, and rides out CLUSTERDOWN for at most ``CLUSTER_DOWN_WAIT_S``
+(``services.redis_connection``); the node's backoff (``Availability``) spaces the next
+attempts."""
+STATUS_KEY = f"{PREFIX}status"
+SYMBOLS_KEY = f"{PREFIX}symbols"
+REQUESTS_KEY = f"{PREFIX}requests"
+_UNREAD = object()
+"""A read that failed (``RedisStore._call``'s fallback)."""
+
 _FENCED = -2
 BOARDS_KEY = f"{PREFIX}{{watchlist}}:boards"
 BOARD_TIMES_KEY = f"{PREFIX}{{watchlist}}:at"
@@ -202,6 +222,14 @@ def trades_key(symbol: str, generation: str) -> str:
 def beat_key(shard: int) -> str:
     """The heartbeat of the worker writing ``shard``."""
     return f"{PREFIX}writer:{shard_tag(shard)}"
+
+
+def _marked_stale(snapshot: SymbolSnapshot, reason: str) -> SymbolSnapshot:
+    """``snapshot`` with its book STALE for ``reason`` (unless it is already)."""
+    if snapshot.book.sync_state is SyncState.STALE:
+        return snapshot
+    book = replace(snapshot.book, sync_state=SyncState.STALE, resync_reason=reason)
+    return replace(snapshot, book=book)
 
 
 def valid_symbol(symbol: str) -> bool:
@@ -378,15 +406,15 @@ class RedisStore:
         handover_grace_s: float = 1.0,
     ) -> None:
         self.url = url
-        self._redis = sync_client(url, socket_timeout_s=socket_timeout_s)
+        self._redis = sync_client(url, socket_timeout_s, cluster_retries=CLUSTER_RETRIES)
         self._ttl_ms = int(ttl_s * 1000)
         self._stale_after_s = stale_after_s
         self._poll_s = poll_s
         self._max_catchup = max_catchup_blocks
-        self._snapshot_script = self._redis.register_script(_SNAPSHOT_SCRIPT)
-        self._write_script = self._redis.register_script(_WRITE_SCRIPT)
-        self._beat_script = self._redis.register_script(_BEAT_SCRIPT)
-        self._boards_script = self._redis.register_script(_BOARDS_SCRIPT)
+        self._snapshot_script = NodeScript(self._redis, _SNAPSHOT_SCRIPT)
+        self._write_script = NodeScript(self._redis, _WRITE_SCRIPT)
+        self._beat_script = NodeScript(self._redis, _BEAT_SCRIPT)
+        self._boards_script = NodeScript(self._redis, _BOARDS_SCRIPT)
         self._board_rows: dict[str, StampedRow] = {}
         self._board_stamp = 0
         self._board_cache_s = board_cache_s
@@ -395,6 +423,10 @@ class RedisStore:
         self._leases: Callable[[str], Lease | None] | None = None
         self.refused: dict[str, int] = {"FENCED": 0, "BACKWARDS": 0}
         self.availability = Availability()
+        # On a cluster a status round touching a node that is down (its keys' TTLs)
+        # backs off the rounds only, not every book's writes.
+        clustered = isinstance(self._redis, RedisCluster)
+        self._status_round = Availability() if clustered else self.availability
         self._nodes: dict[str, Availability] = {}
         self.writer_id = writer_id or f"{os.getpid()}-{secrets.token_hex(4)}"
         self._seq_base = time.time_ns() // 1000
@@ -700,7 +732,7 @@ class RedisStore:
             pipe.execute()
             self._pipelined(self._beat_script, beat_calls)
 
-        self._call(write, None)
+        self._call(write, None, self._status_round)
 
     def _epoch_of(self, symbol: str) -> str | None:
         """The fencing epoch of this writer's lease on ``symbol``'s shard: '' when its
@@ -713,13 +745,20 @@ class RedisStore:
     def publish_symbols(self, infos: list[SymbolInfo]) -> None:
         infos = sorted(infos, key=lambda info: info.symbol)
         data = codec.encode_symbols(infos)
-        self._call(lambda: self._redis.set(f"{PREFIX}symbols", data, px=self._ttl_ms), None)
+        self._call(
+            lambda: self._redis.set(SYMBOLS_KEY, data, px=self._ttl_ms),
+            None,
+            self._node_availability(SYMBOLS_KEY),
+        )
 
     # -- reader ---------------------------------------------------------------------------
 
     def snapshot(self, symbol: str) -> SymbolSnapshot | None:
-        """The latest snapshot of ``symbol``; ``None`` when there is none or Redis is down.
-        Its book is STALE when no live writer stands behind it."""
+        """The latest snapshot of ``symbol``; ``None`` when there is none, or when the
+        Redis node serving it cannot be read and nothing was read before (``unavailable``
+        then says why). Its book is STALE when no live writer stands behind it, or when
+        the last read book is all there is (its node unreachable, e.g. a killed master
+        whose replica is not promoted yet)."""
         if not valid_symbol(symbol):
             return None
         with self._symbol_lock(symbol):
@@ -727,21 +766,42 @@ class RedisStore:
             now = time.monotonic()
             if cached is not None and now - cached.checked_at < self._poll_s:
                 return cached.shown
-            return self._call(
-                lambda: self._read_snapshot(symbol, cached, now),
-                None,
-                self._node_availability(sym_key(symbol)),
+            availability = self._node_availability(sym_key(symbol))
+            read = self._call(
+                lambda: self._read_snapshot(symbol, cached, now), _UNREAD, availability
             )
+            if read is not _UNREAD:
+                return read
+            if cached is None:
+                return None
+            return _marked_stale(cached.shown, f"Redis store unavailable ({availability.error})")
+
+    def unavailable(self, symbol: str | None = None) -> str | None:
+        """Why the store cannot be read now, None when it can: with ``symbol``, its book
+        (the Redis node serving its slot failed its last read and is in backoff: down, or
+        a killed master whose replica is not promoted yet); without, the symbol list.
+        Readers show a book in this state as unavailable, never as absent."""
+        key = SYMBOLS_KEY if symbol is None else sym_key(symbol)
+        availability = self._node_availability(key)
+        if not availability.down:
+            return None
+        return f"Redis store unavailable ({availability.error}); retrying"
 
     def published_symbols(self) -> list[str]:
-        """The symbols that have a snapshot in Redis, sorted (empty when Redis is down)."""
-        return self._call(
-            lambda: sorted(
-                key.decode().rpartition(":")[2]
-                for key in self._redis.scan_iter(match=f"{PREFIX}sym:*")
-            ),
-            [],
-        )
+        """The symbols that have a snapshot in Redis, sorted (on a Redis Cluster those of
+        every reachable master; empty when Redis is down)."""
+        client = self._redis
+        if not isinstance(client, RedisCluster):
+            return sorted(self._call(lambda: self._scan_symbols(client), []))
+        symbols: list[str] = []
+        for node in client.get_primaries():
+            connection = client.get_redis_connection(node)
+            symbols += self._node_call(node.name, lambda c=connection: self._scan_symbols(c), [])
+        return sorted(symbols)
+
+    @staticmethod
+    def _scan_symbols(client: redis.Redis) -> list[str]:
+        return [key.decode().rpartition(":")[2] for key in client.scan_iter(match=f"{PREFIX}sym:*")]
 
     def owner(self, symbol: str) -> tuple[str, float] | None:
         """Which worker holds ``symbol``'s shard and since when (wall s), as last read
@@ -759,7 +819,9 @@ class RedisStore:
                 return None
             return int(update_id), owner.decode()
 
-        return self._call(read, None) if valid_symbol(symbol) else None
+        if not valid_symbol(symbol):
+            return None
+        return self._call(read, None, self._node_availability(sym_key(symbol)))
 
     def stored_trades(self, symbol: str) -> TradeView | None:
         """The trade window the store holds for ``symbol`` (a new owner of its shard
@@ -807,10 +869,7 @@ class RedisStore:
             reason = f"ingest worker silent for {time.time() - float(beat_at):.0f} s"
         else:
             return snapshot
-        if snapshot.book.sync_state is SyncState.STALE:
-            return snapshot
-        book = replace(snapshot.book, sync_state=SyncState.STALE, resync_reason=reason)
-        return replace(snapshot, book=book)
+        return _marked_stale(snapshot, reason)
 
     def _handed_over_just_now(self, cached: _Cached) -> bool:
         """A planned hand-over (make-before-break): the shard was taken less than
@@ -862,8 +921,9 @@ class RedisStore:
         worker stopped refreshing it, ``None`` before any worker published one."""
         checked_at, _ = self._status_cache
         stale_cache = time.monotonic() - checked_at >= self._poll_s
-        if (self.availability.down or stale_cache) and not self._refresh_status():
-            return self._store_down()
+        availability = self._node_availability(STATUS_KEY)
+        if (availability.down or stale_cache) and not self._refresh_status(availability):
+            return self._store_down(availability)
         _, status = self._status_cache
         if status is not None and time.time() - status.published_at > self._stale_after_s:
             age = time.time() - status.published_at
@@ -874,24 +934,24 @@ class RedisStore:
             )
         return status
 
-    def _refresh_status(self) -> bool:
+    def _refresh_status(self, availability: Availability) -> bool:
         def read() -> bool:
-            data = self._redis.get(f"{PREFIX}status")
+            data = self._redis.get(STATUS_KEY)
             self._status_cache = (
                 time.monotonic(),
                 None if data is None else codec.decode_status(data),
             )
             return True
 
-        return bool(self._call(read, False))
+        return bool(self._call(read, False, availability))
 
-    def _store_down(self) -> FeedStatus:
+    def _store_down(self, availability: Availability) -> FeedStatus:
         """What readers see while Redis is unreachable; ``published_at`` is the time of the
         last status actually read (0 when none), so it never passes for a fresh one."""
         _, last = self._status_cache
         return FeedStatus(
             connection_state="STORE_DOWN",
-            detail=f"Redis store unavailable ({self.availability.error}); retrying",
+            detail=f"Redis store unavailable ({availability.error}); retrying",
             published_at=0.0 if last is None else last.published_at,
         )
 
@@ -912,7 +972,7 @@ class RedisStore:
                 self._redis.hdel(WORKER_STATUS_KEY, *gone)
             return dict(sorted(statuses.items()))
 
-        return self._call(read, {})
+        return self._call(read, {}, self._node_availability(WORKER_STATUS_KEY))
 
     def symbols(self) -> list[SymbolInfo]:
         """The tradable symbols the worker published (the last known list while Redis is
@@ -923,27 +983,31 @@ class RedisStore:
             return list(infos)
 
         def read() -> list[SymbolInfo]:
-            data = self._redis.get(f"{PREFIX}symbols")
+            data = self._redis.get(SYMBOLS_KEY)
             fresh = [] if data is None else codec.decode_symbols(data)
             if fresh:
                 self._symbols_cache = (time.monotonic(), fresh)
             return fresh
 
-        return list(self._call(read, infos))
+        return list(self._call(read, infos, self._node_availability(SYMBOLS_KEY)))
 
     def request_symbol(self, symbol: str) -> None:
         """Ask the worker to stream ``symbol``; invalid names are ignored."""
         if not valid_symbol(symbol):
             log.warning("ignoring request for invalid symbol %r", symbol)
             return
-        self._call(lambda: self._redis.hset(f"{PREFIX}requests", symbol, repr(time.time())), None)
+        self._call(
+            lambda: self._redis.hset(REQUESTS_KEY, symbol, repr(time.time())),
+            None,
+            self._node_availability(REQUESTS_KEY),
+        )
 
     def requested_symbols(self) -> dict[str, float]:
         """Symbols asked for in the last day, with the time of the latest request (the
         last known requests while Redis is down)."""
 
         def read() -> dict[str, float]:
-            raw = self._redis.hgetall(f"{PREFIX}requests")
+            raw = self._redis.hgetall(REQUESTS_KEY)
             now = time.time()
             requests: dict[str, float] = {}
             expired = []
@@ -954,11 +1018,11 @@ class RedisStore:
                 else:
                     expired.append(key)
             if expired:
-                self._redis.hdel(f"{PREFIX}requests", *expired)
+                self._redis.hdel(REQUESTS_KEY, *expired)
             self._requests_cache = requests
             return requests
 
-        return dict(self._call(read, self._requests_cache))
+        return dict(self._call(read, self._requests_cache, self._node_availability(REQUESTS_KEY)))
 
     def publish_watchlist(self, board: WatchlistRows) -> None:
         """Store this worker's market board: with fenced (sharded) writes, the book columns
@@ -982,7 +1046,7 @@ class RedisStore:
             pipe.execute()
             self._board_rows, self._board_stamp = stamped, stamp
 
-        self._call(write, None)
+        self._call(write, None, self._node_availability(BOARDS_KEY))
 
     def watchlist(self) -> WatchlistRows:
         """The market board merged from every worker's published within ``stale_after_s``
@@ -1002,9 +1066,63 @@ class RedisStore:
             self._merged_board = (time.monotonic(), fresh)
             return fresh
 
-        return self._call(read, WatchlistRows())
+        return self._call(read, WatchlistRows(), self._node_availability(BOARDS_KEY))
+
+    def health(self) -> dict[str, object]:
+        """The store as this process reaches it, for ``/healthz``.
+
+        ``mode``: ``redis`` or ``redis-cluster``. ``state``: ``ok`` when every master
+        answers and the cluster reports every slot served; ``failing_over`` when a
+        master does not answer or the cluster reports slots whose master is suspected
+        or known to have failed (``cluster_slots_pfail`` + ``cluster_slots_fail`` of
+        ``CLUSTER INFO``: a killed master until its replica is promoted), while others
+        answer; ``down`` when none answers. ``unreachable``: each master that did not
+        answer, with the error; ``cluster_state`` and ``slots_failing`` as a reachable
+        node reports them."""
+        client = self._redis
+        if not isinstance(client, RedisCluster):
+            up = self._call(client.ping, False)
+            return {"mode": "redis", "state": "ok" if up else "down"} | (
+                {} if up else {"unreachable": {self.url: self.availability.error}}
+            )
+        unreachable: dict[str, str] = {}
+        info: dict[str, object] = {}
+        for node in client.get_primaries():
+            availability = self._nodes.setdefault(node.name, Availability())
+            connection = client.get_redis_connection(node)
+            if not self._node_call(node.name, connection.ping, False):
+                unreachable[node.name] = availability.error
+            elif not info:
+                info = self._call(lambda c=connection: c.cluster("info"), {}, availability)
+        failing = int(info.get("cluster_slots_pfail", 0)) + int(info.get("cluster_slots_fail", 0))
+        if not info:
+            state = "down"
+        elif unreachable or failing or info.get("cluster_state") != "ok":
+            state = "failing_over"
+        else:
+            state = "ok"
+        return {
+            "mode": "redis-cluster",
+            "state": state,
+            "cluster_state": info.get("cluster_state"),
+            "slots_failing": failing,
+            "unreachable": unreachable,
+        }
 
     # -- plumbing -------------------------------------------------------------------------
+
+    def _node_call(self, node: str, fn: Callable[[], T], fallback: T) -> T:
+        """``_call`` on one cluster node's own client, past the cluster client's routing:
+        when the node fails, the cluster's layout is read again as that routing would
+        (its slots go to its promoted replica once there is one)."""
+        availability = self._nodes.setdefault(node, Availability())
+        ready = availability.ready()
+        result = self._call(fn, fallback, availability)
+        if ready and availability.down:
+            assert isinstance(self._redis, RedisCluster)
+            with contextlib.suppress(*_ERRORS):
+                self._redis.nodes_manager.initialize(last_failed_node_name=node)
+        return result
 
     def _symbol_lock(self, symbol: str) -> threading.Lock:
         with self._locks_lock:
@@ -1033,7 +1151,7 @@ class RedisStore:
         if not availability.ready():
             return fallback
         try:
-            result = fn()
+            result = riding_cluster_down(fn)
         except _ERRORS as exc:
             availability.failed(exc)
             return fallback

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 
 from services.redis_connection import async_client
+from services.redis_scripts import node_script
 
 KEY_PREFIX = "tapescope:rest-weight"
 
@@ -43,7 +44,7 @@ class RedisWeightWindow:
         self._client = client
         self.host = host or socket.gethostname()
         self._wall = wall_clock
-        self._script = client.register_script(_TAKE)  # type: ignore[attr-defined]
+        self._script = node_script(client, _TAKE)
 
     @classmethod
     def from_url(cls, url: str, host: str | None = None) -> RedisWeightWindow:

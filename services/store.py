@@ -178,3 +178,11 @@ class MemoryStore:
         """The latest market board (empty before the feed publishes one)."""
         with self._lock:
             return self._watchlist
+
+
+def unavailable(store: MarketStore, symbol: str | None = None) -> str | None:
+    """Why ``store`` cannot read ``symbol``'s book now (without a symbol: its symbol list),
+    e.g. the Redis node serving it is down or failing over; None when it can. A symbol in
+    this state is shown as unavailable, never as unknown or absent. Always None in memory."""
+    reason = getattr(store, "unavailable", None)  # the Redis store
+    return None if reason is None else reason(symbol)

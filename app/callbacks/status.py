@@ -9,21 +9,34 @@ from dash import Input, Output, ctx
 
 from app import ids
 from app.callbacks.symbol import trading_symbols
-from components.status_bar import StatusItem, create_status_bar, status_items
+from components.status_bar import UNAVAILABLE, StatusItem, create_status_bar, status_items
 from components.symbol_picker import (
     DEFAULT_SYMBOL,
     close_matches,
+    create_unavailable_message,
     create_unknown_symbol_message,
     create_waiting_message,
     symbol_from_path,
 )
-from services.store import MarketStore, SymbolSnapshot
+from services.store import MarketStore, SymbolSnapshot, unavailable
 
 
 def symbol_status(store: MarketStore, symbol: str | None, now: float) -> list[StatusItem]:
     """The status badges of the feed and of ``symbol``'s latest snapshot at wall time
     ``now`` (the polled bar and the pushed ``status`` stream show the same)."""
     return snapshot_status(store, symbol, store.snapshot(symbol) if symbol else None, now)
+
+
+def book_state(
+    store: MarketStore, symbol: str | None, snapshot: SymbolSnapshot | None
+) -> str | None:
+    """The book badge's state: the snapshot's sync state, ``UNAVAILABLE`` while the store
+    cannot read the symbol (a Redis failover), None before any data."""
+    if snapshot is not None:
+        return str(snapshot.book.sync_state)
+    if symbol and unavailable(store, symbol) is not None:
+        return UNAVAILABLE
+    return None
 
 
 def snapshot_status(
@@ -39,7 +52,7 @@ def snapshot_status(
         reconnects=status.reconnects if status else 0,
         messages_per_s=status.messages_per_s if status else 0.0,
         event_lag_ms=status.event_lag_ms if status else None,
-        sync_state=str(snapshot.book.sync_state) if snapshot else None,
+        sync_state=book_state(store, symbol, snapshot),
         update_age_s=max(now - snapshot.published_at, 0.0) if snapshot else None,
         owner=owner_of(symbol) if owner_of is not None and snapshot else None,
     )
@@ -51,14 +64,19 @@ def symbol_message(
     pathname: str | None,
     snapshot: SymbolSnapshot | None = None,
 ) -> object:
-    """The message under the header: an unknown symbol asked for, or waiting for data.
+    """The message under the header: an unknown symbol asked for, waiting for data, or the
+    store unable to read it now (a Redis failover: unavailable, never unknown or absent).
     ``snapshot``: ``symbol``'s snapshot when the caller has read it already."""
     requested = symbol_from_path(pathname) or DEFAULT_SYMBOL
     if requested != symbol:
         known = trading_symbols(store)
         if requested not in known:
+            if (reason := unavailable(store)) is not None:
+                return create_unavailable_message(requested, reason)
             return create_unknown_symbol_message(requested, close_matches(requested, known))
     if symbol and snapshot is None and store.snapshot(symbol) is None:
+        if (reason := unavailable(store, symbol)) is not None:
+            return create_unavailable_message(symbol, reason)
         return create_waiting_message(symbol)
     return None
 

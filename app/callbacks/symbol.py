@@ -1,7 +1,9 @@
 """Symbol selection: the URL path and the dropdown name the same symbol.
 
 ``/ETHUSDT`` selects ETHUSDT; choosing in the dropdown rewrites the path, so the address can
-be shared. A symbol the feed does not stream yet is requested from it.
+be shared. A symbol the feed does not stream yet is requested from it, and the shown symbol
+is asked for again while the page stays on it (``WatchKeeper``), so the feed keeps it
+watched: a full-speed, deepened book for as long as someone looks.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dash import Input, Output, State, ctx
 from app import ids
 from components.symbol_picker import DEFAULT_SYMBOL, symbol_from_path
 from services.store import MarketStore
+from services.watch_keeper import WatchKeeper
 
 
 def trading_symbols(store: MarketStore) -> list[str]:
@@ -64,8 +67,18 @@ def select_symbol(
     return new_path, new_value
 
 
-def register(app: dash.Dash, store: MarketStore) -> None:
-    """Keep the URL and the dropdown in step, and the options in step with the exchange."""
+def still_shown(store: MarketStore, keeper: WatchKeeper, pathname: str | None) -> None:
+    """The page still shows the symbol of ``pathname`` (the root: BTCUSDT): hand a known
+    one to ``keeper``."""
+    shown = symbol_from_path(pathname) or DEFAULT_SYMBOL
+    if shown in trading_symbols(store):
+        keeper.still_watching((shown,))
+
+
+def register(app: dash.Dash, store: MarketStore, keeper: WatchKeeper | None = None) -> None:
+    """Keep the URL and the dropdown in step, the options in step with the exchange, and
+    the shown symbol asked for while it is shown."""
+    keeper = keeper or WatchKeeper(store)
 
     @app.callback(
         Output(ids.URL, "pathname"),
@@ -87,3 +100,11 @@ def register(app: dash.Dash, store: MarketStore) -> None:
     )
     def update_options(_n: int, shown_key: int | None):
         return refresh_options(store, shown_key)
+
+    @app.callback(
+        Input(ids.SLOW_INTERVAL, "n_intervals"),
+        State(ids.URL, "pathname"),
+        prevent_initial_call=True,
+    )
+    def keep_watching(_n: int, pathname: str | None) -> None:
+        still_shown(store, keeper, pathname)

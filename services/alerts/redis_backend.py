@@ -31,6 +31,7 @@ from services.alerts.events import (
 from services.alerts.firing import Firing
 from services.alerts.rules import Rule, from_json
 from services.redis_connection import sync_client
+from services.redis_scripts import NodeScript
 
 PREFIX = "tapescope:{alerts}:"
 RULES = PREFIX + "rules"
@@ -135,8 +136,8 @@ class RedisEventLog:
     def __init__(self, url: str, max_events: int = MAX_EVENTS) -> None:
         self._redis = connect(url)
         self._max = max_events
-        self._claim = self._redis.register_script(_CLAIM)
-        self._mark_episode = self._redis.register_script(_MARK_EPISODE)
+        self._claim = NodeScript(self._redis, _CLAIM)
+        self._mark_episode = NodeScript(self._redis, _MARK_EPISODE)
 
     def append(self, firing: Firing) -> AlertEvent | None:
         """The stored event, or None when another worker already fired this rule on this

@@ -35,6 +35,7 @@ from services.cluster.shards import (
     lease_key,
     offer_key,
 )
+from services.redis_scripts import NodeScript
 
 _NEXT_EPOCH = """
 local epoch = redis.call('INCR', KEYS[2])
@@ -146,12 +147,11 @@ class ShardLeases:
         self.token = token
         self.lease_ms = lease_ms
         self.shards = shards
-        register = client.register_script  # type: ignore[attr-defined]
-        self._claim = register(_CLAIM)
-        self._renew = register(_RENEW)
-        self._release = register(_RELEASE)
-        self._offer = register(_OFFER)
-        self._take = register(_TAKE)
+        self._claim = NodeScript(client, _CLAIM)
+        self._renew = NodeScript(client, _RENEW)
+        self._release = NodeScript(client, _RELEASE)
+        self._offer = NodeScript(client, _OFFER)
+        self._take = NodeScript(client, _TAKE)
 
     def claim(self, shard: int) -> Lease | None:
         """Take ``shard`` if nobody holds it; the lease, or None."""

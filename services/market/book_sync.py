@@ -243,6 +243,19 @@ class BookSync:
         self.resync_reason = reason
         self._buffer.clear()
 
+    def restart(self, reason: str) -> None:
+        """Start over from a snapshot bridged by the diffs handed from now on (the feed
+        moved the book to another diff stream without a bridge): the book and what is
+        buffered are dropped (a resync when there was a book); the next diff asks for a
+        snapshot unless one is already asked for."""
+        if self._has_book:
+            self.counters.resyncs += 1
+            self.state = SyncState.RESYNCING
+        self.resync_reason = reason
+        self._has_book = False
+        self._bridged = False
+        self._buffer.clear()
+
     def view(self, depth: int | None = None) -> BookView:
         """An immutable numpy view of the best ``depth`` levels per side (all when None)."""
         bid_prices, bid_qtys = self.book.bid_arrays(depth)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import math
 import statistics
@@ -62,12 +63,14 @@ from services.binance.ws_client import (
     BinanceWebSocketClient,
     ConnectionEvent,
     ConnectionStats,
+    ControlError,
     LifecycleKind,
     Received,
 )
 from services.logs import EventLog
 from services.market.book_samples import book_samples_of
 from services.market.book_sync import QUEUED_BUFFER, BookSync, SyncAction
+from services.market.depth_switch import DepthStreams
 from services.market.market_board import MarketBoard, ticker_from_rest
 from services.market.publication import publication_order, round_cap
 from services.market.published_trades import PublishedTrades
@@ -101,6 +104,10 @@ SNAPSHOT_RETRY_S = 1.0
 BACKFILL_PAGE = 1000
 MAX_BACKFILL_PAGES = 20
 CANDLE_HISTORY = 120
+MANY_SYMBOLS = 50
+"""A feed given more symbols than this (or ``ALL``, or following shards) streams the books
+nobody watches at the slow diff speed by default (``FeedConfig.unwatched_depth_ms``)."""
+DEPTH_SPEEDS_MS = (100, 1000)
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +147,14 @@ class FeedConfig:
     publish_budget_per_s: symbol publications a second at most (0: no limit); over it a
         round writes the watched and longest-unpublished symbols first
         (``services.market.publication``).
+    unwatched_depth_ms: the spot diff-depth speed of a book nobody watches (asked for
+        within ``on_demand_idle_s``): 100 (``<s>@depth@100ms``) or 1000 (``<s>@depth``);
+        a watched book streams at 100 ms, and a book changes speed make-before-break
+        (``services.market.depth_switch``) — up as soon as it is asked for, down once
+        nobody asked for ``on_demand_idle_s``. 0 (default): 1000 when the feed streams
+        many symbols (``ALL``, a sharded worker's ``follow``, more than ``MANY_SYMBOLS``),
+        else 100. A 1 s stream halves a quiet symbol's frames. USD-M books stream at
+        100 ms whatever this says.
     exchange_clock: the exchange's clock (ms) at a wall-clock second — the replay clock of
         a local exchange, whose event times are the recording's. When set, the status lag
         is the median of ``exchange_clock(receive time) − E`` over the last frames; when
@@ -173,6 +188,23 @@ class FeedConfig:
     heartbeat_s: float = 1.0
     publish_budget_per_s: float = 1000.0
     exchange_clock: Callable[[float], int] | None = None
+    unwatched_depth_ms: int = 0
+
+    def __post_init__(self) -> None:
+        if self.unwatched_depth_ms and self.unwatched_depth_ms not in DEPTH_SPEEDS_MS:
+            raise ValueError(
+                f"unwatched_depth_ms must be 0 (auto), 100 or 1000, not {self.unwatched_depth_ms}"
+            )
+
+    def depth_speed_ms(self, watched: bool) -> int:
+        """The diff-depth speed (ms) of a book a user watches or not."""
+        if watched or self.endpoints.market != "spot":
+            return 100
+        if self.unwatched_depth_ms:
+            return self.unwatched_depth_ms
+        wanted = [s.upper() for s in self.symbols]
+        many = self.follow or wanted == [ALL_SYMBOLS] or len(wanted) > MANY_SYMBOLS
+        return 1000 if many else 100
 
 
 @dataclass(slots=True)
@@ -190,6 +222,9 @@ class FeedCounters:
         watchdog_snapshots / watchdog_resubscribes: books away from LIVE too long whose
         snapshot the SYNCING watchdog asked again, and whose depth stream it resubscribed
         (no diff had arrived).
+        depth_switches / depth_switch_resyncs: books moved to their other diff speed
+        (``services.market.depth_switch``) with a bridge, and without one (resynced on
+        the new stream).
     """
 
     unknown_symbol_frames: int = 0
@@ -204,6 +239,8 @@ class FeedCounters:
     task_errors: int = 0
     watchdog_snapshots: int = 0
     watchdog_resubscribes: int = 0
+    depth_switches: int = 0
+    depth_switch_resyncs: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,12 +268,14 @@ class _SymbolFeed:
     watchdog tells a flowing stream from a silent one by it). ``store_read``: False while a
     followed symbol's stored trade window (a previous owner's) has not been read yet;
     nothing is published for it until then, or this owner's first write would replace the
-    window it is to continue."""
+    window it is to continue. ``depth``: its diff-depth stream(s); ``other_streams``: the
+    rest (trades, candles, ticker)."""
 
     info: SymbolInfo
     book: BookSync
     trades: TradeLog
-    streams: tuple[str, ...]
+    depth: DepthStreams
+    other_streams: tuple[str, ...]
     on_demand: bool = False
     seq: int = 0
     dirty: bool = True
@@ -253,6 +292,11 @@ class _SymbolFeed:
     store_read: bool = True
     lanes: tuple[Callable[[object], None], ...] = ()  # the puts of the laned taps, in order
     published: PublishedTrades = field(default_factory=PublishedTrades)  # its trade views
+
+    @property
+    def streams(self) -> tuple[str, ...]:
+        """Every stream of the symbol subscribed now (both depth streams during a change)."""
+        return (*self.depth.subscribed, *self.other_streams)
 
 
 class Feed:
@@ -314,6 +358,9 @@ class Feed:
         self.book_samples = book_samples_of(store)
         self._clock_lags: deque[int] = deque(maxlen=512)
         self._requests: dict[str, float] = {}
+        self._switching: set[str] = set()  # books changing diff stream
+        self._retired_depth: list[str] = []  # depth streams to unsubscribe
+        self._steered_at = 0.0
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -359,6 +406,8 @@ class Feed:
         )
         try:
             await self._load_symbols()
+            with contextlib.suppress(Exception):  # watched books start at their speed
+                self._requests = self.store.requested_symbols()
             initial = self._initial_symbols()
             for symbol in initial:
                 self._add_symbol(symbol, on_demand=False)
@@ -419,9 +468,14 @@ class Feed:
             raise ValueError(f"unknown or not trading: {', '.join(unknown)}; valid: {valid}")
         return wanted
 
+    def _depth_stream(self, symbol: str, watched: bool) -> str:
+        """The diff-depth stream a book should apply (``FeedConfig.depth_speed_ms``)."""
+        speed = self.config.depth_speed_ms(watched)
+        return names.diff_depth(symbol, None if speed == 1000 else speed)
+
     def _streams_for(self, symbol: str) -> tuple[str, ...]:
+        """The symbol's streams other than its diff depth."""
         streams = (
-            names.diff_depth(symbol, 100),
             names.agg_trade(symbol),
             names.kline(symbol, self.config.kline_interval),
         )
@@ -438,7 +492,10 @@ class Feed:
             trades=TradeLog(
                 symbol, capacity=self.config.trade_window, kind="aggTrade", backfill_gaps=True
             ),
-            streams=self._streams_for(symbol),
+            depth=DepthStreams(
+                self._depth_stream(symbol, symbol in self._watched_now(time.time()))
+            ),
+            other_streams=self._streams_for(symbol),
             on_demand=on_demand,
         )
         kind = feed.trades.kind
@@ -569,6 +626,17 @@ class Feed:
             self._unknown_symbol(item)
             return
         feed.diffs += 1
+        depth = feed.depth
+        if depth.switch is None and item.frame.stream == depth.stream:
+            self._apply_depth(feed, event)
+            return
+        apply = functools.partial(self._apply_depth, feed)
+        retired = depth.on_diff(item.frame.stream, event, feed.book, apply, item.received_at)
+        if retired is not None:
+            self._depth_moved(event.s, feed, retired)
+
+    def _apply_depth(self, feed: _SymbolFeed, event: DepthUpdate) -> None:
+        """Hand one diff of the stream the book applies to the book (and the taps)."""
         resyncs = feed.book.counters.resyncs
         applied = feed.book.counters.diffs_applied
         was_live = feed.book.state is SyncState.LIVE
@@ -594,6 +662,82 @@ class Feed:
                 self._tap_levels(event, feed, level_taps)
             if taps:
                 self._tap_book(event.s, feed, taps)
+
+    def _depth_moved(self, symbol: str, feed: _SymbolFeed, retired: str) -> None:
+        """A book's change of diff stream completed (``feed.depth.bridged`` tells how):
+        ``retired`` is unsubscribed at the next steering round."""
+        self._switching.discard(symbol)
+        self._retired_depth.append(retired)
+        feed.dirty = True
+        if feed.depth.bridged:
+            self.counters.depth_switches += 1
+            self.events.event("depth_switch", symbol=symbol, stream=feed.depth.stream)
+        else:
+            self.counters.depth_switch_resyncs += 1
+            self.events.fault("depth_switch_resync", symbol=symbol, reason=feed.book.resync_reason)
+
+    async def _steer_depths(self, now: float) -> None:
+        """Move spot books to the diff speed they should have now (``FeedConfig.
+        depth_speed_ms``: watched 100 ms, the others ``unwatched_depth_ms``) make-before-
+        break (``services.market.depth_switch``); unsubscribe the streams completed changes
+        retired; resync on its new stream a change that did not bridge in time. Books not
+        LIVE change once they are. Every watched book is checked each round, all books once
+        a second."""
+        assert self._client is not None
+        retired = [name for name in self._retired_depth if not self._depth_streamed(name)]
+        self._retired_depth.clear()
+        if retired:
+            await self._client.unsubscribe(retired)
+        self._settle_overdue(now)
+        await self._begin_depth_changes(now)
+
+    def _settle_overdue(self, now: float) -> None:
+        """Resync on its new stream each change whose book lost sync or whose held diffs
+        waited too long (``depth_switch.BRIDGE_TIMEOUT_S``)."""
+        for symbol in list(self._switching):
+            feed = self._symbols.get(symbol)
+            switch = feed.depth.switch if feed is not None else None
+            if feed is None or switch is None:
+                self._switching.discard(symbol)
+            elif feed.book.needs_snapshot or switch.overdue(now):
+                apply = functools.partial(self._apply_depth, feed)
+                reason = f"{switch.new} did not bridge {feed.depth.stream}"
+                old = feed.depth.abandon(feed.book, apply, reason)
+                if old is not None:
+                    self._depth_moved(symbol, feed, old)
+
+    async def _begin_depth_changes(self, now: float) -> None:
+        """Subscribe the new stream of each LIVE book not on the speed it should have."""
+        assert self._client is not None
+        if self.config.depth_speed_ms(False) == self.config.depth_speed_ms(True):
+            return
+        watched = self._watched_now(now)
+        every = now - self._steered_at >= 1.0
+        if every:
+            self._steered_at = now
+        starting: list[tuple[_SymbolFeed, str]] = []
+        for symbol in self._symbols if every else watched:
+            feed = self._symbols.get(symbol)
+            if feed is None or feed.depth.switch is not None:
+                continue
+            wanted = self._depth_stream(symbol, symbol in watched)
+            if wanted != feed.depth.stream and feed.book.state is SyncState.LIVE:
+                feed.depth.begin(wanted)
+                self._switching.add(symbol)
+                starting.append((feed, wanted))
+        if not starting:
+            return
+        try:
+            await self._client.subscribe([wanted for _, wanted in starting])
+        except ControlError as exc:
+            self.events.fault("depth_switch_refused", logging.ERROR, error=str(exc))
+            for feed, _ in starting:
+                feed.depth.switch = None
+
+    def _depth_streamed(self, name: str) -> bool:
+        """Whether a diff-depth stream is one a streamed book applies or changes to."""
+        feed = self._symbols.get(name.split("@", 1)[0].upper())
+        return feed is not None and name in feed.depth.subscribed
 
     def _unknown_symbol(self, item: Received) -> None:
         self.counters.unknown_symbol_frames += 1
@@ -633,6 +777,8 @@ class Feed:
                 feed = self._symbols.get(symbol)
                 if feed is not None:
                     feed.book.on_disconnect(event.reason or str(kind))
+                    if feed.depth.switch is not None:
+                        feed.depth.switch.clear()  # the next held diffs may not continue them
                     feed.dirty = True
                     if self._taps:
                         self._tap_book(symbol, feed)
@@ -805,13 +951,14 @@ class Feed:
         buffered is dropped (diffs may be missing around the change); the next diff asks
         for a snapshot."""
         assert self._client is not None
-        depth = feed.streams[0]
+        depth = feed.depth.subscribed
+        feed.depth.settle()  # a change in progress: resubscribe the stream it was going to
         feed.book.on_disconnect(f"resubscribed: no diff for {away_s:.0f} s")
         feed.book.snapshot_failed()
         feed.dirty = True
-        await self._client.unsubscribe([depth])
+        await self._client.unsubscribe(depth)
         if self._symbols.get(symbol) is feed:
-            await self._client.subscribe([depth])
+            await self._client.subscribe([feed.depth.stream])
 
     async def _deepener(self) -> None:
         """Deepen light books one at a time while the snapshot desk is idle; a failed
@@ -1109,6 +1256,10 @@ class Feed:
             self.events.flush()
             with contextlib.suppress(Exception):
                 await self._serve_requests()
+            try:
+                await self._steer_depths(time.time())
+            except Exception as exc:
+                self.events.fault("depth_steer_failed", logging.ERROR, error=repr(exc))
 
     def _log_malformed(self, malformed: int) -> None:
         """Malformed frames are counted by the client (``malformed`` so far); log the new

@@ -7,6 +7,10 @@ alert events hub, the book relay and where live trades and prices come from:
   worker's ``RedisPushWriter`` tap publishes to Redis Streams and this process reads them
   (``services.redis_push``).
 
+``keeper``: the process's ``WatchKeeper``; the symbols of open streams are re-asked for
+every ``WATCH_CHECK_S`` (at most once a ``REASK_S`` each), so the feed keeps a symbol a
+client streams for hours watched (100 ms book, streamed on demand).
+
 Replay archives, freshest first: the trade window of the store's latest snapshot, then any
 ``history`` archive given (the history room's reader, when it lands).
 """
@@ -20,12 +24,18 @@ from services.push.archive import TradeArchive, WindowArchive
 from services.push.book_relay import BookRelay
 from services.push.events import EventHub
 from services.push.hub import PushHub
+from services.push.poller import Poller
 from services.push.tap import StreamTap
 from services.store import MarketStore
+from services.watch_keeper import WatchKeeper
 
 if TYPE_CHECKING:
     from services.push.alert_relay import AlertRelay
     from services.redis_push import RedisPushReader
+
+
+WATCH_CHECK_S = 10.0
+"""How often the symbols of open streams are handed to the keeper."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +80,12 @@ class PushService:
         self.tap = StreamTap(self.hub)
         self.reader: RedisPushReader | None = None
         self.alert_relay: AlertRelay | None = None
+        self.keeper = WatchKeeper(store)
+        self._watch = Poller(
+            "tapescope-watch-keeper",
+            lambda: self.keeper.still_watching(self.hub.watched()),
+            WATCH_CHECK_S,
+        )
         self._paused = False
 
     @classmethod
@@ -111,12 +127,13 @@ class PushService:
     def resume(self) -> None:
         self._paused = False
 
-    def _runners(self) -> list[BookRelay | AlertRelay | RedisPushReader]:
-        return [r for r in (self.relay, self.alert_relay, self.reader) if r is not None]
+    def _runners(self) -> list[BookRelay | AlertRelay | RedisPushReader | Poller]:
+        runners = (self.relay, self.alert_relay, self.reader, self._watch)
+        return [r for r in runners if r is not None]
 
     def start(self) -> None:
-        """Start the book relay, the stalled-client reaper (and the alert relay, the Redis
-        reader); idempotent."""
+        """Start the book relay, the stalled-client reaper, the watch keeper's rounds (and
+        the alert relay, the Redis reader); idempotent."""
         self.hub.start_reaper()
         for runner in self._runners():
             runner.start()

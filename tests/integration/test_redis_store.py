@@ -254,7 +254,13 @@ def test_redis_down_then_back(server: RedisServer, url: str) -> None:
     assert reader.snapshot("BTCUSDT") is not None
     server.stop()
     try:
-        assert reader.snapshot("BTCUSDT") is None
+        last = reader.snapshot("BTCUSDT")  # the book read before, never shown as live
+        assert last is not None and last.book.sync_state is SyncState.STALE
+        assert "Redis store unavailable" in last.book.resync_reason
+        assert "unavailable" in (reader.unavailable("BTCUSDT") or "")
+        fresh = RedisStore(url)  # nothing read before: none, and unavailable, not absent
+        assert fresh.snapshot("BTCUSDT") is None and fresh.unavailable("BTCUSDT")
+        fresh.close()
         down = reader.status()
         assert down is not None and down.connection_state == "STORE_DOWN"
         assert "unavailable" in down.detail

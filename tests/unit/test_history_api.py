@@ -8,7 +8,6 @@ import shutil
 
 import numpy as np
 import pytest
-import redis
 
 from app.history_api import ranged_profile
 from app.server import create_app
@@ -16,12 +15,15 @@ from services.analytics.profile import volume_profile
 from services.analytics.trades import trade_stats
 from services.history.book_grid import implied_tick
 from services.history.reader import HistoryReader
+from services.redis_connection import sync_client
 from services.store import MemoryStore
+from tests.redis_cluster import RedisCluster
 from tests.redis_server import RedisServer
 
 BASE = "/api/assets/crypto"
 START, END = "2021-04-04T20:03:30Z", "1617566670000"
 START_MS, END_MS = 1617566610000, 1617566670000
+INTERVALS = ("1m", "5m", "15m", "1h", "4h", "1d")
 
 
 @pytest.fixture(scope="module")
@@ -114,18 +116,39 @@ def test_past_ranges_are_cached(root, tmp_path, monkeypatch):
 
 
 @pytest.mark.redis
-def test_past_ranges_are_cached_in_redis_for_every_web_worker(root, tmp_path, monkeypatch):
-    with RedisServer() as server:
-        server.start()
+@pytest.mark.parametrize("kind", ["redis", "cluster"])
+def test_past_ranges_are_cached_in_redis_for_every_web_worker(root, tmp_path, monkeypatch, kind):
+    """On one redis-server, and on a real 6-node Redis Cluster (where a plain Redis client
+    was refused with MOVED for the keys of the other masters' slots)."""
+    with RedisServer() if kind == "redis" else RedisCluster() as server:
         monkeypatch.setenv("REDIS_URL", server.url)
         copy = tmp_path / "h"
         shutil.copytree(root, copy)
-        url = f"{BASE}/ETHUSDT/candles?interval=1m&start={START}&end={END}"
-        first = create_app(MemoryStore(), history_dir=copy).server.test_client().get(url)
-        assert redis.Redis.from_url(server.url).keys("tapescope:history:*")
+        urls = [f"{BASE}/ETHUSDT/candles?interval={i}&start={START}&end={END}" for i in INTERVALS]
+        worker = create_app(MemoryStore(), history_dir=copy).server.test_client()
+        first = [worker.get(url) for url in urls]
+        assert all(answer.status_code == 200 for answer in first)
+        client = sync_client(server.url)
+        every_master = {"target_nodes": "primaries"} if kind == "cluster" else {}
+        keys = client.keys("tapescope:history:*", **every_master)
+        assert len(keys) == len(urls)
         shutil.rmtree(copy / "spot" / "ETHUSDT")
         other_worker = create_app(MemoryStore(), history_dir=copy).server.test_client()
-        assert other_worker.get(url).get_json() == first.get_json()
+        assert [other_worker.get(url).get_json() for url in urls] == [
+            answer.get_json() for answer in first
+        ]
+
+
+@pytest.mark.redis
+def test_past_ranges_are_answered_when_the_cache_cannot_be_reached(root, monkeypatch):
+    """A cache whose Redis is down costs the request a bounded wait, never its answer."""
+    with RedisServer() as server:
+        monkeypatch.setenv("REDIS_URL", server.url)
+        app = create_app(MemoryStore(), history_dir=root)
+        server.stop()
+        url = f"{BASE}/BTCUSDT/trade-stats?start={START}&end={END}"
+        answer = app.server.test_client().get(url)
+        assert answer.status_code == 200 and answer.get_json()["count"] > 100
 
 
 @pytest.mark.parametrize("symbol", ["BTCUSDT", "ETHUSDT", "DOTUSDT"])
