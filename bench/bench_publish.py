@@ -2,7 +2,8 @@
 
 N symbols (``--symbols``, default 1,000) each replay one of the three symbols of the real
 2021 spot recording (relabelled as ``bench_capacity``'s quiet mix is: ``BTC2USDT``, …),
-applied to a ``Feed`` frame by frame in recorded time; every 0.25 s of recorded time the
+applied to a ``Feed`` frame by frame in recorded time (the recorded 100 ms diffs on the
+stream each book follows); every 0.25 s of recorded time the
 feed runs one publication round (``Feed.publish``: the due scan, snapshots, records, the
 Redis writes, board and status) into a real redis-server, with the worker's defaults
 (1,000 publications a second at most).
@@ -41,7 +42,7 @@ import redis
 
 from services import collector
 from services.binance.endpoints import custom
-from services.binance.messages import decode_depth_snapshot, decode_frame
+from services.binance.messages import DepthUpdate, decode_depth_snapshot, decode_frame
 from services.binance.ws_client import Received
 from services.market import order_book
 from services.market.feed import Feed, FeedConfig
@@ -116,7 +117,13 @@ def rounds_of(
         if symbol not in copies:
             continue
         for copy in copies[symbol]:
-            renamed = msgspec.structs.replace(frame, event=msgspec.structs.replace(event, s=copy))
+            stream = frame.stream  # type: ignore[attr-defined]
+            depth = getattr(feed._symbols[copy], "depth", None)
+            if depth is not None and isinstance(event, DepthUpdate):
+                stream = depth.stream  # the book's stream (1 s for an unwatched symbol)
+            renamed = msgspec.structs.replace(
+                frame, stream=stream, event=msgspec.structs.replace(event, s=copy)
+            )
             feed._on_frame(Received(renamed, at, 1))  # type: ignore[arg-type]
 
 
