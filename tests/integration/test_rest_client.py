@@ -432,13 +432,16 @@ async def test_client_errors_carry_binance_code_and_msg(rest: FakeRest) -> None:
 
 
 async def test_snapshot_herd_is_staggered_by_the_budget(rest: FakeRest) -> None:
+    """Six snapshots of weight 25 under 100 a second (98 with the headroom), burst 50: two
+    go at once, the third after the bucket's refill (25 / 98 s), and no second of the
+    server's arrivals ever holds a fourth (100 > 98)."""
     async with client_for(rest, weight_per_minute=100, burst_weight=50, window_s=1.0) as client:
         await asyncio.gather(*(client.depth_snapshot(f"S{i}USDT", 500) for i in range(6)))
     times = sorted(rest.times("/api/v3/depth"))
     start = times[0]
     assert times[1] - start < 0.2
-    assert times[2] - start >= 0.4
-    assert times[5] - start >= 1.9
+    assert times[2] - start >= 0.2
+    assert all(times[i + 3] - times[i] >= 0.99 for i in range(3))
 
 
 async def test_server_reported_weight_holds_requests_to_the_next_window(rest: FakeRest) -> None:
