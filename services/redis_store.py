@@ -438,6 +438,7 @@ class RedisStore:
         self._locks: dict[str, threading.Lock] = {}
         self._locks_lock = threading.Lock()
         self._cache: dict[str, _Cached] = {}
+        self._unread: dict[str, str] = {}
         self._windows: dict[str, TradeWindow] = {}
         self._status_cache: tuple[float, FeedStatus | None] = (0.0, None)
         self._symbols_cache: tuple[float, list[SymbolInfo]] = (0.0, [])
@@ -771,16 +772,23 @@ class RedisStore:
                 lambda: self._read_snapshot(symbol, cached, now), _UNREAD, availability
             )
             if read is not _UNREAD:
+                self._unread.pop(symbol, None)
                 return read
+            reason = f"Redis store unavailable ({availability.error})"
             if cached is None:
+                self._unread[symbol] = f"{reason}; retrying"
                 return None
-            return _marked_stale(cached.shown, f"Redis store unavailable ({availability.error})")
+            return _marked_stale(cached.shown, reason)
 
     def unavailable(self, symbol: str | None = None) -> str | None:
         """Why the store cannot be read now, None when it can: with ``symbol``, its book
-        (the Redis node serving its slot failed its last read and is in backoff: down, or
-        a killed master whose replica is not promoted yet); without, the symbol list.
-        Readers show a book in this state as unavailable, never as absent."""
+        (its last ``snapshot`` read failed with nothing read before, or the Redis node
+        serving its slot failed a read and is in backoff: down, or a killed master whose
+        replica is not promoted yet); without, the symbol list. Readers show a book in
+        this state as unavailable, never as absent: a ``snapshot`` of None followed by
+        this call agree, even when the node comes back in between."""
+        if symbol is not None and (reason := self._unread.get(symbol)) is not None:
+            return reason
         key = SYMBOLS_KEY if symbol is None else sym_key(symbol)
         availability = self._node_availability(key)
         if not availability.down:
