@@ -202,8 +202,9 @@ class FeedConfig:
             return 100
         if self.unwatched_depth_ms:
             return self.unwatched_depth_ms
-        wanted = [s.upper() for s in self.symbols]
-        many = self.follow or wanted == [ALL_SYMBOLS] or len(wanted) > MANY_SYMBOLS
+        symbols = self.symbols
+        every = len(symbols) == 1 and symbols[0].upper() == ALL_SYMBOLS
+        many = self.follow or every or len(symbols) > MANY_SYMBOLS
         return 1000 if many else 100
 
 
