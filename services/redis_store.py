@@ -209,14 +209,15 @@ BOARDS_DROPPED_KEY = f"{PREFIX}{{watchlist}}:dropped"
 WORKER_STATUS_KEY = f"{PREFIX}{{workers}}:status"
 
 
-def sym_key(symbol: str) -> str:
-    """The symbol's record (hash-tagged with its shard)."""
-    return f"{PREFIX}sym:{shard_tag(shard_of(symbol))}:{symbol}"
+def sym_key(symbol: str, tag: str | None = None) -> str:
+    """The symbol's record (hash-tagged with its shard; ``tag``: its ``shard_tag``, when
+    the caller has it)."""
+    return f"{PREFIX}sym:{tag or shard_tag(shard_of(symbol))}:{symbol}"
 
 
-def trades_key(symbol: str, generation: str) -> str:
+def trades_key(symbol: str, generation: str, tag: str | None = None) -> str:
     """One generation of the symbol's trade stream (same slot as its record)."""
-    return f"{PREFIX}trades:{shard_tag(shard_of(symbol))}:{symbol}:{generation}"
+    return f"{PREFIX}trades:{tag or shard_tag(shard_of(symbol))}:{symbol}:{generation}"
 
 
 def beat_key(shard: int) -> str:
@@ -650,7 +651,7 @@ class RedisStore:
         record = codec.encode_record(snapshot, pointer, self.writer_id, seq, self._candles)
         shard = shard_of(symbol)
         tag = shard_tag(shard)
-        keys = (f"{PREFIX}sym:{tag}:{symbol}", f"{PREFIX}trades:{tag}:{symbol}:{state.generation}")
+        keys = (sym_key(symbol, tag), trades_key(symbol, state.generation, tag))
         trim = "" if first is None else f"{first}-0"
         last = "" if newest is None else newest
         head = f"{snapshot.book.last_update_id}|{seq}|{trim}|{last}|{len(added)}"
