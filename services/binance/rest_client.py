@@ -279,16 +279,17 @@ class BinanceRestClient:
                     raise IpBanned(path, exc.remaining_s, exc.reason) from None
                 raise RateLimited(path, 429, detail=f"{path}: {exc}") from None
             try:
-                async with self._http().get(url, params=query, timeout=self.timeout) as reply:
-                    body = await reply.read()
-                    status = reply.status
-                    headers = reply.headers
+                try:
+                    async with self._http().get(url, params=query, timeout=self.timeout) as reply:
+                        body = await reply.read()
+                        status = reply.status
+                        headers = reply.headers
+                finally:  # answered or given up: counted a window from now, not from the sleep
+                    self.budget.answered(grant)
             except (aiohttp.ClientError, TimeoutError) as exc:
                 failure = BinanceUnavailable(path, None, detail=f"{path}: {exc!r}")
                 await asyncio.sleep(self.backoff.delay(attempt))
                 continue
-            finally:
-                self.budget.answered(grant)
             used = headers.get(USED_WEIGHT_HEADER)
             if used is not None and used.isdigit():
                 self.budget.record_used(int(used))
