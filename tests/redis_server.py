@@ -41,6 +41,11 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self, timeout_s: float = 10.0) -> None:
+        """Start the server (again after ``stop``); a call while it runs does nothing (a
+        second process on the same port would fail to bind, and the first, still
+        answering the readiness PING, would be left running after ``close``)."""
+        if self.process is not None and self.process.poll() is None:
+            return
         args = [
             self.binary,
             "--bind",

@@ -255,7 +255,6 @@ def test_rules_and_events_survive_a_restart_in_redis(recordings):
     from tests.redis_server import RedisServer
 
     with RedisServer() as server:
-        server.start()
         redis.Redis.from_url(server.url).flushdb()
 
         def open_stores():
@@ -287,7 +286,6 @@ def test_a_shard_handed_over_between_workers_fires_each_event_exactly_once(recor
     threshold = sorted(t.notional for t in recorded)[len(recorded) * 4 // 5]
     expected = [t.trade_id for t in recorded if t.notional >= threshold]
     with RedisServer() as server:
-        server.start()
         redis.Redis.from_url(server.url).flushdb()
         rule = _rule(kind="large_trade", symbol="BTCUSDT", params={"min_notional": threshold})
         RedisRuleStore(server.url).put(rule)

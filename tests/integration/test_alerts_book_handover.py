@@ -56,7 +56,6 @@ def test_two_overlapping_workers_store_each_book_event_once():
     from tests.redis_server import RedisServer
 
     with RedisServer() as server:
-        server.start()
         redis.Redis.from_url(server.url).flushdb()
         store = RedisRuleStore(server.url)
         for symbol in RECORDED:
