@@ -152,7 +152,7 @@ def range_body(
     else:
         view = reader.trades(market, symbol, start, end)
         count = len(view)
-        body = _analytics(endpoint, view, params, end, tick_size_of(infos, symbol, view))
+        body = _analytics(endpoint, view, params, end)
     return {"symbol": symbol, "market": market, "source": "history", "kind": view.kind,
             "start_ms": start, "end_ms": end, "count": count, **body}  # fmt: skip
 
@@ -176,9 +176,7 @@ def _endpoint_params(endpoint: str) -> dict[str, Any]:
     return {}
 
 
-def _analytics(
-    endpoint: str, view: TradeView, params: dict[str, Any], end: int | None, tick: float
-) -> dict:
+def _analytics(endpoint: str, view: TradeView, params: dict[str, Any], end: int | None) -> dict:
     """The same analytics the live endpoints run, with the whole range as the window."""
     if endpoint == "trades":
         tape = trades.time_and_sales(view, params["limit"])
