@@ -86,6 +86,7 @@ from services.cluster.boards import (
 from services.cluster.leases import Lease, parse_lease
 from services.cluster.shards import fence_key, lease_key, shard_of, shard_tag
 from services.market.market_board import WatchlistRows
+from services.market.trade_columns import TradeColumns
 from services.market.views import SymbolInfo, SyncState, TradeView
 from services.redis_connection import riding_cluster_down, sync_client
 from services.redis_scripts import NodeScript
@@ -320,45 +321,16 @@ class _NodeUnreachable:
     error: BaseException
 
 
-class TradeWindow:
-    """A reader's copy of one symbol's trade window, rebuilt from stream blocks.
+class TradeWindow(TradeColumns):
+    """A reader's copy of one symbol's trade window, rebuilt from stream blocks (appended
+    into spare capacity: views handed out earlier are never written again)."""
 
-    Rows are appended into spare capacity; when it runs out the retained rows move to new
-    arrays, so arrays handed out in earlier views are never written again.
-    """
+    __slots__ = ("generation", "last_block")
 
     def __init__(self, generation: str) -> None:
+        super().__init__(spare_ratio=1.0, min_spare=1024)
         self.generation = generation
         self.last_block = 0
-        self._cols = [np.empty(0, dtype=t) for t in (np.int64, np.int64, float, float, float)]
-        self._start = 0
-        self._end = 0
-
-    def __len__(self) -> int:
-        return self._end - self._start
-
-    def append(self, columns: tuple[np.ndarray, ...], keep: int) -> None:
-        """Add rows (oldest first) and keep only the newest ``keep``."""
-        n = int(columns[0].shape[0])
-        if self._end + n > self._cols[0].shape[0]:
-            retained = min(len(self), keep)
-            capacity = max(2 * keep, retained + n, 1024)
-            fresh = [np.empty(capacity, dtype=col.dtype) for col in self._cols]
-            for old, new in zip(self._cols, fresh, strict=True):
-                new[:retained] = old[self._end - retained : self._end]
-            self._cols, self._start, self._end = fresh, 0, retained
-        for col, rows in zip(self._cols, columns, strict=True):
-            col[self._end : self._end + n] = rows
-        self._end += n
-        self._start = max(self._start, self._end - keep)
-
-    def view(self, symbol: str, kind: str) -> TradeView:
-        cols = []
-        for col in self._cols:
-            part = col[self._start : self._end]
-            part.flags.writeable = False
-            cols.append(part)
-        return TradeView(symbol, *cols, kind=kind)
 
 
 @dataclass(slots=True)
