@@ -49,16 +49,15 @@ class NodeScript(Script):
         args: Sequence[Arg] | None = None,
         client: Any = None,
     ) -> Any:
-        keys, args = list(keys or ()), list(args or ())
-        target = self.registered_client if client is None else client
-        return riding_cluster_down(lambda: self._run(target, keys, args))
+        target, call = _call(self, keys, args, client)
+        return riding_cluster_down(lambda: self._run(target, call))
 
-    def _run(self, target: Any, keys: list[Arg], args: list[Arg]) -> Any:
+    def _run(self, target: Any, call: list[Arg]) -> Any:
         try:
-            return target.evalsha(self.sha, len(keys), *keys, *args)
+            return target.evalsha(self.sha, *call)
         except NoScriptError:
             self.loads += 1
-            return target.eval(self.text, len(keys), *keys, *args)
+            return target.eval(self.text, *call)
 
 
 class AsyncNodeScript(AsyncScript):
@@ -75,13 +74,25 @@ class AsyncNodeScript(AsyncScript):
         args: Sequence[Arg] | None = None,
         client: Any = None,
     ) -> Any:
-        keys, args = list(keys or ()), list(args or ())
-        target = self.registered_client if client is None else client
+        target, call = _call(self, keys, args, client)
         try:
-            return await target.evalsha(self.sha, len(keys), *keys, *args)
+            return await target.evalsha(self.sha, *call)
         except NoScriptError:
             self.loads += 1
-            return await target.eval(self.text, len(keys), *keys, *args)
+            return await target.eval(self.text, *call)
+
+
+def _call(
+    script: Script | AsyncScript,
+    keys: Sequence[Arg] | None,
+    args: Sequence[Arg] | None,
+    client: Any,
+) -> tuple[Any, list[Arg]]:
+    """The client a script call goes to and its EVALSHA/EVAL arguments after the script:
+    the key count, the keys, the other arguments."""
+    keys = list(keys or ())
+    target = script.registered_client if client is None else client
+    return target, [len(keys), *keys, *(args or ())]
 
 
 def node_script(client: Any, text: str) -> NodeScript | AsyncNodeScript:
